@@ -1,0 +1,251 @@
+"""Solve parameters: every option nova's API accepts, validated once.
+
+The API layer, the command line and the queue all build a
+:class:`SolveParameters` from their own input and hand it to the pipeline; no
+other module parses user-supplied options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from skysolve.errors import InvalidParameterError
+
+ScaleUnits = Literal["degwidth", "arcminwidth", "arcsecperpix", "focalmm"]
+ScaleType = Literal["ul", "ev"]
+Extractor = Literal["sep", "image2xy", "sextractor"]
+
+SCALE_UNITS: tuple[str, ...] = ("degwidth", "arcminwidth", "arcsecperpix", "focalmm")
+EXTRACTORS: tuple[str, ...] = ("sep", "image2xy", "sextractor")
+
+#: Width of the 35 mm film frame used by astrometry.net's ``focalmm`` unit.
+FILM_WIDTH_MM = 36.0
+
+#: Default relative error, in percent, of a ``scale_est`` given without ``scale_err``.
+DEFAULT_SCALE_ERR_PERCENT = 20.0
+
+#: Hard upper bound on a solve's wall-clock limit, seconds.
+MAX_TIMEOUT = 24 * 3600.0
+
+
+def focal_mm_to_degwidth(focal_mm: float) -> float:
+    """Field width in degrees of a 35 mm frame behind a lens of ``focal_mm``."""
+    return math.degrees(2.0 * math.atan(FILM_WIDTH_MM / (2.0 * focal_mm)))
+
+
+@dataclass(frozen=True)
+class SolveParameters:
+    """What the user asked for; ``None`` means "not given" (0 is a real value).
+
+    Field names and meanings follow nova's API (see NOVA_API.md).  ``timeout`` is
+    the wall-clock limit of the whole solve in seconds.  ``use_hints`` lets the
+    pipeline read RA/Dec and scale from FITS headers and EXIF when the user gave
+    none.  ``extractor`` picks the source extractor; nova's ``use_sextractor``
+    flag selects SourceExtractor whatever ``extractor`` says.
+    """
+
+    scale_units: ScaleUnits = "degwidth"
+    scale_type: ScaleType = "ul"
+    scale_lower: float | None = None
+    scale_upper: float | None = None
+    scale_est: float | None = None
+    scale_err: float | None = None
+    center_ra: float | None = None
+    center_dec: float | None = None
+    radius: float | None = None
+    parity: int = 2
+    tweak_order: int = 2
+    crpix_center: bool = False
+    positional_error: float = 1.0
+    downsample_factor: float | None = None
+    invert: bool = False
+    use_sextractor: bool = False
+    image_width: int | None = None
+    image_height: int | None = None
+    timeout: float = 300.0
+    use_hints: bool = True
+    extractor: Extractor = "sep"
+    max_sources: int = 1000
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # -- construction -------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SolveParameters:
+        """Build parameters from nova-style request values (JSON or form).
+
+        Unknown keys are ignored (clients send licence, visibility, session...).
+        Values arrive as JSON numbers, numeric strings or booleans in any of the
+        spellings real clients use; anything else raises
+        :class:`~skysolve.errors.InvalidParameterError` naming the field.
+        """
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "extra" or f.name not in values:
+                continue
+            raw = values[f.name]
+            if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+                continue
+            kwargs[f.name] = _coerce(f.name, raw)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> SolveParameters:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters as plain JSON-ready values (``extra`` left out)."""
+        out = dataclasses.asdict(self)
+        out.pop("extra", None)
+        return out
+
+    # -- derived values -----------------------------------------------------
+
+    @property
+    def has_scale(self) -> bool:
+        if self.scale_type == "ev":
+            return self.scale_est is not None
+        return self.scale_lower is not None or self.scale_upper is not None
+
+    @property
+    def has_position(self) -> bool:
+        return self.center_ra is not None and self.center_dec is not None
+
+    @property
+    def effective_extractor(self) -> Extractor:
+        return "sextractor" if self.use_sextractor else self.extractor
+
+    def scale_bounds_arcsec_per_pixel(self, image_width: float) -> tuple[float, float] | None:
+        """Lower and upper pixel scale in arcsec/pixel, or None when not given.
+
+        Width-based units refer to the image width, as in astrometry.net.  A
+        missing bound of a ``ul`` pair is left open (0 or infinity).
+        """
+        if not self.has_scale:
+            return None
+        if image_width <= 0:
+            raise InvalidParameterError("image width must be positive to convert the scale")
+        if self.scale_type == "ev":
+            assert self.scale_est is not None
+            err = DEFAULT_SCALE_ERR_PERCENT if self.scale_err is None else self.scale_err
+            lo_v = self.scale_est * max(0.0, 1.0 - err / 100.0)
+            hi_v = self.scale_est * (1.0 + err / 100.0)
+        else:
+            lo_v = self.scale_lower if self.scale_lower is not None else 0.0
+            hi_v = self.scale_upper if self.scale_upper is not None else math.inf
+        lo = _to_arcsec_per_pixel(lo_v, self.scale_units, image_width)
+        hi = _to_arcsec_per_pixel(hi_v, self.scale_units, image_width)
+        # focalmm runs the other way: a longer lens gives a finer scale.
+        return (min(lo, hi), max(lo, hi))
+
+    # -- validation ---------------------------------------------------------
+
+    def _validate(self) -> None:
+        if self.scale_units not in SCALE_UNITS:
+            raise InvalidParameterError(
+                f"scale_units must be one of {', '.join(SCALE_UNITS)}, not {self.scale_units!r}"
+            )
+        if self.scale_type not in ("ul", "ev"):
+            raise InvalidParameterError(f"scale_type must be 'ul' or 'ev', not {self.scale_type!r}")
+        for name in ("scale_lower", "scale_upper", "scale_est"):
+            v = getattr(self, name)
+            if v is not None and not (v > 0 and math.isfinite(v)):
+                raise InvalidParameterError(f"{name} must be a positive finite number, not {v!r}")
+        if self.scale_err is not None and not (0 <= self.scale_err < 100):
+            raise InvalidParameterError("scale_err is a percentage between 0 and 100")
+        if (
+            self.scale_lower is not None
+            and self.scale_upper is not None
+            and self.scale_lower > self.scale_upper
+        ):
+            raise InvalidParameterError("scale_lower is larger than scale_upper")
+        if self.center_ra is not None and not (0 <= self.center_ra < 360 or self.center_ra == 360):
+            raise InvalidParameterError(f"center_ra must be in [0, 360] degrees, not {self.center_ra!r}")
+        if self.center_dec is not None and not (-90 <= self.center_dec <= 90):
+            raise InvalidParameterError(
+                f"center_dec must be in [-90, 90] degrees, not {self.center_dec!r}"
+            )
+        if (self.center_ra is None) != (self.center_dec is None):
+            raise InvalidParameterError("center_ra and center_dec must be given together")
+        if self.radius is not None and not (0 < self.radius <= 180):
+            raise InvalidParameterError(f"radius must be in (0, 180] degrees, not {self.radius!r}")
+        if self.parity not in (0, 1, 2):
+            raise InvalidParameterError(f"parity must be 0, 1 or 2, not {self.parity!r}")
+        if not (0 <= self.tweak_order <= 9):
+            raise InvalidParameterError(f"tweak_order must be between 0 and 9, not {self.tweak_order!r}")
+        if not (0 < self.positional_error <= 100 and math.isfinite(self.positional_error)):
+            raise InvalidParameterError("positional_error must be in (0, 100] pixels")
+        if self.downsample_factor is not None and not (1 <= self.downsample_factor <= 64):
+            raise InvalidParameterError("downsample_factor must be between 1 and 64")
+        for name in ("image_width", "image_height"):
+            v = getattr(self, name)
+            if v is not None and not (0 < v <= 1_000_000):
+                raise InvalidParameterError(f"{name} must be between 1 and 1000000 pixels")
+        if not (0 < self.timeout <= MAX_TIMEOUT):
+            raise InvalidParameterError(f"timeout must be in (0, {MAX_TIMEOUT:g}] seconds")
+        if self.extractor not in EXTRACTORS:
+            raise InvalidParameterError(f"extractor must be one of {', '.join(EXTRACTORS)}")
+        if not (10 <= self.max_sources <= 100_000):
+            raise InvalidParameterError("max_sources must be between 10 and 100000")
+
+
+def _to_arcsec_per_pixel(value: float, units: str, image_width: float) -> float:
+    if units == "arcsecperpix":
+        return value
+    if units == "degwidth":
+        return value * 3600.0 / image_width
+    if units == "arcminwidth":
+        return value * 60.0 / image_width
+    # focalmm
+    if value == 0:
+        return math.inf
+    if math.isinf(value):
+        return 0.0
+    return focal_mm_to_degwidth(value) * 3600.0 / image_width
+
+
+_BOOL_FIELDS = {"crpix_center", "invert", "use_sextractor", "use_hints"}
+_INT_FIELDS = {"parity", "tweak_order", "image_width", "image_height", "max_sources"}
+_STR_FIELDS = {"scale_units", "scale_type", "extractor"}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    if name in _BOOL_FIELDS:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, int | float) and raw in (0, 1):
+            return bool(raw)
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise InvalidParameterError(f"{name} must be a boolean, not {raw!r}")
+    if name in _STR_FIELDS:
+        if not isinstance(raw, str):
+            raise InvalidParameterError(f"{name} must be a string, not {raw!r}")
+        return raw.strip().lower()
+    number = _number(name, raw)
+    if name in _INT_FIELDS:
+        if number != int(number):
+            raise InvalidParameterError(f"{name} must be a whole number, not {raw!r}")
+        return int(number)
+    return number
+
+
+def _number(name: str, raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise InvalidParameterError(f"{name} must be a number, not {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidParameterError(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise InvalidParameterError(f"{name} must be a finite number, not {raw!r}")
+    return value

@@ -1,0 +1,216 @@
+"""What a solve produces: source lists, calibrations, annotations, results.
+
+Pixel coordinates everywhere in the engine follow astrometry.net and FITS: the
+centre of the first pixel of the first stored row is (1, 1); x runs along a row,
+y along the stored row order.  For FITS that order is bottom-up as displayed; for
+JPEG/PNG/TIFF/... it is top-down, so y grows downwards on screen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from skysolve.errors import BadInputError, SolveError
+
+
+@dataclass(frozen=True)
+class SourceList:
+    """Star positions in one image, brightest first when flux is known.
+
+    ``x`` and ``y`` are 1-based FITS pixel coordinates (see module doc).
+    ``width``/``height`` are the size of the image the positions belong to.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    flux: np.ndarray
+    width: int
+    height: int
+    background: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        if len(self.y) != n or len(self.flux) != n:
+            raise BadInputError("source list columns have different lengths")
+        if self.background is not None and len(self.background) != n:
+            raise BadInputError("source list background column has the wrong length")
+        if self.width <= 0 or self.height <= 0:
+            raise BadInputError("source list image size must be positive")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def sorted_by_flux(self) -> SourceList:
+        """Brightest first; stable so equal fluxes keep their order."""
+        order = np.argsort(-np.asarray(self.flux, dtype=float), kind="stable")
+        return self.take(order)
+
+    def take(self, index: np.ndarray | slice) -> SourceList:
+        bg = None if self.background is None else np.asarray(self.background)[index]
+        return SourceList(
+            x=np.asarray(self.x, dtype=float)[index],
+            y=np.asarray(self.y, dtype=float)[index],
+            flux=np.asarray(self.flux, dtype=float)[index],
+            width=self.width,
+            height=self.height,
+            background=bg,
+        )
+
+    def head(self, n: int) -> SourceList:
+        return self.take(slice(0, n))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration exactly as nova's API reports it.
+
+    ``ra``/``dec``: field centre (deg).  ``radius``: half the image diagonal
+    (deg).  ``pixscale``: arcsec per pixel, 3600 * sqrt(|det CD|).  ``parity``:
+    +1.0 when det(CD) >= 0 in skysolve's pixel convention, else -1.0.
+    ``orientation``: the position angle, degrees East of North, of the +y pixel
+    axis with the x axis reflected when parity is -1 -- astrometry.net's
+    ``wcsinfo`` definition, which nova reports.  For FITS images (+y is up on
+    screen) this is the angle of the displayed "up" direction.  For JPEG/PNG
+    (+y is down on screen) the displayed "up" direction lies at
+    ``orientation + 180``; that is nova's "flip" for those formats.
+    """
+
+    ra: float
+    dec: float
+    radius: float
+    pixscale: float
+    orientation: float
+    parity: float
+    width_arcsec: float
+    height_arcsec: float
+
+    @classmethod
+    def from_wcs(cls, wcs: WCS, width: int, height: int) -> Calibration:
+        """Compute the nova fields from a celestial WCS and the image size."""
+        cd = np.asarray(wcs.celestial.pixel_scale_matrix, dtype=float)
+        det = float(np.linalg.det(cd))
+        parity = 1.0 if det >= 0 else -1.0
+        pixscale = 3600.0 * math.sqrt(abs(det))
+        t = parity * cd[0, 0] + cd[1, 1]
+        a = parity * cd[1, 0] - cd[0, 1]
+        orientation = -math.degrees(math.atan2(a, t))
+        cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
+        ra, dec = wcs.all_pix2world([[cx, cy]], 1)[0]
+        radius = pixscale * math.hypot(width, height) / 2.0 / 3600.0
+        return cls(
+            ra=float(ra) % 360.0,
+            dec=float(dec),
+            radius=radius,
+            pixscale=pixscale,
+            orientation=orientation,
+            parity=parity,
+            width_arcsec=width * pixscale,
+            height_arcsec=height * pixscale,
+        )
+
+    @property
+    def width_deg(self) -> float:
+        return self.width_arcsec / 3600.0
+
+    @property
+    def height_deg(self) -> float:
+        return self.height_arcsec / 3600.0
+
+    def to_nova(self) -> dict[str, float]:
+        return {
+            "ra": self.ra,
+            "dec": self.dec,
+            "radius": self.radius,
+            "pixscale": self.pixscale,
+            "orientation": self.orientation,
+            "parity": self.parity,
+            "width_arcsec": self.width_arcsec,
+            "height_arcsec": self.height_arcsec,
+        }
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One object drawn on the image, as nova's ``/annotations`` lists it."""
+
+    type: str  # "ngc", "ic", "messier", "bright", "hd", "constellation", ...
+    names: list[str]
+    pixelx: float
+    pixely: float
+    radius: float  # pixels, 0.0 for stars
+    vmag: float | None = None
+
+    def to_nova(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": self.type,
+            "names": list(self.names),
+            "pixelx": self.pixelx,
+            "pixely": self.pixely,
+            "radius": self.radius,
+        }
+        if self.vmag is not None:
+            out["vmag"] = self.vmag
+        return out
+
+
+@dataclass
+class SolveResult:
+    """Everything one solve produced, solved or not.
+
+    An unsolved result carries the reason in ``failure`` (a :class:`SolveError`
+    such as ``NoMatchError``); it still has the source list, log and any
+    pictures made before the solver gave up.
+    """
+
+    solved: bool
+    image_width: int
+    image_height: int
+    calibration: Calibration | None = None
+    wcs_header: fits.Header | None = None
+    solver: str | None = None  # "astrometry.net" or "pattern-hash"
+    index: str | None = None  # index file (or database) that matched
+    hints: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    objects_in_field: list[str] = field(default_factory=list)
+    annotations: list[Annotation] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    log: str = ""
+    command: list[str] = field(default_factory=list)
+    failure: SolveError | None = None
+    n_sources: int = 0
+    peak_memory_mb: float | None = None
+
+    @property
+    def wcs(self) -> WCS | None:
+        if self.wcs_header is None:
+            return None
+        return WCS(self.wcs_header, relax=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``skysolve solve --json`` object (also stored by the web layer)."""
+        return {
+            "solved": self.solved,
+            "calibration": None if self.calibration is None else self.calibration.to_nova(),
+            "solver": self.solver,
+            "index": self.index,
+            "hints": self.hints,
+            "files": {k: str(v) for k, v in sorted(self.files.items())},
+            "objects_in_field": list(self.objects_in_field),
+            "annotations": [a.to_nova() for a in self.annotations],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "image_width": self.image_width,
+            "image_height": self.image_height,
+            "n_sources": self.n_sources,
+            "command": list(self.command),
+            "peak_memory_mb": self.peak_memory_mb,
+            "error": None
+            if self.failure is None
+            else {"code": self.failure.code, "message": self.failure.message},
+        }
