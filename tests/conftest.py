@@ -1,0 +1,31 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    """The directory of real sky images (``../shared/images`` by default).
+
+    Set ``SKYSOLVE_TEST_IMAGES`` to use another directory.  When it is missing
+    the test is skipped, unless ``SKYSOLVE_REQUIRE_IMAGES=1`` asks for a failure
+    (CI sets it so a missing mount cannot pass silently).
+    """
+    configured = os.environ.get("SKYSOLVE_TEST_IMAGES")
+    path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "images"
+    if not path.is_dir():
+        reason = (
+            f"shared test images not found at {path} "
+            "(set SKYSOLVE_TEST_IMAGES to the directory holding apod2.jpg...)"
+        )
+        if os.environ.get("SKYSOLVE_REQUIRE_IMAGES") == "1":
+            pytest.fail(reason + "; SKYSOLVE_REQUIRE_IMAGES=1 forbids skipping")
+        pytest.skip(reason)
+    return path
