@@ -1,0 +1,1 @@
+"""Submissions, user images, jobs, albums, tags and API keys: the domain models."""

@@ -1,0 +1,454 @@
+"""The data model of the service.
+
+A :class:`Submission` is one request (an upload, a URL or an x/y list).  It
+holds one :class:`UserImage` per image (nova allows several; we make one), and
+each user image is solved by one or more :class:`Job` (one per attempt the
+user asks for; a worker restart keeps the same job).  Submissions, user images,
+jobs and albums have random public ids (see :mod:`skysolve.submissions.ids`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from skysolve.submissions.ids import random_id
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
+
+LICENCE_COMMERCIAL_CHOICES = [("d", "use default"), ("y", "yes"), ("n", "no")]
+LICENCE_MODIFICATIONS_CHOICES = [
+    ("d", "use default"),
+    ("y", "yes"),
+    ("n", "no"),
+    ("sa", "yes, share alike"),
+]
+VISIBILITY_CHOICES = [("y", "public"), ("n", "private")]
+
+
+def new_api_key() -> str:
+    """An API key like nova's: 16 lowercase letters (clients validate nothing more)."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+def new_session_key() -> str:
+    return secrets.token_hex(16)
+
+
+class RandomIdModel(models.Model):
+    """A model whose primary key is a random id, retried on collision."""
+
+    id: models.IntegerField[int, int] = models.IntegerField(primary_key=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding or self.pk is not None:
+            super().save(*args, **kwargs)
+            return
+        kwargs["force_insert"] = True
+        for _ in range(20):
+            self.pk = random_id()
+            try:
+                # The savepoint keeps an outer transaction usable after a collision.
+                with transaction.atomic():
+                    super().save(*args, **kwargs)
+                return
+            except IntegrityError:
+                if not type(self).objects.filter(pk=self.pk).exists():
+                    self.pk = None
+                    raise
+        self.pk = None
+        raise IntegrityError(f"no free random id for {type(self).__name__} after 20 tries")
+
+
+class Profile(models.Model):
+    """Per-user defaults for new submissions."""
+
+    user: models.OneToOneField[User] = models.OneToOneField(
+        User, on_delete=models.CASCADE, related_name="profile"
+    )
+    display_name: models.CharField[str, str] = models.CharField(max_length=100, blank=True)
+    default_allow_commercial_use: models.CharField[str, str] = models.CharField(
+        max_length=2, choices=LICENCE_COMMERCIAL_CHOICES, default="d"
+    )
+    default_allow_modifications: models.CharField[str, str] = models.CharField(
+        max_length=2, choices=LICENCE_MODIFICATIONS_CHOICES, default="d"
+    )
+    default_publicly_visible: models.CharField[str, str] = models.CharField(
+        max_length=1, choices=VISIBILITY_CHOICES, default="y"
+    )
+
+    def __str__(self) -> str:
+        return f"profile of {self.user.username}"
+
+    @classmethod
+    def for_user(cls, user: User) -> Profile:
+        profile, _ = cls.objects.get_or_create(user=user)
+        return profile
+
+
+class ApiKey(models.Model):
+    """A key a client exchanges for a session at /api/login; a user may hold several."""
+
+    user: models.ForeignKey[User] = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    key: models.CharField[str, str] = models.CharField(
+        max_length=64, unique=True, default=new_api_key
+    )
+    label: models.CharField[str, str] = models.CharField(max_length=100, blank=True)
+    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+    last_used: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+
+    def __str__(self) -> str:
+        return f"API key of {self.user.username} ({self.label or 'unlabelled'})"
+
+    @classmethod
+    def create_for(cls, user: User, label: str = "") -> ApiKey:
+        return cls.objects.create(user=user, label=label)
+
+    def regenerate(self) -> str:
+        """Replace the key (the old one stops working at once) and return the new one."""
+        self.key = new_api_key()
+        self.created = timezone.now()
+        self.save(update_fields=["key", "created"])
+        # Sessions made with the leaked key must not outlive it.
+        ApiSession.objects.filter(api_key=self).delete()
+        return self.key
+
+
+class ApiSession(models.Model):
+    """What /api/login hands out; later requests carry its key as ``session``.
+
+    ``user`` is None for an anonymous session (SKYSOLVE_ALLOW_ANY_APIKEY); such
+    a session owns the submissions made through it.
+    """
+
+    key: models.CharField[str, str] = models.CharField(
+        max_length=64, unique=True, default=new_session_key
+    )
+    user: models.ForeignKey[User | None] = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="api_sessions"
+    )
+    api_key: models.ForeignKey[ApiKey | None] = models.ForeignKey(
+        ApiKey, on_delete=models.CASCADE, null=True, blank=True, related_name="sessions"
+    )
+    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+    expires: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires"])]
+
+    def __str__(self) -> str:
+        return f"API session of {self.user.username if self.user else 'anonymous'}"
+
+    @classmethod
+    def start(cls, user: User | None, api_key: ApiKey | None = None) -> ApiSession:
+        now = timezone.now()
+        days = max(14, settings.SKYSOLVE_SESSION_DAYS)
+        return cls.objects.create(
+            user=user, api_key=api_key, created=now, expires=now + timedelta(days=days)
+        )
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires <= timezone.now()
+
+
+class Album(RandomIdModel):
+    owner: models.ForeignKey[User] = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="albums"
+    )
+    title: models.CharField[str, str] = models.CharField(max_length=200)
+    description: models.TextField[str, str] = models.TextField(blank=True)
+    publicly_visible: models.CharField[str, str] = models.CharField(
+        max_length=1, choices=VISIBILITY_CHOICES, default="y"
+    )
+    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+    user_images: models.ManyToManyField[UserImage, Any] = models.ManyToManyField(
+        "UserImage", related_name="albums", blank=True
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "title"], name="album_title_per_owner")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Submission(RandomIdModel):
+    SOURCE_UPLOAD = "upload"
+    SOURCE_URL = "url"
+    SOURCE_XY = "xy"
+    SOURCE_CHOICES = [(SOURCE_UPLOAD, "file upload"), (SOURCE_URL, "URL"), (SOURCE_XY, "x/y list")]
+
+    user: models.ForeignKey[User | None] = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="submissions"
+    )
+    #: Key of the anonymous API session that made it; that session owns it.
+    anonymous_session: models.CharField[str, str] = models.CharField(
+        max_length=64, blank=True, db_index=True
+    )
+    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        default=timezone.now, db_index=True
+    )
+    source: models.CharField[str, str] = models.CharField(max_length=8, choices=SOURCE_CHOICES)
+    original_filename: models.CharField[str, str] = models.CharField(max_length=255, blank=True)
+    url: models.URLField[str, str] = models.URLField(max_length=2000, blank=True)
+    #: Path of the stored upload relative to SKYSOLVE_UPLOAD_DIR (a generated name).
+    disk_file: models.CharField[str, str] = models.CharField(max_length=255, blank=True)
+    file_hash: models.CharField[str, str] = models.CharField(
+        max_length=40, blank=True, db_index=True
+    )
+    file_size: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(
+        null=True, blank=True
+    )
+    #: x/y star list ({"x": [...], "y": [...], "flux": [...] or null}) for SOURCE_XY.
+    star_list: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
+    #: SolveParameters.to_dict() of the request (validated at submission time).
+    parameters: models.JSONField[Any, Any] = models.JSONField(default=dict)
+    #: The request-json as sent, minus the session (for support and reproduction).
+    request_json: models.JSONField[Any, Any] = models.JSONField(default=dict)
+    allow_commercial_use: models.CharField[str, str] = models.CharField(
+        max_length=2, choices=LICENCE_COMMERCIAL_CHOICES, default="d"
+    )
+    allow_modifications: models.CharField[str, str] = models.CharField(
+        max_length=2, choices=LICENCE_MODIFICATIONS_CHOICES, default="d"
+    )
+    publicly_visible: models.CharField[str, str] = models.CharField(
+        max_length=1, choices=VISIBILITY_CHOICES, default="y"
+    )
+    album: models.ForeignKey[Album | None] = models.ForeignKey(
+        Album, on_delete=models.SET_NULL, null=True, blank=True, related_name="submissions"
+    )
+    processing_started: models.DateTimeField[datetime | None, datetime | None] = (
+        models.DateTimeField(null=True, blank=True)
+    )
+    processing_finished: models.DateTimeField[datetime | None, datetime | None] = (
+        models.DateTimeField(null=True, blank=True)
+    )
+    error_message: models.TextField[str, str] = models.TextField(blank=True)
+
+    if TYPE_CHECKING:
+        user_images: RelatedManager[UserImage]
+
+    def __str__(self) -> str:
+        return f"submission {self.id}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.publicly_visible == "y"
+
+
+class Tag(models.Model):
+    text: models.CharField[str, str] = models.CharField(max_length=200, unique=True)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class UserImage(RandomIdModel):
+    submission: models.ForeignKey[Submission] = models.ForeignKey(
+        Submission, on_delete=models.CASCADE, related_name="user_images"
+    )
+    user: models.ForeignKey[User | None] = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="user_images"
+    )
+    original_filename: models.CharField[str, str] = models.CharField(max_length=255, blank=True)
+    description: models.TextField[str, str] = models.TextField(blank=True)
+    publicly_visible: models.CharField[str, str] = models.CharField(
+        max_length=1, choices=VISIBILITY_CHOICES, default="y"
+    )
+    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        default=timezone.now, db_index=True
+    )
+    tags: models.ManyToManyField[Tag, Any] = models.ManyToManyField(
+        Tag, through="TaggedUserImage", related_name="user_images"
+    )
+
+    if TYPE_CHECKING:
+        jobs: RelatedManager[Job]
+        taggeduserimage_set: RelatedManager[TaggedUserImage]
+
+    def __str__(self) -> str:
+        return f"user image {self.id}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.publicly_visible == "y"
+
+    def tag_texts(self, *, machine: bool) -> list[str]:
+        rows = self.taggeduserimage_set.filter(machine=machine).select_related("tag").order_by("id")
+        return [row.tag.text for row in rows]
+
+    def latest_job(self) -> Job | None:
+        return self.jobs.order_by("-queued_at", "-id").first()
+
+
+class TaggedUserImage(models.Model):
+    """A tag on an image; ``machine`` tags are added by the solver (objects in field)."""
+
+    user_image: models.ForeignKey[UserImage] = models.ForeignKey(
+        UserImage, on_delete=models.CASCADE
+    )
+    tag: models.ForeignKey[Tag] = models.ForeignKey(Tag, on_delete=models.CASCADE)
+    machine: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    added_by: models.ForeignKey[User | None] = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    added: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_image", "tag", "machine"], name="one_tag_per_image"
+            )
+        ]
+
+
+class Job(RandomIdModel):
+    """One solve of one user image, and its place in the queue.
+
+    ``status`` is the queue state; ``stage`` the pipeline stage while running.
+    nova's API status is derived by :meth:`nova_status`.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"
+    STATUS_CHOICES = [
+        (QUEUED, "queued"),
+        (RUNNING, "running"),
+        (SUCCESS, "success"),
+        (FAILURE, "failure"),
+        (CANCELLED, "cancelled"),
+    ]
+    FINISHED = (SUCCESS, FAILURE, CANCELLED)
+
+    user_image: models.ForeignKey[UserImage] = models.ForeignKey(
+        UserImage, on_delete=models.CASCADE, related_name="jobs"
+    )
+    #: Fairness key: "user:<id>" or "anon:<session>" (round-robin across these).
+    owner_key: models.CharField[str, str] = models.CharField(max_length=80, db_index=True)
+    status: models.CharField[str, str] = models.CharField(
+        max_length=10, choices=STATUS_CHOICES, default=QUEUED
+    )
+    #: "preparing", "extracting", "solving", "annotating", "finished" (from the pipeline).
+    stage: models.CharField[str, str] = models.CharField(max_length=20, blank=True)
+    queued_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+    started_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    finished_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    attempts: models.IntegerField[int, int] = models.IntegerField(default=0)
+    worker_id: models.CharField[str, str] = models.CharField(max_length=100, blank=True)
+    lease_expires: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    cancel_requested: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    error_code: models.CharField[str, str] = models.CharField(max_length=40, blank=True)
+    error_message: models.TextField[str, str] = models.TextField(blank=True)
+    log: models.TextField[str, str] = models.TextField(blank=True)
+    #: SolveResult.to_json() of the finished solve.
+    result: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
+    # Calibration as columns, for cone search and sorting in the web site.
+    ra: models.FloatField[float | None, float | None] = models.FloatField(null=True, blank=True)
+    dec: models.FloatField[float | None, float | None] = models.FloatField(null=True, blank=True)
+    radius: models.FloatField[float | None, float | None] = models.FloatField(null=True, blank=True)
+    pixscale: models.FloatField[float | None, float | None] = models.FloatField(
+        null=True, blank=True
+    )
+    orientation: models.FloatField[float | None, float | None] = models.FloatField(
+        null=True, blank=True
+    )
+    parity: models.FloatField[float | None, float | None] = models.FloatField(null=True, blank=True)
+    width_arcsec: models.FloatField[float | None, float | None] = models.FloatField(
+        null=True, blank=True
+    )
+    height_arcsec: models.FloatField[float | None, float | None] = models.FloatField(
+        null=True, blank=True
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "owner_key", "queued_at"]),
+            models.Index(fields=["status", "lease_expires"]),
+            models.Index(fields=["ra", "dec"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.id}"
+
+    @property
+    def submission(self) -> Submission:
+        return self.user_image.submission
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def has_calibration(self) -> bool:
+        return self.status == self.SUCCESS and self.ra is not None
+
+    def nova_status(self) -> str:
+        """The status nova clients understand: processing, solving, success, failure."""
+        if self.status == self.SUCCESS:
+            return "success"
+        if self.status in (self.FAILURE, self.CANCELLED):
+            return "failure"
+        if self.status == self.RUNNING and self.stage in ("solving", "annotating", "finished"):
+            return "solving"
+        return "processing"
+
+    def calibration_dict(self) -> dict[str, float] | None:
+        if not self.has_calibration:
+            return None
+        names = (
+            "ra",
+            "dec",
+            "radius",
+            "pixscale",
+            "orientation",
+            "parity",
+            "width_arcsec",
+            "height_arcsec",
+        )
+        return {name: float(getattr(self, name)) for name in names}
+
+    def objects_in_field(self) -> list[str]:
+        if not self.result:
+            return []
+        return [str(name) for name in self.result.get("objects_in_field", [])]
+
+    def annotations(self) -> list[dict[str, Any]]:
+        if not self.result:
+            return []
+        return list(self.result.get("annotations", []))
+
+
+def nova_time(value: datetime | None) -> str:
+    """A timestamp as nova prints it: naive UTC ``str(datetime)``, or "None"."""
+    if value is None:
+        return "None"
+    if timezone.is_aware(value):
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return str(value)

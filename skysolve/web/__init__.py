@@ -1,0 +1,1 @@
+"""The Django project of skysolve: settings, URLs, WSGI entry point and system checks."""

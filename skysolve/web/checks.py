@@ -1,0 +1,1 @@
+"""System checks for configuration (stable ids skysolve.E0xx / W0xx)."""

@@ -1,0 +1,174 @@
+"""Django settings of skysolve, read from environment variables only.
+
+See ``.env.example`` for every variable.  Values are checked by the system
+checks in :mod:`skysolve.web.checks` (ids ``skysolve.E0xx``/``W0xx``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from skysolve.web.env import envbool, envfloat, envint, envlist, envsecret, envstr
+
+#: Everything the service writes (database, uploads, job results) lives here.
+DATA_DIR = Path(envstr("SKYSOLVE_DATA_DIR", "var")).resolve()
+
+DEBUG = envbool("DEBUG", False)
+
+#: Placeholder used when nothing is configured; a system check warns about it.
+INSECURE_SECRET_KEY = "insecure-skysolve-development-key"
+
+
+def _secret_key() -> str:
+    configured = envsecret("SECRET_KEY", None)
+    if configured:
+        return configured
+    # `skysolve serve` writes this file on first start so that every process of
+    # one installation signs sessions with the same key.
+    stored = DATA_DIR / "secret_key"
+    if stored.is_file():
+        return stored.read_text().strip()
+    return INSECURE_SECRET_KEY
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+SITE_ROOT = envstr("SITE_ROOT", "http://localhost:8000").rstrip("/")
+
+# Behind nginx terminating TLS (KStars only speaks HTTPS) the scheme comes from
+# the proxy; only trust the header when told to.
+if envbool("USE_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "skysolve.web.apps.WebConfig",
+    "skysolve.submissions",
+    "skysolve.queue",
+    "skysolve.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# Clients use root-anchored paths with and without trailing slashes; the URL
+# patterns accept both, so redirects (which lose POST bodies) are never needed.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "skysolve.web.urls"
+WSGI_APPLICATION = "skysolve.web.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def _databases() -> dict[str, Any]:
+    default_url = f"sqlite:///{DATA_DIR / 'skysolve.sqlite3'}"
+    db: dict[str, Any] = dict(dj_database_url.parse(envstr("DATABASE_URL", default_url)))
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # The web server and the workers are separate processes sharing one
+        # file: WAL lets readers run during a write, IMMEDIATE transactions
+        # take the write lock up front instead of failing on upgrade, and the
+        # timeout waits for the lock rather than raising "database is locked".
+        db["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    else:
+        db.setdefault("CONN_MAX_AGE", envint("DB_CONN_MAX_AGE", 0))
+    return {"default": db}
+
+
+DATABASES = _databases()
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+}
+
+# -- skysolve ----------------------------------------------------------------
+
+#: Uploads are kept under DATA_DIR/uploads, job outputs under DATA_DIR/jobs.
+SKYSOLVE_UPLOAD_DIR = DATA_DIR / "uploads"
+SKYSOLVE_JOB_DIR = DATA_DIR / "jobs"
+
+#: Accept any API key at /api/login as the anonymous user (ansvr-style local use).
+SKYSOLVE_ALLOW_ANY_APIKEY = envbool("SKYSOLVE_ALLOW_ANY_APIKEY", False)
+#: "open": whoever knows a job id reads its results (nova); "strict": private
+#: jobs answer only their owner and staff.
+SKYSOLVE_PRIVATE_RESULTS = envstr("SKYSOLVE_PRIVATE_RESULTS", "open").strip().lower()
+#: API sessions live this many days (nova promises at least two weeks).
+SKYSOLVE_SESSION_DAYS = envint("SKYSOLVE_SESSION_DAYS", 14)
+
+#: Largest upload (bytes) accepted by /api/upload.
+SKYSOLVE_MAX_UPLOAD_BYTES = envint("SKYSOLVE_MAX_UPLOAD_MB", 200) * 1024 * 1024
+#: Most stars accepted in an x/y list.
+SKYSOLVE_MAX_XY_STARS = envint("SKYSOLVE_MAX_XY_STARS", 100_000)
+
+#: url_upload fetches: size cap, time cap, and networks allowed despite being private.
+SKYSOLVE_URL_FETCH_MAX_BYTES = envint("SKYSOLVE_URL_FETCH_MAX_MB", 100) * 1024 * 1024
+SKYSOLVE_URL_FETCH_TIMEOUT = envfloat("SKYSOLVE_URL_FETCH_TIMEOUT", 60.0)
+SKYSOLVE_URL_FETCH_ALLOW = envlist("SKYSOLVE_URL_FETCH_ALLOW", [])
+
+#: Queue: "embedded" (database-backed worker started by `skysolve serve`).
+SKYSOLVE_QUEUE = envstr("SKYSOLVE_QUEUE", "embedded").strip().lower()
+SKYSOLVE_WORKERS = envint("SKYSOLVE_WORKERS", 1)
+#: Wall-clock limit of one job, seconds (also caps a user's `timeout`).
+SKYSOLVE_JOB_TIMEOUT = envfloat("SKYSOLVE_JOB_TIMEOUT", 300.0)
+#: A worker renews its lease this often; a lease not renewed for this long is
+#: taken as a dead worker and the job is queued again.
+SKYSOLVE_LEASE_SECONDS = envint("SKYSOLVE_LEASE_SECONDS", 60)
+#: How many times a job may be started before a lost worker counts as a failure.
+SKYSOLVE_MAX_ATTEMPTS = envint("SKYSOLVE_MAX_ATTEMPTS", 3)
+#: Dotted path of the solve callable (the engine by default; tests swap in a fake).
+SKYSOLVE_SOLVER = envstr("SKYSOLVE_SOLVER", "skysolve.engine.pipeline.solve")
