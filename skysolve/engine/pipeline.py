@@ -1,0 +1,494 @@
+"""The whole solve: input file (or star list) in, :class:`SolveResult` out.
+
+Stages, each reported through ``progress(stage, message)``: preparing (read the
+input, derive hints), extracting (find stars), solving (solvers in turn, with a
+blind retry when only automatic hints were used), annotating (files, objects in
+the field, pictures), finished.  Everything is written inside ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver
+from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import Calibration, SolveResult, SourceList
+from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
+from skysolve.errors import (
+    ConfigurationError,
+    NoMatchError,
+    NoStarsError,
+    SolveCancelledError,
+    SolveTimeoutError,
+)
+
+Progress = Callable[[str, str], None]
+
+#: Fewer detected sources than this cannot form a quad worth searching for.
+MIN_SOURCES = 5
+
+#: Names of the files a solve may write, relative to ``out_dir``.
+FILE_NAMES: dict[str, str] = {
+    "wcs": "wcs.fits",
+    "new_fits": "new-image.fits",
+    "rdls": "rdls.fits",
+    "axy": "axy.fits",
+    "corr": "corr.fits",
+    "kml": "field.kml",
+    "log": "solve.log",
+}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the engine finds its tools and how hard it may work."""
+
+    index_dirs: tuple[Path, ...] = DEFAULT_INDEX_DIRS
+    engine_binary: str = "astrometry-engine"
+    processes: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    make_pictures: bool = True
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
+        """Read ``SKYSOLVE_INDEX_DIRS`` (colon-separated), ``SKYSOLVE_ENGINE_BINARY``,
+        ``SKYSOLVE_SOLVER_PROCESSES`` and ``SKYSOLVE_PICTURES`` (0/1)."""
+        env = os.environ if environ is None else environ
+        dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
+        index_dirs = (
+            tuple(Path(d) for d in dirs.split(os.pathsep) if d) if dirs else DEFAULT_INDEX_DIRS
+        )
+        try:
+            processes = int(env.get("SKYSOLVE_SOLVER_PROCESSES", "0")) or (os.cpu_count() or 1)
+        except ValueError:
+            raise ConfigurationError("SKYSOLVE_SOLVER_PROCESSES must be a whole number") from None
+        pictures = env.get("SKYSOLVE_PICTURES", "1").strip().lower() not in ("0", "false", "no")
+        return cls(
+            index_dirs=index_dirs,
+            engine_binary=env.get("SKYSOLVE_ENGINE_BINARY", "astrometry-engine"),
+            processes=max(1, processes),
+            make_pictures=pictures,
+        )
+
+    def solvers(self) -> list[Solver]:
+        """The solvers to try, fastest first."""
+        return [
+            AstrometryNetSolver(
+                AstrometryConfig(
+                    binary=self.engine_binary,
+                    index_dirs=self.index_dirs,
+                    processes=self.processes,
+                )
+            )
+        ]
+
+
+class _Clock:
+    def __init__(self, timeout: float, cancel: threading.Event | None) -> None:
+        self.started = time.monotonic()
+        self.timeout = timeout
+        self.cancel = cancel
+        self.timings: dict[str, float] = {}
+
+    @property
+    def remaining(self) -> float:
+        return self.timeout - (time.monotonic() - self.started)
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise SolveCancelledError("the solve was cancelled")
+        if self.remaining <= 0:
+            raise SolveTimeoutError(f"the solve ran past its time limit of {self.timeout:g} s")
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.check()
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - t0
+
+
+def solve(
+    source: Path | SourceList,
+    params: SolveParameters,
+    out_dir: Path,
+    *,
+    config: EngineConfig | None = None,
+    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
+) -> SolveResult:
+    """Solve an image file, a star-list file or a :class:`SourceList`.
+
+    Returns a :class:`SolveResult`, solved or not (an unsolved one carries the
+    reason in ``failure``).  Raises :class:`~skysolve.errors.BadInputError` for
+    unusable input, :class:`~skysolve.errors.SolveCancelledError` when
+    ``cancel`` is set and :class:`~skysolve.errors.SolverFailedError` when the
+    solver crashed.
+    """
+    from skysolve.engine import hints as hints_mod
+    from skysolve.engine.extraction import extract_sources
+    from skysolve.engine.images import LoadedImage, load_image
+    from skysolve.engine.starlists import looks_like_star_list, read_star_list
+
+    config = config or EngineConfig()
+    report: Progress = progress or (lambda stage, message: None)
+    clock = _Clock(params.timeout, cancel)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / "work"
+    work.mkdir(exist_ok=True)
+    log_lines: list[str] = []
+
+    def note(stage: str, message: str) -> None:
+        log_lines.append(f"[{time.monotonic() - clock.started:7.3f}s] {stage}: {message}")
+        report(stage, message)
+
+    image: LoadedImage | None = None
+    hints_used: dict[str, Any] = {}
+    effective = params
+    with clock.step("read"):
+        if isinstance(source, SourceList):
+            sources = source.sorted_by_flux()
+            note("preparing", f"star list of {len(sources)} sources")
+        elif looks_like_star_list(Path(source)):
+            sources = read_star_list(
+                Path(source), image_width=params.image_width, image_height=params.image_height
+            ).sorted_by_flux()
+            note("preparing", f"star list file with {len(sources)} sources")
+        else:
+            image = load_image(Path(source))
+            note("preparing", f"{image.format} image {image.width}x{image.height}")
+            if params.use_hints:
+                found = hints_mod.hints_from_image(image)
+                effective, hints_used = hints_mod.apply_hints(
+                    params, found, image_width=image.width
+                )
+                if hints_used:
+                    note("preparing", f"hints from the file: {hints_used}")
+
+    if image is not None:
+        note("extracting", f"extracting sources with {params.effective_extractor}")
+        with clock.step("extract"):
+            sources = extract_sources(
+                image.data,
+                method=params.effective_extractor,
+                max_sources=params.max_sources,
+                downsample=params.downsample_factor,
+                invert=params.invert,
+                timeout=max(1.0, clock.remaining),
+            )
+        note("extracting", f"{len(sources)} sources")
+    width, height = sources.width, sources.height
+    result = SolveResult(
+        solved=False,
+        image_width=width,
+        image_height=height,
+        hints=hints_used,
+        n_sources=len(sources),
+        command=reproduce_command(source, params),
+    )
+    with clock.step("write_axy"):
+        _write_sources(out_dir / FILE_NAMES["axy"], sources)
+        result.files["axy"] = out_dir / FILE_NAMES["axy"]
+
+    outcome: SolverOutcome | None = None
+    if len(sources) < MIN_SOURCES:
+        result.failure = NoStarsError(
+            f"only {len(sources)} sources found; at least {MIN_SOURCES} are needed"
+        )
+        note("solving", result.failure.message)
+    else:
+        attempts = [("hinted" if hints_used else "as given", effective)]
+        if hints_used:
+            attempts.append(("blind retry without the file's hints", params))
+        for label, attempt_params in attempts:
+            constraints = constraints_for(attempt_params, width)
+            outcome = _run_solvers(config.solvers(), sources, constraints, work, clock, note, label)
+            if outcome is not None and outcome.solved:
+                break
+        if outcome is None or not outcome.solved:
+            result.failure = NoMatchError("no solution found")
+            note("solving", "no solution found")
+
+    if outcome is not None:
+        log_lines.append(outcome.log)
+    if outcome is not None and outcome.solved and outcome.wcs_header is not None:
+        note("annotating", f"solved by {outcome.solver} with {outcome.index}")
+        with clock.step("annotate"):
+            _finish_solved(result, outcome, image, sources, out_dir, config, note)
+    elif image is not None and config.make_pictures:
+        with clock.step("pictures"):
+            _pictures(result, image, sources, None, None, [], out_dir)
+
+    result.timings = dict(clock.timings)
+    result.timings["total"] = time.monotonic() - clock.started
+    result.peak_memory_mb = peak_memory_mb()
+    note("finished", "solved" if result.solved else f"not solved: {result.failure}")
+    result.log = "\n".join(log_lines) + "\n"
+    log_path = out_dir / FILE_NAMES["log"]
+    log_path.write_text(result.log)
+    result.files["log"] = log_path
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:
+    """Turn user parameters into solver constraints (scale in arcsec/pixel)."""
+    bounds = params.scale_bounds_arcsec_per_pixel(image_width)
+    lo, hi = bounds if bounds is not None else (None, None)
+    if hi is not None and math.isinf(hi):
+        hi = None
+    radius = params.radius
+    if params.has_position and radius is None:
+        radius = 180.0
+    return SolveConstraints(
+        scale_low=lo or None,
+        scale_high=hi,
+        center_ra=params.center_ra,
+        center_dec=params.center_dec,
+        radius=radius,
+        parity=params.parity,
+        tweak_order=params.tweak_order,
+        crpix_center=params.crpix_center,
+        positional_error=params.positional_error,
+    )
+
+
+def _run_solvers(
+    solvers: Sequence[Solver],
+    sources: SourceList,
+    constraints: SolveConstraints,
+    work: Path,
+    clock: _Clock,
+    note: Progress,
+    label: str,
+) -> SolverOutcome | None:
+    outcome: SolverOutcome | None = None
+    for solver in solvers:
+        clock.check()
+        note("solving", f"{solver.name} ({label})")
+        with clock.step(f"solve:{solver.name}"):
+            outcome = solver.solve(
+                sources,
+                constraints,
+                work / solver.name.replace(".", "_"),
+                timeout=max(0.5, clock.remaining),
+                cancel=clock.cancel,
+            )
+        if outcome.solved:
+            return outcome
+    return outcome
+
+
+def _finish_solved(
+    result: SolveResult,
+    outcome: SolverOutcome,
+    image: Any,
+    sources: SourceList,
+    out_dir: Path,
+    config: EngineConfig,
+    note: Progress,
+) -> None:
+    from skysolve.engine.annotations import objects_in_field
+    from skysolve.engine.kml import write_kml
+
+    assert outcome.wcs_header is not None
+    header = outcome.wcs_header
+    wcs = WCS(header, relax=True)
+    width, height = result.image_width, result.image_height
+    result.solved = True
+    result.failure = None
+    result.solver = outcome.solver
+    result.index = outcome.index
+    result.wcs_header = header
+    result.calibration = Calibration.from_wcs(wcs, width, height)
+
+    wcs_path = out_dir / FILE_NAMES["wcs"]
+    fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
+    result.files["wcs"] = wcs_path
+    for key in ("rdls", "corr"):
+        if key in outcome.files and outcome.files[key].exists():
+            target = out_dir / FILE_NAMES[key]
+            shutil.copyfile(outcome.files[key], target)
+            result.files[key] = target
+    if image is not None:
+        result.files["new_fits"] = _write_new_fits(out_dir / FILE_NAMES["new_fits"], image, header)
+    result.files["kml"] = write_kml(
+        wcs,
+        width,
+        height,
+        image_name="annotated_display.jpg",
+        out_path=out_dir / FILE_NAMES["kml"],
+    )
+    names, annotations = objects_in_field(wcs, width, height)
+    result.objects_in_field = names
+    result.annotations = annotations
+    note("annotating", f"{len(names)} objects in the field")
+    if config.make_pictures:
+        catalog_xy = _catalog_xy(result.files.get("rdls"), wcs)
+        _pictures(result, image, sources, wcs, catalog_xy, annotations, out_dir)
+
+
+def _pictures(
+    result: SolveResult,
+    image: Any,
+    sources: SourceList,
+    wcs: WCS | None,
+    catalog_xy: np.ndarray | None,
+    annotations: list[Any],
+    out_dir: Path,
+) -> None:
+    from skysolve.engine.pictures import make_pictures
+
+    if image is not None:
+        data, color, bottom_up = image.data, image.color, image.bottom_up
+    else:
+        # A star list has no pixels: draw on a dark canvas of the image's size.
+        scale = min(1.0, 2000.0 / max(result.image_width, result.image_height))
+        data = np.zeros(
+            (max(1, int(result.image_height * scale)), max(1, int(result.image_width * scale))),
+            dtype=np.float32,
+        )
+        if scale < 1.0:
+            return
+        color, bottom_up = None, False
+    result.files.update(
+        make_pictures(
+            data,
+            color=color,
+            bottom_up=bottom_up,
+            wcs=wcs,
+            sources=sources,
+            catalog_xy=catalog_xy,
+            annotations=annotations,
+            out_dir=out_dir,
+        )
+    )
+
+
+def _catalog_xy(rdls: Path | None, wcs: WCS) -> np.ndarray | None:
+    if rdls is None or not rdls.exists():
+        return None
+    with fits.open(rdls) as hdul:
+        table = hdul[1].data
+        if table is None or len(table) == 0:
+            return np.zeros((0, 2))
+        ra = np.asarray(table["RA"], dtype=float)
+        dec = np.asarray(table["DEC"], dtype=float)
+    xy = wcs.all_world2pix(np.column_stack([ra, dec]), 1)
+    return np.asarray(xy)
+
+
+def _write_sources(path: Path, sources: SourceList) -> None:
+    cols = [
+        fits.Column(name="X", format="E", array=np.asarray(sources.x, np.float32)),
+        fits.Column(name="Y", format="E", array=np.asarray(sources.y, np.float32)),
+        fits.Column(name="FLUX", format="E", array=np.asarray(sources.flux, np.float32)),
+    ]
+    if sources.background is not None:
+        cols.append(
+            fits.Column(
+                name="BACKGROUND", format="E", array=np.asarray(sources.background, np.float32)
+            )
+        )
+    table = fits.BinTableHDU.from_columns(cols)
+    table.header["IMAGEW"] = sources.width
+    table.header["IMAGEH"] = sources.height
+    primary = fits.PrimaryHDU()
+    primary.header["IMAGEW"] = sources.width
+    primary.header["IMAGEH"] = sources.height
+    fits.HDUList([primary, table]).writeto(path, overwrite=True)
+
+
+def _write_new_fits(path: Path, image: Any, wcs_header: fits.Header) -> Path:
+    header = fits.Header()
+    if image.header is not None:
+        for card in image.header.cards:
+            if card.keyword in ("SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT"):
+                continue
+            if card.keyword.startswith("NAXIS") or card.keyword in ("BSCALE", "BZERO"):
+                continue
+            try:
+                header.append(card)
+            except (ValueError, KeyError):  # pragma: no cover - unusual cards are skipped
+                continue
+    for card in wcs_header.cards:
+        if card.keyword in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "COMMENT", "HISTORY", ""):
+            continue
+        header[card.keyword] = (card.value, card.comment)
+    fits.PrimaryHDU(data=np.asarray(image.data, dtype=np.float32), header=header).writeto(
+        path, overwrite=True
+    )
+    return path
+
+
+def reproduce_command(source: Path | SourceList, params: SolveParameters) -> list[str]:
+    """The ``skysolve solve`` command that repeats this solve."""
+    name = "STARLIST.xyls" if isinstance(source, SourceList) else Path(source).name
+    cmd = ["skysolve", "solve", name]
+    if params.has_scale:
+        cmd += ["--scale-units", params.scale_units]
+        if params.scale_type == "ev":
+            cmd += ["--scale-est", _fmt(params.scale_est)]
+            if params.scale_err is not None:
+                cmd += ["--scale-err", _fmt(params.scale_err)]
+        else:
+            if params.scale_lower is not None:
+                cmd += ["--scale-low", _fmt(params.scale_lower)]
+            if params.scale_upper is not None:
+                cmd += ["--scale-high", _fmt(params.scale_upper)]
+    if params.has_position:
+        cmd += ["--ra", _fmt(params.center_ra), "--dec", _fmt(params.center_dec)]
+        if params.radius is not None:
+            cmd += ["--radius", _fmt(params.radius)]
+    if params.parity != 2:
+        cmd += ["--parity", str(params.parity)]
+    if params.tweak_order != 2:
+        cmd += ["--tweak-order", str(params.tweak_order)]
+    if params.crpix_center:
+        cmd.append("--crpix-center")
+    if params.positional_error != 1.0:
+        cmd += ["--positional-error", _fmt(params.positional_error)]
+    if params.downsample_factor is not None:
+        cmd += ["--downsample", _fmt(params.downsample_factor)]
+    if params.invert:
+        cmd.append("--invert")
+    if params.use_sextractor:
+        cmd.append("--use-sextractor")
+    elif params.extractor != "sep":
+        cmd += ["--extractor", params.extractor]
+    if params.image_width is not None and params.image_height is not None:
+        cmd += ["--width", str(params.image_width), "--height", str(params.image_height)]
+    if not params.use_hints:
+        cmd.append("--no-hints")
+    cmd += ["--timeout", _fmt(params.timeout)]
+    return cmd
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.10g}"
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process and its finished children, MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
+
+
+__all__ = ["EngineConfig", "constraints_for", "reproduce_command", "solve"]

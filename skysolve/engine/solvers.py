@@ -1,0 +1,84 @@
+"""The solver interface: a source list and constraints in, a WCS (or nothing) out.
+
+Solvers are interchangeable behind :class:`Solver`: astrometry.net's engine
+(:mod:`skysolve.engine.astrometry`) and, in front of it, a pattern-hash fast
+path.  The pipeline resolves user parameters and automatic hints into one
+:class:`SolveConstraints` before calling any of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from astropy.io import fits
+
+from skysolve.engine.results import SourceList
+
+
+@dataclass(frozen=True)
+class SolveConstraints:
+    """What the solver may assume: scale in arcsec/pixel, position in degrees.
+
+    ``parity`` follows nova and astrometry.net's ``--parity``: 0 "pos", 1 "neg",
+    2 both.
+    """
+
+    scale_low: float | None = None
+    scale_high: float | None = None
+    center_ra: float | None = None
+    center_dec: float | None = None
+    radius: float | None = None
+    parity: int = 2
+    tweak_order: int = 2
+    crpix_center: bool = False
+    positional_error: float = 1.0
+
+    @property
+    def has_position(self) -> bool:
+        return self.center_ra is not None and self.center_dec is not None
+
+
+@dataclass
+class SolverOutcome:
+    """What one solver run produced.  ``files`` holds whatever it wrote."""
+
+    solved: bool
+    solver: str
+    wcs_header: fits.Header | None = None
+    index: str | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    log: str = ""
+    command: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Solver(ABC):
+    """Finds a WCS for a source list."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def solve(
+        self,
+        sources: SourceList,
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> SolverOutcome:
+        """Solve or report failure; raise only for timeouts, cancels and crashes.
+
+        Raises
+        ------
+        SolveTimeoutError
+            The wall-clock ``timeout`` (seconds) passed.
+        SolveCancelledError
+            ``cancel`` was set.
+        SolverFailedError
+            The solver crashed (retryable).
+        """
