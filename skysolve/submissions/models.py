@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from skysolve.submissions.ids import random_id
@@ -252,6 +253,19 @@ class Submission(RandomIdModel):
     @property
     def is_public(self) -> bool:
         return self.publicly_visible == "y"
+
+    def update_processing_times(self) -> None:
+        """Mark the submission finished once none of its jobs is queued or running."""
+        if self.processing_finished is not None:
+            return
+        pending = Job.objects.filter(user_image__submission=self).exclude(status__in=Job.FINISHED)
+        if not pending.exists():
+            now = timezone.now()
+            Submission.objects.filter(pk=self.pk, processing_finished__isnull=True).update(
+                processing_started=Coalesce("processing_started", models.Value(now)),
+                processing_finished=now,
+            )
+            self.refresh_from_db(fields=["processing_started", "processing_finished"])
 
 
 class Tag(models.Model):

@@ -1,1 +1,79 @@
-"""System checks for configuration (stable ids skysolve.E0xx / W0xx)."""
+"""System checks for configuration, run at start-up (stable ids skysolve.E0xx / W0xx)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from skysolve.queue.fetch import parse_networks
+    from skysolve.web.settings import INSECURE_SECRET_KEY
+
+    messages: list[CheckMessage] = []
+    if settings.SKYSOLVE_PRIVATE_RESULTS not in ("open", "strict"):
+        messages.append(
+            Error(
+                f"SKYSOLVE_PRIVATE_RESULTS is {settings.SKYSOLVE_PRIVATE_RESULTS!r}",
+                hint='Use "open" (nova: anyone with the id reads results) or "strict".',
+                id="skysolve.E001",
+            )
+        )
+    data_dir = Path(settings.DATA_DIR)
+    parent = data_dir if data_dir.exists() else data_dir.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        messages.append(
+            Error(
+                f"the data directory {data_dir} cannot be written",
+                hint="Set SKYSOLVE_DATA_DIR to a writable directory.",
+                id="skysolve.E002",
+            )
+        )
+    if settings.SKYSOLVE_JOB_TIMEOUT <= 0:
+        messages.append(Error("SKYSOLVE_JOB_TIMEOUT must be positive", id="skysolve.E003"))
+    try:
+        parse_networks(settings.SKYSOLVE_URL_FETCH_ALLOW)
+    except ValueError as exc:
+        messages.append(
+            Error(
+                f"SKYSOLVE_URL_FETCH_ALLOW is not a list of networks: {exc}",
+                hint="Use comma-separated CIDR networks, e.g. 192.168.1.0/24,10.0.0.5",
+                id="skysolve.E004",
+            )
+        )
+    if settings.SKYSOLVE_QUEUE != "embedded":
+        messages.append(
+            Error(
+                f"SKYSOLVE_QUEUE {settings.SKYSOLVE_QUEUE!r} is not supported", id="skysolve.E005"
+            )
+        )
+    if settings.SKYSOLVE_LEASE_SECONDS < 5 or settings.SKYSOLVE_MAX_ATTEMPTS < 1:
+        messages.append(
+            Error(
+                "SKYSOLVE_LEASE_SECONDS must be at least 5 and SKYSOLVE_MAX_ATTEMPTS at least 1",
+                id="skysolve.E006",
+            )
+        )
+    if settings.SKYSOLVE_WORKERS < 0:
+        messages.append(Error("SKYSOLVE_WORKERS must not be negative", id="skysolve.E007"))
+    if settings.SECRET_KEY == INSECURE_SECRET_KEY and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "SECRET_KEY is not set",
+                hint="Set SECRET_KEY or SECRET_KEY_FILE (or run skysolve serve once).",
+                id="skysolve.W001",
+            )
+        )
+    if settings.SKYSOLVE_SESSION_DAYS < 14:
+        messages.append(
+            Warning(
+                "SKYSOLVE_SESSION_DAYS is below 14; sessions last 14 days anyway",
+                id="skysolve.W002",
+            )
+        )
+    return messages

@@ -1,0 +1,91 @@
+"""Plain result-file URLs (/wcs_file/N, /annotated_display/N, /joblog/N ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+
+from skysolve.api import responses
+from skysolve.api.decorators import ApiCall, api_view
+from skysolve.queue.worker import job_dir
+from skysolve.submissions import services
+from skysolve.submissions.models import Job
+
+#: URL name -> key of SolveResult.files.
+RESULT_FILES: dict[str, str] = {
+    "wcs_file": "wcs",
+    "new_fits_file": "new_fits",
+    "rdls_file": "rdls",
+    "axy_file": "axy",
+    "corr_file": "corr",
+    "kml_file": "kml",
+    "annotated_display": "annotated_display",
+    "annotated_full": "annotated_full",
+    "red_green_image_display": "red_green_display",
+    "red_green_image_full": "red_green_full",
+    "extraction_image_display": "extraction_display",
+    "extraction_image_full": "extraction_full",
+    "grid_display": "grid_display",
+    "grid_full": "grid_full",
+    "joblog": "log",
+}
+
+FITS_KEYS = {"wcs", "new_fits", "rdls", "axy", "corr"}
+
+
+def stored_file(job: Job, key: str) -> Path | None:
+    """The file of ``key`` inside the job's directory, never outside it."""
+    if not job.result:
+        return None
+    recorded = job.result.get("files", {}).get(key)
+    if not recorded:
+        return None
+    base = job_dir(job.id).resolve()
+    path = Path(str(recorded))
+    try:
+        relative = path.resolve().relative_to(base)
+    except ValueError:
+        # The data directory moved since the solve; the file kept its name.
+        relative = Path(path.name)
+    candidate = (base / relative).resolve()
+    if not candidate.is_relative_to(base) or not candidate.is_file():
+        return None
+    return candidate
+
+
+def content_type_of(key: str, path: Path) -> str:
+    if key in FITS_KEYS:
+        return "application/fits"
+    if key == "log":
+        return "text/plain; charset=utf-8"
+    with path.open("rb") as f:
+        magic = f.read(8)
+    if magic.startswith(b"\x89PNG"):
+        return "image/png"
+    if magic.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if magic.startswith(b"PK"):
+        return "application/vnd.google-earth.kmz"
+    if key == "kml":
+        return "application/vnd.google-earth.kml+xml"
+    return "application/octet-stream"
+
+
+@api_view()
+def result_file(request: HttpRequest, call: ApiCall, job_id: str, kind: str) -> HttpResponseBase:
+    job = services.get_job(int(job_id), call.viewer)
+    key = RESULT_FILES[kind]
+    path = stored_file(job, key)
+    if path is None:
+        if key == "log" and job.log:
+            return HttpResponse(job.log, content_type="text/plain; charset=utf-8")
+        return responses.error(f"no {kind} for job {job.id}", status=404)
+    suffix = ".fits" if key in FITS_KEYS else path.suffix
+    return FileResponse(
+        path.open("rb"),
+        content_type=content_type_of(key, path),
+        filename=f"{kind}-{job.id}{suffix}",
+        as_attachment=False,
+    )

@@ -1,0 +1,179 @@
+"""The OpenAPI description of the API, served at /api/openapi.json.
+
+Written by hand (it documents nova's quirks); a test checks that it lists
+exactly the URL patterns the service routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+SUB_ID = {"name": "submission_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+REQUEST_JSON_BODY = {
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {"request-json": {"type": "string", "description": "a JSON object"}},
+            }
+        }
+    }
+}
+UPLOAD_BODY = {
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "request-json": {"type": "string"},
+                    "file": {"type": "string", "format": "binary"},
+                },
+            }
+        }
+    }
+}
+
+
+def _json(description: str, example: Any = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": {"type": "object"}}
+    if example is not None:
+        media["example"] = example
+    return {"description": description, "content": {"text/plain": media}}
+
+
+ERROR = _json("error", {"status": "error", "errormessage": 'no "session" in JSON.'})
+
+
+def _op(
+    summary: str, ok: dict[str, Any], *, body: Any = None, params: Any = None
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, "404": ERROR}}
+    if body is not None:
+        op["requestBody"] = body
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _get_post(summary: str, ok: dict[str, Any], params: Any = None) -> dict[str, Any]:
+    op = _op(summary, ok, params=params)
+    return {"get": op, "post": op}
+
+
+def _file(summary: str, media: str) -> dict[str, Any]:
+    ok = {
+        "description": summary,
+        "content": {media: {"schema": {"type": "string", "format": "binary"}}},
+    }
+    return _get_post(summary, ok, [JOB_ID])
+
+
+FILES: dict[str, tuple[str, str]] = {
+    "wcs_file": ("WCS as a FITS header", "application/fits"),
+    "new_fits_file": ("image as FITS with the WCS", "application/fits"),
+    "rdls_file": ("catalogue stars in the field (FITS table)", "application/fits"),
+    "axy_file": ("detected sources (FITS table)", "application/fits"),
+    "corr_file": ("matched star pairs (FITS table)", "application/fits"),
+    "kml_file": ("KML/KMZ for Google Earth sky", "application/vnd.google-earth.kml+xml"),
+    "annotated_display": ("annotated image, display size", "image/jpeg"),
+    "annotated_full": ("annotated image, full size", "image/jpeg"),
+    "red_green_image_display": ("sources vs catalogue, display size", "image/png"),
+    "red_green_image_full": ("sources vs catalogue, full size", "image/png"),
+    "extraction_image_display": ("detected sources, display size", "image/png"),
+    "extraction_image_full": ("detected sources, full size", "image/png"),
+    "grid_display": ("RA/Dec grid, display size", "image/png"),
+    "grid_full": ("RA/Dec grid, full size", "image/png"),
+    "joblog": ("solver log", "text/plain"),
+}
+
+
+def build() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/login": {
+            "post": _op(
+                "Exchange an API key for a session (lasts at least two weeks)",
+                _json(
+                    "session",
+                    {"status": "success", "message": "authenticated user: alice", "session": "..."},
+                ),
+                body=REQUEST_JSON_BODY,
+            )
+        },
+        "/api/upload": {
+            "post": _op(
+                "Submit an image or star-list file (session and options in request-json)",
+                _json("submission", {"status": "success", "subid": 16714, "hash": "<sha1>"}),
+                body=UPLOAD_BODY,
+            )
+        },
+        "/api/url_upload": {
+            "post": _op(
+                "Submit a URL (fetched by the worker) or x/y lists with image_width/image_height",
+                _json("submission", {"status": "success", "subid": 16714, "hash": "<sha1>"}),
+                body=REQUEST_JSON_BODY,
+            )
+        },
+        "/api/submissions/{submission_id}": _get_post(
+            'Submission status; times are str(datetime) or "None"', _json("status"), [SUB_ID]
+        ),
+        "/api/jobs/{job_id}": _get_post(
+            "Job status: processing, solving, success or failure", _json("status"), [JOB_ID]
+        ),
+        "/api/jobs/{job_id}/calibration": _get_post("Calibration", _json("calibration"), [JOB_ID]),
+        "/api/jobs/{job_id}/info": _get_post("Job summary", _json("info"), [JOB_ID]),
+        "/api/jobs/{job_id}/tags": _get_post("User tags", _json("tags"), [JOB_ID]),
+        "/api/jobs/{job_id}/machine_tags": _get_post("Machine tags", _json("tags"), [JOB_ID]),
+        "/api/jobs/{job_id}/objects_in_field": _get_post("Objects", _json("objects"), [JOB_ID]),
+        "/api/jobs/{job_id}/annotations": _get_post("Annotations", _json("annotations"), [JOB_ID]),
+        "/api/jobs/{job_id}/cancel": {
+            "post": _op(
+                "skysolve extension: cancel a queued or running job (owner or staff; session)",
+                _json("cancelled", {"status": "success"}),
+                body=REQUEST_JSON_BODY,
+                params=[JOB_ID],
+            )
+        },
+        "/api/myjobs": {"post": _op("Your jobs (session)", _json("jobs"), body=REQUEST_JSON_BODY)},
+        "/api/jobs_by_tag": _get_post(
+            "Public jobs with a matching tag",
+            _json("jobs", {"job_ids": []}),
+            [
+                {"name": "query", "in": "query", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "exact",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["yes", "no"]},
+                },
+            ],
+        ),
+        "/api/submission_images": {
+            "post": _op(
+                "User images of a submission (session, subid)",
+                _json("images"),
+                body=REQUEST_JSON_BODY,
+            )
+        },
+        "/api/openapi.json": {"get": _op("This document", {"description": "OpenAPI 3.1"})},
+    }
+    for name, (summary, media) in FILES.items():
+        paths[f"/{name}/{{job_id}}"] = _file(summary, media)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "skysolve (nova.astrometry.net-compatible API)",
+            "version": "1",
+            "description": (
+                "Every path also works with a trailing slash; status and result "
+                "URLs answer GET and POST. JSON is sent as text/plain. Errors are "
+                '{"status": "error", "errormessage": "..."}. Unknown ids give 404.'
+            ),
+        },
+        "paths": paths,
+    }
+
+
+def openapi_json(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(build())

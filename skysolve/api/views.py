@@ -1,0 +1,177 @@
+"""The nova.astrometry.net JSON API (see NOVA_API.md and /api/openapi.json)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from skysolve.api import responses
+from skysolve.api.decorators import ApiCall, api_view
+from skysolve.submissions import services
+from skysolve.submissions.models import Job, Submission, nova_time
+
+
+@api_view(json_required=True)
+def login(request: HttpRequest, call: ApiCall) -> HttpResponse:
+    apikey = call.args.get("apikey")
+    if not apikey:
+        return responses.error(responses.NEED_APIKEY)
+    session = services.login(str(apikey))
+    return responses.json_response(
+        {
+            "status": "success",
+            "message": f"authenticated user: {services.session_display_name(session)}",
+            "session": session.key,
+        }
+    )
+
+
+def _submitted(submission: Submission) -> HttpResponse:
+    return responses.json_response(
+        {"status": "success", "subid": submission.id, "hash": submission.file_hash}
+    )
+
+
+@api_view(session=True)
+def upload(request: HttpRequest, call: ApiCall) -> HttpResponse:
+    part = call.files.get("file")
+    if part is None:
+        return responses.error('no "file" in the upload')
+    submission = services.submit_upload(call.viewer, call.args, part.data, part.filename or "")
+    return _submitted(submission)
+
+
+@api_view(session=True)
+def url_upload(request: HttpRequest, call: ApiCall) -> HttpResponse:
+    url = call.args.get("url")
+    if url:
+        return _submitted(services.submit_url(call.viewer, call.args, str(url)))
+    if "x" in call.args or "y" in call.args:
+        return _submitted(services.submit_xy(call.viewer, call.args))
+    return responses.error('need "url", or "x" and "y"')
+
+
+@api_view()
+def submission_status(request: HttpRequest, call: ApiCall, submission_id: str) -> HttpResponse:
+    submission = services.get_submission(int(submission_id), call.viewer)
+    user_images = list(submission.user_images.order_by("created", "id"))
+    jobs: list[int | None] = []
+    calibrations: list[list[int]] = []
+    for user_image in user_images:
+        job = user_image.latest_job()
+        jobs.append(None if job is None else job.id)
+        if job is not None and job.has_calibration:
+            # No separate calibration table: a job has at most one calibration.
+            calibrations.append([job.id, job.id])
+    data: dict[str, object] = {
+        "user": submission.user_id,  # type: ignore[attr-defined]
+        "processing_started": nova_time(submission.processing_started),
+        "processing_finished": nova_time(submission.processing_finished),
+        "user_images": [ui.id for ui in user_images],
+        "images": [ui.id for ui in user_images],
+        "jobs": jobs,
+        "job_calibrations": calibrations,
+    }
+    if submission.error_message:
+        data["error_message"] = submission.error_message
+    return responses.json_response(data)
+
+
+@api_view()
+def job_status(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    job = services.get_job(int(job_id), call.viewer)
+    return responses.json_response({"status": job.nova_status()})
+
+
+@api_view()
+def calibration(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    job = services.get_job(int(job_id), call.viewer)
+    data = job.calibration_dict()
+    if data is None:
+        return responses.error(f"no calibration data available for job {job.id}", status=404)
+    return responses.json_response(data)
+
+
+def _short_calibration(job: Job) -> dict[str, float] | None:
+    data = job.calibration_dict()
+    if data is None:
+        return None
+    keys = ("ra", "dec", "radius", "pixscale", "orientation", "parity")
+    return {k: data[k] for k in keys}
+
+
+@api_view()
+def info(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    job = services.get_job(int(job_id), call.viewer)
+    data: dict[str, object] = {
+        "status": job.nova_status(),
+        "original_filename": job.user_image.original_filename,
+        "objects_in_field": job.objects_in_field(),
+        "machine_tags": job.user_image.tag_texts(machine=True),
+        "tags": job.user_image.tag_texts(machine=False),
+    }
+    short = _short_calibration(job)
+    if short is not None:
+        data["calibration"] = short
+    return responses.json_response(data)
+
+
+@api_view()
+def tags(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    job = services.get_job(int(job_id), call.viewer)
+    return responses.json_response({"tags": job.user_image.tag_texts(machine=False)})
+
+
+@api_view()
+def machine_tags(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    job = services.get_job(int(job_id), call.viewer)
+    return responses.json_response({"tags": job.user_image.tag_texts(machine=True)})
+
+
+@api_view()
+def objects_in_field(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    job = services.get_job(int(job_id), call.viewer)
+    return responses.json_response({"objects_in_field": job.objects_in_field()})
+
+
+@api_view()
+def annotation_list(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    job = services.get_job(int(job_id), call.viewer)
+    return responses.json_response({"annotations": job.annotations()})
+
+
+@api_view(session=True)
+def cancel(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    """Extension: stop a queued or running job (owner or staff only)."""
+    job = services.get_job(int(job_id), call.viewer)
+    services.cancel_job(job, call.viewer)
+    return responses.json_response({"status": "success"})
+
+
+@api_view(session=True)
+def myjobs(request: HttpRequest, call: ApiCall) -> HttpResponse:
+    return responses.json_response({"status": "success", "jobs": services.jobs_of(call.viewer)})
+
+
+@api_view()
+def jobs_by_tag(request: HttpRequest, call: ApiCall) -> HttpResponse:
+    query = call.args.get("query", request.GET.get("query", request.POST.get("query", "")))
+    exact = call.args.get("exact", request.GET.get("exact", request.POST.get("exact", "")))
+    if not query:
+        return responses.error('need "query"')
+    exact_match = str(exact).lower() in ("yes", "y", "true", "1")
+    return responses.json_response(
+        {"job_ids": services.public_jobs_by_tag(str(query), exact=exact_match)}
+    )
+
+
+@api_view(session=True)
+def submission_images(request: HttpRequest, call: ApiCall) -> HttpResponse:
+    raw = call.args.get("subid")
+    try:
+        subid = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return responses.error('need "subid"')
+    submission = services.get_submission(subid, call.viewer)
+    return responses.json_response(
+        {"status": "success", "image_ids": services.submission_image_ids(submission)}
+    )

@@ -1,0 +1,429 @@
+"""The embedded worker: claims queued jobs from the database and runs the solver.
+
+Every step is a method tests call directly: :meth:`Worker.requeue_expired`,
+:meth:`Worker.claim`, :meth:`Worker.heartbeat`, :meth:`Worker.run_job` and
+:meth:`Worker.run_once`.  :meth:`Worker.run_forever` only loops over them and
+stops between steps after SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Min
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import SolveResult, SourceList
+from skysolve.errors import (
+    BadInputError,
+    SolveCancelledError,
+    SolveError,
+    SolveTimeoutError,
+)
+from skysolve.queue.fetch import fetch_url
+from skysolve.queue.models import ServedOwner
+from skysolve.submissions.models import Job, Submission
+from skysolve.submissions.services import add_machine_tags, store_upload, upload_path
+
+log = logging.getLogger(__name__)
+
+
+class SolveFunction(Protocol):
+    """The pipeline's ``solve`` (skysolve.engine.pipeline.solve) or a test fake."""
+
+    def __call__(
+        self,
+        source: Path | SourceList,
+        params: SolveParameters,
+        out_dir: Path,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> SolveResult: ...
+
+
+def load_solver() -> SolveFunction:
+    solver: SolveFunction = import_string(settings.SKYSOLVE_SOLVER)
+    return solver
+
+
+def job_dir(job_id: int) -> Path:
+    return Path(settings.SKYSOLVE_JOB_DIR) / str(int(job_id))
+
+
+@dataclass
+class Running:
+    """The job a worker is running and what its watchdog knows about it."""
+
+    job_id: int
+    deadline: datetime
+    cancel: threading.Event = field(default_factory=threading.Event)
+    timed_out: bool = False
+    lost: bool = False
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        solver: SolveFunction | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = timezone.now,
+        lease_seconds: float | None = None,
+        job_timeout: float | None = None,
+        max_attempts: int | None = None,
+        heartbeat_thread: bool = True,
+    ) -> None:
+        self.solver = solver
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.clock = clock
+        self.lease = timedelta(seconds=lease_seconds or settings.SKYSOLVE_LEASE_SECONDS)
+        self.job_timeout = float(job_timeout or settings.SKYSOLVE_JOB_TIMEOUT)
+        self.max_attempts = max_attempts or settings.SKYSOLVE_MAX_ATTEMPTS
+        self.heartbeat_thread = heartbeat_thread
+        self.current: Running | None = None
+        self.stop_requested = threading.Event()
+
+    # -- queue steps ----------------------------------------------------------
+
+    def requeue_expired(self, *, everything_running: bool = False) -> int:
+        """Queue again the jobs whose worker stopped renewing its lease.
+
+        ``everything_running`` is for start-up of an installation whose workers
+        are all started by us: any job still "running" then lost its worker.
+        The job keeps its id; past ``max_attempts`` starts it fails instead.
+        """
+        now = self.clock()
+        running = Job.objects.filter(status=Job.RUNNING)
+        if not everything_running:
+            running = running.filter(lease_expires__lt=now)
+        count = 0
+        for job in running.only("id", "attempts", "worker_id"):
+            # Conditional on the worker id: a late heartbeat of the old worker
+            # or another worker's requeue must not be overwritten.
+            same = Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=job.worker_id)
+            if job.attempts >= self.max_attempts:
+                changed = same.update(
+                    status=Job.FAILURE,
+                    finished_at=now,
+                    lease_expires=None,
+                    error_code="worker_lost",
+                    error_message=f"the worker running this job stopped {job.attempts} times",
+                )
+                if changed:
+                    self._finish_submission(job.id)
+            else:
+                changed = same.update(status=Job.QUEUED, worker_id="", lease_expires=None, stage="")
+            count += changed
+        return count
+
+    def claim(self) -> Job | None:
+        """Take the next job, serving the submitter served longest ago first."""
+        waiting = (
+            Job.objects.filter(status=Job.QUEUED)
+            .values("owner_key")
+            .annotate(first=Min("queued_at"))
+            .order_by("first")[:1000]
+        )
+        firsts = {row["owner_key"]: row["first"] for row in waiting}
+        if not firsts:
+            return None
+        served = dict(
+            ServedOwner.objects.filter(owner_key__in=list(firsts)).values_list(
+                "owner_key", "last_served"
+            )
+        )
+        never = datetime.min.replace(tzinfo=timezone.get_current_timezone())
+        order = sorted(firsts, key=lambda key: (served.get(key, never), firsts[key], key))
+        for key in order:
+            candidates = Job.objects.filter(status=Job.QUEUED, owner_key=key).order_by(
+                "queued_at", "id"
+            )
+            for job_id in candidates.values_list("id", flat=True)[:10]:
+                if self._claim_row(job_id):
+                    now = self.clock()
+                    ServedOwner.objects.update_or_create(
+                        owner_key=key, defaults={"last_served": now}
+                    )
+                    return Job.objects.select_related("user_image__submission").get(id=job_id)
+        return None
+
+    def _claim_row(self, job_id: int) -> bool:
+        now = self.clock()
+        changed = Job.objects.filter(id=job_id, status=Job.QUEUED).update(
+            status=Job.RUNNING,
+            stage="preparing",
+            worker_id=self.worker_id,
+            started_at=now,
+            lease_expires=now + self.lease,
+            attempts=F("attempts") + 1,
+        )
+        return changed == 1
+
+    def heartbeat(self, running: Running) -> None:
+        """Renew the lease; stop the solve when cancelled, timed out or taken away."""
+        now = self.clock()
+        mine = Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id)
+        if not mine.update(lease_expires=now + self.lease):
+            running.lost = True
+            running.cancel.set()
+            return
+        if mine.filter(cancel_requested=True).exists():
+            running.cancel.set()
+        if now >= running.deadline:
+            running.timed_out = True
+            running.cancel.set()
+
+    def run_once(self) -> bool:
+        """One step: requeue lost jobs, claim one and run it.  True if a job ran."""
+        self.requeue_expired()
+        job = self.claim()
+        if job is None:
+            return False
+        self.run_job(job)
+        return True
+
+    def run_forever(self, *, poll_interval: float = 1.0) -> None:
+        self._install_signal_handlers()
+        log.info("worker %s started", self.worker_id)
+        while not self.stop_requested.is_set():
+            close_old_connections()
+            try:
+                ran = self.run_once()
+            except Exception:
+                log.exception("worker step failed")
+                ran = False
+            if not ran:
+                self.stop_requested.wait(poll_interval)
+        log.info("worker %s stopped", self.worker_id)
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            # Finish the current job (its own timeout bounds the wait), then exit.
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    # -- running one job --------------------------------------------------------
+
+    def run_job(self, job: Job) -> None:
+        submission = job.submission
+        Submission.objects.filter(pk=submission.pk, processing_started__isnull=True).update(
+            processing_started=self.clock()
+        )
+        try:
+            params = SolveParameters.from_mapping(submission.parameters)
+        except SolveError as exc:
+            self._finish(job, Job.FAILURE, error=exc)
+            return
+        timeout = min(params.timeout, self.job_timeout)
+        params = params.replace(timeout=timeout)
+        running = Running(job.id, deadline=self.clock() + timedelta(seconds=timeout))
+        self.current = running
+        out_dir = job_dir(job.id)
+        # A requeued job starts again from nothing.
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stop_beating = threading.Event()
+        beater = None
+        if self.heartbeat_thread:
+            beater = threading.Thread(
+                target=self._beat, args=(running, stop_beating), name="heartbeat", daemon=True
+            )
+            beater.start()
+        try:
+            source = self._source(submission, running)
+            solver = self.solver or load_solver()
+            result = solver(
+                source,
+                params,
+                out_dir,
+                cancel=running.cancel,
+                progress=lambda stage, message: self._progress(running, stage),
+            )
+        except SolveCancelledError as exc:
+            if running.lost:
+                return
+            if running.timed_out:
+                self._finish(job, Job.FAILURE, error=_timeout(timeout))
+            else:
+                self._finish(job, Job.CANCELLED, error=exc)
+        except SolveError as exc:
+            if running.lost:
+                return
+            if exc.retryable and job.attempts < self.max_attempts:
+                self._requeue(job, exc)
+            else:
+                self._finish(job, Job.FAILURE, error=exc)
+        except Exception as exc:  # a bug in the engine must not kill the worker
+            log.exception("job %s crashed", job.id)
+            crash = SolveError(f"internal error: {type(exc).__name__}: {exc}")
+            self._finish(job, Job.FAILURE, error=crash, log_text=traceback.format_exc())
+        else:
+            if running.lost:
+                return
+            if running.timed_out and not result.solved:
+                self._finish(job, Job.FAILURE, error=_timeout(timeout), result=result)
+            elif result.solved:
+                self._finish(job, Job.SUCCESS, result=result)
+            else:
+                self._finish(job, Job.FAILURE, error=result.failure, result=result)
+        finally:
+            stop_beating.set()
+            if beater is not None:
+                beater.join()
+            self.current = None
+
+    def _beat(self, running: Running, stop: threading.Event) -> None:
+        interval = max(0.5, self.lease.total_seconds() / 3)
+        try:
+            while not stop.wait(interval):
+                try:
+                    self.heartbeat(running)
+                except Exception:
+                    log.exception("heartbeat of job %s failed", running.job_id)
+        finally:
+            connection.close()
+
+    def _progress(self, running: Running, stage: str) -> None:
+        Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id).update(
+            stage=stage[:20]
+        )
+        if running.cancel.is_set():
+            raise SolveCancelledError("cancelled")
+
+    def _source(self, submission: Submission, running: Running) -> Path | SourceList:
+        if submission.source == Submission.SOURCE_XY:
+            return _star_list(submission.star_list or {})
+        if submission.source == Submission.SOURCE_URL and not submission.disk_file:
+            self._fetch(submission)
+        path = upload_path(submission)
+        if path is None or not path.is_file():
+            raise BadInputError("the uploaded file is missing")
+        return path
+
+    def _fetch(self, submission: Submission) -> None:
+        tmp = Path(settings.SKYSOLVE_UPLOAD_DIR) / f"fetch-{secrets.token_hex(8)}.part"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            name = fetch_url(
+                submission.url,
+                tmp,
+                max_bytes=settings.SKYSOLVE_URL_FETCH_MAX_BYTES,
+                timeout=settings.SKYSOLVE_URL_FETCH_TIMEOUT,
+                allow=settings.SKYSOLVE_URL_FETCH_ALLOW,
+            )
+            data = tmp.read_bytes()
+        finally:
+            tmp.unlink(missing_ok=True)
+        if not data:
+            raise BadInputError("the URL gave an empty file")
+        import hashlib
+
+        submission.disk_file = store_upload(data, name)
+        submission.file_hash = hashlib.sha1(data).hexdigest()
+        submission.file_size = len(data)
+        submission.save(update_fields=["disk_file", "file_hash", "file_size"])
+
+    def _requeue(self, job: Job, error: SolveError) -> None:
+        Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=self.worker_id).update(
+            status=Job.QUEUED,
+            worker_id="",
+            lease_expires=None,
+            stage="",
+            error_code=error.code,
+            error_message=f"retrying after: {error.message}",
+        )
+
+    def _finish(
+        self,
+        job: Job,
+        status: str,
+        *,
+        error: SolveError | None = None,
+        result: SolveResult | None = None,
+        log_text: str = "",
+    ) -> None:
+        now = self.clock()
+        values: dict[str, Any] = {
+            "status": status,
+            "stage": "finished",
+            "finished_at": now,
+            "lease_expires": None,
+            "error_code": "" if error is None else error.code,
+            "error_message": "" if error is None else error.message,
+        }
+        if result is not None:
+            values["result"] = result.to_json()
+            values["log"] = result.log or _read_log(result)
+            if result.solved and result.calibration is not None:
+                values.update(result.calibration.to_nova())
+        elif log_text:
+            values["log"] = log_text
+        with transaction.atomic():
+            changed = Job.objects.filter(
+                id=job.id, status=Job.RUNNING, worker_id=self.worker_id
+            ).update(**values)
+            if not changed:
+                return  # cancelled or requeued meanwhile: this result is stale
+            if result is not None and result.solved:
+                add_machine_tags(job.user_image, result.objects_in_field)
+            if isinstance(error, BadInputError):
+                Submission.objects.filter(pk=job.submission.pk).update(error_message=error.message)
+        self._finish_submission(job.id)
+
+    def _finish_submission(self, job_id: int) -> None:
+        job = Job.objects.select_related("user_image__submission").get(id=job_id)
+        job.submission.update_processing_times()
+
+
+def _timeout(seconds: float) -> SolveTimeoutError:
+    return SolveTimeoutError(f"the solve took longer than {seconds:g} seconds and was stopped")
+
+
+def _read_log(result: SolveResult) -> str:
+    path = result.files.get("log")
+    if path is None:
+        return ""
+    try:
+        return Path(path).read_text(errors="replace")[-1_000_000:]
+    except OSError:
+        return ""
+
+
+def _star_list(data: dict[str, Any]) -> SourceList:
+    import numpy as np
+
+    x = np.asarray(data.get("x", []), dtype=float)
+    y = np.asarray(data.get("y", []), dtype=float)
+    raw_flux = data.get("flux")
+    flux = None if raw_flux is None else np.asarray(raw_flux, dtype=float)
+    width = int(data.get("image_width") or 0)
+    height = int(data.get("image_height") or 0)
+    try:
+        from skysolve.engine.starlists import star_list_from_xy
+    except ImportError:
+        # Until the engine's star-list module lands: nova's x/y are already
+        # 1-based FITS pixel positions, as SourceList wants.
+        fallback = np.arange(len(x), 0, -1, dtype=float) if flux is None else flux
+        return SourceList(x=x, y=y, flux=fallback, width=width, height=height)
+    star_list: SourceList = star_list_from_xy(x, y, flux, image_width=width, image_height=height)
+    return star_list

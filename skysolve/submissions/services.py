@@ -1,0 +1,384 @@
+"""What the API (and later the web site) does with submissions, sessions and jobs.
+
+Functions here take plain values, never a request, so the API views, the web
+site and the command line share one implementation of every rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from skysolve.engine.params import SolveParameters
+from skysolve.errors import InvalidParameterError
+from skysolve.queue import backend
+from skysolve.submissions.models import (
+    Album,
+    ApiKey,
+    ApiSession,
+    Job,
+    Profile,
+    Submission,
+    Tag,
+    TaggedUserImage,
+    UserImage,
+)
+
+#: Upload suffixes kept on stored files (the engine sniffs content, but a
+#: familiar suffix helps people looking at the data directory).  Anything
+#: else is stored without a suffix: the client's filename never builds a path.
+SAFE_SUFFIXES = {
+    ".fits", ".fit", ".fts", ".fz", ".gz", ".jpg", ".jpeg", ".png", ".tif", ".tiff",
+    ".xyls", ".axy", ".txt", ".csv", ".dat", ".cr2", ".nef", ".dng",
+}  # fmt: skip
+
+
+class ServiceError(Exception):
+    """A request that cannot be honoured; the message is shown to the client."""
+
+    def __init__(self, message: str, status: int = 200) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class NotFound(ServiceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=404)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: a user, an anonymous API session, or nobody."""
+
+    user: User | None = None
+    session_key: str = ""
+
+    @property
+    def is_staff(self) -> bool:
+        return self.user is not None and self.user.is_staff
+
+    @property
+    def owner_key(self) -> str:
+        if self.user is not None:
+            return f"user:{self.user.pk}"
+        return f"anon:{self.session_key}"
+
+    @classmethod
+    def of_session(cls, session: ApiSession) -> Viewer:
+        return cls(user=session.user, session_key=session.key)
+
+
+# -- API keys and sessions ---------------------------------------------------
+
+
+def create_api_key(username: str, *, email: str = "", label: str = "") -> ApiKey:
+    """Create the user when missing and give them a new API key."""
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=username, defaults={"email": email})
+        if created:
+            user.set_unusable_password()
+            user.save()
+        Profile.for_user(user)
+        return ApiKey.create_for(user, label=label)
+
+
+def login(apikey: str) -> ApiSession:
+    """Exchange an API key for a session (any key, anonymously, when allowed)."""
+    key = ApiKey.objects.select_related("user").filter(key=apikey).first()
+    if key is not None and key.user.is_active:
+        ApiKey.objects.filter(pk=key.pk).update(last_used=timezone.now())
+        return ApiSession.start(key.user, key)
+    if settings.SKYSOLVE_ALLOW_ANY_APIKEY:
+        return ApiSession.start(None)
+    raise ServiceError("bad apikey")
+
+
+def session_display_name(session: ApiSession) -> str:
+    if session.user is None:
+        return "anonymous"
+    return session.user.email or session.user.username
+
+
+def find_session(key: str) -> ApiSession | None:
+    session = ApiSession.objects.select_related("user").filter(key=key).first()
+    if session is None or session.is_expired:
+        return None
+    if session.user is not None and not session.user.is_active:
+        return None
+    return session
+
+
+# -- submitting --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmissionOptions:
+    """The non-solver options of a submission, validated."""
+
+    parameters: SolveParameters
+    allow_commercial_use: str
+    allow_modifications: str
+    publicly_visible: str
+    album_title: str
+
+
+def parse_options(args: Mapping[str, Any], user: User | None) -> SubmissionOptions:
+    """Validate request-json options; raises ServiceError with a clear message."""
+    try:
+        parameters = SolveParameters.from_mapping(args)
+    except InvalidParameterError as exc:
+        raise ServiceError(str(exc)) from None
+    profile = Profile.for_user(user) if user is not None else None
+
+    def choice(name: str, allowed: Sequence[str], default: str) -> str:
+        raw = args.get(name)
+        if raw is None or raw == "":
+            return default
+        value = str(raw).strip().lower()
+        if value not in allowed:
+            raise ServiceError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+        return value
+
+    commercial = choice(
+        "allow_commercial_use",
+        ("d", "y", "n"),
+        profile.default_allow_commercial_use if profile else "d",
+    )
+    modifications = choice(
+        "allow_modifications",
+        ("d", "y", "n", "sa"),
+        profile.default_allow_modifications if profile else "d",
+    )
+    visible = choice(
+        "publicly_visible", ("y", "n"), profile.default_publicly_visible if profile else "y"
+    )
+    album = args.get("album") or ""
+    if not isinstance(album, str):
+        raise ServiceError("album must be a string (the album title)")
+    return SubmissionOptions(parameters, commercial, modifications, visible, album.strip()[:200])
+
+
+def submit_upload(
+    viewer: Viewer, args: Mapping[str, Any], data: bytes, filename: str
+) -> Submission:
+    options = parse_options(args, viewer.user)
+    if not data:
+        raise ServiceError("the uploaded file is empty")
+    stored = store_upload(data, filename)
+    return _create(
+        viewer,
+        args,
+        options,
+        source=Submission.SOURCE_UPLOAD,
+        original_filename=Path(filename).name[:255],
+        disk_file=stored,
+        file_hash=hashlib.sha1(data).hexdigest(),
+        file_size=len(data),
+    )
+
+
+def submit_url(viewer: Viewer, args: Mapping[str, Any], url: str) -> Submission:
+    """Record a URL to fetch; the worker fetches it (never the request thread)."""
+    from skysolve.queue.fetch import check_url_syntax
+
+    options = parse_options(args, viewer.user)
+    try:
+        check_url_syntax(url)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None
+    name = url.rstrip("/").rsplit("/", 1)[-1][:255]
+    return _create(
+        viewer,
+        args,
+        options,
+        source=Submission.SOURCE_URL,
+        url=url,
+        original_filename=name,
+        file_hash=hashlib.sha1(url.encode()).hexdigest(),
+    )
+
+
+def submit_xy(viewer: Viewer, args: Mapping[str, Any]) -> Submission:
+    """A star list given as ``x``/``y`` (and optional ``flux``) lists in the JSON."""
+    options = parse_options(args, viewer.user)
+    x = _float_list(args.get("x"), "x")
+    y = _float_list(args.get("y"), "y")
+    flux_raw = args.get("flux")
+    flux = None if flux_raw is None else _float_list(flux_raw, "flux")
+    if len(x) != len(y) or (flux is not None and len(flux) != len(x)):
+        raise ServiceError("x, y (and flux) must have the same length")
+    if not x:
+        raise ServiceError("the star list is empty")
+    if len(x) > settings.SKYSOLVE_MAX_XY_STARS:
+        raise ServiceError(f"too many stars (at most {settings.SKYSOLVE_MAX_XY_STARS})")
+    params = options.parameters
+    # Without a size the field is taken as just enclosing the stars.
+    width = params.image_width or max(1, math.ceil(max(x)))
+    height = params.image_height or max(1, math.ceil(max(y)))
+    star_list = {"x": x, "y": y, "flux": flux, "image_width": width, "image_height": height}
+    canonical = repr((x, y, flux, width, height)).encode()
+    return _create(
+        viewer,
+        args,
+        options,
+        source=Submission.SOURCE_XY,
+        star_list=star_list,
+        file_hash=hashlib.sha1(canonical).hexdigest(),
+    )
+
+
+def _float_list(raw: Any, name: str) -> list[float]:
+    if not isinstance(raw, list):
+        raise ServiceError(f"{name} must be a list of numbers")
+    out: list[float] = []
+    for v in raw:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ServiceError(f"{name} must be a list of finite numbers")
+        out.append(float(v))
+    return out
+
+
+def store_upload(data: bytes, filename: str) -> str:
+    """Write an upload under a generated name; return its path relative to the upload dir."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SAFE_SUFFIXES:
+        suffix = ""
+    day = timezone.now().strftime("%Y%m%d")
+    relative = f"{day}/{secrets.token_hex(16)}{suffix}"
+    target = Path(settings.SKYSOLVE_UPLOAD_DIR) / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return relative
+
+
+def upload_path(submission: Submission) -> Path | None:
+    if not submission.disk_file:
+        return None
+    return Path(settings.SKYSOLVE_UPLOAD_DIR) / submission.disk_file
+
+
+def _create(
+    viewer: Viewer, args: Mapping[str, Any], options: SubmissionOptions, **fields: Any
+) -> Submission:
+    request_json = {
+        k: v for k, v in args.items() if k not in ("session", "apikey", "x", "y", "flux")
+    }
+    with transaction.atomic():
+        album = None
+        if options.album_title and viewer.user is not None:
+            album, _ = Album.objects.get_or_create(owner=viewer.user, title=options.album_title)
+        submission = Submission.objects.create(
+            user=viewer.user,
+            anonymous_session="" if viewer.user is not None else viewer.session_key,
+            parameters=options.parameters.to_dict(),
+            request_json=request_json,
+            allow_commercial_use=options.allow_commercial_use,
+            allow_modifications=options.allow_modifications,
+            publicly_visible=options.publicly_visible,
+            album=album,
+            **fields,
+        )
+        user_image = UserImage.objects.create(
+            submission=submission,
+            user=viewer.user,
+            original_filename=submission.original_filename,
+            publicly_visible=options.publicly_visible,
+        )
+        if album is not None:
+            album.user_images.add(user_image)
+        job = Job.objects.create(user_image=user_image, owner_key=viewer.owner_key)
+        job_id = job.id
+        transaction.on_commit(lambda: backend.enqueue(job_id))
+    return submission
+
+
+# -- reading -----------------------------------------------------------------
+
+
+def owns(viewer: Viewer, submission: Submission) -> bool:
+    if submission.user_id is not None:  # type: ignore[attr-defined]
+        return viewer.user is not None and viewer.user.pk == submission.user_id  # type: ignore[attr-defined]
+    return bool(viewer.session_key) and viewer.session_key == submission.anonymous_session
+
+
+def may_read(viewer: Viewer, submission: Submission, *, public: bool) -> bool:
+    """nova lets whoever holds an id read it; strict mode keeps private results private."""
+    if public or settings.SKYSOLVE_PRIVATE_RESULTS != "strict":
+        return True
+    return viewer.is_staff or owns(viewer, submission)
+
+
+def get_submission(submission_id: int, viewer: Viewer) -> Submission:
+    submission = Submission.objects.filter(pk=_valid_id(submission_id)).first()
+    if submission is None or not may_read(viewer, submission, public=submission.is_public):
+        raise NotFound(f"no submission with id {submission_id}")
+    return submission
+
+
+def get_job(job_id: int, viewer: Viewer) -> Job:
+    job = Job.objects.select_related("user_image__submission").filter(pk=_valid_id(job_id)).first()
+    if job is None or not may_read(viewer, job.submission, public=job.user_image.is_public):
+        raise NotFound(f"no job with id {job_id}")
+    return job
+
+
+def _valid_id(value: int) -> int:
+    # Ids beyond a 32-bit integer would make PostgreSQL raise instead of find nothing.
+    return value if 0 < value < 2**31 else 0
+
+
+def jobs_of(viewer: Viewer) -> list[int]:
+    """The viewer's own jobs, newest first (private ones included: they are theirs)."""
+    jobs = Job.objects.all()
+    if viewer.user is not None:
+        jobs = jobs.filter(user_image__submission__user=viewer.user)
+    else:
+        jobs = jobs.filter(
+            user_image__submission__user__isnull=True,
+            user_image__submission__anonymous_session=viewer.session_key,
+        )
+    return list(jobs.order_by("-queued_at", "-id").values_list("id", flat=True))
+
+
+def public_jobs_by_tag(query: str, *, exact: bool) -> list[int]:
+    """Ids of public jobs whose image has a (user or machine) tag matching ``query``."""
+    tags = (
+        Tag.objects.filter(text__iexact=query)
+        if exact
+        else Tag.objects.filter(text__icontains=query)
+    )
+    jobs = Job.objects.filter(
+        user_image__taggeduserimage__tag__in=tags,
+        user_image__publicly_visible="y",
+        user_image__submission__publicly_visible="y",
+    )
+    return list(jobs.distinct().order_by("-queued_at", "-id").values_list("id", flat=True))
+
+
+def submission_image_ids(submission: Submission) -> list[int]:
+    return list(submission.user_images.order_by("created", "id").values_list("id", flat=True))
+
+
+def add_machine_tags(user_image: UserImage, names: Sequence[str]) -> None:
+    for name in names:
+        tag, _ = Tag.objects.get_or_create(text=name[:200])
+        TaggedUserImage.objects.get_or_create(user_image=user_image, tag=tag, machine=True)
+
+
+def cancel_job(job: Job, viewer: Viewer) -> None:
+    if not (viewer.is_staff or owns(viewer, job.submission)):
+        raise ServiceError("only the owner of a job can cancel it", status=403)
+    if job.is_finished:
+        raise ServiceError(f"job {job.id} has already finished ({job.status})")
+    backend.request_cancel(job.id)
