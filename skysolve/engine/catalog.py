@@ -276,7 +276,9 @@ def read_index_stars(path: Path) -> StarCatalog:
             f"{path}: kd-tree data holds {data_ext.nbytes} bytes, expected "
             f"{ndata} stars of {ndim} x {dtype.itemsize} bytes"
         )
-    mag_column = _find_mag_column(ordered[ordered.index(data_ext) + 1 :])
+    # Tag-along columns come after the tree, in the same (kd-tree) order.
+    after = next(i for i, ext in enumerate(ordered) if ext is data_ext) + 1
+    mag_column = _find_mag_column(ordered[after:])
 
     with open(path, "rb") as fh:
         raw = np.frombuffer(_read_bytes(fh, path, data_ext), dtype=dtype).reshape(ndata, ndim)

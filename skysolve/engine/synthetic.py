@@ -367,7 +367,9 @@ def write_fits(
     with_wcs : bool
         Put the true WCS into the header (for tests of header hints).
     bitpix : int
-        8 or 16 (unsigned integers, rounded and clipped) or -32 (float32).
+        16: unsigned 16-bit counts (rounded, clipped to 0..65535); -32: float32
+        as rendered; 8: unsigned bytes, 0..SATURATION scaled to 0..255 (faint
+        stars are lost, meant for format tests only).
 
     Returns
     -------

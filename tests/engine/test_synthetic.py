@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from skysolve.engine.catalog import StarCatalog, read_index_stars
@@ -69,6 +71,26 @@ def test_it_builds_a_wcs_whose_calibration_gives_back_the_spec(
     assert cal.ra == pytest.approx(210.0) and cal.dec == pytest.approx(-35.0)
     assert tuple(wcs.wcs.crpix) == (512.5, 384.5)
     assert wcs.wcs.ctype[0] == "RA---TAN" and wcs.wcs.ctype[1] == "DEC--TAN"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ra=st.floats(0.0, 360.0),
+    dec=st.floats(-89.0, 89.0),
+    pixscale=st.floats(0.1, 300.0),
+    rotation=st.floats(-720.0, 720.0),
+    parity=st.sampled_from([1, -1]),
+)
+def test_it_keeps_the_orientation_relation_everywhere(
+    ra: float, dec: float, pixscale: float, rotation: float, parity: int
+) -> None:
+    spec = FieldSpec(
+        ra=ra, dec=dec, pixscale=pixscale, width=640, height=480, rotation=rotation, parity=parity
+    )
+    cal = Calibration.from_wcs(make_wcs(spec), 640, 480)
+    assert cal.pixscale == pytest.approx(pixscale, rel=1e-9)
+    assert cal.parity == parity
+    assert wrap(cal.orientation - rotation) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("parity", [1, -1])
