@@ -56,7 +56,7 @@ REC709_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 # Decompressed data up to this size stays in memory; larger files are inflated a
 # second time into a temporary file on disk, once we know they fit max_bytes.
-_IN_MEMORY_LIMIT = 256 * 1024 * 1024
+_IN_MEMORY_LIMIT = 64 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _HEAD = 64
 
@@ -267,8 +267,11 @@ def _inflate(raw: IO[bytes], kind: str, *, max_bytes: int) -> Iterator[IO[bytes]
     with tempfile.TemporaryFile(prefix="skysolve-") as spill:
         raw.seek(0)
         _copy_capped(raw, kind, spill, limit=max_bytes, max_bytes=max_bytes)
-        spill.seek(0)
-        yield spill
+        spill.flush()
+        # A read-only handle: astropy refuses a file opened for writing in "readonly" mode.
+        with open(spill.fileno(), "rb", closefd=False) as reader:
+            reader.seek(0)
+            yield reader
 
 
 def _copy_capped(raw: IO[bytes], kind: str, out: IO[bytes], *, limit: int, max_bytes: int) -> int:
