@@ -127,9 +127,12 @@ def _deep_sky_catalogue() -> _DeepSkyCatalogue:
     messier: list[bool] = []
     named: list[bool] = []
     mags: list[float] = []
+    seen: set[str] = set()
     for obj in objects:
-        if obj.type in _SKIPPED_TYPES or obj.rad_coords is None:
+        # listObjects() can return an object twice (NGC 5457 / M 101 does).
+        if obj.type in _SKIPPED_TYPES or obj.rad_coords is None or obj.name in seen:
             continue
+        seen.add(obj.name)
         r, d = (float(v) for v in np.degrees(obj.rad_coords))
         designation = _format_designation(obj.name)
         m_id, _ngc, _ic, common, _other = obj.identifiers
