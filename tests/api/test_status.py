@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from astropy.io import fits
+from django.test import Client
+
+from skysolve.submissions.models import Submission
+from tests.api.helpers import call, job_of, session_for, solve_all, submit_xy
+from tests.webfixtures import FakeSolver
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_reports_an_unprocessed_submission(client: Client) -> None:
+    subid = submit_xy(client, session_for("alice"))
+    data = json.loads(client.get(f"/api/submissions/{subid}").content)
+    assert data["processing_started"] == "None"
+    assert data["processing_finished"] == "None"
+    assert data["jobs"] == [job_of(subid).id]
+    assert data["job_calibrations"] == []
+    assert json.loads(client.get(f"/api/jobs/{job_of(subid).id}").content) == {
+        "status": "processing"
+    }
+
+
+def test_it_reports_a_solved_submission(client: Client, fake_solver: FakeSolver) -> None:
+    subid = submit_xy(client, session_for("alice"))
+    solve_all(fake_solver)
+    job = job_of(subid)
+    for method in (client.get, client.post):
+        for suffix in ("", "/"):
+            response = method(f"/api/submissions/{subid}{suffix}")
+            assert response.status_code == 200
+            assert response["Content-Type"] == "text/plain"
+            data = json.loads(response.content)
+            assert data["jobs"] == [job.id]
+            assert data["job_calibrations"] == [[job.id, job.id]]
+            assert data["processing_finished"] != "None"
+            assert data["user"] == Submission.objects.get(pk=subid).user_id
+    assert json.loads(client.post(f"/api/jobs/{job.id}/").content) == {"status": "success"}
+    cal = json.loads(client.get(f"/api/jobs/{job.id}/calibration").content)
+    assert set(cal) == {
+        "ra", "dec", "radius", "pixscale", "orientation", "parity", "width_arcsec", "height_arcsec"
+    }  # fmt: skip
+    assert cal["pixscale"] == pytest.approx(1.0907)
+    info = json.loads(client.get(f"/api/jobs/{job.id}/info").content)
+    assert info["status"] == "success"
+    assert info["objects_in_field"] == ["M 66", "NGC 3628"]
+    assert info["machine_tags"] == ["M 66", "NGC 3628"]
+    assert set(info["calibration"]) == {"ra", "dec", "radius", "pixscale", "orientation", "parity"}
+    assert json.loads(client.get(f"/api/jobs/{job.id}/tags").content) == {"tags": []}
+    assert json.loads(client.get(f"/api/jobs/{job.id}/machine_tags/").content) == {
+        "tags": ["M 66", "NGC 3628"]
+    }
+    assert json.loads(client.get(f"/api/jobs/{job.id}/objects_in_field").content) == {
+        "objects_in_field": ["M 66", "NGC 3628"]
+    }
+    ann = json.loads(client.get(f"/api/jobs/{job.id}/annotations").content)["annotations"]
+    assert ann[0]["names"] == ["NGC 3628"] and ann[0]["radius"] == 35.0
+
+
+def content_type(client: Client, path: str, *, post: bool = False) -> str:
+    response = client.post(path) if post else client.get(path)
+    response.close()  # file responses hold the file open until closed
+    return str(response["Content-Type"])
+
+
+def test_it_serves_result_files(client: Client, fake_solver: FakeSolver) -> None:
+    subid = submit_xy(client, session_for("alice"))
+    solve_all(fake_solver)
+    job = job_of(subid)
+    response = client.get(f"/wcs_file/{job.id}")
+    assert response["Content-Type"] == "application/fits"
+    header = fits.Header.fromstring(b"".join(response.streaming_content).decode("ascii"))
+    response.close()
+    assert header["CTYPE1"] == "RA---TAN"
+    assert content_type(client, f"/new_fits_file/{job.id}/", post=True) == "application/fits"
+    assert content_type(client, f"/annotated_display/{job.id}") == "image/png"
+    assert content_type(client, f"/annotated_full/{job.id}") == "image/jpeg"
+    assert content_type(client, f"/red_green_image_display/{job.id}") == "image/png"
+    assert content_type(client, f"/joblog/{job.id}").startswith("text/plain")
+    missing = client.get(f"/grid_full/{job.id}")
+    assert missing.status_code == 404
+    assert json.loads(missing.content)["status"] == "error"
+
+
+def test_it_reports_a_failed_job(client: Client) -> None:
+    subid = submit_xy(client, session_for("alice"))
+    solve_all(FakeSolver(solved=False))
+    job = job_of(subid)
+    assert json.loads(client.get(f"/api/jobs/{job.id}").content) == {"status": "failure"}
+    cal = client.get(f"/api/jobs/{job.id}/calibration")
+    assert cal.status_code == 404
+    assert json.loads(cal.content)["errormessage"] == (
+        f"no calibration data available for job {job.id}"
+    )
+    assert "calibration" not in json.loads(client.get(f"/api/jobs/{job.id}/info").content)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/submissions/123", "/api/jobs/123", "/api/jobs/123/info", "/wcs_file/123",
+     "/api/jobs/99999999999", "/joblog/123/"],
+)  # fmt: skip
+def test_it_answers_unknown_ids_with_a_json_404(client: Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert json.loads(response.content)["status"] == "error"
+
+
+def test_it_lists_my_jobs_only(client: Client) -> None:
+    alice, bob = session_for("alice"), session_for("bob")
+    mine = job_of(submit_xy(client, alice, publicly_visible="n")).id
+    job_of(submit_xy(client, bob))
+    assert call(client, "/api/myjobs", {"session": alice}) == {"status": "success", "jobs": [mine]}
+
+
+def test_it_finds_public_jobs_by_tag(client: Client, fake_solver: FakeSolver) -> None:
+    alice = session_for("alice")
+    public = job_of(submit_xy(client, alice)).id
+    job_of(submit_xy(client, alice, publicly_visible="n"))
+    solve_all(fake_solver)
+    assert json.loads(client.get("/api/jobs_by_tag?query=ngc").content) == {"job_ids": [public]}
+    exact = json.loads(client.get("/api/jobs_by_tag/?query=ngc&exact=yes").content)
+    assert exact == {"job_ids": []}
+    exact = json.loads(client.get("/api/jobs_by_tag?query=m 66&exact=yes").content)
+    assert exact == {"job_ids": [public]}
+
+
+def test_it_lists_submission_images(client: Client) -> None:
+    alice = session_for("alice")
+    subid = submit_xy(client, alice)
+    data = call(client, "/api/submission_images", {"session": alice, "subid": subid})
+    assert data["status"] == "success"
+    assert data["image_ids"] == [job_of(subid).user_image_id]

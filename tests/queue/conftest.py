@@ -1,0 +1,1 @@
+from tests.webfixtures import data_dir, fake_solver  # noqa: F401

@@ -1,0 +1,146 @@
+"""Shared fixtures of the web, API and queue tests: settings, users, a fake solver."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# pytest-django needs the settings module; pyproject.toml is not ours to edit,
+# so the web test packages configure Django when they are collected.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skysolve.web.settings")
+# Never write into the checkout's ./var; whitenoise wants its static root to exist.
+_TEST_DATA_DIR = tempfile.mkdtemp(prefix="skysolve-tests-")
+os.environ["SKYSOLVE_DATA_DIR"] = _TEST_DATA_DIR
+os.makedirs(os.path.join(_TEST_DATA_DIR, "static"))
+
+import django  # noqa: E402
+
+django.setup()
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import Annotation, Calibration, SolveResult, SourceList
+from skysolve.errors import NoMatchError, SolveCancelledError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_wcs(width: int = 400, height: int = 300) -> WCS:
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [169.966, 13.221]
+    wcs.wcs.crpix = [(width + 1) / 2, (height + 1) / 2]
+    scale = 1.0907 / 3600
+    wcs.wcs.cd = [[-scale, 0.0], [0.0, scale]]
+    return wcs
+
+
+class FakeSolver:
+    """Writes small real result files; solves unless told otherwise.
+
+    ``hook`` runs inside the solve (to cancel, time out or inspect the state
+    from the solving thread, as the real engine would experience it).
+    """
+
+    def __init__(self, *, solved: bool = True) -> None:
+        self.solved = solved
+        self.calls: list[tuple[Path | SourceList, SolveParameters]] = []
+        self.hook: Callable[[threading.Event | None], None] | None = None
+        self.error: Exception | None = None
+
+    def __call__(
+        self,
+        source: Path | SourceList,
+        params: SolveParameters,
+        out_dir: Path,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> SolveResult:
+        self.calls.append((source, params))
+        if progress:
+            progress("preparing", "reading")
+        if self.hook is not None:
+            self.hook(cancel)
+        if cancel is not None and cancel.is_set():
+            raise SolveCancelledError("cancelled")
+        if self.error is not None:
+            raise self.error
+        width, height = 400, 300
+        files: dict[str, Path] = {}
+        log = out_dir / "solve.log"
+        log.write_text("fake solver log\n")
+        files["log"] = log
+        if not self.solved:
+            return SolveResult(
+                solved=False,
+                image_width=width,
+                image_height=height,
+                files=files,
+                log="fake solver log\n",
+                failure=NoMatchError("no match found"),
+            )
+        wcs = fake_wcs(width, height)
+        header = wcs.to_header()
+        wcs_path = out_dir / "wcs.fits"
+        fits.PrimaryHDU(header=header).writeto(wcs_path)
+        files["wcs"] = wcs_path
+        new_fits = out_dir / "new.fits"
+        fits.PrimaryHDU(data=np.zeros((height, width), dtype=np.uint8), header=header).writeto(
+            new_fits
+        )
+        files["new_fits"] = new_fits
+        for key in ("annotated_display", "red_green_display"):
+            png = out_dir / f"{key}.png"
+            png.write_bytes(PNG_MAGIC + b"fake")
+            files[key] = png
+        jpg = out_dir / "annotated_full.jpg"
+        jpg.write_bytes(b"\xff\xd8\xff\xe0fake")
+        files["annotated_full"] = jpg
+        if progress:
+            progress("solving", "matching")
+        return SolveResult(
+            solved=True,
+            image_width=width,
+            image_height=height,
+            calibration=Calibration.from_wcs(wcs, width, height),
+            wcs_header=header,
+            files=files,
+            objects_in_field=["M 66", "NGC 3628"],
+            annotations=[Annotation("ngc", ["NGC 3628"], 100.0, 120.0, 35.0)],
+            log="fake solver log\n",
+        )
+
+
+@pytest.fixture
+def fake_solver(settings: Any) -> FakeSolver:
+    solver = FakeSolver()
+    settings.SKYSOLVE_FAKE_SOLVER = solver
+    settings.SKYSOLVE_SOLVER = "tests.webfixtures.configured_fake_solver"
+    return solver
+
+
+def configured_fake_solver(*args: Any, **kwargs: Any) -> SolveResult:
+    from django.conf import settings
+
+    solver: FakeSolver = settings.SKYSOLVE_FAKE_SOLVER
+    return solver(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def data_dir(settings: Any, tmp_path: Path) -> Path:
+    """Every test writes uploads and results under its own temporary directory."""
+    settings.DATA_DIR = tmp_path / "var"
+    settings.SKYSOLVE_UPLOAD_DIR = tmp_path / "var" / "uploads"
+    settings.SKYSOLVE_JOB_DIR = tmp_path / "var" / "jobs"
+    settings.DATA_DIR.mkdir()
+    return tmp_path / "var"
