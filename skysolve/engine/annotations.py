@@ -50,7 +50,7 @@ from skysolve.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["objects_in_field", "field_geometry", "FieldGeometry"]
+__all__ = ["objects_in_field", "field_geometry", "FieldGeometry", "load_catalogues"]
 
 #: Faintest named bright star listed by default (the table stops near V = 6.5).
 DEFAULT_MAX_STARS_VMAG = 6.5
@@ -240,6 +240,20 @@ def _star_catalogue() -> _StarCatalogue:
         common=common,
         designation=designation,
     )
+
+
+def load_catalogues() -> tuple[int, int]:
+    """Load and cache the deep-sky and bright-star catalogues now.
+
+    The first :func:`objects_in_field` call otherwise pays for it (about 1.5 s
+    for OpenNGC); a worker can call this at start-up.
+
+    Returns
+    -------
+    tuple of int
+        Number of deep-sky objects and of named bright stars available.
+    """
+    return len(_deep_sky_catalogue().names), len(_star_catalogue().designation)
 
 
 # -- geometry -----------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine.annotations import field_geometry, objects_in_field
+from skysolve.engine.annotations import field_geometry, load_catalogues, objects_in_field
 from skysolve.engine.results import Calibration
 from skysolve.errors import BadInputError
 
@@ -242,3 +242,9 @@ def test_it_uses_plot_constellations_pixel_convention(tmp_path: Path) -> None:
     for t in theirs:
         a = ours[t["names"][0]]
         assert np.hypot(a.pixelx - t["pixelx"], a.pixely - t["pixely"]) < 0.01
+
+
+def test_it_loads_the_catalogues() -> None:
+    n_deep_sky, n_stars = load_catalogues()
+    assert n_deep_sky > 13000
+    assert n_stars > 3000
