@@ -1,0 +1,1 @@
+"""The web site: upload, live status, results, galleries and search."""

@@ -1,0 +1,463 @@
+"""What the web pages show, computed from plain values (never a request).
+
+Privacy rule for every listing here: an image is listed only when both the
+image and its submission are public.  Private images appear only in their
+owner's own pages ("my submissions", "my images", their own albums).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Count, Q, QuerySet
+
+from skysolve.front.astro import angle_text, angular_distance, dec_dms, ra_hms, ra_ranges
+from skysolve.front.skymap import sky_map_svg
+from skysolve.submissions import services as submissions
+from skysolve.submissions.models import Album, Job, Submission, Tag, UserImage
+
+#: Result files and the nova URL the API serves each one at.
+RESULT_FILES: list[tuple[str, str, str]] = [
+    ("wcs", "wcs_file", "WCS header (wcs.fits)"),
+    ("new_fits", "new_fits_file", "image with WCS (new-image.fits)"),
+    ("rdls", "rdls_file", "catalogue stars in the field (rdls.fits)"),
+    ("axy", "axy_file", "detected sources (axy.fits)"),
+    ("corr", "corr_file", "matched star pairs (corr.fits)"),
+    ("kml", "kml_file", "Google Earth sky overlay (KML)"),
+    ("annotated_full", "annotated_full", "annotated image, full size"),
+    ("red_green_full", "red_green_image_full", "sources vs catalogue, full size"),
+    ("extraction_full", "extraction_image_full", "detected sources, full size"),
+    ("grid_full", "grid_full", "RA/Dec grid, full size"),
+    ("log", "joblog", "solver log"),
+]
+
+#: The overlays the results page can switch between (display-size pictures).
+OVERLAYS: list[tuple[str, str, str]] = [
+    ("annotated_display", "annotated_display", "objects"),
+    ("extraction_display", "extraction_image_display", "sources"),
+    ("red_green_display", "red_green_image_display", "catalogue stars"),
+    ("grid_display", "grid_display", "grid"),
+]
+
+STAGE_LABELS = {
+    "": "waiting for a worker",
+    "preparing": "reading the image",
+    "extracting": "extracting sources",
+    "solving": "solving",
+    "annotating": "naming objects in the field",
+    "finished": "finishing",
+}
+
+#: How many lines of the solver log the status page shows.
+LOG_TAIL_LINES = 30
+
+
+def file_url(prefix: str, job_id: int) -> str:
+    # The API app serves these at nova's root-anchored paths; clients depend on
+    # them, so building them by hand is as stable as reversing a name.
+    return f"/{prefix}/{job_id}"
+
+
+def public_jobs() -> QuerySet[Job]:
+    return Job.objects.filter(
+        user_image__publicly_visible="y", user_image__submission__publicly_visible="y"
+    )
+
+
+def public_images() -> QuerySet[UserImage]:
+    return UserImage.objects.filter(publicly_visible="y", submission__publicly_visible="y")
+
+
+def has_file(job: Job, key: str) -> bool:
+    return bool(job.result) and key in (job.result.get("files") or {})
+
+
+# -- cards: one line of any listing ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Card:
+    """One image in a listing, with its latest job."""
+
+    image_id: int
+    job_id: int | None
+    filename: str
+    owner: str
+    created: datetime
+    status: str
+    public: bool
+    ra: float | None = None
+    dec: float | None = None
+    radius: float | None = None
+    thumbnail: str | None = None
+    distance: float | None = None
+
+    @property
+    def ra_text(self) -> str:
+        return "" if self.ra is None else ra_hms(self.ra)
+
+    @property
+    def dec_text(self) -> str:
+        return "" if self.dec is None else dec_dms(self.dec)
+
+
+def card_for_job(job: Job, *, distance: float | None = None) -> Card:
+    image = job.user_image
+    owner = image.submission.user
+    return Card(
+        image_id=image.id,
+        job_id=job.id,
+        filename=image.original_filename or f"image {image.id}",
+        owner=owner.username if owner is not None else "anonymous",
+        created=image.created,
+        status=job.status,
+        public=image.is_public and image.submission.is_public,
+        ra=job.ra,
+        dec=job.dec,
+        radius=job.radius,
+        thumbnail=file_url("annotated_display", job.id)
+        if has_file(job, "annotated_display")
+        else None,
+        distance=distance,
+    )
+
+
+def card_for_image(image: UserImage) -> Card:
+    job = image.latest_job()
+    if job is not None:
+        return card_for_job(job)
+    owner = image.submission.user
+    return Card(
+        image_id=image.id,
+        job_id=None,
+        filename=image.original_filename or f"image {image.id}",
+        owner=owner.username if owner is not None else "anonymous",
+        created=image.created,
+        status="",
+        public=image.is_public and image.submission.is_public,
+    )
+
+
+def _job_cards(jobs: Iterable[Job]) -> list[Card]:
+    return [card_for_job(job) for job in jobs]
+
+
+def _with_relations(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    return jobs.select_related("user_image__submission__user")
+
+
+# -- listings ----------------------------------------------------------------
+
+
+def gallery(limit: int = 200) -> list[Card]:
+    """Recent public solved images, newest first."""
+    jobs = _with_relations(public_jobs().filter(status=Job.SUCCESS))
+    return _job_cards(jobs.order_by("-finished_at", "-id")[:limit])
+
+
+def user_public_images(username: str, limit: int = 200) -> list[Card]:
+    jobs = public_jobs().filter(user_image__submission__user__username=username)
+    return _job_cards(_with_relations(jobs).order_by("-queued_at", "-id")[:limit])
+
+
+def my_images(user: User, limit: int = 500) -> list[Card]:
+    images = (
+        UserImage.objects.filter(submission__user=user)
+        .select_related("submission__user")
+        .order_by("-created", "-id")[:limit]
+    )
+    return [card_for_image(image) for image in images]
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    id: int
+    created: datetime
+    filename: str
+    public: bool
+    finished: bool
+    jobs: list[tuple[int, str]]
+    error: str
+
+
+def my_submissions(user: User, limit: int = 500) -> list[SubmissionRow]:
+    subs = Submission.objects.filter(user=user).order_by("-created", "-id")[:limit]
+    rows = []
+    for sub in subs.prefetch_related("user_images__jobs"):
+        jobs = [(job.id, job.status) for image in sub.user_images.all() for job in image.jobs.all()]
+        rows.append(
+            SubmissionRow(
+                id=sub.id,
+                created=sub.created,
+                filename=sub.original_filename or sub.url or f"submission {sub.id}",
+                public=sub.is_public,
+                finished=sub.processing_finished is not None,
+                jobs=jobs,
+                error=sub.error_message,
+            )
+        )
+    return rows
+
+
+def tags_with_counts(limit: int = 500) -> list[tuple[str, int]]:
+    """Tags of public images only, so a private image's tags reveal nothing."""
+    tags = (
+        Tag.objects.filter(
+            taggeduserimage__user_image__publicly_visible="y",
+            taggeduserimage__user_image__submission__publicly_visible="y",
+        )
+        .annotate(n=Count("taggeduserimage__user_image", distinct=True))
+        .order_by("-n", "text")[:limit]
+    )
+    return [(tag.text, tag.n) for tag in tags]  # type: ignore[attr-defined]
+
+
+# -- search ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    ra: float | None = None
+    dec: float | None = None
+    radius: float | None = None
+    object_name: str = ""
+    tag: str = ""
+    username: str = ""
+
+    @property
+    def is_cone(self) -> bool:
+        return self.ra is not None and self.dec is not None and self.radius is not None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.is_cone or self.object_name or self.tag or self.username)
+
+
+def cone_filter(jobs: QuerySet[Job], ra: float, dec: float, radius: float) -> QuerySet[Job]:
+    """A bounding box on the calibration columns; callers refine with exact distances."""
+    jobs = jobs.filter(dec__gte=dec - radius, dec__lte=dec + radius)
+    ranges = ra_ranges(ra, dec, radius)
+    if ranges is not None:
+        box = Q()
+        for lo, hi in ranges:
+            box |= Q(ra__gte=lo, ra__lte=hi)
+        jobs = jobs.filter(box)
+    return jobs
+
+
+def search(query: Query, limit: int = 200) -> list[Card]:
+    """Public solved images matching every given criterion."""
+    if query.is_empty:
+        return []
+    jobs = public_jobs().filter(status=Job.SUCCESS)
+    if query.object_name:
+        # objects_in_field are stored as machine tags, which the database can search.
+        jobs = jobs.filter(
+            user_image__taggeduserimage__machine=True,
+            user_image__taggeduserimage__tag__text__icontains=query.object_name,
+        )
+    if query.tag:
+        jobs = jobs.filter(user_image__taggeduserimage__tag__text__iexact=query.tag)
+    if query.username:
+        jobs = jobs.filter(user_image__submission__user__username__iexact=query.username)
+    jobs = _with_relations(jobs.distinct())
+    if not query.is_cone:
+        return _job_cards(jobs.order_by("-finished_at", "-id")[:limit])
+    assert query.ra is not None and query.dec is not None and query.radius is not None
+    found = []
+    for job in cone_filter(jobs, query.ra, query.dec, query.radius):
+        assert job.ra is not None and job.dec is not None
+        distance = angular_distance(query.ra, query.dec, job.ra, job.dec)
+        if distance <= query.radius:
+            found.append((distance, job))
+    found.sort(key=lambda pair: (pair[0], -pair[1].id))
+    return [card_for_job(job, distance=d) for d, job in found[:limit]]
+
+
+def nearby(job: Job, limit: int = 12) -> list[Card]:
+    """Other public solved fields near this one (never private ones)."""
+    if job.ra is None or job.dec is None:
+        return []
+    radius = max(5.0, 2 * (job.radius or 0.0))
+    query = Query(ra=job.ra, dec=job.dec, radius=min(radius, 90.0))
+    return [card for card in search(query, limit=limit + 1) if card.job_id != job.id][:limit]
+
+
+# -- albums ------------------------------------------------------------------
+
+
+def albums_for(viewer: submissions.Viewer) -> list[Album]:
+    """Public albums, plus the viewer's own private ones."""
+    albums = Q(publicly_visible="y")
+    if viewer.user is not None:
+        albums |= Q(owner=viewer.user)
+    return list(Album.objects.filter(albums).select_related("owner").order_by("-created", "-id"))
+
+
+def get_album(album_id: int, viewer: submissions.Viewer) -> Album:
+    album = Album.objects.select_related("owner").filter(pk=album_id if 0 < album_id < 2**31 else 0)
+    found = album.first()
+    if found is None:
+        raise submissions.NotFound(f"no album with id {album_id}")
+    mine = viewer.user is not None and viewer.user.pk == found.owner_id  # type: ignore[attr-defined]
+    if found.publicly_visible != "y" and not (mine or viewer.is_staff):
+        raise submissions.NotFound(f"no album with id {album_id}")
+    return found
+
+
+def album_images(album: Album, viewer: submissions.Viewer) -> list[Card]:
+    images = album.user_images.select_related("submission__user").order_by("-created", "-id")
+    mine = viewer.user is not None and viewer.user.pk == album.owner_id  # type: ignore[attr-defined]
+    if not mine:
+        images = images.filter(publicly_visible="y", submission__publicly_visible="y")
+    return [card_for_image(image) for image in images]
+
+
+# -- status ------------------------------------------------------------------
+
+
+def status_label(job: Job) -> str:
+    if job.status == Job.QUEUED:
+        ahead = Job.objects.filter(status=Job.QUEUED, queued_at__lt=job.queued_at).count()
+        return "queued" if ahead == 0 else f"queued ({ahead} ahead)"
+    if job.status == Job.RUNNING:
+        return STAGE_LABELS.get(job.stage, job.stage)
+    if job.status == Job.SUCCESS:
+        return "done: solved"
+    if job.status == Job.CANCELLED:
+        return "cancelled"
+    return f"failed: {job.error_message}" if job.error_message else "failed"
+
+
+def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def submission_status(submission: Submission) -> dict[str, Any]:
+    """What the status page polls: one entry per job, and whether all finished."""
+    jobs = Job.objects.filter(user_image__submission=submission).order_by("queued_at", "id")
+    entries = []
+    for job in jobs:
+        entries.append(
+            {
+                "id": job.id,
+                "status": job.status,
+                "stage": job.stage,
+                "label": status_label(job),
+                "log": log_tail(job.log),
+                "error": job.error_message,
+                "results_url": f"/results/{job.id}",
+            }
+        )
+    return {
+        "submission": submission.id,
+        "finished": bool(entries) and all(e["status"] in Job.FINISHED for e in entries),
+        "error": submission.error_message,
+        "jobs": entries,
+    }
+
+
+# -- results -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    label: str
+    value: str
+
+
+def calibration_rows(job: Job) -> list[CalibrationRow]:
+    cal = job.calibration_dict()
+    if cal is None:
+        return []
+    parity = "positive (+1, not flipped)" if cal["parity"] >= 0 else "negative (−1, flipped)"
+    return [
+        CalibrationRow("Centre RA", f"{cal['ra']:.6f}° = {ra_hms(cal['ra'])}"),
+        CalibrationRow("Centre Dec", f"{cal['dec']:+.6f}° = {dec_dms(cal['dec'])}"),
+        CalibrationRow("Pixel scale", f"{cal['pixscale']:.4g} arcsec/pixel"),
+        CalibrationRow(
+            "Field size",
+            f"{angle_text(cal['width_arcsec'] / 3600)} × {angle_text(cal['height_arcsec'] / 3600)}",
+        ),
+        CalibrationRow("Radius", f"{angle_text(cal['radius'])} (half-diagonal)"),
+        CalibrationRow("Orientation", f"{cal['orientation']:.2f}° (East of North)"),
+        CalibrationRow("Parity", parity),
+    ]
+
+
+def reproduce_command(job: Job) -> str:
+    command: Sequence[str] = (job.result or {}).get("command") or []
+    return shlex.join(str(part) for part in command)
+
+
+LICENCE_TEXT = {
+    "allow_commercial_use": {"d": "owner's default", "y": "allowed", "n": "not allowed"},
+    "allow_modifications": {
+        "d": "owner's default",
+        "y": "allowed",
+        "n": "not allowed",
+        "sa": "allowed, share alike",
+    },
+}
+
+
+def results(job: Job) -> dict[str, Any]:
+    """Everything the results page shows about one job."""
+    image = job.user_image
+    submission = image.submission
+    files = (job.result or {}).get("files") or {}
+    overlays = [
+        {"key": key, "url": file_url(prefix, job.id), "label": label}
+        for key, prefix, label in OVERLAYS
+        if key in files
+    ]
+    downloads = [
+        {"url": file_url(prefix, job.id), "label": label}
+        for key, prefix, label in RESULT_FILES
+        if key in files
+    ]
+    if job.log and "log" not in files:
+        downloads.append({"url": file_url("joblog", job.id), "label": "solver log"})
+    sky_map = None
+    if job.has_calibration:
+        assert job.ra is not None and job.dec is not None
+        sky_map = sky_map_svg(job.ra, job.dec, job.radius or 0.0)
+    owner = submission.user
+    return {
+        "job": job,
+        "image": image,
+        "submission": submission,
+        "owner": owner.username if owner is not None else "anonymous",
+        "public": image.is_public and submission.is_public,
+        "calibration": calibration_rows(job),
+        "overlays": overlays,
+        "downloads": downloads,
+        "objects": job.objects_in_field(),
+        "tags": image.tag_texts(machine=False),
+        "sky_map": sky_map,
+        "command": reproduce_command(job),
+        "status_label": status_label(job),
+        "commercial": LICENCE_TEXT["allow_commercial_use"].get(submission.allow_commercial_use),
+        "modifications": LICENCE_TEXT["allow_modifications"].get(submission.allow_modifications),
+        "log_tail": log_tail(job.log),
+    }
+
+
+# -- submitting from the upload form -----------------------------------------
+
+
+def submit_files(
+    user: User, args: Mapping[str, Any], files: Sequence[tuple[bytes, str]]
+) -> list[Submission]:
+    """One submission per file, each with its own job, so each can be followed alone."""
+    viewer = submissions.Viewer(user=user)
+    return [submissions.submit_upload(viewer, args, data, name) for data, name in files]
+
+
+def submit_url(user: User, args: Mapping[str, Any], url: str) -> Submission:
+    return submissions.submit_url(submissions.Viewer(user=user), args, url)
