@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "skysolve.submissions",
     "skysolve.queue",
     "skysolve.api",
+    "skysolve.front",
+    "skysolve.accounts",
 ]
 
 MIDDLEWARE = [
