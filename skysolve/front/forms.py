@@ -64,7 +64,9 @@ class MultipleFileField(forms.FileField):
 
 class UploadForm(forms.Form):
     images = MultipleFileField(required=False, label="Image files")
-    url = forms.URLField(required=False, max_length=2000, label="or an image URL")
+    url = forms.URLField(
+        required=False, max_length=2000, label="or an image URL", assume_scheme="https"
+    )
 
     scale_preset = forms.ChoiceField(choices=SCALE_PRESET_CHOICES, initial="unknown")
     scale_units = forms.ChoiceField(choices=SCALE_UNIT_CHOICES, initial="degwidth")

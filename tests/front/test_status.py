@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from skysolve.queue.worker import Worker
+from skysolve.submissions.models import Job
+from tests.front.helpers import fail, job_of, make_user, solve, submit
+from tests.webfixtures import FakeSolver
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_shows_a_queued_job(client: Client) -> None:
+    submission = submit(make_user("alice"))
+    response = client.get(f"/status/{submission.id}")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f"Job {job_of(submission).id}" in body
+    assert "queued" in body
+    assert f'data-url="/status/{submission.id}/json"' in body
+    assert "front/status.js" in body
+
+
+def test_it_reports_progress_as_json(client: Client) -> None:
+    submission = submit(make_user("alice"))
+    job = job_of(submission)
+    url = f"/status/{submission.id}/json"
+
+    data = client.get(url).json()
+    assert data["finished"] is False
+    assert [(j["id"], j["status"], j["label"]) for j in data["jobs"]] == [
+        (job.id, "queued", "queued")
+    ]
+
+    Job.objects.filter(id=job.id).update(status=Job.RUNNING, stage="extracting")
+    assert client.get(url).json()["jobs"][0]["label"] == "extracting sources"
+    Job.objects.filter(id=job.id).update(stage="solving")
+    assert client.get(url).json()["jobs"][0]["label"] == "solving"
+
+    solve(submission)
+    response = client.get(url)
+    data = response.json()
+    assert "no-cache" in response["Cache-Control"]
+    assert data["finished"] is True
+    assert data["jobs"][0]["label"] == "done: solved"
+    assert data["jobs"][0]["results_url"] == f"/results/{job.id}"
+    # Only the tail of the log: the status page stays small.
+    assert data["jobs"][0]["log"].splitlines()[-1] == "log line 49"
+    assert "log line 0\n" not in data["jobs"][0]["log"]
+
+
+def test_it_counts_the_jobs_ahead(client: Client) -> None:
+    alice = make_user("alice")
+    submit(alice)
+    second = submit(alice)
+    assert client.get(f"/status/{second.id}/json").json()["jobs"][0]["label"] == (
+        "queued (1 ahead)"
+    )
+
+
+def test_it_shows_a_failure(client: Client) -> None:
+    submission = submit(make_user("alice"))
+    fail(submission, "no match found")
+    data = client.get(f"/status/{submission.id}/json").json()
+    assert data["jobs"][0]["label"] == "failed: no match found"
+    assert data["finished"] is True
+
+
+def test_it_follows_a_real_worker_run(client: Client, settings: Any) -> None:
+    submission = submit(make_user("alice"))
+    Worker(solver=FakeSolver(), heartbeat_thread=False).run_once()
+    data = client.get(f"/status/{submission.id}/json").json()
+    assert data["finished"] is True
+    assert data["jobs"][0]["status"] == "success"
+
+
+def test_it_answers_404_for_an_unknown_submission(client: Client) -> None:
+    assert client.get("/status/12345").status_code == 404
+    assert client.get("/status/12345/json").status_code == 404
