@@ -2,21 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
-# pytest-django needs the settings module; pyproject.toml is not ours to edit,
-# so the web test packages configure Django when they are collected.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skysolve.web.settings")
-# Never write into the checkout's ./var; whitenoise wants its static root to exist.
-_TEST_DATA_DIR = tempfile.mkdtemp(prefix="skysolve-tests-")
-os.environ["SKYSOLVE_DATA_DIR"] = _TEST_DATA_DIR
-os.makedirs(os.path.join(_TEST_DATA_DIR, "static"))
-
-import django  # noqa: E402
-
-django.setup()
-
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -144,3 +129,8 @@ def data_dir(settings: Any, tmp_path: Path) -> Path:
     settings.SKYSOLVE_JOB_DIR = tmp_path / "var" / "jobs"
     settings.DATA_DIR.mkdir()
     return tmp_path / "var"
+
+
+def fake_solve(*args: Any, **kwargs: Any) -> SolveResult:
+    """A solver a separate process (``skysolve serve`` in the end-to-end test) can import."""
+    return FakeSolver()(*args, **kwargs)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 
 import pytest
 from django.test import Client
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 FILE_BYTES = b"SIMPLE  =                    T\n\x00\r\n binary \xff tail"
 
 
-def reference_client_body(payload: dict[str, object], data: bytes) -> tuple[bytes, str]:
+def reference_client_body(payload: Mapping[str, object], data: bytes) -> tuple[bytes, str]:
     """The exact byte shape astrometry.net's client.py builds with the email package."""
     boundary = "===============4716338722459125045=="
     head = (
