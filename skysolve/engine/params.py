@@ -167,7 +167,9 @@ class SolveParameters:
         ):
             raise InvalidParameterError("scale_lower is larger than scale_upper")
         if self.center_ra is not None and not (0 <= self.center_ra < 360 or self.center_ra == 360):
-            raise InvalidParameterError(f"center_ra must be in [0, 360] degrees, not {self.center_ra!r}")
+            raise InvalidParameterError(
+                f"center_ra must be in [0, 360] degrees, not {self.center_ra!r}"
+            )
         if self.center_dec is not None and not (-90 <= self.center_dec <= 90):
             raise InvalidParameterError(
                 f"center_dec must be in [-90, 90] degrees, not {self.center_dec!r}"
@@ -179,7 +181,9 @@ class SolveParameters:
         if self.parity not in (0, 1, 2):
             raise InvalidParameterError(f"parity must be 0, 1 or 2, not {self.parity!r}")
         if not (0 <= self.tweak_order <= 9):
-            raise InvalidParameterError(f"tweak_order must be between 0 and 9, not {self.tweak_order!r}")
+            raise InvalidParameterError(
+                f"tweak_order must be between 0 and 9, not {self.tweak_order!r}"
+            )
         if not (0 < self.positional_error <= 100 and math.isfinite(self.positional_error)):
             raise InvalidParameterError("positional_error must be in (0, 100] pixels")
         if self.downsample_factor is not None and not (1 <= self.downsample_factor <= 64):

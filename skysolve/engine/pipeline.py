@@ -27,7 +27,7 @@ from astropy.wcs import WCS
 from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver
 from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import Calibration, SolveResult, SourceList
+from skysolve.engine.results import Calibration, SolveResult, SourceList, wcs_from_header
 from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import (
     ConfigurationError,
@@ -309,8 +309,8 @@ def _finish_solved(
 
     assert outcome.wcs_header is not None
     header = outcome.wcs_header
-    wcs = WCS(header, relax=True)
     width, height = result.image_width, result.image_height
+    wcs = wcs_from_header(header, width, height)
     result.solved = True
     result.failure = None
     result.solver = outcome.solver
@@ -334,6 +334,7 @@ def _finish_solved(
         height,
         image_name="annotated_display.jpg",
         out_path=out_dir / FILE_NAMES["kml"],
+        bottom_up=bool(image is not None and image.bottom_up),
     )
     names, annotations = objects_in_field(wcs, width, height)
     result.objects_in_field = names

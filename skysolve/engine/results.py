@@ -93,15 +93,22 @@ class Calibration:
 
     @classmethod
     def from_wcs(cls, wcs: WCS, width: int, height: int) -> Calibration:
-        """Compute the nova fields from a celestial WCS and the image size."""
-        cd = np.asarray(wcs.celestial.pixel_scale_matrix, dtype=float)
+        """Compute the nova fields from a celestial WCS and the image size.
+
+        The CD matrix used is the WCS's local linear approximation at the image
+        centre (SIP included), expressed in the tangent plane there.  For a TAN
+        solution whose reference pixel is the centre this is exactly the CD
+        matrix nova and ``wcsinfo`` use; for others it keeps orientation and
+        scale from depending on where the solver happened to put CRPIX.
+        """
+        cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
+        cd = local_cd_matrix(wcs, cx, cy)
         det = float(np.linalg.det(cd))
         parity = 1.0 if det >= 0 else -1.0
         pixscale = 3600.0 * math.sqrt(abs(det))
         t = parity * cd[0, 0] + cd[1, 1]
         a = parity * cd[1, 0] - cd[0, 1]
         orientation = -math.degrees(math.atan2(a, t))
-        cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
         ra, dec = wcs.all_pix2world([[cx, cy]], 1)[0]
         radius = pixscale * math.hypot(width, height) / 2.0 / 3600.0
         return cls(
@@ -191,7 +198,7 @@ class SolveResult:
     def wcs(self) -> WCS | None:
         if self.wcs_header is None:
             return None
-        return WCS(self.wcs_header, relax=True)
+        return wcs_from_header(self.wcs_header, self.image_width, self.image_height)
 
     def to_json(self) -> dict[str, Any]:
         """The ``skysolve solve --json`` object (also stored by the web layer)."""
@@ -214,3 +221,35 @@ class SolveResult:
             if self.failure is None
             else {"code": self.failure.code, "message": self.failure.message},
         }
+
+
+def local_cd_matrix(wcs: WCS, x: float, y: float, *, step: float = 0.5) -> np.ndarray:
+    """The CD matrix (deg/pixel) of ``wcs`` linearised at 1-based pixel (x, y).
+
+    Columns are d/dx and d/dy; rows are the tangent-plane coordinates at the
+    point: xi (towards increasing RA, East) and eta (North), as in FITS.
+    """
+    pts = np.array([[x, y], [x + step, y], [x - step, y], [x, y + step], [x, y - step]])
+    world = np.radians(wcs.all_pix2world(pts, 1))
+    ra0, dec0 = world[0]
+    ra, dec = world[1:, 0], world[1:, 1]
+    # Gnomonic projection about (ra0, dec0).
+    cosc = np.sin(dec0) * np.sin(dec) + np.cos(dec0) * np.cos(dec) * np.cos(ra - ra0)
+    xi = np.cos(dec) * np.sin(ra - ra0) / cosc
+    eta = (np.cos(dec0) * np.sin(dec) - np.sin(dec0) * np.cos(dec) * np.cos(ra - ra0)) / cosc
+    xi, eta = np.degrees(xi), np.degrees(eta)
+    return np.array(
+        [
+            [(xi[0] - xi[1]) / (2 * step), (xi[2] - xi[3]) / (2 * step)],
+            [(eta[0] - eta[1]) / (2 * step), (eta[2] - eta[3]) / (2 * step)],
+        ]
+    )
+
+
+def wcs_from_header(header: fits.Header, width: int, height: int) -> WCS:
+    """A celestial WCS from a solver's header (which has NAXIS = 0)."""
+    h = header.copy()
+    h["NAXIS"] = 2
+    h["NAXIS1"] = int(width)
+    h["NAXIS2"] = int(height)
+    return WCS(h, relax=True)

@@ -13,7 +13,9 @@ def test_it_keeps_zero_ra_and_dec() -> None:
 
 def test_it_converts_degwidth_bounds() -> None:
     p = SolveParameters(scale_units="degwidth", scale_lower=1.0, scale_upper=2.0)
-    lo, hi = p.scale_bounds_arcsec_per_pixel(1000)
+    bounds = p.scale_bounds_arcsec_per_pixel(1000)
+    assert bounds is not None
+    lo, hi = bounds
     assert lo == pytest.approx(3.6) and hi == pytest.approx(7.2)
 
 
@@ -26,7 +28,9 @@ def test_it_converts_arcminwidth_and_arcsecperpix() -> None:
 
 def test_it_converts_focalmm_the_other_way_round() -> None:
     p = SolveParameters(scale_units="focalmm", scale_lower=50, scale_upper=100)
-    lo, hi = p.scale_bounds_arcsec_per_pixel(1000)
+    bounds = p.scale_bounds_arcsec_per_pixel(1000)
+    assert bounds is not None
+    lo, hi = bounds
     assert lo == pytest.approx(focal_mm_to_degwidth(100) * 3.6)
     assert hi == pytest.approx(focal_mm_to_degwidth(50) * 3.6)
     assert focal_mm_to_degwidth(50) == pytest.approx(39.6, abs=0.1)
@@ -39,7 +43,9 @@ def test_it_turns_an_estimate_into_bounds() -> None:
 
 def test_it_leaves_a_missing_upper_bound_open() -> None:
     p = SolveParameters(scale_units="arcsecperpix", scale_lower=2.0)
-    lo, hi = p.scale_bounds_arcsec_per_pixel(100)
+    bounds = p.scale_bounds_arcsec_per_pixel(100)
+    assert bounds is not None
+    lo, hi = bounds
     assert lo == 2.0 and math.isinf(hi)
 
 

@@ -1,0 +1,155 @@
+"""astrometry-engine as a solver: parameters, parallel processes, limits."""
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from astropy.io import fits
+
+from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver, write_axy
+from skysolve.engine.indexes import find_indexes, select_indexes, split_for_processes
+from skysolve.engine.results import Calibration, wcs_from_header
+from skysolve.engine.solvers import SolveConstraints
+from skysolve.engine.synthetic import FieldSpec, make_field
+from skysolve.errors import (
+    ConfigurationError,
+    NoIndexError,
+    SolveCancelledError,
+    SolverFailedError,
+    SolveTimeoutError,
+)
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
+)
+
+
+def field(parity: int = 1, **kw: float):
+    spec = dict(ra=200.0, dec=-30.0, pixscale=30.0, width=800, height=600, rotation=20.0)
+    spec.update(kw)
+    return make_field(FieldSpec(parity=parity, seed=2, **spec), render=False)  # type: ignore[arg-type]
+
+
+def test_it_writes_every_parameter_into_the_axy(tmp_path: Path) -> None:
+    f = field()
+    c = SolveConstraints(
+        scale_low=1.5,
+        scale_high=2.5,
+        center_ra=0.0,
+        center_dec=0.0,
+        radius=3.0,
+        parity=1,
+        tweak_order=0,
+        crpix_center=True,
+        positional_error=2.0,
+    )
+    outputs = {"wcs": tmp_path / "x.wcs", "solved": tmp_path / "x.solved"}
+    path = write_axy(
+        tmp_path / "f.axy",
+        f.sources,
+        c,
+        outputs=outputs,
+        cpu_limit=9.2,
+        depths=(10, 20),
+        odds_to_solve=1e9,
+    )
+    with fits.open(path) as hdul:
+        h = hdul[0].header
+        assert (h["IMAGEW"], h["IMAGEH"]) == (800, 600)
+        assert (h["ANAPPL1"], h["ANAPPU1"]) == (1.5, 2.5)
+        assert (h["ANERA"], h["ANEDEC"], h["ANERAD"]) == (0.0, 0.0, 3.0)
+        assert h["ANPARITY"] == "NEG" and h["ANTWEAK"] is False and h["ANCRPIXC"] is True
+        assert h["ANPOSERR"] == 2.0 and h["ANCLIM"] == 10
+        assert (h["ANDPL1"], h["ANDPU1"], h["ANDPL2"], h["ANDPU2"]) == (1, 10, 11, 20)
+        assert h["ANWCS"] == str(tmp_path / "x.wcs")
+        assert len(hdul[1].data) == len(f.sources)
+
+
+def test_it_chooses_only_indexes_that_fit_the_scale() -> None:
+    indexes = find_indexes()
+    wide = select_indexes(indexes, width=800, height=600, scale_low=100, scale_high=120)
+    narrow = select_indexes(indexes, width=800, height=600, scale_low=5, scale_high=6)
+    assert all(ix.scale_upper >= 0.1 * 600 * 100 for ix in wide)
+    assert max(ix.scale_lower for ix in narrow) <= 1000 * 6
+    assert "index-tycho2-19.littleendian.fits" not in {ix.name for ix in narrow}
+    with pytest.raises(NoIndexError, match="installed indexes hold quads"):
+        select_indexes(indexes, width=800, height=600, scale_low=0.01, scale_high=0.02)
+
+
+def test_it_deals_indexes_out_alternately() -> None:
+    indexes = find_indexes()
+    groups = split_for_processes(indexes, 2)
+    assert len(groups) == 2
+    assert sorted(ix.name for g in groups for ix in g) == sorted(ix.name for ix in indexes)
+    assert groups[0][0].scale_lower < groups[1][0].scale_lower < groups[0][1].scale_lower
+
+
+@pytest.mark.parametrize("parity", [1, -1])
+def test_it_solves_a_star_list_of_either_parity(tmp_path: Path, parity: int) -> None:
+    f = field(parity=parity)
+    out = AstrometryNetSolver().solve(
+        f.sources, SolveConstraints(scale_low=27, scale_high=33), tmp_path, timeout=60
+    )
+    assert out.solved and out.index and out.index.startswith("index-tycho2-")
+    cal = Calibration.from_wcs(wcs_from_header(out.wcs_header, 800, 600), 800, 600)
+    assert cal.parity == parity
+    assert cal.pixscale == pytest.approx(30.0, rel=0.01)
+    assert abs(cal.orientation - 20.0) < 0.5
+    assert {"wcs", "corr", "rdls", "match", "axy"} <= set(out.files)
+
+
+def test_it_maps_nova_parity_to_astrometry_net_parity(tmp_path: Path) -> None:
+    """nova's parity 1 ("neg") finds det(CD) > 0 solutions, i.e. calibration parity +1."""
+    f = field(parity=1)
+    out = AstrometryNetSolver().solve(
+        f.sources, SolveConstraints(scale_low=27, scale_high=33, parity=1), tmp_path, timeout=60
+    )
+    assert out.solved
+    with pytest.raises(SolveTimeoutError):
+        AstrometryNetSolver().solve(
+            f.sources,
+            SolveConstraints(scale_low=27, scale_high=33, parity=0),
+            tmp_path / "other",
+            timeout=2,
+        )
+
+
+def test_it_stops_at_the_time_limit(tmp_path: Path) -> None:
+    f = field(dec=60.0)
+    # Scrambled positions cannot solve; the engine would search for a long time.
+    scrambled = f.sources.take(slice(None))
+    object.__setattr__(scrambled, "x", scrambled.x[::-1].copy())
+    with pytest.raises(SolveTimeoutError, match="time limit"):
+        AstrometryNetSolver().solve(scrambled, SolveConstraints(), tmp_path, timeout=1.0)
+
+
+def test_it_can_be_cancelled(tmp_path: Path) -> None:
+    f = field()
+    scrambled = f.sources.take(slice(None))
+    object.__setattr__(scrambled, "x", scrambled.x[::-1].copy())
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    with pytest.raises(SolveCancelledError):
+        AstrometryNetSolver().solve(
+            scrambled, SolveConstraints(), tmp_path, timeout=60, cancel=cancel
+        )
+
+
+def test_it_reports_a_missing_binary(tmp_path: Path) -> None:
+    solver = AstrometryNetSolver(AstrometryConfig(binary="/nonexistent/astrometry-engine"))
+    with pytest.raises(ConfigurationError, match="astrometry.net"):
+        solver.solve(field().sources, SolveConstraints(), tmp_path, timeout=5)
+
+
+def test_it_reports_a_crashing_solver_as_retryable(tmp_path: Path) -> None:
+    solver = AstrometryNetSolver(AstrometryConfig(binary="false"))
+    with pytest.raises(SolverFailedError) as info:
+        solver.solve(field().sources, SolveConstraints(), tmp_path, timeout=5)
+    assert info.value.retryable
+
+
+def test_it_reports_missing_index_files(tmp_path: Path) -> None:
+    solver = AstrometryNetSolver(AstrometryConfig(index_dirs=(tmp_path,)))
+    with pytest.raises(ConfigurationError, match="astrometry-data-tycho2"):
+        solver.solve(field().sources, SolveConstraints(), tmp_path, timeout=5)

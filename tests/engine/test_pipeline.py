@@ -1,0 +1,273 @@
+"""The whole solve, on synthetic fields with a known truth and on real images."""
+
+import math
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
+from skysolve.engine.results import SolveResult, SourceList
+from skysolve.engine.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
+from skysolve.errors import BadInputError, NoMatchError, NoStarsError, SolveCancelledError
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
+)
+
+NOISY = dict(fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, missing_fraction=0.1, hot_pixels=10)
+FAST = EngineConfig(make_pictures=False)
+
+# Reference solutions of ../shared/images (README there); orientation is at the
+# image centre (wcsinfo's orientation_center of the reference WCS), see Calibration.
+REFERENCE = {
+    "apod2.jpg": (84.57723, -2.75567, 20.272, 90.2),
+    "apod3.jpg": (130.27395, -43.87432, 38.023, 89.57),
+    "apod4.jpg": (187.18503, 56.71337, 169.70, 58.46),
+}
+
+
+def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    a1, d1, a2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    c = math.sin(d1) * math.sin(d2) + math.cos(d1) * math.cos(d2) * math.cos(a1 - a2)
+    return math.degrees(math.acos(min(1.0, max(-1.0, c))))
+
+
+def angle_diff(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+def assert_matches_truth(result: SolveResult, truth: dict, *, pixels: float = 3.0) -> None:
+    assert result.solved, result.failure
+    cal = result.calibration
+    assert cal is not None
+    sep = separation_deg(cal.ra, cal.dec, truth["ra"], truth["dec"]) * 3600
+    assert sep < pixels * truth["pixscale"], f"centre off by {sep / truth['pixscale']:.1f} px"
+    assert cal.pixscale == pytest.approx(truth["pixscale"], rel=0.01)
+    assert cal.parity == truth["parity"]
+    assert angle_diff(cal.orientation, truth["orientation"]) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("width_deg", "rotation", "parity", "ra", "dec"),
+    [
+        (1.0, 15.0, 1, 83.0, -5.0),
+        (2.5, 200.0, -1, 300.0, 40.0),
+        (6.0, 95.0, 1, 10.0, -70.0),
+        (15.0, 300.0, -1, 150.0, 20.0),
+        (40.0, 45.0, 1, 250.0, -30.0),
+    ],
+)
+def test_it_solves_synthetic_images_blind(
+    tmp_path: Path, width_deg: float, rotation: float, parity: int, ra: float, dec: float
+) -> None:
+    spec = FieldSpec(
+        ra=ra,
+        dec=dec,
+        pixscale=width_deg * 3600 / 800,
+        width=800,
+        height=600,
+        rotation=rotation,
+        parity=parity,
+        seed=7,
+        spurious=40,
+        **NOISY,  # type: ignore[arg-type]
+    )
+    f = make_field(spec)
+    path = write_fits(f, tmp_path / "field.fits")
+    result = solve(path, SolveParameters(timeout=120), tmp_path / "out", config=FAST)
+    assert_matches_truth(result, f.truth.to_nova())
+    assert result.solver == "astrometry.net" and result.n_sources > 20
+
+
+def test_it_solves_a_png_with_hints_and_keeps_zero_coordinates(tmp_path: Path) -> None:
+    spec = FieldSpec(
+        ra=0.0,
+        dec=0.0,
+        pixscale=20.0,
+        width=800,
+        height=600,
+        rotation=70.0,
+        parity=1,
+        seed=3,
+        **NOISY,  # type: ignore[arg-type]
+    )
+    f = make_field(spec)
+    path = write_png(f, tmp_path / "field.png", bits=16)
+    params = SolveParameters(
+        scale_units="arcsecperpix",
+        scale_lower=18,
+        scale_upper=22,
+        center_ra=0.0,
+        center_dec=0.0,
+        radius=2.0,
+    )
+    result = solve(path, params, tmp_path / "out", config=FAST)
+    assert_matches_truth(result, f.truth.to_nova())
+    assert "--ra" in result.command and result.command[result.command.index("--ra") + 1] == "0"
+
+
+def test_it_solves_star_lists_from_files_and_memory(tmp_path: Path) -> None:
+    f = make_field(
+        FieldSpec(ra=120.0, dec=10.0, pixscale=25.0, width=1024, height=768, rotation=5.0, seed=4),
+        render=False,
+    )
+    xyls = write_xyls(f, tmp_path / "stars.xyls")
+    a = solve(xyls, SolveParameters(), tmp_path / "a", config=FAST)
+    assert_matches_truth(a, f.truth.to_nova())
+    assert (a.image_width, a.image_height) == (1024, 768)
+    b = solve(f.sources, SolveParameters(), tmp_path / "b", config=FAST)
+    assert_matches_truth(b, f.truth.to_nova())
+
+
+def test_it_uses_the_fits_header_and_retries_blind_when_it_lies(tmp_path: Path) -> None:
+    spec = FieldSpec(ra=50.0, dec=30.0, pixscale=30.0, width=800, height=600, seed=9, **NOISY)  # type: ignore[arg-type]
+    f = make_field(spec)
+    good = write_fits(f, tmp_path / "good.fits", with_wcs=True)
+    result = solve(good, SolveParameters(), tmp_path / "good", config=FAST)
+    assert_matches_truth(result, f.truth.to_nova())
+    assert result.hints and "FITS WCS" in str(result.hints)
+    # A header pointing at the wrong place and scale: the blind retry still solves.
+    with fits.open(good) as hdul:
+        hdul[0].header["CRVAL1"] = 250.0
+        hdul[0].header["CRVAL2"] = -60.0
+        h = hdul[0].header
+        for key in ("CD1_1", "CD1_2", "CD2_1", "CD2_2", "CDELT1", "CDELT2"):
+            if key in h:
+                h[key] = h[key] * 3
+        hdul.writeto(tmp_path / "liar.fits")
+    retried = solve(
+        tmp_path / "liar.fits", SolveParameters(timeout=60), tmp_path / "liar", config=FAST
+    )
+    assert_matches_truth(retried, f.truth.to_nova())
+    assert "blind retry" in retried.log
+
+
+def test_it_writes_every_result_file(tmp_path: Path) -> None:
+    spec = FieldSpec(ra=84.0, dec=-3.0, pixscale=20.0, width=800, height=600, seed=1, **NOISY)  # type: ignore[arg-type]
+    path = write_fits(make_field(spec), tmp_path / "orion.fits")
+    result = solve(path, SolveParameters(), tmp_path / "out", config=EngineConfig())
+    assert result.solved
+    expected = {
+        "wcs",
+        "new_fits",
+        "rdls",
+        "axy",
+        "corr",
+        "kml",
+        "log",
+        "annotated_display",
+        "annotated_full",
+        "red_green_display",
+        "red_green_full",
+        "extraction_display",
+        "extraction_full",
+        "grid_display",
+        "grid_full",
+    }
+    assert expected <= set(result.files)
+    for p in result.files.values():
+        assert p.exists() and p.stat().st_size > 0 and p.is_relative_to(tmp_path / "out")
+    with fits.open(result.files["new_fits"]) as hdul:
+        assert hdul[0].data.shape == (600, 800) and "CRVAL1" in hdul[0].header
+    with fits.open(result.files["corr"]) as hdul:
+        assert len(hdul[1].data) >= 10
+    assert any("Orion" in name for name in result.objects_in_field)
+    assert {"read", "extract", "total"} <= set(result.timings)
+    assert result.peak_memory_mb and result.peak_memory_mb > 0
+    assert not (tmp_path / "out" / "work").exists()
+
+
+def test_it_reports_no_stars_as_a_result(tmp_path: Path) -> None:
+    flat = np.full((300, 400), 1000.0, dtype=np.float32)
+    path = tmp_path / "flat.fits"
+    fits.PrimaryHDU(flat).writeto(path)
+    result = solve(path, SolveParameters(), tmp_path / "out", config=FAST)
+    assert not result.solved and isinstance(result.failure, NoStarsError)
+    assert "axy" in result.files and "log" in result.files
+
+
+def test_it_reports_no_match_as_a_result(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    sources = SourceList(
+        x=rng.uniform(1, 800, 60),
+        y=rng.uniform(1, 600, 60),
+        flux=rng.uniform(1, 100, 60),
+        width=800,
+        height=600,
+    )
+    params = SolveParameters(scale_units="arcsecperpix", scale_lower=500, scale_upper=520)
+    result = solve(sources, params, tmp_path / "out", config=FAST)
+    assert not result.solved and isinstance(result.failure, NoMatchError)
+
+
+def test_it_rejects_bad_input(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"this is not an image at all")
+    with pytest.raises(BadInputError):
+        solve(junk, SolveParameters(), tmp_path / "out", config=FAST)
+
+
+def test_it_can_be_cancelled_before_solving(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    f = make_field(FieldSpec(ra=1, dec=2, pixscale=30, width=800, height=600), render=False)
+    with pytest.raises(SolveCancelledError):
+        solve(f.sources, SolveParameters(), tmp_path / "out", config=FAST, cancel=cancel)
+
+
+def test_it_reports_progress_in_order(tmp_path: Path) -> None:
+    f = make_field(FieldSpec(ra=60, dec=20, pixscale=30, width=800, height=600), render=False)
+    stages: list[str] = []
+    solve(
+        f.sources,
+        SolveParameters(),
+        tmp_path / "out",
+        config=FAST,
+        progress=lambda stage, msg: stages.append(stage),
+    )
+    order = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
+    assert order[0] == "preparing" and order[-1] == "finished" and "solving" in order
+
+
+def test_it_builds_a_command_that_reproduces_the_solve() -> None:
+    p = SolveParameters(
+        scale_units="focalmm",
+        scale_type="ev",
+        scale_est=50,
+        scale_err=10,
+        parity=1,
+        tweak_order=0,
+        crpix_center=True,
+        invert=True,
+        downsample_factor=2,
+    )
+    cmd = reproduce_command(Path("/data/x/m31.fits"), p)
+    assert cmd[:3] == ["skysolve", "solve", "m31.fits"]
+    for flag in (
+        "--scale-est",
+        "--scale-err",
+        "--parity",
+        "--tweak-order",
+        "--crpix-center",
+        "--invert",
+        "--downsample",
+    ):
+        assert flag in cmd
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_it_solves_the_shared_images(tmp_path: Path, shared_images: Path, name: str) -> None:
+    ra, dec, pixscale, orientation = REFERENCE[name]
+    result = solve(shared_images / name, SolveParameters(), tmp_path / "out", config=FAST)
+    assert result.solved, result.failure
+    cal = result.calibration
+    assert cal is not None
+    assert separation_deg(cal.ra, cal.dec, ra, dec) * 3600 < 3 * pixscale
+    assert cal.pixscale == pytest.approx(pixscale, rel=0.01)
+    assert cal.parity == 1.0
+    assert angle_diff(cal.orientation, orientation) < 0.5
