@@ -391,8 +391,12 @@ def calibration_rows(job: Job) -> list[CalibrationRow]:
 
 
 def reproduce_command(job: Job) -> str:
-    command: Sequence[str] = (job.result or {}).get("command") or []
-    return shlex.join(str(part) for part in command)
+    command = [str(part) for part in (job.result or {}).get("command") or []]
+    filename = job.user_image.original_filename
+    if len(command) >= 3 and command[:2] == ["skysolve", "solve"] and filename:
+        # The engine saw the stored upload's generated name; people have their own file.
+        command[2] = filename
+    return shlex.join(command)
 
 
 LICENCE_TEXT = {

@@ -56,7 +56,8 @@ def sky_map_svg(ra: float, dec: float, radius: float, *, width: int = 480) -> st
         pts = [(line_ra + 1e-6, float(d)) for d in range(-90, 91, 5)]
         for line in _polylines(pts, width, height):
             parts.append(f'<polyline points="{line}" class="grid"/>')
-    for label_ra in (0, 90, 180, 270):
+    # 0h sits on the rim, where its label would be cut off.
+    for label_ra in (90, 180, 270):
         x, y = _to_svg(label_ra + 1e-6, 0.0, width, height)
         parts.append(f'<text x="{x:.1f}" y="{y - 3:.1f}" class="label">{label_ra // 15}h</text>')
     # A field of a few arcminutes would vanish on this map, so it gets a

@@ -18,7 +18,9 @@ def test_it_signs_in_and_returns_to_next(client: Client) -> None:
 
 def test_it_goes_to_upload_by_default(client: Client) -> None:
     make_user("alice")
-    response = client.post("/accounts/login/", {"username": "alice", "password": "correct horse 42"})
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "correct horse 42"}
+    )
     assert response["Location"] == "/upload"
 
 

@@ -28,7 +28,7 @@ def test_it_regenerates_a_key_and_ends_its_sessions(client: Client) -> None:
     old = key.key
     session = services.login(old)
     client.force_login(alice)
-    response = client.post(f"/accounts/apikey/{key.id}/regenerate")
+    response = client.post(f"/accounts/apikey/{key.pk}/regenerate")
     assert response.status_code == 302
     key.refresh_from_db()
     assert key.key != old
@@ -42,7 +42,7 @@ def test_it_does_not_regenerate_someone_elses_key(client: Client) -> None:
     bobs = ApiKey.create_for(make_user("bob"))
     before = bobs.key
     client.force_login(make_user("alice"))
-    client.post(f"/accounts/apikey/{bobs.id}/regenerate")
+    client.post(f"/accounts/apikey/{bobs.pk}/regenerate")
     bobs.refresh_from_db()
     assert bobs.key == before
 

@@ -45,7 +45,7 @@ def test_it_lists_objects_map_and_command(solved_body: tuple[int, str]) -> None:
     _, body = solved_body
     assert "Part of the constellation Ursa Major (UMa)" in body
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="skymap"' in body
-    assert "skysolve solve apod4.jpg --scale-units degwidth" in body
+    assert "skysolve solve &#x27;big dipper.jpg&#x27; --scale-units degwidth" in body
 
 
 def test_it_shows_nearby_public_images_only(client: Client) -> None:

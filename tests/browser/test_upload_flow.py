@@ -1,0 +1,143 @@
+"""A person in Chromium signs up, uploads apod4.jpg and reads the solution.
+
+The service runs as `skysolve serve` (gunicorn plus its embedded worker) in a
+subprocess with its own data directory.  SOLVER picks what the worker runs:
+the real engine, or tests/browser/fake_solver.py (same reference numbers)
+when SKYSOLVE_BROWSER_SOLVER=fake.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SOLVERS = {
+    "real": "skysolve.engine.pipeline.solve",
+    "fake": "tests.browser.fake_solver.solve",
+}
+SOLVER = os.environ.get("SKYSOLVE_BROWSER_SOLVER", "real")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+#: apod4.jpg's reference centre; the engine lands within a few arcminutes.
+RA, DEC = 187.185, 56.713
+#: Generous waits for a solve to finish: waiting is not what is tested.
+SOLVE_WAIT_MS = 240_000
+
+
+def require_chromium() -> None:
+    if CHROMIUM.is_file():
+        return
+    reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if os.environ.get("SKYSOLVE_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason + "; SKYSOLVE_REQUIRE_SERVICES=1 forbids skipping")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    env.update(
+        SKYSOLVE_DATA_DIR=str(tmp_path / "var"),
+        SKYSOLVE_SOLVER=SOLVERS[SOLVER],
+        SKYSOLVE_WORKERS="1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    cli = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*cli, "serve", "--port", str(port), "--web-processes", "1"],
+            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):  # waiting for start-up, not a timed assertion
+                try:
+                    requests.get(url + "/gallery", timeout=1).close()
+                    break
+                except requests.ConnectionError:
+                    assert process.poll() is None, log_path.read_text()
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def test_it_signs_up_uploads_and_shows_the_solution(server: str, shared_images: Path) -> None:
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server + "/accounts/signup")
+            page.fill("#id_username", "alice")
+            page.fill("#id_password1", "a long sky password 42")
+            page.fill("#id_password2", "a long sky password 42")
+            page.click("#signup")
+            expect(page.locator("code.api-key")).to_have_count(1)
+
+            page.goto(server + "/upload")
+            page.set_input_files("input[name=images]", str(shared_images / "apod4.jpg"))
+            page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+            page.click("#submit")
+            expect(page).to_have_url(re.compile(r"/status/[0-9]+$"))
+
+            # The page updates itself: no reload until the results link shows.
+            link = page.locator(".results-link a")
+            expect(link).to_be_visible(timeout=SOLVE_WAIT_MS)
+            expect(page.locator(".job .label")).to_have_text("done: solved")
+            expect(page.locator(".stages li.current")).to_have_text("done")
+            page.screenshot(path=str(ARTIFACTS / "status.png"), full_page=True)
+
+            link.click()
+            expect(page).to_have_url(re.compile(r"/results/[0-9]+$"))
+            table = page.locator("#calibration").inner_text()
+            ra = float(re.search(r"Centre RA\s+([0-9.]+)°", table).group(1))  # type: ignore[union-attr]
+            dec = float(re.search(r"Centre Dec\s+([-+0-9.]+)°", table).group(1))  # type: ignore[union-attr]
+            assert abs(ra - RA) < 0.2 and abs(dec - DEC) < 0.2, table
+            image = page.locator("#result-image")
+            expect(image).to_be_visible()
+            page.wait_for_function("document.getElementById('result-image').complete")
+            assert image.evaluate("img => img.naturalWidth") > 0
+            assert page.locator("svg.skymap polyline.field").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "results.png"), full_page=True)
+
+            page.click("header form button")  # sign out (a POST with its CSRF token)
+            expect(page.locator("header.top")).to_contain_text("Sign in")
+        finally:
+            browser.close()
