@@ -330,8 +330,8 @@ def _hot_pixels(image: np.ndarray, x: np.ndarray, y: np.ndarray, *, factor: int)
 def _fill_non_finite(image: np.ndarray) -> np.ndarray | None:
     """Replace NaN/inf in place by the median of the finite pixels.
 
-    Returns the mask of replaced pixels (``None`` when there were none), or raises
-    nothing: an all-NaN image is filled with zeros and simply yields no sources.
+    Returns the mask of replaced pixels, ``None`` when there were none.  An all-NaN
+    image is filled with zeros (callers then report no sources).
     """
     bad = ~np.isfinite(image)
     if not bad.any():
@@ -347,8 +347,8 @@ def _fill_non_finite(image: np.ndarray) -> np.ndarray | None:
 class SepExtractor(SourceExtractor):
     """Source extraction in-process with ``sep`` (the default).
 
-    Background: ``sep.Background`` with a 32-64 px mesh (smaller images get a
-    finer mesh) and a 3x3 median filter of the mesh, which follows gradients and
+    Background: ``sep.Background`` with a mesh of an eighth of the shorter side,
+    between 8 and 64 px, and a 3x3 median filter of the mesh, which follows gradients and
     nebulosity without eating stars.  Detection: :data:`SEP_THRESHOLD_SIGMA`
     times the global background RMS on the image convolved with sep's default
     3x3 kernel, at least 5 connected pixels, deblending on.  Positions are
