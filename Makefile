@@ -7,11 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Debian packages the product and its tests use.
-DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor
+DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium fonts-dejavu-core
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv test lint typecheck unit bench serve clean
+.PHONY: setup system-packages venv test lint typecheck unit unit-postgres bench serve clean
 
 setup: system-packages venv
 
@@ -40,13 +40,30 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# The suite runs on SQLite; the web, API and queue tests run again on PostgreSQL.
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
 unit: setup
 	$(BIN)/python -m pytest
 
-test: setup lint typecheck unit
+unit-postgres: setup
+	@if $(BIN)/python tests/check_services.py postgresql; then \
+	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q tests/web tests/api tests/queue; \
+	else \
+	  echo "*** PostgreSQL is not reachable: the PostgreSQL run was NOT done ***"; \
+	  [ "$$SKYSOLVE_REQUIRE_SERVICES" != 1 ]; \
+	fi
+
+test: setup lint typecheck unit unit-postgres
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Run the whole service on SQLite with an embedded worker; data under ./var.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: setup
+	$(BIN)/skysolve serve --host $(HOST) --port $(PORT)

@@ -34,12 +34,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import importlib.metadata
+import json
 import logging
 import math
+import os
 import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from astropy.coordinates import SkyCoord, get_constellation
@@ -110,10 +114,61 @@ def _format_designation(name: str) -> str:
     return f"{m.group(1)} {m.group(2)}"
 
 
+def cache_dir() -> Path:
+    """Where derived catalogues are kept: ``SKYSOLVE_CACHE_DIR`` or ~/.cache/skysolve."""
+    configured = os.environ.get("SKYSOLVE_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skysolve"
+
+
 @functools.lru_cache(maxsize=1)
 def _deep_sky_catalogue() -> _DeepSkyCatalogue:
-    # pyongc reads its bundled SQLite copy of OpenNGC; building all Dso objects
-    # takes about 1.5 s, so it is done once per process.
+    # Building pyongc's objects takes about 1.5 s; every solve in a new process
+    # would pay it, so the distilled table is cached as JSON per pyongc version.
+    try:
+        version = importlib.metadata.version("pyongc")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        version = "unknown"
+    path = cache_dir() / f"openngc-{version}-v1.json"
+    try:
+        doc = json.loads(path.read_text())
+        ra_a, dec_a = np.array(doc["ra"], dtype=float), np.array(doc["dec"], dtype=float)
+        return _DeepSkyCatalogue(
+            xyz=_unit_vectors(ra_a, dec_a),
+            ra=ra_a,
+            dec=dec_a,
+            radius_deg=np.array(doc["radius_deg"], dtype=float),
+            names=doc["names"],
+            types=doc["types"],
+            messier=np.array(doc["messier"], dtype=bool),
+            named=np.array(doc["named"], dtype=bool),
+            mag=np.array([math.inf if m is None else m for m in doc["mag"]], dtype=float),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    catalogue = _build_deep_sky_catalogue()
+    doc = {
+        "ra": catalogue.ra.tolist(),
+        "dec": catalogue.dec.tolist(),
+        "radius_deg": catalogue.radius_deg.tolist(),
+        "names": catalogue.names,
+        "types": catalogue.types,
+        "messier": catalogue.messier.tolist(),
+        "named": catalogue.named.tolist(),
+        "mag": [None if math.isinf(m) else m for m in catalogue.mag.tolist()],
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
+    except OSError:
+        logger.warning("cannot write the OpenNGC cache %s; it is rebuilt per process", path)
+    return catalogue
+
+
+def _build_deep_sky_catalogue() -> _DeepSkyCatalogue:
     from pyongc import ongc
 
     with warnings.catch_warnings():

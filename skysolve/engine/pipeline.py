@@ -142,7 +142,7 @@ def solve(
     solver crashed.
     """
     from skysolve.engine import hints as hints_mod
-    from skysolve.engine.extraction import extract_sources
+    from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_sources, uniformize
     from skysolve.engine.images import LoadedImage, load_image
     from skysolve.engine.starlists import looks_like_star_list, read_star_list
 
@@ -194,6 +194,9 @@ def solve(
             )
         note("extracting", f"{len(sources)} sources")
     width, height = sources.width, sources.height
+    # The engine looks at field stars in list order: spreading the first ones
+    # over the whole image (astrometry.net's --uniformize) finds quads sooner.
+    sources = uniformize(sources, cells=SOLVER_UNIFORMIZE_CELLS)
     result = SolveResult(
         solved=False,
         image_width=width,

@@ -410,20 +410,15 @@ def _read_log(result: SolveResult) -> str:
 
 
 def _star_list(data: dict[str, Any]) -> SourceList:
-    import numpy as np
+    from skysolve.engine.starlists import star_list_from_xy
 
-    x = np.asarray(data.get("x", []), dtype=float)
-    y = np.asarray(data.get("y", []), dtype=float)
-    raw_flux = data.get("flux")
-    flux = None if raw_flux is None else np.asarray(raw_flux, dtype=float)
-    width = int(data.get("image_width") or 0)
-    height = int(data.get("image_height") or 0)
-    try:
-        from skysolve.engine.starlists import star_list_from_xy
-    except ImportError:
-        # Until the engine's star-list module lands: nova's x/y are already
-        # 1-based FITS pixel positions, as SourceList wants.
-        fallback = np.arange(len(x), 0, -1, dtype=float) if flux is None else flux
-        return SourceList(x=x, y=y, flux=fallback, width=width, height=height)
-    star_list: SourceList = star_list_from_xy(x, y, flux, image_width=width, image_height=height)
-    return star_list
+    flux = data.get("flux")
+    width = data.get("image_width")
+    height = data.get("image_height")
+    return star_list_from_xy(
+        data.get("x", []),
+        data.get("y", []),
+        flux,
+        image_width=int(width) if width else None,
+        image_height=int(height) if height else None,
+    )

@@ -65,9 +65,9 @@ def test_it_builds_a_wcs_whose_calibration_gives_back_the_spec(
     )
     wcs = make_wcs(spec)
     cal = Calibration.from_wcs(wcs, spec.width, spec.height)
-    assert cal.pixscale == pytest.approx(3.7, rel=1e-12)
+    assert cal.pixscale == pytest.approx(3.7, rel=1e-9)
     assert cal.parity == parity
-    assert wrap(cal.orientation - rotation) == pytest.approx(0.0, abs=1e-9)
+    assert wrap(cal.orientation - rotation) == pytest.approx(0.0, abs=1e-6)
     assert cal.ra == pytest.approx(210.0) and cal.dec == pytest.approx(-35.0)
     assert tuple(wcs.wcs.crpix) == (512.5, 384.5)
     assert wcs.wcs.ctype[0] == "RA---TAN" and wcs.wcs.ctype[1] == "DEC--TAN"

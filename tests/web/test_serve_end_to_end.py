@@ -1,7 +1,5 @@
-"""End to end: `skysolve serve` (gunicorn + worker processes) driven by astroquery.
-
-Uses the fake solver (SKYSOLVE_SOLVER) until the engine's pipeline lands; switch
-SKYSOLVE_SOLVER to skysolve.engine.pipeline.solve to run the real engine.
+"""End to end: `skysolve serve` (gunicorn + worker processes) driven by astroquery,
+with the real engine: a synthetic star list and ../shared/images/apod4.jpg.
 """
 
 from __future__ import annotations
@@ -14,10 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
-from astropy.io import fits
 
 from tests.conftest import REPO_ROOT
 
@@ -36,7 +32,6 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     env.pop("DATABASE_URL", None)  # its own SQLite file, like a fresh installation
     env.update(
         SKYSOLVE_DATA_DIR=str(tmp_path / "var"),
-        SKYSOLVE_SOLVER="tests.webfixtures.fake_solve",
         SKYSOLVE_WORKERS="2",
         PYTHONPATH=str(REPO_ROOT),
     )
@@ -67,21 +62,31 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
         log.close()
 
 
-def test_it_solves_through_astroquery(server: tuple[str, str], tmp_path: Path) -> None:
+def test_it_solves_through_astroquery(
+    server: tuple[str, str], tmp_path: Path, shared_images: Path
+) -> None:
     from astroquery.astrometry_net import AstrometryNet
+
+    from skysolve.engine.synthetic import FieldSpec, make_field
 
     url, key = server
     client = AstrometryNet()
     client.URL = url
     client.API_URL = url + "/api"
     client.api_key = key
+    field = make_field(
+        FieldSpec(ra=200.0, dec=-30.0, pixscale=30.0, width=800, height=600, seed=2),
+        render=False,
+    )
     header = client.solve_from_source_list(
-        [10.0, 50.0, 90.0, 30.0], [20.0, 60.0, 15.0, 70.0], 400, 300,
+        list(field.sources.x), list(field.sources.y), 800, 600,
         solve_timeout=120, verbose=False,
     )  # fmt: skip
-    assert header["CTYPE1"] == "RA---TAN"
+    assert header["CTYPE1"].startswith("RA---TAN")
+    assert abs(header["CRVAL2"] - -30.0) < 1.0
 
-    image = tmp_path / "field.fits"
-    fits.PrimaryHDU(data=np.zeros((30, 40), dtype=np.float32)).writeto(image)
-    header = client.solve_from_image(str(image), solve_timeout=120, verbose=False)
-    assert header["CTYPE2"] == "DEC--TAN"
+    header = client.solve_from_image(
+        str(shared_images / "apod4.jpg"), solve_timeout=120, verbose=False
+    )
+    assert header["CTYPE2"].startswith("DEC--TAN")
+    assert abs(header["CRVAL2"] - 56.7) < 10.0
