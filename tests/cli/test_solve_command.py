@@ -1,0 +1,67 @@
+"""`skysolve solve`: exit status, JSON shape, errors on stderr."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skysolve.engine.synthetic import FieldSpec, make_field, write_xyls
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
+)
+
+CLI = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "solve", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_it_prints_nova_fields_and_exits_0_when_solved(tmp_path: Path) -> None:
+    f = make_field(FieldSpec(ra=30.0, dec=45.0, pixscale=30.0, width=800, height=600), render=False)
+    xyls = write_xyls(f, tmp_path / "stars.xyls")
+    done = run(str(xyls), "--json", "--out", str(tmp_path / "out"), "--no-pictures")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    for key in ("solved", "calibration", "index", "hints", "files", "objects_in_field", "timings"):
+        assert key in doc
+    assert doc["solved"] is True
+    assert set(doc["calibration"]) == {
+        "ra", "dec", "radius", "pixscale", "orientation", "parity", "width_arcsec", "height_arcsec",
+    }  # fmt: skip
+    assert abs(doc["calibration"]["dec"] - 45.0) < 0.1
+    assert Path(doc["files"]["wcs"]).exists()
+    assert "solving" in done.stderr  # progress goes to stderr
+
+
+def test_it_exits_1_when_nothing_matches(tmp_path: Path) -> None:
+    stars = tmp_path / "random.txt"
+    stars.write_text("\n".join(f"{(i * 37) % 500 + 1} {(i * 91) % 400 + 1}" for i in range(40)))
+    done = run(
+        str(stars), "--width", "500", "--height", "400", "--scale-units", "arcsecperpix",
+        "--scale-low", "300", "--scale-high", "310", "--timeout", "20", "--json",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["solved"] is False
+
+
+def test_it_exits_2_on_bad_input(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
+    done = run(str(junk))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "skysolve:" in done.stderr
+
+
+def test_it_exits_2_on_bad_parameters(tmp_path: Path) -> None:
+    done = run(str(tmp_path / "missing.fits"), "--dec", "95", "--ra", "10")
+    assert done.returncode == 2 and "center_dec" in done.stderr
+    done = run(str(tmp_path / "missing.fits"))
+    assert done.returncode == 2 and "no such file" in done.stderr
