@@ -88,9 +88,9 @@ def test_it_keeps_the_orientation_relation_everywhere(
         ra=ra, dec=dec, pixscale=pixscale, width=640, height=480, rotation=rotation, parity=parity
     )
     cal = Calibration.from_wcs(make_wcs(spec), 640, 480)
-    assert cal.pixscale == pytest.approx(pixscale, rel=1e-9)
+    assert cal.pixscale == pytest.approx(pixscale, rel=1e-7)
     assert cal.parity == parity
-    assert wrap(cal.orientation - rotation) == pytest.approx(0.0, abs=1e-6)
+    assert wrap(cal.orientation - rotation) == pytest.approx(0.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("parity", [1, -1])
