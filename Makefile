@@ -34,8 +34,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check skysolve tests bench
+	$(BIN)/ruff format --check skysolve tests bench
 
 typecheck: venv
 	$(BIN)/mypy
