@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from skysolve.errors import BadInputError, ConfigurationError, SolveError
+from skysolve.errors import BadInputError, ConfigurationError, NoIndexError, SolveError
 
 EXIT_SOLVED = 0
 EXIT_NOT_SOLVED = 1
@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(tmp.name)
     try:
         result = solve(args.file, params, out, config=config, cancel=cancel, progress=progress)
-    except (BadInputError, ConfigurationError) as exc:
+    except (BadInputError, ConfigurationError, NoIndexError) as exc:
+        # A scale range no installed index covers is a usage problem, not a miss.
         _fail(args, exc)
         return EXIT_BAD_INPUT
     except SolveError as exc:

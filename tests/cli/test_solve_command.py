@@ -65,3 +65,12 @@ def test_it_exits_2_on_bad_parameters(tmp_path: Path) -> None:
     assert done.returncode == 2 and "center_dec" in done.stderr
     done = run(str(tmp_path / "missing.fits"))
     assert done.returncode == 2 and "no such file" in done.stderr
+
+
+def test_it_exits_2_when_no_index_covers_the_scale(tmp_path: Path) -> None:
+    f = make_field(FieldSpec(ra=30.0, dec=45.0, pixscale=30.0, width=800, height=600), render=False)
+    xyls = write_xyls(f, tmp_path / "stars.xyls")
+    done = run(
+        str(xyls), "--scale-units", "arcsecperpix", "--scale-low", "0.01", "--scale-high", "0.02"
+    )
+    assert done.returncode == 2 and "installed indexes hold quads" in done.stderr
