@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("solve", "serve", "apikey", "manage")
+COMMAND_MODULES: tuple[str, ...] = ("solve", "serve", "apikey", "manage", "solve_server")
 
 
 def build_parser() -> argparse.ArgumentParser:
