@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import sys
 import threading
@@ -229,6 +230,26 @@ def test_it_reports_a_shutdown_as_retryable(tmp_path: Path) -> None:
     _, answer, _ = parse_answer(raw)
     assert answer["error"]["code"] == "solver_failed"
     assert answer["error"]["retryable"] is True
+
+
+def test_it_cancels_the_solve_when_the_client_hangs_up(tmp_path: Path) -> None:
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as client:
+        client.write(request({}, b"x"))
+    job = server.Job()
+
+    def wait_for_hangup(cancel: threading.Event) -> None:
+        cancel.wait()
+        raise SolveCancelledError("the solve was cancelled")
+
+    out = io.BytesIO()
+    with os.fdopen(read_fd, "rb") as stdin:
+        status = server.serve_one(
+            stdin, out, solve=FakeSolve(wait_for_hangup), work_dir=tmp_path, job=job
+        )
+    assert job.hung_up
+    assert status == 1
+    assert parse_answer(out.getvalue())[1]["error"]["code"] == "cancelled"
 
 
 def test_it_round_trips_a_source_list_with_background() -> None:
