@@ -16,7 +16,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default=os.environ.get("SKYSOLVE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SKYSOLVE_PORT", "8000")))
     parser.add_argument(
-        "--workers", type=int, default=None, help="solve workers (default SKYSOLVE_WORKERS)"
+        "--workers",
+        type=int,
+        default=None,
+        help="solve workers (default SKYSOLVE_WORKERS); celery mode: 0 = no dispatcher",
     )
     parser.add_argument("--web-processes", type=int, default=2)
     parser.add_argument("--web-threads", type=int, default=8)
@@ -56,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     connections.close_all()  # gunicorn forks; children must not share a connection
 
     n_workers = settings.SKYSOLVE_WORKERS if args.workers is None else args.workers
+    if settings.SKYSOLVE_QUEUE == "celery" and n_workers:
+        n_workers = 1  # the dispatcher; solves run in `skysolve worker` processes
     workers = [subprocess.Popen([sys.executable, "-m", "skysolve.queue"]) for _ in range(n_workers)]
     url = f"http://{args.host}:{args.port}/"
     print(f"skysolve is serving {url} (data in {settings.DATA_DIR}, {n_workers} solve workers)")

@@ -1,4 +1,7 @@
-"""``python -m skysolve.queue``: run one embedded worker (``skysolve serve`` starts these)."""
+"""``python -m skysolve.queue``: run one embedded worker, or the Celery dispatcher.
+
+``skysolve serve`` starts these next to the web server.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,13 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
+
+    if settings.SKYSOLVE_QUEUE == "celery":
+        from skysolve.queue.dispatch import Dispatcher
+
+        Dispatcher().run_forever()
+        return
     from skysolve.queue.worker import Worker
 
     Worker().run_forever()

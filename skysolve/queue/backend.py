@@ -1,7 +1,10 @@
 """The queue interface the web layer uses: enqueue and request_cancel.
 
-In the embedded mode the ``Job`` row *is* the queue entry: enqueueing leaves it
-``queued`` for a worker to claim.  A Celery backend would send a task here.
+In both modes the ``Job`` row *is* the queue entry: enqueueing leaves it
+``queued``.  Embedded workers claim it from the table; in the Celery mode the
+dispatcher (:mod:`skysolve.queue.dispatch`) claims it when a worker slot is
+free and sends the task then.  Sending at submission time instead would put
+one user's burst of 200 uploads in the broker ahead of everyone else's job.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from skysolve.submissions.models import Job
 
 
 def enqueue(job_id: int) -> None:
-    if settings.SKYSOLVE_QUEUE == "embedded":
-        return  # the worker polls the table
+    if settings.SKYSOLVE_QUEUE in ("embedded", "celery"):
+        return  # workers (or the dispatcher) poll the table, fairly
     raise NotImplementedError(f"queue backend {settings.SKYSOLVE_QUEUE!r} is not available")
 
 

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,13 @@ from types import FrameType
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F, Min
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -202,11 +209,18 @@ class Worker:
 
     def run_forever(self, *, poll_interval: float = 1.0) -> None:
         self._install_signal_handlers()
+        self.loop(poll_interval=poll_interval)
+
+    def loop(self, *, poll_interval: float = 1.0) -> None:
+        """Run steps until ``stop_requested``; a failing step (database away) is retried."""
         log.info("worker %s started", self.worker_id)
         while not self.stop_requested.is_set():
             close_old_connections()
             try:
                 ran = self.run_once()
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
+                ran = False
             except Exception:
                 log.exception("worker step failed")
                 ran = False
@@ -237,11 +251,19 @@ class Worker:
         timeout = min(params.timeout, self.job_timeout)
         params = params.replace(timeout=timeout)
         running = Running(job.id, deadline=self.clock() + timedelta(seconds=timeout))
-        self.current = running
         out_dir = job_dir(job.id)
-        # A requeued job starts again from nothing.
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "job %s (submission %s): started by %s, attempt %d",
+            job.id, submission.pk, self.worker_id, job.attempts,
+        )  # fmt: skip
+        try:
+            # A requeued job starts again from nothing.
+            shutil.rmtree(out_dir, ignore_errors=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._finish(job, Job.FAILURE, error=_storage_error(out_dir, exc))
+            return
+        self.current = running
         stop_beating = threading.Event()
         beater = None
         if self.heartbeat_thread:
@@ -273,8 +295,16 @@ class Worker:
                 self._requeue(job, exc)
             else:
                 self._finish(job, Job.FAILURE, error=exc)
+        except (OperationalError, InterfaceError) as exc:
+            # Left running: when its lease runs out it is queued again, same id.
+            log.warning("job %s: database unavailable during the solve: %s", job.id, exc)
+        except OSError as exc:
+            if running.lost:
+                return
+            # Disk full or unwritable data directory: fail clearly, keep serving.
+            self._finish(job, Job.FAILURE, error=_storage_error(out_dir, exc))
         except Exception as exc:  # a bug in the engine must not kill the worker
-            log.exception("job %s crashed", job.id)
+            log.exception("job %s (submission %s) crashed", job.id, submission.pk)
             crash = SolveError(f"internal error: {type(exc).__name__}: {exc}")
             self._finish(job, Job.FAILURE, error=crash, log_text=traceback.format_exc())
         else:
@@ -304,9 +334,13 @@ class Worker:
             connection.close()
 
     def _progress(self, running: Running, stage: str) -> None:
-        Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id).update(
-            stage=stage[:20]
-        )
+        mine = Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id)
+        try:
+            mine.update(stage=stage[:20])
+        except (OperationalError, InterfaceError) as exc:
+            # The stage is for display: a database away for a moment must not stop the solve.
+            log.warning("job %s: cannot record the stage: %s", running.job_id, exc)
+            connection.close()
         if running.cancel.is_set():
             raise SolveCancelledError("cancelled")
 
@@ -344,6 +378,7 @@ class Worker:
         submission.save(update_fields=["disk_file", "file_hash", "file_size"])
 
     def _requeue(self, job: Job, error: SolveError) -> None:
+        log.info("job %s: queued again after %s: %s", job.id, error.code, error.message)
         Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=self.worker_id).update(
             status=Job.QUEUED,
             worker_id="",
@@ -353,7 +388,21 @@ class Worker:
             error_message=f"retrying after: {error.message}",
         )
 
-    def _finish(
+    def _finish(self, job: Job, status: str, **kwargs: Any) -> None:
+        """Record the outcome; while the database is away, wait for it (the result is in hand)."""
+        give_up = time.monotonic() + 3 * self.lease.total_seconds()
+        while True:
+            try:
+                self._finish_once(job, status, **kwargs)
+                return
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() > give_up:
+                    raise
+                log.warning("job %s: database unavailable, waiting to record it: %s", job.id, exc)
+                connection.close()
+                time.sleep(1.0)
+
+    def _finish_once(
         self,
         job: Job,
         status: str,
@@ -383,16 +432,32 @@ class Worker:
                 id=job.id, status=Job.RUNNING, worker_id=self.worker_id
             ).update(**values)
             if not changed:
+                log.info("job %s: result dropped, the job was cancelled or taken away", job.id)
                 return  # cancelled or requeued meanwhile: this result is stale
             if result is not None and result.solved:
                 add_machine_tags(job.user_image, result.objects_in_field)
             if isinstance(error, BadInputError):
                 Submission.objects.filter(pk=job.submission.pk).update(error_message=error.message)
+        log.info(
+            "job %s (submission %s): %s%s",
+            job.id, job.submission.pk, status, f" ({error.code}: {error.message})" if error else "",
+        )  # fmt: skip
         self._finish_submission(job.id)
 
     def _finish_submission(self, job_id: int) -> None:
         job = Job.objects.select_related("user_image__submission").get(id=job_id)
         job.submission.update_processing_times()
+
+
+class StorageError(SolveError):
+    """The data directory cannot take the job's files (disk full, read-only, missing)."""
+
+    code = "storage"
+
+
+def _storage_error(out_dir: Path, exc: OSError) -> StorageError:
+    log.error("cannot write the results under %s: %s", out_dir, exc)
+    return StorageError(f"the results cannot be stored on the server: {exc.strerror or exc}")
 
 
 def _timeout(seconds: float) -> SolveTimeoutError:

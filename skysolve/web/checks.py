@@ -46,12 +46,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="skysolve.E004",
             )
         )
-    if settings.SKYSOLVE_QUEUE != "embedded":
+    if settings.SKYSOLVE_QUEUE not in ("embedded", "celery"):
         messages.append(
             Error(
-                f"SKYSOLVE_QUEUE {settings.SKYSOLVE_QUEUE!r} is not supported", id="skysolve.E005"
+                f"SKYSOLVE_QUEUE {settings.SKYSOLVE_QUEUE!r} is not supported",
+                hint='Use "embedded" or "celery".',
+                id="skysolve.E005",
             )
         )
+    if settings.SKYSOLVE_QUEUE == "celery":
+        messages.extend(_celery_messages())
     if settings.SKYSOLVE_LEASE_SECONDS < 5 or settings.SKYSOLVE_MAX_ATTEMPTS < 1:
         messages.append(
             Error(
@@ -74,6 +78,36 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             Warning(
                 "SKYSOLVE_SESSION_DAYS is below 14; sessions last 14 days anyway",
                 id="skysolve.W002",
+            )
+        )
+    return messages
+
+
+def _celery_messages() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    broker = settings.SKYSOLVE_BROKER_URL
+    if not broker.startswith(("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")):
+        messages.append(
+            Error(
+                f"SKYSOLVE_BROKER_URL {broker!r} is not a Redis or RabbitMQ URL",
+                hint="e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//",
+                id="skysolve.E008",
+            )
+        )
+    if not settings.SKYSOLVE_RESULT_BACKEND.startswith(("redis://", "rediss://")):
+        messages.append(
+            Error(
+                "SKYSOLVE_RESULT_BACKEND must be a redis:// URL",
+                hint="Results come back through Redis; it is the broker's URL by default "
+                "when the broker is Redis.",
+                id="skysolve.E009",
+            )
+        )
+    if settings.SKYSOLVE_DISPATCH_SLOTS < 1 or settings.SKYSOLVE_CELERY_RESEND_SECONDS < 1:
+        messages.append(
+            Error(
+                "SKYSOLVE_DISPATCH_SLOTS and SKYSOLVE_CELERY_RESEND_SECONDS must be at least 1",
+                id="skysolve.E010",
             )
         )
     return messages

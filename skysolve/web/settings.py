@@ -162,9 +162,28 @@ SKYSOLVE_URL_FETCH_MAX_BYTES = envint("SKYSOLVE_URL_FETCH_MAX_MB", 100) * 1024 *
 SKYSOLVE_URL_FETCH_TIMEOUT = envfloat("SKYSOLVE_URL_FETCH_TIMEOUT", 60.0)
 SKYSOLVE_URL_FETCH_ALLOW = envlist("SKYSOLVE_URL_FETCH_ALLOW", [])
 
-#: Queue: "embedded" (database-backed worker started by `skysolve serve`).
+#: Queue: "embedded" (database-backed workers started by `skysolve serve`) or
+#: "celery" (solves run by `skysolve worker` on any machine reaching the broker).
 SKYSOLVE_QUEUE = envstr("SKYSOLVE_QUEUE", "embedded").strip().lower()
+#: Solve processes: embedded workers of `skysolve serve`, or the concurrency
+#: of one `skysolve worker` in celery mode.
 SKYSOLVE_WORKERS = envint("SKYSOLVE_WORKERS", 1)
+#: Celery mode: the broker (redis://... or amqp://...) and where results come
+#: back (a redis:// URL; by default the broker when it is Redis).
+SKYSOLVE_BROKER_URL = envstr("SKYSOLVE_BROKER_URL", "redis://127.0.0.1:6379/0")
+SKYSOLVE_RESULT_BACKEND = envstr("SKYSOLVE_RESULT_BACKEND", "") or (
+    SKYSOLVE_BROKER_URL if SKYSOLVE_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+#: Celery mode: the broker queue (several installations may share a broker).
+SKYSOLVE_CELERY_QUEUE = envstr("SKYSOLVE_CELERY_QUEUE", "skysolve")
+#: Celery mode: jobs in flight at once (set to the total worker concurrency).
+SKYSOLVE_DISPATCH_SLOTS = envint("SKYSOLVE_DISPATCH_SLOTS", 2)
+#: Celery mode: image files up to this size travel to the worker as bytes;
+#: larger ones have their sources extracted on the web host first.
+SKYSOLVE_TASK_MAX_FILE_BYTES = int(envfloat("SKYSOLVE_TASK_MAX_FILE_MB", 16) * 1024 * 1024)
+#: Celery mode: a task whose progress has not moved for this long (lost by a
+#: restarted broker, or its worker killed) is sent again under the same id.
+SKYSOLVE_CELERY_RESEND_SECONDS = envfloat("SKYSOLVE_CELERY_RESEND_SECONDS", 60.0)
 #: Wall-clock limit of one job, seconds (also caps a user's `timeout`).
 SKYSOLVE_JOB_TIMEOUT = envfloat("SKYSOLVE_JOB_TIMEOUT", 300.0)
 #: A worker renews its lease this often; a lease not renewed for this long is

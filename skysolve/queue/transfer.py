@@ -1,0 +1,231 @@
+"""What travels between the web host and a Celery worker on another machine.
+
+A remote worker shares no filesystem with the web host, so a solve request
+carries everything the solve needs and the reply carries everything it made:
+
+* request: the parameters and either a source list (x, y, flux, image size --
+  a few KB) or the bytes of an image file up to a size cap.  Larger images
+  have their sources extracted on the web host first (the worker then cannot
+  draw the annotated pictures, but it can solve).
+* reply: the :meth:`SolveResult.to_json` object, the WCS header as text and
+  every result file (FITS, pictures, log) base64-encoded, which the web host
+  writes into the job's directory.
+
+Both are plain JSON-able dicts (Celery's JSON serializer, no pickle), built
+and read here without Django, so the worker needs only the engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import Annotation, Calibration, SolveResult, SourceList
+from skysolve.errors import (
+    BadInputError,
+    ConfigurationError,
+    CorruptFileError,
+    ImageTooLargeError,
+    InvalidParameterError,
+    NoIndexError,
+    NoMatchError,
+    NoStarsError,
+    SolveCancelledError,
+    SolveError,
+    SolverFailedError,
+    SolveTimeoutError,
+    UnsupportedFormatError,
+)
+
+#: Version of the request/reply layout; a worker refuses requests it does not know.
+FORMAT = 1
+
+#: SolveError subclasses by code, to raise the same error on the web host.
+ERRORS: dict[str, type[SolveError]] = {
+    cls.code: cls
+    for cls in (
+        SolveError,
+        BadInputError,
+        UnsupportedFormatError,
+        CorruptFileError,
+        ImageTooLargeError,
+        InvalidParameterError,
+        NoStarsError,
+        NoMatchError,
+        NoIndexError,
+        SolveTimeoutError,
+        SolveCancelledError,
+        SolverFailedError,
+        ConfigurationError,
+    )
+}
+
+
+def error_from_json(data: dict[str, Any]) -> SolveError:
+    cls = ERRORS.get(str(data.get("code")), SolveError)
+    error = cls(str(data.get("message", "")))
+    if cls is SolveError and data.get("code"):
+        error.code = str(data["code"])
+    return error
+
+
+def error_to_json(error: SolveError) -> dict[str, Any]:
+    return {"code": error.code, "message": error.message, "retryable": error.retryable}
+
+
+# -- requests ------------------------------------------------------------------
+
+
+def pack_request(
+    job_id: int,
+    source: Path | SourceList,
+    params: SolveParameters,
+    *,
+    max_file_bytes: int,
+) -> dict[str, Any]:
+    """The task argument for solving ``source``; images above the cap become source lists."""
+    request: dict[str, Any] = {"format": FORMAT, "job_id": int(job_id), "params": params.to_dict()}
+    if isinstance(source, Path) and source.stat().st_size > max_file_bytes:
+        source = extract_locally(source, params)
+    if isinstance(source, SourceList):
+        request["sources"] = {
+            "x": np.asarray(source.x, dtype=float).tolist(),
+            "y": np.asarray(source.y, dtype=float).tolist(),
+            "flux": np.asarray(source.flux, dtype=float).tolist(),
+            "width": int(source.width),
+            "height": int(source.height),
+        }
+    else:
+        request["file"] = {
+            "name": source.name,
+            "data": base64.b64encode(source.read_bytes()).decode("ascii"),
+        }
+    return request
+
+
+def extract_locally(path: Path, params: SolveParameters) -> SourceList:
+    """Extract the sources of a large image on this host (the preparation step)."""
+    from skysolve.engine.extraction import extract_sources
+    from skysolve.engine.images import load_image
+    from skysolve.engine.starlists import looks_like_star_list, read_star_list
+
+    if looks_like_star_list(path):
+        return read_star_list(
+            path, image_width=params.image_width, image_height=params.image_height
+        )
+    image = load_image(path)
+    return extract_sources(
+        image.data,
+        method=params.effective_extractor,
+        max_sources=params.max_sources,
+        downsample=params.downsample_factor,
+        invert=params.invert,
+        timeout=params.timeout,
+    )
+
+
+def unpack_request(
+    request: dict[str, Any], work_dir: Path
+) -> tuple[Path | SourceList, SolveParameters]:
+    """The solver's input and parameters; an image file is written under ``work_dir``."""
+    if request.get("format") != FORMAT:
+        raise BadInputError(f"unknown solve request format {request.get('format')!r}")
+    params = SolveParameters.from_mapping(request["params"])
+    if "sources" in request:
+        s = request["sources"]
+        return (
+            SourceList(
+                x=np.asarray(s["x"], dtype=float),
+                y=np.asarray(s["y"], dtype=float),
+                flux=np.asarray(s["flux"], dtype=float),
+                width=int(s["width"]),
+                height=int(s["height"]),
+            ),
+            params,
+        )
+    f = request["file"]
+    # The client's file name never builds a path: keep only a safe suffix.
+    suffix = Path(str(f.get("name", ""))).suffix.lower()
+    if not suffix[1:].isalnum() or len(suffix) > 6:
+        suffix = ""
+    path = work_dir / f"input{suffix}"
+    path.write_bytes(base64.b64decode(f["data"]))
+    return path, params
+
+
+# -- replies ---------------------------------------------------------------------
+
+
+def pack_result(result: SolveResult) -> dict[str, Any]:
+    """The task's return value: the result and the bytes of every file it names."""
+    files = {}
+    for key, path in result.files.items():
+        path = Path(path)
+        if path.is_file():
+            files[key] = {
+                "name": path.name,
+                "data": base64.b64encode(path.read_bytes()).decode("ascii"),
+            }
+    return {
+        "format": FORMAT,
+        "result": result.to_json(),
+        "wcs_header": None if result.wcs_header is None else result.wcs_header.tostring(),
+        "log": result.log,
+        "files": files,
+    }
+
+
+def unpack_result(reply: dict[str, Any], out_dir: Path) -> SolveResult:
+    """Write the reply's files into ``out_dir`` and rebuild the :class:`SolveResult`."""
+    if reply.get("format") != FORMAT:
+        raise SolverFailedError(f"unknown solve reply format {reply.get('format')!r}")
+    data = reply["result"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for key, item in reply.get("files", {}).items():
+        name = Path(str(item["name"])).name or key
+        target = out_dir / name
+        # Written beside and renamed: a reader never sees half a file.
+        with tempfile.NamedTemporaryFile(dir=out_dir, delete=False, suffix=".part") as tmp:
+            tmp.write(base64.b64decode(item["data"]))
+        Path(tmp.name).replace(target)
+        files[str(key)] = target
+    calibration = data.get("calibration")
+    header_text = reply.get("wcs_header")
+    error = data.get("error")
+    return SolveResult(
+        solved=bool(data["solved"]),
+        image_width=int(data["image_width"]),
+        image_height=int(data["image_height"]),
+        calibration=None if calibration is None else Calibration(**calibration),
+        wcs_header=None if header_text is None else fits.Header.fromstring(header_text),
+        solver=data.get("solver"),
+        index=data.get("index"),
+        hints=dict(data.get("hints") or {}),
+        files=files,
+        objects_in_field=[str(n) for n in data.get("objects_in_field", [])],
+        annotations=[_annotation(a) for a in data.get("annotations", [])],
+        timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
+        log=str(reply.get("log") or ""),
+        command=[str(c) for c in data.get("command", [])],
+        failure=None if error is None else error_from_json(error),
+        n_sources=int(data.get("n_sources") or 0),
+        peak_memory_mb=data.get("peak_memory_mb"),
+    )
+
+
+def _annotation(data: dict[str, Any]) -> Annotation:
+    return Annotation(
+        type=str(data["type"]),
+        names=[str(n) for n in data["names"]],
+        pixelx=float(data["pixelx"]),
+        pixely=float(data["pixely"]),
+        radius=float(data["radius"]),
+        vmag=None if data.get("vmag") is None else float(data["vmag"]),
+    )

@@ -1,0 +1,56 @@
+"""Celery mode end to end: web host with dispatcher, `skysolve worker` processes, real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.queue.cluster import Cluster, celery_env
+from tests.services import RABBITMQ_URL, REDIS_URL, require_service
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_it_solves_through_the_broker(tmp_path: Path, broker: str) -> None:
+    require_service("postgresql")
+    require_service("redis")
+    require_service(broker)
+    url = REDIS_URL if broker == "redis" else RABBITMQ_URL
+    cluster = Cluster(tmp_path, **celery_env(url), SKYSOLVE_DISPATCH_SLOTS="2")
+    try:
+        cluster.start_web(workers=1)
+        # The worker gets its own empty data directory: nothing is shared but the broker.
+        cluster.start(
+            "worker", "worker", "--concurrency", "2", SKYSOLVE_DATA_DIR=str(tmp_path / "w")
+        )
+        alice, bob = cluster.session(), cluster.session()
+        cluster.submit_xy(alice, 4)
+        cluster.submit_xy(bob, 2)
+        cluster.wait_finished(6)
+        assert cluster.statuses() == ["success"] * 6
+        job_id = cluster.jobs()[0][0]
+        files = {p.name for p in (cluster.data_dir / "jobs" / str(job_id)).iterdir()}
+        assert {"wcs.fits", "new.fits", "solve.log", "annotated_display.png"} <= files
+        assert not (tmp_path / "w" / "jobs").exists()
+        ra = cluster.query("SELECT ra FROM submissions_job WHERE id = %s", job_id)
+        assert ra[0][0] == pytest.approx(169.966)
+    finally:
+        cluster.close()
+
+
+@pytest.mark.parametrize(("code", "attempts"), [("solver_failed", 2), ("no_match", 1)])
+def test_it_retries_only_retryable_errors(tmp_path: Path, code: str, attempts: int) -> None:
+    require_service("postgresql")
+    require_service("redis")
+    cluster = Cluster(tmp_path, **celery_env(), SKYSOLVE_MAX_ATTEMPTS="2")
+    try:
+        cluster.start_web(workers=1)
+        cluster.start("worker", "worker", "--concurrency", "1", SKYSOLVE_FAKE_ERROR=code)
+        cluster.submit_xy(cluster.session(), 1)
+        cluster.wait_finished(1)
+        [(_, status, tries, error_code, _)] = cluster.jobs()
+        assert (status, tries, error_code) == ("failure", attempts, code)
+    finally:
+        cluster.close()
