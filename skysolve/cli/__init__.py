@@ -13,7 +13,14 @@ import sys
 from collections.abc import Sequence
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("solve", "serve", "apikey", "manage", "solve_server")
+COMMAND_MODULES: tuple[str, ...] = (
+    "solve",
+    "serve",
+    "worker",
+    "apikey",
+    "manage",
+    "solve_server",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
