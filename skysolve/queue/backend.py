@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
-from skysolve.submissions.models import Job
+from skysolve.submissions.models import Job, Submission
 
 
 def enqueue(job_id: int) -> None:
@@ -37,3 +37,26 @@ def request_cancel(job_id: int) -> None:
     else:
         # Running: the worker's heartbeat sees the flag and stops the solve.
         Job.objects.filter(id=job_id, status=Job.RUNNING).update(cancel_requested=True)
+
+
+def retry(job_id: int) -> bool:
+    """Queue a failed or cancelled job again under its id; False if it is not finished so."""
+    changed = Job.objects.filter(id=job_id, status__in=(Job.FAILURE, Job.CANCELLED)).update(
+        status=Job.QUEUED,
+        stage="",
+        queued_at=timezone.now(),
+        started_at=None,
+        finished_at=None,
+        attempts=0,
+        worker_id="",
+        lease_expires=None,
+        cancel_requested=False,
+        error_code="",
+        error_message="",
+    )
+    if not changed:
+        return False
+    job = Job.objects.select_related("user_image__submission").get(id=job_id)
+    Submission.objects.filter(pk=job.submission.pk).update(processing_finished=None)
+    enqueue(job_id)
+    return True

@@ -193,3 +193,6 @@ SKYSOLVE_LEASE_SECONDS = envint("SKYSOLVE_LEASE_SECONDS", 60)
 SKYSOLVE_MAX_ATTEMPTS = envint("SKYSOLVE_MAX_ATTEMPTS", 3)
 #: Dotted path of the solve callable (the engine by default; tests swap in a fake).
 SKYSOLVE_SOLVER = envstr("SKYSOLVE_SOLVER", "skysolve.engine.pipeline.solve")
+
+#: When set, GET /metrics needs ``Authorization: Bearer <token>`` (else it is open).
+SKYSOLVE_METRICS_TOKEN = envsecret("SKYSOLVE_METRICS_TOKEN", None) or ""

@@ -1,0 +1,1 @@
+"""Operations: /health for load balancers and /metrics for Prometheus."""

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from skysolve.ops import views
+
+urlpatterns = [
+    path("health", views.health, name="health"),
+    path("health/", views.health),
+    path("metrics", views.metrics, name="metrics"),
+    path("metrics/", views.metrics),
+]

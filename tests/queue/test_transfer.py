@@ -1,0 +1,123 @@
+"""Requests and replies of the Celery mode survive the trip as JSON, without a shared disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import SourceList
+from skysolve.errors import BadInputError, NoMatchError, SolverFailedError
+from skysolve.queue.transfer import (
+    error_from_json,
+    error_to_json,
+    pack_request,
+    pack_result,
+    unpack_request,
+    unpack_result,
+)
+from tests.webfixtures import FakeSolver
+
+
+def trip(data: dict[str, Any]) -> dict[str, Any]:
+    """What Celery's JSON serializer does to a message."""
+    back: dict[str, Any] = json.loads(json.dumps(data))
+    return back
+
+
+def sources() -> SourceList:
+    return SourceList(
+        x=np.array([10.0, 20.5]), y=np.array([5.0, 15.0]), flux=np.array([3.0, 2.0]),
+        width=100, height=80,
+    )  # fmt: skip
+
+
+def test_it_sends_a_source_list_as_numbers(tmp_path: Path) -> None:
+    params = SolveParameters(scale_lower=1.0, scale_upper=2.0, scale_units="arcsecperpix")
+    request = trip(pack_request(7, sources(), params, max_file_bytes=0))
+    assert request["job_id"] == 7 and "file" not in request
+    source, back = unpack_request(request, tmp_path)
+    assert isinstance(source, SourceList)
+    assert list(source.x) == [10.0, 20.5] and (source.width, source.height) == (100, 80)
+    assert back == params
+
+
+def test_it_sends_a_small_file_as_bytes(tmp_path: Path) -> None:
+    image = tmp_path / "m42.FITS"
+    image.write_bytes(b"SIMPLE  = T" + bytes(range(256)))
+    request = trip(pack_request(7, image, SolveParameters(), max_file_bytes=1000))
+    work = tmp_path / "work"
+    work.mkdir()
+    source, _ = unpack_request(request, work)
+    assert source == work / "input.fits"
+    assert isinstance(source, Path) and source.read_bytes() == image.read_bytes()
+
+
+def test_it_extracts_the_sources_of_a_large_image_first(tmp_path: Path) -> None:
+    from skysolve.engine.synthetic import FieldSpec, make_field
+
+    field = make_field(FieldSpec(ra=10.0, dec=20.0, pixscale=20.0, width=300, height=200, seed=1))
+    assert field.image is not None
+    from astropy.io import fits
+
+    image = tmp_path / "big.fits"
+    fits.PrimaryHDU(data=field.image).writeto(image)
+    request = trip(pack_request(7, image, SolveParameters(), max_file_bytes=1000))
+    assert "file" not in request
+    assert request["sources"]["width"] == 300 and len(request["sources"]["x"]) > 10
+
+
+def test_it_never_builds_a_path_from_the_file_name(tmp_path: Path) -> None:
+    request = {
+        "format": 1, "job_id": 1, "params": {},
+        "file": {"name": "../../etc/x.;rm", "data": ""},
+    }  # fmt: skip
+    source, _ = unpack_request(request, tmp_path)
+    assert source == tmp_path / "input"
+
+
+def test_it_refuses_an_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="unknown solve request format"):
+        unpack_request({"format": 99}, tmp_path)
+    with pytest.raises(SolverFailedError, match="unknown solve reply format"):
+        unpack_result({"format": 99}, tmp_path)
+
+
+def test_it_brings_back_the_result_and_its_files(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    result = FakeSolver()(sources(), SolveParameters(), remote)
+    result.timings["total"] = 0.25
+    reply = trip(pack_result(result))
+    local = tmp_path / "jobs" / "7"
+    back = unpack_result(reply, local)
+    assert back.solved and back.calibration == result.calibration
+    assert back.wcs_header is not None and result.wcs_header is not None
+    assert back.wcs_header["CRVAL1"] == result.wcs_header["CRVAL1"]
+    assert back.objects_in_field == ["M 66", "NGC 3628"]
+    assert back.annotations == result.annotations
+    assert back.timings["total"] == 0.25
+    assert set(back.files) == set(result.files)
+    for key, path in back.files.items():
+        assert path.parent == local
+        assert path.read_bytes() == result.files[key].read_bytes()
+    assert not list(local.glob("*.part"))
+
+
+def test_it_brings_back_an_unsolved_result(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    result = FakeSolver(solved=False)(sources(), SolveParameters(), remote)
+    back = unpack_result(trip(pack_result(result)), tmp_path / "local")
+    assert not back.solved and isinstance(back.failure, NoMatchError)
+
+
+def test_it_keeps_the_error_class_and_whether_to_retry() -> None:
+    again = error_from_json(trip(error_to_json(SolverFailedError("segfault"))))
+    assert isinstance(again, SolverFailedError) and again.retryable
+    odd = error_from_json({"code": "internal", "message": "bug"})
+    assert (odd.code, odd.message, odd.retryable) == ("internal", "bug", False)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from skysolve.submissions.models import Job
+from tests.api.helpers import job_of, session_for, submit_xy
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client: Client) -> Client:
+    User.objects.create_superuser("root", "root@example.org", "pw-for-tests")
+    client.login(username="root", password="pw-for-tests")
+    return client
+
+
+def act(client: Client, action: str, *job_ids: int) -> None:
+    response = client.post(
+        "/admin/submissions/job/",
+        {"action": action, "_selected_action": [str(i) for i in job_ids]},
+    )
+    assert response.status_code == 302
+
+
+def test_it_lists_the_queue(staff_client: Client) -> None:
+    job = job_of(submit_xy(staff_client, session_for("alice")))
+    page = staff_client.get("/admin/submissions/job/?status__exact=queued").content.decode()
+    assert str(job.id) in page and "user:" in page
+
+
+def test_it_retries_a_failed_job(staff_client: Client) -> None:
+    job = job_of(submit_xy(staff_client, session_for("alice")))
+    Job.objects.filter(id=job.id).update(status=Job.FAILURE, error_code="no_match", attempts=1)
+    act(staff_client, "retry_jobs", job.id)
+    job.refresh_from_db()
+    assert (job.status, job.error_code, job.attempts) == (Job.QUEUED, "", 0)
+    assert job.submission.processing_finished is None
+
+
+def test_it_does_not_retry_a_running_job(staff_client: Client) -> None:
+    job = job_of(submit_xy(staff_client, session_for("alice")))
+    Job.objects.filter(id=job.id).update(status=Job.RUNNING, worker_id="w")
+    act(staff_client, "retry_jobs", job.id)
+    assert Job.objects.get(id=job.id).worker_id == "w"
+
+
+def test_it_cancels_queued_jobs(staff_client: Client) -> None:
+    jobs = [job_of(submit_xy(staff_client, session_for("alice"))) for _ in range(2)]
+    act(staff_client, "cancel_jobs", *(j.id for j in jobs))
+    assert set(Job.objects.values_list("status", flat=True)) == {Job.CANCELLED}
