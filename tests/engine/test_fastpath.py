@@ -1,0 +1,261 @@
+"""The pattern-hash fast path: database, solve, verification, refit, files."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from skysolve.engine.fastpath import (
+    PatternHashSolver,
+    TanSip,
+    build_database,
+    default_db_path,
+    fit_tan_sip,
+    load_database,
+    verify_calibration,
+)
+from skysolve.engine.results import SourceList, wcs_from_header
+from skysolve.engine.solvers import SolveConstraints
+from skysolve.engine.synthetic import FieldSpec, SyntheticField, make_field
+from skysolve.errors import ConfigurationError, InvalidParameterError
+
+WIDTH, HEIGHT = 800, 600
+
+
+@pytest.fixture(scope="module")
+def db_20_30(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database for fields 20 to 30 degrees wide: built in about a second."""
+    path = tmp_path_factory.mktemp("fastpath") / "test.t3db"
+    build_database(path, min_fov=20.0, max_fov=30.0)
+    return path
+
+
+def field(width_deg: float = 25.0, **kw: float) -> SyntheticField:
+    spec: dict[str, float] = dict(ra=183.0, dec=35.0, rotation=20.0, parity=1, seed=3)
+    spec.update(kw)
+    return make_field(
+        FieldSpec(pixscale=width_deg * 3600.0 / WIDTH, width=WIDTH, height=HEIGHT, **spec),  # type: ignore[arg-type]
+        render=False,
+    )
+
+
+def hint(f: SyntheticField, slack: float = 0.1) -> SolveConstraints:
+    return SolveConstraints(
+        scale_low=f.spec.pixscale * (1 - slack), scale_high=f.spec.pixscale * (1 + slack)
+    )
+
+
+def worst_pixel_error(header: fits.Header, truth: WCS) -> float:
+    """Largest distance, over a grid across the image, between the two WCSs' pixels."""
+    gx, gy = np.meshgrid(np.linspace(1, WIDTH, 11), np.linspace(1, HEIGHT, 9))
+    ra, dec = truth.all_pix2world(gx.ravel(), gy.ravel(), 1)
+    x, y = wcs_from_header(header, WIDTH, HEIGHT).all_world2pix(ra, dec, 1)
+    return float(np.max(np.hypot(x - gx.ravel(), y - gy.ravel())))
+
+
+def test_it_builds_a_database_and_reports_the_fov_range(db_20_30: Path) -> None:
+    info = load_database(db_20_30).info
+    assert (info.min_fov, round(info.max_fov, 3)) == (20.0, 30.0)
+    assert info.num_patterns > 1000 and info.reference_stars > 100_000
+    assert db_20_30.with_name(db_20_30.name + ".stars.npz").is_file()
+    assert "FOV 20-30 deg" in info.describe()
+    assert load_database(db_20_30) is load_database(db_20_30)  # loaded once
+
+
+def test_it_finds_the_database_from_the_environment(tmp_path: Path) -> None:
+    assert default_db_path({"SKYSOLVE_FASTPATH_DB": "/x/y.t3db"}) == Path("/x/y.t3db")
+    assert default_db_path({"SKYSOLVE_DATA_DIR": "/d"}) == Path("/d/fastpath/default.t3db")
+    assert default_db_path({}) == Path("var/fastpath/default.t3db")
+    with pytest.raises(ConfigurationError, match="skysolve db build"):
+        load_database(tmp_path / "missing.t3db")
+
+
+def test_it_rejects_a_bad_fov_range(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="min_fov"):
+        build_database(tmp_path / "x.t3db", min_fov=30.0, max_fov=20.0)
+    with pytest.raises(InvalidParameterError, match="catalogue"):
+        build_database(tmp_path / "x.t3db", catalogue="hipparcos")
+
+
+@pytest.mark.parametrize("parity", [1, -1])
+@pytest.mark.parametrize("rotation", [0.0, 77.0, 200.0, 300.0])
+def test_it_solves_fields_of_either_parity_at_any_rotation(
+    db_20_30: Path, tmp_path: Path, parity: int, rotation: float
+) -> None:
+    f = field(22.0 + rotation / 100.0, rotation=rotation, parity=parity)
+    out = PatternHashSolver(db_20_30).solve(f.sources, hint(f), tmp_path, timeout=30)
+    assert out.solved, out.log
+    assert (out.solver, out.index) == ("pattern-hash", "test.t3db")
+    assert out.wcs_header is not None
+    assert out.wcs_header["CTYPE1"] == "RA---TAN-SIP"
+    assert (out.wcs_header["CRPIX1"], out.wcs_header["CRPIX2"]) == (400.5, 300.5)
+    assert worst_pixel_error(out.wcs_header, f.wcs) < 0.2
+
+
+@pytest.mark.parametrize("width_deg", [21.0, 28.0])
+def test_it_solves_without_a_scale_hint(db_20_30: Path, tmp_path: Path, width_deg: float) -> None:
+    f = field(width_deg, rotation=133.0, parity=-1, ra=20.0, dec=-60.0)
+    out = PatternHashSolver(db_20_30).solve(f.sources, SolveConstraints(), tmp_path, timeout=30)
+    assert out.solved, out.log
+    assert out.wcs_header is not None
+    assert worst_pixel_error(out.wcs_header, f.wcs) < 0.2
+    assert "FOV guess" in out.log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width_deg", [5.0, 10.0, 45.0, 60.0])
+def test_it_solves_fields_from_5_to_60_degrees(
+    tmp_path_factory: pytest.TempPathFactory, width_deg: float
+) -> None:
+    # A database just around each width keeps the build short.
+    path = tmp_path_factory.mktemp("fov") / f"fov{width_deg:g}.t3db"
+    build_database(path, min_fov=width_deg * 0.9, max_fov=width_deg * 1.1)
+    f = field(width_deg, rotation=250.0, parity=-1, ra=300.0, dec=10.0)
+    out = PatternHashSolver(path).solve(f.sources, hint(f), path.parent, timeout=30)
+    assert out.solved, out.log
+    assert out.wcs_header is not None
+    assert worst_pixel_error(out.wcs_header, f.wcs) < 0.2
+
+
+def test_it_refuses_a_scrambled_source_list(db_20_30: Path, tmp_path: Path) -> None:
+    f = field()
+    rng = np.random.default_rng(5)
+    scrambled = SourceList(
+        x=rng.uniform(0.5, WIDTH + 0.5, len(f.sources)),
+        y=rng.uniform(0.5, HEIGHT + 0.5, len(f.sources)),
+        flux=f.sources.flux,
+        width=WIDTH,
+        height=HEIGHT,
+    )
+    out = PatternHashSolver(db_20_30).solve(scrambled, hint(f), tmp_path, timeout=30)
+    assert not out.solved
+    assert out.wcs_header is None
+    assert "not solved" in out.log
+
+
+def test_it_verifies_against_the_catalogue_independently(db_20_30: Path) -> None:
+    f = field()
+    stars = load_database(db_20_30).stars
+    truth = TanSip.from_wcs(f.wcs)
+    good = verify_calibration(f.sources, truth, stars)
+    assert good.accepted and good.matched > 80 and good.false_positive < 1e-30
+    # The right sky, the wrong stars: a wrong match must not pass.
+    rng = np.random.default_rng(1)
+    shuffled = f.sources.take(rng.permutation(len(f.sources)))
+    scrambled = SourceList(
+        x=shuffled.x, y=shuffled.y[::-1], flux=f.sources.flux, width=WIDTH, height=HEIGHT
+    )
+    bad = verify_calibration(scrambled, truth, stars)
+    assert not bad.accepted
+    # A calibration rotated by a few degrees is refused as well.
+    turned = TanSip(
+        crval=truth.crval, crpix=truth.crpix, cd=truth.cd @ np.array([[0.995, -0.1], [0.1, 0.995]])
+    )
+    assert not verify_calibration(f.sources, turned, stars).accepted
+
+
+@pytest.mark.parametrize("parity", [1, -1])
+def test_it_honours_the_parity_constraint(db_20_30: Path, tmp_path: Path, parity: int) -> None:
+    """nova's parity 1 means det(CD) > 0 (calibration parity +1), 0 means det(CD) < 0."""
+    f = field(parity=parity)
+    solver = PatternHashSolver(db_20_30)
+    matching = 1 if parity == 1 else 0
+    c = hint(f)
+    ok = solver.solve(
+        f.sources,
+        SolveConstraints(c.scale_low, c.scale_high, parity=matching),
+        tmp_path / "a",
+        timeout=30,
+    )
+    assert ok.solved
+    wrong = solver.solve(
+        f.sources,
+        SolveConstraints(c.scale_low, c.scale_high, parity=1 - matching),
+        tmp_path / "b",
+        timeout=30,
+    )
+    assert not wrong.solved
+    assert "parity" in wrong.log
+
+
+def test_it_gives_up_at_once_outside_the_database_range(db_20_30: Path, tmp_path: Path) -> None:
+    f = field()
+    c = SolveConstraints(scale_low=5.0, scale_high=6.0)  # about 1.2 degrees wide
+    out = PatternHashSolver(db_20_30).solve(f.sources, c, tmp_path, timeout=30)
+    assert not out.solved
+    assert "outside the database's FOV range 20-30 deg" in out.log
+
+
+def test_it_writes_corr_and_rdls_like_astrometry_net(db_20_30: Path, tmp_path: Path) -> None:
+    f = field(rotation=10.0)
+    out = PatternHashSolver(db_20_30).solve(f.sources, hint(f), tmp_path, timeout=30)
+    assert out.solved
+    with fits.open(out.files["corr"]) as hdul:
+        corr = hdul[1].data
+        assert corr.columns.names[:11] == [
+            "field_x",
+            "field_y",
+            "field_ra",
+            "field_dec",
+            "index_x",
+            "index_y",
+            "index_ra",
+            "index_dec",
+            "index_id",
+            "field_id",
+            "match_weight",
+        ]
+        assert len(corr) > 50
+        assert (
+            np.max(np.hypot(corr["field_x"] - corr["index_x"], corr["field_y"] - corr["index_y"]))
+            < 1.0
+        )
+        ids = corr["field_id"]
+        np.testing.assert_allclose(corr["field_x"], f.sources.x[ids])
+    with fits.open(out.files["rdls"]) as hdul:
+        rdls = hdul[1].data
+        assert rdls.columns.names == ["RA", "DEC"] and len(rdls) > 50
+        x, y = f.wcs.all_world2pix(rdls["RA"], rdls["DEC"], 1)
+        assert np.all((x > 0) & (x < WIDTH + 1) & (y > 0) & (y < HEIGHT + 1))
+
+
+def test_it_fits_sip_distortion_by_least_squares() -> None:
+    f = field(rotation=40.0)
+    ra, dec = f.catalog.ra[:300], f.catalog.dec[:300]  # type: ignore[union-attr]
+    x, y = f.wcs.all_world2pix(ra, dec, 1)
+    # Barrel distortion of about 2 pixels in the corners.
+    u, v = x - 400.5, y - 300.5
+    k = 2.0 / 500.0**3
+    xd, yd = x - k * u * (u * u + v * v), y - k * v * (u * u + v * v)
+    model = fit_tan_sip(xd, yd, ra, dec, width=WIDTH, height=HEIGHT, order=3, crval=(180.0, 30.0))
+    px, py = model.world2pix(ra, dec)
+    assert np.max(np.hypot(px - xd, py - yd)) < 0.01
+    assert model.crpix == (400.5, 300.5)
+    header = model.to_header(WIDTH, HEIGHT)
+    wx, wy = wcs_from_header(header, WIDTH, HEIGHT).all_world2pix(ra, dec, 1)
+    assert np.max(np.hypot(wx - xd, wy - yd)) < 0.01
+    linear = fit_tan_sip(x, y, ra, dec, width=WIDTH, height=HEIGHT, order=0, crval=(180.0, 30.0))
+    assert linear.to_header(WIDTH, HEIGHT)["CTYPE1"] == "RA---TAN"
+
+
+@pytest.mark.skipif(shutil.which("astrometry-engine") is None, reason="astrometry.net missing")
+def test_it_agrees_with_astrometry_net(db_20_30: Path, tmp_path: Path) -> None:
+    from skysolve.engine.astrometry import AstrometryNetSolver
+
+    f = field(22.0, rotation=195.0, parity=1, ra=50.0, dec=50.0)
+    fast = PatternHashSolver(db_20_30).solve(f.sources, hint(f), tmp_path / "fast", timeout=30)
+    slow = AstrometryNetSolver().solve(f.sources, hint(f), tmp_path / "anet", timeout=60)
+    assert fast.solved and slow.solved
+    assert fast.wcs_header is not None and slow.wcs_header is not None
+    anet = wcs_from_header(slow.wcs_header, WIDTH, HEIGHT)
+    # Across the whole image, not only where the stars are.
+    assert worst_pixel_error(fast.wcs_header, anet) < 0.3
+    # And at every star astrometry.net matched.
+    with fits.open(slow.files["corr"]) as hdul:
+        corr = hdul[1].data
+        ra, dec = anet.all_pix2world(corr["field_x"], corr["field_y"], 1)
+    x, y = wcs_from_header(fast.wcs_header, WIDTH, HEIGHT).all_world2pix(ra, dec, 1)
+    assert np.max(np.hypot(x - corr["field_x"], y - corr["field_y"])) < 0.3
