@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "apikey",
     "manage",
     "solve_server",
+    "db",
 )
 
 
