@@ -53,7 +53,7 @@ class CelerySolver:
         *,
         max_file_bytes: int | None = None,
         resend_after: float | None = None,
-        poll_interval: float = 0.2,
+        poll_interval: float = 0.05,
     ) -> None:
         if app is None:
             from skysolve.queue.celeryapp import app as default_app
