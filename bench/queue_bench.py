@@ -129,8 +129,9 @@ def run(mode: str, lists: list[dict[str, Any]], broker: str, tmp: Path) -> Outco
                         SKYSOLVE_DATA_DIR=str(tmp / f"worker{i}"),
                     )  # fmt: skip
                 )
-            for i in range(2):
-                cluster.wait_for(lambda i=i: " ready." in cluster.log(f"worker{i}"), "workers")
+            cluster.wait_for(
+                lambda: all(" ready." in cluster.log(f"worker{i}") for i in range(2)), "workers"
+            )
         session = cluster.session()
         sessions = [p.pid for p in processes]
         cpu_before = cpu_seconds(sessions)
