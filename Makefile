@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Debian packages the product and its tests use.
-DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium fonts-dejavu-core time
+DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium fonts-dejavu-core time openssh-server
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
