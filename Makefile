@@ -40,7 +40,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-# The suite runs on SQLite; the web, API and queue tests run again on PostgreSQL.
+# The suite runs on SQLite; the web, API, queue and ops tests run again on
+# PostgreSQL.  The slow ones start their own installations (their own SQLite or
+# PostgreSQL database), so running them twice would test nothing new.
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 unit: setup
@@ -48,7 +50,7 @@ unit: setup
 
 unit-postgres: setup
 	@if $(BIN)/python tests/check_services.py postgresql; then \
-	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q tests/web tests/api tests/queue; \
+	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q -m "not slow" tests/web tests/api tests/queue tests/ops; \
 	else \
 	  echo "*** PostgreSQL is not reachable: the PostgreSQL run was NOT done ***"; \
 	  [ "$$SKYSOLVE_REQUIRE_SERVICES" != 1 ]; \
