@@ -25,6 +25,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver
+from skysolve.engine.fastpath import PatternHashSolver, default_db_path
 from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import Calibration, SolveResult, SourceList, wcs_from_header
@@ -62,11 +63,14 @@ class EngineConfig:
     engine_binary: str = "astrometry-engine"
     processes: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     make_pictures: bool = True
+    #: The pattern-hash database (``skysolve db build``); None: astrometry.net only.
+    fastpath_db: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
         """Read ``SKYSOLVE_INDEX_DIRS`` (colon-separated), ``SKYSOLVE_ENGINE_BINARY``,
-        ``SKYSOLVE_SOLVER_PROCESSES`` and ``SKYSOLVE_PICTURES`` (0/1)."""
+        ``SKYSOLVE_SOLVER_PROCESSES``, ``SKYSOLVE_PICTURES`` (0/1) and the fast-path
+        database (``SKYSOLVE_FASTPATH_DB`` or ``$SKYSOLVE_DATA_DIR/fastpath/``)."""
         env = os.environ if environ is None else environ
         dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
         index_dirs = (
@@ -77,16 +81,21 @@ class EngineConfig:
         except ValueError:
             raise ConfigurationError("SKYSOLVE_SOLVER_PROCESSES must be a whole number") from None
         pictures = env.get("SKYSOLVE_PICTURES", "1").strip().lower() not in ("0", "false", "no")
+        fastpath_db = default_db_path(dict(env))
         return cls(
             index_dirs=index_dirs,
             engine_binary=env.get("SKYSOLVE_ENGINE_BINARY", "astrometry-engine"),
             processes=max(1, processes),
             make_pictures=pictures,
+            fastpath_db=fastpath_db if fastpath_db.is_file() else None,
         )
 
     def solvers(self) -> list[Solver]:
         """The solvers to try, fastest first."""
-        return [
+        fast: list[Solver] = []
+        if self.fastpath_db is not None and self.fastpath_db.is_file():
+            fast.append(PatternHashSolver(self.fastpath_db))
+        return fast + [
             AstrometryNetSolver(
                 AstrometryConfig(
                     binary=self.engine_binary,
