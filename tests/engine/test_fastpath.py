@@ -259,3 +259,28 @@ def test_it_agrees_with_astrometry_net(db_20_30: Path, tmp_path: Path) -> None:
         ra, dec = anet.all_pix2world(corr["field_x"], corr["field_y"], 1)
     x, y = wcs_from_header(fast.wcs_header, WIDTH, HEIGHT).all_world2pix(ra, dec, 1)
     assert np.max(np.hypot(x - corr["field_x"], y - corr["field_y"])) < 0.3
+
+
+def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(db_20_30: Path, tmp_path: Path) -> None:
+    from skysolve.engine.astrometry import AstrometryNetSolver
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.pipeline import EngineConfig, solve
+
+    config = EngineConfig.from_env({"SKYSOLVE_FASTPATH_DB": str(db_20_30)})
+    assert config.fastpath_db == db_20_30
+    assert [type(s) for s in config.solvers()] == [PatternHashSolver, AstrometryNetSolver]
+    assert EngineConfig.from_env({"SKYSOLVE_DATA_DIR": str(tmp_path)}).fastpath_db is None
+    assert [type(s) for s in EngineConfig().solvers()] == [AstrometryNetSolver]
+
+    f = field(23.0, rotation=140.0, parity=-1)
+    params = SolveParameters(scale_units="degwidth", scale_lower=20.0, scale_upper=26.0)
+    result = solve(f.sources, params, tmp_path / "out", config=config)
+    assert result.solved and result.solver == "pattern-hash"
+    assert result.index == "test.t3db"
+    assert result.calibration is not None
+    assert abs(result.calibration.pixscale - f.truth.pixscale) < 0.01
+    assert abs(result.calibration.orientation - f.truth.orientation) < 0.01
+    assert result.calibration.parity == -1.0
+    for name in ("wcs", "corr", "rdls", "kml"):
+        assert result.files[name].is_file(), name
+    assert "pattern-hash" in result.log and "verification" in result.log
