@@ -155,7 +155,7 @@ def solve(
     from skysolve.engine.images import LoadedImage, load_image
     from skysolve.engine.starlists import looks_like_star_list, read_star_list
 
-    config = config or EngineConfig()
+    config = config or EngineConfig.from_env()
     report: Progress = progress or (lambda stage, message: None)
     clock = _Clock(params.timeout, cancel)
     out_dir.mkdir(parents=True, exist_ok=True)
