@@ -261,7 +261,9 @@ def test_it_agrees_with_astrometry_net(db_20_30: Path, tmp_path: Path) -> None:
     assert np.max(np.hypot(x - corr["field_x"], y - corr["field_y"])) < 0.3
 
 
-def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(db_20_30: Path, tmp_path: Path) -> None:
+def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(
+    db_20_30: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from skysolve.engine.astrometry import AstrometryNetSolver
     from skysolve.engine.params import SolveParameters
     from skysolve.engine.pipeline import EngineConfig, solve
@@ -284,3 +286,8 @@ def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(db_20_30: Path, tmp_
     for name in ("wcs", "corr", "rdls", "kml"):
         assert result.files[name].is_file(), name
     assert "pattern-hash" in result.log and "verification" in result.log
+
+    # Without a config (the queue worker's call) the environment decides.
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DB", str(db_20_30))
+    again = solve(f.sources, params, tmp_path / "env")
+    assert again.solver == "pattern-hash"
