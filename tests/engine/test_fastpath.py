@@ -291,3 +291,17 @@ def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(
     monkeypatch.setenv("SKYSOLVE_FASTPATH_DB", str(db_20_30))
     again = solve(f.sources, params, tmp_path / "env")
     assert again.solver == "pattern-hash"
+
+
+def test_it_builds_a_database_from_tycho2_index_stars(tmp_path: Path) -> None:
+    index = Path("/usr/share/astrometry/index-tycho2-17.littleendian.fits")
+    if not index.is_file():
+        pytest.skip("Debian package astrometry-data-tycho2 missing")
+    path = tmp_path / "tycho2.t3db"
+    info = build_database(path, min_fov=40.0, max_fov=60.0, catalogue="tycho2", index_file=index)
+    assert info.catalogue.startswith("tycho2:")
+    f = field(50.0, rotation=310.0, parity=1, ra=120.0, dec=-20.0)
+    out = PatternHashSolver(path).solve(f.sources, hint(f), tmp_path, timeout=30)
+    assert out.solved, out.log
+    assert out.wcs_header is not None
+    assert worst_pixel_error(out.wcs_header, f.wcs) < 0.2

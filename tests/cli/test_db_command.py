@@ -1,0 +1,52 @@
+"""`skysolve db build` / `skysolve db info`: the fast path's database."""
+
+from pathlib import Path
+
+import pytest
+
+from skysolve.cli import main
+
+
+def test_it_builds_a_database_and_reports_time_size_and_fov_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "db" / "wide.t3db"
+    assert main(["db", "build", "--output", str(out), "--min-fov", "50", "--max-fov", "60"]) == 0
+    printed = capsys.readouterr().out
+    assert "built in" in printed and "FOV 50-60 deg" in printed and " MB" in printed
+    assert out.is_file() and out.with_name("wide.t3db.stars.npz").is_file()
+    assert main(["db", "info", str(out)]) == 0
+    assert "FOV 50-60 deg" in capsys.readouterr().out
+
+
+def test_it_builds_under_the_data_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
+    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    assert main(["db", "build", "--min-fov", "50", "--max-fov", "60"]) == 0
+    assert (tmp_path / "var" / "fastpath" / "default.t3db").is_file()
+
+
+def test_it_builds_from_the_tycho2_stars_of_an_index_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = Path("/usr/share/astrometry/index-tycho2-17.littleendian.fits")
+    if not index.is_file():
+        pytest.skip("Debian package astrometry-data-tycho2 missing")
+    out = tmp_path / "t2.t3db"
+    args = ["db", "build", "--output", str(out), "--catalogue", "tycho2"]
+    assert main([*args, "--index-file", str(index), "--min-fov", "50", "--max-fov", "60"]) == 0
+    assert "tycho2:" in capsys.readouterr().out
+
+
+def test_it_fails_cleanly_for_a_missing_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "info", str(tmp_path / "none.t3db")]) == 2
+    assert "skysolve db build" in capsys.readouterr().err
+    assert (
+        main(["db", "build", "--output", str(tmp_path / "x"), "--min-fov", "9", "--max-fov", "3"])
+        == 2
+    )
+    assert "min_fov" in capsys.readouterr().err
