@@ -9,6 +9,7 @@ seconds, so a test can act in the middle of a solve.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -118,6 +119,7 @@ def template_database(tmp_root: Path) -> str:
                 [*CLI, "manage", "migrate", "-v", "0"], env=env, cwd=REPO_ROOT, check=True
             )
             _template = name
+            atexit.register(_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         return _template
 
 
@@ -133,7 +135,7 @@ class Cluster:
         self.env.update(DATABASE_URL=database_url(self.db_name), **env)
         self.processes: list[subprocess.Popen[bytes]] = []
         self.url = ""
-        self.api_key = self.run("apikey", "create", "alice").strip()
+        self.api_keys: dict[str, str] = {}
 
     # -- processes ------------------------------------------------------------------
 
@@ -198,8 +200,11 @@ class Cluster:
 
     # -- the API and the database ---------------------------------------------------
 
-    def session(self) -> str:
-        return str(self.api("login", {"apikey": self.api_key})["session"])
+    def session(self, username: str = "alice") -> str:
+        """An API session of ``username`` (created with an API key of their own)."""
+        if username not in self.api_keys:
+            self.api_keys[username] = self.run("apikey", "create", username).strip()
+        return str(self.api("login", {"apikey": self.api_keys[username]})["session"])
 
     def api(self, path: str, payload: dict[str, Any]) -> Any:
         response = requests.post(

@@ -25,7 +25,7 @@ def test_it_solves_through_the_broker(tmp_path: Path, broker: str) -> None:
         cluster.start(
             "worker", "worker", "--concurrency", "2", SKYSOLVE_DATA_DIR=str(tmp_path / "w")
         )
-        alice, bob = cluster.session(), cluster.session()
+        alice, bob = cluster.session("alice"), cluster.session("bob")
         cluster.submit_xy(alice, 4)
         cluster.submit_xy(bob, 2)
         cluster.wait_finished(6)
@@ -52,5 +52,27 @@ def test_it_retries_only_retryable_errors(tmp_path: Path, code: str, attempts: i
         cluster.wait_finished(1)
         [(_, status, tries, error_code, _)] = cluster.jobs()
         assert (status, tries, error_code) == ("failure", attempts, code)
+    finally:
+        cluster.close()
+
+
+def test_it_serves_users_round_robin(tmp_path: Path) -> None:
+    require_service("postgresql")
+    require_service("redis")
+    cluster = Cluster(tmp_path, **celery_env(), SKYSOLVE_DISPATCH_SLOTS="1")
+    try:
+        cluster.start_web(workers=1)
+        alice, bob = cluster.session("alice"), cluster.session("bob")
+        alice_jobs = cluster.submit_xy(alice, 4)
+        bob_jobs = cluster.submit_xy(bob, 1)
+        # The worker starts only now: the one slot holds alice's first job, and
+        # the broker holds nothing else; the next job picked is bob's.
+        cluster.start("worker", "worker", "--concurrency", "1")
+        cluster.wait_finished(5)
+        order = cluster.query(
+            "SELECT u.submission_id FROM submissions_job j JOIN submissions_userimage u"
+            " ON j.user_image_id = u.id ORDER BY j.started_at"
+        )
+        assert [row[0] for row in order] == [alice_jobs[0], bob_jobs[0], *alice_jobs[1:]]
     finally:
         cluster.close()
