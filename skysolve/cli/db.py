@@ -42,6 +42,11 @@ def register(subparsers: Any) -> None:
     )
     build.add_argument("--index-file", type=Path, help="index file for --catalogue tycho2")
     build.add_argument("--max-magnitude", type=float, help="faintest star to keep")
+    build.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when the database and its star file exist (for make setup)",
+    )
     build.set_defaults(func=run_build)
     info = actions.add_parser("info", help="describe a database")
     info.add_argument("path", type=Path, nargs="?", help="database file (default: the engine's)")
@@ -49,9 +54,12 @@ def register(subparsers: Any) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from skysolve.engine.fastpath import build_database, default_db_path
+    from skysolve.engine.fastpath import build_database, default_db_path, stars_path
 
     path = args.output or default_db_path()
+    if args.if_missing and path.is_file() and stars_path(path).is_file():
+        print(f"skysolve: {path} exists; not rebuilt", file=sys.stderr)
+        return 0
     print(f"skysolve: building {path} ...", file=sys.stderr, flush=True)
     started = time.monotonic()
     try:

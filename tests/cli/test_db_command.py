@@ -25,7 +25,12 @@ def test_it_builds_under_the_data_directory_by_default(
     monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
     monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
     assert main(["db", "build", "--min-fov", "50", "--max-fov", "60"]) == 0
-    assert (tmp_path / "var" / "fastpath" / "default.t3db").is_file()
+    built = tmp_path / "var" / "fastpath" / "default.t3db"
+    assert built.is_file()
+    before = built.stat().st_mtime_ns
+    assert main(["db", "build", "--if-missing"]) == 0
+    assert built.stat().st_mtime_ns == before
+    assert "not rebuilt" in capsys.readouterr().err
 
 
 def test_it_builds_from_the_tycho2_stars_of_an_index_file(
