@@ -59,6 +59,13 @@ def make_app() -> Celery:
         # exceed the longest solve, or a running job would be delivered twice.
         broker_transport_options={"visibility_timeout": settings.SKYSOLVE_JOB_TIMEOUT + 300},
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        # A result finished while Redis restarts is stored once it is back,
+        # rather than lost (the dispatcher would otherwise solve it again).
+        result_backend_always_retry=True,
+        result_backend_max_retries=30,
+        # On a broker hiccup a running solve carries on and reports its result;
+        # cancelling it would only waste the work done (Celery 6 flips this).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         task_default_queue=settings.SKYSOLVE_CELERY_QUEUE,
     )
