@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 from astropy.io import fits
 from scipy.spatial import cKDTree
+from scipy.special import betainc
 
 from skysolve.engine.catalog import StarCatalog, read_index_stars
 from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
@@ -372,12 +373,11 @@ def verify_calibration(
     tree = cKDTree(np.column_stack([refs[0], refs[1]]))
     dist, _ = tree.query(np.column_stack([src.x, src.y]), distance_upper_bound=radius)
     matched = int(np.count_nonzero(np.isfinite(dist)))
-    from scipy.stats import binom  # imported here: scipy.stats is slow to import
-
     p = min(1.0, len(refs[0]) * math.pi * radius**2 / (w * h))
     # The four pattern stars match by construction: discount them.
     k, n = max(0, matched - 4), max(0, n_checked - 4)
-    fp = float(binom.sf(k - 1, n, p)) if k > 0 else 1.0
+    # P(X >= k) for X ~ Binomial(n, p) is the regularised incomplete beta I_p(k, n - k + 1).
+    fp = float(betainc(k, n - k + 1, p)) if 0 < k <= n else (1.0 if k == 0 else 0.0)
     return Verification(n_checked, matched, len(refs[0]), radius, fp)
 
 
