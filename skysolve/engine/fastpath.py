@@ -734,7 +734,11 @@ class PatternHashSolver(Solver):
                 seconds=time.monotonic() - started,
             )
 
-        loaded = load_database(self.db_path)
+        try:
+            loaded = load_database(self.db_path)
+        except ConfigurationError as exc:
+            # A database removed under a running service costs speed, not the solve.
+            return give_up(str(exc))
         info = loaded.info
         note(f"database {info.describe()}")
         w, h = sources.width, sources.height

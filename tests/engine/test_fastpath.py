@@ -73,6 +73,15 @@ def test_it_finds_the_database_from_the_environment(tmp_path: Path) -> None:
         load_database(tmp_path / "missing.t3db")
 
 
+def test_it_leaves_the_field_to_astrometry_net_when_the_database_is_gone(tmp_path: Path) -> None:
+    f = field()
+    out = PatternHashSolver(tmp_path / "gone.t3db").solve(
+        f.sources, SolveConstraints(), tmp_path, timeout=30
+    )
+    assert not out.solved
+    assert "skysolve db build" in out.log
+
+
 def test_it_rejects_a_bad_fov_range(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="min_fov"):
         build_database(tmp_path / "x.t3db", min_fov=30.0, max_fov=20.0)
