@@ -18,6 +18,7 @@ and read here without Django, so the worker needs only the engine.
 from __future__ import annotations
 
 import base64
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -164,14 +165,20 @@ def unpack_request(
 
 def pack_result(result: SolveResult) -> dict[str, Any]:
     """The task's return value: the result and the bytes of every file it names."""
-    files = {}
+    files: dict[str, dict[str, str]] = {}
+    first_with: dict[bytes, str] = {}
     for key, path in result.files.items():
         path = Path(path)
-        if path.is_file():
-            files[key] = {
-                "name": path.name,
-                "data": base64.b64encode(path.read_bytes()).decode("ascii"),
-            }
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).digest()
+        if digest in first_with:
+            # Display and full-size pictures of a small image are the same bytes.
+            files[key] = {"name": path.name, "same_as": first_with[digest]}
+        else:
+            first_with[digest] = key
+            files[key] = {"name": path.name, "data": base64.b64encode(data).decode("ascii")}
     return {
         "format": FORMAT,
         "result": result.to_json(),
@@ -188,12 +195,14 @@ def unpack_result(reply: dict[str, Any], out_dir: Path) -> SolveResult:
     data = reply["result"]
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    for key, item in reply.get("files", {}).items():
+    sent = reply.get("files", {})
+    for key, item in sent.items():
         name = Path(str(item["name"])).name or key
         target = out_dir / name
+        encoded = item["data"] if "data" in item else sent[item["same_as"]]["data"]
         # Written beside and renamed: a reader never sees half a file.
         with tempfile.NamedTemporaryFile(dir=out_dir, delete=False, suffix=".part") as tmp:
-            tmp.write(base64.b64decode(item["data"]))
+            tmp.write(base64.b64decode(encoded))
         Path(tmp.name).replace(target)
         files[str(key)] = target
     calibration = data.get("calibration")

@@ -20,7 +20,7 @@ from skysolve.queue.transfer import (
     unpack_request,
     unpack_result,
 )
-from tests.webfixtures import FakeSolver
+from tests.webfixtures import PNG_MAGIC, FakeSolver
 
 
 def trip(data: dict[str, Any]) -> dict[str, Any]:
@@ -121,3 +121,15 @@ def test_it_keeps_the_error_class_and_whether_to_retry() -> None:
     assert isinstance(again, SolverFailedError) and again.retryable
     odd = error_from_json({"code": "internal", "message": "bug"})
     assert (odd.code, odd.message, odd.retryable) == ("internal", "bug", False)
+
+
+def test_it_sends_identical_files_once(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    result = FakeSolver()(sources(), SolveParameters(), remote)
+    reply = pack_result(result)
+    # The fake's two PNG pictures have the same bytes.
+    copies = [k for k, v in reply["files"].items() if "same_as" in v]
+    assert copies == ["red_green_display"]
+    back = unpack_result(trip(reply), tmp_path / "local")
+    assert back.files["red_green_display"].read_bytes() == PNG_MAGIC + b"fake"
