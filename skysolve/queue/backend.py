@@ -9,14 +9,24 @@ one user's burst of 200 uploads in the broker ahead of everyone else's job.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.utils import timezone
 
 from skysolve.submissions.models import Job, Submission
 
+log = logging.getLogger(__name__)
+
 
 def enqueue(job_id: int) -> None:
     if settings.SKYSOLVE_QUEUE in ("embedded", "celery"):
+        submission_id = (
+            Job.objects.filter(id=job_id)
+            .values_list("user_image__submission_id", flat=True)
+            .first()
+        )
+        log.info("job %s (submission %s): queued", job_id, submission_id)
         return  # workers (or the dispatcher) poll the table, fairly
     raise NotImplementedError(f"queue backend {settings.SKYSOLVE_QUEUE!r} is not available")
 
