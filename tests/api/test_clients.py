@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,72 +21,11 @@ import requests
 from astropy.io import fits
 from PIL import Image
 
-from tests.conftest import REPO_ROOT
+from tests.liveserver import LiveServer, start_server
 
 FAKE_SOLVER = "tests.webfixtures.fake_solve"
 # The fake solver's answer (tests.webfixtures.fake_wcs).
 FAKE_RA, FAKE_DEC = 169.966, 13.221
-
-
-@dataclass
-class LiveServer:
-    url: str
-    apikey: str
-    data_dir: Path
-
-    def job_result(self, job_id: int) -> dict[str, Any]:
-        """The stored SolveResult.to_json() of a job, read from the server's SQLite file."""
-        with closing(sqlite3.connect(self.data_dir / "skysolve.sqlite3")) as db:
-            row = db.execute(
-                "SELECT result FROM submissions_job WHERE id = ?", (job_id,)
-            ).fetchone()
-        assert row is not None and row[0], f"job {job_id} has no stored result"
-        result: dict[str, Any] = json.loads(row[0])
-        return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(tmp_path: Path, solver: str | None) -> Iterator[LiveServer]:
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)  # its own SQLite file, like a fresh installation
-    env.pop("SKYSOLVE_SOLVER", None)
-    env.update(
-        SKYSOLVE_DATA_DIR=str(tmp_path / "var"),
-        SKYSOLVE_WORKERS="1",
-        PYTHONPATH=str(REPO_ROOT),
-    )
-    if solver is not None:
-        env["SKYSOLVE_SOLVER"] = solver
-    cli = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
-    key = subprocess.run(
-        [*cli, "apikey", "create", "alice"], env=env, cwd=REPO_ROOT, check=True,
-        capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [*cli, "serve", "--port", str(port), "--web-processes", "1"],
-            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):  # wait for start-up, not a timed assertion
-                try:
-                    requests.get(url + "/api/openapi.json", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    assert process.poll() is None, log_path.read_text()
-                    time.sleep(0.1)
-            yield LiveServer(url, key, tmp_path / "var")
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
 
 
 @pytest.fixture

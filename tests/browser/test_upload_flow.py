@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.conftest import REPO_ROOT
+from tests.liveserver import start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -56,43 +52,10 @@ def require_chromium() -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)
-    env.update(
-        SKYSOLVE_DATA_DIR=str(tmp_path / "var"),
-        SKYSOLVE_SOLVER=SOLVERS[SOLVER],
-        SKYSOLVE_WORKERS="1",
-        PYTHONPATH=str(REPO_ROOT),
-    )
-    cli = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [*cli, "serve", "--port", str(port), "--web-processes", "1"],
-            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):  # waiting for start-up, not a timed assertion
-                try:
-                    requests.get(url + "/gallery", timeout=1).close()
-                    break
-                except requests.ConnectionError:
-                    assert process.poll() is None, log_path.read_text()
-                    time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+    for live in start_server(tmp_path, SOLVERS[SOLVER], user=None):
+        yield live.url
 
 
 def test_it_signs_up_uploads_and_shows_the_solution(server: str, shared_images: Path) -> None:

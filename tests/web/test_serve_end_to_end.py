@@ -4,62 +4,20 @@ with the real engine: a synthetic star list and ../shared/images/apod4.jpg.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.conftest import REPO_ROOT
+from tests.liveserver import start_server
 
 pytestmark = [pytest.mark.slow]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    env = dict(os.environ)
-    env.pop("DATABASE_URL", None)  # its own SQLite file, like a fresh installation
-    env.update(
-        SKYSOLVE_DATA_DIR=str(tmp_path / "var"),
-        SKYSOLVE_WORKERS="2",
-        PYTHONPATH=str(REPO_ROOT),
-    )
-    cli = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
-    key = subprocess.run(
-        [*cli, "apikey", "create", "alice"], env=env, cwd=REPO_ROOT, check=True,
-        capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [*cli, "serve", "--port", str(port), "--web-processes", "1"],
-        env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):  # wait for start-up, not a timed assertion
-            try:
-                requests.get(url + "/api/openapi.json", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()
-                time.sleep(0.1)
-        yield url, key
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
+    for live in start_server(tmp_path, None, workers=2):
+        yield live.url, live.apikey
 
 
 def test_it_solves_through_astroquery(
