@@ -29,10 +29,10 @@ def register(subparsers: Any) -> None:
     )
     build.add_argument("--output", type=Path, help="database file (default: the engine's)")
     build.add_argument(
-        "--min-fov", type=float, default=5.0, help="narrowest field, degrees (default 5)"
+        "--min-fov", type=float, default=4.0, help="narrowest field, degrees (default 4)"
     )
     build.add_argument(
-        "--max-fov", type=float, default=60.0, help="widest field, degrees (default 60)"
+        "--max-fov", type=float, default=70.0, help="widest field, degrees (default 70)"
     )
     build.add_argument(
         "--catalogue",
