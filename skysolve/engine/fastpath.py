@@ -664,13 +664,13 @@ def refine(
     order: int,
     radius: float,
 ) -> _Refined:
-    """Match sources to catalogue stars and refit: once loosely, then at ``radius``."""
+    """Match sources to catalogue stars and refit, the match radius shrinking to ``radius``."""
     w, h = sources.width, sources.height
     src = sources.head(REFIT_SOURCES)
     sxy = np.column_stack([src.x, src.y])
     rows_s = rows_c = np.zeros(0, dtype=np.intp)
     rms = math.inf
-    for r in (2.0 * radius, radius):
+    for r in (4.0 * radius, 2.0 * radius, radius, radius):
         rx, ry, rrow = _references_in_field(model, w, h, stars, limit=2 * len(src), margin=r)
         if len(rrow) < 4:
             break
@@ -760,7 +760,10 @@ class PatternHashSolver(Solver):
                 np.asarray(sources.flux, float),
             ]
         )
-        result = None
+        pos_err = max(1.0, float(constraints.positional_error))
+        radius = VERIFY_RADIUS * pos_err
+        refined: _Refined | None = None
+        reason = "no pattern matched"
         for widest, error in guesses:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
@@ -777,35 +780,24 @@ class PatternHashSolver(Solver):
                 image_height=h,
                 solve_timeout_ms=max(1, int(min(remaining, 5.0) * 1000)),
             )
-            outcome = "match" if attempt else attempt.status
             err_text = "any" if error is None else f"{error:.2f}"
-            note(f"FOV guess {widest:.2f} deg (+/- {err_text}): {outcome}")
-            if attempt:
-                result = attempt
-                break
-        if result is None:
-            return give_up("no pattern matched")
-        note(
-            f"tetra3rs: RA {result.ra_deg:.4f} Dec {result.dec_deg:.4f} FOV {result.fov_deg:.3f}"
-            f" deg, {result.num_matches} stars, probability {result.probability:.2g}"
-        )
-        pos_err = max(1.0, float(constraints.positional_error))
-        radius = VERIFY_RADIUS * pos_err
-        first = tetra_model(result, w, h)
-        check = verify_calibration(sources, first, loaded.stars, radius=radius)
-        note(_describe(check))
-        if not check.accepted:
-            return give_up("the match failed verification")
-        refined = refine(sources, first, loaded.stars, order=constraints.tweak_order, radius=radius)
-        kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
-        note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
-        final = verify_calibration(sources, refined.model, loaded.stars, radius=radius)
-        note("after the refit: " + _describe(final))
-        if not final.accepted or not refined.rms <= MAX_RMS * pos_err:
-            return give_up("the refitted calibration failed verification")
-        problem = _constraint_problem(refined.model, constraints, w, h)
-        if problem:
-            return give_up(problem)
+            if not attempt:
+                note(f"FOV guess {widest:.2f} deg (+/- {err_text}): {attempt.status}")
+                continue
+            note(
+                f"FOV guess {widest:.2f} deg (+/- {err_text}): tetra3rs matched RA "
+                f"{attempt.ra_deg:.4f} Dec {attempt.dec_deg:.4f} FOV {attempt.fov_deg:.3f} deg, "
+                f"{attempt.num_matches} stars, probability {attempt.probability:.2g}"
+            )
+            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note)
+            if isinstance(candidate, str):
+                reason = candidate
+                note(f"rejected: {candidate}")
+                continue
+            refined = candidate
+            break
+        if refined is None:
+            return give_up(reason)
         workdir.mkdir(parents=True, exist_ok=True)
         files = _write_files(workdir, sources, refined, loaded.stars)
         note("wrote corr and rdls")
@@ -818,6 +810,40 @@ class PatternHashSolver(Solver):
             log="\n".join(log) + "\n",
             seconds=time.monotonic() - started,
         )
+
+    @staticmethod
+    def _confirm(
+        attempt: Any,
+        sources: SourceList,
+        loaded: FastpathDatabase,
+        constraints: SolveConstraints,
+        radius: float,
+        note: Any,
+    ) -> _Refined | str:
+        """Refit tetra3rs's answer against our catalogue and verify it, or say why not.
+
+        The refit comes first: when the FOV guess was far off, tetra3rs's own
+        WCS can be several pixels out at the edges although the match is right.
+        """
+        w, h = sources.width, sources.height
+        pos_err = radius / VERIFY_RADIUS
+        refined = refine(
+            sources,
+            tetra_model(attempt, w, h),
+            loaded.stars,
+            order=constraints.tweak_order,
+            radius=radius,
+        )
+        kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
+        note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
+        check = verify_calibration(sources, refined.model, loaded.stars, radius=radius)
+        note(_describe(check))
+        if not check.accepted:
+            return "the match failed verification"
+        if not refined.rms <= MAX_RMS * pos_err:
+            return f"the refit leaves an RMS of {refined.rms:.2f} px"
+        problem = _constraint_problem(refined.model, constraints, w, h)
+        return problem or refined
 
     @staticmethod
     def _fov_guesses(
