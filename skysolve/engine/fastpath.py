@@ -670,7 +670,11 @@ def refine(
     sxy = np.column_stack([src.x, src.y])
     rows_s = rows_c = np.zeros(0, dtype=np.intp)
     rms = math.inf
-    for r in (4.0 * radius, 2.0 * radius, radius, radius):
+    # TAN through loose matches first (they include wrong pairs), then the
+    # requested order at ``radius`` until the matched set stops changing.
+    schedule = [(4.0 * radius, 1), (2.0 * radius, 1)] + [(radius, max(1, order))] * 4
+    previous: tuple[int, ...] = ()
+    for r, wanted in schedule:
         rx, ry, rrow = _references_in_field(model, w, h, stars, limit=2 * len(src), margin=r)
         if len(rrow) < 4:
             break
@@ -680,8 +684,12 @@ def refine(
         by_distance = ok[np.argsort(dist[ok], kind="stable")]
         _, first = np.unique(nearest[by_distance], return_index=True)
         chosen = by_distance[np.sort(first)]
+        pairs = tuple(chosen.tolist()) + tuple(rrow[nearest[chosen]].tolist())
+        if r == radius and pairs == previous:
+            break
+        previous = pairs
         rows_s, rows_c = chosen, rrow[nearest[chosen]]
-        used = max(1, order)
+        used = wanted
         while used > 1 and len(rows_s) < 3 * len(_terms(used)):
             used -= 1
         if len(rows_s) < 6:
