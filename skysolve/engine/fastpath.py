@@ -674,6 +674,7 @@ def refine(
     # requested order at ``radius`` until the matched set stops changing.
     schedule = [(4.0 * radius, 1), (2.0 * radius, 1)] + [(radius, max(1, order))] * 4
     previous: tuple[int, ...] = ()
+    settled = False  # a fit at the final radius and order has been made
     for r, wanted in schedule:
         rx, ry, rrow = _references_in_field(model, w, h, stars, limit=2 * len(src), margin=r)
         if len(rrow) < 4:
@@ -685,8 +686,9 @@ def refine(
         _, first = np.unique(nearest[by_distance], return_index=True)
         chosen = by_distance[np.sort(first)]
         pairs = tuple(chosen.tolist()) + tuple(rrow[nearest[chosen]].tolist())
-        if r == radius and pairs == previous:
+        if wanted == max(1, order) and r == radius and pairs == previous and settled:
             break
+        settled = r == radius
         previous = pairs
         rows_s, rows_c = chosen, rrow[nearest[chosen]]
         used = wanted
