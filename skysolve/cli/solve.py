@@ -6,6 +6,7 @@ Exit status: 0 solved, 1 not solved, 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -100,12 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = EngineConfig.from_env()
     if args.no_pictures:
-        config = EngineConfig(
-            index_dirs=config.index_dirs,
-            engine_binary=config.engine_binary,
-            processes=config.processes,
-            make_pictures=False,
-        )
+        config = dataclasses.replace(config, make_pictures=False)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
 

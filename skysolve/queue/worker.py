@@ -207,13 +207,18 @@ class Worker:
         self.run_job(job)
         return True
 
-    def run_forever(self, *, poll_interval: float = 1.0) -> None:
+    def run_forever(self, *, poll_interval: float | None = None) -> None:
         self._install_signal_handlers()
         self.loop(poll_interval=poll_interval)
 
-    def loop(self, *, poll_interval: float = 1.0) -> None:
+    def loop(self, *, poll_interval: float | None = None) -> None:
         """Run steps until ``stop_requested``; a failing step (database away) is retried."""
         log.info("worker %s started", self.worker_id)
+        warm_up()
+        # An idle worker looks for work this often: it bounds the wait of a
+        # new job when the queue was empty (a claim query is cheap).
+        if poll_interval is None:
+            poll_interval = settings.SKYSOLVE_WORKER_POLL_SECONDS
         while not self.stop_requested.is_set():
             close_old_connections()
             try:
@@ -487,3 +492,23 @@ def _star_list(data: dict[str, Any]) -> SourceList:
         image_width=int(width) if width else None,
         image_height=int(height) if height else None,
     )
+
+
+def warm_up() -> None:
+    """Load the engine's catalogues before the first job, not during it.
+
+    The OpenNGC table and the fast-path database take up to a second to load
+    in a new process; a job should not wait for that.  Failures are left for
+    the job to report.
+    """
+    try:
+        from skysolve.engine.annotations import load_catalogues
+        from skysolve.engine.fastpath import load_database
+        from skysolve.engine.pipeline import EngineConfig
+
+        load_catalogues()
+        config = EngineConfig.from_env()
+        if config.fastpath_db is not None:
+            load_database(config.fastpath_db)
+    except Exception:  # a broken catalogue shows up in the first job's error
+        log.warning("warming up the engine failed", exc_info=True)

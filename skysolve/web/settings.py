@@ -189,6 +189,7 @@ SKYSOLVE_JOB_TIMEOUT = envfloat("SKYSOLVE_JOB_TIMEOUT", 300.0)
 #: A worker renews its lease this often; a lease not renewed for this long is
 #: taken as a dead worker and the job is queued again.
 SKYSOLVE_LEASE_SECONDS = envint("SKYSOLVE_LEASE_SECONDS", 60)
+SKYSOLVE_WORKER_POLL_SECONDS = envfloat("SKYSOLVE_WORKER_POLL_SECONDS", 0.2)
 #: How many times a job may be started before a lost worker counts as a failure.
 SKYSOLVE_MAX_ATTEMPTS = envint("SKYSOLVE_MAX_ATTEMPTS", 3)
 #: Dotted path of the solve callable (the engine by default; tests swap in a fake).
