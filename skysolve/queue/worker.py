@@ -84,6 +84,8 @@ class Running:
     cancel: threading.Event = field(default_factory=threading.Event)
     timed_out: bool = False
     lost: bool = False
+    #: Progress messages so far: the status page shows them as the log tail.
+    lines: list[str] = field(default_factory=list)
 
 
 class Worker:
@@ -284,7 +286,7 @@ class Worker:
                 params,
                 out_dir,
                 cancel=running.cancel,
-                progress=lambda stage, message: self._progress(running, stage),
+                progress=lambda stage, message: self._progress(running, stage, message),
             )
         except SolveCancelledError as exc:
             if running.lost:
@@ -338,10 +340,12 @@ class Worker:
         finally:
             connection.close()
 
-    def _progress(self, running: Running, stage: str) -> None:
+    def _progress(self, running: Running, stage: str, message: str = "") -> None:
         mine = Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id)
+        running.lines.append(f"{stage}: {message}" if message else stage)
         try:
-            mine.update(stage=stage[:20])
+            # The whole engine log replaces this when the job finishes.
+            mine.update(stage=stage[:20], log="\n".join(running.lines[-200:]))
         except (OperationalError, InterfaceError) as exc:
             # The stage is for display: a database away for a moment must not stop the solve.
             log.warning("job %s: cannot record the stage: %s", running.job_id, exc)

@@ -214,3 +214,12 @@ def test_it_cancels_through_the_api(client: Client) -> None:
     ok = json.loads(client.post(f"/api/jobs/{job_id}/cancel/", body).content)
     assert ok == {"status": "success"}
     assert Job.objects.get(id=job_id).status == Job.CANCELLED
+
+
+def test_it_shows_progress_in_the_log_while_solving(client: Client) -> None:
+    subid = submit_xy(client, session_for("alice"))
+    solver = FakeSolver()
+    seen: list[str] = []
+    solver.hook = lambda cancel: seen.append(Job.objects.get(id=job_of(subid).id).log)
+    assert worker(solver).run_once()
+    assert seen == ["preparing: reading"]
