@@ -16,6 +16,8 @@ factor first so memory stays bounded (one float32 copy of the binned image).
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -602,6 +604,10 @@ def make_pictures(
     lines = grid_lines(wcs, width, height) if wcs is not None else []
 
     written: dict[str, Path] = {}
+    if display_scale == full_scale:
+        # A small image's display and full pictures are the same pixels: draw
+        # them once and link the display names to the full files.
+        sizes = {"full": full_scale}
     for size_name, scale in sizes.items():
         frame = _Frame(width, height, bottom_up, scale)
         background = (
@@ -614,7 +620,9 @@ def make_pictures(
             if fmt == "JPEG":
                 picture.save(path, format="JPEG", quality=90)
             else:
-                picture.save(path, format="PNG", optimize=False)
+                # zlib level 1: a photograph barely compresses further, and the
+                # default level made the six PNGs most of a fast solve's time.
+                picture.save(path, format="PNG", optimize=False, compress_level=1)
             written[key] = path
 
         extraction = background.copy()
@@ -641,4 +649,14 @@ def make_pictures(
         grid = background.copy()
         _draw_grid(_Painter(grid, frame), lines)
         save("grid", grid, "PNG")
+    if "display" not in sizes:
+        for key in [k for k in written if k.endswith("_full")]:
+            full = written[key]
+            display = full.with_name(full.name.replace("_full", "_display"))
+            display.unlink(missing_ok=True)
+            try:
+                os.link(full, display)
+            except OSError:
+                shutil.copyfile(full, display)
+            written[key.replace("_full", "_display")] = display
     return written
