@@ -568,16 +568,15 @@ def _read_table(path: Path, hdu: int, columns: tuple[str, ...]) -> dict[str, np.
         raise SolverFailedError(f"cannot read {path.name}: {exc}") from exc
 
 
-class Image2xyExtractor(SourceExtractor):
-    """astrometry.net's ``image2xy`` (``simplexy``), nova's default extractor.
+class _ProgramExtractor(SourceExtractor):
+    """An extractor that runs an outside program on a temporary FITS file.
 
-    The (inverted, binned) image is written to a temporary float32 FITS file;
-    ``image2xy`` subtracts a median-filtered background and finds peaks at
-    8 sigma.  Its X/Y are already 1-based.  Non-finite pixels are replaced by
-    the median first, since ``image2xy`` does not skip them.
+    Subclasses name the ``program`` and implement :meth:`_run_program`, which
+    runs it in ``work`` on ``work/image.fits`` and returns its catalogue's
+    columns (X, Y, FLUX, BACKGROUND) or None when it found nothing.
     """
 
-    name = "image2xy"
+    program: ClassVar[str]
 
     def extract(
         self,
@@ -589,32 +588,55 @@ class Image2xyExtractor(SourceExtractor):
         timeout: float = 120.0,
     ) -> SourceList:
         _check_options(max_sources, downsample, timeout)
-        binary = _find_binary("image2xy")
+        binary = _find_binary(self.program)
         original, image, bad, factor = _prepare(data, downsample=downsample, invert=invert)
         shape = original.shape
         if (bad is not None and bad.all()) or float(np.ptp(image)) == 0.0:
-            # image2xy divides by the noise of a flat image and reports garbage.
+            # A flat image has no noise to scale a threshold by: the programs
+            # divide by it and report garbage.
             return _empty(shape)
-        with tempfile.TemporaryDirectory(prefix="skysolve-image2xy-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"skysolve-{self.name}-") as tmp:
             work = Path(tmp)
             _write_fits(work / "image.fits", image)
-            _run(
-                [binary, "-O", "-o", str(work / "image.xy.fits"), str(work / "image.fits")],
-                timeout=timeout,
-                cwd=work,
-            )
-            cols = _read_table(work / "image.xy.fits", 1, ("X", "Y", "FLUX", "BACKGROUND"))
-        if cols is None:
+            found = self._run_program(binary, work, image, timeout)
+        if found is None:
             return _empty(shape)
+        x, y, flux, background = found
         return _finish(
-            cols["X"],
-            cols["Y"],
-            cols["FLUX"],
-            cols["BACKGROUND"],
-            original=original,
-            factor=factor,
-            max_sources=max_sources,
+            x, y, flux, background, original=original, factor=factor, max_sources=max_sources
         )
+
+    @abstractmethod
+    def _run_program(
+        self, binary: str, work: Path, image: np.ndarray, timeout: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Run the program on ``work/image.fits``; X, Y, FLUX, BACKGROUND or None."""
+
+
+class Image2xyExtractor(_ProgramExtractor):
+    """astrometry.net's ``image2xy`` (``simplexy``), nova's default extractor.
+
+    The (inverted, binned) image is written to a temporary float32 FITS file;
+    ``image2xy`` subtracts a median-filtered background and finds peaks at
+    8 sigma.  Its X/Y are already 1-based.  Non-finite pixels are replaced by
+    the median first, since ``image2xy`` does not skip them.
+    """
+
+    name = "image2xy"
+    program = "image2xy"
+
+    def _run_program(
+        self, binary: str, work: Path, image: np.ndarray, timeout: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        _run(
+            [binary, "-O", "-o", str(work / "image.xy.fits"), str(work / "image.fits")],
+            timeout=timeout,
+            cwd=work,
+        )
+        cols = _read_table(work / "image.xy.fits", 1, ("X", "Y", "FLUX", "BACKGROUND"))
+        if cols is None:
+            return None
+        return cols["X"], cols["Y"], cols["FLUX"], cols["BACKGROUND"]
 
 
 #: 5x5 Gaussian convolution kernel, FWHM 2 px (SExtractor's ``gauss_2.0_5x5``
@@ -640,7 +662,7 @@ _SEXTRACTOR_PARAMS = (
 )
 
 
-class SExtractorExtractor(SourceExtractor):
+class SExtractorExtractor(_ProgramExtractor):
     """Debian's ``source-extractor`` (SExtractor 2.x), nova's ``use_sextractor``.
 
     Runs with a configuration written to a temporary directory: 1.5 sigma
@@ -651,70 +673,56 @@ class SExtractorExtractor(SourceExtractor):
     """
 
     name = "sextractor"
+    program = "source-extractor"
 
-    def extract(
-        self,
-        data: np.ndarray,
-        *,
-        max_sources: int = 1000,
-        downsample: float | None = None,
-        invert: bool = False,
-        timeout: float = 120.0,
-    ) -> SourceList:
-        _check_options(max_sources, downsample, timeout)
-        binary = _find_binary("source-extractor")
-        original, image, bad, factor = _prepare(data, downsample=downsample, invert=invert)
-        shape = original.shape
-        if (bad is not None and bad.all()) or float(np.ptp(image)) == 0.0:
-            return _empty(shape)
-        with tempfile.TemporaryDirectory(prefix="skysolve-sextractor-") as tmp:
-            work = Path(tmp)
-            _write_fits(work / "image.fits", image)
-            (work / "skysolve.param").write_text("\n".join(_SEXTRACTOR_PARAMS) + "\n")
-            (work / "skysolve.conv").write_text(_gauss_kernel_text())
-            pixstack = int(np.clip(image.size // 2, 300_000, 8_000_000))
-            config = {
-                "CATALOG_NAME": str(work / "catalog.fits"),
-                "CATALOG_TYPE": "FITS_1.0",
-                "PARAMETERS_NAME": str(work / "skysolve.param"),
-                "DETECT_TYPE": "CCD",
-                "DETECT_MINAREA": "5",
-                "DETECT_THRESH": "1.5",
-                "ANALYSIS_THRESH": "1.5",
-                "FILTER": "Y",
-                "FILTER_NAME": str(work / "skysolve.conv"),
-                "DEBLEND_NTHRESH": "32",
-                "DEBLEND_MINCONT": "0.005",
-                "CLEAN": "Y",
-                "CLEAN_PARAM": "1.0",
-                "MASK_TYPE": "CORRECT",
-                "SATUR_LEVEL": "1e29",
-                "MAG_ZEROPOINT": "0.0",
-                "GAIN": "0.0",
-                "PIXEL_SCALE": "1.0",
-                "SEEING_FWHM": "2.0",
-                "BACK_SIZE": str(int(np.clip(min(image.shape) // 8, 8, 64))),
-                "BACK_FILTERSIZE": "3",
-                "BACKPHOTO_TYPE": "GLOBAL",
-                "CHECKIMAGE_TYPE": "NONE",
-                "MEMORY_OBJSTACK": "3000",
-                "MEMORY_PIXSTACK": str(pixstack),
-                "MEMORY_BUFSIZE": "1024",
-                "VERBOSE_TYPE": "QUIET",
-                "WRITE_XML": "N",
-                "NTHREADS": "1",
-            }
-            (work / "skysolve.sex").write_text(
-                "".join(f"{key:<16} {value}\n" for key, value in config.items())
-            )
-            _run(
-                [binary, str(work / "image.fits"), "-c", str(work / "skysolve.sex")],
-                timeout=timeout,
-                cwd=work,
-            )
-            cols = _read_table(work / "catalog.fits", 1, _SEXTRACTOR_PARAMS)
+    def _run_program(
+        self, binary: str, work: Path, image: np.ndarray, timeout: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        (work / "skysolve.param").write_text("\n".join(_SEXTRACTOR_PARAMS) + "\n")
+        (work / "skysolve.conv").write_text(_gauss_kernel_text())
+        pixstack = int(np.clip(image.size // 2, 300_000, 8_000_000))
+        config = {
+            "CATALOG_NAME": str(work / "catalog.fits"),
+            "CATALOG_TYPE": "FITS_1.0",
+            "PARAMETERS_NAME": str(work / "skysolve.param"),
+            "DETECT_TYPE": "CCD",
+            "DETECT_MINAREA": "5",
+            "DETECT_THRESH": "1.5",
+            "ANALYSIS_THRESH": "1.5",
+            "FILTER": "Y",
+            "FILTER_NAME": str(work / "skysolve.conv"),
+            "DEBLEND_NTHRESH": "32",
+            "DEBLEND_MINCONT": "0.005",
+            "CLEAN": "Y",
+            "CLEAN_PARAM": "1.0",
+            "MASK_TYPE": "CORRECT",
+            "SATUR_LEVEL": "1e29",
+            "MAG_ZEROPOINT": "0.0",
+            "GAIN": "0.0",
+            "PIXEL_SCALE": "1.0",
+            "SEEING_FWHM": "2.0",
+            "BACK_SIZE": str(int(np.clip(min(image.shape) // 8, 8, 64))),
+            "BACK_FILTERSIZE": "3",
+            "BACKPHOTO_TYPE": "GLOBAL",
+            "CHECKIMAGE_TYPE": "NONE",
+            "MEMORY_OBJSTACK": "3000",
+            "MEMORY_PIXSTACK": str(pixstack),
+            "MEMORY_BUFSIZE": "1024",
+            "VERBOSE_TYPE": "QUIET",
+            "WRITE_XML": "N",
+            "NTHREADS": "1",
+        }
+        (work / "skysolve.sex").write_text(
+            "".join(f"{key:<16} {value}\n" for key, value in config.items())
+        )
+        _run(
+            [binary, str(work / "image.fits"), "-c", str(work / "skysolve.sex")],
+            timeout=timeout,
+            cwd=work,
+        )
+        cols = _read_table(work / "catalog.fits", 1, _SEXTRACTOR_PARAMS)
         if cols is None:
-            return _empty(shape)
+            return None
         # Keep neighbours (1), deblended (2), saturated (4) and incomplete Kron
         # apertures (16: a flux problem, not a position one); drop objects cut by
         # the image edge (8) and those with corrupted isophotes or overflows (32+).
@@ -729,15 +737,7 @@ class SExtractorExtractor(SourceExtractor):
         )
         x = np.where(win_ok, cols["XWIN_IMAGE"], cols["X_IMAGE"])
         y = np.where(win_ok, cols["YWIN_IMAGE"], cols["Y_IMAGE"])
-        return _finish(
-            x[ok],
-            y[ok],
-            cols["FLUX_AUTO"][ok],
-            cols["BACKGROUND"][ok],
-            original=original,
-            factor=factor,
-            max_sources=max_sources,
-        )
+        return x[ok], y[ok], cols["FLUX_AUTO"][ok], cols["BACKGROUND"][ok]
 
 
 # -- choosing ------------------------------------------------------------------------
