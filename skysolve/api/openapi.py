@@ -111,7 +111,8 @@ def build() -> dict[str, Any]:
         },
         "/api/url_upload": {
             "post": _op(
-                "Submit a URL (fetched by the worker) or x/y lists with image_width/image_height",
+                "Submit a URL (fetched by the worker) or x/y lists with image_width/image_height;"
+                " x/y (and flux) as lists of lists submit a batch: one job per star list",
                 _json("submission", {"status": "success", "subid": 16714, "hash": "<sha1>"}),
                 body=REQUEST_JSON_BODY,
             )

@@ -279,7 +279,7 @@ class Worker:
             )
             beater.start()
         try:
-            source = self._source(submission, running)
+            source = self._source(job, running)
             solver = self.solver or load_solver()
             result = solver(
                 source,
@@ -353,7 +353,10 @@ class Worker:
         if running.cancel.is_set():
             raise SolveCancelledError("cancelled")
 
-    def _source(self, submission: Submission, running: Running) -> Path | SourceList:
+    def _source(self, job: Job, running: Running) -> Path | SourceList:
+        submission = job.submission
+        if job.user_image.star_list is not None:  # one list of a batch
+            return _star_list(job.user_image.star_list)
         if submission.source == Submission.SOURCE_XY:
             return _star_list(submission.star_list or {})
         if submission.source == Submission.SOURCE_URL and not submission.disk_file:

@@ -290,6 +290,9 @@ class UserImage(RandomIdModel):
     created: models.DateTimeField[datetime, datetime] = models.DateTimeField(
         default=timezone.now, db_index=True
     )
+    #: This image's own star list when the submission was a batch of lists
+    #: (same shape as Submission.star_list); None: the submission's input.
+    star_list: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
     tags: models.ManyToManyField[Tag, Any] = models.ManyToManyField(
         Tag, through="TaggedUserImage", related_name="user_images"
     )

@@ -210,32 +210,80 @@ def submit_url(viewer: Viewer, args: Mapping[str, Any], url: str) -> Submission:
 
 
 def submit_xy(viewer: Viewer, args: Mapping[str, Any]) -> Submission:
-    """A star list given as ``x``/``y`` (and optional ``flux``) lists in the JSON."""
+    """A star list given as ``x``/``y`` (and optional ``flux``) lists in the JSON.
+
+    A batch is the same keys holding lists of lists (``"x": [[...], [...]]``):
+    one submission with one image and one job per star list, each solved on
+    its own.  ``image_width``/``image_height`` apply to every list; without
+    them each field is taken as just enclosing its stars.
+    """
     options = parse_options(args, viewer.user)
-    x = _float_list(args.get("x"), "x")
-    y = _float_list(args.get("y"), "y")
-    flux_raw = args.get("flux")
-    flux = None if flux_raw is None else _float_list(flux_raw, "flux")
+    raw_x: Any = args.get("x")
+    raw_y: Any = args.get("y")
+    raw_flux: Any = args.get("flux")
+    batch = isinstance(raw_x, list) and bool(raw_x) and isinstance(raw_x[0], list)
+    if not batch:
+        star_list = _star_list(options, raw_x, raw_y, raw_flux, label="")
+        return _create(
+            viewer,
+            args,
+            options,
+            source=Submission.SOURCE_XY,
+            star_list=star_list,
+            file_hash=_star_list_hash([star_list]),
+        )
+    if not isinstance(raw_y, list) or len(raw_y) != len(raw_x):
+        raise ServiceError("a batch needs as many y lists as x lists")
+    if raw_flux is not None and (not isinstance(raw_flux, list) or len(raw_flux) != len(raw_x)):
+        raise ServiceError("a batch needs as many flux lists as x lists")
+    if len(raw_x) > settings.SKYSOLVE_MAX_XY_LISTS:
+        raise ServiceError(f"too many star lists (at most {settings.SKYSOLVE_MAX_XY_LISTS})")
+    lists = [
+        _star_list(
+            options,
+            raw_x[i],
+            raw_y[i],
+            None if raw_flux is None else raw_flux[i],
+            label=f"star list {i + 1}: ",
+        )
+        for i in range(len(raw_x))
+    ]
+    if sum(len(item["x"]) for item in lists) > settings.SKYSOLVE_MAX_XY_STARS:
+        raise ServiceError(f"too many stars (at most {settings.SKYSOLVE_MAX_XY_STARS})")
+    return _create(
+        viewer,
+        args,
+        options,
+        images=lists,
+        source=Submission.SOURCE_XY,
+        file_hash=_star_list_hash(lists),
+    )
+
+
+def _star_list(
+    options: SubmissionOptions, raw_x: Any, raw_y: Any, raw_flux: Any, *, label: str
+) -> dict[str, Any]:
+    x = _float_list(raw_x, label + "x")
+    y = _float_list(raw_y, label + "y")
+    flux = None if raw_flux is None else _float_list(raw_flux, label + "flux")
     if len(x) != len(y) or (flux is not None and len(flux) != len(x)):
-        raise ServiceError("x, y (and flux) must have the same length")
+        raise ServiceError(f"{label}x, y (and flux) must have the same length")
     if not x:
-        raise ServiceError("the star list is empty")
+        raise ServiceError(f"{label}the star list is empty")
     if len(x) > settings.SKYSOLVE_MAX_XY_STARS:
         raise ServiceError(f"too many stars (at most {settings.SKYSOLVE_MAX_XY_STARS})")
     params = options.parameters
     # Without a size the field is taken as just enclosing the stars.
     width = params.image_width or max(1, math.ceil(max(x)))
     height = params.image_height or max(1, math.ceil(max(y)))
-    star_list = {"x": x, "y": y, "flux": flux, "image_width": width, "image_height": height}
-    canonical = repr((x, y, flux, width, height)).encode()
-    return _create(
-        viewer,
-        args,
-        options,
-        source=Submission.SOURCE_XY,
-        star_list=star_list,
-        file_hash=hashlib.sha1(canonical).hexdigest(),
+    return {"x": x, "y": y, "flux": flux, "image_width": width, "image_height": height}
+
+
+def _star_list_hash(lists: Sequence[Mapping[str, Any]]) -> str:
+    canonical = repr(
+        [(d["x"], d["y"], d["flux"], d["image_width"], d["image_height"]) for d in lists]
     )
+    return hashlib.sha1(canonical.encode()).hexdigest()
 
 
 def _float_list(raw: Any, name: str) -> list[float]:
@@ -269,8 +317,14 @@ def upload_path(submission: Submission) -> Path | None:
 
 
 def _create(
-    viewer: Viewer, args: Mapping[str, Any], options: SubmissionOptions, **fields: Any
+    viewer: Viewer,
+    args: Mapping[str, Any],
+    options: SubmissionOptions,
+    *,
+    images: Sequence[Mapping[str, Any]] | None = None,
+    **fields: Any,
 ) -> Submission:
+    """One submission with one image and job, or one per star list of a batch."""
     request_json = {
         k: v for k, v in args.items() if k not in ("session", "apikey", "x", "y", "flux")
     }
@@ -289,18 +343,29 @@ def _create(
             album=album,
             **fields,
         )
-        user_image = UserImage.objects.create(
-            submission=submission,
-            user=viewer.user,
-            original_filename=submission.original_filename,
-            publicly_visible=options.publicly_visible,
-        )
-        if album is not None:
-            album.user_images.add(user_image)
-        job = Job.objects.create(user_image=user_image, owner_key=viewer.owner_key)
-        job_id = job.id
-        transaction.on_commit(lambda: backend.enqueue(job_id))
+        per_image: Sequence[Mapping[str, Any] | None] = list(images) if images else [None]
+        job_ids: list[int] = []
+        for number, star_list in enumerate(per_image, start=1):
+            user_image = UserImage.objects.create(
+                submission=submission,
+                user=viewer.user,
+                original_filename=(
+                    submission.original_filename if images is None else f"star list {number}"
+                ),
+                publicly_visible=options.publicly_visible,
+                star_list=None if star_list is None else dict(star_list),
+            )
+            if album is not None:
+                album.user_images.add(user_image)
+            job = Job.objects.create(user_image=user_image, owner_key=viewer.owner_key)
+            job_ids.append(job.id)
+        transaction.on_commit(lambda: _enqueue_all(job_ids))
     return submission
+
+
+def _enqueue_all(job_ids: Sequence[int]) -> None:
+    for job_id in job_ids:
+        backend.enqueue(job_id)
 
 
 # -- reading -----------------------------------------------------------------

@@ -156,6 +156,7 @@ SKYSOLVE_SESSION_DAYS = envint("SKYSOLVE_SESSION_DAYS", 14)
 SKYSOLVE_MAX_UPLOAD_BYTES = envint("SKYSOLVE_MAX_UPLOAD_MB", 200) * 1024 * 1024
 #: Most stars accepted in an x/y list.
 SKYSOLVE_MAX_XY_STARS = envint("SKYSOLVE_MAX_XY_STARS", 100_000)
+SKYSOLVE_MAX_XY_LISTS = envint("SKYSOLVE_MAX_XY_LISTS", 1000)
 
 #: url_upload fetches: size cap, time cap, and networks allowed despite being private.
 SKYSOLVE_URL_FETCH_MAX_BYTES = envint("SKYSOLVE_URL_FETCH_MAX_MB", 100) * 1024 * 1024
