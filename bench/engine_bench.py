@@ -66,30 +66,28 @@ class Run:
     error: str = ""
 
 
+def hint_args(case: Case) -> list[str]:
+    """The case's hints in the option names both tools share."""
+    args: list[str] = []
+    if "scale_low" in case.hints:
+        args += ["--scale-units", "arcsecperpix"]
+        args += ["--scale-low", f"{case.hints['scale_low']:.6g}"]
+        args += ["--scale-high", f"{case.hints['scale_high']:.6g}"]
+    if "ra" in case.hints:
+        args += ["--ra", f"{case.hints['ra']:.6f}", "--dec", f"{case.hints['dec']:.6f}"]
+        args += ["--radius", f"{case.hints['radius']:.4g}"]
+    return args
+
+
 def skysolve_command(case: Case, limit: float) -> list[str]:
     cmd = [str(REPO / ".venv/bin/skysolve"), "solve", str(case.path), "--json", "--no-pictures"]
-    cmd += ["--timeout", str(limit), "--no-hints"]
-    if "scale_low" in case.hints:
-        cmd += ["--scale-units", "arcsecperpix"]
-        cmd += ["--scale-low", f"{case.hints['scale_low']:.6g}"]
-        cmd += ["--scale-high", f"{case.hints['scale_high']:.6g}"]
-    if "ra" in case.hints:
-        cmd += ["--ra", f"{case.hints['ra']:.6f}", "--dec", f"{case.hints['dec']:.6f}"]
-        cmd += ["--radius", f"{case.hints['radius']:.4g}"]
-    return cmd
+    return cmd + ["--timeout", str(limit), "--no-hints", *hint_args(case)]
 
 
 def solve_field_command(case: Case, limit: float, outdir: Path) -> list[str]:
     cmd = ["solve-field", "--overwrite", "--no-plots", "--dir", str(outdir)]
     cmd += ["--cpulimit", str(int(limit)), "--new-fits", "none", str(case.path)]
-    if "scale_low" in case.hints:
-        cmd += ["--scale-units", "arcsecperpix"]
-        cmd += ["--scale-low", f"{case.hints['scale_low']:.6g}"]
-        cmd += ["--scale-high", f"{case.hints['scale_high']:.6g}"]
-    if "ra" in case.hints:
-        cmd += ["--ra", f"{case.hints['ra']:.6f}", "--dec", f"{case.hints['dec']:.6f}"]
-        cmd += ["--radius", f"{case.hints['radius']:.4g}"]
-    return cmd
+    return cmd + hint_args(case)
 
 
 def timed(cmd: list[str], limit: float) -> tuple[float, float, bytes, int]:

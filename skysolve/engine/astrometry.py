@@ -75,17 +75,6 @@ def write_axy(
     ``outputs`` maps the engine's output keywords (solved, match, rdls, wcs,
     corr, cancel) to the files it should write.
     """
-    cols = [
-        fits.Column(name="X", format="E", array=np.asarray(sources.x, dtype=np.float32)),
-        fits.Column(name="Y", format="E", array=np.asarray(sources.y, dtype=np.float32)),
-        fits.Column(name="FLUX", format="E", array=np.asarray(sources.flux, dtype=np.float32)),
-    ]
-    if sources.background is not None:
-        cols.append(
-            fits.Column(
-                name="BACKGROUND", format="E", array=np.asarray(sources.background, np.float32)
-            )
-        )
     hdr = fits.Header()
     hdr["IMAGEW"] = (int(sources.width), "image width")
     hdr["IMAGEH"] = (int(sources.height), "image height")
@@ -129,10 +118,27 @@ def write_axy(
     for name, key in keys.items():
         if name in outputs:
             hdr[key] = str(outputs[name])
-    primary = fits.PrimaryHDU(header=hdr)
-    table = fits.BinTableHDU.from_columns(cols)
-    fits.HDUList([primary, table]).writeto(path, overwrite=True)
+    fits.HDUList([fits.PrimaryHDU(header=hdr), source_table(sources)]).writeto(path, overwrite=True)
     return path
+
+
+def source_table(sources: SourceList) -> fits.BinTableHDU:
+    """The sources as the X, Y, FLUX[, BACKGROUND] table astrometry.net reads."""
+    cols = [
+        fits.Column(name="X", format="E", array=np.asarray(sources.x, np.float32)),
+        fits.Column(name="Y", format="E", array=np.asarray(sources.y, np.float32)),
+        fits.Column(name="FLUX", format="E", array=np.asarray(sources.flux, np.float32)),
+    ]
+    if sources.background is not None:
+        cols.append(
+            fits.Column(
+                name="BACKGROUND", format="E", array=np.asarray(sources.background, np.float32)
+            )
+        )
+    table = fits.BinTableHDU.from_columns(cols)
+    table.header["IMAGEW"] = sources.width
+    table.header["IMAGEH"] = sources.height
+    return table
 
 
 def write_engine_config(path: Path, indexes: list[IndexFile], *, cpu_limit: float) -> Path:

@@ -42,6 +42,7 @@ import numpy as np
 from astropy.io import fits
 from scipy.spatial import cKDTree
 
+from skysolve.engine.indexes import read_index_header
 from skysolve.errors import BadInputError, ConfigurationError, CorruptFileError
 
 #: Where Debian's astrometry-data-* packages put their index files.
@@ -63,8 +64,6 @@ _TFORM_BYTES: dict[str, int] = {
     "C": 8,
     "M": 16,
 }
-
-_RAD_TO_ARCMIN = 180.0 / math.pi * 60.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -326,13 +325,10 @@ def index_scale_range(path: Path) -> tuple[float, float]:
     if not path.is_file():
         raise BadInputError(f"{path}: no such index file")
     try:
-        header = fits.getheader(path, 0)
-        lower, upper = float(header["SCALE_L"]), float(header["SCALE_U"])
-    except KeyError as exc:
-        raise BadInputError(f"{path}: not an astrometry.net index file (no SCALE_L/U)") from exc
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"{path}: not a readable FITS file ({exc})") from exc
-    return lower * _RAD_TO_ARCMIN, upper * _RAD_TO_ARCMIN
+        index = read_index_header(path)
+    except ConfigurationError as exc:
+        raise BadInputError(exc.message) from exc
+    return index.scale_lower / 60.0, index.scale_upper / 60.0
 
 
 def _star_count(path: Path) -> int | None:

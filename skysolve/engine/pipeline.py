@@ -24,7 +24,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver
+from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver, source_table
 from skysolve.engine.fastpath import PatternHashSolver, default_db_path
 from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
 from skysolve.engine.params import SolveParameters
@@ -408,24 +408,10 @@ def _catalog_xy(rdls: Path | None, wcs: WCS) -> np.ndarray | None:
 
 
 def _write_sources(path: Path, sources: SourceList) -> None:
-    cols = [
-        fits.Column(name="X", format="E", array=np.asarray(sources.x, np.float32)),
-        fits.Column(name="Y", format="E", array=np.asarray(sources.y, np.float32)),
-        fits.Column(name="FLUX", format="E", array=np.asarray(sources.flux, np.float32)),
-    ]
-    if sources.background is not None:
-        cols.append(
-            fits.Column(
-                name="BACKGROUND", format="E", array=np.asarray(sources.background, np.float32)
-            )
-        )
-    table = fits.BinTableHDU.from_columns(cols)
-    table.header["IMAGEW"] = sources.width
-    table.header["IMAGEH"] = sources.height
     primary = fits.PrimaryHDU()
     primary.header["IMAGEW"] = sources.width
     primary.header["IMAGEH"] = sources.height
-    fits.HDUList([primary, table]).writeto(path, overwrite=True)
+    fits.HDUList([primary, source_table(sources)]).writeto(path, overwrite=True)
 
 
 def _write_new_fits(path: Path, image: Any, wcs_header: fits.Header) -> Path:

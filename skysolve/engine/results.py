@@ -9,7 +9,7 @@ JPEG/PNG/TIFF/... it is top-down, so y grows downwards on screen.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +131,11 @@ class Calibration:
         return self.height_arcsec / 3600.0
 
     def to_nova(self) -> dict[str, float]:
-        return {
-            "ra": self.ra,
-            "dec": self.dec,
-            "radius": self.radius,
-            "pixscale": self.pixscale,
-            "orientation": self.orientation,
-            "parity": self.parity,
-            "width_arcsec": self.width_arcsec,
-            "height_arcsec": self.height_arcsec,
-        }
+        return {name: getattr(self, name) for name in CALIBRATION_FIELDS}
+
+
+#: nova's calibration fields, in its order (the API's /calibration keys).
+CALIBRATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Calibration))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from skysolve.engine.results import CALIBRATION_FIELDS
 from skysolve.submissions.ids import random_id
 
 if TYPE_CHECKING:
@@ -439,17 +440,7 @@ class Job(RandomIdModel):
     def calibration_dict(self) -> dict[str, float] | None:
         if not self.has_calibration:
             return None
-        names = (
-            "ra",
-            "dec",
-            "radius",
-            "pixscale",
-            "orientation",
-            "parity",
-            "width_arcsec",
-            "height_arcsec",
-        )
-        return {name: float(getattr(self, name)) for name in names}
+        return {name: float(getattr(self, name)) for name in CALIBRATION_FIELDS}
 
     def objects_in_field(self) -> list[str]:
         if not self.result:
