@@ -2,23 +2,29 @@
 
 ``@api_view`` turns a request into an :class:`ApiCall` (request-json, uploaded
 parts, session, viewer) and turns :class:`ServiceError` into the one JSON
-error shape, so views only pick values and call services.
+error shape, so views only pick values and call services.  Nothing a client
+sends may end in a 500: malformed bodies, oversized ones, NUL characters and
+non-finite numbers all become nova-shaped errors here.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from skysolve.accounts.ratelimit import client_ip
 from skysolve.api import multipart, responses
+from skysolve.submissions import uploads
 from skysolve.submissions.models import ApiSession
 from skysolve.submissions.services import ServiceError, Viewer, find_session
 
@@ -29,6 +35,8 @@ class ApiCall:
     session: ApiSession | None
     viewer: Viewer
     files: dict[str, multipart.Part] = field(default_factory=dict)
+    #: The client's address (see skysolve.accounts.ratelimit.client_ip).
+    client_ip: str = ""
 
 
 View = Callable[..., HttpResponseBase]
@@ -43,62 +51,131 @@ def api_view(*, session: bool = False, json_required: bool = False) -> Callable[
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in ("GET", "POST"):
                 return responses.error(f"method {request.method} not allowed", status=405)
+            files: dict[str, multipart.Part] = {}
             try:
-                call = _build_call(request, session_required=session, json_required=json_required)
+                raw, files = _raw_json_and_files(request)
+                call = _build_call(
+                    request, raw, files, session_required=session, json_required=json_required
+                )
                 return view(request, call, *args, **kwargs)
             except ServiceError as exc:
-                return responses.error(exc.message, status=exc.status)
+                response = responses.error(exc.message, status=exc.status)
+                for name, value in getattr(exc, "headers", {}).items():
+                    response[name] = value
+                return response
+            except uploads.UploadTooLarge as exc:
+                return responses.error(str(exc), status=413)
+            except RequestDataTooBig:
+                return responses.error("request too large for a form body", status=413)
+            except SuspiciousOperation as exc:
+                # Too many fields, bad host and the like: Django would answer HTML.
+                return responses.error(f"bad request: {exc}", status=400)
+            finally:
+                for part in files.values():
+                    part.close()
 
         return wrapper
 
     return decorate
 
 
-def _build_call(request: HttpRequest, *, session_required: bool, json_required: bool) -> ApiCall:
-    raw, files = _raw_json_and_files(request)
+def parse_request_json(raw: str) -> dict[str, Any]:
+    """request-json as a dict; NaN, Infinity, huge numbers and NUL characters are refused.
+
+    Python's json accepts NaN/Infinity tokens and turns 1e999 into inf; none
+    of them is a usable value and PostgreSQL's jsonb cannot store them (nor
+    U+0000), so they are refused at the edge rather than failing later.
+    """
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"number out of range: {text}")
+        return value
+
+    def refuse(token: str) -> Any:
+        raise ValueError(f"{token} is not valid JSON")
+
+    try:
+        parsed = json.loads(raw, parse_float=finite, parse_constant=refuse)
+    except (ValueError, RecursionError):
+        raise ServiceError(responses.failed_to_parse(raw)) from None
+    if not isinstance(parsed, dict):
+        raise ServiceError(responses.failed_to_parse(raw))
+    if _has_nul(parsed):
+        raise ServiceError("request-json must not contain NUL characters")
+    return parsed
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _build_call(
+    request: HttpRequest,
+    raw: str | None,
+    files: dict[str, multipart.Part],
+    *,
+    session_required: bool,
+    json_required: bool,
+) -> ApiCall:
     args: dict[str, Any] = {}
     if raw is None:
         if json_required or session_required:
             raise ServiceError(responses.NO_JSON)
     else:
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            raise ServiceError(responses.failed_to_parse(raw)) from None
-        if not isinstance(parsed, dict):
-            raise ServiceError(responses.failed_to_parse(raw))
-        args = parsed
+        args = parse_request_json(raw)
     api_session = None
     if session_required:
         if "session" not in args:
             raise ServiceError(responses.NO_SESSION)
         key = str(args["session"])
-        api_session = find_session(key)
+        api_session = _find_session(key)
         if api_session is None:
             raise ServiceError(responses.no_session_with_key(key))
     return ApiCall(
-        args=args, session=api_session, viewer=_viewer(request, args, api_session), files=files
+        args=args,
+        session=api_session,
+        viewer=_viewer(request, args, api_session),
+        files=files,
+        client_ip=client_ip(request),
     )
 
 
 def _raw_json_and_files(request: HttpRequest) -> tuple[str | None, dict[str, multipart.Part]]:
     content_type = request.META.get("CONTENT_TYPE", "")
     if request.method == "POST" and content_type.lower().startswith("multipart/"):
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        limit = settings.SKYSOLVE_MAX_UPLOAD_BYTES
-        if length > limit:
-            raise ServiceError(f"upload larger than {limit} bytes", status=413)
-        body = request.read(limit + 1)
-        if len(body) > limit:
-            raise ServiceError(f"upload larger than {limit} bytes", status=413)
-        try:
-            parts = multipart.parse(body, content_type)
-        except multipart.MultipartError as exc:
-            raise ServiceError(f"bad multipart body: {exc}") from None
+        # Streamed to disk and capped while it arrives; parts stay on disk.
+        with uploads.spool_body(request, settings.SKYSOLVE_MAX_UPLOAD_BYTES) as body:
+            try:
+                parts = multipart.parse_file(body, content_type, uploads.spool_file)
+            except multipart.MultipartError as exc:
+                raise ServiceError(f"bad multipart body: {exc}") from None
         files = {p.name: p for p in parts if p.filename is not None}
+        for part in parts:
+            if part.filename is not None and files[part.name] is not part:
+                part.close()  # a repeated name: the last one counts
         fields = {p.name: p for p in parts if p.filename is None}
-        part = fields.get("request-json") or files.get("request-json")
-        raw = None if part is None else part.data.decode("utf-8", "replace")
+        json_part = fields.get("request-json") or files.get("request-json")
+        raw = None
+        if json_part is not None:
+            data = (
+                json_part.data
+                if json_part.file is None
+                else json_part.file.read(multipart.MAX_FIELD_BYTES)
+            )
+            raw = data.decode("utf-8", "replace")
         return raw, files
     if request.method == "POST":
         value = request.POST.get("request-json")
@@ -114,10 +191,17 @@ def _viewer(request: HttpRequest, args: dict[str, Any], api_session: ApiSession 
         return Viewer.of_session(api_session)
     for key in (args.get("session"), request.GET.get("session")):
         if key:
-            found = find_session(str(key))
+            found = _find_session(str(key))
             if found is not None:
                 return Viewer.of_session(found)
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return Viewer(user=user)
     return Viewer()
+
+
+def _find_session(key: str) -> ApiSession | None:
+    # Keys are 32 hex digits; PostgreSQL refuses NUL in a query parameter.
+    if "\x00" in key or len(key) > 200:
+        return None
+    return find_session(key)

@@ -5,13 +5,29 @@ package: boundary lines end in a bare ``\\n``, part headers in ``\\r\\n``, the
 boundary is quoted in the Content-Type header, and parts carry
 ``MIME-Version`` and a lowercase ``Content-disposition``.  This parser accepts
 that and ordinary browser/requests bodies alike.
+
+:func:`parse_file` reads a body spooled to disk through ``mmap`` and writes
+file parts to their own temporary files, so an upload is never held in
+memory whole; :func:`parse` does the same on bytes (small bodies, tests).
 """
 
 from __future__ import annotations
 
+import mmap
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from pathlib import Path
+from typing import IO
+
+#: Headers of one part must fit in this many bytes.
+MAX_HEADER_BYTES = 16 * 1024
+#: Fields other than files (request-json) are read into memory up to this size.
+MAX_FIELD_BYTES = 32 * 1024 * 1024
+COPY_CHUNK = 1024 * 1024
+
+Buffer = bytes | mmap.mmap
 
 
 class MultipartError(ValueError):
@@ -24,9 +40,27 @@ class Part:
     data: bytes
     filename: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: File parts of a spooled body live here instead of in ``data``.
+    file: IO[bytes] | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.file is None else Path(self.file.name)
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.file is None else self.file.seek(0, 2)
+
+    def close(self) -> None:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except FileNotFoundError:
+                pass  # moved into the upload directory
 
 
 _BOUNDARY_RE = re.compile(r"^[ -~]{1,200}$")
+_BLANK_LINE_RE = re.compile(rb"\r?\n\r?\n")
 
 
 def boundary_of(content_type: str) -> str:
@@ -39,42 +73,75 @@ def boundary_of(content_type: str) -> str:
 
 
 def parse(body: bytes, content_type: str) -> list[Part]:
+    return _parse(body, content_type, spool=None)
+
+
+def parse_file(body: IO[bytes], content_type: str, spool: Callable[[], IO[bytes]]) -> list[Part]:
+    """Parse a spooled body; file parts go to files made by ``spool()`` (the caller closes them)."""
+    size = body.seek(0, 2)
+    if size == 0:
+        raise MultipartError("empty multipart body")
+    with mmap.mmap(body.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        return _parse(buf, content_type, spool=spool)
+
+
+def _parse(buf: Buffer, content_type: str, spool: Callable[[], IO[bytes]] | None) -> list[Part]:
     delimiter = b"--" + boundary_of(content_type).encode("ascii")
-    chunks = body.split(delimiter)
-    if len(chunks) < 2:
-        raise MultipartError("multipart body does not contain its boundary")
     parts: list[Part] = []
-    # chunks[0] is the preamble; each later chunk is one part, the one after
-    # the closing delimiter starts with "--".
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            break
-        parts.append(_parse_part(_strip_delimiter_line_ends(chunk)))
+    try:
+        for start, end in _spans(buf, delimiter):
+            parts.append(_parse_part(buf, start, end, spool))
+    except BaseException:
+        for part in parts:
+            part.close()
+        raise
     return parts
 
 
-def _strip_delimiter_line_ends(chunk: bytes) -> bytes:
+def _spans(buf: Buffer, delimiter: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every part: what lies between one delimiter and the next.
+
+    The text before the first delimiter is the preamble; a delimiter followed
+    by "--" closes the body.
+    """
+    first = buf.find(delimiter)
+    if first < 0:
+        raise MultipartError("multipart body does not contain its boundary")
+    spans: list[tuple[int, int]] = []
+    start = first + len(delimiter)
+    while buf[start : start + 2] != b"--":
+        following = buf.find(delimiter, start)
+        end = len(buf) if following < 0 else following
+        spans.append(_strip_delimiter_line_ends(buf, start, end))
+        if following < 0:
+            break
+        start = following + len(delimiter)
+    return spans
+
+
+def _strip_delimiter_line_ends(buf: Buffer, start: int, end: int) -> tuple[int, int]:
     # The line break after the delimiter and the one before the next
     # delimiter belong to the delimiters, not to the part.
     for newline in (b"\r\n", b"\n"):
-        if chunk.startswith(newline):
-            chunk = chunk[len(newline) :]
+        if buf[start : start + len(newline)] == newline:
+            start += len(newline)
             break
     for newline in (b"\r\n", b"\n"):
-        if chunk.endswith(newline):
-            chunk = chunk[: -len(newline)]
+        if end - len(newline) >= start and buf[end - len(newline) : end] == newline:
+            end -= len(newline)
             break
-    return chunk
+    return start, end
 
 
-def _parse_part(chunk: bytes) -> Part:
-    match = re.search(rb"\r?\n\r?\n", chunk)
-    if chunk.startswith((b"\r\n", b"\n")):
-        head, data = b"", chunk[2 if chunk.startswith(b"\r\n") else 1 :]
+def _parse_part(buf: Buffer, start: int, end: int, spool: Callable[[], IO[bytes]] | None) -> Part:
+    window = bytes(buf[start : min(end, start + MAX_HEADER_BYTES)])
+    match = _BLANK_LINE_RE.search(window)
+    if window.startswith((b"\r\n", b"\n")):
+        head, data_start = b"", start + (2 if window.startswith(b"\r\n") else 1)
     elif match is None:
         raise MultipartError("multipart part without a blank line after its headers")
     else:
-        head, data = chunk[: match.start()], chunk[match.end() :]
+        head, data_start = window[: match.start()], start + match.end()
     headers: dict[str, str] = {}
     for line in re.split(rb"\r?\n", head):
         if not line.strip():
@@ -92,9 +159,18 @@ def _parse_part(chunk: bytes) -> Part:
     filename = message.get_param("filename", header="content-disposition")
     if not isinstance(name, str):
         raise MultipartError("multipart part without a name")
-    return Part(
-        name=name,
-        data=data,
-        filename=filename if isinstance(filename, str) else None,
-        headers=headers,
-    )
+    # NUL cannot be stored (PostgreSQL) and means nothing in a file name.
+    name = name.replace("\x00", "")
+    filename = filename.replace("\x00", "") if isinstance(filename, str) else None
+    if filename is not None and spool is not None:
+        out = spool()
+        for offset in range(data_start, end, COPY_CHUNK):
+            out.write(buf[offset : min(end, offset + COPY_CHUNK)])
+        out.flush()
+        out.seek(0)
+        return Part(name=name, data=b"", filename=filename, headers=headers, file=out)
+    if end - data_start > MAX_FIELD_BYTES:
+        raise MultipartError(
+            f"multipart field {name[:80]!r} is larger than {MAX_FIELD_BYTES} bytes"
+        )
+    return Part(name=name, data=bytes(buf[data_start:end]), filename=filename, headers=headers)

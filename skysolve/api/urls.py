@@ -37,3 +37,12 @@ for _kind in files.RESULT_FILES:
             name=f"file-{_kind.replace('_', '-')}",
         )
     )
+
+#: Last: every other URL under /api/ and a result-file URL whose id is not a
+#: number answer 404 in the API's error shape, not the site's HTML page.
+FALLBACK = "api-unknown"
+_FILE_KINDS = "|".join(files.RESULT_FILES)
+urlpatterns += [
+    re_path(r"^api(?:/.*)?$", views.unknown, name=FALLBACK),
+    re_path(rf"^(?:{_FILE_KINDS})(?:/.*)?$", views.unknown, name=FALLBACK + "-file"),
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
+from skysolve.accounts.ratelimit import submission_slots
 from skysolve.api import responses
 from skysolve.api.decorators import ApiCall, api_view
 from skysolve.submissions import services
@@ -36,18 +37,27 @@ def upload(request: HttpRequest, call: ApiCall) -> HttpResponse:
     part = call.files.get("file")
     if part is None:
         return responses.error('no "file" in the upload')
-    submission = services.submit_upload(call.viewer, call.args, part.data, part.filename or "")
+    with submission_slots(call.viewer.user, call.client_ip):
+        if part.path is not None:
+            submission = services.submit_upload_file(
+                call.viewer, call.args, part.path, part.filename or ""
+            )
+        else:
+            submission = services.submit_upload(
+                call.viewer, call.args, part.data, part.filename or ""
+            )
     return _submitted(submission)
 
 
 @api_view(session=True)
 def url_upload(request: HttpRequest, call: ApiCall) -> HttpResponse:
     url = call.args.get("url")
-    if url:
-        return _submitted(services.submit_url(call.viewer, call.args, str(url)))
-    if "x" in call.args or "y" in call.args:
+    if not url and "x" not in call.args and "y" not in call.args:
+        return responses.error('need "url", or "x" and "y"')
+    with submission_slots(call.viewer.user, call.client_ip):
+        if url:
+            return _submitted(services.submit_url(call.viewer, call.args, str(url)))
         return _submitted(services.submit_xy(call.viewer, call.args))
-    return responses.error('need "url", or "x" and "y"')
 
 
 @api_view()
@@ -158,6 +168,8 @@ def jobs_by_tag(request: HttpRequest, call: ApiCall) -> HttpResponse:
     exact = call.args.get("exact", request.GET.get("exact", request.POST.get("exact", "")))
     if not query:
         return responses.error('need "query"')
+    if "\x00" in str(query):
+        return responses.error('"query" must not contain NUL characters')
     exact_match = str(exact).lower() in ("yes", "y", "true", "1")
     return responses.json_response(
         {"job_ids": services.public_jobs_by_tag(str(query), exact=exact_match)}
@@ -175,3 +187,9 @@ def submission_images(request: HttpRequest, call: ApiCall) -> HttpResponse:
     return responses.json_response(
         {"status": "success", "image_ids": services.submission_image_ids(submission)}
     )
+
+
+@api_view()
+def unknown(request: HttpRequest, call: ApiCall) -> HttpResponse:
+    """Any other URL under /api/ or a result-file URL with a bad id: 404, nova's error shape."""
+    return responses.error(f"no such API URL: {request.path[:200]}", status=404)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -14,12 +15,15 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
+from skysolve.accounts.ratelimit import client_ip, submission_slots
 from skysolve.front import services
 from skysolve.front.astro import parse_dec, parse_ra
 from skysolve.front.forms import UploadForm
 from skysolve.submissions import services as submissions
+from skysolve.submissions import uploads
 from skysolve.submissions.models import Album, Job, Profile, Submission, UserImage
 
 PAGE_SIZE = 24
@@ -81,42 +85,88 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "front/gallery.html", ctx)
 
 
+@csrf_exempt  # checked below, once the body has been read under the size cap
 @login_required
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
+    """The upload form.  Files stream to disk and reading stops past the size cap.
+
+    Django's CSRF check reads the form before the view runs; here the body is
+    read first, so an oversized upload is cut off by the upload handler and
+    answered 413 instead of failing the CSRF check on a truncated form.
+    """
+    if request.method == "POST":
+        request.POST  # noqa: B018 (parses the body through LimitedUploadHandler)
+        if uploads.was_too_large(request):
+            mb = settings.SKYSOLVE_MAX_UPLOAD_BYTES // (1024 * 1024)
+            error = f"The upload is larger than {mb} MB."
+            return _upload_page(request, _blank_upload_form(request), status=413, error=error)
+    return _checked_upload(request)
+
+
+@csrf_protect
+def _checked_upload(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
     max_bytes = settings.SKYSOLVE_MAX_UPLOAD_BYTES
-    if request.method == "POST":
-        form = UploadForm(request.POST, request.FILES, max_bytes=max_bytes)
-        if form.is_valid():
-            options = form.options()
-            try:
-                if form.cleaned_data["images"]:
-                    files = [(f.read(), f.name) for f in form.cleaned_data["images"]]
-                    created = services.submit_files(user, options, files)
+    if request.method != "POST":
+        return _upload_page(request, _blank_upload_form(request))
+    form = UploadForm(request.POST, request.FILES, max_bytes=max_bytes)
+    status = 200
+    if form.is_valid():
+        options = form.options()
+        images = form.cleaned_data["images"]
+        try:
+            with submission_slots(user, client_ip(request), count=max(1, len(images))):
+                if images:
+                    created = [_submit_file(user, options, f) for f in images]
                 else:
                     created = [services.submit_url(user, options, form.cleaned_data["url"])]
-            except submissions.ServiceError as exc:
-                form.add_error(None, exc.message)
-            else:
-                if len(created) == 1:
-                    return redirect("front:status", submission_id=created[0].id)
-                messages.success(request, f"{len(created)} images submitted.")
-                return redirect("front:my_submissions")
-    else:
-        profile = Profile.for_user(user)
-        form = UploadForm(
-            max_bytes=max_bytes,
-            initial={
-                "allow_commercial_use": profile.default_allow_commercial_use,
-                "allow_modifications": profile.default_allow_modifications,
-                "publicly_visible": profile.default_publicly_visible,
-            },
-        )
+        except submissions.ServiceError as exc:
+            form.add_error(None, exc.message)
+            status = exc.status if exc.status >= 400 else 200
+        else:
+            if len(created) == 1:
+                return redirect("front:status", submission_id=created[0].id)
+            messages.success(request, f"{len(created)} images submitted.")
+            return redirect("front:my_submissions")
+    return _upload_page(request, form, status=status)
+
+
+def _submit_file(user: User, options: dict[str, Any], upload: Any) -> Submission:
+    viewer = submissions.Viewer(user=user)
+    if hasattr(upload, "temporary_file_path"):
+        # Streamed to DATA_DIR/tmp by the upload handler: moved, never read whole.
+        path = Path(upload.temporary_file_path())
+        return submissions.submit_upload_file(viewer, options, path, upload.name)
+    return submissions.submit_upload(viewer, options, upload.read(), upload.name)
+
+
+def _blank_upload_form(request: HttpRequest) -> UploadForm:
+    user = request.user
+    assert isinstance(user, User)
+    profile = Profile.for_user(user)
+    return UploadForm(
+        max_bytes=settings.SKYSOLVE_MAX_UPLOAD_BYTES,
+        initial={
+            "allow_commercial_use": profile.default_allow_commercial_use,
+            "allow_modifications": profile.default_allow_modifications,
+            "publicly_visible": profile.default_publicly_visible,
+        },
+    )
+
+
+def _upload_page(
+    request: HttpRequest, form: UploadForm, *, status: int = 200, error: str = ""
+) -> HttpResponse:
+    if error:
+        # An unbound form cannot add_error(); its (empty) error dict takes one.
+        form.errors["__all__"] = form.error_class([error])
+    user = request.user
+    max_bytes = settings.SKYSOLVE_MAX_UPLOAD_BYTES
     albums = Album.objects.filter(owner=user).order_by("title").values_list("title", flat=True)
     ctx = {"form": form, "albums": list(albums), "max_mb": max_bytes // (1024 * 1024)}
-    return render(request, "front/upload.html", ctx)
+    return render(request, "front/upload.html", ctx, status=status)
 
 
 @require_GET

@@ -188,6 +188,38 @@ def submit_upload(
     )
 
 
+def submit_upload_file(
+    viewer: Viewer, args: Mapping[str, Any], path: Path, filename: str
+) -> Submission:
+    """:func:`submit_upload` for a file already streamed to disk (under the data dir).
+
+    It is hashed in chunks and moved, not copied, into the upload directory,
+    so a large upload is never held in memory.
+    """
+    options = parse_options(args, viewer.user)
+    size = path.stat().st_size
+    if not size:
+        raise ServiceError("the uploaded file is empty")
+    digest = hashlib.sha1()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    relative = _upload_name(filename)
+    target = Path(settings.SKYSOLVE_UPLOAD_DIR) / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path.replace(target)
+    return _create(
+        viewer,
+        args,
+        options,
+        source=Submission.SOURCE_UPLOAD,
+        original_filename=Path(filename).name[:255],
+        disk_file=relative,
+        file_hash=digest.hexdigest(),
+        file_size=size,
+    )
+
+
 def submit_url(viewer: Viewer, args: Mapping[str, Any], url: str) -> Submission:
     """Record a URL to fetch; the worker fetches it (never the request thread)."""
     from skysolve.queue.fetch import check_url_syntax
@@ -299,15 +331,19 @@ def _float_list(raw: Any, name: str) -> list[float]:
 
 def store_upload(data: bytes, filename: str) -> str:
     """Write an upload under a generated name; return its path relative to the upload dir."""
-    suffix = Path(filename).suffix.lower()
-    if suffix not in SAFE_SUFFIXES:
-        suffix = ""
-    day = timezone.now().strftime("%Y%m%d")
-    relative = f"{day}/{secrets.token_hex(16)}{suffix}"
+    relative = _upload_name(filename)
     target = Path(settings.SKYSOLVE_UPLOAD_DIR) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return relative
+
+
+def _upload_name(filename: str) -> str:
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SAFE_SUFFIXES:
+        suffix = ""
+    day = timezone.now().strftime("%Y%m%d")
+    return f"{day}/{secrets.token_hex(16)}{suffix}"
 
 
 def upload_path(submission: Submission) -> Path | None:

@@ -152,8 +152,15 @@ SKYSOLVE_PRIVATE_RESULTS = envstr("SKYSOLVE_PRIVATE_RESULTS", "open").strip().lo
 #: API sessions live this many days (nova promises at least two weeks).
 SKYSOLVE_SESSION_DAYS = envint("SKYSOLVE_SESSION_DAYS", 14)
 
-#: Largest upload (bytes) accepted by /api/upload.
+#: Largest upload (bytes, the whole request body) of /api/upload and the upload
+#: form; enforced while the body streams to DATA_DIR/tmp, never held in memory.
 SKYSOLVE_MAX_UPLOAD_BYTES = envint("SKYSOLVE_MAX_UPLOAD_MB", 200) * 1024 * 1024
+FILE_UPLOAD_HANDLERS = ["skysolve.submissions.uploads.LimitedUploadHandler"]
+#: Submissions per hour per user and per client address (0 = no limit; staff exempt).
+SKYSOLVE_RATE_LIMIT_USER_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_USER_PER_HOUR", 360)
+SKYSOLVE_RATE_LIMIT_IP_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_IP_PER_HOUR", 720)
+#: Behind a proxy: take the client address from the last X-Forwarded-For entry.
+USE_X_FORWARDED_FOR = envbool("USE_X_FORWARDED_FOR", False)
 #: Most stars accepted in an x/y list.
 SKYSOLVE_MAX_XY_STARS = envint("SKYSOLVE_MAX_XY_STARS", 100_000)
 SKYSOLVE_MAX_XY_LISTS = envint("SKYSOLVE_MAX_XY_LISTS", 1000)

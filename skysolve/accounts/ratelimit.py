@@ -1,0 +1,102 @@
+"""Per-user and per-address limits on new submissions, counted in the database.
+
+``SKYSOLVE_RATE_LIMIT_USER_PER_HOUR`` and ``SKYSOLVE_RATE_LIMIT_IP_PER_HOUR``
+(0 = off) cap the submissions of the last hour; staff are exempt.  The API's
+upload and url_upload and the web site's upload form reserve their slots with
+:func:`submission_slots` around the submission, so a refused or invalid
+request costs nothing.  Over the limit a request gets HTTP 429 with nova's
+error shape, a ``Retry-After`` header and the same words as its reason phrase
+(clients that stop at the status code still show them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.http import HttpRequest
+from django.utils import timezone
+
+from skysolve.accounts.models import SubmissionEvent
+from skysolve.submissions.services import ServiceError
+
+WINDOW = timedelta(hours=1)
+
+
+class RateLimited(ServiceError):
+    """Too many submissions in the last hour; ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address; behind a proxy (USE_X_FORWARDED_FOR) the one it appended.
+
+    Only the last X-Forwarded-For entry is the proxy's own observation; the
+    ones before it are whatever the client wrote.
+    """
+    if settings.USE_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded[:64]
+    return str(request.META.get("REMOTE_ADDR") or "")[:64]
+
+
+def _limits(user: User | None, ip: str) -> list[tuple[int, dict[str, object], str]]:
+    limits: list[tuple[int, dict[str, object], str]] = []
+    if user is not None:
+        limits.append((settings.SKYSOLVE_RATE_LIMIT_USER_PER_HOUR, {"user": user}, "per user"))
+    if ip:
+        limits.append((settings.SKYSOLVE_RATE_LIMIT_IP_PER_HOUR, {"ip": ip}, "per address"))
+    return [item for item in limits if item[0] > 0]
+
+
+@contextmanager
+def submission_slots(user: User | None, ip: str, count: int = 1) -> Iterator[None]:
+    """Reserve ``count`` submissions for the body of the ``with``; raise RateLimited when over.
+
+    The rows are written first and counted after, so concurrent requests in
+    other processes cannot both slip under the limit; a request that fails
+    (over the limit, or rejected by validation) takes its rows back.
+    """
+    if (user is not None and user.is_staff) or count <= 0:
+        yield
+        return
+    limits = _limits(user, ip)
+    if not limits:
+        yield
+        return
+    now = timezone.now()
+    SubmissionEvent.objects.filter(at__lt=now - WINDOW).delete()
+    created = SubmissionEvent.objects.bulk_create(
+        [SubmissionEvent(at=now, user=user, ip=ip) for _ in range(count)]
+    )
+    ids = [event.pk for event in created if event.pk is not None]
+    try:
+        for limit, match, scope in limits:
+            recent = SubmissionEvent.objects.filter(at__gt=now - WINDOW, **match)
+            over = recent.count() - limit
+            if over > 0:
+                # A slot frees when the over-th oldest of these leaves the window.
+                times = recent.order_by("at").values_list("at", flat=True)
+                freed = (times[over - 1] if over <= limit else now) + WINDOW
+                retry = max(1, math.ceil((freed - now).total_seconds()))
+                raise RateLimited(
+                    f"rate limit reached: at most {limit} submissions per hour {scope}; "
+                    f"try again in {math.ceil(retry / 60)} min",
+                    retry_after=retry,
+                )
+        yield
+    except BaseException:
+        if ids:
+            SubmissionEvent.objects.filter(pk__in=ids).delete()
+        else:  # databases that do not return ids from bulk inserts
+            SubmissionEvent.objects.filter(at=now, user=user, ip=ip).delete()
+        raise
