@@ -36,6 +36,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from skysolve.engine.archives import archive_format
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
 from skysolve.errors import (
@@ -46,6 +47,7 @@ from skysolve.errors import (
 )
 from skysolve.queue.fetch import fetch_url
 from skysolve.queue.models import ServedOwner
+from skysolve.submissions.archives import ExpansionLost, expand_submission_archive
 from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.services import add_machine_tags, store_upload, upload_path
 
@@ -81,6 +83,8 @@ class Running:
 
     job_id: int
     deadline: datetime
+    #: The job's time limit in seconds (``deadline`` is when it runs out).
+    timeout: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
     timed_out: bool = False
     lost: bool = False
@@ -89,6 +93,10 @@ class Running:
 
 
 class Worker:
+    #: Seconds between two progress notes while an archive is read (one per
+    #: member would be a database write per member).
+    archive_progress_interval = 0.5
+
     def __init__(
         self,
         *,
@@ -257,7 +265,9 @@ class Worker:
             return
         timeout = min(params.timeout, self.job_timeout)
         params = params.replace(timeout=timeout)
-        running = Running(job.id, deadline=self.clock() + timedelta(seconds=timeout))
+        running = Running(
+            job.id, deadline=self.clock() + timedelta(seconds=timeout), timeout=timeout
+        )
         out_dir = job_dir(job.id)
         log.info(
             "job %s (submission %s): started by %s, attempt %d",
@@ -355,16 +365,46 @@ class Worker:
 
     def _source(self, job: Job, running: Running) -> Path | SourceList:
         submission = job.submission
-        if job.user_image.star_list is not None:  # one list of a batch
-            return _star_list(job.user_image.star_list)
+        image = job.user_image
+        if image.star_list is not None:  # one list of a batch
+            return _star_list(image.star_list)
         if submission.source == Submission.SOURCE_XY:
             return _star_list(submission.star_list or {})
+        if image.disk_file:  # one image of an archive
+            member = Path(settings.SKYSOLVE_UPLOAD_DIR) / image.disk_file
+            if not member.is_file():
+                raise BadInputError("the image's file (taken from the archive) is missing")
+            return member
         if submission.source == Submission.SOURCE_URL and not submission.disk_file:
             self._fetch(submission)
         path = upload_path(submission)
         if path is None or not path.is_file():
             raise BadInputError("the uploaded file is missing")
+        if archive_format(path) is not None:
+            return self._expand(job, path, running)
         return path
+
+    def _expand(self, job: Job, archive: Path, running: Running) -> Path:
+        """Make a job per image of an archive; this job goes on with the first image."""
+        last = 0.0
+
+        def progress(message: str) -> None:
+            nonlocal last
+            if time.monotonic() - last >= self.archive_progress_interval:
+                last = time.monotonic()
+                self._progress(running, "preparing", message)
+
+        try:
+            first = expand_submission_archive(
+                job, archive, worker_id=self.worker_id, cancel=running.cancel, progress=progress
+            )
+        except ExpansionLost:
+            running.lost = True
+            raise
+        job.user_image.refresh_from_db()
+        # The solve of the first image gets its whole time, as every other image's does.
+        running.deadline = self.clock() + timedelta(seconds=running.timeout)
+        return first
 
     def _fetch(self, submission: Submission) -> None:
         tmp = Path(settings.SKYSOLVE_UPLOAD_DIR) / f"fetch-{secrets.token_hex(8)}.part"
@@ -448,7 +488,8 @@ class Worker:
                 return  # cancelled or requeued meanwhile: this result is stale
             if result is not None and result.solved:
                 add_machine_tags(job.user_image, result.objects_in_field)
-            if isinstance(error, BadInputError):
+            # An image of an archive fails alone: the submission's message is the archive's.
+            if isinstance(error, BadInputError) and job.user_image.archive_member is None:
                 Submission.objects.filter(pk=job.submission.pk).update(error_message=error.message)
         log.info(
             "job %s (submission %s): %s%s",

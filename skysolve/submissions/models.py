@@ -1,9 +1,10 @@
 """The data model of the service.
 
 A :class:`Submission` is one request (an upload, a URL or an x/y list).  It
-holds one :class:`UserImage` per image (nova allows several; we make one), and
-each user image is solved by one or more :class:`Job` (one per attempt the
-user asks for; a worker restart keeps the same job).  Submissions, user images,
+holds one :class:`UserImage` per image (one, or one per star list of a batch
+or per image of a tar/zip archive), and each user image is solved by one or
+more :class:`Job` (one per attempt the user asks for; a worker restart keeps
+the same job).  Submissions, user images,
 jobs and albums have random public ids (see :mod:`skysolve.submissions.ids`).
 """
 
@@ -294,9 +295,25 @@ class UserImage(RandomIdModel):
     #: This image's own star list when the submission was a batch of lists
     #: (same shape as Submission.star_list); None: the submission's input.
     star_list: models.JSONField[Any, Any] = models.JSONField(null=True, blank=True)
+    #: This image's own file, relative to SKYSOLVE_UPLOAD_DIR, when it came out
+    #: of an archive (a generated name); blank: the submission's file.
+    disk_file: models.CharField[str, str] = models.CharField(max_length=255, blank=True)
+    #: Its number among the images of the submission's archive (0 first); None
+    #: when the submission was not an archive, or is not expanded yet.
+    archive_member: models.IntegerField[int | None, int | None] = models.IntegerField(
+        null=True, blank=True
+    )
     tags: models.ManyToManyField[Tag, Any] = models.ManyToManyField(
         Tag, through="TaggedUserImage", related_name="user_images"
     )
+
+    class Meta:
+        constraints = [
+            # An archive is expanded once: a second expansion cannot add its images again.
+            models.UniqueConstraint(
+                fields=["submission", "archive_member"], name="one_image_per_archive_member"
+            )
+        ]
 
     if TYPE_CHECKING:
         jobs: RelatedManager[Job]

@@ -65,6 +65,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     if settings.SKYSOLVE_WORKERS < 0:
         messages.append(Error("SKYSOLVE_WORKERS must not be negative", id="skysolve.E007"))
+    if settings.SKYSOLVE_ARCHIVE_MAX_MEMBERS < 1 or settings.SKYSOLVE_ARCHIVE_MAX_BYTES < 1:
+        messages.append(
+            Error(
+                "SKYSOLVE_ARCHIVE_MAX_MEMBERS and SKYSOLVE_ARCHIVE_MAX_MB must be at least 1",
+                id="skysolve.E030",
+            )
+        )
     if (
         settings.SKYSOLVE_RATE_LIMIT_USER_PER_HOUR < 0
         or settings.SKYSOLVE_RATE_LIMIT_IP_PER_HOUR < 0

@@ -164,6 +164,10 @@ USE_X_FORWARDED_FOR = envbool("USE_X_FORWARDED_FOR", False)
 #: Most stars accepted in an x/y list.
 SKYSOLVE_MAX_XY_STARS = envint("SKYSOLVE_MAX_XY_STARS", 100_000)
 SKYSOLVE_MAX_XY_LISTS = envint("SKYSOLVE_MAX_XY_LISTS", 1000)
+#: Caps of a tar or zip upload: members (files, directories, links) and total
+#: uncompressed bytes, checked while it is read (a tar or zip bomb stops early).
+SKYSOLVE_ARCHIVE_MAX_MEMBERS = envint("SKYSOLVE_ARCHIVE_MAX_MEMBERS", 1000)
+SKYSOLVE_ARCHIVE_MAX_BYTES = envint("SKYSOLVE_ARCHIVE_MAX_MB", 2048) * 1024 * 1024
 
 #: url_upload fetches: size cap, time cap, and networks allowed despite being private.
 SKYSOLVE_URL_FETCH_MAX_BYTES = envint("SKYSOLVE_URL_FETCH_MAX_MB", 100) * 1024 * 1024

@@ -1,0 +1,69 @@
+"""Submitting files through the API and running the real worker step on them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.utils import timezone
+
+from skysolve.queue.worker import SolveFunction, Worker
+from skysolve.submissions.models import Job
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = timezone.now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def upload(client: Client, session: str, data: bytes, name: str, **options: Any) -> Any:
+    """POST /api/upload; the decoded answer."""
+    payload = {"request-json": json.dumps({"session": session, **options})}
+    response = client.post("/api/upload", {**payload, "file": SimpleUploadedFile(name, data)})
+    return json.loads(response.content)
+
+
+def upload_ok(client: Client, session: str, data: bytes, name: str, **options: Any) -> int:
+    answer = upload(client, session, data, name, **options)
+    assert answer["status"] == "success", answer
+    return int(answer["subid"])
+
+
+def submission_status(client: Client, subid: int) -> Any:
+    return json.loads(client.get(f"/api/submissions/{subid}").content)
+
+
+def worker(solver: SolveFunction | None, clock: Clock | None = None, **kwargs: Any) -> Worker:
+    return Worker(
+        solver=solver,
+        clock=clock or Clock(),
+        heartbeat_thread=False,
+        lease_seconds=60,
+        **kwargs,
+    )
+
+
+def run_all(w: Worker) -> int:
+    """Run jobs until the queue is empty; how many ran."""
+    count = 0
+    while w.run_once():
+        count += 1
+    return count
+
+
+def jobs_of(subid: int) -> list[Job]:
+    """The submission's jobs in the order the API lists its images."""
+    return list(
+        Job.objects.filter(user_image__submission_id=subid)
+        .select_related("user_image")
+        .order_by("user_image__created", "user_image__id")
+    )
