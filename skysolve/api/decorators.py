@@ -102,17 +102,18 @@ def parse_request_json(raw: str) -> dict[str, Any]:
         raise ServiceError(responses.failed_to_parse(raw)) from None
     if not isinstance(parsed, dict):
         raise ServiceError(responses.failed_to_parse(raw))
-    if _has_nul(parsed):
-        raise ServiceError("request-json must not contain NUL characters")
+    if _unstorable_text(parsed):
+        raise ServiceError("request-json must not contain NUL characters or lone surrogates")
     return parsed
 
 
-def _has_nul(value: Any) -> bool:
+def _unstorable_text(value: Any) -> bool:
+    """NUL or a lone surrogate (``"\\ud800"`` is valid JSON) anywhere in the value."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if "\x00" in item or not _is_utf8(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -120,6 +121,14 @@ def _has_nul(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _build_call(

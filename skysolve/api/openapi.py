@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from skysolve.api import responses
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 SUB_ID = {"name": "submission_id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -176,5 +179,8 @@ def build() -> dict[str, Any]:
     }
 
 
+@csrf_exempt  # an API URL: a POST must get the API's error, not the CSRF page
 def openapi_json(request: HttpRequest) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        return responses.error(f"method {request.method} not allowed", status=405)
     return JsonResponse(build())
