@@ -70,6 +70,8 @@ _SLACK = 64 * 1024
 _MAX_HEADER_READ = 1024 * 1024
 #: Bytes of a zip's central directory allowed per member (names, extra fields).
 _ZIP_DIRECTORY_PER_MEMBER = 1024
+#: Skipped members named in a message; the rest are counted.
+_LISTED = 20
 
 _COMPRESSED_TAR: dict[bytes, tuple[str, Callable[[IO[bytes]], Any]]] = {
     b"\x1f\x8b": ("tar.gz", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
@@ -122,7 +124,13 @@ class ExpandedArchive:
         taken = f"{len(self.members)} image(s) taken from the {self.format} archive"
         if not self.skipped:
             return taken
-        return f"{taken}; {len(self.skipped)} member(s) skipped: " + "; ".join(self.skipped)
+        return f"{taken}; {len(self.skipped)} member(s) skipped: {_listing(self.skipped)}"
+
+
+def _listing(lines: list[str]) -> str:
+    """The first few lines joined; a message must stay readable for 1000 skipped members."""
+    shown = "; ".join(lines[:_LISTED])
+    return shown if len(lines) <= _LISTED else f"{shown}; and {len(lines) - _LISTED} more"
 
 
 # -- recognising ----------------------------------------------------------------
@@ -247,7 +255,7 @@ def expand_archive(
         raise
     expanded = ExpandedArchive(kind, taker.members, taker.skipped)
     if not expanded.members:
-        detail = f": {'; '.join(expanded.skipped)}" if expanded.skipped else " (it is empty)"
+        detail = f": {_listing(expanded.skipped)}" if expanded.skipped else " (it is empty)"
         raise BadInputError(f"the {kind} archive holds no usable image{detail}")
     return expanded
 

@@ -175,6 +175,16 @@ def test_it_fails_clearly_when_no_image_is_left(tmp_path: Path) -> None:
         expand_archive(_write(tmp_path / "b.zip", zip_bytes([])), out)
 
 
+def test_it_names_at_most_twenty_skipped_members(tmp_path: Path) -> None:
+    entries = [Entry(f"{i}.txt", b"notes") for i in range(25)] + [Entry("a.png", png_bytes())]
+    expanded = expand_archive(_write(tmp_path / "a.tar", tar_bytes(entries)), tmp_path / "out")
+    assert len(expanded.skipped) == 25
+    summary = expanded.summary()
+    assert "25 member(s) skipped: 0.txt: not an image" in summary
+    assert "19.txt" in summary and "20.txt" not in summary
+    assert summary.endswith("; and 5 more")
+
+
 def test_it_refuses_a_file_that_is_no_archive(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFormatError, match="not a tar or zip archive"):
         expand_archive(_write(tmp_path / "a.tar", png_bytes()), tmp_path / "out")
