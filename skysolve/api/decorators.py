@@ -62,6 +62,9 @@ def api_view(*, session: bool = False, json_required: bool = False) -> Callable[
                 response = responses.error(exc.message, status=exc.status)
                 for name, value in getattr(exc, "headers", {}).items():
                     response[name] = value
+                if exc.status == 429:
+                    # Clients that stop at the status code show the reason phrase.
+                    response.reason_phrase = f"Too Many Requests ({exc.message})"
                 return response
             except uploads.UploadTooLarge as exc:
                 return responses.error(str(exc), status=413)

@@ -6,14 +6,13 @@ boundary is quoted in the Content-Type header, and parts carry
 ``MIME-Version`` and a lowercase ``Content-disposition``.  This parser accepts
 that and ordinary browser/requests bodies alike.
 
-:func:`parse_file` reads a body spooled to disk through ``mmap`` and writes
+:func:`parse_file` reads a body spooled to disk block by block and writes
 file parts to their own temporary files, so an upload is never held in
 memory whole; :func:`parse` does the same on bytes (small bodies, tests).
 """
 
 from __future__ import annotations
 
-import mmap
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +25,6 @@ MAX_HEADER_BYTES = 16 * 1024
 #: Fields other than files (request-json) are read into memory up to this size.
 MAX_FIELD_BYTES = 32 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
-
-Buffer = bytes | mmap.mmap
 
 
 class MultipartError(ValueError):
@@ -72,17 +69,71 @@ def boundary_of(content_type: str) -> str:
     return boundary
 
 
+class _Bytes:
+    """A body in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.length = len(data)
+
+    def find_all(self, needle: bytes) -> list[int]:
+        out: list[int] = []
+        at = self.data.find(needle)
+        while at >= 0:
+            out.append(at)
+            at = self.data.find(needle, at + len(needle))
+        return out
+
+    def read(self, start: int, end: int) -> bytes:
+        return self.data[start:end]
+
+
+class _File:
+    """A body spooled to disk, read in blocks: memory use does not grow with its size."""
+
+    BLOCK = 1024 * 1024
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.length = file.seek(0, 2)
+
+    def find_all(self, needle: bytes) -> list[int]:
+        """Non-overlapping occurrences left to right, as bytes.split would cut."""
+        out: list[int] = []
+        keep = len(needle) - 1
+        self.file.seek(0)
+        carry, base, allowed = b"", 0, 0
+        while True:
+            block = self.file.read(self.BLOCK)
+            data = carry + block
+            at = data.find(needle, max(0, allowed - base))
+            while at >= 0:
+                out.append(base + at)
+                allowed = base + at + len(needle)
+                at = data.find(needle, at + len(needle))
+            if not block:
+                return out
+            tail = data[-keep:] if keep else b""
+            base, carry = base + len(data) - len(tail), tail
+
+    def read(self, start: int, end: int) -> bytes:
+        self.file.seek(start)
+        return self.file.read(max(0, end - start))
+
+
+Buffer = _Bytes | _File
+
+
 def parse(body: bytes, content_type: str) -> list[Part]:
-    return _parse(body, content_type, spool=None)
+    return _parse(_Bytes(body), content_type, spool=None)
 
 
 def parse_file(body: IO[bytes], content_type: str, spool: Callable[[], IO[bytes]]) -> list[Part]:
     """Parse a spooled body; file parts go to files made by ``spool()`` (the caller closes them)."""
-    size = body.seek(0, 2)
-    if size == 0:
+    buf = _File(body)
+    if buf.length == 0:
         raise MultipartError("empty multipart body")
-    with mmap.mmap(body.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        return _parse(buf, content_type, spool=spool)
+    return _parse(buf, content_type, spool=spool)
 
 
 def _parse(buf: Buffer, content_type: str, spool: Callable[[], IO[bytes]] | None) -> list[Part]:
@@ -102,39 +153,42 @@ def _spans(buf: Buffer, delimiter: bytes) -> list[tuple[int, int]]:
     """(start, end) of every part: what lies between one delimiter and the next.
 
     The text before the first delimiter is the preamble; a delimiter followed
-    by "--" closes the body.
+    by "--" closes the body, and a body without it is refused.
     """
-    first = buf.find(delimiter)
-    if first < 0:
+    positions = buf.find_all(delimiter)
+    if not positions:
         raise MultipartError("multipart body does not contain its boundary")
     spans: list[tuple[int, int]] = []
-    start = first + len(delimiter)
-    while buf[start : start + 2] != b"--":
-        following = buf.find(delimiter, start)
-        end = len(buf) if following < 0 else following
-        spans.append(_strip_delimiter_line_ends(buf, start, end))
-        if following < 0:
-            break
-        start = following + len(delimiter)
+    for i, position in enumerate(positions):
+        start = position + len(delimiter)
+        if buf.read(start, start + 2) == b"--":
+            return spans
+        if i + 1 == len(positions):
+            # A body cut short (a client or proxy gave up, or a Content-Length
+            # shorter than the body) must not pass as a smaller upload.
+            raise MultipartError("multipart body ends without its closing boundary")
+        spans.append(_strip_delimiter_line_ends(buf, start, positions[i + 1]))
     return spans
 
 
 def _strip_delimiter_line_ends(buf: Buffer, start: int, end: int) -> tuple[int, int]:
     # The line break after the delimiter and the one before the next
     # delimiter belong to the delimiters, not to the part.
+    head = buf.read(start, min(end, start + 2))
     for newline in (b"\r\n", b"\n"):
-        if buf[start : start + len(newline)] == newline:
+        if head.startswith(newline):
             start += len(newline)
             break
+    tail = buf.read(max(start, end - 2), end)
     for newline in (b"\r\n", b"\n"):
-        if end - len(newline) >= start and buf[end - len(newline) : end] == newline:
+        if tail.endswith(newline) and end - len(newline) >= start:
             end -= len(newline)
             break
     return start, end
 
 
 def _parse_part(buf: Buffer, start: int, end: int, spool: Callable[[], IO[bytes]] | None) -> Part:
-    window = bytes(buf[start : min(end, start + MAX_HEADER_BYTES)])
+    window = buf.read(start, min(end, start + MAX_HEADER_BYTES))
     match = _BLANK_LINE_RE.search(window)
     if window.startswith((b"\r\n", b"\n")):
         head, data_start = b"", start + (2 if window.startswith(b"\r\n") else 1)
@@ -165,7 +219,7 @@ def _parse_part(buf: Buffer, start: int, end: int, spool: Callable[[], IO[bytes]
     if filename is not None and spool is not None:
         out = spool()
         for offset in range(data_start, end, COPY_CHUNK):
-            out.write(buf[offset : min(end, offset + COPY_CHUNK)])
+            out.write(buf.read(offset, min(end, offset + COPY_CHUNK)))
         out.flush()
         out.seek(0)
         return Part(name=name, data=b"", filename=filename, headers=headers, file=out)
@@ -173,4 +227,4 @@ def _parse_part(buf: Buffer, start: int, end: int, spool: Callable[[], IO[bytes]
         raise MultipartError(
             f"multipart field {name[:80]!r} is larger than {MAX_FIELD_BYTES} bytes"
         )
-    return Part(name=name, data=bytes(buf[data_start:end]), filename=filename, headers=headers)
+    return Part(name=name, data=buf.read(data_start, end), filename=filename, headers=headers)
