@@ -12,6 +12,7 @@ import resource
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from astropy.io import fits
 from django.test import Client
 
 from skysolve.submissions.models import Job, Submission
-from tests.api.helpers import session_for
+from tests.api.helpers import call, session_for
 from tests.hardening.files import (
     fits_bytes,
     fits_with_hdus,
@@ -29,7 +30,7 @@ from tests.hardening.files import (
     png_declaring,
     tiff_bytes,
 )
-from tests.hardening.service import jobs_of, run_all, upload, upload_ok, worker
+from tests.hardening.service import jobs_of, run_all, serving, upload, upload_ok, worker
 
 pytestmark = pytest.mark.django_db
 
@@ -120,6 +121,17 @@ def test_it_refuses_an_empty_upload(client: Client) -> None:
     assert answer["status"] == "error"
     assert "empty" in answer["errormessage"]
     assert not Submission.objects.exists()
+
+
+def test_it_fails_the_job_of_an_empty_file_at_a_url(client: Client, settings: Any) -> None:
+    settings.SKYSOLVE_URL_FETCH_ALLOW = ["127.0.0.1/32"]
+    with serving(b"") as server_url:
+        payload = {"session": session_for("alice"), "url": f"{server_url}/empty.fits"}
+        answer = call(client, "/api/url_upload", payload)
+        run_all(worker(None))
+    [job] = jobs_of(int(answer["subid"]))
+    assert (job.status, job.error_code) == (Job.FAILURE, "bad_input")
+    assert job.error_message == "the URL gave an empty file"
 
 
 @pytest.mark.slow

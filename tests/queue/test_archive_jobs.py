@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from tests.hardening.service import (
     Clock,
     jobs_of,
     run_all,
+    serving,
     submission_status,
     upload_ok,
     worker,
@@ -84,40 +84,16 @@ def test_it_queues_the_images_of_an_archive_fairly(client: Client) -> None:
 
 def test_it_expands_an_archive_fetched_from_a_url(client: Client, settings: Any) -> None:
     body = tar_bytes([Entry(n, png_bytes(seed=i)) for i, n in enumerate(NAMES)], compression="xz")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    for server_url in _serving(Handler):
-        settings.SKYSOLVE_URL_FETCH_ALLOW = ["127.0.0.1/32"]
+    settings.SKYSOLVE_URL_FETCH_ALLOW = ["127.0.0.1/32"]
+    with serving(body) as server_url:
         session = session_for("alice")
-        answer = call(
-            client, "/api/url_upload", {"session": session, "url": f"{server_url}/n.tar.xz"}
-        )
+        url = f"{server_url}/n.tar.xz"
+        answer = call(client, "/api/url_upload", {"session": session, "url": url})
         assert answer["status"] == "success", answer
         assert run_all(worker(FakeSolver())) == 3
     jobs = jobs_of(int(answer["subid"]))
     assert [j.user_image.original_filename for j in jobs] == NAMES
     assert [j.status for j in jobs] == [Job.SUCCESS] * 3
-
-
-def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 class DiesWhileExpanding(Worker):
