@@ -4,10 +4,14 @@ Seeded synthetic FITS images (Tycho-2 stars, noise, a gradient, hot pixels,
 missing stars) with field widths spread over the database's FOV range (5 to 60
 degrees for the default database).  For each image, in this process:
 
-* hinted: read + extract + pattern-hash solve with the scale known to +-10 %;
+* hinted: read + extract + pattern-hash solve with the scale known to +-10 %,
+  extracting only the brightest sources the fast path uses
+  (``extract_bright_sources``), as the pipeline does;
 * blind: the same without any hint (the FOV ladder);
-* astrometry.net alone (in-process engine, same source list, same hint), and
-  the cascade (fast path, then astrometry.net when it declines);
+* the whole in-process pipeline (``pipeline.solve`` with the scale hint, no
+  pictures or files: read, extract, solve, calibration, objects in the field);
+* astrometry.net alone (in-process engine, the full sep source list, same
+  hint), and the cascade (fast path, then astrometry.net when it declines);
 * solve-field with the same scale hint on the same file (a subprocess).
 
 Prints per-field lines, then medians, success counts, the speed-up and whether
@@ -37,11 +41,15 @@ sys.path.insert(0, str(REPO))
 from skysolve.engine.astrometry import AstrometryNetSolver  # noqa: E402
 from skysolve.engine.extraction import (  # noqa: E402
     SOLVER_UNIFORMIZE_CELLS,
+    extract_bright_sources,
     extract_sources,
     uniformize,
 )
 from skysolve.engine.fastpath import PatternHashSolver, default_db_path, load_database  # noqa: E402
 from skysolve.engine.images import load_image  # noqa: E402
+from skysolve.engine.params import SolveParameters  # noqa: E402
+from skysolve.engine.pipeline import EngineConfig  # noqa: E402
+from skysolve.engine.pipeline import solve as pipeline_solve  # noqa: E402
 from skysolve.engine.results import SourceList, wcs_from_header  # noqa: E402
 from skysolve.engine.solvers import SolveConstraints, SolverOutcome  # noqa: E402
 from skysolve.engine.synthetic import SyntheticField, make_field, random_specs, write_fits  # noqa: E402
@@ -54,6 +62,9 @@ class Row:
     n_sources: int
     read_s: float
     extract_s: float
+    full_extract_s: float
+    pipeline_s: float
+    pipeline_ok: bool
     hinted_s: float
     hinted_ok: bool
     hinted_err_px: float
@@ -108,7 +119,9 @@ def bench_field(
     t0 = time.monotonic()
     image = load_image(path)
     t1 = time.monotonic()
-    sources: SourceList = extract_sources(image.data, method="sep", max_sources=1000)
+    sources: SourceList = extract_bright_sources(
+        image.data, count=PatternHashSolver.bright_sources or 300
+    )
     sources = uniformize(sources, cells=SOLVER_UNIFORMIZE_CELLS)
     t2 = time.monotonic()
     lo, hi = f.spec.pixscale * 0.9, f.spec.pixscale * 1.1
@@ -117,10 +130,22 @@ def bench_field(
     t3 = time.monotonic()
     blind = solver.solve(sources, SolveConstraints(), work / "blind", timeout=limit)
     t4 = time.monotonic()
+    params = SolveParameters(
+        scale_units="arcsecperpix", scale_lower=lo, scale_upper=hi, use_hints=False, timeout=limit
+    )
+    config = EngineConfig(fastpath_db=solver.db_path, make_pictures=False, write_files=False)
+    p0 = time.monotonic()
+    piped = pipeline_solve(path, params, work / "pipeline", config=config)
+    pipeline_s = time.monotonic() - p0
+    f0 = time.monotonic()
+    full = uniformize(
+        extract_sources(image.data, method="sep", max_sources=1000), cells=SOLVER_UNIFORMIZE_CELLS
+    )
+    full_extract_s = time.monotonic() - f0
     anet_s, anet_ok = float("nan"), False
     if with_anet:
         a0 = time.monotonic()
-        anet = AstrometryNetSolver().solve(sources, hinted_c, work / "anet", timeout=limit)
+        anet = AstrometryNetSolver().solve(full, hinted_c, work / "anet", timeout=limit)
         anet_s, anet_ok = time.monotonic() - a0, anet.solved
     cascade_ok = hinted.solved or anet_ok
     sf_s, sf_ok = float("nan"), False
@@ -132,6 +157,9 @@ def bench_field(
         n_sources=len(sources),
         read_s=t1 - t0,
         extract_s=t2 - t1,
+        full_extract_s=full_extract_s,
+        pipeline_s=pipeline_s,
+        pipeline_ok=piped.solved and piped.solver == solver.name,
         hinted_s=t3 - t2,
         hinted_ok=hinted.solved,
         hinted_err_px=grid_error(hinted, f),
@@ -204,10 +232,12 @@ def main() -> int:
             rows.append(row)
             print(
                 f"  {row.name} {row.width_deg:5.1f} deg {row.n_sources:4d} src | read "
-                f"{row.read_s * 1000:5.1f} ms extract {row.extract_s * 1000:5.1f} ms | hinted "
+                f"{row.read_s * 1000:5.1f} ms extract {row.extract_s * 1000:5.1f} ms "
+                f"(full sep {row.full_extract_s * 1000:5.1f} ms) | hinted "
                 f"{'ok' if row.hinted_ok else 'no'} {row.hinted_s * 1000:6.1f} ms "
                 f"(err {row.hinted_err_px:.3f} px) | blind {'ok' if row.blind_ok else 'no'} "
-                f"{row.blind_s * 1000:6.1f} ms (err {row.blind_err_px:.3f} px) | anet "
+                f"{row.blind_s * 1000:6.1f} ms (err {row.blind_err_px:.3f} px) | pipeline "
+                f"{'ok' if row.pipeline_ok else 'no'} {row.pipeline_s * 1000:6.1f} ms | anet "
                 f"{'ok' if row.anet_ok else 'no'} {row.anet_s:5.2f} s | solve-field "
                 f"{'ok' if row.solve_field_ok else 'no'} {row.solve_field_s:5.2f} s",
                 flush=True,
@@ -235,6 +265,17 @@ def main() -> int:
         f"{_median(hinted_with_read) * 1000:.1f} ms, solve alone "
         f"{_median([r.hinted_s for r in rows]) * 1000:.1f} ms, worst "
         f"{max(hinted_with_read) * 1000:.1f} ms"
+    )
+    print(
+        f"brightest-source extraction median {_median([r.extract_s for r in rows]) * 1000:.1f}"
+        f" ms (the full sep extraction astrometry.net gets: "
+        f"{_median([r.full_extract_s for r in rows]) * 1000:.1f} ms)"
+    )
+    print(
+        f"whole pipeline in-process (hinted, no pictures/files): fast path solved "
+        f"{sum(r.pipeline_ok for r in rows)}/{n}, median "
+        f"{_median([r.pipeline_s for r in rows]) * 1000:.1f} ms, worst "
+        f"{max(r.pipeline_s for r in rows) * 1000:.1f} ms"
     )
     print(
         f"blind fast path: solved {sum(r.blind_ok for r in rows)}/{n}; median extract+solve "

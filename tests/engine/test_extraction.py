@@ -18,6 +18,7 @@ from skysolve.engine.extraction import (
     Image2xyExtractor,
     SepExtractor,
     SExtractorExtractor,
+    extract_bright_sources,
     extract_sources,
     get_extractor,
     uniformize,
@@ -462,3 +463,82 @@ def test_it_finds_hundreds_of_stars_in_the_shared_images(shared_images: Path, na
     # The brightest hundred are spread over the field, not piled into one corner.
     top = sources.head(100)
     assert np.ptp(top.x) > 0.6 * sources.width and np.ptp(top.y) > 0.6 * sources.height
+
+
+# -- the fast path's brightest-source extraction ------------------------------------
+
+
+def test_it_finds_the_brightest_stars_at_their_true_subpixel_positions(field: Field) -> None:
+    sources = extract_bright_sources(field.image, count=25)
+
+    assert (sources.width, sources.height, len(sources)) == (320, 240, 25)
+    assert np.all(np.diff(sources.flux) <= 0)
+    # Every source is a true star, at most a tenth of a pixel off...
+    d = np.hypot(sources.x[:, None] - field.x[None, :], sources.y[:, None] - field.y[None, :])
+    star = d.argmin(axis=1)
+    dist = d[np.arange(len(sources)), star]
+    assert len(set(star.tolist())) == 25
+    assert np.median(dist) < 0.05 and np.all(dist < 0.1), f"worst {dist.max():.3f} px"
+    # ... with no half-pixel offset in either axis (tetra3rs counts from the image centre) ...
+    assert abs(np.mean(sources.x - field.x[star])) < 0.02
+    assert abs(np.mean(sources.y - field.y[star])) < 0.02
+    # ... and the brightest stars are among them.
+    assert set(np.argsort(-field.flux)[:15].tolist()) <= set(star.tolist())
+    assert sources.background is not None
+    assert np.all(np.abs(np.asarray(sources.background) - 200.0) < 40.0)
+
+
+def test_it_keeps_hot_pixels_out_of_the_brightest_sources(field: Field) -> None:
+    sources = extract_bright_sources(field.image, count=100)
+
+    d = np.hypot(
+        sources.x[:, None] - field.hot_x[None, :], sources.y[:, None] - field.hot_y[None, :]
+    )
+    assert d.min() > 2.0
+
+
+def test_it_places_the_brightest_sources_of_a_rendered_sky_within_a_tenth_of_a_pixel() -> None:
+    from scipy.spatial import cKDTree
+
+    from skysolve.engine.synthetic import FieldSpec, make_field
+
+    spec = FieldSpec(
+        ra=120.0, dec=-20.0, pixscale=60.0, width=800, height=600, rotation=35.0, seed=11,
+        fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, missing_fraction=0.1, hot_pixels=20,
+    )  # fmt: skip
+    f = make_field(spec)
+    assert f.image is not None
+    sources = extract_bright_sources(f.image, count=300)
+
+    truth = cKDTree(np.column_stack([f.sources.x, f.sources.y]))
+    dist, _ = truth.query(np.column_stack([sources.x, sources.y]), distance_upper_bound=1.5)
+    found = np.isfinite(dist)
+    assert np.count_nonzero(found) >= 0.97 * len(sources)
+    assert np.median(dist[found]) < 0.1
+
+
+def test_it_maps_the_brightest_sources_back_from_a_binned_or_inverted_image(
+    field: Field,
+) -> None:
+    def errors(sources: SourceList) -> np.ndarray:
+        """Distance from each source to the nearest true star."""
+        d = np.hypot(sources.x[:, None] - field.x[None, :], sources.y[:, None] - field.y[None, :])
+        return np.asarray(d.min(axis=1))
+
+    binned = extract_bright_sources(field.image, count=10, downsample=2)
+    assert (binned.width, binned.height, len(binned)) == (320, 240, 10)
+    assert np.all(errors(binned) < 0.5)
+    inverted = extract_bright_sources(-field.image, count=10, invert=True)
+    assert len(inverted) == 10 and np.all(errors(inverted) < 0.1)
+
+
+@pytest.mark.parametrize("value", [0.0, np.nan])
+def test_it_finds_no_bright_sources_in_a_flat_or_empty_image(value: float) -> None:
+    sources = extract_bright_sources(np.full((50, 60), value, dtype=np.float32))
+
+    assert len(sources) == 0 and (sources.width, sources.height) == (60, 50)
+
+
+def test_it_rejects_a_bad_bright_source_count(field: Field) -> None:
+    with pytest.raises(InvalidParameterError, match="count must be a whole number"):
+        extract_bright_sources(field.image, count=0)

@@ -8,13 +8,18 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skysolve.engine import fastpath
 from skysolve.engine.fastpath import (
     PatternHashSolver,
     TanSip,
+    band_paths,
+    binomial_tail,
     build_database,
     default_db_path,
     fit_tan_sip,
+    fov_bands,
     load_database,
+    read_info,
     verify_calibration,
 )
 from skysolve.engine.results import SourceList, wcs_from_header
@@ -314,3 +319,70 @@ def test_it_builds_a_database_from_tycho2_index_stars(tmp_path: Path) -> None:
     assert out.solved, out.log
     assert out.wcs_header is not None
     assert worst_pixel_error(out.wcs_header, f.wcs) < 0.2
+
+
+def test_it_describes_a_database_without_loading_it(db_20_30: Path) -> None:
+    info = read_info(db_20_30)
+    assert info is not None
+    assert info == load_database(db_20_30).info
+    assert band_paths(db_20_30) == []  # 20-30 degrees is too narrow a range for bands
+
+
+def test_it_plans_bands_that_cover_hints_away_from_their_edges() -> None:
+    assert fov_bands(4.0, 70.0) == [(9.0, 30.0), (20.0, 70.0)]
+    assert fov_bands(20.0, 30.0) == []
+    # Every +-10 % hint of 11-59 degrees (searched as +-12.2 %) falls 5 % inside a band.
+    for width in np.linspace(10.8, 59.0, 200):
+        lo, hi = 0.878 * width, 1.122 * width
+        assert any(b_lo * 1.05 <= lo and hi * 1.05 <= b_hi for b_lo, b_hi in fov_bands(4.0, 70.0))
+
+
+@pytest.fixture(scope="module")
+def db_with_band(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bands") / "banded.t3db"
+    build_database(path, min_fov=20.0, max_fov=32.0, bands=[(22.0, 32.0)])
+    return path
+
+
+def test_it_loads_only_the_band_a_hint_needs_in_a_new_process(
+    db_with_band: Path, tmp_path: Path
+) -> None:
+    band = band_paths(db_with_band)
+    assert [b.name for b in band] == ["banded.fov22-32.t3db"]
+    band_info = read_info(band[0])
+    assert band_info is not None
+    assert (band_info.min_fov, band_info.max_fov) == pytest.approx((22.0, 32.0))
+    f = field(27.0, rotation=40.0)
+    fastpath._cache.clear()  # as in a new process
+    out = PatternHashSolver(db_with_band).solve(f.sources, hint(f, 0.05), tmp_path, timeout=30)
+    assert out.solved, out.log
+    assert out.index == "banded.fov22-32.t3db"
+    assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
+    assert not fastpath._is_loaded(db_with_band)
+    # A hint the band does not cover, or no hint, uses the whole database ...
+    g = field(21.0)
+    out = PatternHashSolver(db_with_band).solve(g.sources, hint(g), tmp_path, timeout=30)
+    assert out.solved and out.index == "banded.t3db"
+    # ... which a process that has it loaded (a service worker) keeps using.
+    out = PatternHashSolver(db_with_band).solve(f.sources, hint(f, 0.05), tmp_path, timeout=30)
+    assert out.solved and out.index == "banded.t3db"
+
+
+def test_it_loads_nothing_for_a_scale_outside_the_database(
+    db_with_band: Path, tmp_path: Path
+) -> None:
+    fastpath._cache.clear()
+    f = field(2.0)
+    out = PatternHashSolver(db_with_band).solve(f.sources, hint(f), tmp_path, timeout=30)
+    assert not out.solved and "outside the database's FOV range 20-32" in out.log
+    assert fastpath._cache == {}
+
+
+def test_it_computes_the_binomial_tail_of_chance_matches() -> None:
+    from scipy.special import betainc
+
+    for k, n, p in [(1, 10, 0.1), (5, 96, 0.02), (40, 96, 0.05), (90, 96, 0.3), (3, 3, 0.5)]:
+        assert binomial_tail(k, n, p) == pytest.approx(float(betainc(k, n - k + 1, p)), rel=1e-9)
+    assert binomial_tail(0, 10, 0.3) == 1.0
+    assert binomial_tail(11, 10, 0.3) == 0.0
+    assert binomial_tail(4, 10, 0.0) == 0.0
