@@ -55,7 +55,7 @@ unit: setup
 
 unit-postgres: setup
 	@if $(BIN)/python tests/check_services.py postgresql; then \
-	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q -m "not slow" tests/web tests/api tests/queue tests/ops; \
+	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q -m "not slow" tests/web tests/api tests/queue tests/ops tests/hardening; \
 	else \
 	  echo "*** PostgreSQL is not reachable: the PostgreSQL run was NOT done ***"; \
 	  [ "$$SKYSOLVE_REQUIRE_SERVICES" != 1 ]; \
