@@ -1,6 +1,7 @@
 """The pattern-hash fast path: database, solve, verification, refit, files."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -386,3 +387,36 @@ def test_it_computes_the_binomial_tail_of_chance_matches() -> None:
     assert binomial_tail(0, 10, 0.3) == 1.0
     assert binomial_tail(11, 10, 0.3) == 0.0
     assert binomial_tail(4, 10, 0.0) == 0.0
+
+
+def test_it_extracts_only_the_brightest_stars_for_the_fast_path_of_the_pipeline(
+    db_20_30: Path, tmp_path: Path
+) -> None:
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.pipeline import EngineConfig, solve
+    from skysolve.engine.synthetic import write_fits
+
+    spec = FieldSpec(
+        ra=200.0, dec=40.0, pixscale=25.0 * 3600.0 / WIDTH, width=WIDTH, height=HEIGHT,
+        rotation=60.0, seed=5, fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, hot_pixels=20,
+    )  # fmt: skip
+    f = make_field(spec)
+    image = write_fits(f, tmp_path / "wide.fits")
+    config = EngineConfig(fastpath_db=db_20_30, make_pictures=False, write_files=False)
+    params = SolveParameters(scale_units="degwidth", scale_lower=22.0, scale_upper=28.0)
+    result = solve(image, params, tmp_path / "fast", config=config)
+    assert result.solved and result.solver == "pattern-hash"
+    assert "extract_bright" in result.timings and "extract" not in result.timings
+    assert 100 <= result.n_sources <= PatternHashSolver.bright_sources  # type: ignore[operator]
+    assert result.calibration is not None
+    assert result.calibration.pixscale == pytest.approx(f.truth.pixscale, rel=1e-3)
+    # Nobody asked for files: none were written.
+    assert result.files == {} and list((tmp_path / "fast").iterdir()) == []
+
+    # A field the database does not cover: astrometry.net gets the full extraction.
+    narrow = make_field(replace(spec, pixscale=2.5 * 3600.0 / WIDTH, dec=20.0))
+    image = write_fits(narrow, tmp_path / "narrow.fits")
+    params = SolveParameters(scale_units="degwidth", scale_lower=2.2, scale_upper=2.8, timeout=60)
+    result = solve(image, params, tmp_path / "slow", config=config)
+    assert result.solved and result.solver == "astrometry.net"
+    assert "extract" in result.timings and result.n_sources >= 0.9 * len(narrow.sources)
