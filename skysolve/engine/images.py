@@ -184,17 +184,27 @@ def sniff_format(path: Path) -> str | None:
         One of :data:`IMAGE_FORMATS`, or None when the file is unreadable,
         empty, or in no format :func:`load_image` reads.
     """
+    head = read_head(path, _HEAD)
+    kind = None if head is None else _sniff_bytes(head)
+    return kind if kind in IMAGE_FORMATS else None
+
+
+def read_head(path: Path, size: int) -> bytes | None:
+    """The first ``size`` bytes of a file's content, looking into a gzip or bzip2 wrapper.
+
+    Only as much as is needed is inflated, so a compression bomb costs nothing
+    here.  None when the file cannot be read or the wrapper is damaged.
+    """
     try:
         with open(path, "rb") as raw:
-            head = raw.read(_HEAD)
-            kind = _sniff_bytes(head)
-            if kind in _WRAPPERS:
+            head = raw.read(size)
+            if _sniff_bytes(head) in _WRAPPERS:
                 raw.seek(0)
-                with _WRAPPERS[kind](raw) as inner:
-                    kind = _sniff_bytes(inner.read(_HEAD))
+                with _WRAPPERS[_sniff_bytes(head)](raw) as inner:
+                    head = inner.read(size)
     except (OSError, EOFError, ValueError, zlib.error):
         return None
-    return kind if kind in IMAGE_FORMATS else None
+    return head
 
 
 # -- opening, with decompression ------------------------------------------------

@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 from astropy.io import fits
 
-from skysolve.engine.images import MAX_FITS_HDUS, open_decompressed
+from skysolve.engine.images import MAX_FITS_HDUS, open_decompressed, read_head
 from skysolve.engine.results import SourceList
 from skysolve.errors import (
     BadInputError,
@@ -152,13 +152,18 @@ def looks_like_star_list(path: Path) -> bool:
     True for a FITS file whose first table HDU has X and Y columns, and for a
     text file whose first lines are ``x y [flux]`` numbers.  Never raises.
     """
+    head = read_head(Path(path), 64 * 1024)
+    if not head:
+        return False
+    if not head.startswith(b"SIMPLE  ="):
+        return _text_looks_like_xy(head)
+    # A FITS file whose primary HDU holds an image is an image: deciding so from
+    # the first header spares inflating a whole compressed file (or a bomb) twice.
+    if _primary_has_data(head):
+        return False
     try:
         with open_decompressed(Path(path)) as fh:
-            head = fh.read(64 * 1024)
-            if head.startswith(b"SIMPLE  ="):
-                fh.seek(0)
-                return _fits_has_xy_table(fh)
-        return _text_looks_like_xy(head)
+            return _fits_has_xy_table(fh)
     except SolveError:
         return False
 
@@ -230,6 +235,23 @@ def _first_xy_table(hdul: fits.HDUList) -> tuple[int, Any, str, str] | None:
                 return index, hdu, x_name, y_name
             return None  # only the first table counts
     return None
+
+
+def _primary_has_data(head: bytes) -> bool:
+    """Whether the primary header at the start of ``head`` declares an image array."""
+    axes: dict[str, int] = {}
+    for start in range(0, len(head) - 79, 80):
+        card = head[start : start + 80].decode("ascii", "replace")
+        key = card[:8].strip()
+        if key == "END":
+            break
+        if key.startswith("NAXIS") and card[8:10] == "= ":
+            try:
+                axes[key] = int(card[10:].split("/")[0].strip())
+            except ValueError:
+                return False
+    count = axes.get("NAXIS", 0)
+    return count > 0 and all(axes.get(f"NAXIS{i}", 0) > 0 for i in range(1, count + 1))
 
 
 def _fits_has_xy_table(fh: IO[bytes]) -> bool:

@@ -243,3 +243,24 @@ def test_it_tells_star_lists_from_images(tmp_path: Path) -> None:
     assert looks_like_star_list(table) and looks_like_star_list(text)
     for other in (image, jpeg, radec, prose, tmp_path / "missing.txt"):
         assert not looks_like_star_list(other), other.name
+
+
+def test_it_judges_a_compressed_fits_image_from_its_first_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = fits.PrimaryHDU(np.zeros((64, 64), dtype=np.float32))
+    x, y, _ = _field(5)
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column(name="X", format="D", array=x), fits.Column(name="Y", format="D", array=y)]
+    )
+    packed = tmp_path / "image.fits.gz"
+    buffer = tmp_path / "image.fits"
+    fits.HDUList([image, table]).writeto(buffer)
+    packed.write_bytes(gzip.compress(buffer.read_bytes()))
+
+    def inflate_everything(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the whole file was inflated")
+
+    monkeypatch.setattr("skysolve.engine.starlists.open_decompressed", inflate_everything)
+    assert not looks_like_star_list(packed)
+    assert not looks_like_star_list(buffer)
