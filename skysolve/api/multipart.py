@@ -22,8 +22,9 @@ from typing import IO
 
 #: Headers of one part must fit in this many bytes.
 MAX_HEADER_BYTES = 16 * 1024
-#: Fields other than files (request-json) are read into memory up to this size.
-MAX_FIELD_BYTES = 32 * 1024 * 1024
+#: Fields other than files (request-json) are read into memory up to this size
+#: (the same as DATA_UPLOAD_MAX_MEMORY_SIZE for url-encoded bodies).
+MAX_FIELD_BYTES = 16 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
 
 

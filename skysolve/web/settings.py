@@ -156,6 +156,9 @@ SKYSOLVE_SESSION_DAYS = envint("SKYSOLVE_SESSION_DAYS", 14)
 #: form; enforced while the body streams to DATA_DIR/tmp, never held in memory.
 SKYSOLVE_MAX_UPLOAD_BYTES = envint("SKYSOLVE_MAX_UPLOAD_MB", 200) * 1024 * 1024
 FILE_UPLOAD_HANDLERS = ["skysolve.submissions.uploads.LimitedUploadHandler"]
+#: Form fields (request-json) are read into memory: room for SKYSOLVE_MAX_XY_STARS
+#: stars sent url-encoded, as astroquery does (Django's default is 2.5 MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 #: Submissions per hour per user and per client address (0 = no limit; staff exempt).
 SKYSOLVE_RATE_LIMIT_USER_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_USER_PER_HOUR", 360)
 SKYSOLVE_RATE_LIMIT_IP_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_IP_PER_HOUR", 720)

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -37,6 +37,7 @@ from tests.hardening.fuzzing import fuzz_settings
 from tests.liveserver import CLI, LiveServer, start_server
 
 LIMIT = 64 * 1024
+FORM = "application/x-www-form-urlencoded"
 
 
 def multipart_body(request_json: dict[str, Any], data: bytes, boundary: str = "xYz") -> bytes:
@@ -377,3 +378,23 @@ def test_it_limits_submissions_per_user_with_a_readable_429(live: LiveServer) ->
     # show the reason phrase: it carries the same words.
     with pytest.raises(requests.HTTPError, match="at most 3 submissions per hour"):
         refused.raise_for_status()
+
+
+@pytest.mark.django_db
+def test_it_takes_the_largest_star_list_url_encoded(client: Client, settings: Any) -> None:
+    stars = settings.SKYSOLVE_MAX_XY_STARS
+    xs = [1234.5678901234 + i * 1e-3 for i in range(stars)]
+    payload = {"session": session_for("alice"), "x": xs, "y": xs[::-1]}
+    body = urlencode({"request-json": json.dumps(payload)})
+    assert len(body) > 2.5 * 1024 * 1024  # Django's default cap on form bodies
+    response = client.post("/api/url_upload", body, content_type=FORM)
+    assert json.loads(response.content)["status"] == "success", response.content[:300]
+
+
+@pytest.mark.django_db
+def test_it_answers_an_oversized_form_body_in_the_api_shape(client: Client, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = urlencode({"request-json": json.dumps({"session": "x", "pad": "p" * 2000})})
+    response = client.post("/api/url_upload", body, content_type=FORM)
+    assert response.status_code == 413
+    assert json.loads(response.content)["status"] == "error"
