@@ -48,12 +48,32 @@ def _json(description: str, example: Any = None) -> dict[str, Any]:
 
 
 ERROR = _json("error", {"status": "error", "errormessage": 'no "session" in JSON.'})
+TOO_LARGE = _json(
+    "the body passed SKYSOLVE_MAX_UPLOAD_MB (reading stops there)",
+    {"status": "error", "errormessage": "upload larger than 209715200 bytes (200 MB)"},
+)
+TOO_MANY = _json(
+    "rate limit (per user and per address, per hour); Retry-After gives the seconds to wait",
+    {
+        "status": "error",
+        "errormessage": "rate limit reached: at most 360 submissions per hour per user; "
+        "try again in 12 min",
+    },
+)
 
 
 def _op(
-    summary: str, ok: dict[str, Any], *, body: Any = None, params: Any = None
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    body: Any = None,
+    params: Any = None,
+    errors: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {"200": ok, "404": ERROR}}
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {"200": ok, "404": ERROR, **(errors or {})},
+    }
     if body is not None:
         op["requestBody"] = body
     if params:
@@ -110,6 +130,7 @@ def build() -> dict[str, Any]:
                 "Submit an image or star-list file (session and options in request-json)",
                 _json("submission", {"status": "success", "subid": 16714, "hash": "<sha1>"}),
                 body=UPLOAD_BODY,
+                errors={"413": TOO_LARGE, "429": TOO_MANY},
             )
         },
         "/api/url_upload": {
@@ -118,6 +139,7 @@ def build() -> dict[str, Any]:
                 " x/y (and flux) as lists of lists submit a batch: one job per star list",
                 _json("submission", {"status": "success", "subid": 16714, "hash": "<sha1>"}),
                 body=REQUEST_JSON_BODY,
+                errors={"413": TOO_LARGE, "429": TOO_MANY},
             )
         },
         "/api/submissions/{submission_id}": _get_post(
