@@ -198,9 +198,10 @@ def read_head(path: Path, size: int) -> bytes | None:
     try:
         with open(path, "rb") as raw:
             head = raw.read(size)
-            if _sniff_bytes(head) in _WRAPPERS:
+            wrapper = _WRAPPERS.get(_sniff_bytes(head) or "")
+            if wrapper is not None:
                 raw.seek(0)
-                with _WRAPPERS[_sniff_bytes(head)](raw) as inner:
+                with wrapper(raw) as inner:
                     head = inner.read(size)
     except (OSError, EOFError, ValueError, zlib.error):
         return None
