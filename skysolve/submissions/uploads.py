@@ -14,7 +14,9 @@ with :class:`LimitedUploadHandler` (the one entry of ``FILE_UPLOAD_HANDLERS``).
 
 from __future__ import annotations
 
+import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +25,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, QueryDict
 from django.utils.datastructures import MultiValueDict
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 #: Attribute set on a request whose body went over the limit.
@@ -48,9 +52,42 @@ def spool_dir() -> Path:
     return path
 
 
+#: A spooled file untouched for this long belongs to a process that died mid-request
+#: (a closed spool file is deleted at once; an upload in progress keeps writing).
+STALE_SPOOL_SECONDS = 3600.0
+_SWEEP_EVERY_SECONDS = 600.0
+_last_sweep = 0.0
+
+
 def spool_file(suffix: str = ".part") -> IO[bytes]:
     """A new temporary file in :func:`spool_dir`, deleted when closed."""
-    return tempfile.NamedTemporaryFile(dir=spool_dir(), prefix="upload-", suffix=suffix)
+    global _last_sweep
+    directory = spool_dir()
+    now = time.monotonic()
+    if now - _last_sweep > _SWEEP_EVERY_SECONDS:
+        _last_sweep = now
+        sweep_spool(directory)
+    return tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", suffix=suffix)
+
+
+def sweep_spool(directory: Path, *, max_age: float = STALE_SPOOL_SECONDS) -> int:
+    """Remove the spool files a killed process left behind; returns how many.
+
+    Only this module's own ``upload-*`` files older than ``max_age`` seconds
+    since their last write are removed.
+    """
+    removed = 0
+    cutoff = time.time() - max_age
+    for path in directory.glob("upload-*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # removed meanwhile by its own process, or not ours to remove
+    if removed:
+        log.info("removed %d stale upload spool files from %s", removed, directory)
+    return removed
 
 
 def body_stream(request: HttpRequest) -> Any:

@@ -398,3 +398,20 @@ def test_it_answers_an_oversized_form_body_in_the_api_shape(client: Client, sett
     response = client.post("/api/url_upload", body, content_type=FORM)
     assert response.status_code == 413
     assert json.loads(response.content)["status"] == "error"
+
+
+def test_it_sweeps_spool_files_a_killed_process_left_behind(tmp_path: Path) -> None:
+    from skysolve.submissions import uploads
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    stale = spool / "upload-dead.body"
+    fresh = spool / "upload-live.upload"
+    other = spool / "not-ours.txt"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"x")
+    hour_ago = os.path.getmtime(fresh) - 2 * uploads.STALE_SPOOL_SECONDS
+    os.utime(stale, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    assert uploads.sweep_spool(spool) == 1
+    assert sorted(p.name for p in spool.iterdir()) == ["not-ours.txt", "upload-live.upload"]
