@@ -7,12 +7,16 @@ result backend), the engine and its index files -- requests and results
 travel through the broker, not through a shared filesystem.
 ``--dispatcher`` runs the web host's dispatcher instead (``skysolve serve``
 starts one unless given ``--workers 0``).
+
+Every kind reports that it is alive, idle or busy, from a thread started
+here (see :mod:`skysolve.queue.heartbeat`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 from typing import Any
 
 
@@ -43,27 +47,65 @@ def run(args: argparse.Namespace) -> int:
         if args.dispatcher:
             print("--dispatcher needs SKYSOLVE_QUEUE=celery")
             return 2
-        from skysolve.queue.worker import Worker
-
-        Worker().run_forever()
+        run_embedded_worker()
         return 0
     if args.dispatcher:
-        from skysolve.queue.dispatch import Dispatcher
-
-        Dispatcher().run_forever()
+        run_dispatcher()
         return 0
-    from skysolve.queue.celeryapp import app
-
     concurrency = args.concurrency or settings.SKYSOLVE_WORKERS or os.cpu_count() or 1
+    run_celery_worker(concurrency, args.loglevel)
+    return 0
+
+
+def run_embedded_worker() -> None:
+    """One embedded worker until SIGTERM, with its heartbeat (Django is set up)."""
+    from skysolve.queue.heartbeat import Heartbeat
+    from skysolve.queue.models import WorkerHeartbeat
+    from skysolve.queue.worker import Worker
+
+    worker = Worker()
+    with Heartbeat(worker.worker_id, WorkerHeartbeat.EMBEDDED):
+        worker.run_forever()
+
+
+def run_dispatcher() -> None:
+    """The Celery dispatcher until SIGTERM; it beats for itself and the Celery workers."""
+    from skysolve.queue.dispatch import Dispatcher
+
+    Dispatcher().run_forever()
+
+
+def run_celery_worker(concurrency: int, loglevel: str) -> None:
+    from celery.signals import worker_ready, worker_shutdown
+    from django.conf import settings
+
+    from skysolve.queue.celeryapp import app
+    from skysolve.queue.heartbeat import CeleryBeacon
+    from skysolve.queue.worker import warm_up
+
+    hostname = f"skysolve-{os.getpid()}@{socket.gethostname()}"
+    # Loaded before the pool forks: every solve process has the catalogues
+    # from its first job on, and shares their pages with the others.
+    warm_up()
+    beacon = CeleryBeacon(hostname, concurrency=concurrency)
+
+    # Alive only once connected to the broker and taking tasks.
+    def ready(**kwargs: Any) -> None:
+        beacon.start()
+
+    def shutdown(**kwargs: Any) -> None:
+        beacon.stop()
+
+    worker_ready.connect(ready, weak=False)
+    worker_shutdown.connect(shutdown, weak=False)
     app.worker_main(
         [
             "worker",
-            f"--loglevel={args.loglevel}",
+            f"--loglevel={loglevel}",
             f"--concurrency={concurrency}",
-            f"--hostname=skysolve-{os.getpid()}@%h",
+            f"--hostname={hostname}",
             f"--queues={settings.SKYSOLVE_CELERY_QUEUE}",
             "--without-gossip",
             "--without-mingle",
         ]
     )
-    return 0

@@ -1,1 +1,1 @@
-"""Operations: /health for load balancers and /metrics for Prometheus."""
+"""Operations: /health for load balancers, /health/workers for monitors, /metrics for Prometheus."""

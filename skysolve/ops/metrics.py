@@ -1,7 +1,8 @@
 """The queue's numbers in the Prometheus text format, computed from the database.
 
-Every web process answers the same (the ``Job`` table is the source of truth),
-so the numbers need no shared in-memory registry and survive restarts.
+Every web process answers the same (the ``Job`` table is the source of truth,
+the ``WorkerHeartbeat`` table says which workers are alive), so the numbers
+need no shared in-memory registry and survive restarts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Quer
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from skysolve.queue.heartbeat import alive_by_kind
 from skysolve.submissions.models import Job
 
 #: Upper bounds (seconds) of the duration histograms.
@@ -77,6 +79,22 @@ def render() -> str:
     age = 0.0 if oldest is None else max(0.0, (now - oldest.queued_at).total_seconds())
     lines += _family("skysolve_oldest_queued_seconds", "gauge", "Age of the oldest queued job.")
     lines.append(f"skysolve_oldest_queued_seconds {age:.3f}")
+
+    by_kind = alive_by_kind(now)
+    lines += _family(
+        "skysolve_workers_alive",
+        "gauge",
+        "Worker processes with a recent heartbeat, idle or busy, by kind.",
+    )
+    for kind, (processes, _) in by_kind.items():
+        lines.append(f'skysolve_workers_alive{{kind="{kind}"}} {processes}')
+    lines += _family(
+        "skysolve_worker_concurrency",
+        "gauge",
+        "Jobs the live workers can run at once, by kind (dispatcher: its slots).",
+    )
+    for kind, (_, concurrency) in by_kind.items():
+        lines.append(f'skysolve_worker_concurrency{{kind="{kind}"}} {concurrency}')
     return "\n".join(lines) + "\n"
 
 

@@ -9,22 +9,44 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from skysolve.ops import metrics as metrics_mod
+from skysolve.ops.health import worker_report
 
 log = logging.getLogger(__name__)
 
 
+def _database_down(exc: Exception) -> JsonResponse:
+    log.warning("health check: database unavailable: %s", exc)
+    connection.close()  # the next request starts from a fresh connection
+    return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
+
+
 @require_GET
 def health(request: HttpRequest) -> HttpResponse:
-    """200 when this web process can use the database, else 503 (take it out of rotation)."""
+    """For load balancers: 200 when this web process can use the database, else 503.
+
+    ``workers`` says whether jobs are being taken ("ok" or "degraded") but
+    does not change the answer: without workers the site still takes
+    submissions and serves results, and taking every web process out of
+    rotation would not bring a worker back.  Monitors watch /health/workers.
+    """
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
+        workers = worker_report()["status"]
     except Exception as exc:
-        log.warning("health check: database unavailable: %s", exc)
-        connection.close()  # the next request starts from a fresh connection
-        return JsonResponse({"status": "error", "database": "unavailable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+        return _database_down(exc)
+    return JsonResponse({"status": "ok", "database": "ok", "workers": workers})
+
+
+@require_GET
+def workers(request: HttpRequest) -> HttpResponse:
+    """For monitors: 200 when every kind of worker the queue mode needs is alive, else 503."""
+    try:
+        report = worker_report()
+    except Exception as exc:
+        return _database_down(exc)
+    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
 
 
 @require_GET

@@ -20,9 +20,9 @@ def main() -> None:
 
         Dispatcher().run_forever()
         return
-    from skysolve.queue.worker import Worker
+    from skysolve.cli.worker import run_embedded_worker
 
-    Worker().run_forever()
+    run_embedded_worker()  # with its heartbeat
 
 
 if __name__ == "__main__":

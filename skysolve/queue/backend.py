@@ -5,6 +5,8 @@ In both modes the ``Job`` row *is* the queue entry: enqueueing leaves it
 dispatcher (:mod:`skysolve.queue.dispatch`) claims it when a worker slot is
 free and sends the task then.  Sending at submission time instead would put
 one user's burst of 200 uploads in the broker ahead of everyone else's job.
+In the Celery mode enqueueing also rings the dispatcher through Redis, so an
+idle dispatcher sends the job at once instead of at its next poll.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ def enqueue(job_id: int) -> None:
             .first()
         )
         log.info("job %s (submission %s): queued", job_id, submission_id)
-        return  # workers (or the dispatcher) poll the table, fairly
+        if settings.SKYSOLVE_QUEUE == "celery":
+            from skysolve.queue.notify import job_queued
+
+            job_queued(job_id)
+        return  # workers (or the dispatcher) take it from the table, fairly
     raise NotImplementedError(f"queue backend {settings.SKYSOLVE_QUEUE!r} is not available")
 
 

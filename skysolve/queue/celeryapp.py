@@ -48,7 +48,9 @@ def make_app() -> Celery:
         accept_content=["json"],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        task_track_started=True,
+        # No STARTED state: the task's first PROGRESS (stored as it starts)
+        # says the same, and each stored state is a round trip to Redis.
+        task_track_started=False,
         # One message at a time per process: a busy worker must not hoard
         # jobs another worker could start now.
         worker_prefetch_multiplier=1,

@@ -10,6 +10,13 @@ never holds a backlog: the fair order is decided from the database at the
 moment a worker can start, not when the submission arrived.  Give it as many
 slots as the Celery workers have processes in total (SKYSOLVE_DISPATCH_SLOTS).
 
+Latency: nothing on the way polls on a timer when there is news.  A queued job
+rings the idle slots through Redis (:mod:`skysolve.queue.notify`), the task
+goes to a worker that is already waiting on the broker, and the reply is
+picked up from the result backend's publish of the task's state the moment
+the worker stores it.  Timers remain only as the fallback for a lost
+notification.
+
 Faults: a message lost by the broker (a Redis restart without persistence) or
 a worker killed in the middle of a solve shows up as a task whose state stops
 changing; after SKYSOLVE_CELERY_RESEND_SECONDS the request is sent again
@@ -33,11 +40,14 @@ from typing import Any
 
 from celery import Celery
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
 from skysolve.errors import SolveCancelledError, SolverFailedError
+from skysolve.queue.heartbeat import Heartbeat, mirror_celery_workers
+from skysolve.queue.models import WorkerHeartbeat
+from skysolve.queue.notify import Doorbell, QueuedListener
 from skysolve.queue.transfer import error_from_json, pack_request, unpack_result
 from skysolve.queue.worker import SolveFunction, Worker
 
@@ -45,7 +55,14 @@ log = logging.getLogger(__name__)
 
 
 class CelerySolver:
-    """A solve function that runs the solve on a Celery worker and waits for it."""
+    """A solve function that runs the solve on a Celery worker and waits for it.
+
+    It learns the task's states from the Redis result backend's own
+    notifications (Celery publishes every state it stores on a channel named
+    after the task's key), so a finished solve is picked up at once; every
+    ``poll_interval`` without news it reads the stored state instead, which
+    also covers a notification lost while Redis restarted.
+    """
 
     def __init__(
         self,
@@ -53,7 +70,7 @@ class CelerySolver:
         *,
         max_file_bytes: int | None = None,
         resend_after: float | None = None,
-        poll_interval: float = 0.05,
+        poll_interval: float = 0.5,
     ) -> None:
         if app is None:
             from skysolve.queue.celeryapp import app as default_app
@@ -67,6 +84,8 @@ class CelerySolver:
             settings.SKYSOLVE_CELERY_RESEND_SECONDS if resend_after is None else resend_after
         )
         self.poll_interval = poll_interval
+        # One subscription connection per dispatcher slot (thread), kept across jobs.
+        self._local = threading.local()
 
     def __call__(
         self,
@@ -96,28 +115,48 @@ class CelerySolver:
                 retry_policy={"max_retries": 3, "interval_start": 0.5, "interval_step": 1.0},
             )
 
+        # Subscribed before sending, so no state published by the worker is missed.
+        watch = _TaskWatch(self.app.backend, task_id, self._local, job_id)
+        try:
+            reply = self._wait(watch, send, stop, job_id, progress)
+        finally:
+            watch.close()
+        self._retire(task_id)
+        if "error" in reply:
+            raise error_from_json(reply["error"])
+        return unpack_result(reply, out_dir)
+
+    def _wait(
+        self,
+        watch: _TaskWatch,
+        send: Callable[[], None],
+        stop: threading.Event,
+        job_id: int,
+        progress: Callable[[str, str], None] | None,
+    ) -> dict[str, Any]:
+        """Send the task and wait for its reply, sending it again while it is stuck."""
         self._until_sent(send, stop, job_id)
-        log.info("job %s: sent as task %s", job_id, task_id)
+        log.info("job %s: sent as task %s", job_id, watch.task_id)
         last_change = time.monotonic()
         last_seen: Any = None
         stage = ""
         while True:
             if stop.is_set():
-                self._revoke(task_id)
+                self._revoke(watch.task_id)
                 raise SolveCancelledError("cancelled")
             try:
-                result = self.app.AsyncResult(task_id)
-                state = result.state
-                info = result.info
+                meta = watch.next_state(self.poll_interval)
+                state, info = str(meta.get("status")), meta.get("result")
             except Exception as exc:  # the backend restarting: keep waiting
-                log.warning("job %s: cannot read task %s: %s", job_id, task_id, exc)
+                log.warning("job %s: cannot read task %s: %s", job_id, watch.task_id, exc)
                 state, info = "UNKNOWN", None
+                stop.wait(self.poll_interval)
             if state == "SUCCESS":
-                reply: dict[str, Any] = info
-                self._retire(task_id)
-                break
+                if not isinstance(info, dict):
+                    raise SolverFailedError(f"the Celery task answered {info!r:.200}")
+                return info
             if state == "FAILURE":
-                self._retire(task_id)
+                self._retire(watch.task_id)
                 raise SolverFailedError(f"the Celery task failed: {info}")
             seen = (state, info.get("beat")) if isinstance(info, dict) else (state, None)
             now = time.monotonic()
@@ -129,14 +168,11 @@ class CelerySolver:
             if now - last_change > self.resend_after:
                 # Lost by the broker or by a killed worker: deliver it again.
                 log.warning(
-                    "job %s: task %s is stuck in %s, sending it again", job_id, task_id, state
-                )
+                    "job %s: task %s is stuck in %s, sending it again",
+                    job_id, watch.task_id, state,
+                )  # fmt: skip
                 self._until_sent(send, stop, job_id)
                 last_change = time.monotonic()
-            stop.wait(self.poll_interval)
-        if "error" in reply:
-            raise error_from_json(reply["error"])
-        return unpack_result(reply, out_dir)
 
     def _until_sent(self, send: Callable[[], None], stop: threading.Event, job_id: int) -> None:
         while True:
@@ -162,36 +198,151 @@ class CelerySolver:
             log.warning("cannot retire task %s: %s", task_id, exc)
 
 
-class Dispatcher:
-    """``slots`` embedded workers in threads, each solving through Celery."""
+class _TaskWatch:
+    """The states of one task as the Redis result backend publishes them.
 
-    def __init__(self, *, slots: int | None = None, solver: SolveFunction | None = None) -> None:
+    The subscription uses the calling thread's pub/sub connection (kept in
+    ``local`` across jobs); when it breaks, the state is read instead and the
+    next call subscribes again.
+    """
+
+    def __init__(self, backend: Any, task_id: str, local: threading.local, job_id: int) -> None:
+        self.backend = backend
+        self.task_id = task_id
+        self.job_id = job_id
+        self.local = local
+        self.channel: bytes = backend.get_key_for_task(task_id)
+        self.subscribed = False
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        try:
+            pubsub = getattr(self.local, "pubsub", None)
+            if pubsub is None:
+                pubsub = self.backend.client.pubsub(ignore_subscribe_messages=True)
+                self.local.pubsub = pubsub
+            pubsub.subscribe(self.channel)
+            self.subscribed = True
+        except Exception as exc:  # Redis away: read the state every poll meanwhile
+            log.warning("job %s: cannot subscribe to its result: %s", self.job_id, exc)
+            self._drop()
+
+    def next_state(self, timeout: float) -> dict[str, Any]:
+        """The next state published within ``timeout`` seconds, else the stored one."""
+        if not self.subscribed:
+            self._subscribe()
+        pubsub = getattr(self.local, "pubsub", None)
+        if self.subscribed and pubsub is not None:
+            deadline = time.monotonic() + timeout
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    message = pubsub.get_message(timeout=left)
+                    # Other channels: what was left of an earlier job's subscription.
+                    if message and message["channel"] == self.channel:
+                        meta: dict[str, Any] = self.backend.decode_result(message["data"])
+                        return meta
+            except Exception as exc:
+                log.warning("job %s: lost the subscription to its result: %s", self.job_id, exc)
+                self._drop()
+        stored: dict[str, Any] = self.backend.get_task_meta(self.task_id, cache=False)
+        return stored
+
+    def close(self) -> None:
+        pubsub = getattr(self.local, "pubsub", None)
+        if self.subscribed and pubsub is not None:
+            try:
+                pubsub.unsubscribe(self.channel)
+            except Exception:
+                self._drop()
+        self.subscribed = False
+
+    def _drop(self) -> None:
+        pubsub = getattr(self.local, "pubsub", None)
+        self.local.pubsub = None
+        self.subscribed = False
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception as exc:
+                log.debug("closing a broken subscription: %s", exc)
+
+
+class Dispatcher:
+    """``slots`` embedded workers in threads, each solving through Celery.
+
+    An idle slot waits on a :class:`~skysolve.queue.notify.Doorbell` that a
+    queued job rings (through Redis), and looks at the table every
+    ``poll_interval`` anyway.  Each slot keeps its database connection
+    between jobs (it is closed and opened again only after an error).
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: int | None = None,
+        solver: SolveFunction | None = None,
+        listen: bool = True,
+    ) -> None:
         count = settings.SKYSOLVE_DISPATCH_SLOTS if slots is None else slots
         shared = solver or CelerySolver()
-        base = f"{socket.gethostname()}:{os.getpid()}:dispatch"
-        self.workers = [Worker(solver=shared, worker_id=f"{base}/{i}") for i in range(count)]
+        self.base_id = f"{socket.gethostname()}:{os.getpid()}:dispatch"
+        self.workers = [
+            Worker(solver=shared, worker_id=f"{self.base_id}/{i}") for i in range(count)
+        ]
         self.stop_requested = threading.Event()
+        self.doorbell = Doorbell()
+        self.listen = listen
 
-    def run_forever(self, *, poll_interval: float = 0.5) -> None:
+    def run_forever(self, *, poll_interval: float | None = None) -> None:
+        if poll_interval is None:
+            poll_interval = float(settings.SKYSOLVE_DISPATCH_POLL_SECONDS)
+
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stop_requested.set()
+            self.doorbell.ring()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         log.info("dispatcher started with %d slots", len(self.workers))
+        listener = QueuedListener(self.doorbell, self.stop_requested) if self.listen else None
+        if listener is not None:
+            listener.start()
         threads = [
             threading.Thread(target=self._slot, args=(w, poll_interval), name=w.worker_id)
             for w in self.workers
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        heartbeat = Heartbeat(
+            self.base_id,
+            WorkerHeartbeat.DISPATCHER,
+            concurrency=len(self.workers),
+            also=mirror_celery_workers,
+        )
+        with heartbeat:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if listener is not None:
+            listener.join()
         log.info("dispatcher stopped")
+
+    def step(self, worker: Worker) -> bool:
+        """One step of a slot: claim a job and run it.  False if there was none."""
+        try:
+            return worker.run_once()
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("%s: database unavailable, waiting: %s", worker.worker_id, exc)
+        except Exception:
+            log.exception("%s: dispatch step failed", worker.worker_id)
+        connection.close()  # the next step starts from a fresh connection
+        return False
 
     def _slot(self, worker: Worker, poll_interval: float) -> None:
         worker.stop_requested = self.stop_requested
         try:
-            worker.loop(poll_interval=poll_interval)
+            while not self.stop_requested.is_set():
+                rung = self.doorbell.rings
+                if not self.step(worker):
+                    self.doorbell.wait(rung, poll_interval)
         finally:
             connection.close()

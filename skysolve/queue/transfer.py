@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import tempfile
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -196,14 +197,12 @@ def unpack_result(reply: dict[str, Any], out_dir: Path) -> SolveResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     sent = reply.get("files", {})
+    tag = secrets.token_hex(4)
     for key, item in sent.items():
         name = Path(str(item["name"])).name or key
         target = out_dir / name
         encoded = item["data"] if "data" in item else sent[item["same_as"]]["data"]
-        # Written beside and renamed: a reader never sees half a file.
-        with tempfile.NamedTemporaryFile(dir=out_dir, delete=False, suffix=".part") as tmp:
-            tmp.write(base64.b64decode(encoded))
-        Path(tmp.name).replace(target)
+        _write_beside(target, base64.b64decode(encoded), tag)
         files[str(key)] = target
     calibration = data.get("calibration")
     header_text = reply.get("wcs_header")
@@ -227,6 +226,23 @@ def unpack_result(reply: dict[str, Any], out_dir: Path) -> SolveResult:
         n_sources=int(data.get("n_sources") or 0),
         peak_memory_mb=data.get("peak_memory_mb"),
     )
+
+
+def _write_beside(target: Path, data: bytes, tag: str) -> None:
+    """Write ``target`` beside and rename it: a reader never sees half a file.
+
+    The temporary name is unique to this reply (``tag``), so two replies for
+    the same job never write into one temporary file.
+    """
+    tmp = target.with_name(f"{target.name}.{tag}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _annotation(data: dict[str, Any]) -> Annotation:

@@ -63,6 +63,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="skysolve.E006",
             )
         )
+    if settings.SKYSOLVE_HEARTBEAT_SECONDS <= 0 or settings.SKYSOLVE_DISPATCH_POLL_SECONDS <= 0:
+        messages.append(
+            Error(
+                "SKYSOLVE_HEARTBEAT_SECONDS and SKYSOLVE_DISPATCH_POLL_SECONDS must be positive",
+                id="skysolve.E011",
+            )
+        )
     if settings.SKYSOLVE_WORKERS < 0:
         messages.append(Error("SKYSOLVE_WORKERS must not be negative", id="skysolve.E007"))
     if settings.SKYSOLVE_ARCHIVE_MAX_MEMBERS < 1 or settings.SKYSOLVE_ARCHIVE_MAX_BYTES < 1:

@@ -193,6 +193,9 @@ SKYSOLVE_RESULT_BACKEND = envstr("SKYSOLVE_RESULT_BACKEND", "") or (
 SKYSOLVE_CELERY_QUEUE = envstr("SKYSOLVE_CELERY_QUEUE", "skysolve")
 #: Celery mode: jobs in flight at once (set to the total worker concurrency).
 SKYSOLVE_DISPATCH_SLOTS = envint("SKYSOLVE_DISPATCH_SLOTS", 2)
+#: Celery mode: an idle dispatcher slot looks for a job this often; a queued
+#: job wakes it at once through Redis, so this only bounds a lost wake-up.
+SKYSOLVE_DISPATCH_POLL_SECONDS = envfloat("SKYSOLVE_DISPATCH_POLL_SECONDS", 1.0)
 #: Celery mode: image files up to this size travel to the worker as bytes;
 #: larger ones have their sources extracted on the web host first.
 SKYSOLVE_TASK_MAX_FILE_BYTES = int(envfloat("SKYSOLVE_TASK_MAX_FILE_MB", 16) * 1024 * 1024)
@@ -205,6 +208,9 @@ SKYSOLVE_JOB_TIMEOUT = envfloat("SKYSOLVE_JOB_TIMEOUT", 300.0)
 #: taken as a dead worker and the job is queued again.
 SKYSOLVE_LEASE_SECONDS = envint("SKYSOLVE_LEASE_SECONDS", 60)
 SKYSOLVE_WORKER_POLL_SECONDS = envfloat("SKYSOLVE_WORKER_POLL_SECONDS", 0.2)
+#: Every worker process (idle ones too) reports it is alive this often; one
+#: silent for three intervals counts as gone (/metrics, /health/workers).
+SKYSOLVE_HEARTBEAT_SECONDS = envfloat("SKYSOLVE_HEARTBEAT_SECONDS", 10.0)
 #: How many times a job may be started before a lost worker counts as a failure.
 SKYSOLVE_MAX_ATTEMPTS = envint("SKYSOLVE_MAX_ATTEMPTS", 3)
 #: Dotted path of the solve callable (the engine by default; tests swap in a fake).

@@ -1,18 +1,38 @@
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
 from unittest import mock
 
 import pytest
 from django.db import OperationalError
 from django.test import Client
+from django.utils import timezone
+
+from skysolve.queue.models import WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 
 
+def beat(worker_id: str, kind: str, seconds_ago: float = 0.0) -> None:
+    when = timezone.now() - timedelta(seconds=seconds_ago)
+    WorkerHeartbeat.objects.create(
+        worker_id=worker_id, kind=kind, host="h", pid=1, started_at=when, last_seen=when
+    )
+
+
 def test_it_is_healthy_with_a_database(client: Client) -> None:
+    beat("w1", WorkerHeartbeat.EMBEDDED)
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "workers": "ok"}
+
+
+def test_it_stays_in_rotation_without_workers(client: Client) -> None:
+    # The site still takes submissions and serves results: only a monitor should page.
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "workers": "degraded"}
 
 
 def test_it_answers_503_without_a_database(client: Client) -> None:
@@ -25,3 +45,37 @@ def test_it_answers_503_without_a_database(client: Client) -> None:
 
 def test_it_only_answers_get(client: Client) -> None:
     assert client.post("/health").status_code == 405
+    assert client.post("/health/workers").status_code == 405
+
+
+def test_it_reports_workers_for_monitors(client: Client, settings: Any) -> None:
+    settings.SKYSOLVE_HEARTBEAT_SECONDS = 10
+    beat("w1", WorkerHeartbeat.EMBEDDED, seconds_ago=5)
+    beat("w2", WorkerHeartbeat.EMBEDDED, seconds_ago=31)  # three beats missed: gone
+    response = client.get("/health/workers")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "alive": {"embedded": 1, "dispatcher": 0, "celery": 0},
+        "missing": [],
+    }
+
+
+def test_it_answers_503_when_no_worker_is_alive(client: Client) -> None:
+    beat("gone", WorkerHeartbeat.EMBEDDED, seconds_ago=3600)
+    response = client.get("/health/workers/")
+    assert response.status_code == 503
+    assert response.json()["missing"] == ["embedded"]
+
+
+def test_it_needs_a_dispatcher_and_a_celery_worker_in_celery_mode(
+    client: Client, settings: Any
+) -> None:
+    settings.SKYSOLVE_QUEUE = "celery"
+    beat("d", WorkerHeartbeat.DISPATCHER)
+    beat("e", WorkerHeartbeat.EMBEDDED)  # not what celery mode uses
+    response = client.get("/health/workers")
+    assert response.status_code == 503
+    assert response.json()["missing"] == ["celery"]
+    beat("c", WorkerHeartbeat.CELERY)
+    assert client.get("/health/workers").status_code == 200

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from skysolve.queue.models import WorkerHeartbeat
 from skysolve.submissions.models import Job
 from tests.api.helpers import job_of, session_for, solve_all, submit_xy
 from tests.webfixtures import FakeSolver
@@ -67,6 +68,36 @@ def test_it_counts_workers_with_a_live_lease(client: Client) -> None:
     text = client.get("/metrics").content.decode()
     assert sample(text, "skysolve_workers_busy") == 1
     assert sample(text, "skysolve_jobs_lease_expired") == 1
+
+
+def test_it_counts_idle_workers_by_kind(client: Client, settings: Any) -> None:
+    settings.SKYSOLVE_HEARTBEAT_SECONDS = 10
+    now = timezone.now()
+    for worker_id, kind, concurrency, seconds_ago in [
+        ("idle-embedded", WorkerHeartbeat.EMBEDDED, 1, 2),
+        ("dispatcher", WorkerHeartbeat.DISPATCHER, 4, 9),
+        ("celery-a", WorkerHeartbeat.CELERY, 4, 1),
+        ("celery-b", WorkerHeartbeat.CELERY, 2, 29),
+        ("celery-gone", WorkerHeartbeat.CELERY, 8, 31),
+    ]:
+        seen = now - timedelta(seconds=seconds_ago)
+        WorkerHeartbeat.objects.create(
+            worker_id=worker_id, kind=kind, host="h", pid=1, concurrency=concurrency,
+            started_at=seen, last_seen=seen,
+        )  # fmt: skip
+    text = client.get("/metrics").content.decode()
+    assert sample(text, 'skysolve_workers_alive{kind="embedded"}') == 1
+    assert sample(text, 'skysolve_workers_alive{kind="dispatcher"}') == 1
+    assert sample(text, 'skysolve_workers_alive{kind="celery"}') == 2
+    assert sample(text, 'skysolve_worker_concurrency{kind="celery"}') == 6
+    assert sample(text, 'skysolve_worker_concurrency{kind="dispatcher"}') == 4
+    assert sample(text, "skysolve_workers_busy") == 0  # idle ones hold no lease
+
+
+def test_it_reports_zero_workers_of_every_kind(client: Client) -> None:
+    text = client.get("/metrics").content.decode()
+    for kind in ("embedded", "dispatcher", "celery"):
+        assert sample(text, f'skysolve_workers_alive{{kind="{kind}"}}') == 0
 
 
 def test_it_wants_the_token_when_one_is_set(client: Client, settings: Any) -> None:

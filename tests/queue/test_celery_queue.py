@@ -76,3 +76,22 @@ def test_it_serves_users_round_robin(tmp_path: Path) -> None:
         assert [row[0] for row in order] == [alice_jobs[0], bob_jobs[0], *alice_jobs[1:]]
     finally:
         cluster.close()
+
+
+def test_it_wakes_the_dispatcher_when_a_job_is_queued(tmp_path: Path) -> None:
+    require_service("postgresql")
+    require_service("redis")
+    # An idle slot would look at the table only once an hour: the job can
+    # only be sent because the submission rang the dispatcher through Redis.
+    cluster = Cluster(tmp_path, **celery_env(), SKYSOLVE_DISPATCH_POLL_SECONDS="3600")
+    try:
+        cluster.start_web(workers=1)
+        cluster.start("worker", "worker", "--concurrency", "1")
+        cluster.wait_for(lambda: "listening for queued jobs" in cluster.log("web"), "the bell")
+        cluster.wait_for(lambda: " ready." in cluster.log("worker"), "the worker")
+        for count in (1, 2):  # the second one finds the slot idle again
+            cluster.submit_xy(cluster.session(), 1)
+            cluster.wait_finished(count)
+        assert cluster.statuses() == ["success"] * 2
+    finally:
+        cluster.close()
