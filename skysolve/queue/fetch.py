@@ -104,7 +104,7 @@ def fetch_url(
             declared = response.getheader("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise FetchError(f"the file at {current} is larger than {max_bytes} bytes")
-            _copy(response, dest, max_bytes, deadline)
+            _copy(conn, response, dest, max_bytes, deadline)
             return parts.path.rstrip("/").rsplit("/", 1)[-1]
         except (OSError, http.client.HTTPException) as exc:
             raise FetchError(f"fetching {current} failed: {exc}") from None
@@ -113,13 +113,28 @@ def fetch_url(
     raise FetchError(f"too many redirects fetching {url}")
 
 
-def _copy(response: http.client.HTTPResponse, dest: Path, max_bytes: int, deadline: float) -> None:
+def _copy(
+    conn: http.client.HTTPConnection,
+    response: http.client.HTTPResponse,
+    dest: Path,
+    max_bytes: int,
+    deadline: float,
+) -> None:
     total = 0
     with dest.open("wb") as out:
         while True:
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise FetchError("fetching the URL took too long")
-            chunk = response.read(64 * 1024)
+            # The socket's timeout bounds one read, and read1 returns what has
+            # arrived: a server trickling a few bytes at a time cannot hold
+            # the worker past the deadline.
+            if conn.sock is not None:
+                conn.sock.settimeout(left)
+            try:
+                chunk = response.read1(64 * 1024)
+            except TimeoutError:
+                raise FetchError("fetching the URL took too long") from None
             if not chunk:
                 return
             total += len(chunk)
