@@ -10,6 +10,7 @@ in-process solves to show memory stays flat.
 
     .venv/bin/python bench/engine_bench.py            # full run (make bench)
     .venv/bin/python bench/engine_bench.py --quick    # a few fields, for a smoke test
+    .venv/bin/python bench/engine_bench.py --only hinted --loop 0   # hinted cases only
 """
 
 from __future__ import annotations
@@ -325,6 +326,11 @@ def main() -> int:
     ap.add_argument("--loop", type=int, default=200, help="in-process solves for the memory check")
     ap.add_argument("--quick", action="store_true", help="4 synthetic fields, 20-solve loop")
     ap.add_argument("--json", type=Path, help="also write every run to this JSON file")
+    ap.add_argument(
+        "--only",
+        metavar="WORD",
+        help="run only the groups whose name contains WORD (e.g. hinted, real, wide)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.fields, args.loop = 4, 20
@@ -332,6 +338,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="skysolve-bench-") as tmp:
         work = Path(tmp)
         cases = real_cases() + synthetic_cases(args.fields, args.seed, work)
+        if args.only:
+            cases = [c for c in cases if args.only in c.group]
         runs: dict[tuple[str, str], Run] = {}
         print(
             f"{len(cases)} cases, limit {args.limit:g} s each, {os.cpu_count()} cores", flush=True
@@ -352,7 +360,8 @@ def main() -> int:
         print(summarise(cases, runs))
         peaks = [r.peak_mb for (tool, _), r in runs.items() if tool == "skysolve"]
         print(f"\nskysolve peak memory per solve (process tree): max {max(peaks):.0f} MiB")
-        print(memory_loop(args.loop, work / "loop"))
+        if args.loop > 0:
+            print(memory_loop(args.loop, work / "loop"))
         if args.json:
             args.json.write_text(json.dumps([r.__dict__ for r in runs.values()], indent=1))
     return 0

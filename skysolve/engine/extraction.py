@@ -577,7 +577,7 @@ def extract_bright_sources(
     flux = np.array([c.brightness for c in found], dtype=float)
     # The window's sigma should be the PSF's, the same for every star: the
     # median over the stars of the root mean second moment of their pixels.
-    moments = [float(np.trace(c.cov)) for c in found if c.cov is not None]
+    moments = [float(cov[0, 0] + cov[1, 1]) for c in found[:50] if (cov := c.cov) is not None]
     spread = float(np.median(moments)) if moments else 2.0
     psf_sigma = float(np.clip(math.sqrt(max(spread, 0.0) / 2.0), 0.6, 3.0))
     x, y, background = _windowed_centroids(image, x0, y0, np.full(n, psf_sigma))
@@ -628,7 +628,7 @@ def _windowed_centroids(
     cx = np.clip(np.rint(x).astype(np.intp), r, w - 1 - r)
     cy = np.clip(np.rint(y).astype(np.intp), r, h - 1 - r)
     cut = image[cy[:, None, None] + off[None, :, None], cx[:, None, None] + off[None, None, :]]
-    cut = cut.astype(np.float64)
+    cut = cut.astype(np.float32)
     border = np.concatenate(
         [cut[:, 0, :], cut[:, -1, :], cut[:, 1:-1, 0], cut[:, 1:-1, -1]], axis=1
     )
@@ -637,22 +637,23 @@ def _windowed_centroids(
     # Positions relative to each cut-out's centre pixel.
     u = np.asarray(x, float) - cx
     v = np.asarray(y, float) - cy
-    gx, gy = off[None, None, :].astype(float), off[None, :, None].astype(float)
-    inv2s2 = (0.5 / np.asarray(sigma, float) ** 2)[:, None, None]
-    active = np.ones(n, dtype=bool)
+    gx, gy = off[None, None, :].astype(np.float32), off[None, :, None].astype(np.float32)
+    inv2s2 = (0.5 / np.asarray(sigma, float) ** 2).astype(np.float32)
+    active = np.arange(n)
     for _ in range(iterations):
-        du, dv = gx - u[:, None, None], gy - v[:, None, None]
-        weighted = np.exp(-(du * du + dv * dv) * inv2s2) * cut
-        total = weighted.sum(axis=(1, 2))
+        # Only the windows still moving are iterated.
+        du = gx - u[active, None, None].astype(np.float32)
+        dv = gy - v[active, None, None].astype(np.float32)
+        weighted = np.exp(-(du * du + dv * dv) * inv2s2[active, None, None]) * cut[active]
+        total = weighted.sum(axis=(1, 2), dtype=np.float64)
         good = total > 0
         total = np.where(good, total, np.inf)
-        step_u = np.clip(2.0 * (weighted * du).sum(axis=(1, 2)) / total, -1.0, 1.0)
-        step_v = np.clip(2.0 * (weighted * dv).sum(axis=(1, 2)) / total, -1.0, 1.0)
-        step_u[~active], step_v[~active] = 0.0, 0.0
-        u += step_u
-        v += step_v
-        active &= good & ((np.abs(step_u) > 2e-4) | (np.abs(step_v) > 2e-4))
-        if not active.any():
+        step_u = np.clip(2.0 * (weighted * du).sum(axis=(1, 2), dtype=np.float64) / total, -1, 1)
+        step_v = np.clip(2.0 * (weighted * dv).sum(axis=(1, 2), dtype=np.float64) / total, -1, 1)
+        u[active] += step_u
+        v[active] += step_v
+        active = active[good & ((np.abs(step_u) > 2e-4) | (np.abs(step_v) > 2e-4))]
+        if len(active) == 0:
             break
     rx, ry = u + cx, v + cy
     # The detector's centroid of a blob of two touching stars lies between them;
