@@ -40,6 +40,7 @@ from skysolve.submissions.models import (
 SAFE_SUFFIXES = {
     ".fits", ".fit", ".fts", ".fz", ".gz", ".jpg", ".jpeg", ".png", ".tif", ".tiff",
     ".xyls", ".axy", ".txt", ".csv", ".dat", ".cr2", ".nef", ".dng",
+    ".zip", ".tar", ".tgz", ".bz2", ".xz",
 }  # fmt: skip
 
 
@@ -420,15 +421,30 @@ def may_read(viewer: Viewer, submission: Submission, *, public: bool) -> bool:
     return viewer.is_staff or owns(viewer, submission)
 
 
+#: Columns no reader of a submission's or job's status needs: the input star
+#: lists (tens of KB of JSON each, decoded on every poll otherwise), the request
+#: as sent and the engine log.  Reading one of them later costs its own query.
+_INPUT_COLUMNS = ("star_list", "request_json")
+
+
 def get_submission(submission_id: int, viewer: Viewer) -> Submission:
-    submission = Submission.objects.filter(pk=_valid_id(submission_id)).first()
+    submission = (
+        Submission.objects.defer(*_INPUT_COLUMNS).filter(pk=_valid_id(submission_id)).first()
+    )
     if submission is None or not may_read(viewer, submission, public=submission.is_public):
         raise NotFound(f"no submission with id {submission_id}")
     return submission
 
 
 def get_job(job_id: int, viewer: Viewer) -> Job:
-    job = Job.objects.select_related("user_image__submission").filter(pk=_valid_id(job_id)).first()
+    unread = ["log", "user_image__star_list"]
+    unread += [f"user_image__submission__{name}" for name in _INPUT_COLUMNS]
+    job = (
+        Job.objects.select_related("user_image__submission")
+        .defer(*unread)
+        .filter(pk=_valid_id(job_id))
+        .first()
+    )
     if job is None or not may_read(viewer, job.submission, public=job.user_image.is_public):
         raise NotFound(f"no job with id {job_id}")
     return job

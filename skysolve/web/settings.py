@@ -107,7 +107,12 @@ def _databases() -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     else:
-        db.setdefault("CONN_MAX_AGE", envint("DB_CONN_MAX_AGE", 0))
+        # A new PostgreSQL connection forks a server process: more CPU than a
+        # status request itself.  Keep each thread's connection (dj_database_url
+        # always sets CONN_MAX_AGE, so assign), checked before reuse so that a
+        # restarted server costs one reconnect, not an error.
+        db["CONN_MAX_AGE"] = envint("DB_CONN_MAX_AGE", 60)
+        db["CONN_HEALTH_CHECKS"] = True
     return {"default": db}
 
 
