@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     n_workers = settings.SKYSOLVE_WORKERS if args.workers is None else args.workers
     if settings.SKYSOLVE_QUEUE == "celery" and n_workers:
         n_workers = 1  # the dispatcher; solves run in `skysolve worker` processes
-    workers = [subprocess.Popen([sys.executable, "-m", "skysolve.queue"]) for _ in range(n_workers)]
+    # Embedded workers solve at a lower priority; the dispatcher only waits.
+    nice = settings.SKYSOLVE_WORKER_NICE if settings.SKYSOLVE_QUEUE != "celery" else 0
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "skysolve.queue"], preexec_fn=_niced(nice))
+        for _ in range(n_workers)
+    ]
     url = f"http://{args.host}:{args.port}/"
     print(f"skysolve is serving {url} (data in {settings.DATA_DIR}, {n_workers} solve workers)")
     print("Get an API key with:  skysolve apikey create USERNAME")
@@ -76,6 +82,17 @@ def run(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
     return 0
+
+
+def _niced(increment: int) -> Callable[[], None] | None:
+    """What a child runs before exec to lower its priority by ``increment``."""
+    if increment <= 0:
+        return None
+
+    def lower() -> None:
+        os.nice(increment)
+
+    return lower
 
 
 def _run_gunicorn(args: argparse.Namespace) -> None:

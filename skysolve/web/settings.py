@@ -213,6 +213,9 @@ SKYSOLVE_JOB_TIMEOUT = envfloat("SKYSOLVE_JOB_TIMEOUT", 300.0)
 #: taken as a dead worker and the job is queued again.
 SKYSOLVE_LEASE_SECONDS = envint("SKYSOLVE_LEASE_SECONDS", 60)
 SKYSOLVE_WORKER_POLL_SECONDS = envfloat("SKYSOLVE_WORKER_POLL_SECONDS", 0.2)
+#: Niceness of the embedded solve workers `skysolve serve` starts: solves use
+#: the CPU that web requests leave, so status polls stay fast during a burst.
+SKYSOLVE_WORKER_NICE = envint("SKYSOLVE_WORKER_NICE", 10)
 #: Every worker process (idle ones too) reports it is alive this often; one
 #: silent for three intervals counts as gone (/metrics, /health/workers).
 SKYSOLVE_HEARTBEAT_SECONDS = envfloat("SKYSOLVE_HEARTBEAT_SECONDS", 10.0)
