@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db test lint typecheck unit unit-postgres bench serve clean
+.PHONY: setup system-packages venv fastpath-db test lint typecheck unit unit-postgres bench bench-load bench-soak serve clean
 
 setup: system-packages venv fastpath-db
 
@@ -65,6 +65,15 @@ test: setup lint typecheck unit unit-postgres
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py
+
+# 200 clients polling the status API while 50 star lists are solved (gunicorn
+# on PostgreSQL), and 1000 star lists in a row with an audit of memory, file
+# descriptors, database rows and the data directory (SQLite).
+bench-load: setup
+	$(BIN)/python bench/load_bench.py
+
+bench-soak: setup
+	$(BIN)/python bench/soak_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
