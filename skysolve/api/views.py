@@ -63,7 +63,8 @@ def url_upload(request: HttpRequest, call: ApiCall) -> HttpResponse:
 @api_view()
 def submission_status(request: HttpRequest, call: ApiCall, submission_id: str) -> HttpResponse:
     submission = services.get_submission(int(submission_id), call.viewer)
-    user_images = list(submission.user_images.order_by("created", "id"))
+    # A batch's images each hold a star list: not decoded on every poll.
+    user_images = list(submission.user_images.defer("star_list").order_by("created", "id"))
     jobs: list[int | None] = []
     calibrations: list[list[int]] = []
     for user_image in user_images:
