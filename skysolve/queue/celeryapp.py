@@ -11,7 +11,8 @@ the middle of a solve leaves its message to be delivered again with the same
 task id (same job).  While solving, a thread stores a ``PROGRESS`` state with
 a counter that the dispatcher watches; when it stops moving the dispatcher
 sends the request again under the same task id.  A delivery whose task id
-already has a stored result does nothing.
+already has a stored result does nothing.  The task stores its reply itself
+(``ignore_result``, errors still stored) as soon as the solve is packed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -99,7 +101,7 @@ class Beat:
         self.thread = threading.Thread(target=self._run, name="beat", daemon=True)
 
     def __enter__(self) -> Beat:
-        self.store()
+        # The first PROGRESS is stored by the thread: the solve need not wait for it.
         self.thread.start()
         return self
 
@@ -118,44 +120,59 @@ class Beat:
             log.warning("task %s: cannot store progress: %s", self.task_id, exc)
 
     def _run(self) -> None:
+        self.store()
         while not self.stopped.wait(self.interval):
             self.store()
 
 
-@app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)
-def solve_task(self: Task, request: dict[str, Any]) -> dict[str, Any]:
-    """Solve one packed request; return the packed reply (or the error)."""
-    from skysolve.queue.worker import load_solver
+@app.task(
+    name=TASK_NAME,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    store_errors_even_if_ignored=True,
+)
+def solve_task(self: Task, request: dict[str, Any]) -> None:
+    """Solve one packed request; store the packed reply (or the error) as the task's result.
 
+    The task stores its result itself rather than returning it, so that the
+    dispatcher has it before the temporary files are removed.
+    """
     job_id = request.get("job_id")
-    done = self.AsyncResult(self.request.id)
-    if done.state == "SUCCESS":
+    if self.AsyncResult(self.request.id).state == "SUCCESS":
         # A second delivery of a finished solve (redelivery or a re-send).
         log.info("job %s: task %s already has a result, skipping", job_id, self.request.id)
-        stored: dict[str, Any] = done.result
-        return stored
+        return
     log.info("job %s: solving (task %s)", job_id, self.request.id)
     interval = max(0.5, settings.SKYSOLVE_CELERY_RESEND_SECONDS / 4)
-    with (
-        tempfile.TemporaryDirectory(prefix=f"skysolve-job{job_id}-") as tmp,
-        Beat(self, interval) as beat,
-    ):
-        work = Path(tmp)
-        try:
-            source, params = unpack_request(request, work)
-            out_dir = work / "out"
-            out_dir.mkdir()
-            result = load_solver()(source, params, out_dir, progress=beat.progress)
-            reply = pack_result(result)
-        except SolveError as exc:
-            log.info("job %s: %s: %s", job_id, exc.code, exc.message)
-            return {"format": request.get("format"), "error": error_to_json(exc)}
-        except Exception as exc:  # an engine bug: report it, keep the worker
-            log.exception("job %s crashed", job_id)
-            message = f"internal error: {type(exc).__name__}: {exc}"
-            return {
-                "format": request.get("format"),
-                "error": {"code": "internal", "message": message},
-            }
+    work = Path(tempfile.mkdtemp(prefix=f"skysolve-job{job_id}-"))
+    try:
+        with Beat(self, interval) as beat:
+            reply = _solve(request, work, beat, job_id)
+        # After the beats stopped (a late PROGRESS must not overwrite it),
+        # before the clean-up (the dispatcher need not wait for that).
+        self.backend.store_result(self.request.id, reply, "SUCCESS")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _solve(request: dict[str, Any], work: Path, beat: Beat, job_id: Any) -> dict[str, Any]:
+    """The packed reply of one solve in ``work``, or the error it ended with."""
+    from skysolve.queue.worker import load_solver
+
+    try:
+        source, params = unpack_request(request, work)
+        out_dir = work / "out"
+        out_dir.mkdir()
+        result = load_solver()(source, params, out_dir, progress=beat.progress)
+        reply = pack_result(result)
+    except SolveError as exc:
+        log.info("job %s: %s: %s", job_id, exc.code, exc.message)
+        return {"format": request.get("format"), "error": error_to_json(exc)}
+    except Exception as exc:  # an engine bug: report it, keep the worker
+        log.exception("job %s crashed", job_id)
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        return {"format": request.get("format"), "error": {"code": "internal", "message": message}}
     log.info("job %s: %s", job_id, "solved" if result.solved else "not solved")
     return reply
