@@ -74,3 +74,15 @@ def test_it_exits_2_when_no_index_covers_the_scale(tmp_path: Path) -> None:
         str(xyls), "--scale-units", "arcsecperpix", "--scale-low", "0.01", "--scale-high", "0.02"
     )
     assert done.returncode == 2 and "installed indexes hold quads" in done.stderr
+
+
+def test_it_writes_no_files_without_out(tmp_path: Path) -> None:
+    f = make_field(FieldSpec(ra=30.0, dec=45.0, pixscale=30.0, width=800, height=600), render=False)
+    xyls = write_xyls(f, tmp_path / "stars.xyls")
+    before = sorted(tmp_path.iterdir())
+    done = run(str(xyls), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["solved"] is True and doc["files"] == {}
+    assert doc["calibration"]["dec"] == pytest.approx(45.0, abs=0.1)
+    assert sorted(tmp_path.iterdir()) == before
