@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,7 +255,9 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    lists = star_lists(args.submissions)
+    # Made while the service starts (loading the catalogue takes seconds).
+    making = ThreadPoolExecutor(1)
+    pending_lists = making.submit(star_lists, args.submissions)
     db_name = f"skysolve_load_{os.getpid()}"
     database_url = f"{args.pg}/{db_name}"
     admin(args.pg, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
@@ -301,9 +304,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             }
 
         loop = Run(url, args, cpu)
-        timing = asyncio.run(loop.main(session_key, lists))
+        timing = asyncio.run(loop.main(session_key, pending_lists.result()))
         jobs = jobs_in(database_url)
     finally:
+        making.shutdown()
         stop(processes)
         admin(args.pg, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
     tally = loop.tally

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -224,7 +225,9 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server_tmp = tmp / "server-tmp"
     server_tmp.mkdir()
     env = service_env(data_dir, TMPDIR=str(server_tmp))
-    lists = star_lists(min(args.submissions, 5))
+    # Made while the service starts (loading the catalogue takes seconds).
+    making = ThreadPoolExecutor(1)
+    pending_lists = making.submit(star_lists, min(args.submissions, 5))
     key = subprocess.run(
         [*CLI, "apikey", "create", "soakbench"],
         env=env, cwd=REPO, check=True, capture_output=True, text=True,
@@ -247,6 +250,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         wait_until(lambda: answers(url + "/health"), "skysolve serve to answer")
         # The worker loads its catalogues after start-up: sample a settled service.
         wait_until(lambda: len(processes(server.pid)[1]) > 0, "the solve worker to start")
+        lists = pending_lists.result()
         with requests.Session() as http:
             login = {"request-json": json.dumps({"apikey": key})}
             session_key = http.post(f"{url}/api/login", data=login).json()["session"]
@@ -268,6 +272,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                             flush=True,
                         )
     finally:
+        making.shutdown()
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=120)

@@ -11,6 +11,7 @@ import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.check_services import SERVICES, reachable
 from tests.conftest import REPO_ROOT
 from tests.services import POSTGRES_URL, require_service
 
@@ -32,26 +34,47 @@ def bench_module(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
-def run_script(name: str, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    process = subprocess.Popen(
+def start_script(name: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, str(BENCH / name), *args, "--json"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, f"{name} exited {process.returncode}\n{out}\n{err[-3000:]}"
+    assert process.returncode == 0, f"exited {process.returncode}\n{out}\n{err[-3000:]}"
     result: dict[str, Any] = json.loads(out)
-    return process, result
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs() -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Both benchmarks, started together: each mostly waits for its service to start."""
+    started = {
+        "soak": start_script("soak_bench.py", "--submissions", "6", "--sample-every", "3"),
+    }
+    if reachable(*SERVICES["postgresql"]):
+        started["load"] = start_script(
+            "load_bench.py", "--clients", "5", "--submissions", "3", "--duration", "2"
+        )
+    yield started
+    for process in started.values():
+        if process.poll() is None:
+            process.terminate()
+            process.communicate(timeout=120)
 
 
 @pytest.mark.services
-def test_it_runs_the_load_benchmark_and_drops_its_database() -> None:
+def test_it_runs_the_load_benchmark_and_drops_its_database(
+    runs: dict[str, subprocess.Popen[str]],
+) -> None:
     require_service("postgresql")
-    process, result = run_script(
-        "load_bench.py", "--clients", "5", "--submissions", "3", "--duration", "3"
-    )
+    process = runs["load"]
+    result = finish(process)
     assert result["errors"] == 0, result["error_samples"]
     assert result["succeeded"] == result["jobs"] == 3, result["failures"]
     assert result["all_succeeded_s"] is not None
@@ -65,8 +88,10 @@ def test_it_runs_the_load_benchmark_and_drops_its_database() -> None:
     assert left == []
 
 
-def test_it_runs_the_soak_benchmark_and_its_audit_passes() -> None:
-    _, result = run_script("soak_bench.py", "--submissions", "6", "--sample-every", "3")
+def test_it_runs_the_soak_benchmark_and_its_audit_passes(
+    runs: dict[str, subprocess.Popen[str]],
+) -> None:
+    result = finish(runs["soak"])
     failed = [c for c in result["checks"] if not c["ok"]]
     assert result["passed"] and not failed, failed
     assert [s["submissions"] for s in result["samples"]] == [0, 3, 6]
