@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from skysolve.queue.worker import SolveFunction, Worker
 from skysolve.submissions.models import Job
+from tests.localhttp import serve_http
 
 
 class Clock:
@@ -87,12 +87,5 @@ def serving(body: bytes) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve_http(Handler) as url:
+        yield url

@@ -10,10 +10,9 @@ redirect can still not lead anywhere else.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +24,7 @@ from skysolve.queue.fetch import MAX_REDIRECTS, FetchError, fetch_url
 from skysolve.submissions.models import Job
 from tests.api.helpers import session_for
 from tests.hardening.service import run_all, worker
+from tests.localhttp import serve_http
 from tests.webfixtures import FakeSolver
 
 HERE = ["127.0.0.1/32"]
@@ -87,22 +87,10 @@ class ChainHandler(BaseHTTPRequestHandler):
         pass
 
 
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # the client hanging up on a capped body is the point of the test
-
-
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = QuietServer(("127.0.0.1", 0), ChainHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serve_http(ChainHandler) as url:
+        yield url
 
 
 def fetch(url: str, tmp_path: Path, **options: Any) -> str:

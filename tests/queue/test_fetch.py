@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from skysolve.queue.fetch import FetchError, fetch_url
+from tests.localhttp import serve_http
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -29,13 +29,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serve_http(Handler) as url:
+        yield url
 
 
 def test_it_refuses_loopback_by_default(server: str, tmp_path: Path) -> None:
