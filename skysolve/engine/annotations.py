@@ -8,7 +8,7 @@ Sources (all maintained catalogues, none typed in here):
 * Named bright stars are the 3344-star table compiled into Debian's
   ``libastrometry`` (the one ``plot-constellations -B`` and nova use), read with
   ctypes, so names and V magnitudes are exactly nova's.
-* Constellations come from astropy's IAU boundaries (``get_constellation``).
+* Constellations come from the IAU boundaries astropy ships (see ``constellations``).
 
 Why not run ``plot-constellations -L -N -B -C -J`` and parse it (what nova
 does)?  It was compared on the reference images: it gives the same star
@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.coordinates import SkyCoord, get_constellation
 from astropy.wcs import WCS
 
+from skysolve.engine.constellations import constellations
 from skysolve.engine.results import Annotation
 from skysolve.errors import BadInputError
 
@@ -444,9 +444,7 @@ def _constellations(wcs: WCS, width: int, height: int) -> list[tuple[str, str, f
     good = np.all(np.isfinite(world), axis=1)
     if not good.any():
         return []
-    coords = SkyCoord(world[good, 0] % 360.0, world[good, 1], unit="deg", frame="icrs")
-    long_names = np.asarray(get_constellation(coords))
-    short_names = np.asarray(get_constellation(coords, short_name=True))
+    long_names, short_names = constellations(world[good, 0] % 360.0, world[good, 1])
     px, py = px[good], py[good]
     found = []
     for long_name in dict.fromkeys(long_names.tolist()):
