@@ -62,40 +62,32 @@ def url_upload(request: HttpRequest, call: ApiCall) -> HttpResponse:
 
 @api_view()
 def submission_status(request: HttpRequest, call: ApiCall, submission_id: str) -> HttpResponse:
-    submission = services.get_submission(int(submission_id), call.viewer)
-    # A batch's images each hold a star list: not decoded on every poll.
-    user_images = list(submission.user_images.defer("star_list").order_by("created", "id"))
-    jobs: list[int | None] = []
-    calibrations: list[list[int]] = []
-    for user_image in user_images:
-        job = user_image.latest_job()
-        jobs.append(None if job is None else job.id)
-        if job is not None and job.has_calibration:
-            # No separate calibration table: a job has at most one calibration.
-            calibrations.append([job.id, job.id])
+    status = services.submission_status(int(submission_id), call.viewer)
     data: dict[str, object] = {
-        "user": submission.user_id,  # type: ignore[attr-defined]
-        "processing_started": nova_time(submission.processing_started),
-        "processing_finished": nova_time(submission.processing_finished),
-        "user_images": [ui.id for ui in user_images],
-        "images": [ui.id for ui in user_images],
-        "jobs": jobs,
-        "job_calibrations": calibrations,
+        "user": status.user_id,
+        "processing_started": nova_time(status.processing_started),
+        "processing_finished": nova_time(status.processing_finished),
+        "user_images": status.user_images,
+        "images": status.user_images,
+        "jobs": status.jobs,
+        # No separate calibration table: a job has at most one calibration.
+        "job_calibrations": [[job, job] for job in status.calibrated],
     }
-    if submission.error_message:
-        data["error_message"] = submission.error_message
+    if status.error_message:
+        data["error_message"] = status.error_message
     return responses.json_response(data)
 
 
 @api_view()
 def job_status(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
-    job = services.get_job(int(job_id), call.viewer)
-    return responses.json_response({"status": job.nova_status()})
+    values = services.read_job(int(job_id), call.viewer, services.JOB_STATUS)
+    return responses.json_response({"status": services.job_of_values(values).nova_status()})
 
 
 @api_view()
 def calibration(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
-    job = services.get_job(int(job_id), call.viewer)
+    values = services.read_job(int(job_id), call.viewer, services.JOB_CALIBRATION)
+    job = services.job_of_values(values)
     data = job.calibration_dict()
     if data is None:
         return responses.error(f"no calibration data available for job {job.id}", status=404)
@@ -112,13 +104,15 @@ def _short_calibration(job: Job) -> dict[str, float] | None:
 
 @api_view()
 def info(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
-    job = services.get_job(int(job_id), call.viewer)
+    values = services.read_job(int(job_id), call.viewer, services.JOB_INFO)
+    job = services.job_of_values(values)
+    user_tags, machine_tags = services.tag_texts(values["user_image_id"])
     data: dict[str, object] = {
         "status": job.nova_status(),
-        "original_filename": job.user_image.original_filename,
+        "original_filename": values["user_image__original_filename"],
         "objects_in_field": job.objects_in_field(),
-        "machine_tags": job.user_image.tag_texts(machine=True),
-        "tags": job.user_image.tag_texts(machine=False),
+        "machine_tags": machine_tags,
+        "tags": user_tags,
     }
     short = _short_calibration(job)
     if short is not None:

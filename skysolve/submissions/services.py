@@ -9,17 +9,21 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import CALIBRATION_FIELDS
 from skysolve.errors import InvalidParameterError
 from skysolve.queue import backend
 from skysolve.submissions.models import (
@@ -409,16 +413,29 @@ def _enqueue_all(job_ids: Sequence[int]) -> None:
 
 
 def owns(viewer: Viewer, submission: Submission) -> bool:
-    if submission.user_id is not None:  # type: ignore[attr-defined]
-        return viewer.user is not None and viewer.user.pk == submission.user_id  # type: ignore[attr-defined]
-    return bool(viewer.session_key) and viewer.session_key == submission.anonymous_session
+    return _owns(viewer, submission.user_id, submission.anonymous_session)  # type: ignore[attr-defined]
+
+
+def _owns(viewer: Viewer, user_id: int | None, anonymous_session: str) -> bool:
+    if user_id is not None:
+        return viewer.user is not None and viewer.user.pk == user_id
+    return bool(viewer.session_key) and viewer.session_key == anonymous_session
 
 
 def may_read(viewer: Viewer, submission: Submission, *, public: bool) -> bool:
     """nova lets whoever holds an id read it; strict mode keeps private results private."""
+    return _may_read(
+        viewer,
+        submission.user_id,  # type: ignore[attr-defined]
+        submission.anonymous_session,
+        public=public,
+    )
+
+
+def _may_read(viewer: Viewer, user_id: int | None, anonymous_session: str, *, public: bool) -> bool:
     if public or settings.SKYSOLVE_PRIVATE_RESULTS != "strict":
         return True
-    return viewer.is_staff or owns(viewer, submission)
+    return viewer.is_staff or _owns(viewer, user_id, anonymous_session)
 
 
 #: Columns no reader of a submission's or job's status needs: the input star
@@ -448,6 +465,164 @@ def get_job(job_id: int, viewer: Viewer) -> Job:
     if job is None or not may_read(viewer, job.submission, public=job.user_image.is_public):
         raise NotFound(f"no job with id {job_id}")
     return job
+
+
+class _PreparedQuery:
+    """A query by one id whose SQL is compiled once per thread and database.
+
+    Clients poll the status URLs every second; building and compiling the
+    ORM query cost more CPU than PostgreSQL spends answering it.  The
+    queryset is compiled with a placeholder id, and each call only binds the
+    id, runs the SQL and applies the fields' converters, as the ORM does.
+    """
+
+    _PLACEHOLDER = -1_234_567_890  # an id no row has; it marks the parameter to bind
+
+    def __init__(self, build: Callable[[int], QuerySet[Any]]) -> None:
+        self._build = build
+        self._local = threading.local()
+
+    def rows(self, value: int) -> list[tuple[Any, ...]]:
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None:
+            compiled = self._local.compiled = self._compile()
+        compiler, sql, params, index = compiled
+        params = list(params)
+        params[index] = value
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
+        return list(compiler.results_iter(results=[fetched], tuple_expected=True))
+
+    def _compile(self) -> tuple[Any, str, tuple[Any, ...], int]:
+        # The compiler belongs to this thread's connection (it holds the
+        # converters), hence one per thread.
+        compiler = self._build(self._PLACEHOLDER).query.get_compiler(using=DEFAULT_DB_ALIAS)
+        sql, params = compiler.as_sql()
+        if list(params).count(self._PLACEHOLDER) != 1:
+            raise AssertionError(f"the id must be the query's one bound value: {sql}")
+        return compiler, sql, tuple(params), list(params).index(self._PLACEHOLDER)
+
+
+#: Who may read a job: its image's visibility and its submission's owner.
+_JOB_PRIVACY = (
+    "user_image__publicly_visible",
+    "user_image__submission__user_id",
+    "user_image__submission__anonymous_session",
+)
+
+
+def _job_query(fields: tuple[str, ...]) -> _PreparedQuery:
+    def build(job_id: int) -> QuerySet[Any]:
+        return Job.objects.filter(pk=job_id).values_list(*_JOB_PRIVACY, *fields)
+
+    return _PreparedQuery(build)
+
+
+#: What the status URLs read of a job (fields of Job, or of its image).
+JOB_STATUS = ("id", "status", "stage")
+JOB_CALIBRATION = ("id", "status", "stage", *CALIBRATION_FIELDS)
+JOB_INFO = (*JOB_CALIBRATION, "result", "user_image_id", "user_image__original_filename")
+_JOB_QUERIES = {fields: _job_query(fields) for fields in (JOB_STATUS, JOB_CALIBRATION, JOB_INFO)}
+
+
+def read_job(job_id: int, viewer: Viewer, fields: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`get_job` for the status URLs: one query, only ``fields`` (one of the JOB_*)."""
+    rows = _JOB_QUERIES[fields].rows(_valid_id(job_id))
+    if not rows:
+        raise NotFound(f"no job with id {job_id}")
+    visible, user_id, anonymous_session, *values = rows[0]
+    if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
+        raise NotFound(f"no job with id {job_id}")
+    return dict(zip(fields, values, strict=True))
+
+
+def job_of_values(values: dict[str, Any]) -> Job:
+    """A Job holding only the Job fields of :func:`read_job`'s answer (for its methods)."""
+    # from_db takes the values in the model's field order.
+    names = [f.attname for f in Job._meta.concrete_fields if f.attname in values]
+    return Job.from_db(DEFAULT_DB_ALIAS, names, [values[name] for name in names])
+
+
+def _latest_job(column: str) -> Subquery:
+    latest = Job.objects.filter(user_image=OuterRef("user_images__id"))
+    return Subquery(latest.order_by("-queued_at", "-id").values(column)[:1])
+
+
+def _submission_status_query(submission_id: int) -> QuerySet[Any]:
+    return (
+        Submission.objects.filter(pk=submission_id)
+        .annotate(
+            job_id=_latest_job("id"), job_status=_latest_job("status"), job_ra=_latest_job("ra")
+        )
+        .order_by("user_images__created", "user_images__id")
+        .values_list(
+            "user_id",
+            "anonymous_session",
+            "publicly_visible",
+            "processing_started",
+            "processing_finished",
+            "error_message",
+            "user_images__id",
+            "job_id",
+            "job_status",
+            "job_ra",
+        )
+    )
+
+
+_SUBMISSION_STATUS = _PreparedQuery(_submission_status_query)
+
+
+@dataclass(frozen=True)
+class SubmissionStatus:
+    user_id: int | None
+    processing_started: datetime | None
+    processing_finished: datetime | None
+    error_message: str
+    #: The submission's images, oldest first, and the latest job of each.
+    user_images: list[int]
+    jobs: list[int | None]
+    #: Jobs (of ``jobs``) that succeeded with a calibration.
+    calibrated: list[int]
+
+
+def submission_status(submission_id: int, viewer: Viewer) -> SubmissionStatus:
+    """What /api/submissions/N shows, in one query (privacy as :func:`get_submission`)."""
+    rows = _SUBMISSION_STATUS.rows(_valid_id(submission_id))
+    if not rows:
+        raise NotFound(f"no submission with id {submission_id}")
+    user_id, anonymous_session, visible, started, finished, error = rows[0][:6]
+    if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
+        raise NotFound(f"no submission with id {submission_id}")
+    images = [row for row in rows if row[6] is not None]  # none: a left join found no image
+    return SubmissionStatus(
+        user_id=user_id,
+        processing_started=started,
+        processing_finished=finished,
+        error_message=error,
+        user_images=[row[6] for row in images],
+        jobs=[row[7] for row in images],
+        calibrated=[row[7] for row in images if row[8] == Job.SUCCESS and row[9] is not None],
+    )
+
+
+_TAG_TEXTS = _PreparedQuery(
+    lambda user_image_id: (
+        TaggedUserImage.objects.filter(user_image_id=user_image_id)
+        .order_by("id")
+        .values_list("machine", "tag__text")
+    )
+)
+
+
+def tag_texts(user_image_id: int) -> tuple[list[str], list[str]]:
+    """An image's (user tags, machine tags), each in the order they were added."""
+    user: list[str] = []
+    machine: list[str] = []
+    for is_machine, text in _TAG_TEXTS.rows(user_image_id):
+        (machine if is_machine else user).append(text)
+    return user, machine
 
 
 def _valid_id(value: int) -> int:

@@ -1,0 +1,113 @@
+"""The polled status URLs answer in one query each (two for /info), whatever the batch size.
+
+Clients poll them every second, so a query per image or per tag kind would
+multiply the database's and the web processes' work; the answers are checked
+against the models' own methods so the faster reads cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from pytest_django import DjangoAssertNumQueries
+
+from skysolve.submissions.models import Job, Submission, TaggedUserImage, UserImage, nova_time
+from skysolve.submissions.services import add_machine_tags
+from tests.api.helpers import session_for, solve_all, submit_xy
+from tests.webfixtures import FakeSolver
+
+pytestmark = pytest.mark.django_db
+
+
+def _get(client: Client, path: str) -> Any:
+    response = client.get(path)
+    assert response.status_code == 200, response.content
+    return json.loads(response.content)
+
+
+def _batch(client: Client, fake_solver: FakeSolver) -> Submission:
+    """Three solved star lists; the first image has a newer, still queued retry job."""
+    subid = submit_xy(
+        client,
+        session_for("alice"),
+        x=[[10.0, 20.5, 30.0]] * 3,
+        y=[[5.0, 15.0, 25.0]] * 3,
+    )
+    solve_all(fake_solver)
+    submission = Submission.objects.get(pk=subid)
+    first = submission.user_images.order_by("created", "id")[0]
+    solved = first.jobs.get()
+    Job.objects.create(
+        user_image=first, owner_key=solved.owner_key, queued_at=solved.queued_at + timedelta(1)
+    )
+    return submission
+
+
+def test_it_reads_a_batch_status_in_one_query(
+    client: Client, fake_solver: FakeSolver, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
+    submission = _batch(client, fake_solver)
+    images = list(submission.user_images.order_by("created", "id"))
+    latest = [image.latest_job() for image in images]
+    with django_assert_max_num_queries(1):
+        data = _get(client, f"/api/submissions/{submission.id}")
+    assert data == {
+        "user": submission.user_id,  # type: ignore[attr-defined]
+        "processing_started": nova_time(submission.processing_started),
+        "processing_finished": nova_time(submission.processing_finished),
+        "user_images": [image.id for image in images],
+        "images": [image.id for image in images],
+        "jobs": [job.id for job in latest if job is not None],
+        "job_calibrations": [
+            [job.id, job.id] for job in latest if job is not None and job.has_calibration
+        ],
+    }
+    assert len(data["job_calibrations"]) == 2  # the retry of the first is still queued
+
+
+def test_it_reads_a_job_status_in_one_query(
+    client: Client, fake_solver: FakeSolver, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
+    submission = _batch(client, fake_solver)
+    for job in Job.objects.filter(user_image__submission=submission):
+        with django_assert_max_num_queries(1):
+            data = _get(client, f"/api/jobs/{job.id}")
+        assert data == {"status": job.nova_status()}
+        with django_assert_max_num_queries(1):
+            response = client.get(f"/api/jobs/{job.id}/calibration")
+        expected = job.calibration_dict()
+        assert response.status_code == (200 if expected else 404)
+        if expected:
+            assert json.loads(response.content) == expected
+
+
+def test_it_reads_a_job_info_in_two_queries(
+    client: Client, fake_solver: FakeSolver, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
+    submission = _batch(client, fake_solver)
+    image = UserImage.objects.filter(submission=submission).order_by("created", "id")[1]
+    add_machine_tags(image, ["Orion Nebula"])
+    tag = TaggedUserImage.objects.filter(user_image=image).first()
+    assert tag is not None
+    TaggedUserImage.objects.create(user_image=image, tag=tag.tag, machine=False)
+    job = image.jobs.get()
+    with django_assert_max_num_queries(2):
+        data = _get(client, f"/api/jobs/{job.id}/info")
+    calibration = job.calibration_dict()
+    assert calibration is not None
+    assert data == {
+        "status": job.nova_status(),
+        "original_filename": image.original_filename,
+        "objects_in_field": job.objects_in_field(),
+        "machine_tags": image.tag_texts(machine=True),
+        "tags": image.tag_texts(machine=False),
+        "calibration": {
+            k: calibration[k] for k in ("ra", "dec", "radius", "pixscale", "orientation", "parity")
+        },
+    }
+    assert data["tags"] == [tag.tag.text]
+    assert "Orion Nebula" in data["machine_tags"]
