@@ -468,7 +468,7 @@ def get_job(job_id: int, viewer: Viewer) -> Job:
 
 
 class _PreparedQuery:
-    """A query by one id whose SQL is compiled once per thread and database.
+    """A query by one id of the default database, its SQL compiled once per thread.
 
     Clients poll the status URLs every second; building and compiling the
     ORM query cost more CPU than PostgreSQL spends answering it.  The
