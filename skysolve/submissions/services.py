@@ -181,15 +181,8 @@ def submit_upload(
     if not data:
         raise ServiceError("the uploaded file is empty")
     stored = store_upload(data, filename)
-    return _create(
-        viewer,
-        args,
-        options,
-        source=Submission.SOURCE_UPLOAD,
-        original_filename=Path(filename).name[:255],
-        disk_file=stored,
-        file_hash=hashlib.sha1(data).hexdigest(),
-        file_size=len(data),
+    return _create_upload(
+        viewer, args, options, filename, stored, hashlib.sha1(data).hexdigest(), len(data)
     )
 
 
@@ -213,14 +206,26 @@ def submit_upload_file(
     target = Path(settings.SKYSOLVE_UPLOAD_DIR) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     path.replace(target)
+    return _create_upload(viewer, args, options, filename, relative, digest.hexdigest(), size)
+
+
+def _create_upload(
+    viewer: Viewer,
+    args: Mapping[str, Any],
+    options: SubmissionOptions,
+    filename: str,
+    stored: str,
+    file_hash: str,
+    size: int,
+) -> Submission:
     return _create(
         viewer,
         args,
         options,
         source=Submission.SOURCE_UPLOAD,
         original_filename=Path(filename).name[:255],
-        disk_file=relative,
-        file_hash=digest.hexdigest(),
+        disk_file=stored,
+        file_hash=file_hash,
         file_size=size,
     )
 
