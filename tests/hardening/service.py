@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.utils import timezone
 
-from skysolve.queue.worker import SolveFunction, Worker
+from skysolve.queue.worker import Worker
 from skysolve.submissions.models import Job
 from tests.localhttp import serve_http
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = timezone.now()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def upload(client: Client, session: str, data: bytes, name: str, **options: Any) -> Any:
@@ -44,16 +31,6 @@ def upload_ok(client: Client, session: str, data: bytes, name: str, **options: A
 
 def submission_status(client: Client, subid: int) -> Any:
     return json.loads(client.get(f"/api/submissions/{subid}").content)
-
-
-def worker(solver: SolveFunction | None, clock: Clock | None = None, **kwargs: Any) -> Worker:
-    return Worker(
-        solver=solver,
-        clock=clock or Clock(),
-        heartbeat_thread=False,
-        lease_seconds=60,
-        **kwargs,
-    )
 
 
 def run_all(w: Worker) -> int:

@@ -33,7 +33,8 @@ from tests.hardening.files import (
     zip_bomb,
     zip_bytes,
 )
-from tests.hardening.service import jobs_of, run_all, submission_status, upload_ok, worker
+from tests.hardening.service import jobs_of, run_all, submission_status, upload_ok
+from tests.queuefixtures import worker
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

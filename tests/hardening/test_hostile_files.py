@@ -30,7 +30,8 @@ from tests.hardening.files import (
     png_declaring,
     tiff_bytes,
 )
-from tests.hardening.service import jobs_of, run_all, serving, upload, upload_ok, worker
+from tests.hardening.service import jobs_of, run_all, serving, upload, upload_ok
+from tests.queuefixtures import worker
 
 pytestmark = pytest.mark.django_db
 

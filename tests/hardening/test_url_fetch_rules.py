@@ -23,8 +23,9 @@ from django.test import Client
 from skysolve.queue.fetch import MAX_REDIRECTS, FetchError, fetch_url
 from skysolve.submissions.models import Job
 from tests.api.helpers import session_for
-from tests.hardening.service import run_all, worker
+from tests.hardening.service import run_all
 from tests.localhttp import serve_http
+from tests.queuefixtures import worker
 from tests.webfixtures import FakeSolver
 
 HERE = ["127.0.0.1/32"]

@@ -16,15 +16,8 @@ from skysolve.submissions.archives import archive_root
 from skysolve.submissions.models import Job, Submission, UserImage
 from tests.api.helpers import call, job_of, session_for, submit_xy
 from tests.hardening.files import Entry, png_bytes, tar_bytes, zip_bytes
-from tests.hardening.service import (
-    Clock,
-    jobs_of,
-    run_all,
-    serving,
-    submission_status,
-    upload_ok,
-    worker,
-)
+from tests.hardening.service import jobs_of, run_all, serving, submission_status, upload_ok
+from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

@@ -5,27 +5,19 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from skysolve.queue import heartbeat, notify
 from skysolve.queue.heartbeat import CeleryBeacon, Heartbeat, alive, mirror_celery_workers
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.queue.notify import Doorbell, QueuedListener
+from tests.queuefixtures import Clock
 from tests.services import REDIS_URL, require_service
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = timezone.now()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def test_it_marks_an_idle_worker_alive_until_three_beats_are_missed(settings: Any) -> None:

@@ -1,41 +1,19 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from skysolve.errors import SolverFailedError
 from skysolve.queue.backend import request_cancel
-from skysolve.queue.worker import Worker
 from skysolve.submissions.models import Job
 from tests.api.helpers import job_of, session_for, submit_xy
+from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = timezone.now()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-def worker(solver: FakeSolver, clock: Clock | None = None, **kwargs: object) -> Worker:
-    return Worker(
-        solver=solver,
-        clock=clock or Clock(),
-        heartbeat_thread=False,
-        lease_seconds=60,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def test_it_claims_a_job_exactly_once(client: Client) -> None:
