@@ -15,7 +15,8 @@ pytestmark = pytest.mark.skipif(
     shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
 )
 
-CLI = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
+# The console script's own entry point, which leaves without interpreter teardown.
+CLI = [sys.executable, "-c", "from skysolve.cli import console; console()"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
