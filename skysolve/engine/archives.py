@@ -335,6 +335,20 @@ class _Taker:
             "(uncompressed)"
         )
 
+    def admits(self, name: str, refusal: str | None) -> bool:
+        """Whether a (non-directory) member may be read; a refused one is noted as skipped.
+
+        ``refusal`` is the format's own reason to refuse the entry (a link, a
+        device...), or None.
+        """
+        if _unsafe_name(name):
+            self.skip(name, "unsafe path (absolute or with '..')")
+            return False
+        if refusal is not None:
+            self.skip(name, refusal)
+            return False
+        return True
+
     def skip(self, name: str, reason: str) -> None:
         self.skipped.append(f"{_display_name(name)}: {reason}")
 
@@ -462,14 +476,7 @@ def _expand_tar(path: Path, kind: str, taker: _Taker) -> None:
                     taker.entry(info.name)
                     if info.offset_data + max(0, info.size) > taker.max_bytes:
                         raise taker.too_big()
-                    if info.isdir():
-                        continue
-                    if _unsafe_name(info.name):
-                        taker.skip(info.name, "unsafe path (absolute or with '..')")
-                        continue
-                    reason = _tar_entry_kind(info)
-                    if reason is not None:
-                        taker.skip(info.name, reason)
+                    if info.isdir() or not taker.admits(info.name, _tar_entry_kind(info)):
                         continue
                     member = tar.extractfile(info)
                     if member is None:
@@ -546,14 +553,7 @@ def _expand_zip(path: Path, taker: _Taker) -> None:
                 raise taker.too_big()
             for info in infos:
                 taker.entry(info.filename)
-                if info.is_dir():
-                    continue
-                if _unsafe_name(info.filename):
-                    taker.skip(info.filename, "unsafe path (absolute or with '..')")
-                    continue
-                reason = _zip_entry_kind(info)
-                if reason is not None:
-                    taker.skip(info.filename, reason)
+                if info.is_dir() or not taker.admits(info.filename, _zip_entry_kind(info)):
                     continue
                 try:
                     member = archive.open(info)

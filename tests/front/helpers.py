@@ -90,3 +90,19 @@ def fail(submission: Submission, message: str = "no match found") -> Job:
     job.log = "tried hard"
     job.save()
     return job
+
+
+def form(**overrides: Any) -> dict[str, Any]:
+    """The upload form's fields as a browser sends them by default, with ``overrides``."""
+    data: dict[str, Any] = {
+        "scale_preset": "unknown",
+        "scale_units": "degwidth",
+        "scale_type": "ul",
+        "parity": "2",
+        "tweak_order": "2",
+        "allow_commercial_use": "d",
+        "allow_modifications": "d",
+        "publicly_visible": "y",
+    }
+    data.update(overrides)
+    return data

@@ -7,28 +7,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from skysolve.submissions.models import Album, Job, Profile, Submission
-from tests.front.helpers import make_user
+from tests.front.helpers import form, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 def image(name: str = "m101.jpg") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, b"\xff\xd8\xff\xe0 pretend jpeg", content_type="image/jpeg")
-
-
-def form(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "scale_preset": "unknown",
-        "scale_units": "degwidth",
-        "scale_type": "ul",
-        "parity": "2",
-        "tweak_order": "2",
-        "allow_commercial_use": "d",
-        "allow_modifications": "d",
-        "publicly_visible": "y",
-    }
-    data.update(overrides)
-    return data
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from django.test import Client
 from skysolve.submissions.archives import archive_root
 from skysolve.submissions.models import Job, Submission, UserImage
 from tests.api.helpers import session_for
-from tests.front.helpers import make_user
+from tests.front.helpers import form, make_user
 from tests.hardening.files import (
     Entry,
     fits_bytes,
@@ -214,18 +214,7 @@ def test_it_solves_each_image_of_an_archive_with_the_real_engine(client: Client)
 def test_it_expands_an_archive_sent_through_the_upload_form(client: Client) -> None:
     client.force_login(make_user("alice"))
     data = tar_bytes([Entry(f"{i}.png", png_bytes(seed=i)) for i in range(3)], compression="gz")
-    form = {
-        "scale_preset": "unknown",
-        "scale_units": "degwidth",
-        "scale_type": "ul",
-        "parity": "2",
-        "tweak_order": "2",
-        "allow_commercial_use": "d",
-        "allow_modifications": "d",
-        "publicly_visible": "y",
-        "images": SimpleUploadedFile("night.tar.gz", data),
-    }
-    response = client.post("/upload", form)
+    response = client.post("/upload", form(images=SimpleUploadedFile("night.tar.gz", data)))
     assert response.status_code == 302, response.content[:2000]
     submission = Submission.objects.get()
     assert run_all(worker(FakeSolver())) == 3
