@@ -35,7 +35,8 @@ UPLOAD_BODY = {
                     "file": {"type": "string", "format": "binary"},
                 },
             }
-        }
+        },
+        **REQUEST_JSON_BODY["content"],
     }
 }
 
@@ -127,7 +128,9 @@ def build() -> dict[str, Any]:
         },
         "/api/upload": {
             "post": _op(
-                "Submit an image or star-list file (session and options in request-json)",
+                "Submit an image or star-list file (session and options in request-json);"
+                " with no file part, x/y lists in request-json submit a star list"
+                " (client.py --upload-xy), as url_upload does",
                 _json("submission", {"status": "success", "subid": 16714, "hash": "<sha1>"}),
                 body=UPLOAD_BODY,
                 errors={"413": TOO_LARGE, "429": TOO_MANY},

@@ -3,11 +3,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
 
-from skysolve.submissions.models import Submission
+from skysolve.submissions.models import Job, Submission
 from tests.api.helpers import call, session_for
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +107,30 @@ def test_it_keeps_zero_ra_and_dec(client: Client) -> None:
 def test_it_needs_a_file(client: Client) -> None:
     session = session_for("alice")
     data = call(client, "/api/upload", {"session": session})
-    assert data["status"] == "error"
+    assert data == {"status": "error", "errormessage": 'no "file" in the upload'}
+
+
+def test_it_takes_a_star_list_with_no_file_part(client: Client) -> None:
+    # client.py --upload-xy: x/y in request-json, url-encoded, no file part.
+    session = session_for("alice")
+    payload = {"session": session, "x": [10.0, 20.5, 30.0], "y": [5.0, 15.0, 25.0]}
+    body = urlencode({"request-json": json.dumps(payload)})
+    response = client.post("/api/upload", body, content_type="application/x-www-form-urlencoded")
+    data = json.loads(response.content)
+    assert data["status"] == "success", data
+    sub = Submission.objects.get(pk=data["subid"])
+    assert sub.source == Submission.SOURCE_XY
+    assert sub.star_list is not None
+    assert sub.star_list["x"] == [10.0, 20.5, 30.0]
+    # No size given: the field just encloses the stars, as on nova.
+    assert (sub.star_list["image_width"], sub.star_list["image_height"]) == (30, 25)
+    assert Job.objects.filter(user_image__submission=sub).count() == 1
+
+
+def test_it_reports_a_bad_star_list_with_no_file_part(client: Client) -> None:
+    session = session_for("alice")
+    data = call(client, "/api/upload", {"session": session, "x": [1.0, 2.0], "y": [1.0]})
+    assert data == {"status": "error", "errormessage": "x, y (and flux) must have the same length"}
 
 
 def test_it_records_licence_visibility_and_album(client: Client) -> None:
