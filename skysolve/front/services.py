@@ -196,7 +196,7 @@ def my_submissions(user: User, limit: int = 500) -> list[SubmissionRow]:
                 created=sub.created,
                 filename=sub.original_filename or sub.url or f"submission {sub.id}",
                 public=sub.is_public,
-                finished=sub.processing_finished is not None,
+                finished=bool(jobs) and all(status in Job.FINISHED for _, status in jobs),
                 jobs=jobs,
                 error=sub.error_message,
             )

@@ -16,7 +16,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from skysolve.submissions.models import Job, Submission
+from skysolve.submissions.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ def retry(job_id: int) -> bool:
     )
     if not changed:
         return False
-    job = Job.objects.select_related("user_image__submission").get(id=job_id)
-    Submission.objects.filter(pk=job.submission.pk).update(processing_finished=None)
+    # processing_finished stays: the job exists, which is all it says (as on nova).
     enqueue(job_id)
     return True

@@ -290,6 +290,8 @@ class Worker:
             beater.start()
         try:
             source = self._source(job, running)
+            # Fetched and expanded: every job of the submission exists now.
+            submission.jobs_created()
             solver = self.solver or load_solver()
             result = solver(
                 source,

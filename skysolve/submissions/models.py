@@ -256,8 +256,26 @@ class Submission(RandomIdModel):
     def is_public(self) -> bool:
         return self.publicly_visible == "y"
 
+    def jobs_created(self) -> None:
+        """Mark the submission processed: its jobs exist (they need not be solved).
+
+        This is nova's ``processing_finished``: set once the submission's images
+        and jobs are made, before anything is solved.  KStars waits for it to
+        leave "None" and gives up after about three minutes, so it must not
+        wait for a queued solve.  It is never cleared again (not by a retry).
+        """
+        now = timezone.now()
+        Submission.objects.filter(pk=self.pk, processing_finished__isnull=True).update(
+            processing_started=Coalesce("processing_started", models.Value(now)),
+            processing_finished=now,
+        )
+
     def update_processing_times(self) -> None:
-        """Mark the submission finished once none of its jobs is queued or running."""
+        """Mark the submission processed once none of its jobs is queued or running.
+
+        A fallback for a submission whose preparation failed (a URL that could
+        not be fetched, an unreadable archive) before :meth:`jobs_created`.
+        """
         if self.processing_finished is not None:
             return
         pending = Job.objects.filter(user_image__submission=self).exclude(status__in=Job.FINISHED)

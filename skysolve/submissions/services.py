@@ -22,6 +22,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from skysolve.engine.archives import archive_format
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import CALIBRATION_FIELDS
 from skysolve.errors import InvalidParameterError
@@ -405,8 +406,24 @@ def _create(
                 album.user_images.add(user_image)
             job = Job.objects.create(user_image=user_image, owner_key=viewer.owner_key)
             job_ids.append(job.id)
+        if _jobs_complete(submission):
+            submission.jobs_created()
         transaction.on_commit(lambda: _enqueue_all(job_ids))
     return submission
+
+
+def _jobs_complete(submission: Submission) -> bool:
+    """Whether the jobs made at submission time are all the submission will have.
+
+    A URL is fetched, and an archive expanded into one job per image, by the
+    worker's preparation step; that step marks those submissions processed.
+    """
+    if submission.source == Submission.SOURCE_XY:
+        return True
+    if submission.source == Submission.SOURCE_URL:
+        return False
+    path = upload_path(submission)
+    return path is not None and archive_format(path) is None
 
 
 def _enqueue_all(job_ids: Sequence[int]) -> None:

@@ -8,16 +8,20 @@ from django.test import Client
 
 from skysolve.submissions.models import Submission
 from tests.api.helpers import call, job_of, session_for, solve_all, submit_xy
+from tests.hardening.files import png_bytes
+from tests.hardening.service import upload_ok
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db
 
 
-def test_it_reports_an_unprocessed_submission(client: Client) -> None:
+def test_it_reports_a_submission_processed_once_its_job_exists(client: Client) -> None:
+    # nova sets processing_finished when the jobs exist, before any solve;
+    # KStars gives up on a submission whose processing_finished stays "None".
     subid = submit_xy(client, session_for("alice"))
     data = json.loads(client.get(f"/api/submissions/{subid}").content)
-    assert data["processing_started"] == "None"
-    assert data["processing_finished"] == "None"
+    assert data["processing_started"] != "None"
+    assert data["processing_finished"] != "None"
     assert data["jobs"] == [job_of(subid).id]
     assert data["job_calibrations"] == []
     assert json.loads(client.get(f"/api/jobs/{job_of(subid).id}").content) == {
@@ -136,3 +140,12 @@ def test_it_lists_submission_images(client: Client) -> None:
     data = call(client, "/api/submission_images", {"session": alice, "subid": subid})
     assert data["status"] == "success"
     assert data["image_ids"] == [job_of(subid).user_image.id]
+
+
+def test_it_reports_an_uploaded_image_processed_before_it_is_solved(client: Client) -> None:
+    subid = upload_ok(client, session_for("alice"), png_bytes(seed=1), "m42.png")
+    data = json.loads(client.get(f"/api/submissions/{subid}").content)
+    assert data["processing_finished"] != "None"
+    assert json.loads(client.get(f"/api/jobs/{data['jobs'][0]}").content) == {
+        "status": "processing"
+    }

@@ -26,6 +26,8 @@ def test_it_records_a_url_without_fetching_it(client: Client) -> None:
     )
     sub = Submission.objects.get(pk=data["subid"])
     assert (sub.source, sub.url, sub.disk_file) == ("url", "http://example.org/a.fits", "")
+    # The worker's fetch (an archive may give more jobs) decides when it is processed.
+    assert sub.processing_finished is None
 
 
 def test_it_refuses_other_schemes(client: Client) -> None:

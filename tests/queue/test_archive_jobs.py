@@ -37,6 +37,8 @@ def test_it_makes_one_job_per_image_and_lists_them_all(client: Client) -> None:
     session = session_for("alice")
     subid = upload_ok(client, session, three_images(), "night.zip")
     assert len(jobs_of(subid)) == 1  # expanded by the worker, not in the request
+    # Not processed until every image has its job (nova's processing_finished).
+    assert submission_status(client, subid)["processing_finished"] == "None"
     solver = FakeSolver()
     assert run_all(worker(solver)) == 3
     jobs = jobs_of(subid)
@@ -83,8 +85,16 @@ def test_it_expands_an_archive_fetched_from_a_url(client: Client, settings: Any)
         url = f"{server_url}/n.tar.xz"
         answer = call(client, "/api/url_upload", {"session": session, "url": url})
         assert answer["status"] == "success", answer
-        assert run_all(worker(FakeSolver())) == 3
-    jobs = jobs_of(int(answer["subid"]))
+        subid = int(answer["subid"])
+        assert submission_status(client, subid)["processing_finished"] == "None"
+        solver = FakeSolver()
+        seen: list[dict[str, Any]] = []
+        # Fetched and expanded: processed before the first image is solved.
+        solver.hook = lambda cancel: seen.append(submission_status(client, subid))
+        assert run_all(worker(solver)) == 3
+    jobs = jobs_of(subid)
+    assert seen[0]["processing_finished"] != "None"
+    assert seen[0]["jobs"] == [j.id for j in jobs]
     assert [j.user_image.original_filename for j in jobs] == NAMES
     assert [j.status for j in jobs] == [Job.SUCCESS] * 3
 
