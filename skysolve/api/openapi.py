@@ -61,6 +61,8 @@ TOO_MANY = _json(
     },
 )
 
+NO_CALIBRATION = {"error": "no calibration data available for job 12345"}
+
 
 def _op(
     summary: str,
@@ -148,12 +150,34 @@ def build() -> dict[str, Any]:
         "/api/jobs/{job_id}": _get_post(
             "Job status: processing, solving, success or failure", _json("status"), [JOB_ID]
         ),
-        "/api/jobs/{job_id}/calibration": _get_post("Calibration", _json("calibration"), [JOB_ID]),
-        "/api/jobs/{job_id}/info": _get_post("Job summary", _json("info"), [JOB_ID]),
-        "/api/jobs/{job_id}/tags": _get_post("User tags", _json("tags"), [JOB_ID]),
+        "/api/jobs/{job_id}/calibration": _get_post(
+            "Calibration; orientation is nova's: the wcsinfo angle t, or (180 - t) mod 360 "
+            'for JPEG/PNG/GIF inputs. Before a calibration exists: HTTP 200 {"error": ...}',
+            _json("calibration, or nova's no-calibration answer", NO_CALIBRATION),
+            [JOB_ID],
+        ),
+        "/api/jobs/{job_id}/info": _get_post(
+            "Job summary (tags: every tag, machine tags included)", _json("info"), [JOB_ID]
+        ),
+        "/api/jobs/{job_id}/tags": _get_post(
+            "Every tag of the image, machine tags included (as nova)", _json("tags"), [JOB_ID]
+        ),
         "/api/jobs/{job_id}/machine_tags": _get_post("Machine tags", _json("tags"), [JOB_ID]),
         "/api/jobs/{job_id}/objects_in_field": _get_post("Objects", _json("objects"), [JOB_ID]),
-        "/api/jobs/{job_id}/annotations": _get_post("Annotations", _json("annotations"), [JOB_ID]),
+        "/api/jobs/{job_id}/annotations": _get_post(
+            "Annotations; nbright=N keeps the N brightest named stars. Before a calibration "
+            'exists: HTTP 200 {"error": ...}',
+            _json("annotations, or nova's no-calibration answer", NO_CALIBRATION),
+            [
+                JOB_ID,
+                {
+                    "name": "nbright",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "keep only this many bright stars, brightest first (0: all)",
+                },
+            ],
+        ),
         "/api/jobs/{job_id}/cancel": {
             "post": _op(
                 "skysolve extension: cancel a queued or running job (owner or staff; session)",

@@ -76,10 +76,11 @@ class Calibration:
     +1.0 when det(CD) >= 0 in skysolve's pixel convention, else -1.0.
     ``orientation``: the position angle, degrees East of North, of the +y pixel
     axis with the x axis reflected when parity is -1 -- astrometry.net's
-    ``wcsinfo`` definition, which nova reports.  For FITS images (+y is up on
-    screen) this is the angle of the displayed "up" direction.  For JPEG/PNG
-    (+y is down on screen) the displayed "up" direction lies at
-    ``orientation + 180``; that is nova's "flip" for those formats.
+    ``wcsinfo`` definition.  For FITS images (+y is up on screen) this is the
+    angle of the displayed "up" direction.  For JPEG/PNG/TIFF (+y is down on
+    screen) the displayed "up" direction lies at ``orientation + 180``.  nova's
+    API reports something else for JPEG/PNG/GIF inputs: see
+    :func:`nova_orientation`.
     """
 
     ra: float
@@ -137,6 +138,37 @@ class Calibration:
 #: nova's calibration fields, in its order (the API's /calibration keys).
 CALIBRATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Calibration))
 
+#: Input formats whose orientation nova reports mirrored (its ``is_jpeglike``).
+NOVA_JPEGLIKE_FORMATS = frozenset({"jpeg", "png", "gif"})
+
+
+def nova_orientation(orientation: float, image_format: str | None) -> float:
+    """The ``orientation`` nova's API reports for a solve of an ``image_format`` input.
+
+    nova (``net/models.py``, ``Calibration.get_orientation``) reports the
+    ``wcsinfo`` angle ``t`` for FITS, TIFF and star lists, and ``(180 - t) mod
+    360`` for JPEG, PNG and GIF inputs.  That is ``t`` mirrored about the
+    East-West line, not turned by 180 degrees: it is *not* the position angle
+    of the displayed picture's "up" direction, which is ``t + 180`` for those
+    formats (the two agree only when ``t`` is 0 or 180).  Clients compare the
+    numbers they get with nova's, so the API reports this one.
+
+    Parameters
+    ----------
+    orientation : float
+        The ``wcsinfo`` angle (:attr:`Calibration.orientation`), degrees.
+    image_format : str or None
+        :attr:`SolveResult.image_format`; None for star lists.
+
+    Returns
+    -------
+    float
+        Degrees; in [0, 360) for JPEG/PNG/GIF, else ``orientation`` unchanged.
+    """
+    if image_format in NOVA_JPEGLIKE_FORMATS:
+        return (180.0 - orientation) % 360.0
+    return orientation
+
 
 @dataclass(frozen=True)
 class Annotation:
@@ -188,6 +220,8 @@ class SolveResult:
     failure: SolveError | None = None
     n_sources: int = 0
     peak_memory_mb: float | None = None
+    #: What the input was, as :attr:`LoadedImage.format` names it; None for star lists.
+    image_format: str | None = None
 
     @property
     def wcs(self) -> WCS | None:
@@ -212,6 +246,7 @@ class SolveResult:
             "n_sources": self.n_sources,
             "command": list(self.command),
             "peak_memory_mb": self.peak_memory_mb,
+            "image_format": self.image_format,
             "error": None
             if self.failure is None
             else {"code": self.failure.code, "message": self.failure.message},

@@ -225,6 +225,7 @@ def unpack_result(reply: dict[str, Any], out_dir: Path) -> SolveResult:
         failure=None if error is None else error_from_json(error),
         n_sources=int(data.get("n_sources") or 0),
         peak_memory_mb=data.get("peak_memory_mb"),
+        image_format=data.get("image_format"),
     )
 
 

@@ -23,7 +23,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import CALIBRATION_FIELDS
+from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import InvalidParameterError
 from skysolve.queue import backend
 from skysolve.submissions.models import (
@@ -526,7 +526,9 @@ def _job_query(fields: tuple[str, ...]) -> _PreparedQuery:
 
 #: What the status URLs read of a job (fields of Job, or of its image).
 JOB_STATUS = ("id", "status", "stage")
-JOB_CALIBRATION = ("id", "status", "stage", *CALIBRATION_FIELDS)
+#: The input's format comes out of the stored result by a JSON path, not by
+#: decoding the whole result: nova's orientation depends on it.
+JOB_CALIBRATION = ("id", "status", "stage", *CALIBRATION_FIELDS, "result__image_format")
 JOB_INFO = (*JOB_CALIBRATION, "result", "user_image_id", "user_image__original_filename")
 _JOB_QUERIES = {fields: _job_query(fields) for fields in (JOB_STATUS, JOB_CALIBRATION, JOB_INFO)}
 
@@ -547,6 +549,28 @@ def job_of_values(values: dict[str, Any]) -> Job:
     # from_db takes the values in the model's field order.
     names = [f.attname for f in Job._meta.concrete_fields if f.attname in values]
     return Job.from_db(DEFAULT_DB_ALIAS, names, [values[name] for name in names])
+
+
+def nova_calibration(values: dict[str, Any]) -> dict[str, float] | None:
+    """:meth:`Job.nova_calibration` of :func:`read_job`'s JOB_CALIBRATION (or JOB_INFO) answer."""
+    data = job_of_values(values).calibration_dict()
+    if data is not None:
+        data["orientation"] = nova_orientation(data["orientation"], values["result__image_format"])
+    return data
+
+
+def brightest(annotations: list[dict[str, Any]], nbright: int) -> list[dict[str, Any]]:
+    """``annotations`` with only the ``nbright`` brightest named stars (all when 0).
+
+    nova's ``?nbright=N`` (plotann's option): the bright-star entries are kept
+    brightest first and cut at N; the other kinds are untouched.
+    """
+    if nbright <= 0:
+        return annotations
+    stars = [a for a in annotations if a.get("type") == "bright"]
+    others = [a for a in annotations if a.get("type") != "bright"]
+    stars.sort(key=lambda a: math.inf if a.get("vmag") is None else float(a["vmag"]))
+    return others + stars[:nbright]
 
 
 def _latest_job(column: str) -> Subquery:
@@ -622,12 +646,17 @@ _TAG_TEXTS = _PreparedQuery(
 
 
 def tag_texts(user_image_id: int) -> tuple[list[str], list[str]]:
-    """An image's (user tags, machine tags), each in the order they were added."""
-    user: list[str] = []
+    """An image's (tags, machine tags) in the order they were added.
+
+    The first is every tag, machine tags included, once each: nova's ``tags``.
+    """
+    every: dict[str, None] = {}
     machine: list[str] = []
     for is_machine, text in _TAG_TEXTS.rows(user_image_id):
-        (machine if is_machine else user).append(text)
-    return user, machine
+        every[text] = None
+        if is_machine:
+            machine.append(text)
+    return list(every), machine
 
 
 def _valid_id(value: int) -> int:
