@@ -93,16 +93,33 @@ def _file(summary: str, media: str) -> dict[str, Any]:
         "description": summary,
         "content": {media: {"schema": {"type": "string", "format": "binary"}}},
     }
-    return _get_post(summary, ok, [JOB_ID])
+    operations = _get_post(summary, ok, [JOB_ID])
+    head = _op(summary + " (headers only)", {"description": "the GET's headers"}, params=[JOB_ID])
+    return {**operations, "head": head}
 
 
 FILES: dict[str, tuple[str, str]] = {
-    "wcs_file": ("WCS as a FITS header", "application/fits"),
-    "new_fits_file": ("image as FITS with the WCS", "application/fits"),
-    "rdls_file": ("catalogue stars in the field (FITS table)", "application/fits"),
-    "axy_file": ("detected sources (FITS table)", "application/fits"),
-    "corr_file": ("matched star pairs (FITS table)", "application/fits"),
-    "kml_file": ("KML/KMZ for Google Earth sky", "application/vnd.google-earth.kml+xml"),
+    "wcs_file": ("WCS as a FITS header (attachment; filename=wcs.fits)", "application/fits"),
+    "new_fits_file": (
+        "image as FITS with the WCS (attachment; filename=new-image.fits)",
+        "application/fits",
+    ),
+    "rdls_file": (
+        "catalogue stars in the field, FITS table (attachment; filename=rdls.fits)",
+        "application/fits",
+    ),
+    "axy_file": (
+        "detected sources, FITS table (attachment; filename=axy.fits)",
+        "application/fits",
+    ),
+    "corr_file": (
+        "matched star pairs, FITS table (attachment; filename=corr.fits)",
+        "application/fits",
+    ),
+    "kml_file": (
+        "KMZ for Google Earth's sky mode: the KML and the picture it places (image.kmz)",
+        "application/vnd.google-earth.kmz",
+    ),
     "annotated_display": ("annotated image, display size", "image/jpeg"),
     "annotated_full": ("annotated image, full size", "image/jpeg"),
     "red_green_image_display": ("sources vs catalogue, display size", "image/png"),

@@ -196,7 +196,7 @@ def jobs_by_tag(request: HttpRequest, call: ApiCall) -> HttpResponse:
     )
 
 
-@api_view(session=True)
+@api_view(session=True, ids=True)
 def submission_images(request: HttpRequest, call: ApiCall) -> HttpResponse:
     raw = call.args.get("subid")
     try:

@@ -58,8 +58,12 @@ class ServiceError(Exception):
 
 
 class NotFound(ServiceError):
-    def __init__(self, message: str) -> None:
+    """No such thing, or one the viewer may not see; ``kind``/``object_id`` name a looked-up id."""
+
+    def __init__(self, message: str, *, kind: str = "", object_id: int | None = None) -> None:
         super().__init__(message, status=404)
+        self.kind = kind
+        self.object_id = object_id
 
 
 @dataclass(frozen=True)
@@ -454,7 +458,9 @@ def get_submission(submission_id: int, viewer: Viewer) -> Submission:
         Submission.objects.defer(*_INPUT_COLUMNS).filter(pk=_valid_id(submission_id)).first()
     )
     if submission is None or not may_read(viewer, submission, public=submission.is_public):
-        raise NotFound(f"no submission with id {submission_id}")
+        raise NotFound(
+            f"no submission with id {submission_id}", kind="submission", object_id=submission_id
+        )
     return submission
 
 
@@ -468,7 +474,7 @@ def get_job(job_id: int, viewer: Viewer) -> Job:
         .first()
     )
     if job is None or not may_read(viewer, job.submission, public=job.user_image.is_public):
-        raise NotFound(f"no job with id {job_id}")
+        raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
     return job
 
 
@@ -537,10 +543,10 @@ def read_job(job_id: int, viewer: Viewer, fields: tuple[str, ...]) -> dict[str, 
     """:func:`get_job` for the status URLs: one query, only ``fields`` (one of the JOB_*)."""
     rows = _JOB_QUERIES[fields].rows(_valid_id(job_id))
     if not rows:
-        raise NotFound(f"no job with id {job_id}")
+        raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
     visible, user_id, anonymous_session, *values = rows[0]
     if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
-        raise NotFound(f"no job with id {job_id}")
+        raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
     return dict(zip(fields, values, strict=True))
 
 
@@ -620,10 +626,14 @@ def submission_status(submission_id: int, viewer: Viewer) -> SubmissionStatus:
     """What /api/submissions/N shows, in one query (privacy as :func:`get_submission`)."""
     rows = _SUBMISSION_STATUS.rows(_valid_id(submission_id))
     if not rows:
-        raise NotFound(f"no submission with id {submission_id}")
+        raise NotFound(
+            f"no submission with id {submission_id}", kind="submission", object_id=submission_id
+        )
     user_id, anonymous_session, visible, started, finished, error = rows[0][:6]
     if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
-        raise NotFound(f"no submission with id {submission_id}")
+        raise NotFound(
+            f"no submission with id {submission_id}", kind="submission", object_id=submission_id
+        )
     images = [row for row in rows if row[6] is not None]  # none: a left join found no image
     return SubmissionStatus(
         user_id=user_id,
