@@ -60,6 +60,15 @@ TOO_MANY = _json(
         "try again in 12 min",
     },
 )
+GUESSING = _json(
+    "this address looked up too many ids that do not exist (SKYSOLVE_ID_MISSES_PER_HOUR); "
+    "every id lookup from it is refused until Retry-After seconds have passed",
+    {
+        "status": "error",
+        "errormessage": "too many lookups of ids that do not exist: at most 100 per hour "
+        "per address; try again in 42 min",
+    },
+)
 
 NO_CALIBRATION = {"error": "no calibration data available for job 12345"}
 
@@ -84,7 +93,8 @@ def _op(
 
 
 def _get_post(summary: str, ok: dict[str, Any], params: Any = None) -> dict[str, Any]:
-    op = _op(summary, ok, params=params)
+    ids = any(p in (JOB_ID, SUB_ID) for p in params or [])
+    op = _op(summary, ok, params=params, errors={"429": GUESSING} if ids else None)
     return {"get": op, "post": op}
 
 
@@ -94,7 +104,12 @@ def _file(summary: str, media: str) -> dict[str, Any]:
         "content": {media: {"schema": {"type": "string", "format": "binary"}}},
     }
     operations = _get_post(summary, ok, [JOB_ID])
-    head = _op(summary + " (headers only)", {"description": "the GET's headers"}, params=[JOB_ID])
+    head = _op(
+        summary + " (headers only)",
+        {"description": "the GET's headers"},
+        params=[JOB_ID],
+        errors={"429": GUESSING},
+    )
     return {**operations, "head": head}
 
 
@@ -201,6 +216,7 @@ def build() -> dict[str, Any]:
                 _json("cancelled", {"status": "success"}),
                 body=REQUEST_JSON_BODY,
                 params=[JOB_ID],
+                errors={"429": GUESSING},
             )
         },
         "/api/myjobs": {"post": _op("Your jobs (session)", _json("jobs"), body=REQUEST_JSON_BODY)},
@@ -221,6 +237,7 @@ def build() -> dict[str, Any]:
                 "User images of a submission (session, subid)",
                 _json("images"),
                 body=REQUEST_JSON_BODY,
+                errors={"429": GUESSING},
             )
         },
         "/api/openapi.json": {"get": _op("This document", {"description": "OpenAPI 3.1"})},
