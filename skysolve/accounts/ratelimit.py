@@ -157,7 +157,7 @@ def record_miss(ip: str, kind: str, object_id: int) -> None:
     LookupMiss.objects.filter(at__lt=now - WINDOW).delete()
     # One row per distinct id: a repeated miss (a client polling a vanished job) is free.
     LookupMiss.objects.bulk_create(
-        [LookupMiss(at=now, ip=ip, kind=kind, object_id=min(object_id, 2**63 - 1))],
+        [LookupMiss(at=now, ip=ip, kind=kind, object_id=max(-(2**63), min(object_id, 2**63 - 1)))],
         ignore_conflicts=True,
     )
     recent = LookupMiss.objects.filter(ip=ip, at__gt=now - WINDOW)

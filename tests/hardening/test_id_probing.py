@@ -107,6 +107,17 @@ def test_it_counts_submission_ids_in_request_json(client: Client, limit: int) ->
     assert codes == [404] * limit + [429]
 
 
+@pytest.mark.parametrize("subid", [-(10**30), 10**30, 0])
+def test_it_counts_ids_beyond_any_integer_column(client: Client, limit: int, subid: int) -> None:
+    response = client.post(
+        "/api/submission_images",
+        {"request-json": json.dumps({"session": session_for("bob"), "subid": subid})},
+        REMOTE_ADDR=PROBER,
+    )
+    assert response.status_code == 404
+    assert LookupMiss.objects.filter(ip=PROBER).count() == 1
+
+
 def test_it_exempts_staff(client: Client, limit: int, job_id: int) -> None:
     staff = session_for("root", staff=True)
     for i in range(limit * 2):
