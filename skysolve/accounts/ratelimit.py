@@ -1,4 +1,5 @@
-"""Per-user and per-address limits on new submissions, counted in the database.
+"""Per-user and per-address limits, counted in the database: new submissions, and
+lookups of ids that do not exist (:func:`check_id_lookups`, :func:`record_miss`).
 
 ``SKYSOLVE_RATE_LIMIT_USER_PER_HOUR`` and ``SKYSOLVE_RATE_LIMIT_IP_PER_HOUR``
 (0 = off) cap the submissions of the last hour; staff are exempt.  The API's
