@@ -87,10 +87,11 @@ class Calibration:
     +1.0 when det(CD) >= 0 in skysolve's pixel convention, else -1.0.
     ``orientation``: the position angle, degrees East of North, of the +y pixel
     axis with the x axis reflected when parity is -1 -- astrometry.net's
-    ``wcsinfo`` definition, which nova reports.  For FITS images (+y is up on
-    screen) this is the angle of the displayed "up" direction.  For JPEG/PNG
-    (+y is down on screen) the displayed "up" direction lies at
-    ``orientation + 180``; that is nova's "flip" for those formats.
+    ``wcsinfo`` definition.  For FITS images (+y is up on screen) this is the
+    angle of the displayed "up" direction.  For JPEG/PNG/TIFF (+y is down on
+    screen) the displayed "up" direction lies at ``orientation + 180``.  nova's
+    API reports something else for JPEG/PNG/GIF inputs: see
+    :func:`nova_orientation`.
     """
 
     ra: float
@@ -147,6 +148,37 @@ class Calibration:
 
 #: nova's calibration fields, in its order (the API's /calibration keys).
 CALIBRATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Calibration))
+
+#: Input formats whose orientation nova reports mirrored (its ``is_jpeglike``).
+NOVA_JPEGLIKE_FORMATS = frozenset({"jpeg", "png", "gif"})
+
+
+def nova_orientation(orientation: float, image_format: str | None) -> float:
+    """The ``orientation`` nova's API reports for a solve of an ``image_format`` input.
+
+    nova (``net/models.py``, ``Calibration.get_orientation``) reports the
+    ``wcsinfo`` angle ``t`` for FITS, TIFF and star lists, and ``(180 - t) mod
+    360`` for JPEG, PNG and GIF inputs.  That is ``t`` mirrored about the
+    East-West line, not turned by 180 degrees: it is *not* the position angle
+    of the displayed picture's "up" direction, which is ``t + 180`` for those
+    formats (the two agree only when ``t`` is 0 or 180).  Clients compare the
+    numbers they get with nova's, so the API reports this one.
+
+    Parameters
+    ----------
+    orientation : float
+        The ``wcsinfo`` angle (:attr:`Calibration.orientation`), degrees.
+    image_format : str or None
+        :attr:`SolveResult.image_format`; None for star lists.
+
+    Returns
+    -------
+    float
+        Degrees; in [0, 360) for JPEG/PNG/GIF, else ``orientation`` unchanged.
+    """
+    if image_format in NOVA_JPEGLIKE_FORMATS:
+        return (180.0 - orientation) % 360.0
+    return orientation
 
 
 @dataclass(frozen=True)
@@ -212,6 +244,8 @@ class SolveResult:
     failure: SolveError | None = None
     n_sources: int = 0
     peak_memory_mb: float | None = None
+    #: What the input was, as :attr:`LoadedImage.format` names it; None for star lists.
+    image_format: str | None = None
 
     @property
     def wcs(self) -> WCS | None:
@@ -236,6 +270,7 @@ class SolveResult:
             "n_sources": self.n_sources,
             "command": list(self.command),
             "peak_memory_mb": self.peak_memory_mb,
+            "image_format": self.image_format,
             "error": None if self.failure is None else error_to_dict(self.failure),
         }
 
@@ -277,6 +312,7 @@ class SolveResult:
                 failure=None if not error else error_from_dict(error, sender=sender),
                 n_sources=int(data.get("n_sources") or 0),
                 peak_memory_mb=data.get("peak_memory_mb"),
+                image_format=data.get("image_format"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(f"{sender}'s result is malformed: {exc!r}") from None
