@@ -167,6 +167,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 #: Submissions per hour per user and per client address (0 = no limit; staff exempt).
 SKYSOLVE_RATE_LIMIT_USER_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_USER_PER_HOUR", 360)
 SKYSOLVE_RATE_LIMIT_IP_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_IP_PER_HOUR", 720)
+#: The web site's upload form without signing in (nova allows it); such images are public.
+SKYSOLVE_ANONYMOUS_WEB_UPLOAD = envbool("SKYSOLVE_ANONYMOUS_WEB_UPLOAD", False)
+#: Anonymous web uploads per client address per hour (on top of the address limit).
+SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR", 20)
 #: Behind a proxy: take the client address from the last X-Forwarded-For entry.
 USE_X_FORWARDED_FOR = envbool("USE_X_FORWARDED_FOR", False)
 #: Most stars accepted in an x/y list.
