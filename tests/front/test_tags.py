@@ -20,7 +20,7 @@ def test_it_lists_tags_of_public_images_with_counts(client: Client) -> None:
     assert listed == [("M 101", 2), ("M 102", 1)]
     body = response.content.decode()
     m101 = Tag.objects.get(text="M 101")
-    assert f'href="/tags/{m101.id}"' in body
+    assert f'href="/tags/{m101.pk}"' in body
     assert "Secret nebula" not in body
 
 
@@ -50,21 +50,21 @@ def test_it_shows_a_tag_page_with_its_public_images(client: Client) -> None:
     solve(submit(alice, filename="seen.jpg"), objects=["M 42"])
     solve(submit(alice, filename="hidden.jpg", public=False), objects=["M 42"])
     tag = Tag.objects.get(text="M 42")
-    response = client.get(f"/tags/{tag.id}")
+    response = client.get(f"/tags/{tag.pk}")
     body = response.content.decode()
     assert response.context["count"] == 1
     assert "seen.jpg" in body and "hidden.jpg" not in body
     client.force_login(alice)
-    assert "hidden.jpg" in client.get(f"/tags/{tag.id}").content.decode()
+    assert "hidden.jpg" in client.get(f"/tags/{tag.pk}").content.decode()
 
 
 def test_it_hides_a_tag_only_on_private_images(client: Client) -> None:
     alice = make_user("alice")
     solve(submit(alice, public=False), objects=["Secret nebula"])
     tag = Tag.objects.get(text="Secret nebula")
-    assert client.get(f"/tags/{tag.id}").status_code == 404
+    assert client.get(f"/tags/{tag.pk}").status_code == 404
     client.force_login(make_user("bob"))
-    assert client.get(f"/tags/{tag.id}").status_code == 404
+    assert client.get(f"/tags/{tag.pk}").status_code == 404
 
 
 def test_it_lets_a_signed_in_user_tag_an_image_they_see(client: Client) -> None:

@@ -83,7 +83,7 @@ class World:
             "album_id": Album.objects.get(title="Walk").id,
             "username": "alice",
             "key_id": ApiKey.objects.filter(user__username="alice").first().pk,  # type: ignore[union-attr]
-            "tag_id": Tag.objects.get(text=OBJECT).id,
+            "tag_id": Tag.objects.get(text=OBJECT).pk,
             "tagged_id": TaggedUserImage.objects.filter(machine=False).order_by("id")[0].pk,
             "comment_id": Comment.objects.filter(album__isnull=True).order_by("created")[0].id,
         }
