@@ -19,6 +19,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skysolve.engine.results import wcs_from_header
+
 LEGACY_SURVEYS = "https://www.legacysurvey.org/viewer"
 WWT_SHOW_IMAGE = "http://www.worldwidetelescope.org/wwtweb/ShowImage.aspx"
 
@@ -47,14 +49,16 @@ def outline(field: Field, wcs_file: Path | None) -> list[tuple[float, float]]:
     From the solve's WCS file (SIP included) when it can be read; otherwise from
     a tangent-plane WCS rebuilt from the calibration columns.
     """
-    wcs = _read_wcs(wcs_file) or _linear_wcs(field)
+    wcs = _read_wcs(wcs_file, field)
+    if wcs is None:
+        wcs = _linear_wcs(field)
     xs = np.array([1.0, field.width, field.width, 1.0, 1.0])
     ys = np.array([1.0, 1.0, field.height, field.height, 1.0])
     ras, decs = wcs.all_pix2world(xs, ys, 1)
     return [(float(r) % 360.0, float(d)) for r, d in zip(ras, decs, strict=True)]
 
 
-def _read_wcs(path: Path | None) -> WCS | None:
+def _read_wcs(path: Path | None, field: Field) -> WCS | None:
     if path is None or not path.is_file():
         return None
     try:
@@ -62,7 +66,7 @@ def _read_wcs(path: Path | None) -> WCS | None:
             header = hdul[0].header
             if "CRVAL1" not in header:
                 return None
-            return WCS(header)
+            return wcs_from_header(header, field.width, field.height)
     except (OSError, ValueError):
         return None
 
