@@ -25,8 +25,9 @@ from skysolve.submissions.models import UserImage
 #: Longest side of each rendering, in pixels (display matches the overlays).
 SIZES = {"display": 800, "thumbnail": 240}
 
-#: Uploads larger than this are not rendered in the web process.
-MAX_RENDER_PIXELS = 120_000_000
+#: FITS and TIFF uploads larger than this are not rendered in the web process
+#: (the engine's reader holds float32 copies: about 16 bytes a pixel in colour).
+MAX_RENDER_PIXELS = 40_000_000
 
 CONTENT_TYPES = {
     "fits": "application/fits",
@@ -92,8 +93,13 @@ def _render(image: UserImage, longest: int) -> Image.Image:
     path = original_path(image)
     if path is None:
         raise NoPicture("no stored file for this image")
-    if sniff_format(path) is None:
+    kind = sniff_format(path)
+    if kind is None:
         raise NoPicture("the stored file is not an image (an archive, or unreadable)")
+    if kind in _BROWSER_FORMATS:
+        picture = _render_8bit(path, longest)
+        if picture is not None:
+            return picture
     try:
         loaded = load_image(path, max_pixels=MAX_RENDER_PIXELS)
     except SolveError as exc:
@@ -103,6 +109,28 @@ def _render(image: UserImage, longest: int) -> Image.Image:
         pixels = pixels[::-1]
     mode = "L" if pixels.ndim == 2 else "RGB"
     picture = Image.fromarray(np.ascontiguousarray(pixels), mode=mode).convert("RGB")
+    picture.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+    return picture
+
+
+#: Formats Pillow shrinks while decoding (JPEG at 1/2, 1/4, 1/8 scale), in 8 bits.
+_BROWSER_FORMATS = ("jpeg", "png", "gif", "bmp", "webp")
+
+
+def _render_8bit(path: Path, longest: int) -> Image.Image | None:
+    """An 8-bit picture scaled by Pillow alone, without the float copy the engine makes.
+
+    None for deeper images (16-bit PNG), which need the engine's stretch.
+    """
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr"):
+                return None
+            img.draft("RGB", (longest, longest))
+            picture = img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    # Rows as stored, like the overlays (the engine ignores EXIF rotation too).
     picture.thumbnail((longest, longest), Image.Resampling.LANCZOS)
     return picture
 

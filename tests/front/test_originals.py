@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import pytest
 from astropy.io import fits
+from django.contrib.auth.models import User
 from django.test import Client
 from PIL import Image
 
@@ -25,7 +26,7 @@ def fits_bytes(width: int = 300, height: int = 200) -> bytes:
 
 
 def upload(data: bytes, name: str, *, public: bool = True) -> Submission:
-    alice = make_user("alice")
+    alice = User.objects.filter(username="alice").first() or make_user("alice")
     args = {"publicly_visible": "y" if public else "n"}
     return services.submit_upload(services.Viewer(user=alice), args, data, name)
 
@@ -96,3 +97,23 @@ def test_it_shows_thumbnails_and_the_original_on_listings_and_results(client: Cl
     body = client.get(f"/results/{job.id}").content.decode()
     assert f'src="/user_images/{image.id}/display"' in body
     assert f'href="/user_images/{image.id}/original"' in body
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_it_shrinks_8_and_16_bit_pictures(client: Client) -> None:
+    colour = upload(png_bytes(Image.new("RGB", (1000, 500), (200, 30, 30))), "red.png")
+    shown = picture(client.get(f"/user_images/{colour.user_images.get().id}/display"))
+    assert shown.size == (800, 400)
+    assert np.asarray(shown)[200, 400].tolist() == pytest.approx([200, 30, 30], abs=3)
+    deep = np.zeros((300, 600), dtype=np.uint16)
+    deep[:, 300:] = 50000  # a 16-bit picture the engine stretches: dark left, bright right
+    submission = upload(png_bytes(Image.fromarray(deep)), "deep.png")
+    image = submission.user_images.get()
+    shown = np.asarray(picture(client.get(f"/user_images/{image.id}/display")).convert("L"))
+    assert shown.shape == (300, 600)
+    assert shown[:, :250].mean() < 40 and shown[:, 350:].mean() > 200
