@@ -114,6 +114,6 @@ def test_it_shrinks_8_and_16_bit_pictures(client: Client) -> None:
     deep[:, 300:] = 50000  # a 16-bit picture the engine stretches: dark left, bright right
     submission = upload(png_bytes(Image.fromarray(deep)), "deep.png")
     image = submission.user_images.get()
-    shown = np.asarray(picture(client.get(f"/user_images/{image.id}/display")).convert("L"))
-    assert shown.shape == (300, 600)
-    assert shown[:, :250].mean() < 40 and shown[:, 350:].mean() > 200
+    grey = np.asarray(picture(client.get(f"/user_images/{image.id}/display")).convert("L"))
+    assert grey.shape == (300, 600)
+    assert grey[:, :250].mean() < 40 and grey[:, 350:].mean() > 200
