@@ -206,6 +206,8 @@ class SubmissionRow:
     finished: bool
     jobs: list[tuple[int, str]]
     error: str
+    #: The first image's picture (the annotated one once solved).
+    thumbnail: str | None = None
 
 
 def my_submissions(user: User, limit: int = 500, *, status: str = "") -> list[SubmissionRow]:
@@ -215,7 +217,15 @@ def my_submissions(user: User, limit: int = 500, *, status: str = "") -> list[Su
         subs = subs.filter(user_images__jobs__status__in=STATUS_FILTERS[status]).distinct()
     rows = []
     for sub in subs.order_by("-created", "-id")[:limit].prefetch_related("user_images__jobs"):
-        jobs = [(job.id, job.status) for image in sub.user_images.all() for job in image.jobs.all()]
+        images = sorted(sub.user_images.all(), key=lambda image: (image.created, image.id))
+        jobs = [(job.id, job.status) for image in images for job in image.jobs.all()]
+        thumbnail = None
+        if images:
+            first = images[0]
+            solved = [job for job in first.jobs.all() if has_file(job, "annotated_display")]
+            thumbnail = thumbnail_url(first.id)
+            if solved:
+                thumbnail = file_url("annotated_display", solved[-1].id)
         rows.append(
             SubmissionRow(
                 id=sub.id,
@@ -225,6 +235,7 @@ def my_submissions(user: User, limit: int = 500, *, status: str = "") -> list[Su
                 finished=sub.processing_finished is not None,
                 jobs=jobs,
                 error=sub.error_message,
+                thumbnail=thumbnail,
             )
         )
     return rows

@@ -55,3 +55,14 @@ def test_it_filters_my_images_and_submissions_by_status(client: Client) -> None:
         'aria-current="page" class="chosen">failed'
         in client.get("/my/images", {"status": "failed"}).content.decode()
     )
+
+
+def test_it_shows_a_thumbnail_on_each_submission(client: Client) -> None:
+    alice = make_user("alice")
+    job = solve(submit(alice, filename="solved.jpg"))
+    waiting = submit(alice, filename="waiting.jpg")
+    client.force_login(alice)
+    body = client.get("/my/submissions").content.decode()
+    assert f'src="/annotated_display/{job.id}"' in body
+    image_id = waiting.user_images.get().id
+    assert f'src="/user_images/{image_id}/thumbnail"' in body
