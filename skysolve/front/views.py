@@ -91,7 +91,12 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("front:upload")
     page = _page(request, services.gallery())
-    ctx = {"page": page, "title": "Recent solved images", "intro": True}
+    ctx = {
+        "page": page,
+        "title": "Recent solved images",
+        "intro": True,
+        "anonymous_upload": settings.SKYSOLVE_ANONYMOUS_WEB_UPLOAD,
+    }
     return render(request, "front/gallery.html", ctx)
 
 

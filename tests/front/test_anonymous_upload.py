@@ -23,12 +23,14 @@ def open_upload(settings: Any) -> Any:
 
 
 def test_it_is_off_by_default(client: Client) -> None:
+    assert "to upload images" in client.get("/").content.decode()
     response = client.post("/upload", form(images=image()))
     assert response.status_code == 302 and "/accounts/login" in response["Location"]
     assert not Submission.objects.exists()
 
 
 def test_it_takes_an_anonymous_upload_and_makes_it_public(client: Client, open_upload: Any) -> None:
+    assert "it will be public" in client.get("/").content.decode()
     page = client.get("/upload").content.decode()
     assert "You are not signed in" in page and 'name="album"' not in page
     response = client.post(
