@@ -24,6 +24,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -445,9 +446,11 @@ def _acting(request: HttpRequest, action: Callable[[], HttpResponse]) -> HttpRes
 
 
 def _bounce(request: HttpRequest) -> HttpResponse:
-    # Back where the form was, which is a page of this site (the Referer is not trusted).
+    """Back to the page the form was on, only if it is a page of this site."""
     target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return redirect(target)
     return redirect("front:home")
 

@@ -74,3 +74,14 @@ def test_it_comments_on_albums(client: Client, settings: Any) -> None:
     album.save()
     client.force_login(bob)
     assert client.post(f"/albums/{album.id}/comments", {"text": "x"}).status_code == 404
+
+
+def test_it_goes_back_only_to_pages_of_this_site(client: Client) -> None:
+    job = solve(submit(make_user("alice")))
+    client.force_login(make_user("bob"))
+    url = f"/user_images/{job.user_image.id}/comments"
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        response = client.post(url, {"text": "", "next": target})
+        assert response["Location"] == "/", target
+    response = client.post(url, {"text": "", "next": f"/results/{job.id}"})
+    assert response["Location"] == f"/results/{job.id}"
