@@ -408,11 +408,24 @@ def detected_stars(job: Job) -> int | None:
     return int(job.result["n_sources"])
 
 
-def submission_status(submission: Submission) -> dict[str, Any]:
-    """What the status page polls: one entry per job, and whether all finished."""
-    jobs = Job.objects.filter(user_image__submission=submission).order_by("queued_at", "id")
+def submission_status(
+    submission: Submission, viewer: submissions.Viewer | None = None
+) -> dict[str, Any]:
+    """What the status page polls: one entry per job, and whether all finished.
+
+    With a viewer, jobs of images they may not read (an image its owner hid
+    from a public batch, in strict mode) are left out.
+    """
+    jobs = (
+        Job.objects.filter(user_image__submission=submission)
+        .select_related("user_image")
+        .order_by("queued_at", "id")
+    )
     entries = []
     for job in jobs:
+        public = job.user_image.is_public
+        if viewer is not None and not submissions.may_read(viewer, submission, public=public):
+            continue
         entries.append(
             {
                 "id": job.id,

@@ -229,7 +229,8 @@ def _upload_page(
 @require_GET
 @readable_submission
 def status(request: HttpRequest, submission: Submission) -> HttpResponse:
-    ctx = {"submission": submission, "status": services.submission_status(submission)}
+    status = services.submission_status(submission, viewer_of(request))
+    ctx = {"submission": submission, "status": status}
     return render(request, "front/status.html", ctx)
 
 
@@ -237,7 +238,7 @@ def status(request: HttpRequest, submission: Submission) -> HttpResponse:
 @require_GET
 @readable_submission
 def status_json(request: HttpRequest, submission: Submission) -> HttpResponse:
-    return JsonResponse(services.submission_status(submission))
+    return JsonResponse(services.submission_status(submission, viewer_of(request)))
 
 
 # -- results ---------------------------------------------------------------------

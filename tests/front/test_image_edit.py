@@ -95,3 +95,21 @@ def test_it_keeps_an_image_of_a_private_batch_private(client: Client, settings: 
     response = client.post(f"/user_images/{image.id}/unhide", {"next": "/my/images"}, follow=True)
     assert "private submission of several images" in response.content.decode()
     assert UserImage.objects.get(pk=image.id).publicly_visible == "n"
+
+
+def test_it_leaves_a_hidden_image_of_a_public_batch_off_its_status_page(
+    client: Client, settings: Any
+) -> None:
+    settings.SKYSOLVE_PRIVATE_RESULTS = "strict"
+    alice = make_user("alice")
+    args = {"x": [[1.0, 2.0], [3.0, 4.0]], "y": [[1.0, 2.0], [3.0, 4.0]]}
+    submission = services.submit_xy(services.Viewer(user=alice), args)
+    first, second = submission.user_images.order_by("created", "id")
+    client.force_login(alice)
+    client.post(f"/user_images/{second.id}/hide")
+    hidden_job = second.jobs.get().id
+    assert len(client.get(f"/status/{submission.id}/json").json()["jobs"]) == 2
+    client.force_login(make_user("bob"))
+    jobs = client.get(f"/status/{submission.id}/json").json()["jobs"]
+    assert [job["id"] for job in jobs] == [first.jobs.get().id]
+    assert f"Job {hidden_job}" not in client.get(f"/status/{submission.id}").content.decode()
