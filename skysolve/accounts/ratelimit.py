@@ -58,7 +58,8 @@ def _limits(
     if ip:
         limits.append((settings.SKYSOLVE_RATE_LIMIT_IP_PER_HOUR, {"ip": ip}, "per address"))
     if anonymous_web and user is None:
-        # Anonymous uploads from one address, whatever made them (the form or the API).
+        # Anonymous submissions from one address: the form's, and the API's
+        # anonymous ones as far as they were recorded (under the address limit).
         limits.append(
             (
                 settings.SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR,
