@@ -84,7 +84,8 @@ def _signed_in(viewer: submissions.Viewer) -> User:
 
 @dataclass(frozen=True)
 class ImageTag:
-    id: int
+    id: int  # of the tag on this image (what removing it names)
+    tag_id: int
     text: str
     machine: bool
     added_by: str
@@ -114,6 +115,7 @@ def image_tags(image: UserImage, viewer: submissions.Viewer) -> list[ImageTag]:
         out.append(
             ImageTag(
                 id=row.pk,
+                tag_id=row.tag.pk,
                 text=row.tag.text,
                 machine=row.machine,
                 added_by=row.added_by.username if row.added_by is not None else "",

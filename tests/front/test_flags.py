@@ -47,7 +47,9 @@ def test_it_lists_flagged_images_to_staff_only(client: Client) -> None:
     Flag.objects.create(user_image=private, user=alice, kind=Flag.ABUSE)
     client.force_login(bob)
     assert client.get("/flagged").status_code == 404
+    assert 'href="/flagged"' not in client.get("/gallery").content.decode()
     client.force_login(make_user("staffer", staff=True))
+    assert 'href="/flagged"' in client.get("/gallery").content.decode()
     response = client.get("/flagged")
     body = response.content.decode()
     assert "loud.jpg" in body and "quiet.jpg" in body

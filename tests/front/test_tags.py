@@ -79,6 +79,7 @@ def test_it_lets_a_signed_in_user_tag_an_image_they_see(client: Client) -> None:
     assert row.added_by.username == "bob"
     body = client.get(f"/results/{job.id}").content.decode()
     assert "my favourite" in body and "by bob" in body
+    assert f'href="/tags/{row.tag.pk}"' in body
     # The machine tags stay where the worker put them.
     assert services.tag_texts(image.id)[1] == ["Part of the constellation Ursa Major (UMa)"]
 
