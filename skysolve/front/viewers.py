@@ -98,7 +98,8 @@ def legacy_surveys_url(field: Field, corners: list[tuple[float, float]]) -> str:
         "ra": f"{field.ra:.5f}",
         "dec": f"{field.dec:.5f}",
         "zoom": str(zoom),
-        "layer": "unwise-neo7" if field.radius > 2 else "ls-dr10",
+        # nova's layer: unWISE covers the whole sky (the optical surveys do not).
+        "layer": "unwise-neo6",
         "poly": poly,
     }
     return f"{LEGACY_SURVEYS}/?{urlencode(query, safe=',')}"
