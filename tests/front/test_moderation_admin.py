@@ -20,6 +20,7 @@ def test_it_lets_a_superuser_find_comments_and_flags_in_the_admin(client: Client
     boss.save()
     client.force_login(boss)
     found = client.get("/admin/submissions/comment/", {"q": "cheap"}).content.decode()
-    assert "1 result (2 total)" in found
+    assert "1 result (" in found
+    assert found.count('class="action-select"') == 1
     flags = client.get("/admin/submissions/flag/", {"kind__exact": "abuse"})
     assert flags.status_code == 200 and "report abuse" in flags.content.decode()
