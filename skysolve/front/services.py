@@ -510,7 +510,8 @@ def results(job: Job) -> dict[str, Any]:
         for key, prefix, label in RESULT_FILES
         if key in files
     ]
-    if originals.original_path(image) is not None or image.star_list or submission.star_list:
+    original = originals.original_path(image)
+    if (original is not None and sniff_format(original)) or image.star_list or submission.star_list:
         # nova's "original": the upload itself, rendered for the browser.
         overlays.append(
             {"key": "original", "url": f"/user_images/{image.id}/display", "label": "original"}
@@ -533,9 +534,7 @@ def results(job: Job) -> dict[str, Any]:
         "downloads": downloads,
         "objects": job.objects_in_field(),
         "tags": image.tag_texts(machine=False),
-        "original_url": f"/user_images/{image.id}/original"
-        if originals.original_path(image) is not None
-        else "",
+        "original_url": f"/user_images/{image.id}/original" if original is not None else "",
         "sky_map": sky_map,
         "command": reproduce_command(job),
         "status_label": status_label(job),

@@ -117,3 +117,12 @@ def test_it_shrinks_8_and_16_bit_pictures(client: Client) -> None:
     grey = np.asarray(picture(client.get(f"/user_images/{image.id}/display")).convert("L"))
     assert grey.shape == (300, 600)
     assert grey[:, :250].mean() < 40 and grey[:, 350:].mean() > 200
+
+
+def test_it_offers_no_original_view_of_what_is_not_a_picture(client: Client) -> None:
+    submission = upload(b"a zip, say", "notes.jpg")
+    job = fail(submission)
+    image = submission.user_images.get()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert f"/user_images/{image.id}/display" not in body
+    assert f'href="/user_images/{image.id}/original"' in body
