@@ -274,8 +274,8 @@ def solve(
             if outcome is not None and outcome.solved:
                 break
         if outcome is None or not outcome.solved:
-            result.failure = NoMatchError("no solution found")
-            note("solving", "no solution found")
+            result.failure = NoMatchError(_no_match_message(params, config))
+            note("solving", result.failure.message)
     result.n_sources = len(sources)
     if config.write_files:
         with clock.step("write_axy"):
@@ -303,6 +303,28 @@ def solve(
         result.files["log"] = log_path
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
+    """ "no solution found", and for a blind solve which fields the indexes cover.
+
+    Without a scale hint a field of any size was tried against every index, so
+    the likeliest reason is a field outside what they cover: say what that is.
+    (The last attempt is ``params`` itself: hints from the file, if any, were
+    tried first and dropped for the blind retry.)
+    """
+    if params.has_scale:
+        return "no solution found"
+    from skysolve.engine.indexes import describe_coverage, find_indexes
+
+    try:
+        indexes = find_indexes(config.index_dirs, allow_empty=True)
+    except ConfigurationError:
+        return "no solution found"
+    return (
+        f"no solution found (blind): {describe_coverage(indexes)}; a field outside that "
+        "range needs other index files (`skysolve index recommend --fov-deg WIDTH`)"
+    )
 
 
 def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:
