@@ -9,6 +9,7 @@ worth loading.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 from astropy.io import fits
 
 from skysolve.errors import ConfigurationError, NoIndexError
+
+log = logging.getLogger(__name__)
 
 #: Where Debian's astrometry-data-* packages put their index files.
 DEFAULT_INDEX_DIRS: tuple[Path, ...] = (Path("/usr/share/astrometry"),)
@@ -119,7 +122,13 @@ def _scan(dirs: tuple[Path, ...]) -> tuple[IndexFile, ...]:
             seen.add(key)
             index = _HEADERS.get(key)
             if index is None:
-                index = _HEADERS[key] = read_index_header(path)
+                try:
+                    index = _HEADERS[key] = read_index_header(path)
+                except ConfigurationError as exc:
+                    # One damaged file must not stop every solve; `skysolve
+                    # index verify` names it.
+                    log.warning("skipping %s", exc)
+                    continue
             found.append(index)
     for stale in set(_HEADERS) - seen:
         if stale[0].parent in dirs:
