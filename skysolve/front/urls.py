@@ -21,4 +21,5 @@ urlpatterns = [
     re_path(r"^users/(?P<username>[\w.@+-]+)$", views.user_page, name="user"),
     path("my/images", views.my_images, name="my_images"),
     path("my/submissions", views.my_submissions, name="my_submissions"),
+    path("staff/indexes", views.indexes, name="indexes"),
 ]

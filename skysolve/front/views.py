@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
@@ -294,3 +295,28 @@ def album(request: HttpRequest, album_id: int) -> HttpResponse:
         raise Http404("no such album") from None
     page = _page(request, services.album_images(found, viewer))
     return render(request, "front/album.html", {"album": found, "page": page})
+
+
+# -- staff -----------------------------------------------------------------------
+
+
+@require_GET
+@staff_member_required
+def indexes(request: HttpRequest) -> HttpResponse:
+    """The index files this service solves with, and what a field size needs."""
+    from skysolve.submissions.indexstats import overview
+
+    fov: float | None = None
+    raw = request.GET.get("fov_deg", "").strip()
+    error = ""
+    if raw:
+        try:
+            fov = float(raw)
+        except ValueError:
+            fov = None
+        if fov is None or not (0.01 <= fov <= 180.0):
+            fov, error = None, "the field width must be a number of degrees from 0.01 to 180"
+    ctx = overview(fov, mirrors=settings.SKYSOLVE_INDEX_MIRRORS)
+    ctx["error"] = error or ctx["error"]
+    ctx["fov_deg"] = raw
+    return render(request, "front/indexes.html", ctx)

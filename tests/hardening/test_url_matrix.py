@@ -247,6 +247,16 @@ def admin(world: World, role: str, url: str) -> None:
         assert response.status_code == 302 and "/admin/login" in response["Location"], role
 
 
+def staff_page(world: World, role: str, url: str) -> None:
+    """Staff only; anyone else is sent to the admin sign-in."""
+    response = world.clients[role].get(url)
+    if role == "staff":
+        assert response.status_code == 200, role
+        assert SECRET not in body_of(response)
+    else:
+        assert response.status_code == 302 and "/admin/login" in response["Location"], role
+
+
 def health(world: World, role: str, url: str) -> None:
     response = world.clients[role].get(url)
     assert response.status_code in (200, 503)
@@ -271,6 +281,7 @@ RULES: dict[str, Rule] = {
     "front:user_image": readable((302,)), "front:gallery": page(), "front:search": page(),
     "front:tags": page(), "front:albums": page(), "front:album": readable(), "front:user": page(),
     "front:my_images": signed_in_page(mine=True), "front:my_submissions": signed_in_page(mine=True),
+    "front:indexes": staff_page,
     "accounts:signup": page(), "accounts:login": page(), "accounts:logout": post_only,
     "accounts:profile": profile, "accounts:regenerate_key": regenerate,
 }  # fmt: skip
