@@ -266,13 +266,20 @@ def solve(
         attempts = [("hinted" if hints_used else "as given", effective)]
         if hints_used:
             attempts.append(("blind retry without the file's hints", params))
-        for label, attempt_params in attempts:
-            constraints = constraints_for(attempt_params, width)
-            outcome, sources = _run_solvers(
-                solvers, sources_for, constraints, work, clock, note, label
-            )
-            if outcome is not None and outcome.solved:
-                break
+        try:
+            for label, attempt_params in attempts:
+                constraints = constraints_for(attempt_params, width)
+                outcome, sources = _run_solvers(
+                    solvers, sources_for, constraints, work, clock, note, label
+                )
+                if outcome is not None and outcome.solved:
+                    break
+        except SolveTimeoutError as exc:
+            if params.has_scale:
+                raise
+            # A blind search that runs out of time has most often been given a
+            # field no installed index covers: say which fields they do.
+            raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
         if outcome is None or not outcome.solved:
             result.failure = NoMatchError(_no_match_message(params, config))
             note("solving", result.failure.message)
@@ -315,15 +322,19 @@ def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
     """
     if params.has_scale:
         return "no solution found"
+    return f"no solution found (blind): {_coverage_hint(config)}"
+
+
+def _coverage_hint(config: EngineConfig) -> str:
     from skysolve.engine.indexes import describe_coverage, find_indexes
 
     try:
         indexes = find_indexes(config.index_dirs, allow_empty=True)
     except ConfigurationError:
-        return "no solution found"
+        return "the index files could not be listed"
     return (
-        f"no solution found (blind): {describe_coverage(indexes)}; a field outside that "
-        "range needs other index files (`skysolve index recommend --fov-deg WIDTH`)"
+        f"{describe_coverage(indexes)}; a field outside that range needs other index "
+        "files (`skysolve index recommend --fov-deg WIDTH`)"
     )
 
 

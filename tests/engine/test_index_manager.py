@@ -244,3 +244,38 @@ def test_it_chooses_tiles_by_position_and_names_the_fix(synthetic_sky: Synthetic
     without_tiles = [ix for ix in indexes if ix.series == 4100]
     with pytest.raises(NoIndexError, match="skysolve index fetch --series 5200 --scales 0,1,2,3$"):
         select_indexes(without_tiles, **common)
+
+
+def test_it_says_which_fields_the_indexes_cover_when_a_blind_solve_fails(
+    synthetic_sky: SyntheticSky, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.pipeline import EngineConfig, solve
+    from skysolve.engine.results import SourceList
+    from skysolve.errors import SolveTimeoutError
+
+    wide_only = tmp_path / "wide"
+    wide_only.mkdir()
+    os.symlink("/usr/share/astrometry/index-tycho2-19.littleendian.fits",
+               wide_only / "index-tycho2-19.littleendian.fits")  # fmt: skip
+    rng = np.random.default_rng(1)
+    stars = SourceList(x=rng.uniform(1, 800, 12), y=rng.uniform(1, 600, 12),
+                       flux=rng.uniform(1, 10, 12), width=800, height=600)  # fmt: skip
+    config = EngineConfig(index_dirs=(wide_only,), make_pictures=False, write_files=False)
+    result = solve(stars, SolveParameters(timeout=60), tmp_path / "a", config=config)
+    assert not result.solved and result.failure is not None
+    assert result.failure.message == (
+        "no solution found (blind): the installed index files cover fields of about 23.3 deg to "
+        "180 deg (quads of 23.3 deg to 33.3 deg); a field outside that range needs other index "
+        "files (`skysolve index recommend --fov-deg WIDTH`)"
+    )
+    hinted = SolveParameters(timeout=60, scale_units="degwidth", scale_lower=30, scale_upper=40)
+    assert solve(stars, hinted, tmp_path / "c", config=config).failure.message == (  # type: ignore[union-attr]
+        "no solution found"
+    )
+    # The 0.2 degree field, blind, against all of Debian's files runs out of time.
+    debian = EngineConfig(make_pictures=False, write_files=False)
+    with pytest.raises(SolveTimeoutError, match="cover fields of about 22' to 180 deg"):
+        solve(synthetic_sky.field, SolveParameters(timeout=2), tmp_path / "b", config=debian)
