@@ -271,7 +271,16 @@ def run_fetch(args: argparse.Namespace) -> int:
         mirror = args.mirror or mirrors_from_env()[args.series]
         dest = args.dir or _dirs()[0]
         print(f"skysolve: {len(names)} file(s) from {mirror} into {dest}", file=sys.stderr)
-        report = fetch(names, mirror=mirror, dest=dest, progress=_Bar())
+        from skysolve.engine.indexes import find_indexes
+
+        report = fetch(
+            names,
+            mirror=mirror,
+            dest=dest,
+            progress=_Bar(),
+            force=args.force,
+            installed=find_indexes(_dirs(), allow_empty=True),
+        )
     except SolveError as exc:
         print(f"skysolve: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -549,6 +549,7 @@ def fetch(
     progress: Progress | None = None,
     timeout: float = 60.0,
     force: bool = False,
+    installed: Sequence[IndexFile] = (),
 ) -> FetchReport:
     """Download index files from ``mirror`` into ``dest``, each verified, then renamed.
 
@@ -558,7 +559,8 @@ def fetch(
     whose header is an index file's matching its name, and whose checksum
     matches the mirror's ``SHA256SUMS``/``MD5SUMS`` (when it lists one) is
     moved into place, atomically; a corrupt one is deleted.  Files already in
-    ``dest`` are skipped unless ``force``.
+    ``dest``, or in ``installed`` under another name (Debian names the 4100
+    series ``index-tycho2-07.littleendian.fits``), are skipped unless ``force``.
     """
     for name in names:
         if not _NAME.match(name):
@@ -568,20 +570,27 @@ def fetch(
         raise ConfigurationError(f"{dest} is not writable: choose another with --dir")
     report = FetchReport()
     started = time.monotonic()
-    sums = mirror_checksums(mirror, timeout=timeout)
-    base = mirror if mirror.endswith("/") else mirror + "/"
+    have = {(ix.index_id, ix.healpix if ix.tiled else -1) for ix in installed}
+    todo = []
     for name in names:
-        final = dest / name
-        if final.exists() and not force:
+        m = _NAME.match(name)
+        assert m is not None
+        key = (int(m.group(1)), int(m.group(2)) if m.group(2) is not None else -1)
+        if ((dest / name).exists() or key in have) and not force:
             report.skipped.append(name)
-            continue
+        else:
+            todo.append(name)
+    # The checksum list is asked for only when there is something to download.
+    sums = mirror_checksums(mirror, timeout=timeout) if todo else {}
+    base = mirror if mirror.endswith("/") else mirror + "/"
+    for name in todo:
         try:
             got = _fetch_one(base + name, dest, name, sums.get(name), progress, timeout)
         except IndexFetchError as exc:
             report.failed[name] = exc.message
             continue
         report.bytes += got
-        report.installed.append(final)
+        report.installed.append(dest / name)
     report.seconds = time.monotonic() - started
     return report
 

@@ -25,6 +25,7 @@ from skysolve.engine.index_manager import (
 from skysolve.engine.indexes import find_indexes, select_indexes
 from skysolve.errors import (
     ConfigurationError,
+    IndexFetchError,
     InvalidParameterError,
     NoIndexError,
 )
@@ -144,6 +145,10 @@ def test_it_fetches_verifies_and_installs_atomically(
         assert not report.failed and len(report.installed) == len(synthetic_sky.files)
         again = fetch(list(synthetic_sky.files), mirror=url, dest=dest)
     assert again.skipped == list(synthetic_sky.files) and not again.installed
+    # Installed elsewhere under another name (as Debian names the 4100 files): skipped too.
+    elsewhere = fetch(["index-4119.fits"], mirror="http://127.0.0.1:9/", dest=tmp_path / "x",
+                      installed=find_indexes([Path("/usr/share/astrometry")]))  # fmt: skip
+    assert elsewhere.skipped == ["index-4119.fits"] and not elsewhere.failed
     for name in synthetic_sky.files:
         assert (dest / name).read_bytes() == (synthetic_sky.mirror / name).read_bytes()
     assert sorted(p.name for p in dest.iterdir()) == sorted(synthetic_sky.files)
@@ -211,6 +216,9 @@ def test_it_never_installs_a_bad_download(
 def test_it_refuses_names_that_are_not_index_files(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="not an astrometry.net index file name"):
         fetch(["../etc/passwd"], mirror="http://127.0.0.1:9/", dest=tmp_path)
+    with pytest.raises(IndexFetchError, match="SHA256SUMS"):
+        fetch(["index-5203-25.fits"], mirror="http://127.0.0.1:9/", dest=tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_it_sees_new_files_without_a_restart_and_removes_them(
