@@ -167,6 +167,7 @@ def main() -> int:
     parser.add_argument("--fetch-gb", type=float, default=3.0)
     parser.add_argument("--skip-fetch", action="store_true")
     args = parser.parse_args()
+    (REPO / "var").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="index-bench-", dir=REPO / "var") as tmp:
         work = Path(tmp)
         t0 = time.monotonic()
