@@ -287,3 +287,19 @@ def test_it_says_which_fields_the_indexes_cover_when_a_blind_solve_fails(
     debian = EngineConfig(make_pictures=False, write_files=False)
     with pytest.raises(SolveTimeoutError, match="cover fields of about 22' to 180 deg"):
         solve(synthetic_sky.field, SolveParameters(timeout=2), tmp_path / "b", config=debian)
+
+
+def test_it_refuses_a_second_fetch_of_a_file_being_fetched(
+    synthetic_sky: SyntheticSky, tmp_path: Path
+) -> None:
+    import fcntl
+
+    name = "index-5204-25.fits"
+    dest = tmp_path / "indexes"
+    dest.mkdir()
+    with partial_path(dest, name).open("ab") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with serve_http(mirror_handler(synthetic_sky.mirror, Behaviour())) as url:
+            report = fetch([name], mirror=url, dest=dest)
+    assert "another fetch of this file is running" in report.failed[name]
+    assert not (dest / name).exists()
