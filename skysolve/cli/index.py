@@ -211,7 +211,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     print(f"for {source}: index quads of 10% to 100% of the field")
     for item in rec.items:
         q = f"{format_arcmin(item.quad_arcmin[0])}-{format_arcmin(item.quad_arcmin[1])}"
-        size = f"{'' if item.bytes_exact else '~'}{item.bytes / 1e6:,.0f} MB"
+        mb = item.bytes / 1e6
+        size = f"{'' if item.bytes_exact else '~'}{mb:,.{0 if mb >= 10 else 1}f} MB"
         tiles = f" ({len(item.files)} tiles, nside {item.nside})" if item.nside else ""
         print(
             f"  {'required   ' if item.required else 'recommended'} {item.series} scale "
