@@ -107,3 +107,13 @@ def test_it_solves_after_a_fetch_without_a_restart(
     calibration = requests.get(f"{server.url}/api/jobs/{job_id}/calibration", timeout=10).json()
     assert abs(calibration["ra"] - FIELD_RA) * 3600 < 2.0
     assert abs(calibration["dec"] - FIELD_DEC) * 3600 < 2.0
+
+    # `skysolve index list` on this installation counts the job for that file.
+    env["SKYSOLVE_DATA_DIR"] = str(server.data_dir)
+    listed = subprocess.run(
+        [*CLI, "index", "list", "--json"], env=env, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    solved = {row["name"]: row["jobs_solved"] for row in json.loads(listed.stdout)["indexes"]}
+    assert solved[result["index"]] == 1
+    assert sum(solved.values()) == 1
