@@ -117,3 +117,13 @@ def test_it_solves_after_a_fetch_without_a_restart(
     solved = {row["name"]: row["jobs_solved"] for row in json.loads(listed.stdout)["indexes"]}
     assert solved[result["index"]] == 1
     assert sum(solved.values()) == 1
+    # ... and `recommend` without a size takes the recent jobs' field sizes (0.2 degrees).
+    recommended = subprocess.run(
+        [*CLI, "index", "recommend", "--json"], env=env, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    doc = json.loads(recommended.stdout)
+    assert doc["for"].startswith("the 1 most recent solved jobs")
+    scales = {row["scale"]: row for row in doc["scales"]}
+    assert sorted(scales) == [0, 1, 2, 3, 4, 5]
+    assert (scales[2]["installed"], scales[2]["files"]) == (1, 48)  # tile 25 of 48
