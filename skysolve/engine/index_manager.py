@@ -85,11 +85,6 @@ class Series:
     def index_id(self, scale: int) -> int:
         return self.number + scale
 
-    def tiles(self, scale: int) -> int:
-        """Number of files this scale is split into (1 when whole-sky)."""
-        n = self.nside.get(scale, 0)
-        return tile_count(n) if n else 1
-
     def file_name(self, scale: int, tile: int | None = None) -> str:
         if self.nside.get(scale, 0):
             if tile is None:
@@ -882,7 +877,8 @@ def build(
 
 
 def _no_stars_in_tile(log: str) -> bool:
-    return bool(re.search(r"(?i)(0 stars|no stars|zero stars|nothing to do)", log))
+    # build-astrometry-index says "Total: 0 stars" and then fails to build a tree.
+    return bool(re.search(r"Total: 0 stars\b", log))
 
 
 def _header_int(path: Path, key: str) -> int:
