@@ -303,3 +303,28 @@ def test_it_refuses_a_second_fetch_of_a_file_being_fetched(
             report = fetch([name], mirror=url, dest=dest)
     assert "another fetch of this file is running" in report.failed[name]
     assert not (dest / name).exists()
+
+
+def test_it_builds_one_file_per_healpix_tile_a_catalogue_touches(tmp_path: Path) -> None:
+    import numpy as np
+    from astropy.io import fits
+
+    from skysolve.engine.index_manager import build
+
+    # 4000 stars within 0.8 degrees of RA 157.5, Dec 19.47: a corner of tile 25.
+    rng = np.random.default_rng(5)
+    ra = 157.5 + rng.uniform(-0.8, 0.8, 4000)
+    dec = 19.47 + rng.uniform(-0.8, 0.8, 4000)
+    cols = [fits.Column(name="RA_ICRS", format="D", array=ra),
+            fits.Column(name="DE_ICRS", format="D", array=dec),
+            fits.Column(name="Gmag", format="E", array=rng.uniform(8, 14, 4000))]  # fmt: skip
+    catalogue = tmp_path / "edge.fits"
+    fits.BinTableHDU.from_columns(cols).writeto(catalogue)
+    built = build(catalogue, tmp_path / "out", scales=[6], index_id=9200, nside=2)
+    tiles = sorted(int(p.name[11:13]) for p in built)
+    expected = sorted({healpixes_within(float(a), float(d), 0.0, 2)[0] for a, d in
+                       zip(ra[::50], dec[::50], strict=True)})  # fmt: skip
+    assert len(expected) > 1 and tiles == expected
+    for path in built:
+        check = verify_file(path)
+        assert check.ok and check.index is not None and check.index.index_id == 9206
