@@ -95,6 +95,13 @@ class SolverFailedError(SolveError):
     retryable = True
 
 
+class IndexFetchError(SolveError):
+    """An index file could not be downloaded whole and correct; nothing was installed."""
+
+    code = "index_fetch"
+    retryable = True
+
+
 class ConfigurationError(SolveError):
     """skysolve itself is misconfigured (missing binary, no index directory)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +30,13 @@ def shared_images() -> Path:
             pytest.fail(reason + "; SKYSOLVE_REQUIRE_IMAGES=1 forbids skipping")
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_sky(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A synthetic star catalogue, its 5200-style index files (built once per
+    session with build-astrometry-index) and a 0.2 degree field: see
+    tests/indexfixtures.py."""
+    from tests.indexfixtures import sky_fixture
+
+    return sky_fixture(tmp_path_factory)

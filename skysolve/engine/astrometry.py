@@ -183,6 +183,8 @@ class AstrometryNetSolver(Solver):
             height=sources.height,
             scale_low=constraints.scale_low or 0.0,
             scale_high=constraints.scale_high if constraints.scale_high is not None else np.inf,
+            center=_center(constraints),
+            radius=constraints.radius,
         )
         groups = split_for_processes(indexes, self.config.processes)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -295,6 +297,12 @@ class AstrometryNetSolver(Solver):
                     return run
             time.sleep(POLL_SECONDS)
         return None
+
+
+def _center(constraints: SolveConstraints) -> tuple[float, float] | None:
+    if constraints.center_ra is None or constraints.center_dec is None:
+        return None
+    return (constraints.center_ra, constraints.center_dec)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

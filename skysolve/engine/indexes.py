@@ -9,15 +9,17 @@ worth loading.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from astropy.io import fits
 
 from skysolve.errors import ConfigurationError, NoIndexError
+
+log = logging.getLogger(__name__)
 
 #: Where Debian's astrometry-data-* packages put their index files.
 DEFAULT_INDEX_DIRS: tuple[Path, ...] = (Path("/usr/share/astrometry"),)
@@ -46,6 +48,21 @@ class IndexFile:
     @property
     def size_bytes(self) -> int:
         return self.path.stat().st_size
+
+    @property
+    def series(self) -> int | None:
+        """astrometry.net's series (4100, 4200, 5200...): the index id without its scale."""
+        return (self.index_id // 100) * 100 if self.index_id >= 100 else None
+
+    @property
+    def scale_number(self) -> int | None:
+        """The scale number (0-19): the last two digits of the index id."""
+        return self.index_id % 100 if self.index_id >= 100 else None
+
+    @property
+    def tiled(self) -> bool:
+        """Whether this file holds one healpix tile of the sky rather than all of it."""
+        return self.healpix >= 0 and self.nside > 0
 
     def can_match(
         self, *, width: float, height: float, scale_low: float, scale_high: float
@@ -84,32 +101,94 @@ def read_index_header(path: Path) -> IndexFile:
     )
 
 
-@lru_cache(maxsize=16)
+#: Headers already read, by path, size and modification time: a directory
+#: listing is re-read on every solve (so a running service sees files that
+#: ``skysolve index fetch`` moved in), but an unchanged file's header is not.
+_HEADERS: dict[tuple[Path, int, int], IndexFile] = {}
+
+
 def _scan(dirs: tuple[Path, ...]) -> tuple[IndexFile, ...]:
     found: list[IndexFile] = []
+    seen: set[tuple[Path, int, int]] = set()
     for directory in dirs:
         if not directory.is_dir():
             continue
         for path in sorted(directory.glob("index-*.fits")):
-            found.append(read_index_header(path))
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue  # removed while we listed the directory
+            key = (path, st.st_size, st.st_mtime_ns)
+            seen.add(key)
+            index = _HEADERS.get(key)
+            if index is None:
+                try:
+                    index = _HEADERS[key] = read_index_header(path)
+                except ConfigurationError as exc:
+                    # One damaged file must not stop every solve; `skysolve
+                    # index verify` names it.
+                    log.warning("skipping %s", exc)
+                    continue
+            found.append(index)
+    for stale in set(_HEADERS) - seen:
+        if stale[0].parent in dirs:
+            del _HEADERS[stale]
     return tuple(sorted(found, key=lambda ix: (ix.scale_lower, ix.name)))
 
 
-def find_indexes(dirs: Iterable[Path] = DEFAULT_INDEX_DIRS) -> tuple[IndexFile, ...]:
+def find_indexes(
+    dirs: Iterable[Path] = DEFAULT_INDEX_DIRS, *, allow_empty: bool = False
+) -> tuple[IndexFile, ...]:
     """All index files in ``dirs``, finest scale first.
 
-    Raises :class:`~skysolve.errors.ConfigurationError` when there are none, with
-    the Debian package that provides them.
+    The directories are listed on every call, so files added or removed while
+    a service runs are seen by its next solve.  Raises
+    :class:`~skysolve.errors.ConfigurationError` when there are none (unless
+    ``allow_empty``), with the Debian package that provides them.
     """
     dirs_t = tuple(Path(d) for d in dirs)
     found = _scan(dirs_t)
-    if not found:
+    if not found and not allow_empty:
         where = ", ".join(str(d) for d in dirs_t) or "(no directories configured)"
         raise ConfigurationError(
             f"no astrometry.net index files (index-*.fits) in {where}; "
-            "install the Debian package astrometry-data-tycho2 or set SKYSOLVE_INDEX_DIRS"
+            "install the Debian package astrometry-data-tycho2, run "
+            "`skysolve index recommend` to see which files to fetch, "
+            "or set SKYSOLVE_INDEX_DIRS"
         )
     return found
+
+
+def field_range_arcmin(indexes: Sequence[IndexFile]) -> tuple[float, float]:
+    """The field widths (arcmin) these indexes serve, by astrometry.net's rule.
+
+    A field is served by an index whose quads are 10% to 100% of its size, so
+    quads of ``lo``-``hi`` serve fields of ``lo`` to ``10 * hi`` (capped at the
+    whole sky's 180 degrees).
+    """
+    lo = min(ix.scale_lower for ix in indexes) / 60.0
+    hi = max(ix.scale_upper for ix in indexes) / 60.0
+    return lo, min(10.0 * hi, 180.0 * 60.0)
+
+
+def describe_coverage(indexes: Sequence[IndexFile]) -> str:
+    """ "fields of about 22' to 180 deg (quads of 22' to 2000')", for messages."""
+    if not indexes:
+        return "no index files are installed"
+    lo, hi = field_range_arcmin(indexes)
+    qlo = min(ix.scale_lower for ix in indexes) / 60.0
+    qhi = max(ix.scale_upper for ix in indexes) / 60.0
+    return (
+        f"the installed index files cover fields of about {format_arcmin(lo)} to "
+        f"{format_arcmin(hi)} (quads of {format_arcmin(qlo)} to {format_arcmin(qhi)})"
+    )
+
+
+def format_arcmin(arcmin: float) -> str:
+    """An angle for people: arcminutes below 2 degrees, degrees above."""
+    if arcmin >= 120.0:
+        return f"{arcmin / 60.0:.3g} deg"
+    return f"{arcmin:.3g}'"
 
 
 def select_indexes(
@@ -119,26 +198,95 @@ def select_indexes(
     height: float,
     scale_low: float,
     scale_high: float,
+    center: tuple[float, float] | None = None,
+    radius: float | None = None,
 ) -> list[IndexFile]:
     """The indexes whose quads can match an image of this size and scale range.
 
-    Raises :class:`~skysolve.errors.NoIndexError` naming the range the installed
-    indexes cover when none can.
+    With a position hint (``center`` RA/Dec and search ``radius``, degrees),
+    a tiled index (one healpix of the sky, as the 4200 and 5200 series at
+    fine scales) is kept only when its tile comes within the search radius
+    plus the field's half-diagonal.  Raises :class:`~skysolve.errors.NoIndexError`
+    naming the field size, what the installed indexes cover and the
+    ``skysolve index`` command that would fetch what is missing.
     """
     chosen = [
         ix
         for ix in indexes
         if ix.can_match(width=width, height=height, scale_low=scale_low, scale_high=scale_high)
     ]
+    reach: float | None = None
+    if center is not None and radius is not None and math.isfinite(scale_high):
+        field_radius = math.hypot(width, height) / 2.0 * scale_high / 3600.0
+        reach = radius + field_radius
+        chosen = _near(chosen, center, reach)
     if not chosen:
-        lo = min(ix.scale_lower for ix in indexes) / 60.0
-        hi = max(ix.scale_upper for ix in indexes) / 60.0
         raise NoIndexError(
-            f"no index file can match a {width:g}x{height:g} pixel image at "
-            f"{scale_low:.4g}-{scale_high:.4g} arcsec/pixel: the installed indexes hold quads "
-            f"of {lo:.3g}' to {hi:.3g}'"
+            no_index_message(
+                indexes,
+                width=width,
+                height=height,
+                scale_low=scale_low,
+                scale_high=scale_high,
+                center=center,
+                radius=reach,
+            )
         )
     return chosen
+
+
+def _near(indexes: list[IndexFile], center: tuple[float, float], reach: float) -> list[IndexFile]:
+    """Whole-sky indexes, and tiled ones whose tile comes within ``reach`` degrees."""
+    from skysolve.engine.healpix import healpixes_within
+
+    if reach >= 90.0:
+        return indexes
+    kept = []
+    for ix in indexes:
+        if not ix.tiled:
+            kept.append(ix)
+        elif ix.healpix in healpixes_within(center[0], center[1], reach, ix.nside):
+            kept.append(ix)
+    return kept
+
+
+def no_index_message(
+    indexes: Sequence[IndexFile],
+    *,
+    width: float,
+    height: float,
+    scale_low: float,
+    scale_high: float,
+    center: tuple[float, float] | None = None,
+    radius: float | None = None,
+) -> str:
+    """Why no index can match, and the command that would fix it."""
+    from skysolve.engine.index_manager import fix_command
+
+    lo_arcmin = width * scale_low / 60.0
+    hi_arcmin = width * scale_high / 60.0
+    if math.isfinite(hi_arcmin) and hi_arcmin > 0:
+        size = (
+            f"a field {format_arcmin(lo_arcmin)} to {format_arcmin(hi_arcmin)} wide "
+            f"({width:g}x{height:g} pixels at {scale_low:.4g}-{scale_high:.4g} arcsec/pixel)"
+        )
+    else:
+        size = f"a {width:g}x{height:g} pixel image at {scale_low:.4g}+ arcsec/pixel"
+    where = ""
+    if center is not None and radius is not None:
+        where = f" within {radius:.3g} deg of RA {center[0]:.4f} Dec {center[1]:.4f}"
+    message = f"no installed index file can match {size}{where}: {describe_coverage(indexes)}"
+    if math.isfinite(hi_arcmin) and hi_arcmin > 0:
+        command = fix_command(
+            max(lo_arcmin, 1e-3) / 60.0,
+            hi_arcmin / 60.0,
+            installed=indexes,
+            center=center,
+            radius=radius,
+        )
+        if command:
+            message += f". Install index files for it with: {command}"
+    return message
 
 
 def split_for_processes(indexes: Sequence[IndexFile], groups: int) -> list[list[IndexFile]]:

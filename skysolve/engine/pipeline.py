@@ -267,16 +267,23 @@ def solve(
         attempts = [("hinted" if hints_used else "as given", effective)]
         if hints_used:
             attempts.append(("blind retry without the file's hints", params))
-        for label, attempt_params in attempts:
-            constraints = constraints_for(attempt_params, width)
-            outcome, sources = _run_solvers(
-                solvers, sources_for, constraints, work, clock, note, label
-            )
-            if outcome is not None and outcome.solved:
-                break
+        try:
+            for label, attempt_params in attempts:
+                constraints = constraints_for(attempt_params, width)
+                outcome, sources = _run_solvers(
+                    solvers, sources_for, constraints, work, clock, note, label
+                )
+                if outcome is not None and outcome.solved:
+                    break
+        except SolveTimeoutError as exc:
+            if params.has_scale:
+                raise
+            # A blind search that runs out of time has most often been given a
+            # field no installed index covers: say which fields they do.
+            raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
         if outcome is None or not outcome.solved:
-            result.failure = NoMatchError("no solution found")
-            note("solving", "no solution found")
+            result.failure = NoMatchError(_no_match_message(params, config))
+            note("solving", result.failure.message)
     result.n_sources = len(sources)
     if config.write_files:
         with clock.step("write_axy"):
@@ -304,6 +311,32 @@ def solve(
         result.files["log"] = log_path
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
+    """ "no solution found", and for a blind solve which fields the indexes cover.
+
+    Without a scale hint a field of any size was tried against every index, so
+    the likeliest reason is a field outside what they cover: say what that is.
+    (The last attempt is ``params`` itself: hints from the file, if any, were
+    tried first and dropped for the blind retry.)
+    """
+    if params.has_scale:
+        return "no solution found"
+    return f"no solution found (blind): {_coverage_hint(config)}"
+
+
+def _coverage_hint(config: EngineConfig) -> str:
+    from skysolve.engine.indexes import describe_coverage, find_indexes
+
+    try:
+        indexes = find_indexes(config.index_dirs, allow_empty=True)
+    except ConfigurationError:
+        return "the index files could not be listed"
+    return (
+        f"{describe_coverage(indexes)}; a field outside that range needs other index "
+        "files (`skysolve index recommend --fov-deg WIDTH`)"
+    )
 
 
 def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:

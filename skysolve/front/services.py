@@ -558,7 +558,19 @@ def results(job: Job) -> dict[str, Any]:
         "commercial": LICENCE_TEXT["allow_commercial_use"].get(submission.allow_commercial_use),
         "modifications": LICENCE_TEXT["allow_modifications"].get(submission.allow_modifications),
         "log_tail": log_tail(job.log),
+        "index_fix": index_fix(job),
     }
+
+
+#: How the engine's no_index message introduces the command that fixes it.
+INDEX_FIX_PREFIX = "Install index files for it with: "
+
+
+def index_fix(job: Job) -> str:
+    """For a job that failed for want of index files, the command that installs them."""
+    if job.error_code != "no_index" or INDEX_FIX_PREFIX not in job.error_message:
+        return ""
+    return job.error_message.split(INDEX_FIX_PREFIX, 1)[1].strip()
 
 
 # -- sky viewers ---------------------------------------------------------------

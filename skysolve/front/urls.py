@@ -39,4 +39,5 @@ urlpatterns = [
     re_path(r"^users/(?P<username>[\w.@+-]+)/albums$", views.user_albums, name="user_albums"),
     path("my/images", views.my_images, name="my_images"),
     path("my/submissions", views.my_submissions, name="my_submissions"),
+    path("staff/indexes", views.indexes, name="indexes"),
 ]

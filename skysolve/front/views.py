@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
@@ -700,3 +701,28 @@ def user_albums(request: HttpRequest, username: str) -> HttpResponse:
     owner = get_object_or_404(User, username=username)
     ctx = {"albums": community.user_albums(owner, viewer_of(request)), "owner": owner}
     return render(request, "front/albums.html", ctx)
+
+
+# -- staff -----------------------------------------------------------------------
+
+
+@require_GET
+@staff_member_required
+def indexes(request: HttpRequest) -> HttpResponse:
+    """The index files this service solves with, and what a field size needs."""
+    from skysolve.submissions.indexstats import overview
+
+    fov: float | None = None
+    raw = request.GET.get("fov_deg", "").strip()
+    error = ""
+    if raw:
+        try:
+            fov = float(raw)
+        except ValueError:
+            fov = None
+        if fov is None or not (0.01 <= fov <= 180.0):
+            fov, error = None, "the field width must be a number of degrees from 0.01 to 180"
+    ctx = overview(fov, mirrors=settings.SKYSOLVE_INDEX_MIRRORS)
+    ctx["error"] = error or ctx["error"]
+    ctx["fov_deg"] = raw
+    return render(request, "front/indexes.html", ctx)

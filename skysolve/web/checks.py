@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
+from skysolve.errors import SolveError
+
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -100,6 +102,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 "SECRET_KEY is not set",
                 hint="Set SECRET_KEY or SECRET_KEY_FILE (or run skysolve serve once).",
                 id="skysolve.W001",
+            )
+        )
+    try:
+        from skysolve.engine.index_manager import parse_mirrors
+
+        parse_mirrors(settings.SKYSOLVE_INDEX_MIRRORS)
+    except SolveError as exc:
+        messages.append(
+            Error(
+                exc.message,
+                hint="e.g. SKYSOLVE_INDEX_MIRRORS=5200=http://10.0.0.1/5200/,4100=http://10.0.0.1/4100/",
+                id="skysolve.E040",
             )
         )
     if settings.SKYSOLVE_SESSION_DAYS < 14:

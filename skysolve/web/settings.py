@@ -229,6 +229,8 @@ SKYSOLVE_HEARTBEAT_SECONDS = envfloat("SKYSOLVE_HEARTBEAT_SECONDS", 10.0)
 #: How many times a job may be started before a lost worker counts as a failure.
 SKYSOLVE_MAX_ATTEMPTS = envint("SKYSOLVE_MAX_ATTEMPTS", 3)
 #: Dotted path of the solve callable (the engine by default; tests swap in a fake).
+#: Where `skysolve index fetch` downloads each index series from ("5200=URL,...").
+SKYSOLVE_INDEX_MIRRORS = envstr("SKYSOLVE_INDEX_MIRRORS", "")
 SKYSOLVE_SOLVER = envstr("SKYSOLVE_SOLVER", "skysolve.engine.pipeline.solve")
 
 #: When set, GET /metrics needs ``Authorization: Bearer <token>`` (else it is open).

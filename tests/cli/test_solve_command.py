@@ -74,7 +74,7 @@ def test_it_exits_2_when_no_index_covers_the_scale(tmp_path: Path) -> None:
     done = run(
         str(xyls), "--scale-units", "arcsecperpix", "--scale-low", "0.01", "--scale-high", "0.02"
     )
-    assert done.returncode == 2 and "installed indexes hold quads" in done.stderr
+    assert done.returncode == 2 and "installed index files cover fields" in done.stderr
 
 
 def test_it_writes_no_files_without_out(tmp_path: Path) -> None:

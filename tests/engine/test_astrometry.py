@@ -73,7 +73,7 @@ def test_it_chooses_only_indexes_that_fit_the_scale() -> None:
     assert all(ix.scale_upper >= 0.1 * 600 * 100 for ix in wide)
     assert max(ix.scale_lower for ix in narrow) <= 1000 * 6
     assert "index-tycho2-19.littleendian.fits" not in {ix.name for ix in narrow}
-    with pytest.raises(NoIndexError, match="installed indexes hold quads"):
+    with pytest.raises(NoIndexError, match="installed index files cover fields"):
         select_indexes(indexes, width=800, height=600, scale_low=0.01, scale_high=0.02)
 
 

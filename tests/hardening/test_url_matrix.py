@@ -305,6 +305,16 @@ def user_albums(world: World, role: str, url: str) -> None:
     assert shown == (world.public or role in ("owner", "staff")), (url, role)
 
 
+def staff_admin_page(world: World, role: str, url: str) -> None:
+    """Staff only; anyone else is sent to the admin sign-in."""
+    response = world.clients[role].get(url)
+    if role == "staff":
+        assert response.status_code == 200, role
+        assert SECRET not in body_of(response)
+    else:
+        assert response.status_code == 302 and "/admin/login" in response["Location"], role
+
+
 def health(world: World, role: str, url: str) -> None:
     response = world.clients[role].get(url)
     assert response.status_code in (200, 503)
@@ -340,6 +350,7 @@ RULES: dict[str, Rule] = {
     "front:flagged": staff_page, "front:tag": readable(),
     "front:new_album": signed_in_page(mine=False),
     "front:edit_album": owner_page, "front:user_albums": user_albums,
+    "front:indexes": staff_admin_page,
     "accounts:signup": page(), "accounts:login": page(), "accounts:logout": post_only,
     "accounts:profile": profile, "accounts:regenerate_key": regenerate,
 }  # fmt: skip

@@ -35,3 +35,11 @@ def test_it_warns_about_a_missing_secret_key(settings: Any) -> None:
     settings.SECRET_KEY = INSECURE_SECRET_KEY
     settings.DEBUG = False
     assert "skysolve.W001" in ids(settings)
+
+
+def test_it_rejects_bad_index_mirrors(settings: Any) -> None:
+    settings.SECRET_KEY = "x" * 50
+    settings.SKYSOLVE_INDEX_MIRRORS = "5200=http://10.0.0.1/5200/ 4100=http://10.0.0.1/4100/"
+    assert ids(settings) == set()
+    settings.SKYSOLVE_INDEX_MIRRORS = "5200:http://10.0.0.1/5200/"
+    assert "skysolve.E040" in ids(settings)
