@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "manage",
     "solve_server",
     "db",
+    "tls_cert",
 )
 
 

@@ -612,6 +612,78 @@ def test_it_solves_through_stellarsolver(
     assert result["has_wcs"]
 
 
+def trust_store(tmp: Path, *certificates: Path) -> Path:
+    """A certificate folder as OpenSSL and Qt read /etc/ssl/certs (hash-named links)."""
+    store = tmp / "certs"
+    store.mkdir(parents=True)
+    for i, certificate in enumerate(certificates):
+        (store / f"cert{i}.pem").write_bytes(certificate.read_bytes())
+    subprocess.run(["openssl", "rehash", str(store)], check=True, capture_output=True)
+    return store
+
+
+def run_with_trust_store(store: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with ``store`` as the system's trust store, in a private mount
+    namespace, so nothing outside the test sees it (Qt 5 reads only the system store)."""
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        _missing(
+            f"cannot make a private mount namespace ({probe.stderr.strip()}): needs root",
+            "SKYSOLVE_REQUIRE_SERVICES",
+        )
+    script = 'mount --bind "$0" /etc/ssl/certs && exec "$@"'
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(store), *argv],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_it_solves_through_stellarsolver_over_https_with_a_tls_cert_certificate(
+    real_server: LiveServer, ssharness: Path, shared_images: Path, tmp_path: Path
+) -> None:
+    """KStars by IP address over https, as StellarSolver 2.5+ insists on: it works once
+    ``skysolve tls-cert``'s certificate is in the trust store; an untrusted certificate
+    and a trusted one with a common name only (the old nginx recipe) both fail."""
+    from skysolve.cli import main as skysolve
+    from tests.tlsproxy import tls_proxy
+
+    good = tmp_path / "good"
+    assert skysolve(["tls-cert", "--no-detect", "--ip", "127.0.0.1", "--out", str(good)]) == 0
+    old = tmp_path / "old"
+    old.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+         "-subj", "/CN=skysolve.lan", "-keyout", str(old / "skysolve.key"),
+         "-out", str(old / "skysolve.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = int(urllib.parse.urlsplit(real_server.url).port or 80)
+
+    def kstars(url: str) -> list[str]:
+        return [str(ssharness), str(image_path(shared_images, APOD4)), "--solver", "online",
+                "--url", url, "--apikey", real_server.apikey, "--ssl-diagnostics",
+                "--scale-low", "25", "--scale-high", "40", "--scale-units", "degwidth",
+                "--basepath", str(tmp_path / "ss")]  # fmt: skip
+
+    with tls_proxy(good / "skysolve.crt", good / "skysolve.key", port) as https_port:
+        url = f"https://127.0.0.1:{https_port}"
+        untrusted = subprocess.run(kstars(url), capture_output=True, text=True, timeout=600)
+        assert "self-signed, and untrusted" in untrusted.stdout, untrusted.stdout[-2000:]
+        assert not ssharness_result(untrusted.stdout)["solved"]
+        store = trust_store(tmp_path / "trusted-good", good / "skysolve.crt")
+        done = run_with_trust_store(store, kstars(url))
+        result = ssharness_result(done.stdout)
+        assert done.returncode == 0 and result["solved"], done.stdout[-3000:] + done.stderr
+        assert_matches(APOD4, result["solution"]["ra"], result["solution"]["dec"])
+    with tls_proxy(old / "skysolve.crt", old / "skysolve.key", port) as https_port:
+        store = trust_store(tmp_path / "trusted-old", old / "skysolve.crt")
+        refused = run_with_trust_store(store, kstars(f"https://127.0.0.1:{https_port}"))
+        assert "did not match any of the valid hosts" in refused.stdout, refused.stdout[-2000:]
+        assert not ssharness_result(refused.stdout)["solved"]
+
+
 def test_it_keeps_a_kstars_job_that_waits_in_the_queue_over_three_minutes(
     kstars_queue_wait: QueueWait | None, ssharness: Path, shared_images: Path
 ) -> None:
