@@ -36,15 +36,16 @@ venv: $(STAMP)
 # solver library, StellarSolver, through the driver in ../shared/tools/stellarsolver,
 # built against Debian's libstellarsolver into .venv/bin/ssharness.  Only the tests
 # need it, so `make serve` installs none of this.
-CLIENT_DEB_PACKAGES := libstellarsolver-dev pkg-config g++
+# python3-astrometry (what nova's client.py imports) comes with astrometry.net.
+CLIENT_DEB_PACKAGES := libstellarsolver-dev pkg-config g++ python3-astrometry
 SSHARNESS_SRC ?= ../shared/tools/stellarsolver
 
 client-tools: venv
+	@$(MAKE) --no-print-directory DEB_PACKAGES="$(CLIENT_DEB_PACKAGES)" system-packages
 	@if [ ! -f $(SSHARNESS_SRC)/build.sh ]; then \
 	  echo "*** $(SSHARNESS_SRC) not found: the StellarSolver (KStars) client tests will NOT run ***"; \
 	  [ "$$SKYSOLVE_REQUIRE_IMAGES" != 1 ]; \
 	elif [ ! -x $(BIN)/ssharness ] || [ $(SSHARNESS_SRC)/ssharness.cpp -nt $(BIN)/ssharness ]; then \
-	  $(MAKE) --no-print-directory DEB_PACKAGES="$(CLIENT_DEB_PACKAGES)" system-packages && \
 	  sh $(SSHARNESS_SRC)/build.sh $(BIN); \
 	fi
 

@@ -210,6 +210,9 @@ def nina_multipart(
 
 
 def test_it_answers_nina_request_for_request(server: LiveServer) -> None:
+    """The upload of earlier NINA versions (the classic HttpWebRequest helper, a JPEG
+    rendering); NINA's current image and star-list solvers, which post through
+    HttpClient, are replayed in test_real_clients.py."""
     http = requests.Session()
     login = json_of(
         http.post(
