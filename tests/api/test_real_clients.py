@@ -200,7 +200,8 @@ class QueueWait:
         servers = start_server(
             self.tmp,
             "tests.api.gatedsolver.gated_fake_solve",
-            env={"SKYSOLVE_FAKE_GATE": str(gate)},
+            # The held job must outlast the wait, not hit the 300 s default limit.
+            env={"SKYSOLVE_FAKE_GATE": str(gate), "SKYSOLVE_JOB_TIMEOUT": "900"},
         )
         server = self.server = next(servers)
         try:
@@ -209,7 +210,8 @@ class QueueWait:
             with log:
                 process = subprocess.Popen(
                     [str(self.ssharness), str(self.image), "--solver", "online",
-                     "--url", server.url, "--apikey", server.apikey],
+                     "--url", server.url, "--apikey", server.apikey,
+                     "--basepath", str(self.tmp / "ss")],
                     stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
                 try:
