@@ -8,6 +8,9 @@ queue whether trying the same job again may succeed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 
 class SolveError(Exception):
     """Base class of every error skysolve raises on purpose."""
@@ -96,3 +99,68 @@ class ConfigurationError(SolveError):
     """skysolve itself is misconfigured (missing binary, no index directory)."""
 
     code = "configuration"
+
+
+class FetchError(BadInputError):
+    """A submitted URL could not be fetched (refused address, HTTP error, too large, too slow)."""
+
+    code = "fetch_failed"
+
+
+class StorageError(SolveError):
+    """The data directory cannot take the job's files (disk full, read-only, missing)."""
+
+    code = "storage"
+
+
+class WorkerLostError(SolveError):
+    """The job was taken away from this worker (its lease ran out) while it worked on it."""
+
+    code = "worker_lost"
+
+
+# -- one serialisation, for every transport (Celery task, ssh solve host) ---------------
+
+#: Code of an unexpected failure on a remote host (not one of this module's codes).
+INTERNAL = "internal"
+
+
+def error_to_dict(error: SolveError) -> dict[str, Any]:
+    """A JSON-able description of ``error``: its code, message and retryable flag."""
+    return {"code": error.code, "message": error.message, "retryable": bool(error.retryable)}
+
+
+def error_from_dict(doc: object, *, sender: str = "") -> SolveError:
+    """The exception of this module that :func:`error_to_dict`'s ``doc`` names.
+
+    A known code gives its class, whose ``retryable`` is the class's own (a
+    code means one thing on every host).  A code this side does not know (a
+    newer host, or ``internal``) gives a plain :class:`SolveError` keeping the
+    sender's code and retryable flag; ``sender`` then prefixes the message.
+    """
+    if not isinstance(doc, dict):
+        return ConfigurationError(f"{sender or 'the solver'} sent an error without details")
+    code = str(doc.get("code") or SolveError.code)
+    message = str(doc.get("message") or code)
+    cls = error_classes().get(code)
+    if cls is not None:
+        return cls(message)
+    error = SolveError(f"{sender}: {message}" if sender else message)
+    error.code = code
+    error.retryable = bool(doc.get("retryable", False))
+    return error
+
+
+def error_classes() -> dict[str, type[SolveError]]:
+    """This module's error classes by code (subclasses defined elsewhere do not count)."""
+    found: dict[str, type[SolveError]] = {}
+
+    def walk(cls: type[SolveError]) -> Iterator[type[SolveError]]:
+        yield cls
+        for sub in cls.__subclasses__():
+            yield from walk(sub)
+
+    for cls in walk(SolveError):
+        if cls.__module__ == __name__:
+            found.setdefault(cls.code, cls)
+    return found

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from skysolve.queue.worker import SolveFunction, Worker
+from skysolve.engine.results import SolveFunction
+from skysolve.queue.worker import Worker
 
 
 class Clock:

@@ -123,7 +123,14 @@ def configured_fake_solver(*args: Any, **kwargs: Any) -> SolveResult:
 
 @pytest.fixture(autouse=True)
 def data_dir(settings: Any, tmp_path: Path) -> Path:
-    """Every test writes uploads and results under its own temporary directory."""
+    """Every test writes uploads and results under its own temporary directory.
+
+    It also starts with no address remembered as guessing ids: the rows that
+    put one there were rolled back with the test that made them.
+    """
+    from skysolve.accounts.ratelimit import forget_blocked_addresses
+
+    forget_blocked_addresses()
     settings.DATA_DIR = tmp_path / "var"
     settings.SKYSOLVE_UPLOAD_DIR = tmp_path / "var" / "uploads"
     settings.SKYSOLVE_JOB_DIR = tmp_path / "var" / "jobs"

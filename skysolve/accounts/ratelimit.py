@@ -1,4 +1,5 @@
-"""Per-user and per-address limits on new submissions, counted in the database.
+"""Per-user and per-address limits, counted in the database: new submissions, and
+lookups of ids that do not exist (:func:`check_id_lookups`, :func:`record_miss`).
 
 ``SKYSOLVE_RATE_LIMIT_USER_PER_HOUR`` and ``SKYSOLVE_RATE_LIMIT_IP_PER_HOUR``
 (0 = off) cap the submissions of the last hour; staff are exempt.  The API's
@@ -11,7 +12,10 @@ error shape, a ``Retry-After`` header and the same words as its reason phrase
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -21,10 +25,12 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.utils import timezone
 
-from skysolve.accounts.models import SubmissionEvent
+from skysolve.accounts.models import LookupMiss, SubmissionEvent
 from skysolve.submissions.services import ServiceError
 
 WINDOW = timedelta(hours=1)
+
+log = logging.getLogger(__name__)
 
 
 class RateLimited(ServiceError):
@@ -100,3 +106,82 @@ def submission_slots(user: User | None, ip: str, count: int = 1) -> Iterator[Non
         else:  # databases that do not return ids from bulk inserts
             SubmissionEvent.objects.filter(at=now, user=user, ip=ip).delete()
         raise
+
+
+# -- guessing ids -----------------------------------------------------------------
+#
+# In the open privacy mode whoever holds a job id reads its results, so ids must
+# not be guessable in bulk.  Each lookup of an id that does not exist is stored
+# (one row per address and distinct id, for an hour); past
+# SKYSOLVE_ID_MISSES_PER_HOUR distinct misses the address's id lookups answer
+# 429 until the oldest misses age out.  Hits never touch these rows: a process
+# remembers the addresses it found over the limit, so checking costs a lookup
+# in a dict, not a query, and honest pollers of their own jobs pay nothing.
+# Other processes learn of an address on its next miss there (a prober's
+# requests are nearly all misses, so within a request or two).
+
+_blocked: dict[str, float] = {}  # address -> time.time() when its lookups resume
+_blocked_lock = threading.Lock()
+
+
+def _probe_refusal(retry_after: int) -> RateLimited:
+    limit = settings.SKYSOLVE_ID_MISSES_PER_HOUR
+    return RateLimited(
+        f"too many lookups of ids that do not exist: at most {limit} per hour per address; "
+        f"try again in {math.ceil(retry_after / 60)} min",
+        retry_after=retry_after,
+    )
+
+
+def check_id_lookups(ip: str) -> None:
+    """Raise RateLimited when this process knows ``ip`` is over the miss limit."""
+    if not _blocked or settings.SKYSOLVE_ID_MISSES_PER_HOUR <= 0:
+        return
+    until = _blocked.get(ip)
+    if until is None:
+        return
+    remaining = until - time.time()
+    if remaining <= 0:
+        with _blocked_lock:
+            if _blocked.get(ip) == until:
+                del _blocked[ip]
+        return
+    raise _probe_refusal(max(1, math.ceil(remaining)))
+
+
+def record_miss(ip: str, kind: str, object_id: int) -> None:
+    """Count a lookup of a missing ``kind`` id from ``ip``; raise RateLimited past the limit."""
+    limit = settings.SKYSOLVE_ID_MISSES_PER_HOUR
+    if limit <= 0 or not ip:
+        return
+    now = timezone.now()
+    LookupMiss.objects.filter(at__lt=now - WINDOW).delete()
+    # One row per distinct id: a repeated miss (a client polling a vanished job) is free.
+    LookupMiss.objects.bulk_create(
+        [LookupMiss(at=now, ip=ip, kind=kind, object_id=max(-(2**63), min(object_id, 2**63 - 1)))],
+        ignore_conflicts=True,
+    )
+    recent = LookupMiss.objects.filter(ip=ip, at__gt=now - WINDOW)
+    over = recent.count() - limit
+    if over <= 0:
+        return
+    # Lookups resume when the over-th oldest miss leaves the window.
+    times = recent.order_by("at").values_list("at", flat=True)
+    freed = times[over - 1] + WINDOW
+    retry = max(1, math.ceil((freed - now).total_seconds()))
+    with _blocked_lock:
+        first = ip not in _blocked
+        _blocked[ip] = time.time() + retry
+    if first:
+        log.warning(
+            "address %s looked up %d ids that do not exist within an hour (limit %d); "
+            "refusing its id lookups for %d s",
+            ip, limit + over, limit, retry,
+        )  # fmt: skip
+    raise _probe_refusal(retry)
+
+
+def forget_blocked_addresses() -> None:
+    """Empty this process's memory of blocked addresses (tests; the rows stay)."""
+    with _blocked_lock:
+        _blocked.clear()

@@ -18,15 +18,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from skysolve.accounts.ratelimit import client_ip
+from skysolve.accounts.ratelimit import check_id_lookups, client_ip, record_miss
 from skysolve.api import multipart, responses
 from skysolve.submissions import uploads
 from skysolve.submissions.models import ApiSession
-from skysolve.submissions.services import ServiceError, Viewer, find_session
+from skysolve.submissions.services import NotFound, ServiceError, Viewer, find_session
 
 
 @dataclass
@@ -41,23 +41,46 @@ class ApiCall:
 
 View = Callable[..., HttpResponseBase]
 
+#: URL arguments that make a request an id lookup (see ratelimit.check_id_lookups).
+_ID_KWARGS = frozenset({"job_id", "submission_id"})
 
-def api_view(*, session: bool = False, json_required: bool = False) -> Callable[[View], View]:
-    """Accept GET and POST; parse request-json; require a session when asked."""
+
+def api_view(
+    *, session: bool = False, json_required: bool = False, head: bool = False, ids: bool = False
+) -> Callable[[View], View]:
+    """Accept GET and POST (HEAD too if ``head``); parse request-json; ask for a session if told.
+
+    A view with a job or submission id in its URL (or ``ids``, for one that
+    takes the id in request-json) is an id lookup: refused with 429 for an
+    address that has looked up too many ids that do not exist.
+    """
+    methods = ("GET", "POST", "HEAD") if head else ("GET", "POST")
 
     def decorate(view: View) -> View:
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            if request.method not in ("GET", "POST"):
+            if request.method not in methods:
                 return responses.error(f"method {request.method} not allowed", status=405)
+            if request.method == "HEAD":
+                return _headers_only(wrapper_body(request, *args, **kwargs))
+            return wrapper_body(request, *args, **kwargs)
+
+        def wrapper_body(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             files: dict[str, multipart.Part] = {}
             try:
                 raw, files = _raw_json_and_files(request)
                 call = _build_call(
                     request, raw, files, session_required=session, json_required=json_required
                 )
-                return view(request, call, *args, **kwargs)
+                if (ids or _ID_KWARGS & kwargs.keys()) and not call.viewer.is_staff:
+                    check_id_lookups(call.client_ip)
+                try:
+                    return view(request, call, *args, **kwargs)
+                except NotFound as exc:
+                    if exc.object_id is not None and not call.viewer.is_staff:
+                        record_miss(call.client_ip, exc.kind, exc.object_id)
+                    raise
             except ServiceError as exc:
                 response = responses.error(exc.message, status=exc.status)
                 for name, value in getattr(exc, "headers", {}).items():
@@ -80,6 +103,22 @@ def api_view(*, session: bool = False, json_required: bool = False) -> Callable[
         return wrapper
 
     return decorate
+
+
+def _headers_only(response: HttpResponseBase) -> HttpResponse:
+    """The answer to a HEAD: the GET's status and headers, Content-Length included, no body.
+
+    Done here rather than left to the server so that no server sends a file's
+    body (or reads it from disk) for a HEAD.
+    """
+    head = HttpResponse(status=response.status_code)
+    for name, value in response.items():
+        head[name] = value
+    if isinstance(response, StreamingHttpResponse):
+        response.close()  # closes the file a FileResponse opened
+    elif isinstance(response, HttpResponse) and "Content-Length" not in head:
+        head["Content-Length"] = str(len(response.content))
+    return head
 
 
 def parse_request_json(raw: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from django.http.response import HttpResponseBase
 
 from skysolve.api import responses
 from skysolve.api.decorators import ApiCall, api_view
+from skysolve.engine.kml import kmz_bytes
+from skysolve.errors import BadInputError
 from skysolve.queue.worker import job_dir
 from skysolve.submissions import services
 from skysolve.submissions.models import Job
@@ -33,6 +35,19 @@ RESULT_FILES: dict[str, str] = {
 }
 
 FITS_KEYS = {"wcs", "new_fits", "rdls", "axy", "corr"}
+
+#: The download names nova's views give (``Content-Disposition: attachment``);
+#: the pictures and the log are shown in the browser, as on nova.
+ATTACHMENT_NAMES: dict[str, str] = {
+    "wcs": "wcs.fits",
+    "new_fits": "new-image.fits",
+    "rdls": "rdls.fits",
+    "axy": "axy.fits",
+    "corr": "corr.fits",
+    "kml": "image.kmz",
+}
+
+KMZ_TYPE = "application/vnd.google-earth.kmz"
 
 
 def stored_file(job: Job, key: str) -> Path | None:
@@ -73,7 +88,7 @@ def content_type_of(key: str, path: Path) -> str:
     return "application/octet-stream"
 
 
-@api_view()
+@api_view(head=True)
 def result_file(request: HttpRequest, call: ApiCall, job_id: str, kind: str) -> HttpResponseBase:
     job = services.get_job(int(job_id), call.viewer)
     key = RESULT_FILES[kind]
@@ -82,10 +97,33 @@ def result_file(request: HttpRequest, call: ApiCall, job_id: str, kind: str) -> 
         if key == "log" and job.log:
             return HttpResponse(job.log, content_type="text/plain; charset=utf-8")
         return responses.error(f"no {kind} for job {job.id}", status=404)
-    suffix = ".fits" if key in FITS_KEYS else path.suffix
+    if key == "kml":
+        return _kmz(job, path)
+    if key in ATTACHMENT_NAMES:
+        response = FileResponse(path.open("rb"), content_type=content_type_of(key, path))
+        response["Content-Disposition"] = f"attachment; filename={ATTACHMENT_NAMES[key]}"
+        return response
     return FileResponse(
         path.open("rb"),
         content_type=content_type_of(key, path),
-        filename=f"{kind}-{job.id}{suffix}",
+        filename=f"{kind}-{job.id}{path.suffix}",
         as_attachment=False,
     )
+
+
+def _kmz(job: Job, kml: Path) -> HttpResponse:
+    """The KML and the picture it places, zipped: its relative link resolves in the zip."""
+    if kml.read_bytes()[:2] == b"PK":
+        data = kml.read_bytes()  # already a KMZ
+    else:
+        picture = stored_file(job, "annotated_display")
+        if picture is None:
+            return responses.error(f"no picture to place on the sky for job {job.id}", status=404)
+        try:
+            data = kmz_bytes(kml, picture)
+        except BadInputError as exc:
+            return responses.error(f"no kml_file for job {job.id}: {exc}", status=404)
+    response = HttpResponse(data, content_type=KMZ_TYPE)
+    response["Content-Disposition"] = f"attachment; filename={ATTACHMENT_NAMES['kml']}"
+    response["Content-Length"] = str(len(data))
+    return response

@@ -61,6 +61,17 @@ TOO_MANY = _json(
         "try again in 12 min",
     },
 )
+GUESSING = _json(
+    "this address looked up too many ids that do not exist (SKYSOLVE_ID_MISSES_PER_HOUR); "
+    "every id lookup from it is refused until Retry-After seconds have passed",
+    {
+        "status": "error",
+        "errormessage": "too many lookups of ids that do not exist: at most 100 per hour "
+        "per address; try again in 42 min",
+    },
+)
+
+NO_CALIBRATION = {"error": "no calibration data available for job 12345"}
 
 
 def _op(
@@ -83,7 +94,8 @@ def _op(
 
 
 def _get_post(summary: str, ok: dict[str, Any], params: Any = None) -> dict[str, Any]:
-    op = _op(summary, ok, params=params)
+    ids = any(p in (JOB_ID, SUB_ID) for p in params or [])
+    op = _op(summary, ok, params=params, errors={"429": GUESSING} if ids else None)
     return {"get": op, "post": op}
 
 
@@ -92,16 +104,38 @@ def _file(summary: str, media: str) -> dict[str, Any]:
         "description": summary,
         "content": {media: {"schema": {"type": "string", "format": "binary"}}},
     }
-    return _get_post(summary, ok, [JOB_ID])
+    operations = _get_post(summary, ok, [JOB_ID])
+    head = _op(
+        summary + " (headers only)",
+        {"description": "the GET's headers"},
+        params=[JOB_ID],
+        errors={"429": GUESSING},
+    )
+    return {**operations, "head": head}
 
 
 FILES: dict[str, tuple[str, str]] = {
-    "wcs_file": ("WCS as a FITS header", "application/fits"),
-    "new_fits_file": ("image as FITS with the WCS", "application/fits"),
-    "rdls_file": ("catalogue stars in the field (FITS table)", "application/fits"),
-    "axy_file": ("detected sources (FITS table)", "application/fits"),
-    "corr_file": ("matched star pairs (FITS table)", "application/fits"),
-    "kml_file": ("KML/KMZ for Google Earth sky", "application/vnd.google-earth.kml+xml"),
+    "wcs_file": ("WCS as a FITS header (attachment; filename=wcs.fits)", "application/fits"),
+    "new_fits_file": (
+        "image as FITS with the WCS (attachment; filename=new-image.fits)",
+        "application/fits",
+    ),
+    "rdls_file": (
+        "catalogue stars in the field, FITS table (attachment; filename=rdls.fits)",
+        "application/fits",
+    ),
+    "axy_file": (
+        "detected sources, FITS table (attachment; filename=axy.fits)",
+        "application/fits",
+    ),
+    "corr_file": (
+        "matched star pairs, FITS table (attachment; filename=corr.fits)",
+        "application/fits",
+    ),
+    "kml_file": (
+        "KMZ for Google Earth's sky mode: the KML and the picture it places (image.kmz)",
+        "application/vnd.google-earth.kmz",
+    ),
     "annotated_display": ("annotated image, display size", "image/jpeg"),
     "annotated_full": ("annotated image, full size", "image/jpeg"),
     "red_green_image_display": ("sources vs catalogue, display size", "image/png"),
@@ -151,18 +185,41 @@ def build() -> dict[str, Any]:
         "/api/jobs/{job_id}": _get_post(
             "Job status: processing, solving, success or failure", _json("status"), [JOB_ID]
         ),
-        "/api/jobs/{job_id}/calibration": _get_post("Calibration", _json("calibration"), [JOB_ID]),
-        "/api/jobs/{job_id}/info": _get_post("Job summary", _json("info"), [JOB_ID]),
-        "/api/jobs/{job_id}/tags": _get_post("User tags", _json("tags"), [JOB_ID]),
+        "/api/jobs/{job_id}/calibration": _get_post(
+            "Calibration; orientation is nova's: the wcsinfo angle t, or (180 - t) mod 360 "
+            'for JPEG/PNG/GIF inputs. Before a calibration exists: HTTP 200 {"error": ...}',
+            _json("calibration, or nova's no-calibration answer", NO_CALIBRATION),
+            [JOB_ID],
+        ),
+        "/api/jobs/{job_id}/info": _get_post(
+            "Job summary (tags: every tag, machine tags included)", _json("info"), [JOB_ID]
+        ),
+        "/api/jobs/{job_id}/tags": _get_post(
+            "Every tag of the image, machine tags included (as nova)", _json("tags"), [JOB_ID]
+        ),
         "/api/jobs/{job_id}/machine_tags": _get_post("Machine tags", _json("tags"), [JOB_ID]),
         "/api/jobs/{job_id}/objects_in_field": _get_post("Objects", _json("objects"), [JOB_ID]),
-        "/api/jobs/{job_id}/annotations": _get_post("Annotations", _json("annotations"), [JOB_ID]),
+        "/api/jobs/{job_id}/annotations": _get_post(
+            "Annotations; nbright=N keeps the N brightest named stars. Before a calibration "
+            'exists: HTTP 200 {"error": ...}',
+            _json("annotations, or nova's no-calibration answer", NO_CALIBRATION),
+            [
+                JOB_ID,
+                {
+                    "name": "nbright",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "keep only this many bright stars, brightest first (0: all)",
+                },
+            ],
+        ),
         "/api/jobs/{job_id}/cancel": {
             "post": _op(
                 "skysolve extension: cancel a queued or running job (owner or staff; session)",
                 _json("cancelled", {"status": "success"}),
                 body=REQUEST_JSON_BODY,
                 params=[JOB_ID],
+                errors={"429": GUESSING},
             )
         },
         "/api/myjobs": {"post": _op("Your jobs (session)", _json("jobs"), body=REQUEST_JSON_BODY)},
@@ -183,6 +240,7 @@ def build() -> dict[str, Any]:
                 "User images of a submission (session, subid)",
                 _json("images"),
                 body=REQUEST_JSON_BODY,
+                errors={"429": GUESSING},
             )
         },
         "/api/openapi.json": {"get": _op("This document", {"description": "OpenAPI 3.1"})},

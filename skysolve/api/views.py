@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 
 from skysolve.accounts.ratelimit import submission_slots
 from skysolve.api import responses
 from skysolve.api.decorators import ApiCall, api_view
 from skysolve.submissions import services
-from skysolve.submissions.models import Job, Submission, nova_time
+from skysolve.submissions.models import Submission, nova_time
 
 
 @api_view(json_required=True)
@@ -89,18 +91,23 @@ def job_status(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse
     return responses.json_response({"status": services.job_of_values(values).nova_status()})
 
 
+def _no_calibration(job_id: int) -> HttpResponse:
+    # nova's own shape and status for a job that exists but has no calibration
+    # (yet, or never): HTTP 200 and an "error" key, not the usual error shape.
+    return responses.json_response({"error": f"no calibration data available for job {job_id}"})
+
+
 @api_view()
 def calibration(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
     values = services.read_job(int(job_id), call.viewer, services.JOB_CALIBRATION)
-    job = services.job_of_values(values)
-    data = job.calibration_dict()
+    data = services.nova_calibration(values)
     if data is None:
-        return responses.error(f"no calibration data available for job {job.id}", status=404)
+        return _no_calibration(values["id"])
     return responses.json_response(data)
 
 
-def _short_calibration(job: Job) -> dict[str, float] | None:
-    data = job.calibration_dict()
+def _short_calibration(values: dict[str, Any]) -> dict[str, float] | None:
+    data = services.nova_calibration(values)
     if data is None:
         return None
     keys = ("ra", "dec", "radius", "pixscale", "orientation", "parity")
@@ -111,15 +118,15 @@ def _short_calibration(job: Job) -> dict[str, float] | None:
 def info(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
     values = services.read_job(int(job_id), call.viewer, services.JOB_INFO)
     job = services.job_of_values(values)
-    user_tags, machine_tags = services.tag_texts(values["user_image_id"])
+    all_tags, machine_tags = services.tag_texts(values["user_image_id"])
     data: dict[str, object] = {
         "status": job.nova_status(),
         "original_filename": values["user_image__original_filename"],
         "objects_in_field": job.objects_in_field(),
         "machine_tags": machine_tags,
-        "tags": user_tags,
+        "tags": all_tags,
     }
-    short = _short_calibration(job)
+    short = _short_calibration(values)
     if short is not None:
         data["calibration"] = short
     return responses.json_response(data)
@@ -127,8 +134,10 @@ def info(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
 
 @api_view()
 def tags(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    """Every tag of the image, the solver's machine tags included, as nova lists them."""
     job = services.get_job(int(job_id), call.viewer)
-    return responses.json_response({"tags": job.user_image.tag_texts(machine=False)})
+    all_tags, _ = services.tag_texts(job.user_image_id)  # type: ignore[attr-defined]
+    return responses.json_response({"tags": all_tags})
 
 
 @api_view()
@@ -145,8 +154,24 @@ def objects_in_field(request: HttpRequest, call: ApiCall, job_id: str) -> HttpRe
 
 @api_view()
 def annotation_list(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
+    """The annotations; ``?nbright=N`` keeps only the N brightest named stars (nova's option)."""
+    nbright = _nbright(request.GET.get("nbright"))
     job = services.get_job(int(job_id), call.viewer)
-    return responses.json_response({"annotations": job.annotations()})
+    if not job.has_calibration:
+        return _no_calibration(job.id)
+    return responses.json_response({"annotations": services.brightest(job.annotations(), nbright)})
+
+
+def _nbright(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise services.ServiceError(f'"nbright" must be a whole number, not {raw[:40]!r}') from None
+    if value < 0:
+        raise services.ServiceError(f'"nbright" must not be negative, not {value}')
+    return value
 
 
 @api_view(session=True)
@@ -176,7 +201,7 @@ def jobs_by_tag(request: HttpRequest, call: ApiCall) -> HttpResponse:
     )
 
 
-@api_view(session=True)
+@api_view(session=True, ids=True)
 def submission_images(request: HttpRequest, call: ApiCall) -> HttpResponse:
     raw = call.args.get("subid")
     try:

@@ -20,8 +20,10 @@ distorted).  Longitudes are kept in KML's range [-180, 180).
 
 from __future__ import annotations
 
+import io
 import math
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -29,7 +31,7 @@ from astropy.wcs import WCS
 
 from skysolve.errors import BadInputError
 
-__all__ = ["KML_NS", "GX_NS", "kml_corners", "write_kml"]
+__all__ = ["KML_NS", "GX_NS", "kml_corners", "kmz_bytes", "write_kml"]
 
 KML_NS = "http://www.opengis.net/kml/2.2"
 GX_NS = "http://www.google.com/kml/ext/2.2"
@@ -164,3 +166,49 @@ def write_kml(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(out_path, encoding="UTF-8", xml_declaration=True)
     return out_path
+
+
+def kmz_bytes(kml_path: Path, picture: Path) -> bytes:
+    """A self-contained KMZ: the KML document and the picture it lays on the sky.
+
+    A bare KML names its picture by a relative link, which resolves only
+    beside the KML file on disk, never from the URL the KML was fetched from.
+    A KMZ is a zip whose first entry is the document (``doc.kml``); relative
+    links resolve inside the zip, so the picture travels with it.
+
+    Parameters
+    ----------
+    kml_path : pathlib.Path
+        A document written by :func:`write_kml`.
+    picture : pathlib.Path
+        The picture to embed; the document's ``Icon/href`` is set to its name.
+
+    Returns
+    -------
+    bytes
+        The zip archive (``doc.kml`` first, then the picture, stored uncompressed
+        since the picture is compressed already).
+
+    Raises
+    ------
+    BadInputError
+        The document is not a KML with a ground overlay.
+    """
+    try:
+        tree = ET.parse(kml_path)
+    except ET.ParseError as exc:
+        raise BadInputError(f"not a KML document: {exc}") from None
+    href = tree.getroot().find(f".//{{{KML_NS}}}Icon/{{{KML_NS}}}href")
+    if href is None:
+        raise BadInputError("the KML document has no ground-overlay picture link")
+    name = _check_relative_name(Path(picture).name)
+    href.text = name
+    ET.register_namespace("", KML_NS)
+    ET.register_namespace("gx", GX_NS)
+    document = io.BytesIO()
+    tree.write(document, encoding="UTF-8", xml_declaration=True)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("doc.kml", document.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+        archive.write(picture, name, compress_type=zipfile.ZIP_STORED)
+    return out.getvalue()

@@ -254,6 +254,7 @@ def solve(
         hints=hints_used,
         n_sources=len(sources),
         command=reproduce_command(source, params),
+        image_format=None if image is None else image.format,
     )
 
     outcome: SolverOutcome | None = None

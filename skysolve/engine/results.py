@@ -9,15 +9,26 @@ JPEG/PNG/TIFF/... it is top-down, so y grows downwards on screen.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.errors import BadInputError, SolveError
+from skysolve.errors import (
+    BadInputError,
+    ConfigurationError,
+    SolveError,
+    error_from_dict,
+    error_to_dict,
+)
+
+if TYPE_CHECKING:
+    from skysolve.engine.params import SolveParameters
 
 
 @dataclass(frozen=True)
@@ -76,10 +87,11 @@ class Calibration:
     +1.0 when det(CD) >= 0 in skysolve's pixel convention, else -1.0.
     ``orientation``: the position angle, degrees East of North, of the +y pixel
     axis with the x axis reflected when parity is -1 -- astrometry.net's
-    ``wcsinfo`` definition, which nova reports.  For FITS images (+y is up on
-    screen) this is the angle of the displayed "up" direction.  For JPEG/PNG
-    (+y is down on screen) the displayed "up" direction lies at
-    ``orientation + 180``; that is nova's "flip" for those formats.
+    ``wcsinfo`` definition.  For FITS images (+y is up on screen) this is the
+    angle of the displayed "up" direction.  For JPEG/PNG/TIFF (+y is down on
+    screen) the displayed "up" direction lies at ``orientation + 180``.  nova's
+    API reports something else for JPEG/PNG/GIF inputs: see
+    :func:`nova_orientation`.
     """
 
     ra: float
@@ -137,6 +149,37 @@ class Calibration:
 #: nova's calibration fields, in its order (the API's /calibration keys).
 CALIBRATION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Calibration))
 
+#: Input formats whose orientation nova reports mirrored (its ``is_jpeglike``).
+NOVA_JPEGLIKE_FORMATS = frozenset({"jpeg", "png", "gif"})
+
+
+def nova_orientation(orientation: float, image_format: str | None) -> float:
+    """The ``orientation`` nova's API reports for a solve of an ``image_format`` input.
+
+    nova (``net/models.py``, ``Calibration.get_orientation``) reports the
+    ``wcsinfo`` angle ``t`` for FITS, TIFF and star lists, and ``(180 - t) mod
+    360`` for JPEG, PNG and GIF inputs.  That is ``t`` mirrored about the
+    East-West line, not turned by 180 degrees: it is *not* the position angle
+    of the displayed picture's "up" direction, which is ``t + 180`` for those
+    formats (the two agree only when ``t`` is 0 or 180).  Clients compare the
+    numbers they get with nova's, so the API reports this one.
+
+    Parameters
+    ----------
+    orientation : float
+        The ``wcsinfo`` angle (:attr:`Calibration.orientation`), degrees.
+    image_format : str or None
+        :attr:`SolveResult.image_format`; None for star lists.
+
+    Returns
+    -------
+    float
+        Degrees; in [0, 360) for JPEG/PNG/GIF, else ``orientation`` unchanged.
+    """
+    if image_format in NOVA_JPEGLIKE_FORMATS:
+        return (180.0 - orientation) % 360.0
+    return orientation
+
 
 @dataclass(frozen=True)
 class Annotation:
@@ -160,6 +203,19 @@ class Annotation:
         if self.vmag is not None:
             out["vmag"] = self.vmag
         return out
+
+    @classmethod
+    def from_nova(cls, data: Mapping[str, Any]) -> Annotation:
+        """The inverse of :meth:`to_nova`."""
+        vmag = data.get("vmag")
+        return cls(
+            type=str(data["type"]),
+            names=[str(n) for n in data["names"]],
+            pixelx=float(data["pixelx"]),
+            pixely=float(data["pixely"]),
+            radius=float(data["radius"]),
+            vmag=None if vmag is None else float(vmag),
+        )
 
 
 @dataclass
@@ -188,6 +244,8 @@ class SolveResult:
     failure: SolveError | None = None
     n_sources: int = 0
     peak_memory_mb: float | None = None
+    #: What the input was, as :attr:`LoadedImage.format` names it; None for star lists.
+    image_format: str | None = None
 
     @property
     def wcs(self) -> WCS | None:
@@ -212,10 +270,72 @@ class SolveResult:
             "n_sources": self.n_sources,
             "command": list(self.command),
             "peak_memory_mb": self.peak_memory_mb,
-            "error": None
-            if self.failure is None
-            else {"code": self.failure.code, "message": self.failure.message},
+            "image_format": self.image_format,
+            "error": None if self.failure is None else error_to_dict(self.failure),
         }
+
+    @classmethod
+    def from_json(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        files: Mapping[str, Path],
+        log: str = "",
+        wcs_header: fits.Header | None = None,
+        sender: str = "the solver",
+    ) -> SolveResult:
+        """The inverse of :meth:`to_json`, for a result that travelled.
+
+        Every transport (a Celery task's reply, an ssh solve host's answer)
+        rebuilds its result here; ``files`` are where the transport put the
+        result files on this host.  Raises :class:`ConfigurationError` for a
+        malformed result (a sender speaking another version).
+        """
+        try:
+            calibration = data.get("calibration")
+            error = data.get("error")
+            return cls(
+                solved=bool(data["solved"]),
+                image_width=int(data["image_width"]),
+                image_height=int(data["image_height"]),
+                calibration=None if not calibration else Calibration(**calibration),
+                wcs_header=wcs_header,
+                solver=data.get("solver"),
+                index=data.get("index"),
+                hints=dict(data.get("hints") or {}),
+                files=dict(files),
+                objects_in_field=[str(n) for n in data.get("objects_in_field") or []],
+                annotations=[Annotation.from_nova(a) for a in data.get("annotations") or []],
+                timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
+                log=log,
+                command=[str(c) for c in data.get("command") or []],
+                failure=None if not error else error_from_dict(error, sender=sender),
+                n_sources=int(data.get("n_sources") or 0),
+                peak_memory_mb=data.get("peak_memory_mb"),
+                image_format=data.get("image_format"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigurationError(f"{sender}'s result is malformed: {exc!r}") from None
+
+
+class SolveFunction(Protocol):
+    """The signature of a solve: the pipeline's, a remote transport's, or a test fake.
+
+    Implementations: :func:`skysolve.engine.pipeline.solve`,
+    :func:`skysolve.remote.ssh.solve`, the Celery dispatcher's; the queue and
+    the ssh solve server take any of them.  Extra keyword arguments (the
+    pipeline's ``config``) are the implementation's own.
+    """
+
+    def __call__(
+        self,
+        source: Path | SourceList,
+        params: SolveParameters,
+        out_dir: Path,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Callable[[str, str], None] | None = None,
+    ) -> SolveResult: ...
 
 
 def local_cd_matrix(wcs: WCS, x: float, y: float, *, step: float = 0.5) -> np.ndarray:

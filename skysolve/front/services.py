@@ -373,7 +373,8 @@ class CalibrationRow:
 
 def calibration_rows(job: Job) -> list[CalibrationRow]:
     cal = job.calibration_dict()
-    if cal is None:
+    nova = job.nova_calibration()
+    if cal is None or nova is None:
         return []
     parity = "positive (+1, not flipped)" if cal["parity"] >= 0 else "negative (−1, flipped)"
     return [
@@ -385,9 +386,25 @@ def calibration_rows(job: Job) -> list[CalibrationRow]:
             f"{angle_text(cal['width_arcsec'] / 3600)} × {angle_text(cal['height_arcsec'] / 3600)}",
         ),
         CalibrationRow("Radius", f"{angle_text(cal['radius'])} (half-diagonal)"),
-        CalibrationRow("Orientation", f"{cal['orientation']:.2f}° (East of North)"),
+        CalibrationRow("Up is", f"{display_up(job, cal['orientation']):.2f}° East of North"),
+        CalibrationRow(
+            "Orientation (API)",
+            f"{nova['orientation']:.2f}° — nova's number, which clients compare: the angle "
+            "East of North of the image's +y pixel axis, mirrored to (180° − angle) for "
+            "JPEG, PNG and GIF inputs as nova does; not the direction of the picture's up",
+        ),
         CalibrationRow("Parity", parity),
     ]
+
+
+def display_up(job: Job, orientation: float) -> float:
+    """Position angle (degrees East of North, in [0, 360)) of the displayed picture's up.
+
+    ``orientation`` is the +y axis's; FITS pictures are shown with +y up, every
+    other input (and a star list's canvas) with +y down.
+    """
+    bottom_up = (job.result or {}).get("image_format") == "fits"
+    return (orientation if bottom_up else orientation + 180.0) % 360.0
 
 
 def reproduce_command(job: Job) -> str:

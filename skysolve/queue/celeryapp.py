@@ -31,8 +31,8 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from django.conf import settings
 
-from skysolve.errors import SolveError
-from skysolve.queue.transfer import error_to_json, pack_result, unpack_request
+from skysolve.errors import SolveError, error_to_dict
+from skysolve.queue.transfer import pack_result, unpack_request
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _solve(request: dict[str, Any], work: Path, beat: Beat, job_id: Any) -> dict
         reply = pack_result(result)
     except SolveError as exc:
         log.info("job %s: %s: %s", job_id, exc.code, exc.message)
-        return {"format": request.get("format"), "error": error_to_json(exc)}
+        return {"format": request.get("format"), "error": error_to_dict(exc)}
     except Exception as exc:  # an engine bug: report it, keep the worker
         log.exception("job %s crashed", job_id)
         message = f"internal error: {type(exc).__name__}: {exc}"

@@ -43,13 +43,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import SolveResult, SourceList
-from skysolve.errors import SolveCancelledError, SolverFailedError
+from skysolve.engine.results import SolveFunction, SolveResult, SourceList
+from skysolve.errors import SolveCancelledError, SolverFailedError, error_from_dict
 from skysolve.queue.heartbeat import Heartbeat, mirror_celery_workers
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.queue.notify import Doorbell, QueuedListener
-from skysolve.queue.transfer import error_from_json, pack_request, unpack_result
-from skysolve.queue.worker import SolveFunction, Worker
+from skysolve.queue.transfer import pack_request, unpack_result
+from skysolve.queue.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class CelerySolver:
             watch.close()
         self._retire(task_id)
         if "error" in reply:
-            raise error_from_json(reply["error"])
+            raise error_from_dict(reply["error"], sender="the worker")
         return unpack_result(reply, out_dir)
 
     def _wait(

@@ -18,15 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from skysolve.errors import BadInputError
+from skysolve.errors import FetchError
 
 MAX_REDIRECTS = 5
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class FetchError(BadInputError):
-    code = "fetch_failed"
 
 
 def check_url_syntax(url: str) -> None:

@@ -3,13 +3,16 @@
 A remote worker shares no filesystem with the web host, so a solve request
 carries everything the solve needs and the reply carries everything it made:
 
-* request: the parameters and either a source list (x, y, flux, image size --
-  a few KB) or the bytes of an image file up to a size cap.  Larger images
-  have their sources extracted on the web host first (the worker then cannot
-  draw the annotated pictures, but it can solve).
-* reply: the :meth:`SolveResult.to_json` object, the WCS header as text and
-  every result file (FITS, pictures, log) base64-encoded, which the web host
-  writes into the job's directory.
+* request: the parameters and either a source list (the columns of
+  :func:`skysolve.engine.wire.encode_sources` in base64 -- a few KB) or the
+  bytes of an image file up to a size cap.  Larger images have their sources
+  extracted on the web host first (the worker then cannot draw the annotated
+  pictures, but it can solve).
+* reply: the :meth:`SolveResult.to_json` object (rebuilt with
+  :meth:`SolveResult.from_json`, as the ssh solve host's answer is), the WCS
+  header as text and every result file (FITS, pictures, log) base64-encoded,
+  which the web host writes into the job's directory; an error as
+  :func:`skysolve.errors.error_to_dict`.
 
 Both are plain JSON-able dicts (Celery's JSON serializer, no pickle), built
 and read here without Django, so the worker needs only the engine.
@@ -24,61 +27,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from astropy.io import fits
 
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import Annotation, Calibration, SolveResult, SourceList
-from skysolve.errors import (
-    BadInputError,
-    ConfigurationError,
-    CorruptFileError,
-    ImageTooLargeError,
-    InvalidParameterError,
-    NoIndexError,
-    NoMatchError,
-    NoStarsError,
-    SolveCancelledError,
-    SolveError,
-    SolverFailedError,
-    SolveTimeoutError,
-    UnsupportedFormatError,
-)
+from skysolve.engine.results import SolveResult, SourceList
+from skysolve.engine.wire import decode_sources, encode_sources
+from skysolve.errors import BadInputError, SolverFailedError
 
 #: Version of the request/reply layout; a worker refuses requests it does not know.
-FORMAT = 1
-
-#: SolveError subclasses by code, to raise the same error on the web host.
-ERRORS: dict[str, type[SolveError]] = {
-    cls.code: cls
-    for cls in (
-        SolveError,
-        BadInputError,
-        UnsupportedFormatError,
-        CorruptFileError,
-        ImageTooLargeError,
-        InvalidParameterError,
-        NoStarsError,
-        NoMatchError,
-        NoIndexError,
-        SolveTimeoutError,
-        SolveCancelledError,
-        SolverFailedError,
-        ConfigurationError,
-    )
-}
-
-
-def error_from_json(data: dict[str, Any]) -> SolveError:
-    cls = ERRORS.get(str(data.get("code")), SolveError)
-    error = cls(str(data.get("message", "")))
-    if cls is SolveError and data.get("code"):
-        error.code = str(data["code"])
-    return error
-
-
-def error_to_json(error: SolveError) -> dict[str, Any]:
-    return {"code": error.code, "message": error.message, "retryable": error.retryable}
+FORMAT = 2
 
 
 # -- requests ------------------------------------------------------------------
@@ -96,13 +53,8 @@ def pack_request(
     if isinstance(source, Path) and source.stat().st_size > max_file_bytes:
         source = extract_locally(source, params)
     if isinstance(source, SourceList):
-        request["sources"] = {
-            "x": np.asarray(source.x, dtype=float).tolist(),
-            "y": np.asarray(source.y, dtype=float).tolist(),
-            "flux": np.asarray(source.flux, dtype=float).tolist(),
-            "width": int(source.width),
-            "height": int(source.height),
-        }
+        meta, body = encode_sources(source)
+        request["sources"] = {**meta, "data": base64.b64encode(body).decode("ascii")}
     else:
         request["file"] = {
             "name": source.name,
@@ -140,17 +92,8 @@ def unpack_request(
         raise BadInputError(f"unknown solve request format {request.get('format')!r}")
     params = SolveParameters.from_mapping(request["params"])
     if "sources" in request:
-        s = request["sources"]
-        return (
-            SourceList(
-                x=np.asarray(s["x"], dtype=float),
-                y=np.asarray(s["y"], dtype=float),
-                flux=np.asarray(s["flux"], dtype=float),
-                width=int(s["width"]),
-                height=int(s["height"]),
-            ),
-            params,
-        )
+        meta = dict(request["sources"])
+        return decode_sources(meta, base64.b64decode(meta.pop("data"))), params
     f = request["file"]
     # The client's file name never builds a path: keep only a safe suffix.
     suffix = Path(str(f.get("name", ""))).suffix.lower()
@@ -204,27 +147,13 @@ def unpack_result(reply: dict[str, Any], out_dir: Path) -> SolveResult:
         encoded = item["data"] if "data" in item else sent[item["same_as"]]["data"]
         _write_beside(target, base64.b64decode(encoded), tag)
         files[str(key)] = target
-    calibration = data.get("calibration")
     header_text = reply.get("wcs_header")
-    error = data.get("error")
-    return SolveResult(
-        solved=bool(data["solved"]),
-        image_width=int(data["image_width"]),
-        image_height=int(data["image_height"]),
-        calibration=None if calibration is None else Calibration(**calibration),
-        wcs_header=None if header_text is None else fits.Header.fromstring(header_text),
-        solver=data.get("solver"),
-        index=data.get("index"),
-        hints=dict(data.get("hints") or {}),
+    return SolveResult.from_json(
+        data,
         files=files,
-        objects_in_field=[str(n) for n in data.get("objects_in_field", [])],
-        annotations=[_annotation(a) for a in data.get("annotations", [])],
-        timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
         log=str(reply.get("log") or ""),
-        command=[str(c) for c in data.get("command", [])],
-        failure=None if error is None else error_from_json(error),
-        n_sources=int(data.get("n_sources") or 0),
-        peak_memory_mb=data.get("peak_memory_mb"),
+        wcs_header=None if header_text is None else fits.Header.fromstring(header_text),
+        sender="the worker",
     )
 
 
@@ -243,14 +172,3 @@ def _write_beside(target: Path, data: bytes, tag: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _annotation(data: dict[str, Any]) -> Annotation:
-    return Annotation(
-        type=str(data["type"]),
-        names=[str(n) for n in data["names"]],
-        pixelx=float(data["pixelx"]),
-        pixely=float(data["pixely"]),
-        radius=float(data["radius"]),
-        vmag=None if data.get("vmag") is None else float(data["vmag"]),
-    )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from django.conf import settings
 from django.db import (
@@ -38,34 +38,22 @@ from django.utils.module_loading import import_string
 
 from skysolve.engine.archives import archive_format
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import SolveResult, SourceList
+from skysolve.engine.results import SolveFunction, SolveResult, SourceList
 from skysolve.errors import (
     BadInputError,
     SolveCancelledError,
     SolveError,
     SolveTimeoutError,
+    StorageError,
+    WorkerLostError,
 )
 from skysolve.queue.fetch import fetch_url
 from skysolve.queue.models import ServedOwner
-from skysolve.submissions.archives import ExpansionLost, expand_submission_archive
+from skysolve.submissions.archives import expand_submission_archive
 from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.services import add_machine_tags, store_upload, upload_path
 
 log = logging.getLogger(__name__)
-
-
-class SolveFunction(Protocol):
-    """The pipeline's ``solve`` (skysolve.engine.pipeline.solve) or a test fake."""
-
-    def __call__(
-        self,
-        source: Path | SourceList,
-        params: SolveParameters,
-        out_dir: Path,
-        *,
-        cancel: threading.Event | None = None,
-        progress: Callable[[str, str], None] | None = None,
-    ) -> SolveResult: ...
 
 
 def load_solver() -> SolveFunction:
@@ -400,7 +388,7 @@ class Worker:
             first = expand_submission_archive(
                 job, archive, worker_id=self.worker_id, cancel=running.cancel, progress=progress
             )
-        except ExpansionLost:
+        except WorkerLostError:
             running.lost = True
             raise
         job.user_image.refresh_from_db()
@@ -502,12 +490,6 @@ class Worker:
     def _finish_submission(self, job_id: int) -> None:
         job = Job.objects.select_related("user_image__submission").get(id=job_id)
         job.submission.update_processing_times()
-
-
-class StorageError(SolveError):
-    """The data directory cannot take the job's files (disk full, read-only, missing)."""
-
-    code = "storage"
 
 
 def _storage_error(out_dir: Path, exc: OSError) -> StorageError:

@@ -33,8 +33,11 @@ Answer (host to client, on the host's stdout)
         {"type": "answer", "protocol": "skysolve-remote/1",
          "status": "ok" | "error",
          "error": null | {"code": c, "message": m, "retryable": bool},
+                 (skysolve.errors.error_to_dict, as every transport sends errors)
          "result": {...SolveResult.to_json(), "files" as key -> name...} | null,
+                 (rebuilt with SolveResult.from_json, as the Celery reply is)
          "log": "...",
+         "wcs_header": the WCS header as FITS card text | null,
          "files": [{"key": "wcs", "name": "wcs.fits", "size": N}, ...]}
 
     followed by the files' bytes, concatenated in manifest order, then
@@ -50,14 +53,7 @@ Answer (host to client, on the host's stdout)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import IO, Any, Protocol, TypeGuard
-
-import numpy as np
-
-from skysolve import errors
-from skysolve.engine.results import SourceList
-from skysolve.errors import BadInputError, ConfigurationError, SolveError
 
 PROTOCOL = "skysolve-remote/1"
 
@@ -65,12 +61,6 @@ PROTOCOL = "skysolve-remote/1"
 MAX_REQUEST_HEADER = 1 << 20
 #: Longest answer or progress line, bytes (the answer carries the solve log).
 MAX_ANSWER_HEADER = 64 << 20
-
-#: Columns a source list may carry, in wire order.
-SOURCE_COLUMNS: tuple[str, ...] = ("x", "y", "flux", "background")
-
-#: Code of an unexpected failure on the host (not one of skysolve.errors).
-INTERNAL = "internal"
 
 CHUNK = 1 << 20
 
@@ -117,101 +107,6 @@ def copy_exact(source: IO[bytes], target: Writable, size: int) -> int:
         target.write(chunk)
         done += len(chunk)
     return done
-
-
-# -- source lists -----------------------------------------------------------------
-
-
-def encode_sources(sources: SourceList) -> tuple[dict[str, Any], bytes]:
-    """The ``input`` header and bytes of a source list."""
-    columns = ["x", "y", "flux"]
-    arrays = [sources.x, sources.y, sources.flux]
-    if sources.background is not None:
-        columns.append("background")
-        arrays.append(sources.background)
-    body = b"".join(np.asarray(a, dtype="<f8").tobytes() for a in arrays)
-    meta = {
-        "kind": "sources",
-        "size": len(body),
-        "count": len(sources),
-        "width": int(sources.width),
-        "height": int(sources.height),
-        "columns": columns,
-    }
-    return meta, body
-
-
-def decode_sources(meta: dict[str, Any], body: bytes) -> SourceList:
-    """The inverse of :func:`encode_sources`; raises BadInputError for anything odd."""
-    columns = meta.get("columns")
-    count, width, height = meta.get("count"), meta.get("width"), meta.get("height")
-    if (
-        not isinstance(columns, list)
-        or columns[:3] != ["x", "y", "flux"]
-        or columns not in (["x", "y", "flux"], list(SOURCE_COLUMNS))
-    ):
-        raise BadInputError(f"source list columns must be x, y, flux [, background], not {columns}")
-    for name, value in (("count", count), ("width", width), ("height", height)):
-        if not _is_int(value) or value < 0:
-            raise BadInputError(f"source list {name} must be a whole number, not {value!r}")
-    assert _is_int(count) and _is_int(width) and _is_int(height)
-    if len(body) != count * len(columns) * 8:
-        raise BadInputError(
-            f"{len(body)} bytes do not hold {count} sources of {len(columns)} columns"
-        )
-    table = np.frombuffer(body, dtype="<f8").reshape(len(columns), count).astype(float)
-    if not np.all(np.isfinite(table)):
-        raise BadInputError("the source list holds NaN or infinite values")
-    return SourceList(
-        x=table[0],
-        y=table[1],
-        flux=table[2],
-        width=width,
-        height=height,
-        background=table[3] if len(columns) == 4 else None,
-    )
-
-
-# -- errors -------------------------------------------------------------------------
-
-
-def error_to_wire(exc: SolveError) -> dict[str, Any]:
-    return {"code": exc.code, "message": exc.message, "retryable": bool(exc.retryable)}
-
-
-def error_from_wire(doc: Any, *, host: str) -> SolveError:
-    """The :mod:`skysolve.errors` exception an answer's ``error`` object names.
-
-    A code this side does not know (a newer host, or ``internal``) becomes a
-    plain :class:`SolveError` keeping the host's code and retryable flag.
-    """
-    if not isinstance(doc, dict):
-        return ConfigurationError(f"{host} answered with an error without details")
-    code = str(doc.get("code") or "solve_error")
-    message = str(doc.get("message") or code)
-    cls = _error_classes().get(code)
-    if cls is not None:
-        return cls(message)
-    exc = SolveError(f"{host}: {message}")
-    exc.code = code
-    exc.retryable = bool(doc.get("retryable", False))
-    return exc
-
-
-def _error_classes() -> dict[str, type[SolveError]]:
-    found: dict[str, type[SolveError]] = {}
-
-    def walk(cls: type[SolveError]) -> Iterator[type[SolveError]]:
-        yield cls
-        for sub in cls.__subclasses__():
-            yield from walk(sub)
-
-    for cls in walk(SolveError):
-        # Only the documented tree: a subclass defined elsewhere (a test) must
-        # not decide what a code means.
-        if cls.__module__ == errors.__name__:
-            found.setdefault(cls.code, cls)
-    return found
 
 
 # -- names and numbers ------------------------------------------------------------

@@ -17,11 +17,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any
 
+from skysolve.engine import wire
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import SolveResult, SourceList
+from skysolve.engine.results import SolveFunction, SolveResult, SourceList
 from skysolve.errors import (
+    INTERNAL,
     BadInputError,
     ConfigurationError,
     ImageTooLargeError,
@@ -29,6 +31,7 @@ from skysolve.errors import (
     SolveError,
     SolverFailedError,
     SolveTimeoutError,
+    error_to_dict,
 )
 from skysolve.remote import protocol
 
@@ -48,19 +51,6 @@ WATCHDOG_GRACE = 30.0
 
 #: Name of the input file inside the job's temporary directory.
 INPUT_NAME = "input"
-
-
-class SolveFunction(Protocol):
-    def __call__(
-        self,
-        source: Path | SourceList,
-        params: SolveParameters,
-        out_dir: Path,
-        *,
-        config: EngineConfig | None = None,
-        cancel: threading.Event | None = None,
-        progress: Callable[[str, str], None] | None = None,
-    ) -> SolveResult: ...
 
 
 @dataclass
@@ -94,17 +84,29 @@ def serve_one(
     solve (off for in-memory streams, which end at once).  ``config`` may be a
     callable, so that a configuration error becomes an error answer too.
     """
+    engine_config: EngineConfig | None = None
     if solve is None:
         from skysolve.engine.pipeline import solve as pipeline_solve
 
-        solve = pipeline_solve
+        def solve(
+            source: Path | SourceList,
+            params: SolveParameters,
+            out_dir: Path,
+            *,
+            cancel: threading.Event | None = None,
+            progress: Callable[[str, str], None] | None = None,
+        ) -> SolveResult:
+            # The engine with this host's own configuration.
+            return pipeline_solve(
+                source, params, out_dir, config=engine_config, cancel=cancel, progress=progress
+            )
+
     job = job or Job()
     tmp = Path(tempfile.mkdtemp(prefix="skysolve-remote-", dir=work_dir))
     writer = _Writer(stdout, job)
     try:
         try:
-            if callable(config):
-                config = config()
+            engine_config = config() if callable(config) else config
             source, params = _read_request(stdin, tmp, max_input_bytes=max_input_bytes)
             if params.timeout > max_timeout:
                 log.info("timeout %g s capped at %g s", params.timeout, max_timeout)
@@ -113,16 +115,16 @@ def serve_one(
                 _watch_hangup(stdin, job)
             out = tmp / "out"
             out.mkdir()
-            result = _run(solve, source, params, out, config=config, job=job, writer=writer)
+            result = _run(solve, source, params, out, job=job, writer=writer)
         except SolveError as exc:
             log.info("job failed: %s: %s", exc.code, exc.message)
-            writer.send_error(protocol.error_to_wire(exc))
+            writer.send_error(error_to_dict(exc))
             return 1 if writer.ok else 2
         except Exception as exc:
             log.exception("internal error")
             writer.send_error(
                 {
-                    "code": protocol.INTERNAL,
+                    "code": INTERNAL,
                     "message": f"internal error on the solve host: {type(exc).__name__}: {exc}",
                     "retryable": False,
                 }
@@ -138,7 +140,7 @@ def serve_one(
 def send_error(stdout: IO[bytes], exc: SolveError) -> bool:
     """Answer with ``exc`` before reading the request (bad settings); True if sent."""
     writer = _Writer(stdout, Job())
-    writer.send_error(protocol.error_to_wire(exc))
+    writer.send_error(error_to_dict(exc))
     return writer.ok
 
 
@@ -177,7 +179,7 @@ def _read_request(
         body = stdin.read(size)
         if len(body) != size:
             raise BadInputError(f"the input ended after {len(body)} of {size} bytes")
-        return protocol.decode_sources(meta, body), params
+        return wire.decode_sources(meta, body), params
     path = tmp / INPUT_NAME
     with path.open("xb") as fh:
         got = protocol.copy_exact(stdin, fh, size)
@@ -207,7 +209,6 @@ def _run(
     params: SolveParameters,
     out: Path,
     *,
-    config: EngineConfig | None,
     job: Job,
     writer: _Writer,
 ) -> SolveResult:
@@ -221,9 +222,7 @@ def _run(
     watchdog.daemon = True
     watchdog.start()
     try:
-        return solve(
-            source, params, out, config=config, cancel=job.stop, progress=writer.send_progress
-        )
+        return solve(source, params, out, cancel=job.stop, progress=writer.send_progress)
     except SolveCancelledError:
         if job.timed_out:
             raise SolveTimeoutError(
@@ -272,7 +271,9 @@ class _Writer:
             {"key": key, "name": path.name, "size": size}
             for (key, path), size in zip(manifest, sizes, strict=True)
         ]
-        self._write(protocol.dump_line(_answer("ok", result=doc, log=result.log, files=files)))
+        header = None if result.wcs_header is None else result.wcs_header.tostring()
+        answer = _answer("ok", result=doc, log=result.log, files=files, wcs_header=header)
+        self._write(protocol.dump_line(answer))
         for (_, path), size in zip(manifest, sizes, strict=True):
             with path.open("rb") as fh:
                 sent = protocol.copy_exact(fh, _Sink(self), size)

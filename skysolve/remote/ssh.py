@@ -51,8 +51,9 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from astropy.io import fits
 
+from skysolve.engine import wire
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import Annotation, Calibration, SolveResult, SourceList
+from skysolve.engine.results import SolveResult, SourceList
 from skysolve.errors import (
     BadInputError,
     ConfigurationError,
@@ -60,6 +61,7 @@ from skysolve.errors import (
     SolveError,
     SolverFailedError,
     SolveTimeoutError,
+    error_from_dict,
 )
 from skysolve.remote import protocol
 
@@ -243,14 +245,20 @@ def solve_via(
         answer = call.read_answer(progress)
         if answer.get("status") != "ok":
             call.finish()
-            raise protocol.error_from_wire(answer.get("error"), host=transport.name)
+            raise error_from_dict(answer.get("error"), sender=transport.name)
         doc = answer.get("result")
         files = answer.get("files")
         if not isinstance(doc, dict) or not isinstance(files, list):
             raise ConfigurationError(f"{transport.name} answered without a result")
         paths = call.read_files(files, out_dir, written)
         call.finish()
-        result = _result(doc, paths, log_text=answer.get("log"), source=source)
+        result = _result(
+            doc,
+            paths,
+            log_text=answer.get("log"),
+            header_text=answer.get("wcs_header"),
+            source=source,
+        )
     except BaseException as exc:
         if not isinstance(exc, SolveError) or exc.code in ("cancelled", "timeout"):
             log.info("solve on %s stopped: %r", transport.name, exc)
@@ -269,7 +277,7 @@ def solve_via(
 
 def _request(source: Path | SourceList, params: SolveParameters) -> tuple[bytes, Path | bytes]:
     if isinstance(source, SourceList):
-        meta, body = protocol.encode_sources(source)
+        meta, body = wire.encode_sources(source)
         payload: Path | bytes = body
     else:
         path = Path(source)
@@ -520,32 +528,28 @@ class _Call:
 
 
 def _result(
-    doc: dict[str, Any], paths: dict[str, Path], *, log_text: Any, source: Path | SourceList
+    doc: dict[str, Any],
+    paths: dict[str, Path],
+    *,
+    log_text: Any,
+    header_text: Any,
+    source: Path | SourceList,
 ) -> SolveResult:
     try:
-        result = SolveResult(
-            solved=bool(doc["solved"]),
-            image_width=int(doc["image_width"]),
-            image_height=int(doc["image_height"]),
-            calibration=Calibration(**doc["calibration"]) if doc.get("calibration") else None,
-            solver=doc.get("solver"),
-            index=doc.get("index"),
-            hints=dict(doc.get("hints") or {}),
-            files=paths,
-            objects_in_field=[str(n) for n in doc.get("objects_in_field") or []],
-            annotations=[Annotation(**a) for a in doc.get("annotations") or []],
-            timings={str(k): float(v) for k, v in (doc.get("timings") or {}).items()},
-            log=log_text if isinstance(log_text, str) else "",
-            command=_local_command(doc.get("command"), source),
-            n_sources=int(doc.get("n_sources") or 0),
-            peak_memory_mb=doc.get("peak_memory_mb"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigurationError(f"the solve host's result is malformed: {exc!r}") from None
-    if doc.get("error"):
-        result.failure = protocol.error_from_wire(doc["error"], host="the solve host")
+        header = fits.Header.fromstring(header_text) if isinstance(header_text, str) else None
+    except ValueError as exc:
+        raise ConfigurationError(f"the solve host's WCS header is malformed: {exc}") from None
+    result = SolveResult.from_json(
+        doc,
+        files=paths,
+        log=log_text if isinstance(log_text, str) else "",
+        wcs_header=header,
+        sender="the solve host",
+    )
+    result.command = _local_command(doc.get("command"), source)
     wcs_path = paths.get("wcs")
-    if result.solved and wcs_path is not None:
+    if result.solved and result.wcs_header is None and wcs_path is not None:
+        # A host that sent no header text: read it from the WCS file.
         try:
             result.wcs_header = fits.getheader(wcs_path)
         except (OSError, ValueError) as exc:

@@ -35,17 +35,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from skysolve.engine.archives import ExpandedArchive, expand_archive
-from skysolve.errors import SolveError
+from skysolve.errors import WorkerLostError
 from skysolve.queue import backend
 from skysolve.submissions.models import Job, Submission, UserImage
 
 log = logging.getLogger(__name__)
-
-
-class ExpansionLost(SolveError):
-    """The job was taken away (or already expanded) while its archive was being read."""
-
-    code = "worker_lost"
 
 
 def archive_root(submission: Submission) -> Path:
@@ -64,7 +58,7 @@ def expand_submission_archive(
 
     Returns the file of the first image, which ``job`` goes on to solve.
     Raises the engine's errors for an unusable archive (see
-    :func:`skysolve.engine.archives.expand_archive`) and :class:`ExpansionLost`
+    :func:`skysolve.engine.archives.expand_archive`) and :class:`~skysolve.errors.WorkerLostError`
     when the job stopped being ``worker_id``'s meanwhile.
     """
     submission = job.submission
@@ -105,7 +99,7 @@ def _record(job: Job, expanded: ExpandedArchive, *, worker_id: str) -> list[int]
             stage="preparing"
         )
         if not mine:
-            raise ExpansionLost("the job was taken away while its archive was read")
+            raise WorkerLostError("the job was taken away while its archive was read")
         placeholder = job.user_image
         claimed = UserImage.objects.filter(
             pk=placeholder.pk, archive_member__isnull=True, disk_file=""
@@ -115,7 +109,7 @@ def _record(job: Job, expanded: ExpandedArchive, *, worker_id: str) -> list[int]
             original_filename=first.name,
         )
         if not claimed:
-            raise ExpansionLost("the archive was expanded already")
+            raise WorkerLostError("the archive was expanded already")
         album = submission.album
         for member in others:
             # Created and queued in archive order (ids are random, times are not).

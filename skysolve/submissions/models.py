@@ -20,7 +20,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from skysolve.engine.results import CALIBRATION_FIELDS
+from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.submissions.ids import random_id
 
 if TYPE_CHECKING:
@@ -348,6 +348,11 @@ class UserImage(RandomIdModel):
         rows = self.taggeduserimage_set.filter(machine=machine).select_related("tag").order_by("id")
         return [row.tag.text for row in rows]
 
+    def all_tag_texts(self) -> list[str]:
+        """Every tag, user and machine, once each, in the order they were added (nova's tags)."""
+        rows = self.taggeduserimage_set.select_related("tag").order_by("id")
+        return list(dict.fromkeys(row.tag.text for row in rows))
+
     def latest_job(self) -> Job | None:
         return self.jobs.order_by("-queued_at", "-id").first()
 
@@ -476,6 +481,14 @@ class Job(RandomIdModel):
         if not self.has_calibration:
             return None
         return {name: float(getattr(self, name)) for name in CALIBRATION_FIELDS}
+
+    def nova_calibration(self) -> dict[str, float] | None:
+        """:meth:`calibration_dict` with ``orientation`` as nova's API reports it."""
+        data = self.calibration_dict()
+        if data is not None:
+            image_format = (self.result or {}).get("image_format")
+            data["orientation"] = nova_orientation(data["orientation"], image_format)
+        return data
 
     def objects_in_field(self) -> list[str]:
         if not self.result:

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from skysolve.engine.archives import archive_format
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import CALIBRATION_FIELDS
+from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import InvalidParameterError
 from skysolve.queue import backend
 from skysolve.submissions.models import (
@@ -59,8 +59,12 @@ class ServiceError(Exception):
 
 
 class NotFound(ServiceError):
-    def __init__(self, message: str) -> None:
+    """No such thing, or one the viewer may not see; ``kind``/``object_id`` name a looked-up id."""
+
+    def __init__(self, message: str, *, kind: str = "", object_id: int | None = None) -> None:
         super().__init__(message, status=404)
+        self.kind = kind
+        self.object_id = object_id
 
 
 @dataclass(frozen=True)
@@ -471,7 +475,9 @@ def get_submission(submission_id: int, viewer: Viewer) -> Submission:
         Submission.objects.defer(*_INPUT_COLUMNS).filter(pk=_valid_id(submission_id)).first()
     )
     if submission is None or not may_read(viewer, submission, public=submission.is_public):
-        raise NotFound(f"no submission with id {submission_id}")
+        raise NotFound(
+            f"no submission with id {submission_id}", kind="submission", object_id=submission_id
+        )
     return submission
 
 
@@ -485,7 +491,7 @@ def get_job(job_id: int, viewer: Viewer) -> Job:
         .first()
     )
     if job is None or not may_read(viewer, job.submission, public=job.user_image.is_public):
-        raise NotFound(f"no job with id {job_id}")
+        raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
     return job
 
 
@@ -543,7 +549,9 @@ def _job_query(fields: tuple[str, ...]) -> _PreparedQuery:
 
 #: What the status URLs read of a job (fields of Job, or of its image).
 JOB_STATUS = ("id", "status", "stage")
-JOB_CALIBRATION = ("id", "status", "stage", *CALIBRATION_FIELDS)
+#: The input's format comes out of the stored result by a JSON path, not by
+#: decoding the whole result: nova's orientation depends on it.
+JOB_CALIBRATION = ("id", "status", "stage", *CALIBRATION_FIELDS, "result__image_format")
 JOB_INFO = (*JOB_CALIBRATION, "result", "user_image_id", "user_image__original_filename")
 _JOB_QUERIES = {fields: _job_query(fields) for fields in (JOB_STATUS, JOB_CALIBRATION, JOB_INFO)}
 
@@ -552,10 +560,10 @@ def read_job(job_id: int, viewer: Viewer, fields: tuple[str, ...]) -> dict[str, 
     """:func:`get_job` for the status URLs: one query, only ``fields`` (one of the JOB_*)."""
     rows = _JOB_QUERIES[fields].rows(_valid_id(job_id))
     if not rows:
-        raise NotFound(f"no job with id {job_id}")
+        raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
     visible, user_id, anonymous_session, *values = rows[0]
     if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
-        raise NotFound(f"no job with id {job_id}")
+        raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
     return dict(zip(fields, values, strict=True))
 
 
@@ -564,6 +572,28 @@ def job_of_values(values: dict[str, Any]) -> Job:
     # from_db takes the values in the model's field order.
     names = [f.attname for f in Job._meta.concrete_fields if f.attname in values]
     return Job.from_db(DEFAULT_DB_ALIAS, names, [values[name] for name in names])
+
+
+def nova_calibration(values: dict[str, Any]) -> dict[str, float] | None:
+    """:meth:`Job.nova_calibration` of :func:`read_job`'s JOB_CALIBRATION (or JOB_INFO) answer."""
+    data = job_of_values(values).calibration_dict()
+    if data is not None:
+        data["orientation"] = nova_orientation(data["orientation"], values["result__image_format"])
+    return data
+
+
+def brightest(annotations: list[dict[str, Any]], nbright: int) -> list[dict[str, Any]]:
+    """``annotations`` with only the ``nbright`` brightest named stars (all when 0).
+
+    nova's ``?nbright=N`` (plotann's option): the bright-star entries are kept
+    brightest first and cut at N; the other kinds are untouched.
+    """
+    if nbright <= 0:
+        return annotations
+    stars = [a for a in annotations if a.get("type") == "bright"]
+    others = [a for a in annotations if a.get("type") != "bright"]
+    stars.sort(key=lambda a: math.inf if a.get("vmag") is None else float(a["vmag"]))
+    return others + stars[:nbright]
 
 
 def _latest_job(column: str) -> Subquery:
@@ -613,10 +643,14 @@ def submission_status(submission_id: int, viewer: Viewer) -> SubmissionStatus:
     """What /api/submissions/N shows, in one query (privacy as :func:`get_submission`)."""
     rows = _SUBMISSION_STATUS.rows(_valid_id(submission_id))
     if not rows:
-        raise NotFound(f"no submission with id {submission_id}")
+        raise NotFound(
+            f"no submission with id {submission_id}", kind="submission", object_id=submission_id
+        )
     user_id, anonymous_session, visible, started, finished, error = rows[0][:6]
     if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
-        raise NotFound(f"no submission with id {submission_id}")
+        raise NotFound(
+            f"no submission with id {submission_id}", kind="submission", object_id=submission_id
+        )
     images = [row for row in rows if row[6] is not None]  # none: a left join found no image
     return SubmissionStatus(
         user_id=user_id,
@@ -639,12 +673,17 @@ _TAG_TEXTS = _PreparedQuery(
 
 
 def tag_texts(user_image_id: int) -> tuple[list[str], list[str]]:
-    """An image's (user tags, machine tags), each in the order they were added."""
-    user: list[str] = []
+    """An image's (tags, machine tags) in the order they were added.
+
+    The first is every tag, machine tags included, once each: nova's ``tags``.
+    """
+    every: dict[str, None] = {}
     machine: list[str] = []
     for is_machine, text in _TAG_TEXTS.rows(user_image_id):
-        (machine if is_machine else user).append(text)
-    return user, machine
+        every[text] = None
+        if is_machine:
+            machine.append(text)
+    return list(every), machine
 
 
 def _valid_id(value: int) -> int:

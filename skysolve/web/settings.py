@@ -167,6 +167,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 #: Submissions per hour per user and per client address (0 = no limit; staff exempt).
 SKYSOLVE_RATE_LIMIT_USER_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_USER_PER_HOUR", 360)
 SKYSOLVE_RATE_LIMIT_IP_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_IP_PER_HOUR", 720)
+#: Lookups of distinct job/submission ids that do not exist, per client address
+#: and hour, before that address's id lookups answer 429 (0 = no limit; staff exempt).
+SKYSOLVE_ID_MISSES_PER_HOUR = envint("SKYSOLVE_ID_MISSES_PER_HOUR", 100)
 #: Behind a proxy: take the client address from the last X-Forwarded-For entry.
 USE_X_FORWARDED_FOR = envbool("USE_X_FORWARDED_FOR", False)
 #: Most stars accepted in an x/y list.

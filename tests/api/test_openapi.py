@@ -27,3 +27,17 @@ def test_it_documents_get_and_post_on_status_urls(client: Client) -> None:
     paths = json.loads(client.get("/api/openapi.json").content)["paths"]
     for name in ("/api/jobs/{job_id}", "/api/submissions/{submission_id}", "/wcs_file/{job_id}"):
         assert {"get", "post"} <= set(paths[name])
+
+
+def test_it_documents_the_id_guessing_refusal_on_every_id_lookup(client: Client) -> None:
+    paths = json.loads(client.get("/api/openapi.json").content)["paths"]
+    for path, item in paths.items():
+        if "{job_id}" in path or "{submission_id}" in path:
+            for method, op in item.items():
+                assert "429" in op["responses"], (path, method)
+
+
+def test_it_documents_head_on_result_files(client: Client) -> None:
+    paths = json.loads(client.get("/api/openapi.json").content)["paths"]
+    assert "head" in paths["/wcs_file/{job_id}"] and "head" in paths["/kml_file/{job_id}"]
+    assert "head" not in paths["/api/jobs/{job_id}"]

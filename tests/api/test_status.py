@@ -55,7 +55,10 @@ def test_it_reports_a_solved_submission(client: Client, fake_solver: FakeSolver)
     assert info["objects_in_field"] == ["M 66", "NGC 3628"]
     assert info["machine_tags"] == ["M 66", "NGC 3628"]
     assert set(info["calibration"]) == {"ra", "dec", "radius", "pixscale", "orientation", "parity"}
-    assert json.loads(client.get(f"/api/jobs/{job.id}/tags").content) == {"tags": []}
+    # nova's /tags lists every tag of the image, the machine tags included.
+    assert json.loads(client.get(f"/api/jobs/{job.id}/tags").content) == {
+        "tags": ["M 66", "NGC 3628"]
+    }
     assert json.loads(client.get(f"/api/jobs/{job.id}/machine_tags/").content) == {
         "tags": ["M 66", "NGC 3628"]
     }
@@ -96,12 +99,24 @@ def test_it_reports_a_failed_job(client: Client) -> None:
     solve_all(FakeSolver(solved=False))
     job = job_of(subid)
     assert json.loads(client.get(f"/api/jobs/{job.id}").content) == {"status": "failure"}
-    cal = client.get(f"/api/jobs/{job.id}/calibration")
-    assert cal.status_code == 404
-    assert json.loads(cal.content)["errormessage"] == (
-        f"no calibration data available for job {job.id}"
-    )
+    # nova answers a job without a calibration with HTTP 200 and its own "error" shape.
+    for path in (f"/api/jobs/{job.id}/calibration", f"/api/jobs/{job.id}/annotations/"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert json.loads(response.content) == {
+            "error": f"no calibration data available for job {job.id}"
+        }
     assert "calibration" not in json.loads(client.get(f"/api/jobs/{job.id}/info").content)
+
+
+def test_it_answers_before_the_calibration_exists_as_nova(client: Client) -> None:
+    job = job_of(submit_xy(client, session_for("alice")))
+    for path in ("calibration", "annotations"):
+        response = client.post(f"/api/jobs/{job.id}/{path}")
+        assert response.status_code == 200
+        assert json.loads(response.content) == {
+            "error": f"no calibration data available for job {job.id}"
+        }
 
 
 @pytest.mark.parametrize(

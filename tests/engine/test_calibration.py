@@ -8,7 +8,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine.results import Calibration, wcs_from_header
+from skysolve.engine.results import Calibration, nova_orientation, wcs_from_header
 
 
 def tan(ra: float, dec: float, cd: np.ndarray, width: int, height: int) -> WCS:
@@ -55,7 +55,8 @@ def test_it_flips_for_top_down_row_order(parity: int) -> None:
 
     Flipping the rows negates the y column of CD: parity changes sign and the
     orientation turns by 180 degrees, so "display up" (FITS: +y, JPEG: -y)
-    points the same way on the sky.  This is nova's flip for JPEG/PNG inputs.
+    points the same way on the sky, at ``orientation + 180`` for the JPEG.
+    (nova reports neither for JPEGs: see test_it_mirrors_like_nova_for_jpeglike_inputs.)
     """
     width, height = 719, 507
     fits_wcs = tan(187.0, 56.0, cd_for(0.05, 65.0, parity), width, height)
@@ -110,3 +111,26 @@ def test_it_reads_a_solver_header_with_no_image_axes() -> None:
     h.update(w.to_header())
     back = wcs_from_header(h, 800, 600)
     assert Calibration.from_wcs(back, 800, 600).pixscale == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize("image_format", ["jpeg", "png", "gif"])
+@pytest.mark.parametrize("rotation", [0.0, 33.0, 90.0, 161.0, 250.0])
+def test_it_mirrors_like_nova_for_jpeglike_inputs(image_format: str, rotation: float) -> None:
+    """nova's Calibration.get_orientation: (180 - t) mod 360 for JPEG, PNG and GIF inputs."""
+    width, height = 719, 507
+    w = tan(187.0, 56.0, cd_for(0.05, rotation, 1), width, height)
+    t = Calibration.from_wcs(w, width, height).orientation
+    reported = nova_orientation(t, image_format)
+    assert 0.0 <= reported < 360.0
+    assert angle_diff(reported, 180.0 - rotation) < 1e-6
+    # The displayed picture's "up" (-y for these formats) is at t + 180: the two
+    # agree only when t is 0 or 180, so nova's number is not that direction.
+    up = position_angle_of_axis(w, 360, 254, 0, -1)
+    assert angle_diff(up, t + 180.0) < 0.05
+    assert (angle_diff(reported, up) < 0.05) == (angle_diff(rotation % 180.0, 0.0) < 1e-6)
+
+
+@pytest.mark.parametrize("image_format", ["fits", "tiff", "bmp", "webp", None])
+def test_it_reports_the_wcsinfo_angle_for_other_inputs(image_format: str | None) -> None:
+    assert nova_orientation(-58.5, image_format) == -58.5
+    assert nova_orientation(121.0, image_format) == 121.0

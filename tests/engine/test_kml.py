@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from skysolve.engine.kml import GX_NS, KML_NS, kml_corners, write_kml
+from skysolve.engine.kml import GX_NS, KML_NS, kml_corners, kmz_bytes, write_kml
 from skysolve.errors import BadInputError
 from tests.engine.test_annotations import APOD2_SIZE, apod2_wcs, tan_wcs
 
@@ -92,3 +94,46 @@ def test_it_escapes_titles(tmp_path: Path) -> None:
 def test_it_rejects_a_non_celestial_wcs(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="celestial"):
         write_kml(WCS(naxis=2), 10, 10, image_name="p.png", out_path=tmp_path / "a.kml")
+
+
+def test_it_packs_the_document_and_its_picture_into_a_kmz(tmp_path: Path) -> None:
+    kml = write_kml(
+        apod2_wcs(), *APOD2_SIZE, image_name="annotated_display.jpg", out_path=tmp_path / "a.kml"
+    )
+    picture = tmp_path / "annotated_display.jpg"
+    picture.write_bytes(b"\xff\xd8\xff\xe0 a picture")
+    with zipfile.ZipFile(io.BytesIO(kmz_bytes(kml, picture))) as archive:
+        assert archive.namelist() == ["doc.kml", "annotated_display.jpg"]
+        assert archive.read("annotated_display.jpg") == picture.read_bytes()
+        root = ET.fromstring(archive.read("doc.kml"))
+    href = root.find("k:Document/k:GroundOverlay/k:Icon/k:href", NS)
+    assert href is not None and href.text == "annotated_display.jpg"
+    # The corners are the document's own.
+    quad = root.find("k:Document/k:GroundOverlay/gx:LatLonQuad/k:coordinates", NS)
+    assert quad is not None and quad.text is not None
+    assert np.allclose(
+        [[float(v) for v in pair.split(",")] for pair in quad.text.split()], read_corners(kml)
+    )
+
+
+def test_it_links_the_picture_by_its_own_name(tmp_path: Path) -> None:
+    kml = write_kml(apod2_wcs(), *APOD2_SIZE, image_name="other.jpg", out_path=tmp_path / "a.kml")
+    picture = tmp_path / "annotated_display.png"
+    picture.write_bytes(b"\x89PNG picture")
+    with zipfile.ZipFile(io.BytesIO(kmz_bytes(kml, picture))) as archive:
+        root = ET.fromstring(archive.read("doc.kml"))
+        assert "annotated_display.png" in archive.namelist()
+    href = root.find("k:Document/k:GroundOverlay/k:Icon/k:href", NS)
+    assert href is not None and href.text == "annotated_display.png"
+
+
+def test_it_refuses_a_document_without_an_overlay(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.kml"
+    bad.write_text(f'<kml xmlns="{KML_NS}"><Document/></kml>')
+    picture = tmp_path / "p.jpg"
+    picture.write_bytes(b"x")
+    with pytest.raises(BadInputError, match="no ground-overlay picture link"):
+        kmz_bytes(bad, picture)
+    bad.write_text("<kml")
+    with pytest.raises(BadInputError, match="not a KML document"):
+        kmz_bytes(bad, picture)

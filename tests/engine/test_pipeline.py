@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
-from skysolve.engine.results import SolveResult, SourceList
+from skysolve.engine.results import SolveResult, SourceList, nova_orientation
 from skysolve.engine.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
 from skysolve.errors import BadInputError, NoMatchError, NoStarsError, SolveCancelledError
 
@@ -271,3 +271,8 @@ def test_it_solves_the_shared_images(tmp_path: Path, shared_images: Path, name: 
     assert cal.pixscale == pytest.approx(pixscale, rel=0.01)
     assert cal.parity == 1.0
     assert angle_diff(cal.orientation, orientation) < 0.5
+    # What the API reports for a JPEG: nova's (180 - t) mod 360; for apod4.jpg 121.5
+    # (solve-field's WCS gives 114.5, its t being measured at its CRPIX: see README).
+    assert result.image_format == "jpeg"
+    reported = nova_orientation(cal.orientation, result.image_format)
+    assert angle_diff(reported, 180 - orientation) < 0.5

@@ -22,8 +22,24 @@ def test_it_shows_the_calibration_in_degrees_and_sexagesimal(solved_body: tuple[
     assert "+56.713000° = +56° 42′ 46.8″" in body
     assert "169.7 arcsec/pixel" in body
     assert "33.9° × 23.9°" in body
-    assert "65.47° (East of North)" in body
+    # The helper records no input format: up is the -y axis's, the API's number the angle itself.
+    assert "245.47° East of North" in body
+    assert "65.47° — nova&#x27;s number" in body
     assert "positive (+1, not flipped)" in body
+
+
+@pytest.mark.parametrize(
+    ("image_format", "up", "api"), [("jpeg", 245.47, 114.53), ("fits", 65.47, 65.47)]
+)
+def test_it_shows_the_up_direction_beside_novas_orientation(
+    client: Client, image_format: str, up: float, api: float
+) -> None:
+    job = solve(submit(make_user("alice"), filename="big dipper.jpg"))
+    job.result = {**job.result, "image_format": image_format}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert f"{up:.2f}° East of North" in body
+    assert f"{api:.2f}° — nova&#x27;s number" in body
 
 
 def test_it_offers_the_overlays_that_exist(solved_body: tuple[int, str]) -> None:

@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from skysolve.queue.fetch import MAX_REDIRECTS, FetchError, fetch_url
+from skysolve.errors import FetchError
+from skysolve.queue.fetch import MAX_REDIRECTS, fetch_url
 from skysolve.submissions.models import Job
 from tests.api.helpers import session_for
 from tests.hardening.service import run_all

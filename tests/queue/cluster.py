@@ -28,7 +28,7 @@ import requests
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
-from skysolve.queue.transfer import ERRORS
+from skysolve.errors import error_classes
 from tests.conftest import REPO_ROOT
 from tests.services import POSTGRES_URL, REDIS_URL
 from tests.webfixtures import FakeSolver
@@ -63,7 +63,7 @@ def sleepy_fake_solve(
         time.sleep(pause)
     code = os.environ.get("SKYSOLVE_FAKE_ERROR")
     if code:
-        raise ERRORS[code](f"fake {code}")
+        raise error_classes()[code](f"fake {code}")
     return FakeSolver()(source, params, out_dir, cancel=cancel, progress=progress)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from skysolve.queue.fetch import FetchError, fetch_url
+from skysolve.errors import FetchError
+from skysolve.queue.fetch import fetch_url
 from tests.localhttp import serve_http
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from skysolve.engine import wire
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
 from skysolve.errors import (
@@ -25,7 +26,6 @@ from skysolve.errors import (
     ImageTooLargeError,
     NoStarsError,
     SolveCancelledError,
-    SolveError,
     SolverFailedError,
     SolveTimeoutError,
 )
@@ -115,7 +115,11 @@ def test_it_solves_the_input_under_a_fixed_name_and_removes_it(tmp_path: Path) -
     progress, answer, files = parse_answer(raw)
     assert progress == [{"type": "progress", "stage": "preparing", "message": "fake"}]
     assert answer["status"] == "ok"
-    assert answer["result"]["error"] == {"code": "no_stars", "message": "only 0 sources found"}
+    assert answer["result"]["error"] == {
+        "code": "no_stars",
+        "message": "only 0 sources found",
+        "retryable": False,
+    }
     assert answer["result"]["files"] == {"log": "solve.log"}
     assert answer["log"] == "fake log\n"
     assert files == {"solve.log": b"fake log\n"}
@@ -261,34 +265,24 @@ def test_it_round_trips_a_source_list_with_background() -> None:
         height=480,
         background=np.array([0.5, 0.25]),
     )
-    meta, body = protocol.encode_sources(sources)
-    back = protocol.decode_sources(json.loads(json.dumps(meta)), body)
+    meta, body = wire.encode_sources(sources)
+    back = wire.decode_sources(json.loads(json.dumps(meta)), body)
     assert (back.width, back.height) == (640, 480)
     for name in ("x", "y", "flux", "background"):
         assert np.array_equal(getattr(back, name), getattr(sources, name))
 
 
 def test_it_refuses_a_source_list_with_nan() -> None:
-    meta, body = protocol.encode_sources(
+    meta, body = wire.encode_sources(
         SourceList(x=np.array([np.nan]), y=np.array([1.0]), flux=np.array([1.0]), width=9, height=9)
     )
     with pytest.raises(BadInputError, match="NaN"):
-        protocol.decode_sources(meta, body)
+        wire.decode_sources(meta, body)
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "a\\b", "..", ".", "", ".hidden", "x\x00"])
 def test_it_calls_names_with_separators_or_dots_unsafe(name: str) -> None:
     assert not protocol.is_safe_name(name)
-
-
-def test_it_maps_error_codes_to_the_error_tree() -> None:
-    assert isinstance(protocol.error_from_wire({"code": "corrupt_file", "message": "m"}, host="h"),
-                      BadInputError)  # fmt: skip
-    unknown = protocol.error_from_wire(
-        {"code": "martian", "message": "m", "retryable": True}, host="h"
-    )
-    assert type(unknown) is SolveError
-    assert (unknown.code, unknown.retryable, unknown.message) == ("martian", True, "h: m")
 
 
 # -- ssh settings -----------------------------------------------------------------------------
