@@ -14,13 +14,16 @@ named after its neighbour.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+from importlib.resources import files
 
-import astropy
 import erfa
 import numpy as np
 
-_DATA = Path(astropy.__file__).parent / "coordinates" / "data"
+# Not get_constellation itself: its import and its transform to a precessed
+# geocentric frame cost more than a hinted solve; its data files are read
+# through the package-resource API, and tests/engine/test_constellations.py
+# checks the answers against get_constellation.
+_DATA = files("astropy.coordinates") / "data"
 
 
 @functools.cache
