@@ -55,18 +55,35 @@ def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR") or "")[:64]
 
 
-def _limits(user: User | None, ip: str) -> list[tuple[int, dict[str, object], str]]:
+def _limits(
+    user: User | None, ip: str, *, anonymous_web: bool = False
+) -> list[tuple[int, dict[str, object], str]]:
     limits: list[tuple[int, dict[str, object], str]] = []
     if user is not None:
         limits.append((settings.SKYSOLVE_RATE_LIMIT_USER_PER_HOUR, {"user": user}, "per user"))
     if ip:
         limits.append((settings.SKYSOLVE_RATE_LIMIT_IP_PER_HOUR, {"ip": ip}, "per address"))
+    if anonymous_web and user is None:
+        # Anonymous submissions from one address: the form's, and the API's
+        # anonymous ones as far as they were recorded (under the address limit).
+        limits.append(
+            (
+                settings.SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR,
+                {"ip": ip, "user__isnull": True},
+                "per address without signing in",
+            )
+        )
     return [item for item in limits if item[0] > 0]
 
 
 @contextmanager
-def submission_slots(user: User | None, ip: str, count: int = 1) -> Iterator[None]:
+def submission_slots(
+    user: User | None, ip: str, count: int = 1, *, anonymous_web: bool = False
+) -> Iterator[None]:
     """Reserve ``count`` submissions for the body of the ``with``; raise RateLimited when over.
+
+    ``anonymous_web``: the web site's upload form without an account, which
+    also counts against ``SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR``.
 
     The rows are written first and counted after, so concurrent requests in
     other processes cannot both slip under the limit; a request that fails
@@ -75,7 +92,7 @@ def submission_slots(user: User | None, ip: str, count: int = 1) -> Iterator[Non
     if (user is not None and user.is_staff) or count <= 0:
         yield
         return
-    limits = _limits(user, ip)
+    limits = _limits(user, ip, anonymous_web=anonymous_web)
     if not limits:
         yield
         return

@@ -11,10 +11,12 @@ from typing import Any
 from django import forms
 
 from skysolve.front.astro import parse_dec, parse_ra
+from skysolve.front.community import ImageEdit
 from skysolve.submissions.models import (
     LICENCE_COMMERCIAL_CHOICES,
     LICENCE_MODIFICATIONS_CHOICES,
     VISIBILITY_CHOICES,
+    Album,
 )
 
 #: Scale presets: (lower, upper) field width in degrees.
@@ -176,3 +178,43 @@ class UploadForm(forms.Form):
         if data.get("album"):
             out["album"] = data["album"].strip()
         return out
+
+
+class ImageEditForm(forms.Form):
+    """What the owner changes about an image after upload."""
+
+    description = forms.CharField(required=False, max_length=4000, widget=forms.Textarea)
+    publicly_visible = forms.ChoiceField(choices=VISIBILITY_CHOICES, label="visibility")
+    allow_commercial_use = forms.ChoiceField(
+        choices=LICENCE_COMMERCIAL_CHOICES, label="commercial use"
+    )
+    allow_modifications = forms.ChoiceField(
+        choices=LICENCE_MODIFICATIONS_CHOICES, label="modifications"
+    )
+    albums = forms.ModelMultipleChoiceField(
+        queryset=Album.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args: Any, albums: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["albums"]
+        assert isinstance(field, forms.ModelMultipleChoiceField)
+        field.queryset = albums
+
+    def edit(self) -> ImageEdit:
+        data = self.cleaned_data
+        return ImageEdit(
+            description=data.get("description") or "",
+            publicly_visible=data["publicly_visible"],
+            allow_commercial_use=data["allow_commercial_use"],
+            allow_modifications=data["allow_modifications"],
+            album_ids=[album.id for album in data.get("albums") or []],
+        )
+
+
+class AlbumForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, max_length=4000, widget=forms.Textarea)
+    publicly_visible = forms.ChoiceField(
+        choices=VISIBILITY_CHOICES, initial="y", label="visibility"
+    )

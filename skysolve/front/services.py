@@ -8,18 +8,20 @@ owner's own pages ("my submissions", "my images", their own albums).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
+from skysolve.engine.images import sniff_format
+from skysolve.front import originals
 from skysolve.front.astro import angle_text, angular_distance, dec_dms, ra_hms, ra_ranges
 from skysolve.front.skymap import sky_map_svg
 from skysolve.submissions import services as submissions
-from skysolve.submissions.models import Album, Job, Submission, Tag, UserImage
+from skysolve.submissions.models import Album, Job, Submission, UserImage
 
 #: Result files and the nova URL the API serves each one at.
 RESULT_FILES: list[tuple[str, str, str]] = [
@@ -122,7 +124,7 @@ def card_for_job(job: Job, *, distance: float | None = None) -> Card:
         radius=job.radius,
         thumbnail=file_url("annotated_display", job.id)
         if has_file(job, "annotated_display")
-        else None,
+        else thumbnail_url(image.id),
         distance=distance,
     )
 
@@ -140,7 +142,13 @@ def card_for_image(image: UserImage) -> Card:
         created=image.created,
         status="",
         public=image.is_public and image.submission.is_public,
+        thumbnail=thumbnail_url(image.id),
     )
+
+
+def thumbnail_url(image_id: int) -> str:
+    """The small rendering of the original, for images without an annotated picture."""
+    return f"/user_images/{image_id}/thumbnail"
 
 
 def _job_cards(jobs: Iterable[Job]) -> list[Card]:
@@ -165,12 +173,27 @@ def user_public_images(username: str, limit: int = 200) -> list[Card]:
     return _job_cards(_with_relations(jobs).order_by("-queued_at", "-id")[:limit])
 
 
-def my_images(user: User, limit: int = 500) -> list[Card]:
-    images = (
-        UserImage.objects.filter(submission__user=user)
-        .select_related("submission__user")
-        .order_by("-created", "-id")[:limit]
-    )
+#: The status filters of the owner's listings, by the latest job of each image.
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    "solved": (Job.SUCCESS,),
+    "in_progress": (Job.QUEUED, Job.RUNNING),
+    "failed": (Job.FAILURE, Job.CANCELLED),
+}
+
+
+def _latest_status() -> Subquery:
+    latest = Job.objects.filter(user_image=OuterRef("pk")).order_by("-queued_at", "-id")
+    return Subquery(latest.values("status")[:1])
+
+
+def my_images(user: User, limit: int = 500, *, status: str = "") -> list[Card]:
+    """The user's images, newest first; ``status`` one of STATUS_FILTERS' keys (or all)."""
+    images = UserImage.objects.filter(submission__user=user)
+    if status in STATUS_FILTERS:
+        images = images.annotate(latest_status=_latest_status()).filter(
+            latest_status__in=STATUS_FILTERS[status]
+        )
+    images = images.select_related("submission__user").order_by("-created", "-id")[:limit]
     return [card_for_image(image) for image in images]
 
 
@@ -183,13 +206,26 @@ class SubmissionRow:
     finished: bool
     jobs: list[tuple[int, str]]
     error: str
+    #: The first image's picture (the annotated one once solved).
+    thumbnail: str | None = None
 
 
-def my_submissions(user: User, limit: int = 500) -> list[SubmissionRow]:
-    subs = Submission.objects.filter(user=user).order_by("-created", "-id")[:limit]
+def my_submissions(user: User, limit: int = 500, *, status: str = "") -> list[SubmissionRow]:
+    """The user's submissions, newest first; with ``status``, those with a job in that state."""
+    subs = Submission.objects.filter(user=user)
+    if status in STATUS_FILTERS:
+        subs = subs.filter(user_images__jobs__status__in=STATUS_FILTERS[status]).distinct()
     rows = []
-    for sub in subs.prefetch_related("user_images__jobs"):
-        jobs = [(job.id, job.status) for image in sub.user_images.all() for job in image.jobs.all()]
+    for sub in subs.order_by("-created", "-id")[:limit].prefetch_related("user_images__jobs"):
+        images = sorted(sub.user_images.all(), key=lambda image: (image.created, image.id))
+        jobs = [(job.id, job.status) for image in images for job in image.jobs.all()]
+        thumbnail = None
+        if images:
+            first = images[0]
+            solved = [job for job in first.jobs.all() if has_file(job, "annotated_display")]
+            thumbnail = thumbnail_url(first.id)
+            if solved:
+                thumbnail = file_url("annotated_display", solved[-1].id)
         rows.append(
             SubmissionRow(
                 id=sub.id,
@@ -199,22 +235,10 @@ def my_submissions(user: User, limit: int = 500) -> list[SubmissionRow]:
                 finished=bool(jobs) and all(status in Job.FINISHED for _, status in jobs),
                 jobs=jobs,
                 error=sub.error_message,
+                thumbnail=thumbnail,
             )
         )
     return rows
-
-
-def tags_with_counts(limit: int = 500) -> list[tuple[str, int]]:
-    """Tags of public images only, so a private image's tags reveal nothing."""
-    tags = (
-        Tag.objects.filter(
-            taggeduserimage__user_image__publicly_visible="y",
-            taggeduserimage__user_image__submission__publicly_visible="y",
-        )
-        .annotate(n=Count("taggeduserimage__user_image", distinct=True))
-        .order_by("-n", "text")[:limit]
-    )
-    return [(tag.text, tag.n) for tag in tags]  # type: ignore[attr-defined]
 
 
 # -- search ------------------------------------------------------------------
@@ -338,11 +362,70 @@ def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def submission_status(submission: Submission) -> dict[str, Any]:
-    """What the status page polls: one entry per job, and whether all finished."""
-    jobs = Job.objects.filter(user_image__submission=submission).order_by("queued_at", "id")
+SCALE_UNIT_TEXT = {
+    "degwidth": "° image width",
+    "arcminwidth": "′ image width",
+    "arcsecperpix": "″ per pixel",
+    "focalmm": "mm focal length (35 mm equivalent)",
+}
+PARITY_TEXT = {0: "positive", 1: "negative (flipped)", 2: "try both"}
+
+
+def upload_settings(parameters: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The solve settings a submission was made with, as (label, text) rows."""
+    p = dict(parameters)
+    units = SCALE_UNIT_TEXT.get(str(p.get("scale_units")), str(p.get("scale_units") or ""))
+    if p.get("scale_type") == "ev" and p.get("scale_est") is not None:
+        err = p.get("scale_err")
+        scale = f"{p['scale_est']:g} {units} ± {err if err is not None else 20:g}%"
+    elif p.get("scale_lower") is not None or p.get("scale_upper") is not None:
+        lo, hi = p.get("scale_lower"), p.get("scale_upper")
+        scale = f"{'…' if lo is None else f'{lo:g}'} to {'…' if hi is None else f'{hi:g}'} {units}"
+    else:
+        scale = "not given (blind)"
+    if p.get("center_ra") is not None and p.get("center_dec") is not None:
+        radius = p.get("radius")
+        position = f"RA {ra_hms(p['center_ra'])}, Dec {dec_dms(p['center_dec'])}"
+        position += f" within {radius:g}°" if radius is not None else ""
+    else:
+        position = "not given"
+    extractor = "sextractor" if p.get("use_sextractor") else str(p.get("extractor") or "sep")
+    downsample = p.get("downsample_factor")
+    return [
+        ("Scale", scale),
+        ("Position", position),
+        ("Parity", PARITY_TEXT.get(p.get("parity", 2), str(p.get("parity")))),
+        ("Downsample", f"{downsample:g}×" if downsample else "automatic"),
+        ("Tweak (SIP) order", str(p.get("tweak_order", 2))),
+        ("Source extractor", extractor),
+    ]
+
+
+def detected_stars(job: Job) -> int | None:
+    """How many sources the solve detected, once it has said (None before)."""
+    if not job.result or "n_sources" not in job.result:
+        return None
+    return int(job.result["n_sources"])
+
+
+def submission_status(
+    submission: Submission, viewer: submissions.Viewer | None = None
+) -> dict[str, Any]:
+    """What the status page polls: one entry per job, and whether all finished.
+
+    With a viewer, jobs of images they may not read (an image its owner hid
+    from a public batch, in strict mode) are left out.
+    """
+    jobs = (
+        Job.objects.filter(user_image__submission=submission)
+        .select_related("user_image")
+        .order_by("queued_at", "id")
+    )
     entries = []
     for job in jobs:
+        public = job.user_image.is_public
+        if viewer is not None and not submissions.may_read(viewer, submission, public=public):
+            continue
         entries.append(
             {
                 "id": job.id,
@@ -352,10 +435,12 @@ def submission_status(submission: Submission) -> dict[str, Any]:
                 "log": log_tail(job.log),
                 "error": job.error_message,
                 "results_url": f"/results/{job.id}",
+                "stars": detected_stars(job),
             }
         )
     return {
         "submission": submission.id,
+        "settings": upload_settings(submission.parameters or {}),
         "finished": bool(entries) and all(e["status"] in Job.FINISHED for e in entries),
         "error": submission.error_message,
         "jobs": entries,
@@ -442,6 +527,12 @@ def results(job: Job) -> dict[str, Any]:
         for key, prefix, label in RESULT_FILES
         if key in files
     ]
+    original = originals.original_path(image)
+    if (original is not None and sniff_format(original)) or image.star_list or submission.star_list:
+        # nova's "original": the upload itself, rendered for the browser.
+        overlays.append(
+            {"key": "original", "url": f"/user_images/{image.id}/display", "label": "original"}
+        )
     if job.log and "log" not in files:
         downloads.append({"url": file_url("joblog", job.id), "label": "solver log"})
     sky_map = None
@@ -460,6 +551,7 @@ def results(job: Job) -> dict[str, Any]:
         "downloads": downloads,
         "objects": job.objects_in_field(),
         "tags": image.tag_texts(machine=False),
+        "original_url": f"/user_images/{image.id}/original" if original is not None else "",
         "sky_map": sky_map,
         "command": reproduce_command(job),
         "status_label": status_label(job),
@@ -469,16 +561,61 @@ def results(job: Job) -> dict[str, Any]:
     }
 
 
-# -- submitting from the upload form -----------------------------------------
+# -- sky viewers ---------------------------------------------------------------
 
 
-def submit_files(
-    user: User, args: Mapping[str, Any], files: Sequence[tuple[bytes, str]]
-) -> list[Submission]:
-    """One submission per file, each with its own job, so each can be followed alone."""
-    viewer = submissions.Viewer(user=user)
-    return [submissions.submit_upload(viewer, args, data, name) for data, name in files]
+def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
+    """Links to external sky viewers for a solved job, built here from its WCS.
 
+    WorldWideTelescope fetches the picture itself from this site, so it is
+    offered only for public images on a site whose ``SITE_ROOT`` is not local.
+    """
+    from pathlib import Path
 
-def submit_url(user: User, args: Mapping[str, Any], url: str) -> Submission:
-    return submissions.submit_url(submissions.Viewer(user=user), args, url)
+    from skysolve.front import viewers
+
+    if not job.has_calibration or not job.result:
+        return []
+    result = job.result
+    width, height = int(result.get("image_width") or 0), int(result.get("image_height") or 0)
+    assert job.ra is not None and job.dec is not None
+    if width <= 0 or height <= 0 or not job.pixscale:
+        return []
+    image = job.user_image
+    path = originals.original_path(image)
+    field = viewers.Field(
+        ra=job.ra,
+        dec=job.dec,
+        radius=job.radius or 0.0,
+        pixscale=job.pixscale,
+        width=width,
+        height=height,
+        orientation=job.orientation or 0.0,
+        parity=job.parity or 1.0,
+        bottom_up=path is not None and sniff_format(path) == "fits",
+    )
+    wcs_file = (result.get("files") or {}).get("wcs")
+    corners = viewers.outline(field, Path(wcs_file) if wcs_file else None)
+    links = [
+        {
+            "label": "Legacy Surveys viewer (field outline)",
+            "url": viewers.legacy_surveys_url(field, corners),
+        }
+    ]
+    public = image.is_public and image.submission.is_public
+    local = any(host in site_root for host in ("://localhost", "://127.", "://[::1]"))
+    if public and not local:
+        scale = originals.SIZES["display"] / max(width, height)
+        size = (max(1, round(width * min(1.0, scale))), max(1, round(height * min(1.0, scale))))
+        links.append(
+            {
+                "label": "WorldWideTelescope (the image on the sky)",
+                "url": viewers.wwt_url(
+                    field,
+                    name=image.original_filename,
+                    image_url=f"{site_root.rstrip('/')}/user_images/{image.id}/display",
+                    display_size=size,
+                ),
+            }
+        )
+    return links

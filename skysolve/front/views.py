@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    JsonResponse,
+)
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from skysolve.accounts.ratelimit import client_ip, submission_slots
-from skysolve.front import services
+from skysolve.front import community, originals, services
 from skysolve.front.astro import parse_dec, parse_ra
-from skysolve.front.forms import UploadForm
+from skysolve.front.forms import AlbumForm, ImageEditForm, UploadForm
 from skysolve.submissions import services as submissions
 from skysolve.submissions import uploads
-from skysolve.submissions.models import Album, Job, Profile, Submission, UserImage
+from skysolve.submissions.models import Album, Flag, Job, Profile, Submission, UserImage
 
 PAGE_SIZE = 24
 
@@ -81,12 +92,16 @@ def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("front:upload")
     page = _page(request, services.gallery())
-    ctx = {"page": page, "title": "Recent solved images", "intro": True}
+    ctx = {
+        "page": page,
+        "title": "Recent solved images",
+        "intro": True,
+        "anonymous_upload": settings.SKYSOLVE_ANONYMOUS_WEB_UPLOAD,
+    }
     return render(request, "front/gallery.html", ctx)
 
 
 @csrf_exempt  # checked below, once the body has been read under the size cap
-@login_required
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
     """The upload form.  Files stream to disk and reading stops past the size cap.
@@ -94,7 +109,10 @@ def upload(request: HttpRequest) -> HttpResponse:
     Django's CSRF check reads the form before the view runs; here the body is
     read first, so an oversized upload is cut off by the upload handler and
     answered 413 instead of failing the CSRF check on a truncated form.
+    Without an account it is open only when SKYSOLVE_ANONYMOUS_WEB_UPLOAD is on.
     """
+    if not request.user.is_authenticated and not settings.SKYSOLVE_ANONYMOUS_WEB_UPLOAD:
+        return redirect_to_login(request.get_full_path())
     if request.method == "POST":
         request.POST  # noqa: B018 (parses the body through LimitedUploadHandler)
         if uploads.was_too_large(request):
@@ -104,10 +122,23 @@ def upload(request: HttpRequest) -> HttpResponse:
     return _checked_upload(request)
 
 
+def _uploader(request: HttpRequest) -> submissions.Viewer:
+    """The signed-in user, or an anonymous uploader known by a token in their session.
+
+    The token (never the session cookie itself) owns their submissions and
+    keeps one browser's uploads together in the queue's fair order.
+    """
+    if request.user.is_authenticated:
+        return viewer_of(request)
+    token = request.session.get("anonymous_uploader")
+    if not isinstance(token, str):
+        token = request.session["anonymous_uploader"] = secrets.token_hex(16)
+    return submissions.Viewer(user=None, session_key=f"web:{token}")
+
+
 @csrf_protect
 def _checked_upload(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    assert isinstance(user, User)
+    viewer = _uploader(request)
     max_bytes = settings.SKYSOLVE_MAX_UPLOAD_BYTES
     if request.method != "POST":
         return _upload_page(request, _blank_upload_form(request))
@@ -115,13 +146,23 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
     status = 200
     if form.is_valid():
         options = form.options()
+        if viewer.user is None:
+            # nova's rule: what is uploaded without an account is public, in no album.
+            options["publicly_visible"] = "y"
+            options.pop("album", None)
         images = form.cleaned_data["images"]
         try:
-            with submission_slots(user, client_ip(request), count=max(1, len(images))):
+            with submission_slots(
+                viewer.user,
+                client_ip(request),
+                count=max(1, len(images)),
+                anonymous_web=viewer.user is None,
+            ):
                 if images:
-                    created = [_submit_file(user, options, f) for f in images]
+                    created = [_submit_file(viewer, options, f) for f in images]
                 else:
-                    created = [services.submit_url(user, options, form.cleaned_data["url"])]
+                    url = form.cleaned_data["url"]
+                    created = [submissions.submit_url(viewer, options, url)]
         except submissions.ServiceError as exc:
             form.add_error(None, exc.message)
             status = exc.status if exc.status >= 400 else 200
@@ -129,12 +170,13 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
             if len(created) == 1:
                 return redirect("front:status", submission_id=created[0].id)
             messages.success(request, f"{len(created)} images submitted.")
+            if viewer.user is None:
+                return _upload_page(request, form, created=created)
             return redirect("front:my_submissions")
     return _upload_page(request, form, status=status)
 
 
-def _submit_file(user: User, options: dict[str, Any], upload: Any) -> Submission:
-    viewer = submissions.Viewer(user=user)
+def _submit_file(viewer: submissions.Viewer, options: dict[str, Any], upload: Any) -> Submission:
     if hasattr(upload, "temporary_file_path"):
         # Streamed to DATA_DIR/tmp by the upload handler: moved, never read whole.
         path = Path(upload.temporary_file_path())
@@ -144,7 +186,8 @@ def _submit_file(user: User, options: dict[str, Any], upload: Any) -> Submission
 
 def _blank_upload_form(request: HttpRequest) -> UploadForm:
     user = request.user
-    assert isinstance(user, User)
+    if not isinstance(user, User):
+        return UploadForm(max_bytes=settings.SKYSOLVE_MAX_UPLOAD_BYTES)
     profile = Profile.for_user(user)
     return UploadForm(
         max_bytes=settings.SKYSOLVE_MAX_UPLOAD_BYTES,
@@ -157,22 +200,37 @@ def _blank_upload_form(request: HttpRequest) -> UploadForm:
 
 
 def _upload_page(
-    request: HttpRequest, form: UploadForm, *, status: int = 200, error: str = ""
+    request: HttpRequest,
+    form: UploadForm,
+    *,
+    status: int = 200,
+    error: str = "",
+    created: list[Submission] | None = None,
 ) -> HttpResponse:
     if error:
         # An unbound form cannot add_error(); its (empty) error dict takes one.
         form.errors["__all__"] = form.error_class([error])
     user = request.user
     max_bytes = settings.SKYSOLVE_MAX_UPLOAD_BYTES
-    albums = Album.objects.filter(owner=user).order_by("title").values_list("title", flat=True)
-    ctx = {"form": form, "albums": list(albums), "max_mb": max_bytes // (1024 * 1024)}
+    titles: list[str] = []
+    if isinstance(user, User):
+        albums = Album.objects.filter(owner=user).order_by("title")
+        titles = list(albums.values_list("title", flat=True))
+    ctx = {
+        "form": form,
+        "albums": titles,
+        "max_mb": max_bytes // (1024 * 1024),
+        "anonymous": not user.is_authenticated,
+        "created": created or [],
+    }
     return render(request, "front/upload.html", ctx, status=status)
 
 
 @require_GET
 @readable_submission
 def status(request: HttpRequest, submission: Submission) -> HttpResponse:
-    ctx = {"submission": submission, "status": services.submission_status(submission)}
+    status = services.submission_status(submission, viewer_of(request))
+    ctx = {"submission": submission, "status": status}
     return render(request, "front/status.html", ctx)
 
 
@@ -180,7 +238,7 @@ def status(request: HttpRequest, submission: Submission) -> HttpResponse:
 @require_GET
 @readable_submission
 def status_json(request: HttpRequest, submission: Submission) -> HttpResponse:
-    return JsonResponse(services.submission_status(submission))
+    return JsonResponse(services.submission_status(submission, viewer_of(request)))
 
 
 # -- results ---------------------------------------------------------------------
@@ -189,8 +247,15 @@ def status_json(request: HttpRequest, submission: Submission) -> HttpResponse:
 @require_GET
 @readable_job
 def results(request: HttpRequest, job: Job) -> HttpResponse:
+    viewer = viewer_of(request)
     ctx = services.results(job)
     ctx["nearby"] = services.nearby(job)
+    image = job.user_image
+    ctx["mine"] = viewer.user is not None and community.owns_image(viewer, image)
+    ctx["image_tags"] = [t for t in community.image_tags(image, viewer) if not t.machine]
+    ctx["comments"] = community.image_comments(image, viewer)
+    ctx["flags"] = community.flags_of(image, viewer)
+    ctx["viewers"] = services.sky_viewers(job, site_root=settings.SITE_ROOT)
     return render(request, "front/results.html", ctx)
 
 
@@ -228,16 +293,33 @@ def user_page(request: HttpRequest, username: str) -> HttpResponse:
 @require_GET
 def my_images(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
-    page = _page(request, services.my_images(request.user))
-    return render(request, "front/gallery.html", {"page": page, "title": "My images"})
+    status = request.GET.get("status", "")
+    status = status if status in services.STATUS_FILTERS else ""
+    page = _page(request, services.my_images(request.user, status=status))
+    ctx = {
+        "page": page,
+        "title": "My images",
+        "filters": _status_filters(status),
+        "query_string": _without_page(request),
+    }
+    return render(request, "front/gallery.html", ctx)
+
+
+def _status_filters(current: str) -> list[tuple[str, str, bool]]:
+    """(value, label, chosen) of the owner's listing filters, "all" first."""
+    labels = {"": "all", "solved": "solved", "in_progress": "in progress", "failed": "failed"}
+    return [(value, label, value == current) for value, label in labels.items()]
 
 
 @login_required
 @require_GET
 def my_submissions(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
-    page = _page(request, services.my_submissions(request.user))
-    return render(request, "front/my_submissions.html", {"page": page})
+    status = request.GET.get("status", "")
+    status = status if status in services.STATUS_FILTERS else ""
+    page = _page(request, services.my_submissions(request.user, status=status))
+    ctx = {"page": page, "filters": _status_filters(status), "query_string": _without_page(request)}
+    return render(request, "front/my_submissions.html", ctx)
 
 
 @require_GET
@@ -276,11 +358,6 @@ def search(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def tags(request: HttpRequest) -> HttpResponse:
-    return render(request, "front/tags.html", {"tags": services.tags_with_counts()})
-
-
-@require_GET
 def albums(request: HttpRequest) -> HttpResponse:
     return render(request, "front/albums.html", {"albums": services.albums_for(viewer_of(request))})
 
@@ -293,4 +370,333 @@ def album(request: HttpRequest, album_id: int) -> HttpResponse:
     except submissions.NotFound:
         raise Http404("no such album") from None
     page = _page(request, services.album_images(found, viewer))
-    return render(request, "front/album.html", {"album": found, "page": page})
+    ctx = {
+        "album": found,
+        "page": page,
+        "mine": viewer.user is not None and viewer.user.pk == found.owner_id,  # type: ignore[attr-defined]
+        "comments": community.album_comments(found, viewer),
+    }
+    return render(request, "front/album.html", ctx)
+
+
+# -- the original image ------------------------------------------------------------
+
+
+def _readable_image(request: HttpRequest, image_id: int) -> UserImage:
+    try:
+        return community.get_image(image_id, viewer_of(request))
+    except submissions.NotFound:
+        raise Http404("no such image") from None
+
+
+@require_GET
+def original(request: HttpRequest, image_id: int) -> HttpResponseBase:
+    """The uploaded file as it came, under its original name."""
+    image = _readable_image(request, image_id)
+    try:
+        path, name, content_type = originals.original_download(image)
+    except originals.NoPicture as exc:
+        raise Http404(str(exc)) from None
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=name, content_type=content_type
+    )
+
+
+def _preview(request: HttpRequest, image_id: int, size: str) -> HttpResponseBase:
+    image = _readable_image(request, image_id)
+    try:
+        path = originals.preview(image, size)
+    except originals.NoPicture as exc:
+        raise Http404(str(exc)) from None
+    response = FileResponse(path.open("rb"), content_type="image/jpeg")
+    # The picture of an upload never changes; private ones stay out of shared caches.
+    public = image.is_public and image.submission.is_public
+    response["Cache-Control"] = f"{'public' if public else 'private'}, max-age=86400"
+    return response
+
+
+@require_GET
+def display(request: HttpRequest, image_id: int) -> HttpResponseBase:
+    """The original rendered for the browser (FITS and TIFF included), at most 800 px."""
+    return _preview(request, image_id, "display")
+
+
+@require_GET
+def thumbnail(request: HttpRequest, image_id: int) -> HttpResponseBase:
+    return _preview(request, image_id, "thumbnail")
+
+
+# -- tags, comments, flags ---------------------------------------------------------
+
+
+def _back_to_image(image_id: int) -> HttpResponse:
+    return redirect("front:user_image", image_id=image_id)
+
+
+def _acting(request: HttpRequest, action: Callable[[], HttpResponse]) -> HttpResponse:
+    """Run a change; NotFound becomes 404, a refused change a message (403 kept)."""
+    try:
+        return action()
+    except submissions.NotFound:
+        raise Http404("not found") from None
+    except submissions.ServiceError as exc:
+        if exc.status == 403:
+            return HttpResponseForbidden(exc.message)
+        messages.error(request, exc.message)
+        return _bounce(request)
+
+
+def _bounce(request: HttpRequest) -> HttpResponse:
+    """Back to the page the form was on, only if it is a page of this site."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("front:home")
+
+
+@login_required
+@require_POST
+def add_tag(request: HttpRequest, image_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+
+    def act() -> HttpResponse:
+        community.add_tag(image_id, viewer, request.POST.get("text", ""))
+        return _back_to_image(image_id)
+
+    return _acting(request, act)
+
+
+@login_required
+@require_POST
+def remove_tag(request: HttpRequest, tagged_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+
+    def act() -> HttpResponse:
+        image = community.remove_tag(tagged_id, viewer)
+        return _back_to_image(image.id)
+
+    return _acting(request, act)
+
+
+@login_required
+@require_POST
+def comment_image(request: HttpRequest, image_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+
+    def act() -> HttpResponse:
+        community.comment_on_image(image_id, viewer, request.POST.get("text", ""))
+        return _back_to_image(image_id)
+
+    return _acting(request, act)
+
+
+@login_required
+@require_POST
+def comment_album(request: HttpRequest, album_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+
+    def act() -> HttpResponse:
+        found = services.get_album(album_id, viewer)
+        community.comment_on_album(found, viewer, request.POST.get("text", ""))
+        return redirect("front:album", album_id=found.id)
+
+    return _acting(request, act)
+
+
+@login_required
+@require_POST
+def delete_comment(request: HttpRequest, comment_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+
+    def act() -> HttpResponse:
+        comment = community.delete_comment(comment_id, viewer)
+        if comment.user_image_id is not None:  # type: ignore[attr-defined]
+            return _back_to_image(comment.user_image_id)  # type: ignore[attr-defined]
+        return redirect("front:album", album_id=comment.album_id)  # type: ignore[attr-defined]
+
+    return _acting(request, act)
+
+
+@login_required
+@require_POST
+def set_flags(request: HttpRequest, image_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+
+    def act() -> HttpResponse:
+        community.set_flags(image_id, viewer, request.POST.getlist("flags"))
+        messages.success(request, "Flags saved.")
+        return _back_to_image(image_id)
+
+    return _acting(request, act)
+
+
+@login_required
+@require_GET
+def flagged(request: HttpRequest) -> HttpResponse:
+    """The staff's list of flagged images; to anyone else it does not exist."""
+    if not viewer_of(request).is_staff:
+        raise Http404("no such page")
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in community.FLAG_KINDS else ""
+    ctx = {
+        "page": _page(request, community.flagged_images(kind)),
+        "kinds": Flag.KIND_CHOICES,
+        "kind": kind,
+        "query_string": _without_page(request),
+    }
+    return render(request, "front/flagged.html", ctx)
+
+
+# -- tags --------------------------------------------------------------------------
+
+
+@require_GET
+def tags(request: HttpRequest) -> HttpResponse:
+    """Tags of public images with their counts: substring or exact search, paged."""
+    query = " ".join(request.GET.get("q", "").split())[: community.TAG_MAX]
+    exact = request.GET.get("exact") == "1"
+    order = "name" if request.GET.get("order") == "name" else "count"
+    found = community.tag_counts(query, exact=exact, order=order)
+    ctx = {
+        "page": Paginator(found, 100).get_page(request.GET.get("page")),
+        "q": query,
+        "exact": exact,
+        "order": order,
+        "query_string": _without_page(request),
+    }
+    return render(request, "front/tags.html", ctx)
+
+
+@require_GET
+def tag(request: HttpRequest, tag_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+    try:
+        found = community.get_tag(tag_id, viewer)
+    except submissions.NotFound:
+        raise Http404("no such tag") from None
+    images = community.tag_images(found, viewer)
+    page = Paginator(images, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = cast(Any, [services.card_for_image(image) for image in page.object_list])
+    ctx = {"page": page, "tag": found, "count": page.paginator.count}
+    return render(request, "front/tag.html", ctx)
+
+
+# -- editing an image --------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit_image(request: HttpRequest, image_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+    try:
+        image = community.get_own_image(image_id, viewer)
+    except submissions.NotFound:
+        raise Http404("no such image") from None
+    albums = Album.objects.filter(owner=request.user).order_by("title")
+    if request.method == "POST":
+        form = ImageEditForm(request.POST, albums=albums)
+        if form.is_valid():
+            try:
+                community.edit_image(image_id, viewer, form.edit())
+            except submissions.ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, "Image saved.")
+                return _back_to_image(image_id)
+    else:
+        form = ImageEditForm(
+            albums=albums,
+            initial={
+                "description": image.description,
+                "publicly_visible": image.publicly_visible,
+                "allow_commercial_use": image.submission.allow_commercial_use,
+                "allow_modifications": image.submission.allow_modifications,
+                "albums": list(albums.filter(user_images=image).values_list("id", flat=True)),
+            },
+        )
+    return render(request, "front/image_edit.html", {"form": form, "image": image})
+
+
+@login_required
+@require_POST
+def hide_image(request: HttpRequest, image_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+    return _acting(
+        request,
+        lambda: _back_to_image(community.set_visibility(image_id, viewer, public=False).id),
+    )
+
+
+@login_required
+@require_POST
+def unhide_image(request: HttpRequest, image_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+    return _acting(
+        request,
+        lambda: _back_to_image(community.set_visibility(image_id, viewer, public=True).id),
+    )
+
+
+# -- albums ------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def new_album(request: HttpRequest) -> HttpResponse:
+    form = AlbumForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = community.create_album(viewer_of(request), **form.cleaned_data)
+        except submissions.ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("front:album", album_id=created.id)
+    return render(request, "front/album_form.html", {"form": form, "album": None})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit_album(request: HttpRequest, album_id: int) -> HttpResponse:
+    viewer = viewer_of(request)
+    try:
+        found = community.get_own_album(album_id, viewer)
+    except submissions.NotFound:
+        raise Http404("no such album") from None
+    if request.method == "POST":
+        form = AlbumForm(request.POST)
+        if form.is_valid():
+            try:
+                community.edit_album(album_id, viewer, **form.cleaned_data)
+            except submissions.ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                return redirect("front:album", album_id=album_id)
+    else:
+        form = AlbumForm(
+            initial={
+                "title": found.title,
+                "description": found.description,
+                "publicly_visible": found.publicly_visible,
+            }
+        )
+    return render(request, "front/album_form.html", {"form": form, "album": found})
+
+
+@login_required
+@require_POST
+def delete_album(request: HttpRequest, album_id: int) -> HttpResponse:
+    try:
+        community.delete_album(album_id, viewer_of(request))
+    except submissions.NotFound:
+        raise Http404("no such album") from None
+    messages.success(request, "Album deleted; its images are still in My images.")
+    return redirect("front:user_albums", username=request.user.get_username())
+
+
+@require_GET
+def user_albums(request: HttpRequest, username: str) -> HttpResponse:
+    owner = get_object_or_404(User, username=username)
+    ctx = {"albums": community.user_albums(owner, viewer_of(request)), "owner": owner}
+    return render(request, "front/albums.html", ctx)

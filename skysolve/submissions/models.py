@@ -378,6 +378,71 @@ class TaggedUserImage(models.Model):
         ]
 
 
+class Comment(RandomIdModel):
+    """A comment on an image or on an album (exactly one of the two).
+
+    Its author or the owner of what it is on may delete it.
+    """
+
+    author: models.ForeignKey[User] = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="comments"
+    )
+    user_image: models.ForeignKey[UserImage | None] = models.ForeignKey(
+        UserImage, on_delete=models.CASCADE, null=True, blank=True, related_name="comments"
+    )
+    album: models.ForeignKey[Album | None] = models.ForeignKey(
+        Album, on_delete=models.CASCADE, null=True, blank=True, related_name="comments"
+    )
+    text: models.TextField[str, str] = models.TextField()
+    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user_image__isnull=False, album__isnull=True)
+                | models.Q(user_image__isnull=True, album__isnull=False),
+                name="comment_on_one_thing",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"comment {self.id} by {self.author.username}"
+
+
+class Flag(models.Model):
+    """One person's flag of one kind on an image (nova's flags); staff review them."""
+
+    ABUSE = "abuse"
+    NICE = "nice"
+    SHOULD_HAVE_SOLVED = "should_have_solved"
+    GOOD_DEMO = "good_demo"
+    BUG = "bug"
+    KIND_CHOICES = [
+        (ABUSE, "report abuse"),
+        (NICE, "nice solve"),
+        (SHOULD_HAVE_SOLVED, "should have solved"),
+        (GOOD_DEMO, "good demo"),
+        (BUG, "report bug"),
+    ]
+
+    user_image: models.ForeignKey[UserImage] = models.ForeignKey(
+        UserImage, on_delete=models.CASCADE, related_name="flags"
+    )
+    user: models.ForeignKey[User] = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="flags"
+    )
+    kind: models.CharField[str, str] = models.CharField(max_length=20, choices=KIND_CHOICES)
+    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user_image", "user", "kind"], name="one_flag_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on image {self.user_image_id} by {self.user_id}"  # type: ignore[attr-defined]
+
+
 class Job(RandomIdModel):
     """One solve of one user image, and its place in the queue.
 

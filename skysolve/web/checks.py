@@ -83,13 +83,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         settings.SKYSOLVE_RATE_LIMIT_USER_PER_HOUR < 0
         or settings.SKYSOLVE_RATE_LIMIT_IP_PER_HOUR < 0
         or settings.SKYSOLVE_ID_MISSES_PER_HOUR < 0
+        or settings.SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR < 0
         or settings.SKYSOLVE_MAX_UPLOAD_BYTES <= 0
     ):
         messages.append(
             Error(
-                "SKYSOLVE_RATE_LIMIT_USER_PER_HOUR, SKYSOLVE_RATE_LIMIT_IP_PER_HOUR and "
-                "SKYSOLVE_ID_MISSES_PER_HOUR must not be negative (0 is no limit) and "
-                "SKYSOLVE_MAX_UPLOAD_MB must be positive",
+                "SKYSOLVE_RATE_LIMIT_USER_PER_HOUR, SKYSOLVE_RATE_LIMIT_IP_PER_HOUR, "
+                "SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR and SKYSOLVE_ID_MISSES_PER_HOUR must "
+                "not be negative (0 is no limit) and SKYSOLVE_MAX_UPLOAD_MB must be positive",
                 id="skysolve.E020",
             )
         )

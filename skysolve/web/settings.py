@@ -170,6 +170,10 @@ SKYSOLVE_RATE_LIMIT_IP_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_IP_PER_HOUR", 720)
 #: Lookups of distinct job/submission ids that do not exist, per client address
 #: and hour, before that address's id lookups answer 429 (0 = no limit; staff exempt).
 SKYSOLVE_ID_MISSES_PER_HOUR = envint("SKYSOLVE_ID_MISSES_PER_HOUR", 100)
+#: The web site's upload form without signing in (nova allows it); such images are public.
+SKYSOLVE_ANONYMOUS_WEB_UPLOAD = envbool("SKYSOLVE_ANONYMOUS_WEB_UPLOAD", False)
+#: Anonymous web uploads per client address per hour (on top of the address limit).
+SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR = envint("SKYSOLVE_RATE_LIMIT_ANONYMOUS_PER_HOUR", 20)
 #: Behind a proxy: take the client address from the last X-Forwarded-For entry.
 USE_X_FORWARDED_FOR = envbool("USE_X_FORWARDED_FOR", False)
 #: Most stars accepted in an x/y list.

@@ -100,6 +100,28 @@ def test_it_signs_up_uploads_and_shows_the_solution(server: str, shared_images: 
             assert page.locator("svg.skymap polyline.field").count() >= 1
             page.screenshot(path=str(ARTIFACTS / "results.png"), full_page=True)
 
+            # The original beside the overlays, and what people add to an image.
+            page.click(".overlay-toggles button:has-text('original')")
+            expect(image).to_have_attribute("src", re.compile(r"/user_images/[0-9]+/display$"))
+            page.wait_for_function("document.getElementById('result-image').complete")
+            assert image.evaluate("img => img.naturalWidth") > 0
+            page.fill("#add-tag input[name=text]", "Big Dipper")
+            page.click("#add-tag button")
+            expect(page.locator("#tags .tags")).to_contain_text("Big Dipper")
+            page.fill("#comment-text", "First light with the new lens.")
+            page.click(".comment-form button")
+            expect(page.locator("#comments")).to_contain_text("First light with the new lens.")
+            legacy = page.locator("#sky-viewers a").first
+            expect(legacy).to_have_attribute(
+                "href", re.compile(r"legacysurvey\.org/viewer/.*poly=")
+            )
+            page.screenshot(path=str(ARTIFACTS / "results-community.png"), full_page=True)
+            page.goto(server + "/tags?q=dipper")
+            expect(page.locator(".tags li")).to_have_text(re.compile(r"Big Dipper\s+1"))
+            page.click(".tags li a")
+            expect(page.locator(".card .name")).to_have_text("apod4.jpg")
+            page.screenshot(path=str(ARTIFACTS / "tag.png"), full_page=True)
+
             page.click("header form button")  # sign out (a POST with its CSRF token)
             expect(page.locator("header.top")).to_contain_text("Sign in")
         finally:

@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from skysolve.submissions.models import Album, Job
+from skysolve.submissions.models import Album, Job, Tag
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
@@ -102,13 +102,16 @@ def test_it_never_lists_a_private_image(
         "/search?tag=Hidden+object",
         "/search?user=alice",
         f"/results/{neighbour.id}",  # its "nearby" box
+        "/tags?q=hidden",
+        f"/tags/{Tag.objects.get(text='Hidden object').pk}",
+        "/users/alice/albums",
     ]
     album = f"/albums/{Album.objects.get(title='Walk').id}"
     for who, user in people.items():
         client = client_for(user)
         for url in listings:
-            if url == album and who in ("owner", "staff"):
-                continue  # an album shows its owner (and staff) all of its images
+            if (url == album or url.startswith("/tags/")) and who in ("owner", "staff"):
+                continue  # an album or tag page shows its owner (and staff) all of its images
             response = client.get(url)
             if response.status_code == 404:
                 continue  # the private album itself is hidden from others

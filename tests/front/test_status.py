@@ -80,3 +80,45 @@ def test_it_follows_a_real_worker_run(client: Client, settings: Any) -> None:
 def test_it_answers_404_for_an_unknown_submission(client: Client) -> None:
     assert client.get("/status/12345").status_code == 404
     assert client.get("/status/12345/json").status_code == 404
+
+
+def test_it_shows_the_upload_settings_and_the_detected_stars(client: Client) -> None:
+    submission = submit(
+        make_user("alice"),
+        scale_units="arcsecperpix",
+        scale_type="ev",
+        scale_est=1.5,
+        scale_err=10,
+        center_ra=83.82,
+        center_dec=-5.39,
+        radius=2,
+        parity=1,
+        downsample_factor=2,
+        tweak_order=3,
+        use_sextractor=True,
+    )
+    body = client.get(f"/status/{submission.id}").content.decode()
+    for text in (
+        "1.5 ″ per pixel ± 10%",
+        "RA 05h 35m 16.80s, Dec -05° 23′ 24.0″",
+        "within 2°",
+        "negative (flipped)",
+        "2×",
+        "<td>3</td>",
+        "sextractor",
+    ):
+        assert text in body, text
+    assert client.get(f"/status/{submission.id}/json").json()["jobs"][0]["stars"] is None
+    job = solve(submission)
+    job.result = {**job.result, "n_sources": 312}
+    job.save()
+    assert client.get(f"/status/{submission.id}/json").json()["jobs"][0]["stars"] == 312
+    assert (
+        'Detected stars: <span class="n-stars">312</span>'
+        in client.get(f"/status/{submission.id}").content.decode()
+    )
+
+
+def test_it_says_blind_when_no_hints_were_given(client: Client) -> None:
+    body = client.get(f"/status/{submit(make_user('alice')).id}").content.decode()
+    assert "not given (blind)" in body and "automatic" in body and "<td>sep</td>" in body

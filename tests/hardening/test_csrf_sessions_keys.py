@@ -13,9 +13,19 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from skysolve.submissions.models import ApiKey, ApiSession, Submission
+from skysolve.submissions.models import (
+    Album,
+    ApiKey,
+    ApiSession,
+    Comment,
+    Flag,
+    Submission,
+    Tag,
+    TaggedUserImage,
+)
 from skysolve.submissions.services import create_api_key
 from skysolve.web.checks import check_settings
+from tests.front.helpers import solve, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -61,11 +71,33 @@ def forms(user: User) -> list[tuple[str, str, dict[str, Any]]]:
     assert key is not None
     profile = {"display_name": "A", "default_allow_commercial_use": "d"}
     profile |= {"default_allow_modifications": "d", "default_publicly_visible": "y"}
+    # The site's forms about an image and an album: on its results and album pages.
+    job = solve(submit(user, album="Walk"))
+    image_id, results = job.user_image.id, f"/results/{job.id}"
+    album = Album.objects.get(title="Walk")
+    tagged = TaggedUserImage.objects.create(
+        user_image=job.user_image, tag=Tag.objects.create(text="old"), added_by=user
+    )
+    comment = Comment.objects.create(author=user, user_image=job.user_image, text="old")
+    edit = {"publicly_visible": "y", "allow_commercial_use": "d", "allow_modifications": "d"}
+    album_form = {"title": "Walk", "publicly_visible": "y"}
     return [
         ("/upload", "/upload", {**UPLOAD_FORM, "images": image()}),
         ("/upload", "/upload", {**UPLOAD_FORM, "url": "https://example.org/a.jpg"}),
         ("/accounts/profile", "/accounts/profile", profile),
         ("/accounts/profile", f"/accounts/apikey/{key.pk}/regenerate", {}),
+        (results, f"/user_images/{image_id}/tags", {"text": "new"}),
+        (results, f"/image_tags/{tagged.pk}/remove", {}),
+        (results, f"/user_images/{image_id}/comments", {"text": "hello"}),
+        (results, f"/comments/{comment.id}/delete", {}),
+        (results, f"/user_images/{image_id}/flags", {"flags": ["nice"]}),
+        (results, f"/user_images/{image_id}/hide", {}),
+        (results, f"/user_images/{image_id}/unhide", {}),
+        (f"/user_images/{image_id}/edit", f"/user_images/{image_id}/edit", edit),
+        (f"/albums/{album.id}", f"/albums/{album.id}/comments", {"text": "hello"}),
+        ("/albums/new", "/albums/new", {"title": "New", "publicly_visible": "y"}),
+        (f"/albums/{album.id}/edit", f"/albums/{album.id}/edit", album_form),
+        (f"/albums/{album.id}/edit", f"/albums/{album.id}/delete", {}),
         ("/accounts/profile", "/accounts/logout", {}),
     ]
 
@@ -80,8 +112,11 @@ def test_it_refuses_every_signed_in_form_without_its_csrf_token(alice: User) -> 
             data["images"] = image()  # the refused post read the first one
         accepted = client.post(action, {**data, "csrfmiddlewaretoken": token(client, page)})
         assert accepted.status_code == 302, (action, accepted.status_code)
-    # Refused posts changed nothing: only the two accepted uploads exist.
-    assert Submission.objects.count() == 2
+    # Refused posts changed nothing: only the two accepted uploads (and the image
+    # the other forms are about) exist, with one comment, flag and album each.
+    assert Submission.objects.count() == 3
+    assert Comment.objects.count() == 1 and Flag.objects.count() == 1
+    assert list(Album.objects.values_list("title", flat=True)) == ["New"]
 
 
 def test_it_refuses_sign_in_and_sign_up_without_their_csrf_token(alice: User) -> None:

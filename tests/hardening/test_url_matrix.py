@@ -20,15 +20,26 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from PIL import Image as PILImage
 
 from skysolve.api.files import RESULT_FILES
-from skysolve.submissions.models import Album, ApiKey, ApiSession, Job
-from skysolve.submissions.services import create_api_key
+from skysolve.submissions.models import (
+    Album,
+    ApiKey,
+    ApiSession,
+    Comment,
+    Flag,
+    Job,
+    Tag,
+    TaggedUserImage,
+)
+from skysolve.submissions.services import create_api_key, upload_path
 from tests.front.helpers import solve, submit
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "secret-field.jpg"
+OBJECT = "Part of the constellation Ursa Major (UMa)"
 ROLES = ("owner", "other", "staff", "anonymous")
 
 
@@ -72,6 +83,9 @@ class World:
             "album_id": Album.objects.get(title="Walk").id,
             "username": "alice",
             "key_id": ApiKey.objects.filter(user__username="alice").first().pk,  # type: ignore[union-attr]
+            "tag_id": Tag.objects.get(text=OBJECT).pk,
+            "tagged_id": TaggedUserImage.objects.filter(machine=False).order_by("id")[0].pk,
+            "comment_id": Comment.objects.filter(album__isnull=True).order_by("created")[0].id,
         }
         path = route.removeprefix("^").removesuffix("$").removesuffix("/?")
         path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: str(values[m.group(1)]), path)
@@ -123,11 +137,12 @@ def readable(ok: tuple[int, ...] = (200,)) -> Rule:
     def rule(world: World, role: str, url: str) -> None:
         session = world.sessions.get(role)
         response = world.clients[role].get(url + (f"?session={session}" if session else ""))
+        body = body_of(response)  # read to the end, which closes a served file
         if role in world.readable_by:
             assert response.status_code in ok, (url, role, response.status_code)
         else:
             assert response.status_code == 404, (url, role, response.status_code)
-            assert SECRET not in body_of(response)
+            assert SECRET not in body
 
     return rule
 
@@ -247,6 +262,49 @@ def admin(world: World, role: str, url: str) -> None:
         assert response.status_code == 302 and "/admin/login" in response["Location"], role
 
 
+def owner_page(world: World, role: str, url: str) -> None:
+    """A page only the owner uses (editing): everyone else is told nothing."""
+    response = world.clients[role].get(url)
+    if role == "anonymous":
+        assert response.status_code == 302 and "/accounts/login" in response["Location"]
+    else:
+        assert response.status_code == (200 if role == "owner" else 404), (url, role)
+
+
+def staff_page(world: World, role: str, url: str) -> None:
+    response = world.clients[role].get(url)
+    if role == "anonymous":
+        assert response.status_code == 302 and "/accounts/login" in response["Location"]
+        return
+    assert response.status_code == (200 if role == "staff" else 404), (url, role)
+    if role == "staff":  # the staff's view lists private flagged images too
+        assert SECRET in body_of(response)
+
+
+def signed_in_post(data: dict[str, Any]) -> Rule:
+    """A form post about the image: its signed-in readers may, others get 404."""
+
+    def rule(world: World, role: str, url: str) -> None:
+        post_only(world, role, url)
+        response = world.clients[role].post(url, {**data, "next": "/"})
+        if role == "anonymous":
+            assert response.status_code == 302 and "/accounts/login" in response["Location"]
+        elif role in world.readable_by:
+            assert response.status_code == 302, (url, role, response.status_code)
+        else:
+            assert response.status_code == 404, (url, role, response.status_code)
+            assert SECRET not in body_of(response)
+
+    return rule
+
+
+def user_albums(world: World, role: str, url: str) -> None:
+    response = world.clients[role].get(url)
+    assert response.status_code == 200
+    shown = "Walk" in body_of(response)
+    assert shown == (world.public or role in ("owner", "staff")), (url, role)
+
+
 def health(world: World, role: str, url: str) -> None:
     response = world.clients[role].get(url)
     assert response.status_code in (200, 503)
@@ -271,6 +329,17 @@ RULES: dict[str, Rule] = {
     "front:user_image": readable((302,)), "front:gallery": page(), "front:search": page(),
     "front:tags": page(), "front:albums": page(), "front:album": readable(), "front:user": page(),
     "front:my_images": signed_in_page(mine=True), "front:my_submissions": signed_in_page(mine=True),
+    "front:original": readable(), "front:display": readable(), "front:thumbnail": readable(),
+    "front:edit_image": owner_page, "front:hide_image": post_only,
+    "front:unhide_image": post_only, "front:remove_tag": post_only,
+    "front:delete_comment": post_only, "front:delete_album": post_only,
+    "front:add_tag": signed_in_post({"text": "seen"}),
+    "front:comment_image": signed_in_post({"text": "nice"}),
+    "front:set_flags": signed_in_post({"flags": ["nice"]}),
+    "front:comment_album": signed_in_post({"text": "nice album"}),
+    "front:flagged": staff_page, "front:tag": readable(),
+    "front:new_album": signed_in_page(mine=False),
+    "front:edit_album": owner_page, "front:user_albums": user_albums,
     "accounts:signup": page(), "accounts:login": page(), "accounts:logout": post_only,
     "accounts:profile": profile, "accounts:regenerate_key": regenerate,
 }  # fmt: skip
@@ -305,6 +374,18 @@ def world(request: pytest.FixtureRequest, settings: Any) -> World:
     owner = users["owner"]
     job = solve(submit(owner, public=public, filename=SECRET, album="Walk"))
     Album.objects.filter(title="Walk").update(publicly_visible="y" if public else "n")
+    # A real picture, so the renderings of the original exist for its readers.
+    stored = upload_path(job.user_image.submission)
+    assert stored is not None
+    PILImage.new("RGB", (40, 30), "navy").save(stored, "PNG")
+    image = job.user_image
+    tag = TaggedUserImage.objects.create(
+        user_image=image, tag=Tag.objects.create(text="by alice"), added_by=owner
+    )
+    Comment.objects.create(author=owner, user_image=image, text="first light")
+    Comment.objects.create(author=owner, album=Album.objects.get(title="Walk"), text="a walk")
+    Flag.objects.create(user_image=image, user=owner, kind=Flag.ABUSE)
+    assert tag.pk
     clients = {}
     for role, user in users.items():
         clients[role] = Client()

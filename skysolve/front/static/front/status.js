@@ -33,6 +33,11 @@
         li.className = index < current ? "past" : index === current ? "current" : "";
       });
       section.querySelector(".log").textContent = job.log;
+      var stars = section.querySelector(".stars");
+      if (job.stars !== null && job.stars !== undefined) {
+        stars.querySelector(".n-stars").textContent = job.stars;
+        stars.hidden = false;
+      }
       var link = section.querySelector(".results-link");
       if (job.status === "success" || job.status === "failure") link.hidden = false;
     });
