@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db test lint typecheck unit unit-postgres bench bench-load bench-soak serve clean
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-load bench-soak serve clean
 
 setup: system-packages venv fastpath-db
 
@@ -32,6 +32,23 @@ system-packages:
 
 venv: $(STAMP)
 
+# The real clients the suite drives (tests/api/test_real_clients.py): KStars/Ekos's
+# solver library, StellarSolver, through the driver in ../shared/tools/stellarsolver,
+# built against Debian's libstellarsolver into .venv/bin/ssharness.  Only the tests
+# need it, so `make serve` installs none of this.
+# python3-astrometry (what nova's client.py imports) comes with astrometry.net.
+CLIENT_DEB_PACKAGES := libstellarsolver-dev pkg-config g++ python3-astrometry
+SSHARNESS_SRC ?= ../shared/tools/stellarsolver
+
+client-tools: venv
+	@$(MAKE) --no-print-directory DEB_PACKAGES="$(CLIENT_DEB_PACKAGES)" system-packages
+	@if [ ! -f $(SSHARNESS_SRC)/build.sh ]; then \
+	  echo "*** $(SSHARNESS_SRC) not found: the StellarSolver (KStars) client tests will NOT run ***"; \
+	  [ "$$SKYSOLVE_REQUIRE_IMAGES" != 1 ]; \
+	elif [ ! -x $(BIN)/ssharness ] || [ $(SSHARNESS_SRC)/ssharness.cpp -nt $(BIN)/ssharness ]; then \
+	  sh $(SSHARNESS_SRC)/build.sh $(BIN); \
+	fi
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -50,7 +67,7 @@ typecheck: venv
 # PostgreSQL database), so running them twice would test nothing new.
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-unit: setup
+unit: setup client-tools
 	$(BIN)/python -m pytest
 
 unit-postgres: setup

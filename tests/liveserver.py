@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +50,21 @@ def free_port() -> int:
 
 
 def start_server(
-    tmp_path: Path, solver: str | None, *, workers: int = 1, user: str | None = "alice"
-) -> Iterator[LiveServer]:
+    tmp_path: Path,
+    solver: str | None,
+    *,
+    workers: int = 1,
+    user: str | None = "alice",
+    env: dict[str, str] | None = None,
+) -> Generator[LiveServer, None, None]:
     """Yield a running server; ``solver`` names a fake solve function or None for the engine.
 
-    With ``user`` set, an API key is created for that user first.
+    With ``user`` set, an API key is created for that user first.  ``env`` adds
+    environment variables (settings, or a fake solver's own switches).
     """
+    extra = env or {}
     env = dict(os.environ)
+    env.update(extra)
     env.pop("DATABASE_URL", None)
     env.pop("SKYSOLVE_SOLVER", None)
     env.update(

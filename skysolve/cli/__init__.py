@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "solve_server",
     "db",
     "index",
+    "tls_cert",
 )
 
 

@@ -92,9 +92,8 @@ def xyls_table(path: Path) -> Path:
 # -- the astrometry-net-client package -------------------------------------------------
 
 
-@pytest.fixture
-def anc_at(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
-    """Point astrometry-net-client at the live server.
+def point_astrometry_net_client(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point astrometry-net-client at a skysolve at ``base``.
 
     The package has no base-URL setting: every URL is a class attribute built from
     ``config.BASE_URL`` at import time (the result files even hard-code
@@ -103,7 +102,6 @@ def anc_at(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
     from astrometry_net_client import Job, Session, Submission
     from astrometry_net_client.uploads import FileUpload
 
-    base = server.url
     monkeypatch.setattr(Session, "url", base + "/api/login")
     monkeypatch.setattr(FileUpload, "url", base + "/api/upload")
     monkeypatch.setattr(Submission, "url", base + "/api/submissions/{submission.id}")
@@ -120,6 +118,12 @@ def anc_at(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
     ]:
         monkeypatch.setattr(Job, name, base + "/" + path + "/{job.id}")
     monkeypatch.delenv("ASTROMETRY_API_KEY", raising=False)
+
+
+@pytest.fixture
+def anc_at(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    """astrometry-net-client pointed at the live server."""
+    point_astrometry_net_client(server.url, monkeypatch)
     return server
 
 
@@ -206,6 +210,9 @@ def nina_multipart(
 
 
 def test_it_answers_nina_request_for_request(server: LiveServer) -> None:
+    """The upload of earlier NINA versions (the classic HttpWebRequest helper, a JPEG
+    rendering); NINA's current image and star-list solvers, which post through
+    HttpClient, are replayed in test_real_clients.py."""
     http = requests.Session()
     login = json_of(
         http.post(

@@ -1,0 +1,43 @@
+"""A fake solver that holds its worker while a gate file exists, for queue-wait tests.
+
+`skysolve serve` imports it by name (``SKYSOLVE_SOLVER``) in its worker process;
+``SKYSOLVE_FAKE_GATE`` names the file.  While it exists every solve waits, so the
+worker stays busy with the first job and later jobs wait in the queue for real,
+as long as the test wants; removing the file lets them all through.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import SolveResult, SourceList
+from skysolve.errors import SolveCancelledError
+from tests.webfixtures import FakeSolver
+
+#: Longest hold, so a test that dies without removing the gate cannot wedge a worker.
+MAX_HOLD_SECONDS = 900.0
+
+
+def gated_fake_solve(
+    source: Path | SourceList,
+    params: SolveParameters,
+    out_dir: Path,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> SolveResult:
+    gate = Path(os.environ["SKYSOLVE_FAKE_GATE"])
+    if progress:
+        progress("solving", "held by the test's gate")
+    deadline = time.monotonic() + MAX_HOLD_SECONDS
+    while gate.exists() and time.monotonic() < deadline:
+        if cancel is not None and cancel.wait(0.2):
+            raise SolveCancelledError("cancelled")
+        if cancel is None:
+            time.sleep(0.2)
+    return FakeSolver()(source, params, out_dir, cancel=cancel, progress=progress)
