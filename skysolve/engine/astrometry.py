@@ -4,7 +4,11 @@
 the indexes that can match the allowed scale range are dealt out to one engine
 process per core; each process checks its indexes "in parallel" (the engine's
 ``inparallel`` mode: all indexes at each depth of field stars before going
-deeper), and the first process to solve stops the others.  Parameters travel
+deeper), and the first process to solve stops the others.  Given several
+source lists of one image (:meth:`AstrometryNetSolver.solve_lists`: skysolve's
+own extraction and the list ``solve-field`` would make), the processes are
+shared between the lists, each list searching every index, so the engine
+is never worse off than ``solve-field`` with its own list.  Parameters travel
 in the header of the augmented star list (``.axy``) that we write, exactly as
 ``augment-xylist`` would, and the engine is always started with an argument
 list, never through a shell.
@@ -18,6 +22,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -157,6 +162,9 @@ class _Run:
     outputs: dict[str, Path]
     command: list[str]
     indexes: list[IndexFile]
+    #: Which source list this process searches, and the list itself.
+    label: str = ""
+    sources: SourceList | None = None
 
 
 class AstrometryNetSolver(Solver):
@@ -176,20 +184,46 @@ class AstrometryNetSolver(Solver):
         timeout: float,
         cancel: threading.Event | None = None,
     ) -> SolverOutcome:
+        return self.solve_lists(
+            [("sources", sources)], constraints, workdir, timeout=timeout, cancel=cancel
+        )
+
+    def solve_lists(
+        self,
+        lists: Sequence[tuple[str, SourceList]],
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> SolverOutcome:
+        """Search several source lists of one image at once; the first solution wins.
+
+        The engine processes are shared out between the lists (at least one
+        each); each list's processes split the indexes between them.  The
+        outcome's ``sources`` is the list that solved, ``source_list`` its label.
+        """
+        if not lists:
+            raise ValueError("solve_lists needs at least one source list")
         started = time.monotonic()
+        first = lists[0][1]
         indexes = select_indexes(
             find_indexes(self.config.index_dirs),
-            width=sources.width,
-            height=sources.height,
+            width=first.width,
+            height=first.height,
             scale_low=constraints.scale_low or 0.0,
             scale_high=constraints.scale_high if constraints.scale_high is not None else np.inf,
         )
-        groups = split_for_processes(indexes, self.config.processes)
+        per_list = max(1, self.config.processes // len(lists))
         workdir.mkdir(parents=True, exist_ok=True)
         runs: list[_Run] = []
         try:
-            for k, group in enumerate(groups):
-                runs.append(self._start(k, group, sources, constraints, workdir, timeout))
+            for label, sources in lists:
+                for group in split_for_processes(indexes, per_list):
+                    run = self._start(len(runs), group, sources, constraints, workdir, timeout)
+                    run.label = label if len(lists) > 1 else ""
+                    run.sources = sources
+                    runs.append(run)
             winner = self._watch(runs, started=started, timeout=timeout, cancel=cancel)
         finally:
             for run in runs:
@@ -226,6 +260,8 @@ class AstrometryNetSolver(Solver):
             log=log,
             command=winner.command,
             seconds=elapsed,
+            sources=winner.sources if len(lists) > 1 else None,
+            source_list=winner.label if len(lists) > 1 else "",
         )
 
     # -- process management --------------------------------------------------
@@ -318,7 +354,8 @@ def _collect_logs(runs: list[_Run]) -> str:
         except OSError:
             text = ""
         names = ", ".join(ix.name for ix in run.indexes)
-        parts.append(f"== astrometry-engine process {k} (indexes: {names})\n{text}")
+        of = f"{run.label} list, " if run.label else ""
+        parts.append(f"== astrometry-engine process {k} ({of}indexes: {names})\n{text}")
     return "\n".join(parts)
 
 

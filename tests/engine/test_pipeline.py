@@ -271,3 +271,20 @@ def test_it_solves_the_shared_images(tmp_path: Path, shared_images: Path, name: 
     assert cal.pixscale == pytest.approx(pixscale, rel=0.01)
     assert cal.parity == 1.0
     assert angle_diff(cal.orientation, orientation) < 0.5
+
+
+def test_it_solves_a_nebula_picture_blind_with_solve_fields_own_source_list(
+    tmp_path: Path, shared_images: Path
+) -> None:
+    # apod2.jpg (the Horsehead, 4.5 deg) blind without the fast path: sep's
+    # brightest sources on the nebula need 35-65 s of engine time, more than
+    # this budget; image2xy's list in astrometry.net's resort order, searched
+    # beside it, solves in a few seconds, as solve-field does.
+    ra, dec, pixscale, orientation = REFERENCE["apod2.jpg"]
+    params = SolveParameters(timeout=25, use_hints=False)
+    result = solve(shared_images / "apod2.jpg", params, tmp_path / "out", config=FAST)
+    truth = dict(ra=ra, dec=dec, pixscale=pixscale, orientation=orientation, parity=1.0)
+    assert_matches_truth(result, truth)
+    assert "lists: sep and image2xy" in result.log
+    assert "solved from the image2xy source list" in result.log
+    assert "extract_image2xy" in result.timings
