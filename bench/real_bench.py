@@ -60,8 +60,11 @@ SHARED_IMAGES = Path(os.environ.get("SKYSOLVE_TEST_IMAGES", REPO.parent / "share
 CORPUS = Path(os.environ.get("SKYSOLVE_CORPUS", SHARED_IMAGES / "corpus"))
 #: The three ways each case is solved.
 TOOLS = ("solve-field", "skysolve", "skysolve-no-fastpath")
-#: Largest scale error of a right solution.
+#: Largest scale error of a right solution, against solve-field's in the same run.
 RIGHT_SCALE = 0.01
+#: ... against the manifest's figure, which solve-field measured its own way (at
+#: the reference pixel, not the image centre: 1.1 % apart on a 25-degree field).
+MANIFEST_SCALE = 0.02
 
 
 @dataclass
@@ -241,16 +244,44 @@ def separation_px(a: Run | dict[str, float], b: dict[str, float] | Run, pixscale
     return math.degrees(math.acos(max(-1.0, min(1.0, cos_sep)))) * 3600.0 / pixscale
 
 
-def verdict(run: Run, case: Case, right_px: float) -> str:
-    """'right', 'wrong', 'solved' (no reference to judge by) or 'no'."""
+def verdict(run: Run, case: Case, right_px: float, peer: Run | None = None) -> str:
+    """'right', 'wrong', 'solved' (no reference to judge by) or 'no'.
+
+    Right: centre within ``right_px`` pixels and scale within 1 % of
+    ``solve-field``'s solution in this run (``peer``, when the manifest says
+    solve-field solves this image right and this run agrees with it), or within
+    ``right_px`` and 2 % of the manifest's reference (solve-field's own scale
+    figure, taken at its reference pixel rather than the image centre: 1.1 %
+    apart on a 25-degree field).  Both scales depend on the distortion fit on
+    wide fields (apod4, 33 degrees: 1.3 % between the two tools' fits).
+    """
     if not run.solved:
         return "no"
     ref = case.reference
     if ref is None or run.pixscale is None:
         return "solved"
-    close = separation_px(run, ref, ref["pixscale"]) <= right_px
-    same_scale = abs(run.pixscale / ref["pixscale"] - 1.0) <= RIGHT_SCALE
-    return "right" if close and same_scale else "wrong"
+    if _close(run, ref, ref["pixscale"], right_px, MANIFEST_SCALE):
+        return "right"
+    if (
+        peer is not None
+        and peer is not run
+        and peer.solved
+        and peer.pixscale
+        and _close(peer, ref, ref["pixscale"], right_px, MANIFEST_SCALE)
+        and _close(run, peer, peer.pixscale, right_px, RIGHT_SCALE)
+    ):
+        return "right"
+    return "wrong"
+
+
+def _close(
+    run: Run, ref: Run | dict[str, float], pixscale: float, right_px: float, scale: float
+) -> bool:
+    assert run.pixscale is not None
+    return (
+        separation_px(run, ref, pixscale) <= right_px
+        and abs(run.pixscale / pixscale - 1.0) <= scale
+    )
 
 
 def summarise(cases: list[Case], runs: dict[tuple[str, str], Run], right_px: float) -> str:
@@ -277,7 +308,9 @@ def summarise(cases: list[Case], runs: dict[tuple[str, str], Run], right_px: flo
                 continue
             ours = [runs[(tool, c.name)] for c in members_t]
             theirs = [runs[("solve-field", c.name)] for c in members_t]
-            v_ours = [verdict(r, c, right_px) for r, c in zip(ours, members_t, strict=True)]
+            v_ours = [
+                verdict(r, c, right_px, p) for r, c, p in zip(ours, members_t, theirs, strict=True)
+            ]
             v_theirs = [verdict(r, c, right_px) for r, c in zip(theirs, members_t, strict=True)]
             only_ours = sum(a.solved and not b.solved for a, b in zip(ours, theirs, strict=True))
             only_theirs = sum(b.solved and not a.solved for a, b in zip(ours, theirs, strict=True))
@@ -377,7 +410,7 @@ def main() -> int:
         print(
             f"  {case.name:<32}"
             + " | ".join(
-                f"{r.tool} {verdict(r, case, args.right_px):<5} {r.seconds:6.2f}s"
+                f"{r.tool} {verdict(r, case, args.right_px, done[0]):<5} {r.seconds:6.2f}s"
                 + (f" {r.solver}" if r.solver else "")
                 for r in done
             ),

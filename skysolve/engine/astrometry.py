@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -196,11 +196,15 @@ class AstrometryNetSolver(Solver):
         *,
         timeout: float,
         cancel: threading.Event | None = None,
+        later: Callable[[], list[tuple[str, SourceList]] | None] | None = None,
     ) -> SolverOutcome:
         """Search several source lists of one image at once; the first solution wins.
 
         The engine processes are shared out between the lists (at least one
-        each); each list's processes split the indexes between them.  The
+        each); each list's processes split the indexes between them.  ``later``
+        is polled while the engine runs: None while a list is still being
+        made, then the lists to add (each with as many processes again), so
+        a list that takes longer to extract does not hold back the others.  The
         outcome's ``sources`` is the list that solved, ``source_list`` its label.
         """
         if not lists:
@@ -217,14 +221,34 @@ class AstrometryNetSolver(Solver):
         per_list = max(1, self.config.processes // len(lists))
         workdir.mkdir(parents=True, exist_ok=True)
         runs: list[_Run] = []
-        try:
-            for label, sources in lists:
+        several = len(lists) > 1 or later is not None
+
+        def start(new_lists: Sequence[tuple[str, SourceList]]) -> list[_Run]:
+            started_runs = []
+            for label, sources in new_lists:
                 for group in split_for_processes(indexes, per_list):
-                    run = self._start(len(runs), group, sources, constraints, workdir, timeout)
-                    run.label = label if len(lists) > 1 else ""
+                    remaining = max(0.5, timeout - (time.monotonic() - started))
+                    run = self._start(len(runs), group, sources, constraints, workdir, remaining)
+                    run.label = label if several else ""
                     run.sources = sources
                     runs.append(run)
-            winner = self._watch(runs, started=started, timeout=timeout, cancel=cancel)
+                    started_runs.append(run)
+            return started_runs
+
+        def more() -> list[_Run] | None:
+            assert later is not None
+            found = later()
+            return None if found is None else start(found)
+
+        try:
+            start(lists)
+            winner = self._watch(
+                list(runs),
+                started=started,
+                timeout=timeout,
+                cancel=cancel,
+                more=more if later is not None else None,
+            )
         finally:
             for run in runs:
                 _stop(run.process)
@@ -260,8 +284,8 @@ class AstrometryNetSolver(Solver):
             log=log,
             command=winner.command,
             seconds=elapsed,
-            sources=winner.sources if len(lists) > 1 else None,
-            source_list=winner.label if len(lists) > 1 else "",
+            sources=winner.sources if several else None,
+            source_list=winner.label if several else "",
         )
 
     # -- process management --------------------------------------------------
@@ -316,13 +340,19 @@ class AstrometryNetSolver(Solver):
         started: float,
         timeout: float,
         cancel: threading.Event | None,
+        more: Callable[[], list[_Run] | None] | None = None,
     ) -> _Run | None:
         pending = list(runs)
-        while pending:
+        while pending or more is not None:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
             if time.monotonic() - started > timeout:
                 raise SolveTimeoutError(f"no solution within the time limit of {timeout:g} s")
+            if more is not None:
+                added = more()
+                if added is not None:
+                    pending += added
+                    more = None
             for run in list(pending):
                 if run.process.poll() is None:
                     continue

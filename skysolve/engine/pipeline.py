@@ -285,40 +285,48 @@ def solve(
         companion_job.append(pool.submit(run))
         pool.shutdown(wait=False)
 
-    def companions() -> list[tuple[str, SourceList]]:
-        """solve-field's own source list, searched beside sep's by astrometry.net.
+    def companions() -> Callable[[], list[tuple[str, SourceList]] | None] | None:
+        """solve-field's own source list, for astrometry.net to search beside sep's.
 
-        Made once, only for images whose sources sep found (the default
-        extractor): with both lists the engine is never worse off than
-        ``solve-field`` on the same image.  Without image2xy (or when it fails)
-        sep's list goes on alone.
+        Only for images whose sources sep found (the default extractor): with
+        both lists the engine is never worse off than ``solve-field`` on the
+        same image.  Returns what the engine polls while it runs on sep's list:
+        None until image2xy is done, then the list to add (none when image2xy
+        failed, or when its first stars are sep's anyway).
         """
         if image is None or params.effective_extractor != "sep":
-            return []
-        if not companion:
-            start_companion()
-            try:
-                with clock.step("wait_image2xy"):
-                    found, seconds = companion_job[0].result()
-                clock.timings["extract_image2xy"] = seconds
-                companion.append(found)
-            except (ConfigurationError, SolverFailedError, SolveTimeoutError) as exc:
-                note("extracting", f"image2xy's list left out: {exc}")
-                none = np.zeros(0)
-                companion.append(SourceList(none, none, none, image.width, image.height))
-            note("extracting", f"{len(companion[0])} sources from image2xy (solve-field's list)")
-        if len(companion[0]) < MIN_SOURCES:
-            return []
-        assert full is not None
-        shared = shared_head(full, companion[0])
-        if shared >= SAME_HEAD:
-            # The same stars lead both lists (clean star fields): a second
-            # search would only halve the engine's processes for the first.
-            note(
-                "solving", f"image2xy's list leads with the same stars ({shared:.0%}); sep's alone"
-            )
-            return []
-        return [("image2xy", companion[0])]
+            return None
+        start_companion()
+
+        def poll() -> list[tuple[str, SourceList]] | None:
+            if not companion:
+                job = companion_job[0]
+                if not job.done():
+                    return None
+                try:
+                    found, seconds = job.result()
+                    clock.timings["extract_image2xy"] = seconds
+                    companion.append(found)
+                except (ConfigurationError, SolverFailedError, SolveTimeoutError) as exc:
+                    note("extracting", f"image2xy's list left out: {exc}")
+                    none = np.zeros(0)
+                    companion.append(SourceList(none, none, none, image.width, image.height))
+                note("extracting", f"{len(companion[0])} sources from image2xy (solve-field's)")
+            if len(companion[0]) < MIN_SOURCES:
+                return []
+            assert full is not None
+            shared = shared_head(full, companion[0])
+            if shared >= SAME_HEAD:
+                # The same stars lead both lists (clean star fields): a second
+                # search would only take the cores from the first.
+                note(
+                    "solving", f"image2xy's list starts with sep's stars ({shared:.0%}): not added"
+                )
+                return []
+            note("solving", "adding image2xy's list (solve-field's) beside sep's")
+            return [("image2xy", companion[0])]
+
+        return poll
 
     solvers = config.solvers()
     sources = sources_for(solvers[0].bright_sources)
@@ -428,7 +436,7 @@ def constraints_for(params: SolveParameters, image_width: int) -> SolveConstrain
 def _run_solvers(
     solvers: Sequence[Solver],
     sources_for: Callable[[int | None], SourceList],
-    companions: Callable[[], list[tuple[str, SourceList]]],
+    companions: Callable[[], Callable[[], list[tuple[str, SourceList]] | None] | None],
     constraints: SolveConstraints,
     work: Path,
     clock: _Clock,
@@ -437,26 +445,27 @@ def _run_solvers(
 ) -> tuple[SolverOutcome | None, SourceList]:
     """The first solver's solution, or the last one's failure; and the sources used.
 
-    astrometry.net also gets the ``companions`` lists of the same image, searched
-    at once; the sources returned are then the list that solved.
+    astrometry.net starts on ``sources`` and polls ``companions()`` for more lists
+    of the same image to search at once; the sources returned are then the list
+    that solved.
     """
     outcome: SolverOutcome | None = None
     sources = sources_for(solvers[0].bright_sources)  # what a failure reports
     for solver in solvers:
         clock.check()
         sources = sources_for(solver.bright_sources)
-        extra = companions() if isinstance(solver, AstrometryNetSolver) else []
-        names = " and ".join(["sep", *(name for name, _ in extra)]) if extra else ""
-        note("solving", f"{solver.name} ({label}{', lists: ' + names if names else ''})")
+        later = companions() if isinstance(solver, AstrometryNetSolver) else None
+        note("solving", f"{solver.name} ({label})")
         with clock.step(f"solve:{solver.name}"):
-            if extra:
+            if later is not None:
                 assert isinstance(solver, AstrometryNetSolver)
                 outcome = solver.solve_lists(
-                    [("sep", sources), *extra],
+                    [("sep", sources)],
                     constraints,
                     work / solver.name.replace(".", "_"),
                     timeout=max(0.5, clock.remaining),
                     cancel=clock.cancel,
+                    later=later,
                 )
             else:
                 outcome = solver.solve(
