@@ -36,7 +36,7 @@ from skysolve.errors import (
     NoMatchError,
     NoStarsError,
     SolveCancelledError,
-    SolverFailedError,
+    SolveError,
     SolveTimeoutError,
 )
 
@@ -307,7 +307,8 @@ def solve(
                     found, seconds = job.result()
                     clock.timings["extract_image2xy"] = seconds
                     companion.append(found)
-                except (ConfigurationError, SolverFailedError, SolveTimeoutError) as exc:
+                except SolveError as exc:
+                    # Missing program, crash, its own time limit: sep's list goes on alone.
                     note("extracting", f"image2xy's list left out: {exc}")
                     none = np.zeros(0)
                     companion.append(SourceList(none, none, none, image.width, image.height))
