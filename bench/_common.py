@@ -69,8 +69,8 @@ def free_port() -> int:
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a benchmark installation in ``data_dir``.
 
-    The fast-path database of the checkout (``make setup`` builds it into
-    ./var) is used when present, as on an installation made with make setup;
+    The fast-path database ``make setup`` builds (the shared location, or an
+    older checkout's ./var) is used when present, as on an installation made with make setup;
     submission rate limits are off, since one bench user submits far more than
     a person would.
     """
@@ -85,7 +85,10 @@ def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
         SKYSOLVE_RATE_LIMIT_USER_PER_HOUR="0",
         SKYSOLVE_RATE_LIMIT_IP_PER_HOUR="0",
     )
-    fastpath = REPO / "var" / "fastpath" / "default.t3db"
+    from skysolve.engine.fastpath import default_db_path
+
+    # The shared database (make setup), else one an older checkout built in ./var.
+    fastpath = default_db_path({**os.environ, "SKYSOLVE_DATA_DIR": str(REPO / "var")})
     if fastpath.is_file():
         env["SKYSOLVE_FASTPATH_DB"] = str(fastpath)
     env.update(extra)

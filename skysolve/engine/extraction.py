@@ -58,6 +58,7 @@ __all__ = [
     "SepExtractor",
     "SourceExtractor",
     "extract_bright_sources",
+    "resort",
     "extract_sources",
     "get_extractor",
     "uniformize",
@@ -991,6 +992,31 @@ def extract_sources(
         data, max_sources=max_sources, downsample=downsample, invert=invert, timeout=timeout
     )
     return uniformize(sources, cells=uniformize_cells) if uniformize_cells else sources
+
+
+def resort(sources: SourceList) -> SourceList:
+    """astrometry.net's ``resort-xylist`` order, which ``solve-field`` applies.
+
+    Two rankings, by flux above the local background and by the raw flux
+    (flux + background), interleaved without repeats: brightest-by-flux, then
+    brightest-by-raw-flux, and so on.  On processed pictures with nebulae the
+    background model swallows part of the stars on the nebula and of the
+    saturated bright ones, which the index holds; the raw ranking brings them
+    back near the head of the list, where the engine builds its first quads.
+    (On apod2.jpg, image2xy's list in flux order needs about 50 s of engine
+    time, in this order 3 s.)  A list without backgrounds keeps its order.
+    """
+    n = len(sources)
+    if n == 0 or sources.background is None:
+        return sources
+    flux = np.asarray(sources.flux, dtype=float)
+    raw = flux + np.asarray(sources.background, dtype=float)
+    by_flux = np.argsort(-flux, kind="stable")
+    by_raw = np.argsort(-raw, kind="stable")
+    interleaved = np.column_stack([by_flux, by_raw]).ravel()
+    # The first occurrence of each source, in interleaved order.
+    _, first = np.unique(interleaved, return_index=True)
+    return sources.take(interleaved[np.sort(first)])
 
 
 def uniformize(sources: SourceList, *, cells: int = 10) -> SourceList:

@@ -33,7 +33,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -93,17 +93,75 @@ MAX_RMS = 1.5
 # -- databases -----------------------------------------------------------------
 
 
-def default_db_path(environ: dict[str, str] | None = None) -> Path:
-    """``SKYSOLVE_FASTPATH_DB``, else ``<data dir>/fastpath/default.t3db``.
+def shared_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``skysolve db build`` puts the database for every installation of this user.
 
-    The data directory is ``SKYSOLVE_DATA_DIR`` (default ``./var``).  The file
-    need not exist.
+    ``SKYSOLVE_FASTPATH_DIR``, else ``$XDG_DATA_HOME/skysolve/fastpath``
+    (``~/.local/share/skysolve/fastpath``).  The database is derived from a pip
+    package and is the same for every data directory, so it lives outside them:
+    a second installation, a worker started elsewhere or ``skysolve solve`` run
+    from any directory find the same file.  Always absolute.
     """
+    env = os.environ if environ is None else environ
+    explicit = env.get("SKYSOLVE_FASTPATH_DIR", "").strip()
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec ignores a relative XDG_DATA_HOME.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "skysolve" / FASTPATH_DIR
+
+
+def legacy_db_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where installations before the shared location built it: ``<data dir>/fastpath/``."""
+    env = os.environ if environ is None else environ
+    data_dir = env.get("SKYSOLVE_DATA_DIR", "").strip() or "var"
+    return (Path(data_dir) / FASTPATH_DIR / DEFAULT_DB_NAME).resolve()
+
+
+def build_db_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``skysolve db build`` writes: ``SKYSOLVE_FASTPATH_DB``, else the shared dir."""
     env = os.environ if environ is None else environ
     explicit = env.get("SKYSOLVE_FASTPATH_DB", "").strip()
     if explicit:
-        return Path(explicit)
-    return Path(env.get("SKYSOLVE_DATA_DIR", "var")) / FASTPATH_DIR / DEFAULT_DB_NAME
+        return Path(explicit).expanduser().resolve()
+    return shared_dir(env) / DEFAULT_DB_NAME
+
+
+def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The database the engine uses; the file need not exist.
+
+    ``SKYSOLVE_FASTPATH_DB`` when set; else the shared location
+    (:func:`shared_dir`); else, for an installation that built it before the
+    shared location existed, ``$SKYSOLVE_DATA_DIR/fastpath/default.t3db``
+    when that file exists.  Without any, the shared path (so messages name
+    where ``skysolve db build`` would put it).
+    """
+    env = os.environ if environ is None else environ
+    path = build_db_path(env)
+    if env.get("SKYSOLVE_FASTPATH_DB", "").strip() or path.is_file():
+        return path
+    legacy = legacy_db_path(env)
+    return legacy if legacy.is_file() else path
+
+
+def database_files(db_path: Path) -> list[Path]:
+    """The files that make up a database: itself, its stars, its description, its bands."""
+    files = [db_path, stars_path(db_path), info_path(db_path)]
+    for band in band_paths(db_path):
+        files += [band, info_path(band)]
+    return [f for f in files if f.is_file()]
+
+
+def status(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{"fastpath": "ok"|"missing", "path": ...}`` for /health, ``db info`` and logs.
+
+    "missing" when the database or its star file is absent: the engine then
+    solves everything with astrometry.net, correctly but slower.
+    """
+    path = default_db_path(environ)
+    ok = path.is_file() and stars_path(path).is_file()
+    return {"fastpath": "ok" if ok else "missing", "path": str(path)}
 
 
 def stars_path(db_path: Path) -> Path:

@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from skysolve.errors import (
     NoMatchError,
     NoStarsError,
     SolveCancelledError,
+    SolveError,
     SolveTimeoutError,
 )
 
@@ -73,7 +75,8 @@ class EngineConfig:
     def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
         """Read ``SKYSOLVE_INDEX_DIRS`` (colon-separated), ``SKYSOLVE_ENGINE_BINARY``,
         ``SKYSOLVE_SOLVER_PROCESSES``, ``SKYSOLVE_PICTURES`` (0/1) and the fast-path
-        database (``SKYSOLVE_FASTPATH_DB`` or ``$SKYSOLVE_DATA_DIR/fastpath/``)."""
+        database (``SKYSOLVE_FASTPATH_DB``, the shared ``SKYSOLVE_FASTPATH_DIR`` or an
+        older ``$SKYSOLVE_DATA_DIR/fastpath/``: :func:`fastpath.default_db_path`)."""
         env = os.environ if environ is None else environ
         dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
         index_dirs = (
@@ -158,6 +161,7 @@ def solve(
         SOLVER_UNIFORMIZE_CELLS,
         extract_bright_sources,
         extract_sources,
+        resort,
         uniformize,
     )
     from skysolve.engine.images import LoadedImage, load_image
@@ -226,23 +230,104 @@ def solve(
             if len(bright) >= MIN_SOURCES:
                 return bright
         note("extracting", f"extracting sources with {params.effective_extractor}")
+        start_companion()
         with clock.step("extract"):
-            # The engine looks at field stars in list order: spreading the first
-            # ones over the whole image (astrometry.net's --uniformize) finds
-            # quads sooner.
-            full = uniformize(
-                extract_sources(
-                    image.data,
-                    method=params.effective_extractor,
-                    max_sources=params.max_sources,
-                    downsample=params.downsample_factor,
-                    invert=params.invert,
-                    timeout=max(1.0, clock.remaining),
-                ),
-                cells=SOLVER_UNIFORMIZE_CELLS,
-            )
+            if params.effective_extractor == "image2xy":
+                full = solve_field_list(image.data)
+            else:
+                # The engine looks at field stars in list order: spreading the first
+                # ones over the whole image (astrometry.net's --uniformize) finds
+                # quads sooner.
+                full = uniformize(
+                    extract_sources(
+                        image.data,
+                        method=params.effective_extractor,
+                        max_sources=params.max_sources,
+                        downsample=params.downsample_factor,
+                        invert=params.invert,
+                        timeout=max(1.0, clock.remaining),
+                    ),
+                    cells=SOLVER_UNIFORMIZE_CELLS,
+                )
         note("extracting", f"{len(full)} sources")
         return full
+
+    def solve_field_list(data: Any) -> SourceList:
+        """The list ``solve-field`` makes: image2xy, astrometry.net's resort, uniformize.
+
+        image2xy keeps more than ``max_sources`` before the resort so that the
+        raw-flux ranking sees the stars the flux ranking puts last.
+        """
+        found = extract_sources(
+            data,
+            method="image2xy",
+            max_sources=min(100_000, 2 * params.max_sources),
+            downsample=params.downsample_factor,
+            invert=params.invert,
+            timeout=max(1.0, clock.remaining),
+        )
+        return uniformize(resort(found).head(params.max_sources), cells=SOLVER_UNIFORMIZE_CELLS)
+
+    companion: list[SourceList] = []
+    companion_job: list[Future[tuple[SourceList, float]]] = []
+
+    def start_companion() -> None:
+        """Start image2xy (a separate program) while sep runs: the list is ready sooner."""
+        if image is None or params.effective_extractor != "sep" or companion_job:
+            return
+        data = image.data
+
+        def run() -> tuple[SourceList, float]:
+            started = time.monotonic()
+            return solve_field_list(data), time.monotonic() - started
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image2xy")
+        companion_job.append(pool.submit(run))
+        pool.shutdown(wait=False)
+
+    def companions() -> Callable[[], list[tuple[str, SourceList]] | None] | None:
+        """solve-field's own source list, for astrometry.net to search beside sep's.
+
+        Only for images whose sources sep found (the default extractor): with
+        both lists the engine is never worse off than ``solve-field`` on the
+        same image.  Returns what the engine polls while it runs on sep's list:
+        None until image2xy is done, then the list to add (none when image2xy
+        failed, or when its first stars are sep's anyway).
+        """
+        if image is None or params.effective_extractor != "sep":
+            return None
+        start_companion()
+
+        def poll() -> list[tuple[str, SourceList]] | None:
+            if not companion:
+                job = companion_job[0]
+                if not job.done():
+                    return None
+                try:
+                    found, seconds = job.result()
+                    clock.timings["extract_image2xy"] = seconds
+                    companion.append(found)
+                except SolveError as exc:
+                    # Missing program, crash, its own time limit: sep's list goes on alone.
+                    note("extracting", f"image2xy's list left out: {exc}")
+                    none = np.zeros(0)
+                    companion.append(SourceList(none, none, none, image.width, image.height))
+                note("extracting", f"{len(companion[0])} sources from image2xy (solve-field's)")
+            if len(companion[0]) < MIN_SOURCES:
+                return []
+            assert full is not None
+            shared = shared_head(full, companion[0])
+            if shared >= SAME_HEAD:
+                # The same stars lead both lists (clean star fields): a second
+                # search would only take the cores from the first.
+                note(
+                    "solving", f"image2xy's list starts with sep's stars ({shared:.0%}): not added"
+                )
+                return []
+            note("solving", "adding image2xy's list (solve-field's) beside sep's")
+            return [("image2xy", companion[0])]
+
+        return poll
 
     solvers = config.solvers()
     sources = sources_for(solvers[0].bright_sources)
@@ -271,7 +356,7 @@ def solve(
             for label, attempt_params in attempts:
                 constraints = constraints_for(attempt_params, width)
                 outcome, sources = _run_solvers(
-                    solvers, sources_for, constraints, work, clock, note, label
+                    solvers, sources_for, companions, constraints, work, clock, note, label
                 )
                 if outcome is not None and outcome.solved:
                     break
@@ -339,6 +424,28 @@ def _coverage_hint(config: EngineConfig) -> str:
     )
 
 
+#: Head of the lists compared by :func:`shared_head` (the engine's first depths).
+HEAD_SOURCES = 30
+#: Share of image2xy's head found in sep's at or above which sep's list goes alone.
+SAME_HEAD = 0.8
+
+
+def shared_head(ours: SourceList, theirs: SourceList, *, head: int = HEAD_SOURCES) -> float:
+    """Share of the first ``head`` sources of ``theirs`` within 2 px of one of the
+    first ``2 * head`` of ``ours``.
+
+    The engine builds its quads from the head of a list; where two lists of one
+    image start with the same stars, searching both costs twice and finds nothing
+    more.  On pictures with nebulae or saturated stars they start differently.
+    """
+    a = np.column_stack([ours.x[: 2 * head], ours.y[: 2 * head]]).astype(float)
+    b = np.column_stack([theirs.x[:head], theirs.y[:head]]).astype(float)
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    distance = np.hypot(b[:, None, 0] - a[None, :, 0], b[:, None, 1] - a[None, :, 1])
+    return float(np.mean(distance.min(axis=1) <= 2.0))
+
+
 def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:
     """Turn user parameters into solver constraints (scale in arcsec/pixel)."""
     bounds = params.scale_bounds_arcsec_per_pixel(image_width)
@@ -364,28 +471,49 @@ def constraints_for(params: SolveParameters, image_width: int) -> SolveConstrain
 def _run_solvers(
     solvers: Sequence[Solver],
     sources_for: Callable[[int | None], SourceList],
+    companions: Callable[[], Callable[[], list[tuple[str, SourceList]] | None] | None],
     constraints: SolveConstraints,
     work: Path,
     clock: _Clock,
     note: Progress,
     label: str,
 ) -> tuple[SolverOutcome | None, SourceList]:
-    """The first solver's solution, or the last one's failure; and the sources used."""
+    """The first solver's solution, or the last one's failure; and the sources used.
+
+    astrometry.net starts on ``sources`` and polls ``companions()`` for more lists
+    of the same image to search at once; the sources returned are then the list
+    that solved.
+    """
     outcome: SolverOutcome | None = None
     sources = sources_for(solvers[0].bright_sources)  # what a failure reports
     for solver in solvers:
         clock.check()
         sources = sources_for(solver.bright_sources)
+        later = companions() if isinstance(solver, AstrometryNetSolver) else None
         note("solving", f"{solver.name} ({label})")
         with clock.step(f"solve:{solver.name}"):
-            outcome = solver.solve(
-                sources,
-                constraints,
-                work / solver.name.replace(".", "_"),
-                timeout=max(0.5, clock.remaining),
-                cancel=clock.cancel,
-            )
+            if later is not None:
+                assert isinstance(solver, AstrometryNetSolver)
+                outcome = solver.solve_lists(
+                    [("sep", sources)],
+                    constraints,
+                    work / solver.name.replace(".", "_"),
+                    timeout=max(0.5, clock.remaining),
+                    cancel=clock.cancel,
+                    later=later,
+                )
+            else:
+                outcome = solver.solve(
+                    sources,
+                    constraints,
+                    work / solver.name.replace(".", "_"),
+                    timeout=max(0.5, clock.remaining),
+                    cancel=clock.cancel,
+                )
         if outcome.solved:
+            if outcome.sources is not None:
+                sources = outcome.sources
+                note("solving", f"solved from the {outcome.source_list} source list")
             return outcome, sources
     return outcome, sources
 

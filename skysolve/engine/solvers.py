@@ -54,6 +54,10 @@ class SolverOutcome:
     log: str = ""
     command: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: The source list that solved, when the solver was given several of the
+    #: same image (None: the one it was given), and that list's name.
+    sources: SourceList | None = None
+    source_list: str = ""
 
 
 class Solver(ABC):

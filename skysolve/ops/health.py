@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 
 from skysolve.queue.heartbeat import alive_by_kind
 from skysolve.queue.models import WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 def needed_kinds() -> list[str]:
@@ -29,3 +33,23 @@ def worker_report() -> dict[str, Any]:
         "alive": {kind: processes for kind, (processes, _) in by_kind.items()},
         "missing": missing,
     }
+
+
+def fastpath_status() -> str:
+    """ "ok" when this process finds the fast-path database, else "missing" (logged once).
+
+    A stat of two files: cheap enough for every /health request, and a
+    database removed or never built shows up without a restart.
+    """
+    from skysolve.engine.fastpath import status
+
+    report = status()
+    if report["fastpath"] != "ok" and report["path"] not in _warned:
+        # Once per process and path: load balancers poll /health every few seconds.
+        _warned.add(report["path"])
+        log.warning(
+            "no fast-path database at %s: every image goes to astrometry.net; "
+            "build it with `skysolve db build`",
+            report["path"],
+        )
+    return report["fastpath"]

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from skysolve.ops import metrics as metrics_mod
-from skysolve.ops.health import worker_report
+from skysolve.ops.health import fastpath_status, worker_report
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ def health(request: HttpRequest) -> HttpResponse:
     does not change the answer: without workers the site still takes
     submissions and serves results, and taking every web process out of
     rotation would not bring a worker back.  Monitors watch /health/workers.
+    ``fastpath`` is "ok" or "missing" (the pattern-hash database is absent: every
+    image goes to astrometry.net, slower but right), also without changing the code.
     """
     try:
         with connection.cursor() as cursor:
@@ -36,7 +38,9 @@ def health(request: HttpRequest) -> HttpResponse:
         workers = worker_report()["status"]
     except Exception as exc:
         return _database_down(exc)
-    return JsonResponse({"status": "ok", "database": "ok", "workers": workers})
+    return JsonResponse(
+        {"status": "ok", "database": "ok", "workers": workers, "fastpath": fastpath_status()}
+    )
 
 
 @require_GET

@@ -542,5 +542,15 @@ def warm_up() -> None:
         config = EngineConfig.from_env()
         if config.fastpath_db is not None:
             load_database(config.fastpath_db)
+        else:
+            from skysolve.engine.fastpath import default_db_path
+
+            # Not an error (astrometry.net solves everything), but every job is
+            # slower: say so where an operator looks.
+            log.warning(
+                "no fast-path database at %s: every image goes to astrometry.net; "
+                "build it with `skysolve db build` (make setup)",
+                default_db_path(),
+            )
     except Exception:  # a broken catalogue shows up in the first job's error
         log.warning("warming up the engine failed", exc_info=True)

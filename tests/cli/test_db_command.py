@@ -19,18 +19,56 @@ def test_it_builds_a_database_and_reports_time_size_and_fov_range(
     assert "FOV 50-60 deg" in capsys.readouterr().out
 
 
-def test_it_builds_under_the_data_directory_by_default(
+def test_it_builds_in_the_shared_location_that_every_installation_finds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SKYSOLVE_FASTPATH_DIR", raising=False)
     monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
     assert main(["db", "build", "--min-fov", "50", "--max-fov", "60"]) == 0
-    built = tmp_path / "var" / "fastpath" / "default.t3db"
-    assert built.is_file()
+    built = tmp_path / "xdg" / "skysolve" / "fastpath" / "default.t3db"
+    assert built.is_file() and not (tmp_path / "var" / "fastpath").exists()
     before = built.stat().st_mtime_ns
     assert main(["db", "build", "--if-missing"]) == 0
     assert built.stat().st_mtime_ns == before
     assert "not rebuilt" in capsys.readouterr().err
+    # A second installation, run from another directory, uses the same database.
+    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "other-installation"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["db", "info"]) == 0
+    assert "FOV 50-60 deg" in capsys.readouterr().out
+    from skysolve.engine.pipeline import EngineConfig
+
+    assert EngineConfig.from_env().fastpath_db == built
+
+
+def test_it_copies_a_database_from_an_old_data_directory_instead_of_rebuilding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "var" / "fastpath" / "default.t3db"
+    assert main(["db", "build", "--output", str(old), "--min-fov", "50", "--max-fov", "60"]) == 0
+    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    assert main(["db", "build", "--if-missing"]) == 0
+    assert "copied" in capsys.readouterr().err
+    shared = tmp_path / "shared" / "default.t3db"
+    assert shared.read_bytes() == old.read_bytes()
+    assert shared.with_name("default.t3db.stars.npz").is_file()
+    assert main(["db", "info"]) == 0
+    assert str(tmp_path / "shared") in capsys.readouterr().out
+
+
+def test_it_says_where_it_looked_when_there_is_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    assert main(["db", "info"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "shared" / "default.t3db") in err and "skysolve db build" in err
 
 
 def test_it_builds_from_the_tycho2_stars_of_an_index_file(

@@ -1,6 +1,7 @@
 """`skysolve solve`: exit status, JSON shape, errors on stderr."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -87,3 +88,21 @@ def test_it_writes_no_files_without_out(tmp_path: Path) -> None:
     assert doc["solved"] is True and doc["files"] == {}
     assert doc["calibration"]["dec"] == pytest.approx(45.0, abs=0.1)
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_it_notes_a_missing_fastpath_database_on_stderr(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 10)
+    db = tmp_path / "fp" / "default.t3db"
+    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db)}
+    missing = subprocess.run(
+        [*CLI, "solve", str(junk)], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert f"no fast-path database at {db}" in missing.stderr
+    db.parent.mkdir()
+    db.write_bytes(b"db")
+    db.with_name("default.t3db.stars.npz").write_bytes(b"stars")
+    present = subprocess.run(
+        [*CLI, "solve", str(junk)], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert present.returncode == 2 and "fast-path" not in present.stderr

@@ -153,3 +153,31 @@ def test_it_reports_missing_index_files(tmp_path: Path) -> None:
     solver = AstrometryNetSolver(AstrometryConfig(index_dirs=(tmp_path,)))
     with pytest.raises(ConfigurationError, match="astrometry-data-tycho2"):
         solver.solve(field().sources, SolveConstraints(), tmp_path, timeout=5)
+
+
+def test_it_searches_several_source_lists_at_once_and_says_which_solved(tmp_path: Path) -> None:
+    import numpy as np
+
+    from skysolve.engine.results import SourceList
+
+    f = field()
+    rng = np.random.default_rng(3)
+    junk = SourceList(
+        x=rng.uniform(1, 800, 300),
+        y=rng.uniform(1, 600, 300),
+        flux=np.linspace(1000, 1, 300),
+        width=800,
+        height=600,
+    )
+    solver = AstrometryNetSolver(AstrometryConfig(processes=2))
+    out = solver.solve_lists(
+        [("junk", junk), ("stars", f.sources)],
+        SolveConstraints(scale_low=27.0, scale_high=33.0),
+        tmp_path,
+        timeout=60,
+    )
+    assert out.solved and out.source_list == "stars" and out.sources is f.sources
+    assert "stars list" in out.log and "junk list" in out.log
+    assert out.wcs_header is not None
+    cal = Calibration.from_wcs(wcs_from_header(out.wcs_header, 800, 600), 800, 600)
+    assert cal.pixscale == pytest.approx(30.0, rel=0.01)

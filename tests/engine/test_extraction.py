@@ -542,3 +542,24 @@ def test_it_finds_no_bright_sources_in_a_flat_or_empty_image(value: float) -> No
 def test_it_rejects_a_bad_bright_source_count(field: Field) -> None:
     with pytest.raises(InvalidParameterError, match="count must be a whole number"):
         extract_bright_sources(field.image, count=0)
+
+
+def test_it_resorts_by_flux_and_raw_flux_like_astrometry_net() -> None:
+    from skysolve.engine.extraction import resort
+
+    # Source 3 sits on a bright nebula: faint above its local background, the
+    # brightest of all in raw counts; resort-xylist puts it second.
+    flux = np.array([100.0, 90.0, 80.0, 10.0, 5.0])
+    background = np.array([0.0, 0.0, 0.0, 500.0, 50.0])
+    sources = SourceList(
+        x=np.arange(1.0, 6.0),
+        y=np.ones(5),
+        flux=flux,
+        width=10,
+        height=10,
+        background=background,
+    )
+    # By flux: 0 1 2 3 4; by flux + background: 3 0 1 2 4; interleaved, no repeats.
+    assert list(resort(sources).x) == [1.0, 4.0, 2.0, 3.0, 5.0]
+    no_background = SourceList(sources.x, sources.y, flux, 10, 10)
+    assert list(resort(no_background).x) == list(no_background.x)

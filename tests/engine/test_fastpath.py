@@ -73,10 +73,54 @@ def test_it_builds_a_database_and_reports_the_fov_range(db_20_30: Path) -> None:
 
 def test_it_finds_the_database_from_the_environment(tmp_path: Path) -> None:
     assert default_db_path({"SKYSOLVE_FASTPATH_DB": "/x/y.t3db"}) == Path("/x/y.t3db")
-    assert default_db_path({"SKYSOLVE_DATA_DIR": "/d"}) == Path("/d/fastpath/default.t3db")
-    assert default_db_path({}) == Path("var/fastpath/default.t3db")
+    # The shared location, whatever the data directory: XDG first, then a setting.
+    env = {"SKYSOLVE_DATA_DIR": str(tmp_path / "d"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    assert default_db_path(env) == tmp_path / "xdg/skysolve/fastpath/default.t3db"
+    env["SKYSOLVE_FASTPATH_DIR"] = str(tmp_path / "shared")
+    assert default_db_path(env) == tmp_path / "shared/default.t3db"
     with pytest.raises(ConfigurationError, match="skysolve db build"):
         load_database(tmp_path / "missing.t3db")
+
+
+def _touch_database(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"db")
+    fastpath.stars_path(path).write_bytes(b"stars")
+    return path
+
+
+def test_it_finds_the_shared_database_from_any_directory_and_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = _touch_database(tmp_path / "shared" / "default.t3db")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for data_dir in ("var", str(tmp_path / "second-installation")):
+        env = {"SKYSOLVE_FASTPATH_DIR": "../shared", "SKYSOLVE_DATA_DIR": data_dir}
+        assert default_db_path(env) == shared
+        assert fastpath.status(env) == {"fastpath": "ok", "path": str(shared)}
+
+
+def test_it_still_finds_a_database_built_under_an_old_data_directory(tmp_path: Path) -> None:
+    legacy = _touch_database(tmp_path / "data" / "fastpath" / "default.t3db")
+    env = {
+        "SKYSOLVE_FASTPATH_DIR": str(tmp_path / "shared"),
+        "SKYSOLVE_DATA_DIR": str(legacy.parents[1]),
+    }
+    assert default_db_path(env) == legacy
+    # Once the shared one exists it wins; SKYSOLVE_FASTPATH_DB beats both.
+    shared = _touch_database(tmp_path / "shared" / "default.t3db")
+    assert default_db_path(env) == shared
+    assert default_db_path({**env, "SKYSOLVE_FASTPATH_DB": str(legacy)}) == legacy
+
+
+def test_it_reports_a_missing_database_with_the_path_it_looked_for(tmp_path: Path) -> None:
+    env = {"SKYSOLVE_FASTPATH_DIR": str(tmp_path / "none"), "SKYSOLVE_DATA_DIR": str(tmp_path)}
+    report = fastpath.status(env)
+    assert report == {"fastpath": "missing", "path": str(tmp_path / "none" / "default.t3db")}
+    _touch_database(tmp_path / "none" / "default.t3db").unlink()  # the star file alone
+    assert fastpath.status(env)["fastpath"] == "missing"
 
 
 def test_it_leaves_the_field_to_astrometry_net_when_the_database_is_gone(tmp_path: Path) -> None:
@@ -286,7 +330,8 @@ def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(
     config = EngineConfig.from_env({"SKYSOLVE_FASTPATH_DB": str(db_20_30)})
     assert config.fastpath_db == db_20_30
     assert [type(s) for s in config.solvers()] == [PatternHashSolver, AstrometryNetSolver]
-    assert EngineConfig.from_env({"SKYSOLVE_DATA_DIR": str(tmp_path)}).fastpath_db is None
+    nowhere = {"SKYSOLVE_DATA_DIR": str(tmp_path), "SKYSOLVE_FASTPATH_DIR": str(tmp_path / "no")}
+    assert EngineConfig.from_env(nowhere).fastpath_db is None
     assert [type(s) for s in EngineConfig().solvers()] == [AstrometryNetSolver]
 
     f = field(23.0, rotation=140.0, parity=-1)

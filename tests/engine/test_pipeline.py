@@ -276,3 +276,42 @@ def test_it_solves_the_shared_images(tmp_path: Path, shared_images: Path, name: 
     assert result.image_format == "jpeg"
     reported = nova_orientation(cal.orientation, result.image_format)
     assert angle_diff(reported, 180 - orientation) < 0.5
+
+
+def test_it_solves_a_nebula_picture_blind_with_solve_fields_own_source_list(
+    tmp_path: Path, shared_images: Path
+) -> None:
+    # apod2.jpg (the Horsehead, 4.5 deg) blind without the fast path: sep's
+    # brightest sources on the nebula need 35-65 s of engine time, more than
+    # this budget; image2xy's list in astrometry.net's resort order, searched
+    # beside it, solves in a few seconds, as solve-field does.
+    ra, dec, pixscale, orientation = REFERENCE["apod2.jpg"]
+    params = SolveParameters(timeout=25, use_hints=False)
+    result = solve(shared_images / "apod2.jpg", params, tmp_path / "out", config=FAST)
+    truth = dict(ra=ra, dec=dec, pixscale=pixscale, orientation=orientation, parity=1.0)
+    assert_matches_truth(result, truth)
+    assert "adding image2xy's list" in result.log
+    assert "solved from the image2xy source list" in result.log
+    assert "extract_image2xy" in result.timings
+
+
+def test_it_goes_on_with_seps_list_when_image2xy_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skysolve.engine import extraction
+    from skysolve.errors import ConfigurationError
+
+    found = extraction._find_binary
+
+    def without_image2xy(program: str) -> str:
+        if program == "image2xy":
+            raise ConfigurationError("image2xy is not installed (no-such-image2xy)")
+        return found(program)
+
+    monkeypatch.setattr(extraction, "_find_binary", without_image2xy)
+    spec = FieldSpec(ra=84.0, dec=-3.0, pixscale=20.0, width=800, height=600, seed=1, **NOISY)  # type: ignore[arg-type]
+    path = write_fits(make_field(spec), tmp_path / "field.fits")
+    params = SolveParameters(scale_units="arcsecperpix", scale_lower=18, scale_upper=22)
+    result = solve(path, params, tmp_path / "out", config=FAST)
+    assert result.solved, result.failure
+    assert "image2xy's list left out" in result.log and "no-such-image2xy" in result.log

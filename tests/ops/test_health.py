@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -14,6 +16,17 @@ from skysolve.queue.models import WorkerHeartbeat
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def fastpath_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A present fast-path database (its two files), whatever this machine has."""
+    db = tmp_path / "fp" / "default.t3db"
+    db.parent.mkdir()
+    db.write_bytes(b"db")
+    db.with_name("default.t3db.stars.npz").write_bytes(b"stars")
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DB", str(db))
+    return db
+
+
 def beat(worker_id: str, kind: str, seconds_ago: float = 0.0) -> None:
     when = timezone.now() - timedelta(seconds=seconds_ago)
     WorkerHeartbeat.objects.create(
@@ -25,14 +38,24 @@ def test_it_is_healthy_with_a_database(client: Client) -> None:
     beat("w1", WorkerHeartbeat.EMBEDDED)
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "workers": "ok"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "workers": "ok",
+        "fastpath": "ok",
+    }
 
 
 def test_it_stays_in_rotation_without_workers(client: Client) -> None:
     # The site still takes submissions and serves results: only a monitor should page.
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "workers": "degraded"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "workers": "degraded",
+        "fastpath": "ok",
+    }
 
 
 def test_it_answers_503_without_a_database(client: Client) -> None:
@@ -79,3 +102,29 @@ def test_it_needs_a_dispatcher_and_a_celery_worker_in_celery_mode(
     assert response.json()["missing"] == ["celery"]
     beat("c", WorkerHeartbeat.CELERY)
     assert client.get("/health/workers").status_code == 200
+
+
+def test_it_reports_and_logs_a_missing_fastpath_database(
+    client: Client,
+    fastpath_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    beat("w1", WorkerHeartbeat.EMBEDDED)
+    missing = fastpath_db.with_name("other.t3db")
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DB", str(missing))
+    with caplog.at_level(logging.WARNING, logger="skysolve.ops.health"):
+        first = client.get("/health")
+        second = client.get("/health")
+    # Slower, not broken: the web process stays in rotation.
+    assert first.status_code == 200 and second.status_code == 200
+    assert first.json()["fastpath"] == "missing" and first.json()["workers"] == "ok"
+    warnings = [r.getMessage() for r in caplog.records if "fast-path" in r.getMessage()]
+    assert len(warnings) == 1 and str(missing) in warnings[0]
+
+
+def test_it_sees_a_database_without_its_star_file_as_missing(
+    client: Client, fastpath_db: Path
+) -> None:
+    fastpath_db.with_name("default.t3db.stars.npz").unlink()
+    assert client.get("/health").json()["fastpath"] == "missing"
