@@ -29,3 +29,10 @@ def shared_images() -> Path:
             pytest.fail(reason + "; SKYSOLVE_REQUIRE_IMAGES=1 forbids skipping")
         pytest.skip(reason)
     return path
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Binary, index-file and database marks skip, or fail under SKYSOLVE_REQUIRE_ENGINE=1.
+    from tests.gates import check_marks
+
+    check_marks(item)

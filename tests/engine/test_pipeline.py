@@ -1,7 +1,6 @@
 """The whole solve, on synthetic fields with a known truth and on real images."""
 
 import math
-import shutil
 import threading
 from pathlib import Path
 
@@ -14,10 +13,9 @@ from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
 from skysolve.engine.results import SolveResult, SourceList
 from skysolve.engine.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
 from skysolve.errors import BadInputError, NoMatchError, NoStarsError, SolveCancelledError
+from tests.gates import needs_binary
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
-)
+pytestmark = needs_binary("astrometry-engine")
 
 NOISY = dict(fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, missing_fraction=0.1, hot_pixels=10)
 FAST = EngineConfig(make_pictures=False)
