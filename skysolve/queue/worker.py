@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import F, Min
+from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -46,6 +46,7 @@ from skysolve.errors import (
     SolveTimeoutError,
 )
 from skysolve.queue.fetch import fetch_url
+from skysolve.queue.heartbeat import alive
 from skysolve.queue.models import ServedOwner
 from skysolve.submissions.archives import ExpansionLost, expand_submission_archive
 from skysolve.submissions.models import Job, Submission
@@ -120,19 +121,50 @@ class Worker:
 
     # -- queue steps ----------------------------------------------------------
 
-    def requeue_expired(self, *, everything_running: bool = False) -> int:
+    def requeue_expired(self) -> int:
         """Queue again the jobs whose worker stopped renewing its lease.
 
-        ``everything_running`` is for start-up of an installation whose workers
-        are all started by us: any job still "running" then lost its worker.
         The job keeps its id; past ``max_attempts`` starts it fails instead.
         """
         now = self.clock()
-        running = Job.objects.filter(status=Job.RUNNING)
-        if not everything_running:
-            running = running.filter(lease_expires__lt=now)
+        return self._requeue_jobs(
+            Job.objects.filter(status=Job.RUNNING, lease_expires__lt=now).only(
+                "id", "attempts", "worker_id"
+            ),
+            now,
+        )
+
+    def requeue_lost(self) -> int:
+        """Queue again the running jobs whose worker is gone; leave live workers' jobs alone.
+
+        For ``skysolve serve`` at start-up: separate ``skysolve worker``
+        processes may be solving on the same database, so a job counts as lost
+        only when its lease ran out, when its worker's heartbeat row is gone or
+        stale (a worker stopped by SIGTERM removes its row), or when its worker
+        ran on this host under a process id that no longer exists.  Waiting for
+        the lease alone would also be right, but would hold a restarted
+        installation's orphans for up to a lease.
+        """
+        now = self.clock()
+        live = set(alive(now).values_list("worker_id", flat=True))
+        lost = [
+            job.id
+            for job in Job.objects.filter(status=Job.RUNNING).only(
+                "id", "worker_id", "lease_expires"
+            )
+            if job.lease_expires is None
+            or job.lease_expires < now
+            or _process_of(job.worker_id) not in live
+            or not _may_be_running(job.worker_id)
+        ]
+        return self._requeue_jobs(
+            Job.objects.filter(id__in=lost, status=Job.RUNNING).only("id", "attempts", "worker_id"),
+            now,
+        )
+
+    def _requeue_jobs(self, running: QuerySet[Job], now: datetime) -> int:
         count = 0
-        for job in running.only("id", "attempts", "worker_id"):
+        for job in running:
             # Conditional on the worker id: a late heartbeat of the old worker
             # or another worker's requeue must not be overwritten.
             same = Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=job.worker_id)
@@ -506,6 +538,26 @@ class StorageError(SolveError):
     """The data directory cannot take the job's files (disk full, read-only, missing)."""
 
     code = "storage"
+
+
+def _process_of(worker_id: str) -> str:
+    """The heartbeat id of the process holding a job (a dispatcher slot is ``<id>/<n>``)."""
+    return worker_id.split("/", 1)[0]
+
+
+def _may_be_running(worker_id: str) -> bool:
+    """False only when the worker ran on this host and its process id is gone."""
+    host, _, rest = worker_id.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _storage_error(out_dir: Path, exc: OSError) -> StorageError:
