@@ -49,7 +49,7 @@ from skysolve.queue.heartbeat import Heartbeat, mirror_celery_workers
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.queue.notify import Doorbell, QueuedListener
 from skysolve.queue.transfer import error_from_json, pack_request, unpack_result
-from skysolve.queue.worker import SolveFunction, Worker
+from skysolve.queue.worker import SolveFunction, Worker, job_id_of
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ class CelerySolver:
     ) -> SolveResult:
         from skysolve.queue.celeryapp import TASK_NAME
 
-        # The worker names the output directory after the job (see worker.job_dir).
-        job_id = int(out_dir.name) if out_dir.name.isdigit() else 0
+        job_id = job_id_of(out_dir)
         request = pack_request(job_id, source, params, max_file_bytes=self.max_file_bytes)
         task_id = f"job-{job_id}-{uuid.uuid4().hex[:12]}"
         stop = cancel or threading.Event()

@@ -74,8 +74,50 @@ def load_solver() -> SolveFunction:
     return solver
 
 
+#: Under the jobs directory: one directory per attempt, ``<job>.<attempt>.<random>``.
+ATTEMPTS = ".attempts"
+
+
 def job_dir(job_id: int) -> Path:
+    """Where a job's published files are: a link to the attempt that recorded its result."""
     return Path(settings.SKYSOLVE_JOB_DIR) / str(int(job_id))
+
+
+def attempt_dir(job_id: int, attempt: int) -> Path:
+    """A directory of this attempt's own, which no other attempt writes into or removes."""
+    name = f"{int(job_id)}.{int(attempt)}.{secrets.token_hex(4)}"
+    return Path(settings.SKYSOLVE_JOB_DIR) / ATTEMPTS / name
+
+
+def job_id_of(out_dir: Path) -> int:
+    """The job an output directory belongs to (``7`` and ``.attempts/7.2.ab12cd34``)."""
+    head = out_dir.name.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def publish(job_id: int, attempt: Path) -> None:
+    """Make ``attempt`` the job's files in one rename; remove the job's other attempts.
+
+    Called only by the attempt whose result was just recorded (inside that
+    conditional update's transaction), so every other attempt of the job is
+    stale: a worker that lost its lease never publishes, and the directories
+    it writes into are its own.  A reader sees the old files or the new ones,
+    never a mixture; one streaming an old file keeps its open file.
+    """
+    link = job_dir(job_id)
+    fresh = link.with_name(f".{link.name}.{secrets.token_hex(4)}.link")
+    # Relative, so the data directory can move.
+    os.symlink(os.path.relpath(attempt, link.parent), fresh)
+    try:
+        if link.is_dir() and not link.is_symlink():
+            shutil.rmtree(link)  # a job's files from before attempts had directories
+        os.replace(fresh, link)
+    except OSError:
+        fresh.unlink(missing_ok=True)
+        raise
+    for other in attempt.parent.glob(f"{int(job_id)}.*"):
+        if other.name != attempt.name:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 @dataclass
@@ -91,6 +133,8 @@ class Running:
     lost: bool = False
     #: Progress messages so far: the status page shows them as the log tail.
     lines: list[str] = field(default_factory=list)
+    #: This attempt's directory became the job's files (see :func:`publish`).
+    published: bool = False
 
 
 class Worker:
@@ -300,15 +344,15 @@ class Worker:
         running = Running(
             job.id, deadline=self.clock() + timedelta(seconds=timeout), timeout=timeout
         )
-        out_dir = job_dir(job.id)
+        out_dir = attempt_dir(job.id, job.attempts)
         log.info(
             "job %s (submission %s): started by %s, attempt %d",
             job.id, submission.pk, self.worker_id, job.attempts,
         )  # fmt: skip
         try:
-            # A requeued job starts again from nothing.
-            shutil.rmtree(out_dir, ignore_errors=True)
-            out_dir.mkdir(parents=True, exist_ok=True)
+            # A fresh directory: a requeued job starts again from nothing, and
+            # an earlier attempt still running somewhere keeps its own.
+            out_dir.mkdir(parents=True)
         except OSError as exc:
             self._finish(job, Job.FAILURE, error=_storage_error(out_dir, exc))
             return
@@ -334,16 +378,16 @@ class Worker:
             if running.lost:
                 return
             if running.timed_out:
-                self._finish(job, Job.FAILURE, error=_timeout(timeout))
+                self._finish(job, Job.FAILURE, error=_timeout(timeout), out_dir=out_dir)
             else:
-                self._finish(job, Job.CANCELLED, error=exc)
+                self._finish(job, Job.CANCELLED, error=exc, out_dir=out_dir)
         except SolveError as exc:
             if running.lost:
                 return
             if exc.retryable and job.attempts < self.max_attempts:
                 self._requeue(job, exc)
             else:
-                self._finish(job, Job.FAILURE, error=exc)
+                self._finish(job, Job.FAILURE, error=exc, out_dir=out_dir)
         except (OperationalError, InterfaceError) as exc:
             # Left running: when its lease runs out it is queued again, same id.
             log.warning("job %s: database unavailable during the solve: %s", job.id, exc)
@@ -355,21 +399,27 @@ class Worker:
         except Exception as exc:  # a bug in the engine must not kill the worker
             log.exception("job %s (submission %s) crashed", job.id, submission.pk)
             crash = SolveError(f"internal error: {type(exc).__name__}: {exc}")
-            self._finish(job, Job.FAILURE, error=crash, log_text=traceback.format_exc())
+            self._finish(
+                job, Job.FAILURE, error=crash, log_text=traceback.format_exc(), out_dir=out_dir
+            )
         else:
             if running.lost:
                 return
             if running.timed_out and not result.solved:
-                self._finish(job, Job.FAILURE, error=_timeout(timeout), result=result)
+                self._finish(
+                    job, Job.FAILURE, error=_timeout(timeout), result=result, out_dir=out_dir
+                )
             elif result.solved:
-                self._finish(job, Job.SUCCESS, result=result)
+                self._finish(job, Job.SUCCESS, result=result, out_dir=out_dir)
             else:
-                self._finish(job, Job.FAILURE, error=result.failure, result=result)
+                self._finish(job, Job.FAILURE, error=result.failure, result=result, out_dir=out_dir)
         finally:
             stop_beating.set()
             if beater is not None:
                 beater.join()
             self.current = None
+            if not running.published:  # lost, requeued or unrecorded: nobody reads it
+                shutil.rmtree(out_dir, ignore_errors=True)
 
     def _beat(self, running: Running, stop: threading.Event) -> None:
         interval = max(0.5, self.lease.total_seconds() / 3)
@@ -479,6 +529,12 @@ class Worker:
             try:
                 self._finish_once(job, status, **kwargs)
                 return
+            except OSError as exc:
+                out_dir = kwargs.get("out_dir")
+                if out_dir is None:
+                    raise
+                # The files could not be published: record that, without them.
+                status, kwargs = Job.FAILURE, {"error": _storage_error(out_dir, exc)}
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() > give_up:
                     raise
@@ -494,6 +550,7 @@ class Worker:
         error: SolveError | None = None,
         result: SolveResult | None = None,
         log_text: str = "",
+        out_dir: Path | None = None,
     ) -> None:
         now = self.clock()
         values: dict[str, Any] = {
@@ -518,6 +575,12 @@ class Worker:
             if not changed:
                 log.info("job %s: result dropped, the job was cancelled or taken away", job.id)
                 return  # cancelled or requeued meanwhile: this result is stale
+            if out_dir is not None and out_dir.is_dir():
+                # Still inside the transaction: if the files cannot be published
+                # the result is not recorded either.
+                publish(job.id, out_dir)
+                if self.current is not None and self.current.job_id == job.id:
+                    self.current.published = True
             if result is not None and result.solved:
                 add_machine_tags(job.user_image, result.objects_in_field)
             # An image of an archive fails alone: the submission's message is the archive's.
