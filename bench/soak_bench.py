@@ -69,6 +69,7 @@ EXPECTED_TOP = {
     "jobs",
     "uploads",
     "tmp",
+    "wake",  # the pipe that wakes idle workers (skysolve/queue/wakeup.py)
 }
 #: Names that are never a finished result: partial writes and temporary files.
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".temp", "~")

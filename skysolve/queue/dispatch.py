@@ -95,6 +95,7 @@ class CelerySolver:
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, str], None] | None = None,
+        verified: Callable[[SolveResult], None] | None = None,
     ) -> SolveResult:
         from skysolve.queue.celeryapp import TASK_NAME
 
@@ -114,10 +115,15 @@ class CelerySolver:
                 retry_policy={"max_retries": 3, "interval_start": 0.5, "interval_step": 1.0},
             )
 
+        def answer(packed: dict[str, Any]) -> None:
+            # The worker's answer before its pictures: recorded while they are drawn.
+            if verified is not None:
+                verified(unpack_result(packed, out_dir))
+
         # Subscribed before sending, so no state published by the worker is missed.
         watch = _TaskWatch(self.app.backend, task_id, self._local, job_id)
         try:
-            reply = self._wait(watch, send, stop, job_id, progress)
+            reply = self._wait(watch, send, stop, job_id, progress, answer)
         finally:
             watch.close()
         self._retire(task_id)
@@ -132,8 +138,14 @@ class CelerySolver:
         stop: threading.Event,
         job_id: int,
         progress: Callable[[str, str], None] | None,
+        answer: Callable[[dict[str, Any]], None],
     ) -> dict[str, Any]:
-        """Send the task and wait for its reply, sending it again while it is stuck."""
+        """Send the task and wait for its reply, sending it again while it is stuck.
+
+        A ``PROGRESS`` state carrying ``verified`` (the packed result before the
+        pictures) goes to ``answer`` once.
+        """
+        answered = False
         self._until_sent(send, stop, job_id)
         log.info("job %s: sent as task %s", job_id, watch.task_id)
         last_change = time.monotonic()
@@ -157,6 +169,9 @@ class CelerySolver:
             if state == "FAILURE":
                 self._retire(watch.task_id)
                 raise SolverFailedError(f"the Celery task failed: {info}")
+            if isinstance(info, dict) and "verified" in info and not answered:
+                answered = True
+                answer(info["verified"])
             seen = (state, info.get("beat")) if isinstance(info, dict) else (state, None)
             now = time.monotonic()
             if seen != last_seen and state != "UNKNOWN":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.db import (
@@ -45,6 +45,7 @@ from skysolve.errors import (
     SolveError,
     SolveTimeoutError,
 )
+from skysolve.queue import wakeup
 from skysolve.queue.fetch import fetch_url
 from skysolve.queue.heartbeat import alive
 from skysolve.queue.models import ServedOwner
@@ -66,6 +67,7 @@ class SolveFunction(Protocol):
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, str], None] | None = None,
+        verified: Callable[[SolveResult], None] | None = None,
     ) -> SolveResult: ...
 
 
@@ -73,6 +75,11 @@ def load_solver() -> SolveFunction:
     solver: SolveFunction = import_string(settings.SKYSOLVE_SOLVER)
     return solver
 
+
+#: The stage of a success whose pictures and other files are still being made.
+PICTURES = "pictures"
+
+_T = TypeVar("_T")
 
 #: Under the jobs directory: one directory per attempt, ``<job>.<attempt>.<random>``.
 ATTEMPTS = ".attempts"
@@ -171,6 +178,10 @@ class Worker:
         The job keeps its id; past ``max_attempts`` starts it fails instead.
         """
         now = self.clock()
+        # A worker that died drawing the pictures of a success: they will not come.
+        Job.objects.filter(status=Job.SUCCESS, stage=PICTURES, lease_expires__lt=now).update(
+            stage="finished", lease_expires=None
+        )
         return self._requeue_jobs(
             Job.objects.filter(status=Job.RUNNING, lease_expires__lt=now).only(
                 "id", "attempts", "worker_id"
@@ -273,12 +284,14 @@ class Worker:
     def heartbeat(self, running: Running) -> None:
         """Renew the lease; stop the solve when cancelled, timed out or taken away."""
         now = self.clock()
-        mine = Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id)
+        # After the answer is recorded the job is a success still drawing its pictures.
+        status = Job.SUCCESS if running.published else Job.RUNNING
+        mine = Job.objects.filter(id=running.job_id, status=status, worker_id=self.worker_id)
         if not mine.update(lease_expires=now + self.lease):
             running.lost = True
             running.cancel.set()
             return
-        if mine.filter(cancel_requested=True).exists():
+        if not running.published and mine.filter(cancel_requested=True).exists():
             running.cancel.set()
         if now >= running.deadline:
             running.timed_out = True
@@ -305,18 +318,36 @@ class Worker:
         # new job when the queue was empty (a claim query is cheap).
         if poll_interval is None:
             poll_interval = settings.SKYSOLVE_WORKER_POLL_SECONDS
-        while not self.stop_requested.is_set():
-            close_old_connections()
-            try:
-                ran = self.run_once()
-            except (OperationalError, InterfaceError) as exc:
-                log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
-                ran = False
-            except Exception:
-                log.exception("worker step failed")
-                ran = False
-            if not ran:
-                self.stop_requested.wait(poll_interval)
+        # A queued job wakes an idle worker at once; polling stays as the fallback.
+        waker = wakeup.waker() if settings.SKYSOLVE_QUEUE == "embedded" else None
+        announced = False
+        try:
+            while not self.stop_requested.is_set():
+                close_old_connections()
+                try:
+                    ran = self.run_once()
+                except (OperationalError, InterfaceError) as exc:
+                    log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
+                    ran = False
+                except Exception:
+                    log.exception("worker step failed")
+                    ran = False
+                if ran:
+                    continue
+                if not announced:
+                    announced = True
+                    log.info(
+                        "worker %s: waiting for jobs (%s, polling every %g s)",
+                        self.worker_id, type(waker).__name__ if waker else "no wake-ups",
+                        poll_interval,
+                    )  # fmt: skip
+                if waker is not None:
+                    waker.wait(poll_interval, self.stop_requested)
+                else:
+                    self.stop_requested.wait(poll_interval)
+        finally:
+            if waker is not None:
+                waker.close()
         log.info("worker %s stopped", self.worker_id)
 
     def _install_signal_handlers(self) -> None:
@@ -364,16 +395,35 @@ class Worker:
                 target=self._beat, args=(running, stop_beating), name="heartbeat", daemon=True
             )
             beater.start()
+
+        def answer(partial: SolveResult) -> None:
+            # The solve is verified: record it now, the pictures follow.
+            if running.cancel.is_set():
+                raise SolveCancelledError("the solve was cancelled")
+            if not self._retrying(job, lambda: self._record_answer(job, partial, out_dir)):
+                running.lost = True
+                raise SolveCancelledError("the job was cancelled or taken away")
+
         try:
-            source = self._source(job, running)
-            solver = self.solver or load_solver()
-            result = solver(
-                source,
-                params,
-                out_dir,
-                cancel=running.cancel,
-                progress=lambda stage, message: self._progress(running, stage, message),
-            )
+            try:
+                source = self._source(job, running)
+                solver = self.solver or load_solver()
+                result = solver(
+                    source,
+                    params,
+                    out_dir,
+                    cancel=running.cancel,
+                    progress=lambda stage, message: self._progress(running, stage, message),
+                    verified=answer,
+                )
+            except Exception as exc:
+                if not running.published:
+                    raise
+                # The answer stands; only some pictures or files are missing.
+                log.warning("job %s: after the answer: %s: %s", job.id, type(exc).__name__, exc)
+                failed: Exception = exc
+                self._retrying(job, lambda: self._record_files(job, None, out_dir, failed))
+                return
         except SolveCancelledError as exc:
             if running.lost:
                 return
@@ -405,7 +455,9 @@ class Worker:
         else:
             if running.lost:
                 return
-            if running.timed_out and not result.solved:
+            if running.published:
+                self._retrying(job, lambda: self._record_files(job, result, out_dir, None))
+            elif running.timed_out and not result.solved:
                 self._finish(
                     job, Job.FAILURE, error=_timeout(timeout), result=result, out_dir=out_dir
                 )
@@ -524,23 +576,82 @@ class Worker:
 
     def _finish(self, job: Job, status: str, **kwargs: Any) -> None:
         """Record the outcome; while the database is away, wait for it (the result is in hand)."""
+        try:
+            self._retrying(job, lambda: self._finish_once(job, status, **kwargs))
+        except OSError as exc:
+            out_dir = kwargs.get("out_dir")
+            if out_dir is None:
+                raise
+            # The files could not be published: record that, without them.
+            error = _storage_error(out_dir, exc)
+            self._retrying(job, lambda: self._finish_once(job, Job.FAILURE, error=error))
+
+    def _retrying(self, job: Job, record: Callable[[], _T]) -> _T:
+        """``record()``, waiting up to three leases for a database that is away."""
         give_up = time.monotonic() + 3 * self.lease.total_seconds()
         while True:
             try:
-                self._finish_once(job, status, **kwargs)
-                return
-            except OSError as exc:
-                out_dir = kwargs.get("out_dir")
-                if out_dir is None:
-                    raise
-                # The files could not be published: record that, without them.
-                status, kwargs = Job.FAILURE, {"error": _storage_error(out_dir, exc)}
+                return record()
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() > give_up:
                     raise
                 log.warning("job %s: database unavailable, waiting to record it: %s", job.id, exc)
                 connection.close()
                 time.sleep(1.0)
+
+    def _record_answer(self, job: Job, partial: SolveResult, out_dir: Path) -> bool:
+        """Step one of a success: calibration, WCS and objects, visible at once.
+
+        The job becomes a success in stage ``pictures``, keeping its lease
+        while the pictures and the other files are made (step two,
+        :meth:`_record_files`).  False when the job is no longer this worker's.
+        """
+        assert partial.calibration is not None
+        now = self.clock()
+        values: dict[str, Any] = {
+            "status": Job.SUCCESS,
+            "stage": PICTURES,
+            "finished_at": now,
+            "lease_expires": now + self.lease,
+            "error_code": "",
+            "error_message": "",
+            "result": partial.to_json(),
+            **partial.calibration.to_nova(),
+        }
+        if self.current is not None and self.current.job_id == job.id:
+            values["log"] = "\n".join(self.current.lines[-200:])
+        with transaction.atomic():
+            changed = Job.objects.filter(
+                id=job.id, status=Job.RUNNING, worker_id=self.worker_id
+            ).update(**values)
+            if not changed:
+                log.info("job %s: answer dropped, the job was cancelled or taken away", job.id)
+                return False
+            publish(job.id, out_dir)
+            if self.current is not None and self.current.job_id == job.id:
+                self.current.published = True
+            add_machine_tags(job.user_image, partial.objects_in_field)
+        log.info("job %s (submission %s): success (pictures follow)", job.id, job.submission.pk)
+        self._finish_submission(job.id)
+        return True
+
+    def _record_files(
+        self, job: Job, result: SolveResult | None, out_dir: Path, error: Exception | None
+    ) -> None:
+        """Step two of a success: the whole result with every file, or why some are missing."""
+        values: dict[str, Any] = {"stage": "finished", "lease_expires": None}
+        if result is not None:
+            values["result"] = result.to_json()
+            values["log"] = result.log or _read_log(result)
+        else:
+            values["log"] = F("log")  # keep step one's
+        changed = Job.objects.filter(
+            id=job.id, status=Job.SUCCESS, stage=PICTURES, worker_id=self.worker_id
+        ).update(**values)
+        if error is not None and changed:
+            log.warning("job %s: some result files are missing: %s", job.id, error)
+        if not changed:
+            log.info("job %s: files dropped, the job was retried or taken away", job.id)
 
     def _finish_once(
         self,

@@ -148,8 +148,30 @@ def test_it_uses_the_fits_header_and_retries_blind_when_it_lies(tmp_path: Path) 
 def test_it_writes_every_result_file(tmp_path: Path) -> None:
     spec = FieldSpec(ra=84.0, dec=-3.0, pixscale=20.0, width=800, height=600, seed=1, **NOISY)  # type: ignore[arg-type]
     path = write_fits(make_field(spec), tmp_path / "orion.fits")
-    result = solve(path, SolveParameters(), tmp_path / "out", config=EngineConfig())
+    early: list[dict[str, object]] = []
+
+    def verified(partial: SolveResult) -> None:
+        early.append(
+            {
+                "json": partial.to_json(),
+                "files": set(partial.files),
+                "on_disk": {p.name for p in (tmp_path / "out").iterdir() if p.is_file()},
+            }
+        )
+
+    result = solve(
+        path, SolveParameters(), tmp_path / "out", config=EngineConfig(), verified=verified
+    )
     assert result.solved
+    # The answer first: calibration, WCS and objects, before any picture is drawn.
+    [first] = early
+    answer = first["json"]
+    assert isinstance(answer, dict) and answer["solved"] and answer["calibration"]
+    assert answer["calibration"] == result.to_json()["calibration"]
+    assert answer["objects_in_field"] == result.objects_in_field
+    assert first["files"] == {"wcs", "axy"}
+    assert not any(name.endswith((".png", ".jpg")) for name in first["on_disk"])  # type: ignore[attr-defined]
+    assert 0 < result.timings["verified"] < result.timings["total"]
     expected = {
         "wcs",
         "new_fits",
