@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import F, Min, QuerySet
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -142,6 +142,8 @@ class Running:
     lines: list[str] = field(default_factory=list)
     #: This attempt's directory became the job's files (see :func:`publish`).
     published: bool = False
+    #: Cancelled because no client asked for it (SKYSOLVE_ABANDON_SECONDS).
+    abandoned: bool = False
 
 
 class Worker:
@@ -291,15 +293,57 @@ class Worker:
             running.lost = True
             running.cancel.set()
             return
-        if not running.published and mine.filter(cancel_requested=True).exists():
-            running.cancel.set()
+        if not running.published:
+            requested = mine.filter(cancel_requested=True).values_list("error_code", flat=True)
+            for code in requested[:1]:
+                running.abandoned = code == Abandoned.code
+                running.cancel.set()
         if now >= running.deadline:
             running.timed_out = True
             running.cancel.set()
 
+    def cancel_abandoned(self) -> int:
+        """Cancel queued and stop running jobs that no client asked about for a while.
+
+        KStars never cancels: after its own timeout it uploads the next frame,
+        so jobs nobody waits for would pile up in front of the live one.  A
+        job counts as abandoned when neither it nor its submission was polled
+        (or made) within ``SKYSOLVE_ABANDON_SECONDS``; 0 turns this off.
+        """
+        limit = settings.SKYSOLVE_ABANDON_SECONDS
+        if not limit:
+            return 0
+        now = self.clock()
+        cutoff = now - timedelta(seconds=limit)
+        job_quiet = Q(last_polled__lt=cutoff) | Q(last_polled__isnull=True, queued_at__lt=cutoff)
+        submission_quiet = Q(user_image__submission__last_polled__lt=cutoff) | Q(
+            user_image__submission__last_polled__isnull=True,
+            user_image__submission__created__lt=cutoff,
+        )
+        message = f"nobody asked for this job for {limit:g} s (SKYSOLVE_ABANDON_SECONDS)"
+        abandoned = Job.objects.filter(job_quiet, submission_quiet)
+        count = 0
+        for job_id in abandoned.filter(status=Job.QUEUED).values_list("id", flat=True)[:100]:
+            if Job.objects.filter(id=job_id, status=Job.QUEUED).update(
+                status=Job.CANCELLED,
+                cancel_requested=True,
+                finished_at=now,
+                error_code=Abandoned.code,
+                error_message=message,
+            ):
+                count += 1
+                log.info("job %s: cancelled, abandoned by its client", job_id)
+                self._finish_submission(job_id)
+        # A running one: its worker's heartbeat sees the request and stops the solve.
+        count += Job.objects.filter(
+            id__in=abandoned.filter(status=Job.RUNNING, cancel_requested=False).values("id")
+        ).update(cancel_requested=True, error_code=Abandoned.code, error_message=message)
+        return count
+
     def run_once(self) -> bool:
         """One step: requeue lost jobs, claim one and run it.  True if a job ran."""
         self.requeue_expired()
+        self.cancel_abandoned()
         job = self.claim()
         if job is None:
             return False
@@ -429,6 +473,9 @@ class Worker:
                 return
             if running.timed_out:
                 self._finish(job, Job.FAILURE, error=_timeout(timeout), out_dir=out_dir)
+            elif running.abandoned:
+                abandoned = Abandoned("nobody asked for this job any more: stopped")
+                self._finish(job, Job.CANCELLED, error=abandoned, out_dir=out_dir)
             else:
                 self._finish(job, Job.CANCELLED, error=exc, out_dir=out_dir)
         except SolveError as exc:
@@ -706,6 +753,12 @@ class Worker:
     def _finish_submission(self, job_id: int) -> None:
         job = Job.objects.select_related("user_image__submission").get(id=job_id)
         job.submission.update_processing_times()
+
+
+class Abandoned(SolveCancelledError):
+    """Cancelled because no client asked for the job any more (SKYSOLVE_ABANDON_SECONDS)."""
+
+    code = "abandoned"
 
 
 class StorageError(SolveError):
