@@ -181,9 +181,9 @@ class Worker:
         """
         now = self.clock()
         # A worker that died drawing the pictures of a success: they will not come.
-        Job.objects.filter(status=Job.SUCCESS, stage=PICTURES, lease_expires__lt=now).update(
-            stage="finished", lease_expires=None
-        )
+        drawing = Job.objects.filter(status=Job.SUCCESS, stage=PICTURES, lease_expires__lt=now)
+        if drawing.exists():  # a read first: an UPDATE would take SQLite's write lock
+            drawing.update(stage="finished", lease_expires=None)
         return self._requeue_jobs(
             Job.objects.filter(status=Job.RUNNING, lease_expires__lt=now).only(
                 "id", "attempts", "worker_id"
