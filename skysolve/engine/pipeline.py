@@ -283,10 +283,12 @@ def solve(
             result.failure = NoMatchError("no solution found")
             note("solving", "no solution found")
     result.n_sources = len(sources)
-    if config.write_files:
-        with clock.step("write_axy"):
-            _write_sources(out_dir / FILE_NAMES["axy"], sources)
-            result.files["axy"] = out_dir / FILE_NAMES["axy"]
+
+    def write_axy() -> None:
+        if config.write_files:
+            with clock.step("write_axy"):
+                _write_sources(out_dir / FILE_NAMES["axy"], sources)
+                result.files["axy"] = out_dir / FILE_NAMES["axy"]
 
     if outcome is not None:
         log_lines.append(outcome.log)
@@ -294,9 +296,12 @@ def solve(
         note("annotating", f"solved by {outcome.solver} with {outcome.index}")
         with clock.step("annotate"):
             _finish_solved(result, outcome, image, sources, out_dir, config, note, clock, verified)
-    elif image is not None and config.make_pictures:
-        with clock.step("pictures"):
-            _pictures(result, image, sources, None, None, [], out_dir)
+        write_axy()  # after the answer: the source list is a file, not part of it
+    else:
+        write_axy()
+        if image is not None and config.make_pictures:
+            with clock.step("pictures"):
+                _pictures(result, image, sources, None, None, [], out_dir)
 
     verified_after = result.timings.get("verified")
     result.timings = dict(clock.timings)
