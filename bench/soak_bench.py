@@ -69,6 +69,7 @@ EXPECTED_TOP = {
     "jobs",
     "uploads",
     "tmp",
+    "wake",  # the pipe that wakes idle workers (skysolve/queue/wakeup.py)
 }
 #: Names that are never a finished result: partial writes and temporary files.
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".temp", "~")
@@ -178,7 +179,18 @@ def audit_files(data_dir: Path, job_ids: set[int], server_tmp: Path) -> list[Che
         )
     )
     jobs_dir = data_dir / "jobs"
-    entries = list(jobs_dir.iterdir()) if jobs_dir.is_dir() else []
+    # jobs/<id> links to the attempt that recorded the result, in jobs/.attempts/.
+    entries = [p for p in jobs_dir.iterdir() if p.name != ".attempts"] if jobs_dir.is_dir() else []
+    attempts = list((jobs_dir / ".attempts").iterdir()) if (jobs_dir / ".attempts").is_dir() else []
+    linked = {p.resolve() for p in entries}
+    unlinked = sorted(p.name for p in attempts if p.resolve() not in linked)
+    checks.append(
+        Check(
+            "no attempt directory left beside the published ones",
+            not unlinked,
+            f"{len(attempts)} attempt directories; not published {unlinked[:5]}",
+        )
+    )
     names = {p.name for p in entries}
     stray = sorted(names - {str(j) for j in job_ids})
     missing = sorted({str(j) for j in job_ids} - names)

@@ -120,6 +120,12 @@ class StorageError(SolveError):
     code = "storage"
 
 
+class AbandonedError(SolveCancelledError):
+    """Cancelled because no client asked for the job any more (SKYSOLVE_ABANDON_SECONDS)."""
+
+    code = "abandoned"
+
+
 class WorkerLostError(SolveError):
     """The job was taken away from this worker (its lease ran out) while it worked on it."""
 

@@ -40,3 +40,10 @@ def synthetic_sky(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from tests.indexfixtures import sky_fixture
 
     return sky_fixture(tmp_path_factory)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Binary, index-file and database marks skip, or fail under SKYSOLVE_REQUIRE_ENGINE=1.
+    from tests.gates import check_marks
+
+    check_marks(item)

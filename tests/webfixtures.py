@@ -41,6 +41,8 @@ class FakeSolver:
         self.calls: list[tuple[Path | SourceList, SolveParameters]] = []
         self.hook: Callable[[threading.Event | None], None] | None = None
         self.error: Exception | None = None
+        #: Runs after the answer is given, before the pictures are drawn.
+        self.after_answer: Callable[[], None] | None = None
 
     def __call__(
         self,
@@ -50,6 +52,7 @@ class FakeSolver:
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, str], None] | None = None,
+        verified: Callable[[SolveResult], None] | None = None,
     ) -> SolveResult:
         self.calls.append((source, params))
         if progress:
@@ -84,6 +87,20 @@ class FakeSolver:
             new_fits
         )
         files["new_fits"] = new_fits
+        answer = SolveResult(
+            solved=True,
+            image_width=width,
+            image_height=height,
+            calibration=Calibration.from_wcs(wcs, width, height),
+            wcs_header=header,
+            files={"wcs": wcs_path},
+            objects_in_field=["M 66", "NGC 3628"],
+            annotations=[Annotation("ngc", ["NGC 3628"], 100.0, 120.0, 35.0)],
+        )
+        if verified is not None:
+            verified(answer)  # as the pipeline does: the answer before the pictures
+        if self.after_answer is not None:
+            self.after_answer()
         for key in ("annotated_display", "red_green_display"):
             png = out_dir / f"{key}.png"
             png.write_bytes(PNG_MAGIC + b"fake")

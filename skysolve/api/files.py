@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.utils import timezone
 
 from skysolve.api import responses
 from skysolve.api.decorators import ApiCall, api_view
 from skysolve.engine.kml import kmz_bytes
 from skysolve.errors import BadInputError
-from skysolve.queue.worker import job_dir
+from skysolve.queue.worker import PICTURES, job_dir
 from skysolve.submissions import services
 from skysolve.submissions.models import Job
 
@@ -48,6 +51,9 @@ ATTACHMENT_NAMES: dict[str, str] = {
 }
 
 KMZ_TYPE = "application/vnd.google-earth.kmz"
+
+#: Seconds between two looks at a job whose files are being made.
+FILE_WAIT_STEP = 0.05
 
 
 def stored_file(job: Job, key: str) -> Path | None:
@@ -88,11 +94,32 @@ def content_type_of(key: str, path: Path) -> str:
     return "application/octet-stream"
 
 
+def _still_making_files(job: Job) -> bool:
+    """A success whose worker is still drawing its pictures and writing its files."""
+    return (
+        job.status == Job.SUCCESS
+        and job.stage == PICTURES
+        and job.lease_expires is not None
+        and job.lease_expires > timezone.now()
+    )
+
+
 @api_view(head=True)
 def result_file(request: HttpRequest, call: ApiCall, job_id: str, kind: str) -> HttpResponseBase:
     job = services.get_job(int(job_id), call.viewer)
     key = RESULT_FILES[kind]
     path = stored_file(job, key)
+    # The answer is recorded before the pictures are drawn: a client that asks
+    # for one right after `success` (NINA did) waits for it rather than a 404.
+    give_up = time.monotonic() + settings.SKYSOLVE_FILE_WAIT_SECONDS
+    while path is None and _still_making_files(job) and time.monotonic() < give_up:
+        time.sleep(FILE_WAIT_STEP)
+        job = services.get_job(job.id, call.viewer)
+        path = stored_file(job, key)
+    if path is None and _still_making_files(job):
+        return responses.error(
+            f"the {kind} of job {job.id} is still being made; ask again shortly", status=404
+        )
     if path is None:
         if key == "log" and job.log:
             return HttpResponse(job.log, content_type="text/plain; charset=utf-8")

@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     call_command("check")
     call_command("migrate", interactive=False, verbosity=1)
     call_command("collectstatic", interactive=False, verbosity=0)
-    # Every worker of this installation is started below, so whatever is still
-    # "running" lost its worker when the previous `serve` stopped.
-    Worker().requeue_expired(everything_running=True)
+    # Jobs of the previous `serve`'s workers are queued again at once; jobs that
+    # separate `skysolve worker` processes are solving stay theirs.
+    Worker().requeue_lost()
     connections.close_all()  # gunicorn forks; children must not share a connection
 
     n_workers = settings.SKYSOLVE_WORKERS if args.workers is None else args.workers

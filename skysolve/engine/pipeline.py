@@ -41,6 +41,8 @@ from skysolve.errors import (
 )
 
 Progress = Callable[[str, str], None]
+#: Called with the result so far when the solution is verified (see :func:`solve`).
+Verified = Callable[[SolveResult], None]
 
 #: Fewer detected sources than this cannot form a quad worth searching for.
 MIN_SOURCES = 5
@@ -147,14 +149,18 @@ def solve(
     config: EngineConfig | None = None,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
+    verified: Verified | None = None,
 ) -> SolveResult:
     """Solve an image file, a star-list file or a :class:`SourceList`.
 
     Returns a :class:`SolveResult`, solved or not (an unsolved one carries the
-    reason in ``failure``).  Raises :class:`~skysolve.errors.BadInputError` for
-    unusable input, :class:`~skysolve.errors.SolveCancelledError` when
-    ``cancel`` is set and :class:`~skysolve.errors.SolverFailedError` when the
-    solver crashed.
+    reason in ``failure``).  ``verified``, when given, is called once, as soon
+    as a solution is verified, with the result so far: calibration, WCS header
+    and file, objects in the field; the other files and the pictures are not
+    made yet, so a caller can publish the answer while they are drawn.
+    Raises :class:`~skysolve.errors.BadInputError` for unusable input,
+    :class:`~skysolve.errors.SolveCancelledError` when ``cancel`` is set and
+    :class:`~skysolve.errors.SolverFailedError` when the solver crashed.
     """
     from skysolve.engine import hints as hints_mod
     from skysolve.engine.extraction import (
@@ -370,22 +376,30 @@ def solve(
             result.failure = NoMatchError(_no_match_message(params, config))
             note("solving", result.failure.message)
     result.n_sources = len(sources)
-    if config.write_files:
-        with clock.step("write_axy"):
-            _write_sources(out_dir / FILE_NAMES["axy"], sources)
-            result.files["axy"] = out_dir / FILE_NAMES["axy"]
+
+    def write_axy() -> None:
+        if config.write_files:
+            with clock.step("write_axy"):
+                _write_sources(out_dir / FILE_NAMES["axy"], sources)
+                result.files["axy"] = out_dir / FILE_NAMES["axy"]
 
     if outcome is not None:
         log_lines.append(outcome.log)
     if outcome is not None and outcome.solved and outcome.wcs_header is not None:
         note("annotating", f"solved by {outcome.solver} with {outcome.index}")
         with clock.step("annotate"):
-            _finish_solved(result, outcome, image, sources, out_dir, config, note)
-    elif image is not None and config.make_pictures:
-        with clock.step("pictures"):
-            _pictures(result, image, sources, None, None, [], out_dir)
+            _finish_solved(result, outcome, image, sources, out_dir, config, note, clock, verified)
+        write_axy()  # after the answer: the source list is a file, not part of it
+    else:
+        write_axy()
+        if image is not None and config.make_pictures:
+            with clock.step("pictures"):
+                _pictures(result, image, sources, None, None, [], out_dir)
 
+    verified_after = result.timings.get("verified")
     result.timings = dict(clock.timings)
+    if verified_after is not None:
+        result.timings["verified"] = verified_after
     result.timings["total"] = time.monotonic() - clock.started
     result.peak_memory_mb = peak_memory_mb()
     note("finished", "solved" if result.solved else f"not solved: {result.failure}")
@@ -526,6 +540,8 @@ def _finish_solved(
     out_dir: Path,
     config: EngineConfig,
     note: Progress,
+    clock: _Clock,
+    verified: Verified | None,
 ) -> None:
     from skysolve.engine.annotations import objects_in_field
 
@@ -544,6 +560,16 @@ def _finish_solved(
         wcs_path = out_dir / FILE_NAMES["wcs"]
         fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
         result.files["wcs"] = wcs_path
+    names, annotations = objects_in_field(wcs, width, height)
+    result.objects_in_field = names
+    result.annotations = annotations
+    note("annotating", f"{len(names)} objects in the field")
+    if verified is not None:
+        # The answer a client waits for; files and pictures follow.
+        result.timings = dict(clock.timings)
+        result.timings["verified"] = time.monotonic() - clock.started
+        verified(result)
+    if config.write_files:
         for key in ("rdls", "corr"):
             if key in outcome.files and outcome.files[key].exists():
                 target = out_dir / FILE_NAMES[key]
@@ -563,10 +589,6 @@ def _finish_solved(
             out_path=out_dir / FILE_NAMES["kml"],
             bottom_up=bool(image is not None and image.bottom_up),
         )
-    names, annotations = objects_in_field(wcs, width, height)
-    result.objects_in_field = names
-    result.annotations = annotations
-    note("annotating", f"{len(names)} objects in the field")
     if config.make_pictures:
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         catalog_xy = _catalog_xy(rdls, wcs)

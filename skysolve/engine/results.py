@@ -324,7 +324,10 @@ class SolveFunction(Protocol):
     Implementations: :func:`skysolve.engine.pipeline.solve`,
     :func:`skysolve.remote.ssh.solve`, the Celery dispatcher's; the queue and
     the ssh solve server take any of them.  Extra keyword arguments (the
-    pipeline's ``config``) are the implementation's own.
+    pipeline's ``config``) are the implementation's own.  ``verified``, when
+    given, is called with the verified answer (calibration, WCS, objects)
+    before the pictures and other files are made; a solver that cannot
+    answer early (the ssh transport) ignores it and answers once.
     """
 
     def __call__(
@@ -335,6 +338,7 @@ class SolveFunction(Protocol):
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, str], None] | None = None,
+        verified: Callable[[SolveResult], None] | None = None,
     ) -> SolveResult: ...
 
 

@@ -6,7 +6,8 @@ dispatcher (:mod:`skysolve.queue.dispatch`) claims it when a worker slot is
 free and sends the task then.  Sending at submission time instead would put
 one user's burst of 200 uploads in the broker ahead of everyone else's job.
 In the Celery mode enqueueing also rings the dispatcher through Redis, so an
-idle dispatcher sends the job at once instead of at its next poll.
+idle dispatcher sends the job at once instead of at its next poll; in the
+embedded mode it wakes the idle workers (:mod:`skysolve.queue.wakeup`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def enqueue(job_id: int) -> None:
             from skysolve.queue.notify import job_queued
 
             job_queued(job_id)
+        else:
+            from skysolve.queue import wakeup
+
+            wakeup.job_queued(job_id)
         return  # workers (or the dispatcher) take it from the table, fairly
     raise NotImplementedError(f"queue backend {settings.SKYSOLVE_QUEUE!r} is not available")
 

@@ -31,6 +31,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from django.conf import settings
 
+from skysolve.engine.results import SolveResult
 from skysolve.errors import SolveError, error_to_dict
 from skysolve.queue.transfer import pack_result, unpack_request
 
@@ -112,8 +113,12 @@ class Beat:
     def progress(self, stage: str, message: str) -> None:
         self.stage = stage
 
-    def store(self) -> None:
-        meta = {"beat": next(self.counter), "stage": self.stage, "worker": self.host}
+    def verified(self, partial: SolveResult) -> None:
+        """Store the answer at once (one PROGRESS state), before the pictures are drawn."""
+        self.store(verified=pack_result(partial))
+
+    def store(self, **extra: Any) -> None:
+        meta = {"beat": next(self.counter), "stage": self.stage, "worker": self.host, **extra}
         try:
             self.task.backend.store_result(self.task_id, meta, PROGRESS)
         except Exception as exc:  # the backend restarting must not stop the solve
@@ -165,7 +170,9 @@ def _solve(request: dict[str, Any], work: Path, beat: Beat, job_id: Any) -> dict
         source, params = unpack_request(request, work)
         out_dir = work / "out"
         out_dir.mkdir()
-        result = load_solver()(source, params, out_dir, progress=beat.progress)
+        result = load_solver()(
+            source, params, out_dir, progress=beat.progress, verified=beat.verified
+        )
         reply = pack_result(result)
     except SolveError as exc:
         log.info("job %s: %s: %s", job_id, exc.code, exc.message)

@@ -49,7 +49,7 @@ from skysolve.queue.heartbeat import Heartbeat, mirror_celery_workers
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.queue.notify import Doorbell, QueuedListener
 from skysolve.queue.transfer import pack_request, unpack_result
-from skysolve.queue.worker import Worker
+from skysolve.queue.worker import Worker, job_id_of
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,11 @@ class CelerySolver:
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, str], None] | None = None,
+        verified: Callable[[SolveResult], None] | None = None,
     ) -> SolveResult:
         from skysolve.queue.celeryapp import TASK_NAME
 
-        # The worker names the output directory after the job (see worker.job_dir).
-        job_id = int(out_dir.name) if out_dir.name.isdigit() else 0
+        job_id = job_id_of(out_dir)
         request = pack_request(job_id, source, params, max_file_bytes=self.max_file_bytes)
         task_id = f"job-{job_id}-{uuid.uuid4().hex[:12]}"
         stop = cancel or threading.Event()
@@ -115,10 +115,15 @@ class CelerySolver:
                 retry_policy={"max_retries": 3, "interval_start": 0.5, "interval_step": 1.0},
             )
 
+        def answer(packed: dict[str, Any]) -> None:
+            # The worker's answer before its pictures: recorded while they are drawn.
+            if verified is not None:
+                verified(unpack_result(packed, out_dir))
+
         # Subscribed before sending, so no state published by the worker is missed.
         watch = _TaskWatch(self.app.backend, task_id, self._local, job_id)
         try:
-            reply = self._wait(watch, send, stop, job_id, progress)
+            reply = self._wait(watch, send, stop, job_id, progress, answer)
         finally:
             watch.close()
         self._retire(task_id)
@@ -133,8 +138,14 @@ class CelerySolver:
         stop: threading.Event,
         job_id: int,
         progress: Callable[[str, str], None] | None,
+        answer: Callable[[dict[str, Any]], None],
     ) -> dict[str, Any]:
-        """Send the task and wait for its reply, sending it again while it is stuck."""
+        """Send the task and wait for its reply, sending it again while it is stuck.
+
+        A ``PROGRESS`` state carrying ``verified`` (the packed result before the
+        pictures) goes to ``answer`` once.
+        """
+        answered = False
         self._until_sent(send, stop, job_id)
         log.info("job %s: sent as task %s", job_id, watch.task_id)
         last_change = time.monotonic()
@@ -158,6 +169,9 @@ class CelerySolver:
             if state == "FAILURE":
                 self._retire(watch.task_id)
                 raise SolverFailedError(f"the Celery task failed: {info}")
+            if isinstance(info, dict) and "verified" in info and not answered:
+                answered = True
+                answer(info["verified"])
             seen = (state, info.get("beat")) if isinstance(info, dict) else (state, None)
             now = time.monotonic()
             if seen != last_seen and state != "UNKNOWN":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import (
@@ -32,7 +32,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import F, Min
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -40,6 +40,7 @@ from skysolve.engine.archives import archive_format
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveFunction, SolveResult, SourceList
 from skysolve.errors import (
+    AbandonedError,
     BadInputError,
     SolveCancelledError,
     SolveError,
@@ -47,7 +48,9 @@ from skysolve.errors import (
     StorageError,
     WorkerLostError,
 )
+from skysolve.queue import wakeup
 from skysolve.queue.fetch import fetch_url
+from skysolve.queue.heartbeat import alive
 from skysolve.queue.models import ServedOwner
 from skysolve.submissions.archives import expand_submission_archive
 from skysolve.submissions.models import Job, Submission
@@ -61,8 +64,55 @@ def load_solver() -> SolveFunction:
     return solver
 
 
+#: The stage of a success whose pictures and other files are still being made.
+PICTURES = "pictures"
+
+_T = TypeVar("_T")
+
+#: Under the jobs directory: one directory per attempt, ``<job>.<attempt>.<random>``.
+ATTEMPTS = ".attempts"
+
+
 def job_dir(job_id: int) -> Path:
+    """Where a job's published files are: a link to the attempt that recorded its result."""
     return Path(settings.SKYSOLVE_JOB_DIR) / str(int(job_id))
+
+
+def attempt_dir(job_id: int, attempt: int) -> Path:
+    """A directory of this attempt's own, which no other attempt writes into or removes."""
+    name = f"{int(job_id)}.{int(attempt)}.{secrets.token_hex(4)}"
+    return Path(settings.SKYSOLVE_JOB_DIR) / ATTEMPTS / name
+
+
+def job_id_of(out_dir: Path) -> int:
+    """The job an output directory belongs to (``7`` and ``.attempts/7.2.ab12cd34``)."""
+    head = out_dir.name.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def publish(job_id: int, attempt: Path) -> None:
+    """Make ``attempt`` the job's files in one rename; remove the job's other attempts.
+
+    Called only by the attempt whose result was just recorded (inside that
+    conditional update's transaction), so every other attempt of the job is
+    stale: a worker that lost its lease never publishes, and the directories
+    it writes into are its own.  A reader sees the old files or the new ones,
+    never a mixture; one streaming an old file keeps its open file.
+    """
+    link = job_dir(job_id)
+    fresh = link.with_name(f".{link.name}.{secrets.token_hex(4)}.link")
+    # Relative, so the data directory can move.
+    os.symlink(os.path.relpath(attempt, link.parent), fresh)
+    try:
+        if link.is_dir() and not link.is_symlink():
+            shutil.rmtree(link)  # a job's files from before attempts had directories
+        os.replace(fresh, link)
+    except OSError:
+        fresh.unlink(missing_ok=True)
+        raise
+    for other in attempt.parent.glob(f"{int(job_id)}.*"):
+        if other.name != attempt.name:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 @dataclass
@@ -78,6 +128,10 @@ class Running:
     lost: bool = False
     #: Progress messages so far: the status page shows them as the log tail.
     lines: list[str] = field(default_factory=list)
+    #: This attempt's directory became the job's files (see :func:`publish`).
+    published: bool = False
+    #: Cancelled because no client asked for it (SKYSOLVE_ABANDON_SECONDS).
+    abandoned: bool = False
 
 
 class Worker:
@@ -108,19 +162,54 @@ class Worker:
 
     # -- queue steps ----------------------------------------------------------
 
-    def requeue_expired(self, *, everything_running: bool = False) -> int:
+    def requeue_expired(self) -> int:
         """Queue again the jobs whose worker stopped renewing its lease.
 
-        ``everything_running`` is for start-up of an installation whose workers
-        are all started by us: any job still "running" then lost its worker.
         The job keeps its id; past ``max_attempts`` starts it fails instead.
         """
         now = self.clock()
-        running = Job.objects.filter(status=Job.RUNNING)
-        if not everything_running:
-            running = running.filter(lease_expires__lt=now)
+        # A worker that died drawing the pictures of a success: they will not come.
+        drawing = Job.objects.filter(status=Job.SUCCESS, stage=PICTURES, lease_expires__lt=now)
+        if drawing.exists():  # a read first: an UPDATE would take SQLite's write lock
+            drawing.update(stage="finished", lease_expires=None)
+        return self._requeue_jobs(
+            Job.objects.filter(status=Job.RUNNING, lease_expires__lt=now).only(
+                "id", "attempts", "worker_id"
+            ),
+            now,
+        )
+
+    def requeue_lost(self) -> int:
+        """Queue again the running jobs whose worker is gone; leave live workers' jobs alone.
+
+        For ``skysolve serve`` at start-up: separate ``skysolve worker``
+        processes may be solving on the same database, so a job counts as lost
+        only when its lease ran out, when its worker's heartbeat row is gone or
+        stale (a worker stopped by SIGTERM removes its row), or when its worker
+        ran on this host under a process id that no longer exists.  Waiting for
+        the lease alone would also be right, but would hold a restarted
+        installation's orphans for up to a lease.
+        """
+        now = self.clock()
+        live = set(alive(now).values_list("worker_id", flat=True))
+        lost = [
+            job.id
+            for job in Job.objects.filter(status=Job.RUNNING).only(
+                "id", "worker_id", "lease_expires"
+            )
+            if job.lease_expires is None
+            or job.lease_expires < now
+            or _process_of(job.worker_id) not in live
+            or not _may_be_running(job.worker_id)
+        ]
+        return self._requeue_jobs(
+            Job.objects.filter(id__in=lost, status=Job.RUNNING).only("id", "attempts", "worker_id"),
+            now,
+        )
+
+    def _requeue_jobs(self, running: QuerySet[Job], now: datetime) -> int:
         count = 0
-        for job in running.only("id", "attempts", "worker_id"):
+        for job in running:
             # Conditional on the worker id: a late heartbeat of the old worker
             # or another worker's requeue must not be overwritten.
             same = Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=job.worker_id)
@@ -185,20 +274,64 @@ class Worker:
     def heartbeat(self, running: Running) -> None:
         """Renew the lease; stop the solve when cancelled, timed out or taken away."""
         now = self.clock()
-        mine = Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id)
+        # After the answer is recorded the job is a success still drawing its pictures.
+        status = Job.SUCCESS if running.published else Job.RUNNING
+        mine = Job.objects.filter(id=running.job_id, status=status, worker_id=self.worker_id)
         if not mine.update(lease_expires=now + self.lease):
             running.lost = True
             running.cancel.set()
             return
-        if mine.filter(cancel_requested=True).exists():
-            running.cancel.set()
+        if not running.published:
+            requested = mine.filter(cancel_requested=True).values_list("error_code", flat=True)
+            for code in requested[:1]:
+                running.abandoned = code == AbandonedError.code
+                running.cancel.set()
         if now >= running.deadline:
             running.timed_out = True
             running.cancel.set()
 
+    def cancel_abandoned(self) -> int:
+        """Cancel queued and stop running jobs that no client asked about for a while.
+
+        KStars never cancels: after its own timeout it uploads the next frame,
+        so jobs nobody waits for would pile up in front of the live one.  A
+        job counts as abandoned when neither it nor its submission was polled
+        (or made) within ``SKYSOLVE_ABANDON_SECONDS``; 0 turns this off.
+        """
+        limit = settings.SKYSOLVE_ABANDON_SECONDS
+        if not limit:
+            return 0
+        now = self.clock()
+        cutoff = now - timedelta(seconds=limit)
+        job_quiet = Q(last_polled__lt=cutoff) | Q(last_polled__isnull=True, queued_at__lt=cutoff)
+        submission_quiet = Q(user_image__submission__last_polled__lt=cutoff) | Q(
+            user_image__submission__last_polled__isnull=True,
+            user_image__submission__created__lt=cutoff,
+        )
+        message = f"nobody asked for this job for {limit:g} s (SKYSOLVE_ABANDON_SECONDS)"
+        abandoned = Job.objects.filter(job_quiet, submission_quiet)
+        count = 0
+        for job_id in abandoned.filter(status=Job.QUEUED).values_list("id", flat=True)[:100]:
+            if Job.objects.filter(id=job_id, status=Job.QUEUED).update(
+                status=Job.CANCELLED,
+                cancel_requested=True,
+                finished_at=now,
+                error_code=AbandonedError.code,
+                error_message=message,
+            ):
+                count += 1
+                log.info("job %s: cancelled, abandoned by its client", job_id)
+                self._finish_submission(job_id)
+        # A running one: its worker's heartbeat sees the request and stops the solve.
+        count += Job.objects.filter(
+            id__in=abandoned.filter(status=Job.RUNNING, cancel_requested=False).values("id")
+        ).update(cancel_requested=True, error_code=AbandonedError.code, error_message=message)
+        return count
+
     def run_once(self) -> bool:
         """One step: requeue lost jobs, claim one and run it.  True if a job ran."""
         self.requeue_expired()
+        self.cancel_abandoned()
         job = self.claim()
         if job is None:
             return False
@@ -217,18 +350,36 @@ class Worker:
         # new job when the queue was empty (a claim query is cheap).
         if poll_interval is None:
             poll_interval = settings.SKYSOLVE_WORKER_POLL_SECONDS
-        while not self.stop_requested.is_set():
-            close_old_connections()
-            try:
-                ran = self.run_once()
-            except (OperationalError, InterfaceError) as exc:
-                log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
-                ran = False
-            except Exception:
-                log.exception("worker step failed")
-                ran = False
-            if not ran:
-                self.stop_requested.wait(poll_interval)
+        # A queued job wakes an idle worker at once; polling stays as the fallback.
+        waker = wakeup.waker() if settings.SKYSOLVE_QUEUE == "embedded" else None
+        announced = False
+        try:
+            while not self.stop_requested.is_set():
+                close_old_connections()
+                try:
+                    ran = self.run_once()
+                except (OperationalError, InterfaceError) as exc:
+                    log.warning("worker %s: database unavailable, waiting: %s", self.worker_id, exc)
+                    ran = False
+                except Exception:
+                    log.exception("worker step failed")
+                    ran = False
+                if ran:
+                    continue
+                if not announced:
+                    announced = True
+                    log.info(
+                        "worker %s: waiting for jobs (%s, polling every %g s)",
+                        self.worker_id, type(waker).__name__ if waker else "no wake-ups",
+                        poll_interval,
+                    )  # fmt: skip
+                if waker is not None:
+                    waker.wait(poll_interval, self.stop_requested)
+                else:
+                    self.stop_requested.wait(poll_interval)
+        finally:
+            if waker is not None:
+                waker.close()
         log.info("worker %s stopped", self.worker_id)
 
     def _install_signal_handlers(self) -> None:
@@ -256,15 +407,15 @@ class Worker:
         running = Running(
             job.id, deadline=self.clock() + timedelta(seconds=timeout), timeout=timeout
         )
-        out_dir = job_dir(job.id)
+        out_dir = attempt_dir(job.id, job.attempts)
         log.info(
             "job %s (submission %s): started by %s, attempt %d",
             job.id, submission.pk, self.worker_id, job.attempts,
         )  # fmt: skip
         try:
-            # A requeued job starts again from nothing.
-            shutil.rmtree(out_dir, ignore_errors=True)
-            out_dir.mkdir(parents=True, exist_ok=True)
+            # A fresh directory: a requeued job starts again from nothing, and
+            # an earlier attempt still running somewhere keeps its own.
+            out_dir.mkdir(parents=True)
         except OSError as exc:
             self._finish(job, Job.FAILURE, error=_storage_error(out_dir, exc))
             return
@@ -276,32 +427,54 @@ class Worker:
                 target=self._beat, args=(running, stop_beating), name="heartbeat", daemon=True
             )
             beater.start()
+
+        def answer(partial: SolveResult) -> None:
+            # The solve is verified: record it now, the pictures follow.
+            if running.cancel.is_set():
+                raise SolveCancelledError("the solve was cancelled")
+            if not self._retrying(job, lambda: self._record_answer(job, partial, out_dir)):
+                running.lost = True
+                raise SolveCancelledError("the job was cancelled or taken away")
+
         try:
-            source = self._source(job, running)
-            # Fetched and expanded: every job of the submission exists now.
-            submission.jobs_created()
-            solver = self.solver or load_solver()
-            result = solver(
-                source,
-                params,
-                out_dir,
-                cancel=running.cancel,
-                progress=lambda stage, message: self._progress(running, stage, message),
-            )
+            try:
+                source = self._source(job, running)
+                # Fetched and expanded: every job of the submission exists now.
+                submission.jobs_created()
+                solver = self.solver or load_solver()
+                result = solver(
+                    source,
+                    params,
+                    out_dir,
+                    cancel=running.cancel,
+                    progress=lambda stage, message: self._progress(running, stage, message),
+                    verified=answer,
+                )
+            except Exception as exc:
+                if not running.published:
+                    raise
+                # The answer stands; only some pictures or files are missing.
+                log.warning("job %s: after the answer: %s: %s", job.id, type(exc).__name__, exc)
+                failed: Exception = exc
+                self._retrying(job, lambda: self._record_files(job, None, out_dir, failed))
+                return
         except SolveCancelledError as exc:
             if running.lost:
                 return
             if running.timed_out:
-                self._finish(job, Job.FAILURE, error=_timeout(timeout))
+                self._finish(job, Job.FAILURE, error=_timeout(timeout), out_dir=out_dir)
+            elif running.abandoned:
+                abandoned = AbandonedError("nobody asked for this job any more: stopped")
+                self._finish(job, Job.CANCELLED, error=abandoned, out_dir=out_dir)
             else:
-                self._finish(job, Job.CANCELLED, error=exc)
+                self._finish(job, Job.CANCELLED, error=exc, out_dir=out_dir)
         except SolveError as exc:
             if running.lost:
                 return
             if exc.retryable and job.attempts < self.max_attempts:
                 self._requeue(job, exc)
             else:
-                self._finish(job, Job.FAILURE, error=exc)
+                self._finish(job, Job.FAILURE, error=exc, out_dir=out_dir)
         except (OperationalError, InterfaceError) as exc:
             # Left running: when its lease runs out it is queued again, same id.
             log.warning("job %s: database unavailable during the solve: %s", job.id, exc)
@@ -313,21 +486,29 @@ class Worker:
         except Exception as exc:  # a bug in the engine must not kill the worker
             log.exception("job %s (submission %s) crashed", job.id, submission.pk)
             crash = SolveError(f"internal error: {type(exc).__name__}: {exc}")
-            self._finish(job, Job.FAILURE, error=crash, log_text=traceback.format_exc())
+            self._finish(
+                job, Job.FAILURE, error=crash, log_text=traceback.format_exc(), out_dir=out_dir
+            )
         else:
             if running.lost:
                 return
-            if running.timed_out and not result.solved:
-                self._finish(job, Job.FAILURE, error=_timeout(timeout), result=result)
+            if running.published:
+                self._retrying(job, lambda: self._record_files(job, result, out_dir, None))
+            elif running.timed_out and not result.solved:
+                self._finish(
+                    job, Job.FAILURE, error=_timeout(timeout), result=result, out_dir=out_dir
+                )
             elif result.solved:
-                self._finish(job, Job.SUCCESS, result=result)
+                self._finish(job, Job.SUCCESS, result=result, out_dir=out_dir)
             else:
-                self._finish(job, Job.FAILURE, error=result.failure, result=result)
+                self._finish(job, Job.FAILURE, error=result.failure, result=result, out_dir=out_dir)
         finally:
             stop_beating.set()
             if beater is not None:
                 beater.join()
             self.current = None
+            if not running.published:  # lost, requeued or unrecorded: nobody reads it
+                shutil.rmtree(out_dir, ignore_errors=True)
 
     def _beat(self, running: Running, stop: threading.Event) -> None:
         interval = max(0.5, self.lease.total_seconds() / 3)
@@ -432,17 +613,82 @@ class Worker:
 
     def _finish(self, job: Job, status: str, **kwargs: Any) -> None:
         """Record the outcome; while the database is away, wait for it (the result is in hand)."""
+        try:
+            self._retrying(job, lambda: self._finish_once(job, status, **kwargs))
+        except OSError as exc:
+            out_dir = kwargs.get("out_dir")
+            if out_dir is None:
+                raise
+            # The files could not be published: record that, without them.
+            error = _storage_error(out_dir, exc)
+            self._retrying(job, lambda: self._finish_once(job, Job.FAILURE, error=error))
+
+    def _retrying(self, job: Job, record: Callable[[], _T]) -> _T:
+        """``record()``, waiting up to three leases for a database that is away."""
         give_up = time.monotonic() + 3 * self.lease.total_seconds()
         while True:
             try:
-                self._finish_once(job, status, **kwargs)
-                return
+                return record()
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() > give_up:
                     raise
                 log.warning("job %s: database unavailable, waiting to record it: %s", job.id, exc)
                 connection.close()
                 time.sleep(1.0)
+
+    def _record_answer(self, job: Job, partial: SolveResult, out_dir: Path) -> bool:
+        """Step one of a success: calibration, WCS and objects, visible at once.
+
+        The job becomes a success in stage ``pictures``, keeping its lease
+        while the pictures and the other files are made (step two,
+        :meth:`_record_files`).  False when the job is no longer this worker's.
+        """
+        assert partial.calibration is not None
+        now = self.clock()
+        values: dict[str, Any] = {
+            "status": Job.SUCCESS,
+            "stage": PICTURES,
+            "finished_at": now,
+            "lease_expires": now + self.lease,
+            "error_code": "",
+            "error_message": "",
+            "result": partial.to_json(),
+            **partial.calibration.to_nova(),
+        }
+        if self.current is not None and self.current.job_id == job.id:
+            values["log"] = "\n".join(self.current.lines[-200:])
+        with transaction.atomic():
+            changed = Job.objects.filter(
+                id=job.id, status=Job.RUNNING, worker_id=self.worker_id
+            ).update(**values)
+            if not changed:
+                log.info("job %s: answer dropped, the job was cancelled or taken away", job.id)
+                return False
+            publish(job.id, out_dir)
+            if self.current is not None and self.current.job_id == job.id:
+                self.current.published = True
+            add_machine_tags(job.user_image, partial.objects_in_field)
+        log.info("job %s (submission %s): success (pictures follow)", job.id, job.submission.pk)
+        self._finish_submission(job.id)
+        return True
+
+    def _record_files(
+        self, job: Job, result: SolveResult | None, out_dir: Path, error: Exception | None
+    ) -> None:
+        """Step two of a success: the whole result with every file, or why some are missing."""
+        values: dict[str, Any] = {"stage": "finished", "lease_expires": None}
+        if result is not None:
+            values["result"] = result.to_json()
+            values["log"] = result.log or _read_log(result)
+        else:
+            values["log"] = F("log")  # keep step one's
+        changed = Job.objects.filter(
+            id=job.id, status=Job.SUCCESS, stage=PICTURES, worker_id=self.worker_id
+        ).update(**values)
+        if error is not None and changed:
+            log.warning("job %s: some result files are missing: %s", job.id, error)
+        if not changed:
+            log.info("job %s: files dropped, the job was retried or taken away", job.id)
 
     def _finish_once(
         self,
@@ -452,6 +698,7 @@ class Worker:
         error: SolveError | None = None,
         result: SolveResult | None = None,
         log_text: str = "",
+        out_dir: Path | None = None,
     ) -> None:
         now = self.clock()
         values: dict[str, Any] = {
@@ -476,6 +723,12 @@ class Worker:
             if not changed:
                 log.info("job %s: result dropped, the job was cancelled or taken away", job.id)
                 return  # cancelled or requeued meanwhile: this result is stale
+            if out_dir is not None and out_dir.is_dir():
+                # Still inside the transaction: if the files cannot be published
+                # the result is not recorded either.
+                publish(job.id, out_dir)
+                if self.current is not None and self.current.job_id == job.id:
+                    self.current.published = True
             if result is not None and result.solved:
                 add_machine_tags(job.user_image, result.objects_in_field)
             # An image of an archive fails alone: the submission's message is the archive's.
@@ -490,6 +743,26 @@ class Worker:
     def _finish_submission(self, job_id: int) -> None:
         job = Job.objects.select_related("user_image__submission").get(id=job_id)
         job.submission.update_processing_times()
+
+
+def _process_of(worker_id: str) -> str:
+    """The heartbeat id of the process holding a job (a dispatcher slot is ``<id>/<n>``)."""
+    return worker_id.split("/", 1)[0]
+
+
+def _may_be_running(worker_id: str) -> bool:
+    """False only when the worker ran on this host and its process id is gone."""
+    host, _, rest = worker_id.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _storage_error(out_dir: Path, exc: OSError) -> StorageError:

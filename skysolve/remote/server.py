@@ -95,8 +95,10 @@ def serve_one(
             *,
             cancel: threading.Event | None = None,
             progress: Callable[[str, str], None] | None = None,
+            verified: Callable[[SolveResult], None] | None = None,
         ) -> SolveResult:
-            # The engine with this host's own configuration.
+            # The engine with this host's own configuration; the answer goes back
+            # once, with the files.
             return pipeline_solve(
                 source, params, out_dir, config=engine_config, cancel=cancel, progress=progress
             )

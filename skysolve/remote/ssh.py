@@ -211,11 +211,13 @@ def solve(
     config: EngineConfig | None = None,
     cancel: threading.Event | None = None,
     progress: Progress | None = None,
+    verified: Callable[[SolveResult], None] | None = None,
 ) -> SolveResult:
     """Solve on the solve host named by ``SKYSOLVE_SSH_DESTINATION``.
 
     Same contract as :func:`skysolve.engine.pipeline.solve`; ``config`` is
-    ignored (the host uses its own engine configuration).
+    ignored (the host uses its own engine configuration), and ``verified`` is
+    never called: the protocol answers once, with the pictures.
     """
     return solve_via(
         SshTransport.from_env(), source, params, out_dir, cancel=cancel, progress=progress

@@ -238,6 +238,10 @@ class Submission(RandomIdModel):
     album: models.ForeignKey[Album | None] = models.ForeignKey(
         Album, on_delete=models.SET_NULL, null=True, blank=True, related_name="submissions"
     )
+    #: When a client last asked for its status (kept only with SKYSOLVE_ABANDON_SECONDS).
+    last_polled: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
     processing_started: models.DateTimeField[datetime | None, datetime | None] = (
         models.DateTimeField(null=True, blank=True)
     )
@@ -484,6 +488,10 @@ class Job(RandomIdModel):
     attempts: models.IntegerField[int, int] = models.IntegerField(default=0)
     worker_id: models.CharField[str, str] = models.CharField(max_length=100, blank=True)
     lease_expires: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    #: When a client last asked for its status (kept only with SKYSOLVE_ABANDON_SECONDS).
+    last_polled: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
         null=True, blank=True
     )
     cancel_requested: models.BooleanField[bool, bool] = models.BooleanField(default=False)

@@ -542,7 +542,7 @@ _JOB_PRIVACY = (
 
 def _job_query(fields: tuple[str, ...]) -> _PreparedQuery:
     def build(job_id: int) -> QuerySet[Any]:
-        return Job.objects.filter(pk=job_id).values_list(*_JOB_PRIVACY, *fields)
+        return Job.objects.filter(pk=job_id).values_list(*_JOB_PRIVACY, "last_polled", *fields)
 
     return _PreparedQuery(build)
 
@@ -561,10 +561,26 @@ def read_job(job_id: int, viewer: Viewer, fields: tuple[str, ...]) -> dict[str, 
     rows = _JOB_QUERIES[fields].rows(_valid_id(job_id))
     if not rows:
         raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
-    visible, user_id, anonymous_session, *values = rows[0]
+    visible, user_id, anonymous_session, last_polled, *values = rows[0]
     if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
         raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
+    note_poll(Job, job_id, last_polled)
     return dict(zip(fields, values, strict=True))
+
+
+def note_poll(model: type[Job] | type[Submission], pk: int, last_polled: datetime | None) -> None:
+    """Remember that a client asked, for SKYSOLVE_ABANDON_SECONDS; off: nothing.
+
+    The status query already read ``last_polled``, so a poll writes only when
+    the stored time is older than a quarter of the limit: one UPDATE per job
+    every few seconds at most, however often a client polls.
+    """
+    limit = settings.SKYSOLVE_ABANDON_SECONDS
+    if not limit:
+        return
+    now = timezone.now()
+    if last_polled is None or (now - last_polled).total_seconds() > limit / 4:
+        model.objects.filter(pk=pk).update(last_polled=now)
 
 
 def job_of_values(values: dict[str, Any]) -> Job:
@@ -615,6 +631,7 @@ def _submission_status_query(submission_id: int) -> QuerySet[Any]:
             "processing_started",
             "processing_finished",
             "error_message",
+            "last_polled",
             "user_images__id",
             "job_id",
             "job_status",
@@ -646,20 +663,21 @@ def submission_status(submission_id: int, viewer: Viewer) -> SubmissionStatus:
         raise NotFound(
             f"no submission with id {submission_id}", kind="submission", object_id=submission_id
         )
-    user_id, anonymous_session, visible, started, finished, error = rows[0][:6]
+    user_id, anonymous_session, visible, started, finished, error, last_polled = rows[0][:7]
     if not _may_read(viewer, user_id, anonymous_session, public=visible == "y"):
         raise NotFound(
             f"no submission with id {submission_id}", kind="submission", object_id=submission_id
         )
-    images = [row for row in rows if row[6] is not None]  # none: a left join found no image
+    note_poll(Submission, submission_id, last_polled)
+    images = [row for row in rows if row[7] is not None]  # none: a left join found no image
     return SubmissionStatus(
         user_id=user_id,
         processing_started=started,
         processing_finished=finished,
         error_message=error,
-        user_images=[row[6] for row in images],
-        jobs=[row[7] for row in images],
-        calibrated=[row[7] for row in images if row[8] == Job.SUCCESS and row[9] is not None],
+        user_images=[row[7] for row in images],
+        jobs=[row[8] for row in images],
+        calibrated=[row[8] for row in images if row[9] == Job.SUCCESS and row[10] is not None],
     )
 
 

@@ -38,6 +38,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         )
     if settings.SKYSOLVE_JOB_TIMEOUT <= 0:
         messages.append(Error("SKYSOLVE_JOB_TIMEOUT must be positive", id="skysolve.E003"))
+    if settings.SKYSOLVE_ABANDON_SECONDS < 0:
+        messages.append(
+            Error("SKYSOLVE_ABANDON_SECONDS must be 0 (off) or positive", id="skysolve.E031")
+        )
     try:
         parse_networks(settings.SKYSOLVE_URL_FETCH_ALLOW)
     except ValueError as exc:

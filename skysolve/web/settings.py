@@ -219,7 +219,14 @@ SKYSOLVE_JOB_TIMEOUT = envfloat("SKYSOLVE_JOB_TIMEOUT", 300.0)
 #: A worker renews its lease this often; a lease not renewed for this long is
 #: taken as a dead worker and the job is queued again.
 SKYSOLVE_LEASE_SECONDS = envint("SKYSOLVE_LEASE_SECONDS", 60)
-SKYSOLVE_WORKER_POLL_SECONDS = envfloat("SKYSOLVE_WORKER_POLL_SECONDS", 0.2)
+# Idle embedded workers are woken by a queued job; polling is the fallback.
+SKYSOLVE_WORKER_POLL_SECONDS = envfloat("SKYSOLVE_WORKER_POLL_SECONDS", 1.0)
+# A result file asked for while the worker is still making it (the answer is
+# recorded first, the pictures follow) is waited for this long, then 404.
+SKYSOLVE_FILE_WAIT_SECONDS = envfloat("SKYSOLVE_FILE_WAIT_SECONDS", 10.0)
+# A queued or running job whose job and submission no client has asked about
+# for this long is cancelled (0: never; see README "KStars and NINA").
+SKYSOLVE_ABANDON_SECONDS = envfloat("SKYSOLVE_ABANDON_SECONDS", 0.0)
 #: Niceness of the embedded solve workers `skysolve serve` starts: solves use
 #: the CPU that web requests leave, so status polls stay fast during a burst.
 SKYSOLVE_WORKER_NICE = envint("SKYSOLVE_WORKER_NICE", 10)

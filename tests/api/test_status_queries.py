@@ -123,3 +123,38 @@ def test_it_reads_a_job_info_in_two_queries(
     assert data["machine_tags"] == ["M 66", "NGC 3628", "Orion Nebula"]
     assert data["tags"] == ["M 66", "NGC 3628", "Orion Nebula", "my comet"]
     assert _get(client, f"/api/jobs/{job.id}/tags") == {"tags": data["tags"]}
+
+
+def test_it_records_polls_at_most_once_per_quarter_limit(
+    client: Client,
+    fake_solver: FakeSolver,
+    settings: Any,
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+) -> None:
+    """With SKYSOLVE_ABANDON_SECONDS a poll writes its time only when the stored one is stale."""
+    settings.SKYSOLVE_ABANDON_SECONDS = 60
+    subid = submit_xy(client, session_for("alice"))
+    job = Job.objects.get(user_image__submission_id=subid)
+    with django_assert_max_num_queries(2):  # the read and the first note
+        _get(client, f"/api/jobs/{job.id}")
+    with django_assert_max_num_queries(2):
+        _get(client, f"/api/submissions/{subid}")
+    noted = Job.objects.get(id=job.id).last_polled
+    assert noted is not None and Submission.objects.get(pk=subid).last_polled is not None
+    with django_assert_max_num_queries(1):  # fresh: no write
+        _get(client, f"/api/jobs/{job.id}")
+    with django_assert_max_num_queries(1):
+        _get(client, f"/api/submissions/{subid}")
+    Job.objects.filter(id=job.id).update(last_polled=noted - timedelta(seconds=16))
+    client.get(f"/api/jobs/{job.id}/calibration")  # any status URL counts (404: not solved)
+    assert Job.objects.get(id=job.id).last_polled > noted  # type: ignore[operator]
+
+
+def test_it_records_no_polls_when_abandoning_is_off(client: Client, settings: Any) -> None:
+    settings.SKYSOLVE_ABANDON_SECONDS = 0
+    subid = submit_xy(client, session_for("alice"))
+    job = Job.objects.get(user_image__submission_id=subid)
+    _get(client, f"/api/jobs/{job.id}")
+    _get(client, f"/api/submissions/{subid}")
+    assert Job.objects.get(id=job.id).last_polled is None
+    assert Submission.objects.get(pk=subid).last_polled is None

@@ -29,6 +29,7 @@ def solve(
     *,
     cancel: threading.Event | None = None,
     progress: Callable[[str, str], None] | None = None,
+    verified: Callable[[SolveResult], None] | None = None,
 ) -> SolveResult:
     report = progress or (lambda stage, message: None)
     assert isinstance(source, Path)

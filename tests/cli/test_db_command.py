@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from skysolve.cli import main
+from tests.conftest import REPO_ROOT
+from tests.gates import INDEX_PACKAGE, require_file
 
 
 def test_it_builds_a_database_and_reports_time_size_and_fov_range(
@@ -75,8 +77,7 @@ def test_it_builds_from_the_tycho2_stars_of_an_index_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     index = Path("/usr/share/astrometry/index-tycho2-17.littleendian.fits")
-    if not index.is_file():
-        pytest.skip("Debian package astrometry-data-tycho2 missing")
+    require_file(index, INDEX_PACKAGE)
     out = tmp_path / "t2.t3db"
     args = ["db", "build", "--output", str(out), "--catalogue", "tycho2"]
     assert main([*args, "--index-file", str(index), "--min-fov", "50", "--max-fov", "60"]) == 0
@@ -93,3 +94,11 @@ def test_it_fails_cleanly_for_a_missing_database(
         == 2
     )
     assert "min_fov" in capsys.readouterr().err
+
+
+def test_it_reports_the_database_make_setup_built(capsys: pytest.CaptureFixture[str]) -> None:
+    """`make setup` builds the checkout's database; a failed build must not pass CI quietly."""
+    installed = REPO_ROOT / "var" / "fastpath" / "default.t3db"
+    require_file(installed, "the fast-path database `make setup` builds (skysolve db build)")
+    assert main(["db", "info", str(installed)]) == 0
+    assert "FOV 4-70 deg" in capsys.readouterr().out

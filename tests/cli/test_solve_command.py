@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,10 +10,9 @@ import pytest
 
 from skysolve.engine.synthetic import FieldSpec, make_field, write_xyls
 from tests.conftest import REPO_ROOT
+from tests.gates import needs_binary
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
-)
+pytestmark = needs_binary("astrometry-engine")
 
 # The console script's own entry point, which leaves without interpreter teardown.
 CLI = [sys.executable, "-c", "from skysolve.cli import console; console()"]

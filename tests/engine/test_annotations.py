@@ -7,7 +7,6 @@ shared images (Debian Tycho-2 indexes), copied as numbers so no solve is needed.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from astropy.wcs import WCS
 from skysolve.engine.annotations import field_geometry, load_catalogues, objects_in_field
 from skysolve.engine.results import Calibration
 from skysolve.errors import BadInputError
+from tests.gates import needs_binary
 
 APOD2_SIZE = (800, 600)
 APOD2_HEADER = {
@@ -223,7 +223,7 @@ def test_it_measures_the_field() -> None:
     assert geometry.pixscale_deg * 3600 == pytest.approx(20.272, abs=0.001)
 
 
-@pytest.mark.skipif(shutil.which("plot-constellations") is None, reason="no plot-constellations")
+@needs_binary("plot-constellations")
 def test_it_uses_plot_constellations_pixel_convention(tmp_path: Path) -> None:
     """Star positions agree with what nova's plot-constellations prints (1-based)."""
     header = apod2_wcs().to_header(relax=True)

@@ -1,6 +1,5 @@
 """astrometry-engine as a solver: parameters, parallel processes, limits."""
 
-import shutil
 import threading
 from pathlib import Path
 
@@ -19,10 +18,9 @@ from skysolve.errors import (
     SolverFailedError,
     SolveTimeoutError,
 )
+from tests.gates import needs_binary
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
-)
+pytestmark = needs_binary("astrometry-engine")
 
 
 def field(parity: int = 1, **kw: float):

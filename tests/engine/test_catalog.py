@@ -14,14 +14,13 @@ from skysolve.engine.catalog import (
     read_index_stars,
 )
 from skysolve.errors import BadInputError, ConfigurationError, CorruptFileError
+from tests.gates import needs_file
 
 INDEX_DIR = Path("/usr/share/astrometry")
 SMALL_INDEX = INDEX_DIR / "index-tycho2-19.littleendian.fits"
 DENSE_INDEX = INDEX_DIR / "index-tycho2-07.littleendian.fits"
 
-pytestmark = pytest.mark.skipif(
-    not SMALL_INDEX.is_file(), reason="Debian package astrometry-data-tycho2 is not installed"
-)
+pytestmark = [needs_file(SMALL_INDEX), needs_file(DENSE_INDEX)]
 
 # J2000 positions and V magnitudes of bright Tycho-2 stars (Vega, Sirius and
 # Polaris are not in Tycho-2's main catalogue, so not in the index files).

@@ -31,18 +31,16 @@ from skysolve.errors import (
     SolverFailedError,
     SolveTimeoutError,
 )
+from tests.gates import ENGINE_PACKAGE, needs_binary
 
 _BINARY = {"image2xy": "image2xy", "sextractor": "source-extractor"}
 
 
 def _needs_binary(method: str) -> Any:
     binary = _BINARY.get(method)
-    missing = binary is not None and shutil.which(binary) is None
-    return pytest.param(
-        method,
-        marks=pytest.mark.skipif(missing, reason=f"{binary} is not installed"),
-        id=method,
-    )
+    provider = "Debian package source-extractor" if binary == "source-extractor" else ENGINE_PACKAGE
+    marks = [] if binary is None else [needs_binary(binary, provider)]
+    return pytest.param(method, marks=marks, id=method)
 
 
 METHODS = [_needs_binary(m) for m in EXTRACTORS]

@@ -1,6 +1,5 @@
 """The pattern-hash fast path: database, solve, verification, refit, files."""
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from skysolve.engine.results import SourceList, wcs_from_header
 from skysolve.engine.solvers import SolveConstraints
 from skysolve.engine.synthetic import FieldSpec, SyntheticField, make_field
 from skysolve.errors import ConfigurationError, InvalidParameterError
+from tests.gates import INDEX_PACKAGE, needs_binary, require_file
 
 WIDTH, HEIGHT = 800, 600
 
@@ -300,7 +300,7 @@ def test_it_fits_sip_distortion_by_least_squares() -> None:
     assert linear.to_header(WIDTH, HEIGHT)["CTYPE1"] == "RA---TAN"
 
 
-@pytest.mark.skipif(shutil.which("astrometry-engine") is None, reason="astrometry.net missing")
+@needs_binary("astrometry-engine")
 def test_it_agrees_with_astrometry_net(db_20_30: Path, tmp_path: Path) -> None:
     from skysolve.engine.astrometry import AstrometryNetSolver
 
@@ -355,8 +355,7 @@ def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(
 
 def test_it_builds_a_database_from_tycho2_index_stars(tmp_path: Path) -> None:
     index = Path("/usr/share/astrometry/index-tycho2-17.littleendian.fits")
-    if not index.is_file():
-        pytest.skip("Debian package astrometry-data-tycho2 missing")
+    require_file(index, INDEX_PACKAGE)
     path = tmp_path / "tycho2.t3db"
     info = build_database(path, min_fov=40.0, max_fov=60.0, catalogue="tycho2", index_file=index)
     assert info.catalogue.startswith("tycho2:")

@@ -1,7 +1,6 @@
 """The whole solve, on synthetic fields with a known truth and on real images."""
 
 import math
-import shutil
 import threading
 from pathlib import Path
 
@@ -14,10 +13,9 @@ from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
 from skysolve.engine.results import SolveResult, SourceList, nova_orientation
 from skysolve.engine.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
 from skysolve.errors import BadInputError, NoMatchError, NoStarsError, SolveCancelledError
+from tests.gates import needs_binary
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
-)
+pytestmark = needs_binary("astrometry-engine")
 
 NOISY = dict(fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, missing_fraction=0.1, hot_pixels=10)
 FAST = EngineConfig(make_pictures=False)
@@ -150,8 +148,30 @@ def test_it_uses_the_fits_header_and_retries_blind_when_it_lies(tmp_path: Path) 
 def test_it_writes_every_result_file(tmp_path: Path) -> None:
     spec = FieldSpec(ra=84.0, dec=-3.0, pixscale=20.0, width=800, height=600, seed=1, **NOISY)  # type: ignore[arg-type]
     path = write_fits(make_field(spec), tmp_path / "orion.fits")
-    result = solve(path, SolveParameters(), tmp_path / "out", config=EngineConfig())
+    early: list[dict[str, object]] = []
+
+    def verified(partial: SolveResult) -> None:
+        early.append(
+            {
+                "json": partial.to_json(),
+                "files": set(partial.files),
+                "on_disk": {p.name for p in (tmp_path / "out").iterdir() if p.is_file()},
+            }
+        )
+
+    result = solve(
+        path, SolveParameters(), tmp_path / "out", config=EngineConfig(), verified=verified
+    )
     assert result.solved
+    # The answer first: calibration, WCS and objects, before any picture is drawn.
+    [first] = early
+    answer = first["json"]
+    assert isinstance(answer, dict) and answer["solved"] and answer["calibration"]
+    assert answer["calibration"] == result.to_json()["calibration"]
+    assert answer["objects_in_field"] == result.objects_in_field
+    assert first["files"] == {"wcs"}
+    assert not any(name.endswith((".png", ".jpg")) for name in first["on_disk"])  # type: ignore[attr-defined]
+    assert 0 < result.timings["verified"] < result.timings["total"]
     expected = {
         "wcs",
         "new_fits",

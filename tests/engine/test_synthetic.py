@@ -1,5 +1,4 @@
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,14 +25,13 @@ from skysolve.engine.synthetic import (
     write_xyls,
 )
 from skysolve.errors import InvalidParameterError
+from tests.gates import needs_binary, needs_file
 
 INDEX_DIR = Path("/usr/share/astrometry")
 # A mid-density index (363k stars) keeps these tests fast; 5-degree fields get ~200 stars.
 MEDIUM_INDEX = INDEX_DIR / "index-tycho2-10.littleendian.fits"
 
-needs_index = pytest.mark.skipif(
-    not MEDIUM_INDEX.is_file(), reason="Debian package astrometry-data-tycho2 is not installed"
-)
+needs_index = needs_file(MEDIUM_INDEX)
 
 EMPTY = StarCatalog(ra=np.zeros(0), dec=np.zeros(0), mag=np.zeros(0), source="empty")
 
@@ -360,8 +358,8 @@ def test_it_makes_varied_reproducible_benchmark_specs() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("solve-field") is None, reason="astrometry.net not installed")
-@pytest.mark.skipif(not MEDIUM_INDEX.is_file(), reason="no Tycho-2 index files")
+@needs_binary("solve-field")
+@needs_index
 def test_it_makes_star_lists_astrometry_net_solves_to_the_truth(tmp_path: Path) -> None:
     spec = FieldSpec(
         ra=83.8, dec=-5.4, pixscale=1.2 * 3600 / 800, width=800, height=600,

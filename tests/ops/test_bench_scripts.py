@@ -106,6 +106,7 @@ def test_it_fails_the_soak_audit_on_leftovers_and_growth(tmp_path: Path) -> None
     (data / "jobs" / "12").mkdir()  # an empty results directory
     (data / "jobs" / "99").mkdir()  # no such job
     (data / "jobs" / "99" / "out.fits").write_bytes(b"x")
+    (data / "jobs" / ".attempts" / "13.1.abcd").mkdir(parents=True)  # never published
     (data / "uploads").mkdir()
     (data / "uploads" / "fetch-1234.part").write_bytes(b"x")
     (data / "stray.log").write_text("x")
@@ -118,6 +119,7 @@ def test_it_fails_the_soak_audit_on_leftovers_and_growth(tmp_path: Path) -> None
     assert "stray.log" in checks["data directory holds nothing unexpected"].detail
     assert "stray ['99']" in checks["one results directory per job"].detail
     assert "empty ['12']" in checks["one results directory per job"].detail
+    assert "13.1.abcd" in checks["no attempt directory left beside the published ones"].detail
     growing = [(n, 100.0 + n) for n in range(0, 101, 10)]
     assert not soak.flatness("rss", growing, 32.0, "MB").ok
     assert soak.flatness("rss", [(n, 100.0) for n in range(0, 101, 10)], 32.0, "MB").ok

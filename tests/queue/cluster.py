@@ -48,6 +48,7 @@ def sleepy_fake_solve(
     *,
     cancel: threading.Event | None = None,
     progress: Callable[[str, str], None] | None = None,
+    verified: Callable[[SolveResult], None] | None = None,
 ) -> SolveResult:
     """The fake solver, after sleeping SKYSOLVE_FAKE_SLEEP seconds (cancellable).
 
@@ -64,7 +65,12 @@ def sleepy_fake_solve(
     code = os.environ.get("SKYSOLVE_FAKE_ERROR")
     if code:
         raise error_classes()[code](f"fake {code}")
-    return FakeSolver()(source, params, out_dir, cancel=cancel, progress=progress)
+    solver = FakeSolver()
+    drawing = float(os.environ.get("SKYSOLVE_FAKE_PICTURE_SLEEP", "0"))
+    if drawing:
+        # Pictures that take a while after the answer, as large images' do.
+        solver.after_answer = lambda: time.sleep(drawing)
+    return solver(source, params, out_dir, cancel=cancel, progress=progress, verified=verified)
 
 
 def celery_env(broker: str = REDIS_URL) -> dict[str, str]:

@@ -34,3 +34,29 @@ def test_it_finishes_every_job_across_a_restart(tmp_path: Path) -> None:
         assert {job[2] for job in cluster.jobs()} == {1}
     finally:
         cluster.close()
+
+
+def test_it_leaves_a_separate_workers_job_alone_across_a_restart(tmp_path: Path) -> None:
+    """`serve` restarted mid-solve: the separate worker's job finishes once, same attempt."""
+    require_service("postgresql")
+    cluster = Cluster(tmp_path, SKYSOLVE_FAKE_SLEEP="6")
+    try:
+        web = cluster.start_web(workers=1)
+        separate = cluster.start("separate", "worker")
+        cluster.stop(web)  # only the separate worker is left to take the job
+        web = cluster.start_web(workers=0)
+        cluster.submit_xy(cluster.session(), 1)
+        cluster.wait_for(lambda: cluster.statuses() == ["running"], "the worker to start")
+        [(job_id, _, _, _, holder)] = cluster.jobs()
+        assert f":{separate.pid}:" in holder
+        [(started,)] = cluster.query("SELECT started_at FROM submissions_job")
+        cluster.stop(web)
+        # The restarted serve has a worker of its own that would take a requeued job.
+        cluster.start_web(workers=1)
+        cluster.wait_finished(1)
+        assert cluster.jobs() == [(job_id, "success", 1, "", holder)]
+        # Never queued again: started once, when the separate worker claimed it.
+        assert cluster.query("SELECT started_at FROM submissions_job") == [(started,)]
+        assert cluster.log("separate").count(f"job {job_id} ") == 2  # started, success
+    finally:
+        cluster.close()

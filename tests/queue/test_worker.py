@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
 from datetime import timedelta
 
@@ -8,6 +10,8 @@ from django.test import Client
 
 from skysolve.errors import SolverFailedError
 from skysolve.queue.backend import request_cancel
+from skysolve.queue.heartbeat import Heartbeat
+from skysolve.queue.models import WorkerHeartbeat
 from skysolve.submissions.models import Job
 from tests.api.helpers import job_of, session_for, submit_xy
 from tests.queuefixtures import Clock, worker
@@ -80,11 +84,43 @@ def test_it_gives_up_after_max_attempts(client: Client) -> None:
     assert job.submission.processing_finished is not None
 
 
-def test_it_requeues_everything_running_at_start_up(client: Client) -> None:
+def test_it_requeues_at_start_up_only_the_jobs_whose_worker_is_gone(client: Client) -> None:
+    alice = session_for("alice")
+    held, silent, dead = (job_of(submit_xy(client, alice)).id for _ in range(3))
+    clock = Clock()
+    live = worker(FakeSolver(), clock)  # a separate `skysolve worker`, beating
+    Heartbeat(live.worker_id, WorkerHeartbeat.EMBEDDED, clock=clock).beat()
+    assert live._claim_row(held)
+    # Stopped by SIGTERM: its heartbeat row is gone, its lease still runs.
+    assert worker(FakeSolver(), clock, worker_id="elsewhere:123:abc")._claim_row(silent)
+    # Still beating (its row is fresh) but its process on this host is gone.
+    gone_id = f"{socket.gethostname()}:{dead_pid()}:abc"
+    Heartbeat(gone_id, WorkerHeartbeat.EMBEDDED, clock=clock).beat()
+    assert worker(FakeSolver(), clock, worker_id=gone_id)._claim_row(dead)
+    assert worker(None, clock).requeue_lost() == 2
+    status = dict(Job.objects.values_list("id", "status"))
+    assert status == {held: Job.RUNNING, silent: Job.QUEUED, dead: Job.QUEUED}
+    assert Job.objects.get(id=held).worker_id == live.worker_id
+    # A live worker whose lease ran out (stuck) loses its job as before.
+    clock.advance(61)
+    Heartbeat(live.worker_id, WorkerHeartbeat.EMBEDDED, clock=clock).beat()
+    assert worker(None, clock).requeue_lost() == 1
+    assert Job.objects.get(id=held).status == Job.QUEUED
+
+
+def test_it_matches_a_dispatcher_slot_to_its_process_heartbeat(client: Client) -> None:
     job_id = job_of(submit_xy(client, session_for("alice"))).id
-    assert worker(FakeSolver()).claim() is not None
-    assert worker(FakeSolver()).requeue_expired(everything_running=True) == 1
-    assert Job.objects.get(id=job_id).status == Job.QUEUED
+    clock = Clock()
+    Heartbeat("far:7:dispatch", WorkerHeartbeat.DISPATCHER, clock=clock).beat()
+    assert worker(FakeSolver(), clock, worker_id="far:7:dispatch/1")._claim_row(job_id)
+    assert worker(None, clock).requeue_lost() == 0
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 def test_it_renews_the_lease(client: Client) -> None:

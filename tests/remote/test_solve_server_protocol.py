@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -31,10 +30,9 @@ from skysolve.errors import (
 )
 from skysolve.remote import protocol, server
 from skysolve.remote.ssh import LocalPipeTransport, SshTransport, solve_via
+from tests.gates import needs_binary
 
-needs_engine = pytest.mark.skipif(
-    shutil.which("astrometry-engine") is None, reason="Debian package astrometry.net missing"
-)
+needs_engine = needs_binary("astrometry-engine")
 
 FAST_ENV = {"SKYSOLVE_PICTURES": "0"}
 
@@ -76,9 +74,9 @@ class FakeSolve:
         params: SolveParameters,
         out_dir: Path,
         *,
-        config: Any = None,
         cancel: threading.Event | None = None,
         progress: Callable[[str, str], None] | None = None,
+        verified: Callable[[SolveResult], None] | None = None,
     ) -> SolveResult:
         self.source, self.params = source, params
         if isinstance(source, Path):
