@@ -114,6 +114,12 @@ class EngineConfig:
         ]
 
 
+#: Share of the time left that hints taken from the file get when a blind retry
+#: follows: a right hint solves in well under a second, a wrong one (a header
+#: copied from another frame) would otherwise search until the limit.
+HINTED_TIME_SHARE = 0.5
+
+
 class _Clock:
     def __init__(self, timeout: float, cancel: threading.Event | None) -> None:
         self.started = time.monotonic()
@@ -359,11 +365,27 @@ def solve(
         if hints_used:
             attempts.append(("blind retry without the file's hints", params))
         try:
-            for label, attempt_params in attempts:
+            for number, (label, attempt_params) in enumerate(attempts, start=1):
+                last = number == len(attempts)
                 constraints = constraints_for(attempt_params, width)
-                outcome, sources = _run_solvers(
-                    solvers, sources_for, companions, constraints, work, clock, note, label
-                )
+                try:
+                    outcome, sources = _run_solvers(
+                        solvers,
+                        sources_for,
+                        companions,
+                        constraints,
+                        work,
+                        clock,
+                        note,
+                        label,
+                        # A header that lies must not spend the blind retry's time.
+                        time_share=1.0 if last else HINTED_TIME_SHARE,
+                    )
+                except SolveTimeoutError:
+                    if last or clock.remaining <= 0:
+                        raise
+                    note("solving", f"{label}: no solution in its share of the time")
+                    continue
                 if outcome is not None and outcome.solved:
                     break
         except SolveTimeoutError as exc:
@@ -491,8 +513,13 @@ def _run_solvers(
     clock: _Clock,
     note: Progress,
     label: str,
+    *,
+    time_share: float = 1.0,
 ) -> tuple[SolverOutcome | None, SourceList]:
     """The first solver's solution, or the last one's failure; and the sources used.
+
+    The solvers get ``time_share`` of the time left (an attempt that another
+    follows leaves it the rest).
 
     astrometry.net starts on ``sources`` and polls ``companions()`` for more lists
     of the same image to search at once; the sources returned are then the list
@@ -512,7 +539,7 @@ def _run_solvers(
                     [("sep", sources)],
                     constraints,
                     work / solver.name.replace(".", "_"),
-                    timeout=max(0.5, clock.remaining),
+                    timeout=max(0.5, clock.remaining * time_share),
                     cancel=clock.cancel,
                     later=later,
                 )
@@ -521,7 +548,7 @@ def _run_solvers(
                     sources,
                     constraints,
                     work / solver.name.replace(".", "_"),
-                    timeout=max(0.5, clock.remaining),
+                    timeout=max(0.5, clock.remaining * time_share),
                     cancel=clock.cancel,
                 )
         if outcome.solved:
