@@ -12,15 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skysolve.engine import extraction
 from skysolve.engine.extraction import (
     EXTRACTORS,
     Image2xyExtractor,
     SepExtractor,
     SExtractorExtractor,
+    base,
     extract_bright_sources,
     extract_sources,
     get_extractor,
+    programs,
+    sep_extractor,
     uniformize,
 )
 from skysolve.engine.results import SourceList
@@ -28,6 +30,7 @@ from skysolve.errors import (
     BadInputError,
     ConfigurationError,
     InvalidParameterError,
+    NoStarsError,
     SolverFailedError,
     SolveTimeoutError,
 )
@@ -210,15 +213,15 @@ def test_it_maps_odd_downsample_factors_back() -> None:
 
 def test_it_downsamples_very_large_images_automatically(monkeypatch: pytest.MonkeyPatch) -> None:
     f = _star_field(seed=5, shape=(120, 500), n_stars=12, sigma=2.0)
-    monkeypatch.setattr(extraction, "AUTO_DOWNSAMPLE_MAX_SIDE", 240)
+    monkeypatch.setattr(base, "AUTO_DOWNSAMPLE_MAX_SIDE", 240)
     binned: list[int] = []
-    real_bin = extraction._bin
+    real_bin = base._bin
 
     def spy(image: np.ndarray, factor: int) -> np.ndarray:
         binned.append(factor)
         return real_bin(image, factor)
 
-    monkeypatch.setattr(extraction, "_bin", spy)
+    monkeypatch.setattr(base, "_bin", spy)
 
     sources = extract_sources(f.image)
 
@@ -230,7 +233,7 @@ def test_it_downsamples_very_large_images_automatically(monkeypatch: pytest.Monk
 
 def test_it_does_not_auto_downsample_when_told_factor_one(monkeypatch: pytest.MonkeyPatch) -> None:
     f = _star_field(seed=5, shape=(120, 500), n_stars=12)
-    monkeypatch.setattr(extraction, "AUTO_DOWNSAMPLE_MAX_SIDE", 240)
+    monkeypatch.setattr(base, "AUTO_DOWNSAMPLE_MAX_SIDE", 240)
 
     sources = extract_sources(f.image, downsample=1)
 
@@ -367,7 +370,7 @@ def test_it_names_every_extractor() -> None:
 def test_it_names_the_debian_package_of_a_missing_binary(
     monkeypatch: pytest.MonkeyPatch, method: str, package: str
 ) -> None:
-    monkeypatch.setattr(extraction.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(programs.shutil, "which", lambda _name: None)
 
     with pytest.raises(ConfigurationError, match=f"Debian package {package}"):
         extract_sources(np.zeros((32, 32), dtype=np.float32), method=method)
@@ -375,13 +378,13 @@ def test_it_names_the_debian_package_of_a_missing_binary(
 
 @pytest.mark.parametrize("method", ["image2xy", "sextractor"])
 def test_it_reports_a_timeout(monkeypatch: pytest.MonkeyPatch, field: Field, method: str) -> None:
-    monkeypatch.setattr(extraction.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(programs.shutil, "which", lambda name: f"/usr/bin/{name}")
 
     def too_slow(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         assert isinstance(argv, list) and "shell" not in kwargs
         raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
 
-    monkeypatch.setattr(extraction.subprocess, "run", too_slow)
+    monkeypatch.setattr(programs.subprocess, "run", too_slow)
 
     with pytest.raises(SolveTimeoutError, match="took longer than 3 s"):
         extract_sources(field.image, method=method, timeout=3)
@@ -393,7 +396,7 @@ def test_it_reports_a_failing_program(
 ) -> None:
     false = shutil.which("false")
     assert false is not None
-    monkeypatch.setattr(extraction.shutil, "which", lambda _name: false)
+    monkeypatch.setattr(programs.shutil, "which", lambda _name: false)
 
     with pytest.raises(SolverFailedError, match="failed with exit status 1"):
         extract_sources(field.image, method=method)
@@ -408,9 +411,9 @@ def test_it_gives_up_cleanly_when_sep_keeps_overflowing(
         thresholds.append(thresh)
         raise Exception("internal pixel buffer full: 300000 pixels")
 
-    monkeypatch.setattr(extraction.sep, "extract", overflow)
+    monkeypatch.setattr(sep_extractor.sep, "extract", overflow)
 
-    with pytest.raises(extraction.NoStarsError, match="internal pixel buffer full"):
+    with pytest.raises(NoStarsError, match="internal pixel buffer full"):
         extract_sources(field.image)
     assert thresholds == [1.5, 3.0, 6.0, 12.0]
 

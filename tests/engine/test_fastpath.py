@@ -8,13 +8,13 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine import fastpath
 from skysolve.engine.fastpath import (
     PatternHashSolver,
     TanSip,
     band_paths,
     binomial_tail,
     build_database,
+    database,
     default_db_path,
     fit_tan_sip,
     fov_bands,
@@ -85,7 +85,7 @@ def test_it_finds_the_database_from_the_environment(tmp_path: Path) -> None:
 def _touch_database(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"db")
-    fastpath.stars_path(path).write_bytes(b"stars")
+    database.stars_path(path).write_bytes(b"stars")
     return path
 
 
@@ -99,7 +99,7 @@ def test_it_finds_the_shared_database_from_any_directory_and_data_directory(
     for data_dir in ("var", str(tmp_path / "second-installation")):
         env = {"SKYSOLVE_FASTPATH_DIR": "../shared", "SKYSOLVE_DATA_DIR": data_dir}
         assert default_db_path(env) == shared
-        assert fastpath.status(env) == {"fastpath": "ok", "path": str(shared)}
+        assert database.status(env) == {"fastpath": "ok", "path": str(shared)}
 
 
 def test_it_still_finds_a_database_built_under_an_old_data_directory(tmp_path: Path) -> None:
@@ -117,10 +117,10 @@ def test_it_still_finds_a_database_built_under_an_old_data_directory(tmp_path: P
 
 def test_it_reports_a_missing_database_with_the_path_it_looked_for(tmp_path: Path) -> None:
     env = {"SKYSOLVE_FASTPATH_DIR": str(tmp_path / "none"), "SKYSOLVE_DATA_DIR": str(tmp_path)}
-    report = fastpath.status(env)
+    report = database.status(env)
     assert report == {"fastpath": "missing", "path": str(tmp_path / "none" / "default.t3db")}
     _touch_database(tmp_path / "none" / "default.t3db").unlink()  # the star file alone
-    assert fastpath.status(env)["fastpath"] == "missing"
+    assert database.status(env)["fastpath"] == "missing"
 
 
 def test_it_leaves_the_field_to_astrometry_net_when_the_database_is_gone(tmp_path: Path) -> None:
@@ -398,12 +398,12 @@ def test_it_loads_only_the_band_a_hint_needs_in_a_new_process(
     assert band_info is not None
     assert (band_info.min_fov, band_info.max_fov) == pytest.approx((22.0, 32.0))
     f = field(27.0, rotation=40.0)
-    fastpath._cache.clear()  # as in a new process
+    database._cache.clear()  # as in a new process
     out = PatternHashSolver(db_with_band).solve(f.sources, hint(f, 0.05), tmp_path, timeout=30)
     assert out.solved, out.log
     assert out.index == "banded.fov22-32.t3db"
     assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
-    assert not fastpath._is_loaded(db_with_band)
+    assert not database._is_loaded(db_with_band)
     # A hint the band does not cover, or no hint, uses the whole database ...
     g = field(21.0)
     out = PatternHashSolver(db_with_band).solve(g.sources, hint(g), tmp_path, timeout=30)
@@ -416,11 +416,11 @@ def test_it_loads_only_the_band_a_hint_needs_in_a_new_process(
 def test_it_loads_nothing_for_a_scale_outside_the_database(
     db_with_band: Path, tmp_path: Path
 ) -> None:
-    fastpath._cache.clear()
+    database._cache.clear()
     f = field(2.0)
     out = PatternHashSolver(db_with_band).solve(f.sources, hint(f), tmp_path, timeout=30)
     assert not out.solved and "outside the database's FOV range 20-32" in out.log
-    assert fastpath._cache == {}
+    assert database._cache == {}
 
 
 def test_it_computes_the_binomial_tail_of_chance_matches() -> None:

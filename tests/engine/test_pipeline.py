@@ -318,17 +318,17 @@ def test_it_solves_a_nebula_picture_blind_with_solve_fields_own_source_list(
 def test_it_goes_on_with_seps_list_when_image2xy_cannot_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skysolve.engine import extraction
+    from skysolve.engine.extraction import programs
     from skysolve.errors import ConfigurationError
 
-    found = extraction._find_binary
+    found = programs._find_binary
 
     def without_image2xy(program: str) -> str:
         if program == "image2xy":
             raise ConfigurationError("image2xy is not installed (no-such-image2xy)")
         return found(program)
 
-    monkeypatch.setattr(extraction, "_find_binary", without_image2xy)
+    monkeypatch.setattr(programs, "_find_binary", without_image2xy)
     spec = FieldSpec(ra=84.0, dec=-3.0, pixscale=20.0, width=800, height=600, seed=1, **NOISY)  # type: ignore[arg-type]
     path = write_fits(make_field(spec), tmp_path / "field.fits")
     params = SolveParameters(scale_units="arcsecperpix", scale_lower=18, scale_upper=22)

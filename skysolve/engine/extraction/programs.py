@@ -1,0 +1,133 @@
+"""Extractors that run an outside program on a temporary FITS file."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from abc import abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from astropy.io import fits
+
+from skysolve.engine.extraction.base import (
+    SourceExtractor,
+    _check_options,
+    _empty,
+    _finish,
+    _prepare,
+)
+from skysolve.engine.results import SourceList
+from skysolve.errors import (
+    ConfigurationError,
+    SolverFailedError,
+    SolveTimeoutError,
+)
+
+_DEBIAN_PACKAGE = {"image2xy": "astrometry.net", "source-extractor": "source-extractor"}
+
+
+def _find_binary(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise ConfigurationError(
+            f"{program} is not installed (Debian package {_DEBIAN_PACKAGE[program]})"
+        )
+    return path
+
+
+def _run(argv: list[str], *, timeout: float, cwd: Path) -> None:
+    """Run a program without a shell; translate its failures."""
+    try:
+        # argv is a list (no shell) of a binary found by shutil.which and our temp paths.
+        proc = subprocess.run(  # noqa: S603
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SolveTimeoutError(
+            f"{Path(argv[0]).name} took longer than {timeout:g} s and was stopped"
+        ) from exc
+    except OSError as exc:
+        raise ConfigurationError(f"cannot run {argv[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or b"").decode("utf-8", "replace").strip()
+        tail = tail[-500:] if tail else "no output"
+        raise SolverFailedError(
+            f"{Path(argv[0]).name} failed with exit status {proc.returncode}: {tail}"
+        )
+
+
+def _write_fits(path: Path, image: np.ndarray) -> None:
+    fits.PrimaryHDU(data=image.astype(np.float32, copy=False)).writeto(path, overwrite=True)
+
+
+def _read_table(path: Path, hdu: int, columns: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The named columns of a FITS binary table; ``None`` when there are no rows."""
+    if not path.exists():
+        raise SolverFailedError(f"the source extractor wrote no output file {path.name}")
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            if len(hdul) <= hdu or hdul[hdu].data is None or len(hdul[hdu].data) == 0:
+                return None
+            table = hdul[hdu].data
+            names = {n.upper(): n for n in table.columns.names}
+            out = {}
+            for col in columns:
+                if col.upper() not in names:
+                    raise SolverFailedError(f"{path.name} has no column {col}")
+                out[col] = np.array(table[names[col.upper()]], dtype=float)
+            return out
+    except (OSError, ValueError, TypeError) as exc:
+        raise SolverFailedError(f"cannot read {path.name}: {exc}") from exc
+
+
+class _ProgramExtractor(SourceExtractor):
+    """An extractor that runs an outside program on a temporary FITS file.
+
+    Subclasses name the ``program`` and implement :meth:`_run_program`, which
+    runs it in ``work`` on ``work/image.fits`` and returns its catalogue's
+    columns (X, Y, FLUX, BACKGROUND) or None when it found nothing.
+    """
+
+    program: ClassVar[str]
+
+    def extract(
+        self,
+        data: np.ndarray,
+        *,
+        max_sources: int = 1000,
+        downsample: float | None = None,
+        invert: bool = False,
+        timeout: float = 120.0,
+    ) -> SourceList:
+        _check_options(max_sources, downsample, timeout)
+        binary = _find_binary(self.program)
+        original, image, bad, factor = _prepare(data, downsample=downsample, invert=invert)
+        shape = original.shape
+        if (bad is not None and bad.all()) or float(np.ptp(image)) == 0.0:
+            # A flat image has no noise to scale a threshold by: the programs
+            # divide by it and report garbage.
+            return _empty(shape)
+        with tempfile.TemporaryDirectory(prefix=f"skysolve-{self.name}-") as tmp:
+            work = Path(tmp)
+            _write_fits(work / "image.fits", image)
+            found = self._run_program(binary, work, image, timeout)
+        if found is None:
+            return _empty(shape)
+        x, y, flux, background = found
+        return _finish(
+            x, y, flux, background, original=original, factor=factor, max_sources=max_sources
+        )
+
+    @abstractmethod
+    def _run_program(
+        self, binary: str, work: Path, image: np.ndarray, timeout: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Run the program on ``work/image.fits``; X, Y, FLUX, BACKGROUND or None."""

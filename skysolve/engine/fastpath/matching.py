@@ -1,0 +1,287 @@
+"""The pattern-hash solver: tetra3rs proposes, the verification and the refit decide."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from skysolve.engine.fastpath.database import (
+    DatabaseInfo,
+    FastpathDatabase,
+    _is_loaded,
+    band_paths,
+    load_database,
+    read_info,
+)
+from skysolve.engine.fastpath.refit import MAX_RMS, REFIT_SOURCES, _Refined, refine
+from skysolve.engine.fastpath.tables import _write_files
+from skysolve.engine.fastpath.tansip import TanSip
+from skysolve.engine.fastpath.verification import (
+    VERIFY_RADIUS,
+    Verification,
+    _Neighbourhood,
+    _separation,
+    verify_calibration,
+)
+from skysolve.engine.results import SourceList
+from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
+from skysolve.errors import ConfigurationError, SolveCancelledError
+
+#: Ratio between neighbouring field-of-view guesses of a blind solve.
+LADDER_STEP = 3.0
+#: A scale hint spanning at most this ratio is searched in one bounded pass.
+HINTED_RANGE = 2.5
+#: A band database is used for a hinted range at least this factor inside its FOV range
+#: (fields at the very edge of a database's range are found less reliably).
+BAND_MARGIN = 1.05
+#: Sources handed to tetra3rs (our own verification and refit use more).
+TETRA_CENTROIDS = 100
+
+
+def tetra_model(result: Any, width: int, height: int) -> TanSip:
+    """The TAN WCS tetra3rs found, in skysolve's pixel convention."""
+    off = np.asarray(result.crpix, dtype=float)
+    return TanSip(
+        crval=(float(result.crval_ra_deg), float(result.crval_dec_deg)),
+        crpix=((width + 1) / 2.0 + float(off[0]), (height + 1) / 2.0 + float(off[1])),
+        cd=np.degrees(np.asarray(result.cd_matrix, dtype=float)),
+    )
+
+
+class PatternHashSolver(Solver):
+    """tetra3rs's pattern hash, verified and refitted against the catalogue."""
+
+    name: ClassVar[str] = "pattern-hash"
+    bright_sources: ClassVar[int | None] = REFIT_SOURCES
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+
+    def solve(
+        self,
+        sources: SourceList,
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> SolverOutcome:
+        started = time.monotonic()
+        log: list[str] = []
+
+        def note(message: str) -> None:
+            log.append(f"pattern-hash [{(time.monotonic() - started) * 1000:8.1f} ms] {message}")
+
+        def give_up(reason: str) -> SolverOutcome:
+            note(f"not solved: {reason}; leaving the field to the next solver")
+            return SolverOutcome(
+                solved=False,
+                solver=self.name,
+                index=self.db_path.name,
+                log="\n".join(log) + "\n",
+                seconds=time.monotonic() - started,
+            )
+
+        w, h = sources.width, sources.height
+        try:
+            # The JSON description tells the FOV range without loading anything,
+            # so a field the database cannot cover costs nothing.
+            info = read_info(self.db_path) or load_database(self.db_path).info
+            guesses = self._fov_guesses(info, constraints, max(w, h))
+            if not guesses:
+                return give_up(
+                    f"the scale range is outside the database's FOV range "
+                    f"{info.min_fov:g}-{info.max_fov:g} deg"
+                )
+            loaded = load_database(self._choose_database(guesses))
+        except ConfigurationError as exc:
+            # A database removed under a running service costs speed, not the solve.
+            return give_up(str(exc))
+        note(f"database {loaded.info.describe()}")
+        cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
+        # tetra3rs builds patterns from the brightest two dozen and checks a
+        # match against all it is given: the first hundred of the (uniformized)
+        # list are plenty, and the search takes half as long as with 300.
+        head = sources.head(TETRA_CENTROIDS)
+        centroids = np.column_stack(
+            [
+                np.asarray(head.x, float) - cx,
+                np.asarray(head.y, float) - cy,
+                np.asarray(head.flux, float),
+            ]
+        )
+        pos_err = max(1.0, float(constraints.positional_error))
+        radius = VERIFY_RADIUS * pos_err
+        refined: _Refined | None = None
+        reason = "no pattern matched"
+        for widest, error in guesses:
+            if cancel is not None and cancel.is_set():
+                raise SolveCancelledError("the solve was cancelled")
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                return give_up("out of time")
+            # tetra3rs takes the horizontal FOV.
+            horizontal = widest * w / max(w, h)
+            attempt = loaded.database.solve_from_centroids(
+                centroids,
+                fov_estimate_deg=horizontal,
+                fov_max_error_deg=None if error is None else error * w / max(w, h),
+                image_width=w,
+                image_height=h,
+                solve_timeout_ms=max(1, int(min(remaining, 5.0) * 1000)),
+            )
+            err_text = "any" if error is None else f"{error:.2f}"
+            if not attempt:
+                note(f"FOV guess {widest:.2f} deg (+/- {err_text}): {attempt.status}")
+                continue
+            note(
+                f"FOV guess {widest:.2f} deg (+/- {err_text}): tetra3rs matched RA "
+                f"{attempt.ra_deg:.4f} Dec {attempt.dec_deg:.4f} FOV {attempt.fov_deg:.3f} deg, "
+                f"{attempt.num_matches} stars, probability {attempt.probability:.2g}"
+            )
+            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note)
+            if isinstance(candidate, str):
+                reason = candidate
+                note(f"rejected: {candidate}")
+                continue
+            refined = candidate
+            break
+        if refined is None:
+            return give_up(reason)
+        workdir.mkdir(parents=True, exist_ok=True)
+        files = _write_files(workdir, sources, refined, loaded.stars)
+        note("wrote corr and rdls")
+        return SolverOutcome(
+            solved=True,
+            solver=self.name,
+            wcs_header=refined.model.to_header(w, h),
+            index=loaded.info.path.name,
+            files=files,
+            log="\n".join(log) + "\n",
+            seconds=time.monotonic() - started,
+        )
+
+    @staticmethod
+    def _confirm(
+        attempt: Any,
+        sources: SourceList,
+        loaded: FastpathDatabase,
+        constraints: SolveConstraints,
+        radius: float,
+        note: Any,
+    ) -> _Refined | str:
+        """Refit tetra3rs's answer against our catalogue and verify it, or say why not.
+
+        The refit comes first: when the FOV guess was far off, tetra3rs's own
+        WCS can be several pixels out at the edges although the match is right.
+        """
+        w, h = sources.width, sources.height
+        pos_err = radius / VERIFY_RADIUS
+        near = _Neighbourhood()
+        refined = refine(
+            sources,
+            tetra_model(attempt, w, h),
+            loaded.stars,
+            order=constraints.tweak_order,
+            radius=radius,
+            near=near,
+        )
+        kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
+        note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
+        check = verify_calibration(sources, refined.model, loaded.stars, radius=radius, near=near)
+        note(_describe(check))
+        if not check.accepted:
+            return "the match failed verification"
+        if not refined.rms <= MAX_RMS * pos_err:
+            return f"the refit leaves an RMS of {refined.rms:.2f} px"
+        problem = _constraint_problem(refined.model, constraints, w, h)
+        return problem or refined
+
+    def _choose_database(self, guesses: list[tuple[float, float | None]]) -> Path:
+        """The database to search: a narrower band when one covers a hinted range.
+
+        A process that has the whole database loaded already (a service
+        worker) keeps using it; a new process (``skysolve solve``) loads the
+        smallest band that covers the hint, a tenth of the load time.
+        """
+        main = self.db_path
+        if len(guesses) != 1 or guesses[0][1] is None or _is_loaded(main):
+            return main
+        fov, error = guesses[0]
+        assert error is not None
+        lo, hi = fov - error, fov + error
+        covering = [
+            info
+            for band in band_paths(main)
+            if (info := read_info(band)) is not None
+            and info.min_fov * BAND_MARGIN <= lo
+            and hi * BAND_MARGIN <= info.max_fov
+        ]
+        if not covering:
+            return main
+        return min(covering, key=lambda info: info.size_bytes).path
+
+    @staticmethod
+    def _fov_guesses(
+        info: DatabaseInfo, constraints: SolveConstraints, widest_px: int
+    ) -> list[tuple[float, float | None]]:
+        """(widest-side FOV, allowed error) pairs to try, degrees."""
+        lo_db, hi_db = info.min_fov, info.max_fov
+        if constraints.scale_low is not None or constraints.scale_high is not None:
+            lo = (constraints.scale_low or 0.0) * widest_px / 3600.0
+            hi = (constraints.scale_high or math.inf) * widest_px / 3600.0
+            lo, hi = max(lo, lo_db / 1.1), min(hi, hi_db * 1.1)
+            if lo > hi:
+                return []
+            if hi / max(lo, 1e-9) <= HINTED_RANGE:
+                return [((lo + hi) / 2.0, (hi - lo) / 2.0 + 0.02 * hi)]
+            lo_db, hi_db = lo, hi
+        # Without a bound on the FOV error tetra3rs matches patterns of any size
+        # and uses the estimate only to pick its database level.  Measured on
+        # the 4-70 degree database: a guess finds fields from about 0.7 to 3
+        # times its width (wider more readily than narrower) in 1-50 ms, where
+        # a bounded sweep of the same range costs ten times more.  So a few
+        # guesses, narrow first, a factor LADDER_STEP apart.
+        guesses: list[tuple[float, float | None]] = []
+        fov = min(lo_db * 1.2, hi_db)
+        while True:
+            guesses.append((fov, None))
+            if fov * math.sqrt(LADDER_STEP) >= hi_db:
+                break
+            fov = min(fov * LADDER_STEP, hi_db)
+        return guesses
+
+
+def _describe(v: Verification) -> str:
+    return (
+        f"verification: {v.matched} of the {v.checked} brightest sources within "
+        f"{v.radius:g} px of the {v.references} brightest catalogue stars in the field; "
+        f"false-positive probability {v.false_positive:.2g}"
+    )
+
+
+def _constraint_problem(
+    model: TanSip, constraints: SolveConstraints, width: int, height: int
+) -> str:
+    det = float(np.linalg.det(model.cd))
+    pixscale = 3600.0 * math.sqrt(abs(det))
+    if constraints.parity == 0 and det > 0:
+        return "parity 0 asks for det(CD) < 0"
+    if constraints.parity == 1 and det < 0:
+        return "parity 1 asks for det(CD) > 0"
+    if constraints.scale_low is not None and pixscale < constraints.scale_low * 0.99:
+        return f"pixel scale {pixscale:.3f} arcsec is below the allowed range"
+    if constraints.scale_high is not None and pixscale > constraints.scale_high * 1.01:
+        return f"pixel scale {pixscale:.3f} arcsec is above the allowed range"
+    if constraints.has_position and constraints.radius is not None:
+        assert constraints.center_ra is not None and constraints.center_dec is not None
+        ra, dec = model.pix2world(np.array([(width + 1) / 2.0]), np.array([(height + 1) / 2.0]))
+        sep = _separation(constraints.center_ra, constraints.center_dec, ra, dec)[0]
+        if sep > constraints.radius:
+            return f"the field centre is {sep:.2f} deg from the given position"
+    return ""
