@@ -44,6 +44,10 @@ Progress = Callable[[str, str], None]
 #: Called with the result so far when the solution is verified (see :func:`solve`).
 Verified = Callable[[SolveResult], None]
 
+#: Share of the time left that an attempt with a learned hint may take before the
+#: next attempt (the learned scale alone, then blind) starts.
+LEARNED_SHARE = 0.25
+
 #: Fewer detected sources than this cannot form a quad worth searching for.
 MIN_SOURCES = 5
 
@@ -131,6 +135,14 @@ class _Clock:
         if self.remaining <= 0:
             raise SolveTimeoutError(f"the solve ran past its time limit of {self.timeout:g} s")
 
+    def share(self, fraction: float) -> _Clock:
+        """A clock for one attempt: ``fraction`` of the time left, same cancel and timings."""
+        part = _Clock(0.0, self.cancel)
+        part.started = time.monotonic()
+        part.timeout = max(0.5, fraction * self.remaining)
+        part.timings = self.timings
+        return part
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.check()
@@ -207,6 +219,18 @@ def solve(
                 )
                 if hints_used:
                     note("preparing", f"hints from the file: {hints_used}")
+        # What an earlier solve of the same user found fills what the file left
+        # open; tried first, with the blind retry behind it like the file's hints.
+        size = (image.width, image.height) if image is not None else (sources.width, sources.height)
+        effective_from_file = effective
+        effective, learned = hints_mod.apply_learned(
+            effective, image_width=size[0], image_height=size[1]
+        )
+        if learned:
+            hints_used = dict(hints_used)
+            hints_used["learned"] = learned
+            hints_used["sources"] = [*hints_used.get("sources", []), learned["source"]]
+            note("preparing", f"hints from an earlier solve: {learned}")
 
     full: SourceList | None = None
     bright: SourceList | None = None
@@ -356,14 +380,41 @@ def solve(
         note("solving", result.failure.message)
     else:
         attempts = [("hinted" if hints_used else "as given", effective)]
+        if "center" in hints_used.get("learned", {}):
+            # A learned position is the likeliest wrong hint (the user slewed to
+            # another target): the learned scale alone is tried before going blind.
+            without, _ = hints_mod.apply_learned(
+                effective_from_file, image_width=width, image_height=height, position=False
+            )
+            if without != effective:
+                attempts.append(("without the learned position", without))
         if hints_used:
-            attempts.append(("blind retry without the file's hints", params))
+            attempts.append(("blind retry without the hints", params))
         try:
-            for label, attempt_params in attempts:
+            for number, (label, attempt_params) in enumerate(attempts):
                 constraints = constraints_for(attempt_params, width)
-                outcome, sources = _run_solvers(
-                    solvers, sources_for, companions, constraints, work, clock, note, label
-                )
+                attempt_clock = clock
+                if learned and number < len(attempts) - 1:
+                    # A learned hint can be wrong (another target, another lens), and a
+                    # search around a wrong place is slow to give up: it gets a share
+                    # of the time, the blind retry the rest.
+                    attempt_clock = clock.share(LEARNED_SHARE)
+                try:
+                    outcome, sources = _run_solvers(
+                        solvers,
+                        sources_for,
+                        companions,
+                        constraints,
+                        work,
+                        attempt_clock,
+                        note,
+                        label,
+                    )
+                except SolveTimeoutError:
+                    if attempt_clock is clock or clock.remaining <= 0:
+                        raise
+                    note("solving", f"{label}: its share of the time is up")
+                    continue
                 if outcome is not None and outcome.solved:
                     break
         except SolveTimeoutError as exc:
