@@ -135,3 +135,9 @@ def test_the_worker_learns_nothing_when_switched_off(client: Client, settings: o
     solver = FakeSolver()
     solve_all(solver)
     assert [params.learned_hints for _, params in solver.calls] == [()]
+
+
+def test_a_request_cannot_bring_its_own_learned_hints(client: Client) -> None:
+    forged = [{"source": "me", "scale_lower": 1, "scale_upper": 2, **SIZE}]
+    job = job_of(submit_xy(client, session_for("alice"), learned_hints=forged, **SIZE))
+    assert "learned_hints" not in job.submission.parameters
