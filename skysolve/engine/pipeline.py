@@ -47,6 +47,10 @@ Verified = Callable[[SolveResult], None]
 #: Share of the time left that an attempt with a learned hint may take before the
 #: next attempt (the learned scale alone, then blind) starts.
 LEARNED_SHARE = 0.25
+#: ...and never more than this many seconds: a right learned hint solves in about
+#: a second, while astrometry.net searching around a wrong centre runs on until
+#: stopped (measured: the whole share, 15 s of a 60 s budget).
+LEARNED_MAX_SECONDS = 10.0
 
 #: Fewer detected sources than this cannot form a quad worth searching for.
 MIN_SOURCES = 5
@@ -135,11 +139,12 @@ class _Clock:
         if self.remaining <= 0:
             raise SolveTimeoutError(f"the solve ran past its time limit of {self.timeout:g} s")
 
-    def share(self, fraction: float) -> _Clock:
-        """A clock for one attempt: ``fraction`` of the time left, same cancel and timings."""
+    def share(self, fraction: float, most: float) -> _Clock:
+        """A clock for one attempt: ``fraction`` of the time left but at most ``most``
+        seconds, same cancel and timings."""
         part = _Clock(0.0, self.cancel)
         part.started = time.monotonic()
-        part.timeout = max(0.5, fraction * self.remaining)
+        part.timeout = max(0.5, min(most, fraction * self.remaining))
         part.timings = self.timings
         return part
 
@@ -398,7 +403,7 @@ def solve(
                     # A learned hint can be wrong (another target, another lens), and a
                     # search around a wrong place is slow to give up: it gets a share
                     # of the time, the blind retry the rest.
-                    attempt_clock = clock.share(LEARNED_SHARE)
+                    attempt_clock = clock.share(LEARNED_SHARE, LEARNED_MAX_SECONDS)
                 try:
                     outcome, sources = _run_solvers(
                         solvers,
