@@ -12,6 +12,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skysolve.engine.hints import apply_learned
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import Annotation, Calibration, SolveResult, SourceList
 from skysolve.errors import NoMatchError, SolveCancelledError
@@ -87,10 +88,14 @@ class FakeSolver:
             new_fits
         )
         files["new_fits"] = new_fits
+        # Learned hints are reported as the pipeline reports them (its own function).
+        _, learned = apply_learned(params, image_width=width, image_height=height)
+        hints = {"learned": learned, "sources": [learned["source"]]} if learned else {}
         answer = SolveResult(
             solved=True,
             image_width=width,
             image_height=height,
+            hints=hints,
             calibration=Calibration.from_wcs(wcs, width, height),
             wcs_header=header,
             files={"wcs": wcs_path},
@@ -120,6 +125,7 @@ class FakeSolver:
             objects_in_field=["M 66", "NGC 3628"],
             annotations=[Annotation("ngc", ["NGC 3628"], 100.0, 120.0, 35.0)],
             log="fake solver log\n",
+            hints=hints,
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from astropy.io import fits
 
 from skysolve.engine.images import LoadedImage
-from skysolve.engine.params import FILM_WIDTH_MM, SolveParameters
+from skysolve.engine.params import FILM_WIDTH_MM, LearnedHint, SolveParameters
 
 #: Search radius (deg) around a position hint when the field size is unknown.
 DEFAULT_RADIUS = 20.0
@@ -192,6 +192,78 @@ def apply_hints(
     used: dict[str, Any] = dict(changes)
     used["sources"] = list(dict.fromkeys(used_sources))
     return new, used
+
+
+def apply_learned(
+    params: SolveParameters,
+    *,
+    image_width: int,
+    image_height: int,
+    position: bool = True,
+) -> tuple[SolveParameters, dict[str, Any]]:
+    """Fill what is still open with what an earlier solve found.
+
+    Parameters
+    ----------
+    params : SolveParameters
+        The parameters after the file's hints (:func:`apply_hints`); their
+        ``learned_hints`` are the candidates, best first.  Nothing is applied
+        when ``use_hints`` is off.
+    image_width, image_height : int
+        This image's size: only a hint learned on an image of the same size is
+        used (a different size is another camera, binning or crop).
+    position : bool
+        False: use the learned scale only (the retry when the position was wrong).
+
+    Returns
+    -------
+    params : SolveParameters
+        A copy with the scale (arcsec per pixel) and the position filled where
+        still open.
+    used : dict
+        ``{"scale": [lower, upper], "center": [ra, dec], "radius": r,
+        "source": "earlier solve of job N"}`` with what was applied; empty when
+        nothing was.
+    """
+    if not params.use_hints:
+        return params, {}
+    hint = next(
+        (
+            h
+            for h in params.learned_hints
+            if (h.image_width, h.image_height) == (image_width, image_height)
+        ),
+        None,
+    )
+    if hint is None:
+        return params, {}
+    changes: dict[str, Any] = {}
+    used: dict[str, Any] = {}
+    if not params.has_scale:
+        changes.update(
+            scale_units="arcsecperpix",
+            scale_type="ul",
+            scale_lower=hint.scale_lower,
+            scale_upper=hint.scale_upper,
+        )
+        used["scale"] = [hint.scale_lower, hint.scale_upper]
+    if position and not params.has_position and hint.center_ra is not None:
+        assert hint.center_dec is not None
+        radius = hint.radius if hint.radius is not None else _learned_radius(hint)
+        changes.update(center_ra=hint.center_ra, center_dec=hint.center_dec, radius=radius)
+        used["center"] = [hint.center_ra, hint.center_dec]
+        used["radius"] = radius
+    if not changes:
+        return params, {}
+    used["source"] = hint.source
+    return params.replace(**changes), used
+
+
+def _learned_radius(hint: LearnedHint) -> float:
+    """A couple of field widths around the earlier centre (the mount's repeatability
+    and a new target nearby), never less than a degree."""
+    field_deg = hint.scale_upper * math.hypot(hint.image_width, hint.image_height) / 3600.0
+    return min(180.0, max(MIN_WCS_RADIUS, 2.0 * field_deg))
 
 
 def _radius_for(params: SolveParameters, hints: Hints, *, image_width: int) -> float:

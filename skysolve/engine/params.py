@@ -38,6 +38,56 @@ def focal_mm_to_degwidth(focal_mm: float) -> float:
 
 
 @dataclass(frozen=True)
+class LearnedHint:
+    """What an earlier solve found, to try first on an image of the same size.
+
+    ``source`` says which solve it was (``"earlier solve of job 12"``); the
+    scale is in arcsec per pixel, the position and radius in degrees (no
+    position: scale only).  The pipeline uses the first hint whose size is the
+    image's, and only what the user and the file left open.
+    """
+
+    source: str
+    image_width: int
+    image_height: int
+    scale_lower: float
+    scale_upper: float
+    center_ra: float | None = None
+    center_dec: float | None = None
+    radius: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (0 < self.scale_lower <= self.scale_upper and math.isfinite(self.scale_upper)):
+            raise InvalidParameterError("a learned hint needs 0 < scale_lower <= scale_upper")
+        if self.image_width <= 0 or self.image_height <= 0:
+            raise InvalidParameterError("a learned hint needs the image size")
+        if (self.center_ra is None) != (self.center_dec is None):
+            raise InvalidParameterError("a learned hint's center_ra and center_dec go together")
+        if self.center_dec is not None and not (-90 <= self.center_dec <= 90):
+            raise InvalidParameterError("a learned hint's center_dec must be in [-90, 90]")
+        if self.radius is not None and not (0 < self.radius <= 180):
+            raise InvalidParameterError("a learned hint's radius must be in (0, 180]")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> LearnedHint:
+        """Read one back from :func:`dataclasses.asdict` (the wire to other workers)."""
+        try:
+            position = values.get("center_ra") is not None
+            return cls(
+                source=str(values["source"]),
+                image_width=int(values["image_width"]),
+                image_height=int(values["image_height"]),
+                scale_lower=float(values["scale_lower"]),
+                scale_upper=float(values["scale_upper"]),
+                center_ra=float(values["center_ra"]) % 360.0 if position else None,
+                center_dec=float(values["center_dec"]) if position else None,
+                radius=None if values.get("radius") is None else float(values["radius"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidParameterError(f"learned_hints: malformed hint ({exc})") from None
+
+
+@dataclass(frozen=True)
 class SolveParameters:
     """What the user asked for; ``None`` means "not given" (0 is a real value).
 
@@ -46,6 +96,9 @@ class SolveParameters:
     pipeline read RA/Dec and scale from FITS headers and EXIF when the user gave
     none.  ``extractor`` picks the source extractor; nova's ``use_sextractor``
     flag selects SourceExtractor whatever ``extractor`` says.
+    ``learned_hints`` are what earlier solves of the same user found (set by
+    the queue, never by the request): tried first, like the file's hints, when
+    ``use_hints`` is on and the user gave no scale and no position.
     """
 
     scale_units: ScaleUnits = "degwidth"
@@ -70,6 +123,7 @@ class SolveParameters:
     use_hints: bool = True
     extractor: Extractor = "sep"
     max_sources: int = 1000
+    learned_hints: tuple[LearnedHint, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,8 +141,13 @@ class SolveParameters:
         :class:`~skysolve.errors.InvalidParameterError` naming the field.
         """
         kwargs: dict[str, Any] = {}
+        learned = values.get("learned_hints")
+        if learned:
+            if not isinstance(learned, list | tuple):
+                raise InvalidParameterError("learned_hints must be a list")
+            kwargs["learned_hints"] = tuple(LearnedHint.from_mapping(h) for h in learned)
         for f in dataclasses.fields(cls):
-            if f.name == "extra" or f.name not in values:
+            if f.name in ("extra", "learned_hints") or f.name not in values:
                 continue
             raw = values[f.name]
             if raw is None or (isinstance(raw, str) and raw.strip() == ""):
@@ -101,9 +160,15 @@ class SolveParameters:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The parameters as plain JSON-ready values (``extra`` left out)."""
+        """The parameters as plain JSON-ready values (``extra`` left out, and
+        ``learned_hints`` when there are none: a request's stored parameters
+        stay as they were)."""
         out = dataclasses.asdict(self)
         out.pop("extra", None)
+        if self.learned_hints:
+            out["learned_hints"] = [dataclasses.asdict(h) for h in self.learned_hints]
+        else:
+            out.pop("learned_hints", None)
         return out
 
     # -- derived values -----------------------------------------------------

@@ -44,6 +44,14 @@ Progress = Callable[[str, str], None]
 #: Called with the result so far when the solution is verified (see :func:`solve`).
 Verified = Callable[[SolveResult], None]
 
+#: Share of the time left that an attempt with a learned hint may take before the
+#: next attempt (the learned scale alone, then blind) starts.
+LEARNED_SHARE = 0.25
+#: ...and never more than this many seconds: a right learned hint solves in about
+#: a second, while astrometry.net searching around a wrong centre runs on until
+#: stopped (measured: the whole share, 15 s of a 60 s budget).
+LEARNED_MAX_SECONDS = 10.0
+
 #: Fewer detected sources than this cannot form a quad worth searching for.
 MIN_SOURCES = 5
 
@@ -137,6 +145,15 @@ class _Clock:
         if self.remaining <= 0:
             raise SolveTimeoutError(f"the solve ran past its time limit of {self.timeout:g} s")
 
+    def share(self, fraction: float, most: float) -> _Clock:
+        """A clock for one attempt: ``fraction`` of the time left but at most ``most``
+        seconds, same cancel and timings."""
+        part = _Clock(0.0, self.cancel)
+        part.started = time.monotonic()
+        part.timeout = max(0.5, min(most, fraction * self.remaining))
+        part.timings = self.timings
+        return part
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.check()
@@ -213,6 +230,18 @@ def solve(
                 )
                 if hints_used:
                     note("preparing", f"hints from the file: {hints_used}")
+        # What an earlier solve of the same user found fills what the file left
+        # open; tried first, with the blind retry behind it like the file's hints.
+        size = (image.width, image.height) if image is not None else (sources.width, sources.height)
+        effective_from_file = effective
+        effective, learned = hints_mod.apply_learned(
+            effective, image_width=size[0], image_height=size[1]
+        )
+        if learned:
+            hints_used = dict(hints_used)
+            hints_used["learned"] = learned
+            hints_used["sources"] = [*hints_used.get("sources", []), learned["source"]]
+            note("preparing", f"hints from an earlier solve: {learned}")
 
     full: SourceList | None = None
     bright: SourceList | None = None
@@ -362,12 +391,30 @@ def solve(
         note("solving", result.failure.message)
     else:
         attempts = [("hinted" if hints_used else "as given", effective)]
+        if "center" in hints_used.get("learned", {}):
+            # A learned position is the likeliest wrong hint (the user slewed to
+            # another target): the learned scale alone is tried before going blind.
+            without, _ = hints_mod.apply_learned(
+                effective_from_file, image_width=width, image_height=height, position=False
+            )
+            if without != effective:
+                attempts.append(("without the learned position", without))
         if hints_used:
-            attempts.append(("blind retry without the file's hints", params))
+            attempts.append(("blind retry without the hints", params))
         try:
-            for number, (label, attempt_params) in enumerate(attempts, start=1):
-                last = number == len(attempts)
+            for number, (label, attempt_params) in enumerate(attempts):
                 constraints = constraints_for(attempt_params, width)
+                attempt_clock = clock
+                if number < len(attempts) - 1:
+                    # A hint can be wrong (another target, another lens, a header
+                    # copied from another frame), and a search around a wrong place
+                    # is slow to give up: it gets a share of the time, the next
+                    # attempt the rest.
+                    attempt_clock = (
+                        clock.share(LEARNED_SHARE, LEARNED_MAX_SECONDS)
+                        if learned
+                        else clock.share(HINTED_TIME_SHARE, math.inf)
+                    )
                 try:
                     outcome, sources = _run_solvers(
                         solvers,
@@ -375,16 +422,14 @@ def solve(
                         companions,
                         constraints,
                         work,
-                        clock,
+                        attempt_clock,
                         note,
                         label,
-                        # A header that lies must not spend the blind retry's time.
-                        time_share=1.0 if last else HINTED_TIME_SHARE,
                     )
                 except SolveTimeoutError:
-                    if last or clock.remaining <= 0:
+                    if attempt_clock is clock or clock.remaining <= 0:
                         raise
-                    note("solving", f"{label}: no solution in its share of the time")
+                    note("solving", f"{label}: its share of the time is up")
                     continue
                 if outcome is not None and outcome.solved:
                     break
@@ -513,13 +558,8 @@ def _run_solvers(
     clock: _Clock,
     note: Progress,
     label: str,
-    *,
-    time_share: float = 1.0,
 ) -> tuple[SolverOutcome | None, SourceList]:
     """The first solver's solution, or the last one's failure; and the sources used.
-
-    The solvers get ``time_share`` of the time left (an attempt that another
-    follows leaves it the rest).
 
     astrometry.net starts on ``sources`` and polls ``companions()`` for more lists
     of the same image to search at once; the sources returned are then the list
@@ -539,7 +579,7 @@ def _run_solvers(
                     [("sep", sources)],
                     constraints,
                     work / solver.name.replace(".", "_"),
-                    timeout=max(0.5, clock.remaining * time_share),
+                    timeout=max(0.5, clock.remaining),
                     cancel=clock.cancel,
                     later=later,
                 )
@@ -548,7 +588,7 @@ def _run_solvers(
                     sources,
                     constraints,
                     work / solver.name.replace(".", "_"),
-                    timeout=max(0.5, clock.remaining * time_share),
+                    timeout=max(0.5, clock.remaining),
                     cancel=clock.cancel,
                 )
         if outcome.solved:

@@ -37,7 +37,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from skysolve.engine.archives import archive_format
-from skysolve.engine.params import SolveParameters
+from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.results import SolveFunction, SolveResult, SourceList
 from skysolve.errors import (
     AbandonedError,
@@ -53,6 +53,7 @@ from skysolve.queue.fetch import fetch_url
 from skysolve.queue.heartbeat import alive
 from skysolve.queue.models import ServedOwner
 from skysolve.submissions.archives import expand_submission_archive
+from skysolve.submissions.learned_hints import learned_hints_for
 from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.services import add_machine_tags, store_upload, upload_path
 
@@ -403,7 +404,15 @@ class Worker:
             self._finish(job, Job.FAILURE, error=exc)
             return
         timeout = min(params.timeout, self.job_timeout)
-        params = params.replace(timeout=timeout)
+        # Learned hints come from the queue alone, never from the stored request.
+        learned: tuple[LearnedHint, ...] = ()
+        if settings.SKYSOLVE_LEARNED_HINTS:
+            try:
+                learned = learned_hints_for(job)
+            except (OperationalError, InterfaceError) as exc:
+                # Only a head start is lost: the solve goes on without it.
+                log.warning("job %s: earlier solves not read: %s", job.id, exc)
+        params = params.replace(timeout=timeout, learned_hints=learned)
         running = Running(
             job.id, deadline=self.clock() + timedelta(seconds=timeout), timeout=timeout
         )

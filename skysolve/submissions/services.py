@@ -146,7 +146,11 @@ class SubmissionOptions:
 def parse_options(args: Mapping[str, Any], user: User | None) -> SubmissionOptions:
     """Validate request-json options; raises ServiceError with a clear message."""
     try:
-        parameters = SolveParameters.from_mapping(args)
+        # Learned hints are the queue's to give (from the owner's own solves),
+        # not a request's: one sent by a client is dropped.
+        parameters = SolveParameters.from_mapping(
+            {k: v for k, v in args.items() if k != "learned_hints"}
+        )
     except InvalidParameterError as exc:
         raise ServiceError(str(exc)) from None
     profile = Profile.for_user(user) if user is not None else None

@@ -235,6 +235,8 @@ SKYSOLVE_WORKER_NICE = envint("SKYSOLVE_WORKER_NICE", 10)
 SKYSOLVE_HEARTBEAT_SECONDS = envfloat("SKYSOLVE_HEARTBEAT_SECONDS", 10.0)
 #: How many times a job may be started before a lost worker counts as a failure.
 SKYSOLVE_MAX_ATTEMPTS = envint("SKYSOLVE_MAX_ATTEMPTS", 3)
+#: Try the scale and position of the owner's earlier solves (same image size) first.
+SKYSOLVE_LEARNED_HINTS = envbool("SKYSOLVE_LEARNED_HINTS", True)
 #: Dotted path of the solve callable (the engine by default; tests swap in a fake).
 #: Where `skysolve index fetch` downloads each index series from ("5200=URL,...").
 SKYSOLVE_INDEX_MIRRORS = envstr("SKYSOLVE_INDEX_MIRRORS", "")

@@ -94,3 +94,16 @@ def test_it_accepts_client_spellings() -> None:
     )
     assert p.scale_lower == 0.5 and p.crpix_center and p.invert and p.tweak_order == 0
     assert p.scale_units == "arcsecperpix" and p.center_ra is None
+
+
+def test_it_carries_learned_hints_over_the_wire_and_leaves_requests_unchanged() -> None:
+    from skysolve.engine.params import LearnedHint
+
+    assert "learned_hints" not in SolveParameters().to_dict()
+    hint = LearnedHint("earlier solve of job 3", 400, 300, 0.9, 1.2, 10.0, -5.0, 2.0)
+    params = SolveParameters(learned_hints=(hint,))
+    assert SolveParameters.from_mapping(params.to_dict()) == params
+    with pytest.raises(InvalidParameterError, match="malformed hint"):
+        SolveParameters.from_mapping({"learned_hints": [{"source": "x"}]})
+    with pytest.raises(InvalidParameterError, match="scale_lower <= scale_upper"):
+        LearnedHint("x", 400, 300, 2.0, 1.0)

@@ -2,13 +2,14 @@
 
 import math
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from skysolve.engine.params import SolveParameters
+from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
 from skysolve.engine.results import SolveResult, SourceList, nova_orientation
 from skysolve.engine.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
@@ -335,3 +336,57 @@ def test_it_goes_on_with_seps_list_when_image2xy_cannot_run(
     result = solve(path, params, tmp_path / "out", config=FAST)
     assert result.solved, result.failure
     assert "image2xy's list left out" in result.log and "no-such-image2xy" in result.log
+
+
+def _learned(f_spec: FieldSpec, *, scale: float, ra: float, dec: float) -> LearnedHint:
+    return LearnedHint(
+        source="earlier solve of job 7",
+        image_width=f_spec.width,
+        image_height=f_spec.height,
+        scale_lower=scale * 0.85,
+        scale_upper=scale * 1.15,
+        center_ra=ra,
+        center_dec=dec,
+    )
+
+
+def test_it_tries_an_earlier_solves_hints_first_and_reports_their_source(tmp_path: Path) -> None:
+    spec = FieldSpec(ra=120.0, dec=10.0, pixscale=25.0, width=1024, height=768, seed=4)
+    f = make_field(spec, render=False)
+    hint = _learned(spec, scale=25.0, ra=121.0, dec=10.5)
+    params = SolveParameters(learned_hints=(hint,), timeout=60)
+    result = solve(f.sources, params, tmp_path / "a", config=FAST)
+    assert_matches_truth(result, f.truth.to_nova())
+    assert result.hints["learned"]["source"] == "earlier solve of job 7"
+    assert result.hints["learned"]["center"] == [121.0, 10.5]
+    assert "earlier solve of job 7" in result.hints["sources"]
+    assert "(hinted)" in result.log and "blind retry" not in result.log
+    # An image of another size (another camera or binning) does not take it.
+    other = SolveParameters(learned_hints=(replace(hint, image_width=1000),), timeout=60)
+    plain = solve(f.sources, other, tmp_path / "b", config=FAST)
+    assert_matches_truth(plain, f.truth.to_nova())
+    assert plain.hints == {}
+    # The user's own "no hints" is obeyed.
+    off = SolveParameters(learned_hints=(hint,), use_hints=False, timeout=60)
+    assert solve(f.sources, off, tmp_path / "c", config=FAST).hints == {}
+
+
+def test_it_solves_through_the_retries_when_a_learned_hint_is_wrong(tmp_path: Path) -> None:
+    spec = FieldSpec(ra=50.0, dec=30.0, pixscale=30.0, width=800, height=600, seed=9)
+    f = make_field(spec, render=False)
+    # The same camera pointed elsewhere: the learned scale alone solves it.
+    moved = _learned(spec, scale=30.0, ra=250.0, dec=-60.0)
+    result = solve(
+        f.sources, SolveParameters(learned_hints=(moved,), timeout=60), tmp_path / "a", config=FAST
+    )
+    assert_matches_truth(result, f.truth.to_nova())
+    assert "(without the learned position)" in result.log
+    assert "blind retry" not in result.log
+    # Wrong scale and wrong place (another lens on a same-sized sensor): blind.
+    wrong = _learned(spec, scale=90.0, ra=250.0, dec=-60.0)
+    retried = solve(
+        f.sources, SolveParameters(learned_hints=(wrong,), timeout=60), tmp_path / "b", config=FAST
+    )
+    assert_matches_truth(retried, f.truth.to_nova())
+    assert "blind retry without the hints" in retried.log
+    assert retried.hints["learned"]["source"] == "earlier solve of job 7"
