@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from skysolve.cli import main
-from tests.conftest import REPO_ROOT
 from tests.gates import INDEX_PACKAGE, require_file
 
 
@@ -98,7 +97,9 @@ def test_it_fails_cleanly_for_a_missing_database(
 
 def test_it_reports_the_database_make_setup_built(capsys: pytest.CaptureFixture[str]) -> None:
     """`make setup` builds the checkout's database; a failed build must not pass CI quietly."""
-    installed = REPO_ROOT / "var" / "fastpath" / "default.t3db"
+    from skysolve.engine.fastpath.database import build_db_path
+
+    installed = build_db_path()  # the shared location, where `make setup` builds it
     require_file(installed, "the fast-path database `make setup` builds (skysolve db build)")
     assert main(["db", "info", str(installed)]) == 0
     assert "FOV 4-70 deg" in capsys.readouterr().out
