@@ -30,6 +30,7 @@ def gated_fake_solve(
     *,
     cancel: threading.Event | None = None,
     progress: Callable[[str, str], None] | None = None,
+    verified: Callable[[SolveResult], None] | None = None,
 ) -> SolveResult:
     gate = Path(os.environ["SKYSOLVE_FAKE_GATE"])
     if progress:
@@ -40,4 +41,6 @@ def gated_fake_solve(
             raise SolveCancelledError("cancelled")
         if cancel is None:
             time.sleep(0.2)
-    return FakeSolver()(source, params, out_dir, cancel=cancel, progress=progress)
+    return FakeSolver()(
+        source, params, out_dir, cancel=cancel, progress=progress, verified=verified
+    )
