@@ -70,7 +70,7 @@ typecheck: venv
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 unit: setup client-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 unit-postgres: setup
 	@if $(BIN)/python tests/check_services.py postgresql; then \
