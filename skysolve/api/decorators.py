@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
@@ -114,8 +114,13 @@ def _headers_only(response: HttpResponseBase) -> HttpResponse:
     head = HttpResponse(status=response.status_code)
     for name, value in response.items():
         head[name] = value
-    if isinstance(response, StreamingHttpResponse):
-        response.close()  # closes the file a FileResponse opened
+    if isinstance(response, FileResponse):
+        # Only the file: response.close() would also send request_finished in the
+        # middle of the request, and Django then closes the database connection.
+        if response.file_to_stream is not None:
+            response.file_to_stream.close()
+    elif isinstance(response, StreamingHttpResponse):
+        pass  # a generator: nothing opened yet
     elif isinstance(response, HttpResponse) and "Content-Length" not in head:
         head["Content-Length"] = str(len(response.content))
     return head

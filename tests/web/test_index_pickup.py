@@ -110,6 +110,7 @@ def test_it_solves_after_a_fetch_without_a_restart(
 
     # `skysolve index list` on this installation counts the job for that file.
     env["SKYSOLVE_DATA_DIR"] = str(server.data_dir)
+    env.pop("DATABASE_URL", None)  # the service's own (SQLite) database, in every run
     listed = subprocess.run(
         [*CLI, "index", "list", "--json"], env=env, cwd=REPO_ROOT,
         capture_output=True, text=True, timeout=120,
