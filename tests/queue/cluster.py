@@ -260,10 +260,18 @@ class Cluster:
         return iter(sorted(self.tmp.glob("*.log")))
 
     def wait_finished(self, count: int) -> None:
+        """Wait until ``count`` jobs ended and their files are recorded too.
+
+        A solved job is ``success`` as soon as its answer is recorded, while
+        its stage is still ``pictures`` (skysolve.queue.worker.PICTURES: results
+        in two steps).
+        """
+
         def finished() -> bool:
-            statuses = self.statuses()
-            return len(statuses) == count and all(
-                s in ("success", "failure", "cancelled") for s in statuses
+            rows = self.query("SELECT status, stage FROM submissions_job")
+            return len(rows) == count and all(
+                status in ("success", "failure", "cancelled") and stage != "pictures"
+                for status, stage in rows
             )
 
         self.wait_for(finished, f"{count} jobs to finish")
