@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
@@ -119,8 +119,6 @@ def _headers_only(response: HttpResponseBase) -> HttpResponse:
         # middle of the request, and Django then closes the database connection.
         if response.file_to_stream is not None:
             response.file_to_stream.close()
-    elif isinstance(response, StreamingHttpResponse):
-        pass  # a generator: nothing opened yet
     elif isinstance(response, HttpResponse) and "Content-Length" not in head:
         head["Content-Length"] = str(len(response.content))
     return head
