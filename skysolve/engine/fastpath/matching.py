@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -28,7 +29,7 @@ from skysolve.engine.fastpath.verification import (
     _separation,
     verify_calibration,
 )
-from skysolve.engine.results import SourceList
+from skysolve.engine.results import DeferredHeader, SourceList
 from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import ConfigurationError, SolveCancelledError
 
@@ -61,6 +62,38 @@ class PatternHashSolver(Solver):
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
+
+    def prefetch(self, constraints: SolveConstraints, width: int, height: int) -> bool:
+        """Start loading the database a solve with ``constraints`` will search.
+
+        The load (0.1-0.2 s for the whole default database, in tetra3rs, which
+        lets other threads run) goes on in a background thread while the
+        caller reads hints and finds the brightest sources; :meth:`solve`
+        then finds it loaded, or waits for the rest.  Returns whether a load
+        was started (nothing to do: no database, a scale it does not cover, or
+        already loaded).
+        """
+        try:
+            info = read_info(self.db_path)
+            if info is None:
+                return False
+            guesses = self._fov_guesses(info, constraints, max(width, height))
+            if not guesses:
+                return False
+            path = self._choose_database(guesses)
+        except (OSError, ConfigurationError):
+            return False
+        if _is_loaded(path):
+            return False
+
+        def load() -> None:
+            try:
+                load_database(path)
+            except ConfigurationError:
+                pass  # solve() reports it and leaves the field to the next solver
+
+        threading.Thread(target=load, name="fastpath-load", daemon=True).start()
+        return True
 
     def solve(
         self,
@@ -159,7 +192,9 @@ class PatternHashSolver(Solver):
         return SolverOutcome(
             solved=True,
             solver=self.name,
-            wcs_header=refined.model.to_header(w, h),
+            # Built when read: a solve that writes no files never imports astropy.
+            wcs_header=DeferredHeader(functools.partial(refined.model.to_header, w, h)),
+            wcs_model=refined.model,
             index=loaded.info.path.name,
             files=files,
             log="\n".join(log) + "\n",
