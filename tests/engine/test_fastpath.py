@@ -562,3 +562,35 @@ def test_a_fast_path_answer_without_files_imports_no_astropy(
     assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
     assert result["objects_in_field"]
     assert report == {"status": 0, "astropy": []}
+
+
+def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_database(
+    db_with_band: Path, tmp_path: Path
+) -> None:
+    band = band_paths(db_with_band)[0]  # 22-32 degrees, inside the whole 20-32
+
+    def around(width_deg: float) -> SolveConstraints:
+        """A +-10 % hint around ``width_deg``: reaches below the band's 23.1-degree margin."""
+        scale = width_deg * 3600.0 / WIDTH
+        return SolveConstraints(scale_low=scale * 0.9, scale_high=scale * 1.1)
+
+    solver = PatternHashSolver(db_with_band)
+    database._cache.clear()  # as in a new process
+    plan = solver._search_plan([(24.0, 2.5)])
+    assert [p for p, _ in plan] == [band, db_with_band]
+    (fov, error), *_ = plan[0][1]
+    assert (fov - error, fov + error) == pytest.approx((22.0 * 1.05, 26.5))
+    # A field in the middle of the hint: the band alone finds it.
+    f = field(24.0, rotation=40.0)
+    out = solver.solve(f.sources, around(24.0), tmp_path, timeout=30)
+    assert out.solved and out.index == band.name, out.log
+    assert not database._is_loaded(db_with_band)
+    assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
+    # A field at the hint's lower end, below the band's margin: the whole
+    # database finds it after the band, as it did before bands were tried.
+    database._cache.clear()
+    g = field(21.0, rotation=75.0, ra=40.0, dec=20.0)
+    out = solver.solve(g.sources, around(23.2), tmp_path, timeout=30)
+    assert out.solved and out.index == db_with_band.name, out.log
+    assert "the whole database next" in out.log
+    assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, g.wcs) < 0.2
