@@ -579,6 +579,7 @@ def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_da
     plan = solver._search_plan([(24.0, 2.5)])
     assert [p for p, _ in plan] == [band, db_with_band]
     (fov, error), *_ = plan[0][1]
+    assert error is not None
     assert (fov - error, fov + error) == pytest.approx((22.0 * 1.05, 26.5))
     # A field in the middle of the hint: the band alone finds it.
     f = field(24.0, rotation=40.0)
