@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-real bench-load bench-soak serve clean
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak serve clean
 
 setup: system-packages venv fastpath-db
 
@@ -84,6 +84,11 @@ test: setup lint typecheck unit unit-postgres
 
 bench: setup
 	$(BIN)/python bench/engine_bench.py
+
+# The issue's yardstick: five seeded blind 1.5 x 1 degree fields of 800x526
+# pixels, skysolve and solve-field on each in one run (solve-field takes minutes).
+bench-target: setup
+	nice $(BIN)/python bench/engine_bench.py --target 5 --limit 180
 
 # skysolve against solve-field on the real-image corpus (../shared/images/corpus
 # or SKYSOLVE_CORPUS), blind and hinted, with and without the fast path; long

@@ -46,10 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.wcs import WCS
 
 from skysolve.engine.constellations import constellations
-from skysolve.engine.results import Annotation
+from skysolve.engine.results import Annotation, CelestialWCS
 from skysolve.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -332,12 +331,12 @@ class FieldGeometry:
     long_side_deg: float
 
 
-def field_geometry(wcs: WCS, width: int, height: int) -> FieldGeometry:
+def field_geometry(wcs: CelestialWCS, width: int, height: int) -> FieldGeometry:
     """Centre, radius and pixel scale of an image with a celestial WCS.
 
     Parameters
     ----------
-    wcs : astropy.wcs.WCS
+    wcs : astropy.wcs.WCS or another CelestialWCS (the fast path's TanSip)
         Celestial WCS (TAN, TAN-SIP, ...) in 1-based FITS pixel convention.
     width, height : int
         Image size in pixels.
@@ -382,8 +381,12 @@ def field_geometry(wcs: WCS, width: int, height: int) -> FieldGeometry:
     )
 
 
-def _check_inputs(wcs: WCS, width: int, height: int) -> None:
-    if not isinstance(wcs, WCS) or not wcs.has_celestial:
+def _check_inputs(wcs: CelestialWCS, width: int, height: int) -> None:
+    # Any celestial WCS with astropy's methods: astropy's own, or the fast
+    # path's TAN-SIP model (no astropy import for a fast-path answer).
+    if not all(hasattr(wcs, a) for a in ("all_pix2world", "all_world2pix", "celestial")) or not (
+        getattr(wcs, "has_celestial", False)
+    ):
         raise BadInputError("a celestial WCS is needed to name objects in the field")
     if wcs.pixel_n_dim != 2:
         raise BadInputError(f"the WCS must have 2 pixel axes, not {wcs.pixel_n_dim}")
@@ -392,7 +395,7 @@ def _check_inputs(wcs: WCS, width: int, height: int) -> None:
 
 
 def _project(
-    wcs: WCS, ra: np.ndarray, dec: np.ndarray, pixscale_deg: float
+    wcs: CelestialWCS, ra: np.ndarray, dec: np.ndarray, pixscale_deg: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """1-based pixel positions and a mask of trustworthy ones.
 
@@ -435,7 +438,9 @@ def _inside(
 # -- the three kinds of things ---------------------------------------------------
 
 
-def _constellations(wcs: WCS, width: int, height: int) -> list[tuple[str, str, float, float]]:
+def _constellations(
+    wcs: CelestialWCS, width: int, height: int
+) -> list[tuple[str, str, float, float]]:
     """(long name, abbreviation, x, y) of constellations in the field, largest share first."""
     nx, ny = 25, 19
     gx, gy = np.meshgrid(np.linspace(0.5, width + 0.5, nx), np.linspace(0.5, height + 0.5, ny))
@@ -460,7 +465,7 @@ def _constellations(wcs: WCS, width: int, height: int) -> list[tuple[str, str, f
 
 
 def _bright_stars(
-    wcs: WCS,
+    wcs: CelestialWCS,
     width: int,
     height: int,
     geometry: FieldGeometry,
@@ -493,7 +498,7 @@ def _bright_stars(
 
 
 def _deep_sky(
-    wcs: WCS,
+    wcs: CelestialWCS,
     width: int,
     height: int,
     geometry: FieldGeometry,
@@ -546,7 +551,7 @@ def _star_label(names: Sequence[str]) -> str:
 
 
 def objects_in_field(
-    wcs: WCS,
+    wcs: CelestialWCS,
     width: int,
     height: int,
     *,
@@ -559,7 +564,7 @@ def objects_in_field(
 
     Parameters
     ----------
-    wcs : astropy.wcs.WCS
+    wcs : astropy.wcs.WCS or another CelestialWCS (the fast path's TanSip)
         The solved celestial WCS, 1-based FITS pixel convention; SIP distortion
         is honoured (``all_world2pix``).
     width, height : int

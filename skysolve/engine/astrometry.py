@@ -25,10 +25,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from astropy.io import fits
 
 from skysolve.engine.indexes import (
     DEFAULT_INDEX_DIRS,
@@ -45,6 +44,9 @@ from skysolve.errors import (
     SolverFailedError,
     SolveTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 #: How often the watcher checks processes, cancel flags and the clock.
 POLL_SECONDS = 0.01
@@ -80,6 +82,8 @@ def write_axy(
     ``outputs`` maps the engine's output keywords (solved, match, rdls, wcs,
     corr, cancel) to the files it should write.
     """
+    from astropy.io import fits
+
     hdr = fits.Header()
     hdr["IMAGEW"] = (int(sources.width), "image width")
     hdr["IMAGEH"] = (int(sources.height), "image height")
@@ -129,6 +133,8 @@ def write_axy(
 
 def source_table(sources: SourceList) -> fits.BinTableHDU:
     """The sources as the X, Y, FLUX[, BACKGROUND] table astrometry.net reads."""
+    from astropy.io import fits
+
     cols = [
         fits.Column(name="X", format="E", array=np.asarray(sources.x, np.float32)),
         fits.Column(name="Y", format="E", array=np.asarray(sources.y, np.float32)),
@@ -276,6 +282,8 @@ class AstrometryNetSolver(Solver):
             if name in ("wcs", "corr", "rdls", "match") and path.exists()
         }
         files["axy"] = winner.workdir / "field.axy"
+        from astropy.io import fits
+
         header = fits.getheader(files["wcs"], 0)
         return SolverOutcome(
             solved=True,

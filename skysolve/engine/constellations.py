@@ -14,16 +14,20 @@ named after its neighbour.
 from __future__ import annotations
 
 import functools
-from importlib.resources import files
+import importlib.util
+from pathlib import Path
 
 import erfa
 import numpy as np
 
 # Not get_constellation itself: its import and its transform to a precessed
-# geocentric frame cost more than a hinted solve; its data files are read
-# through the package-resource API, and tests/engine/test_constellations.py
-# checks the answers against get_constellation.
-_DATA = files("astropy.coordinates") / "data"
+# geocentric frame cost more than a hinted solve; its data files are read from
+# the installed package, found without importing it (importing
+# astropy.coordinates costs a tenth of a second), and
+# tests/engine/test_constellations.py checks the answers against get_constellation.
+_spec = importlib.util.find_spec("astropy")
+assert _spec is not None and _spec.origin is not None, "astropy is a dependency"
+_DATA = Path(_spec.origin).parent / "coordinates" / "data"
 
 
 @functools.cache

@@ -14,12 +14,13 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any
-
-from astropy.io import fits
+from typing import TYPE_CHECKING, Any
 
 from skysolve.engine.images import LoadedImage
 from skysolve.engine.params import FILM_WIDTH_MM, LearnedHint, SolveParameters
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 #: Search radius (deg) around a position hint when the field size is unknown.
 DEFAULT_RADIUS = 20.0

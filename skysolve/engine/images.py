@@ -31,10 +31,9 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.io import fits
 
 from skysolve.errors import (
     BadInputError,
@@ -44,6 +43,9 @@ from skysolve.errors import (
     SolveError,
     UnsupportedFormatError,
 )
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 #: Formats :func:`load_image` reads, as :attr:`LoadedImage.format` names them.
 IMAGE_FORMATS: tuple[str, ...] = ("fits", "jpeg", "png", "tiff", "gif", "bmp", "webp")
@@ -430,6 +432,8 @@ def _replace_non_finite(plane: np.ndarray, *, fmt: str) -> None:
 
 
 def _load_fits(fh: IO[bytes], *, max_pixels: int) -> LoadedImage:
+    from astropy.io import fits
+
     file_size = fh.seek(0, os.SEEK_END)
     fh.seek(0)
     # Readers warn about non-standard headers that are still readable; real damage raises.
@@ -447,6 +451,8 @@ def _load_fits(fh: IO[bytes], *, max_pixels: int) -> LoadedImage:
 
 
 def _first_fits_image(hdul: fits.HDUList, *, file_size: int, max_pixels: int) -> LoadedImage:
+    from astropy.io import fits
+
     seen = 0
     skipped: list[str] = []
     for index, hdu in enumerate(hdul):

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from astropy.io import fits
-
 from skysolve.errors import ConfigurationError, NoIndexError
 
 log = logging.getLogger(__name__)
@@ -79,6 +77,8 @@ class IndexFile:
 
 def read_index_header(path: Path) -> IndexFile:
     """Read an index file's identity and scale range from its primary header."""
+    from astropy.io import fits  # here: a fast-path solve never reads an index
+
     try:
         header = fits.getheader(path, 0)
     except (OSError, ValueError) as exc:

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from astropy.io import fits
-from astropy.wcs import WCS
 
 from skysolve.errors import (
     BadInputError,
@@ -28,7 +26,75 @@ from skysolve.errors import (
 )
 
 if TYPE_CHECKING:
+    # Imported where used: astropy costs a quarter of a second of every
+    # ``skysolve solve`` process, and a fast-path answer printed without files
+    # needs none of it.
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
     from skysolve.engine.params import SolveParameters
+
+
+class CelestialWCS(Protocol):
+    """The part of astropy's celestial WCS the calibration and the annotations use.
+
+    :class:`astropy.wcs.WCS` has it, and so has the fast path's numpy
+    :class:`~skysolve.engine.fastpath.tansip.TanSip`.
+    """
+
+    @property
+    def has_celestial(self) -> bool: ...
+    @property
+    def pixel_n_dim(self) -> int: ...
+    @property
+    def celestial(self) -> Any: ...
+    def all_pix2world(self, *args: Any, **kwargs: Any) -> Any: ...
+    def all_world2pix(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class DeferredHeader:
+    """A WCS header that is built from a model the first time it is read.
+
+    A solver that knows its WCS as a model (the fast path's TAN-SIP) hands
+    this instead of a :class:`~astropy.io.fits.Header`; reading the
+    ``wcs_header`` of a :class:`SolveResult` or
+    :class:`~skysolve.engine.solvers.SolverOutcome` builds the header then
+    (importing astropy), so a solve nobody asks a header of never imports it.
+    """
+
+    def __init__(self, make: Callable[[], fits.Header]) -> None:
+        self._make = make
+
+    def build(self) -> fits.Header:
+        return self._make()
+
+
+class HeaderField:
+    """A dataclass field holding a WCS header or a :class:`DeferredHeader`.
+
+    Reading it always gives a header (or None); a deferred one is built once
+    and kept.  Assigning takes either.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}_value"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return None  # the dataclass default
+        value = obj.__dict__.get(self._slot)
+        if isinstance(value, DeferredHeader):
+            value = value.build()
+            obj.__dict__[self._slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = value
+
+    @staticmethod
+    def raw(obj: Any, name: str) -> Any:
+        """What ``obj.name`` holds, a deferred header left unbuilt (None: nothing)."""
+        return obj.__dict__.get(f"_{name}_value")
 
 
 @dataclass(frozen=True)
@@ -104,7 +170,7 @@ class Calibration:
     height_arcsec: float
 
     @classmethod
-    def from_wcs(cls, wcs: WCS, width: int, height: int) -> Calibration:
+    def from_wcs(cls, wcs: CelestialWCS | WCS, width: int, height: int) -> Calibration:
         """Compute the nova fields from a celestial WCS and the image size.
 
         The CD matrix used is the WCS's local linear approximation at the image
@@ -231,7 +297,8 @@ class SolveResult:
     image_width: int
     image_height: int
     calibration: Calibration | None = None
-    wcs_header: fits.Header | None = None
+    #: The WCS header (built on first read when the solver gave a DeferredHeader).
+    wcs_header: fits.Header | None = HeaderField()
     solver: str | None = None  # "astrometry.net" or "pattern-hash"
     index: str | None = None  # index file (or database) that matched
     hints: dict[str, Any] = field(default_factory=dict)
@@ -342,7 +409,9 @@ class SolveFunction(Protocol):
     ) -> SolveResult: ...
 
 
-def local_cd_matrix(wcs: WCS, x: float, y: float, *, step: float = 0.5) -> np.ndarray:
+def local_cd_matrix(
+    wcs: CelestialWCS | WCS, x: float, y: float, *, step: float = 0.5
+) -> np.ndarray:
     """The CD matrix (deg/pixel) of ``wcs`` linearised at 1-based pixel (x, y).
 
     Columns are d/dx and d/dy; rows are the tangent-plane coordinates at the
@@ -367,6 +436,8 @@ def local_cd_matrix(wcs: WCS, x: float, y: float, *, step: float = 0.5) -> np.nd
 
 def wcs_from_header(header: fits.Header, width: int, height: int) -> WCS:
     """A celestial WCS from a solver's header (which has NAXIS = 0)."""
+    from astropy.wcs import WCS
+
     h = header.copy()
     h["NAXIS"] = 2
     h["NAXIS1"] = int(width)

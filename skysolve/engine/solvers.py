@@ -12,11 +12,12 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from astropy.io import fits
+from skysolve.engine.results import HeaderField, SourceList
 
-from skysolve.engine.results import SourceList
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class SolverOutcome:
 
     solved: bool
     solver: str
-    wcs_header: fits.Header | None = None
+    #: The WCS header; a solver may give a DeferredHeader, built when first read.
+    wcs_header: fits.Header | None = HeaderField()
     index: str | None = None
     files: dict[str, Path] = field(default_factory=dict)
     log: str = ""
@@ -58,6 +60,10 @@ class SolverOutcome:
     #: same image (None: the one it was given), and that list's name.
     sources: SourceList | None = None
     source_list: str = ""
+    #: The WCS as a model with astropy's celestial-WCS methods (the fast path's
+    #: TAN-SIP), when the solver has one: the pipeline computes the calibration
+    #: and the objects in the field from it without building an astropy WCS.
+    wcs_model: Any = None
 
 
 class Solver(ABC):

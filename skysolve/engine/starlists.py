@@ -16,13 +16,15 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.io import fits
 
 from skysolve.engine.images import MAX_FITS_HDUS, open_decompressed, read_head
 from skysolve.engine.results import SourceList
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 from skysolve.errors import (
     BadInputError,
     CorruptFileError,
@@ -222,6 +224,8 @@ def _find_column(names: Sequence[str], wanted: tuple[str, ...]) -> str | None:
 
 
 def _first_xy_table(hdul: fits.HDUList) -> tuple[int, Any, str, str] | None:
+    from astropy.io import fits
+
     for index, hdu in enumerate(hdul):
         if index >= MAX_FITS_HDUS:
             return None
@@ -255,6 +259,8 @@ def _primary_has_data(head: bytes) -> bool:
 
 
 def _fits_has_xy_table(fh: IO[bytes]) -> bool:
+    from astropy.io import fits
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -267,6 +273,8 @@ def _fits_has_xy_table(fh: IO[bytes]) -> bool:
 def _read_fits_table(
     fh: IO[bytes], *, max_sources: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int | None, int | None]:
+    from astropy.io import fits
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

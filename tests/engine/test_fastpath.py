@@ -464,3 +464,134 @@ def test_it_extracts_only_the_brightest_stars_for_the_fast_path_of_the_pipeline(
     result = solve(image, params, tmp_path / "slow", config=config)
     assert result.solved and result.solver == "astrometry.net"
     assert "extract" in result.timings and result.n_sources >= 0.9 * len(narrow.sources)
+
+
+def test_it_describes_its_answer_with_its_own_model_as_astropy_would_with_the_header(
+    db_20_30: Path, tmp_path: Path
+) -> None:
+    from skysolve.engine.annotations import objects_in_field
+    from skysolve.engine.results import Calibration, DeferredHeader, HeaderField
+
+    f = field(24.0, rotation=65.0, parity=-1, ra=80.0, dec=-5.0)
+    out = PatternHashSolver(db_20_30).solve(f.sources, hint(f), tmp_path, timeout=30)
+    assert out.solved, out.log
+    model = out.wcs_model
+    assert isinstance(model, TanSip) and model.order == 2
+    # The header is built when first read, from the same model.
+    assert isinstance(HeaderField.raw(out, "wcs_header"), DeferredHeader)
+    header = out.wcs_header
+    assert isinstance(header, fits.Header) and header["CTYPE1"] == "RA---TAN-SIP"
+    assert HeaderField.raw(out, "wcs_header") is header  # built once
+    astropy_wcs = wcs_from_header(header, WIDTH, HEIGHT)
+    ours = Calibration.from_wcs(model, WIDTH, HEIGHT)
+    theirs = Calibration.from_wcs(astropy_wcs, WIDTH, HEIGHT)
+    for name in ("ra", "dec", "pixscale", "orientation", "parity", "radius"):
+        assert getattr(ours, name) == pytest.approx(getattr(theirs, name), rel=1e-9, abs=1e-9)
+    gx, gy = np.meshgrid(np.linspace(-100, WIDTH + 100, 13), np.linspace(-100, HEIGHT + 100, 9))
+    pix = np.column_stack([gx.ravel(), gy.ravel()])
+    for origin in (0, 1):
+        sky = astropy_wcs.all_pix2world(pix, origin)
+        assert np.allclose(model.all_pix2world(pix, origin), sky, rtol=0, atol=1e-9)
+        back = model.all_world2pix(sky, origin, quiet=True)
+        assert np.max(np.hypot(*(back - pix).T)) < 0.01
+    names, marks = objects_in_field(model, WIDTH, HEIGHT)
+    names_astropy, marks_astropy = objects_in_field(astropy_wcs, WIDTH, HEIGHT)
+    assert names == names_astropy and len(names) > 3
+    assert [(a.type, a.names) for a in marks] == [(a.type, a.names) for a in marks_astropy]
+    for a, b in zip(marks, marks_astropy, strict=True):
+        assert (a.pixelx, a.pixely) == pytest.approx((b.pixelx, b.pixely), abs=0.01)
+
+
+def test_it_starts_loading_the_database_a_hint_needs_before_the_solve(
+    db_with_band: Path, tmp_path: Path
+) -> None:
+    import time
+
+    band = band_paths(db_with_band)[0]
+    f = field(27.0, rotation=40.0)
+    database._cache.clear()  # as in a new process
+    solver = PatternHashSolver(db_with_band)
+    assert solver.prefetch(hint(f, 0.05), WIDTH, HEIGHT)
+    deadline = time.monotonic() + 60
+    while not database._is_loaded(band) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The band the solve will search, not the whole database.
+    assert database._is_loaded(band) and not database._is_loaded(db_with_band)
+    assert not solver.prefetch(hint(f, 0.05), WIDTH, HEIGHT)  # loaded already
+    out = solver.solve(f.sources, hint(f, 0.05), tmp_path, timeout=30)
+    assert out.solved and out.index == band.name
+    # Nothing to load for a scale the database does not cover.
+    database._cache.clear()
+    assert not solver.prefetch(hint(field(2.0)), WIDTH, HEIGHT)
+    assert database._cache == {}
+
+
+def test_a_fast_path_answer_without_files_imports_no_astropy(
+    db_20_30: Path, tmp_path: Path
+) -> None:
+    """`skysolve solve` without --out: astropy's quarter of a second is not paid."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from skysolve.engine.synthetic import write_png
+
+    spec = FieldSpec(
+        ra=200.0, dec=40.0, pixscale=25.0 * 3600.0 / WIDTH, width=WIDTH, height=HEIGHT,
+        rotation=60.0, seed=5, fwhm=2.5, noise=8.0, sky=500.0,
+    )  # fmt: skip
+    image = write_png(make_field(spec), tmp_path / "wide.png")
+    code = (
+        "import json, sys\n"
+        "from skysolve.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'astropy')\n"
+        "print(json.dumps({'status': status, 'astropy': loaded}))\n"
+    )
+    args = ["solve", str(image), "--json", "--no-pictures", "--scale-units", "degwidth"]
+    args += ["--scale-low", "22", "--scale-high", "28"]
+    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db_20_30)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.rstrip("\n").split("\n")
+    result, report = json.loads("\n".join(printed)), json.loads(last)
+    assert result["solved"] and result["solver"] == "pattern-hash"
+    assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
+    assert result["objects_in_field"]
+    assert report == {"status": 0, "astropy": []}
+
+
+def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_database(
+    db_with_band: Path, tmp_path: Path
+) -> None:
+    band = band_paths(db_with_band)[0]  # 22-32 degrees, inside the whole 20-32
+
+    def around(width_deg: float) -> SolveConstraints:
+        """A +-10 % hint around ``width_deg``: reaches below the band's 23.1-degree margin."""
+        scale = width_deg * 3600.0 / WIDTH
+        return SolveConstraints(scale_low=scale * 0.9, scale_high=scale * 1.1)
+
+    solver = PatternHashSolver(db_with_band)
+    database._cache.clear()  # as in a new process
+    plan = solver._search_plan([(24.0, 2.5)])
+    assert [p for p, _ in plan] == [band, db_with_band]
+    (fov, error), *_ = plan[0][1]
+    assert error is not None
+    assert (fov - error, fov + error) == pytest.approx((22.0 * 1.05, 26.5))
+    # A field in the middle of the hint: the band alone finds it.
+    f = field(24.0, rotation=40.0)
+    out = solver.solve(f.sources, around(24.0), tmp_path, timeout=30)
+    assert out.solved and out.index == band.name, out.log
+    assert not database._is_loaded(db_with_band)
+    assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
+    # A field at the hint's lower end, below the band's margin: the whole
+    # database finds it after the band, as it did before bands were tried.
+    database._cache.clear()
+    g = field(21.0, rotation=75.0, ra=40.0, dec=20.0)
+    out = solver.solve(g.sources, around(23.2), tmp_path, timeout=30)
+    assert out.solved and out.index == db_with_band.name, out.log
+    assert "the whole database next" in out.log
+    assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, g.wcs) < 0.2

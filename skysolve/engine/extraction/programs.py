@@ -7,10 +7,9 @@ import subprocess
 import tempfile
 from abc import abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from astropy.io import fits
 
 from skysolve.engine.extraction.base import (
     SourceExtractor,
@@ -25,6 +24,9 @@ from skysolve.errors import (
     SolverFailedError,
     SolveTimeoutError,
 )
+
+if TYPE_CHECKING:
+    pass
 
 _DEBIAN_PACKAGE = {"image2xy": "astrometry.net", "source-extractor": "source-extractor"}
 
@@ -65,11 +67,15 @@ def _run(argv: list[str], *, timeout: float, cwd: Path) -> None:
 
 
 def _write_fits(path: Path, image: np.ndarray) -> None:
+    from astropy.io import fits
+
     fits.PrimaryHDU(data=image.astype(np.float32, copy=False)).writeto(path, overwrite=True)
 
 
 def _read_table(path: Path, hdu: int, columns: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """The named columns of a FITS binary table; ``None`` when there are no rows."""
+    from astropy.io import fits
+
     if not path.exists():
         raise SolverFailedError(f"the source extractor wrote no output file {path.name}")
     try:

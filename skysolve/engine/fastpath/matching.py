@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -28,7 +29,7 @@ from skysolve.engine.fastpath.verification import (
     _separation,
     verify_calibration,
 )
-from skysolve.engine.results import SourceList
+from skysolve.engine.results import DeferredHeader, SourceList
 from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import ConfigurationError, SolveCancelledError
 
@@ -39,6 +40,8 @@ HINTED_RANGE = 2.5
 #: A band database is used for a hinted range at least this factor inside its FOV range
 #: (fields at the very edge of a database's range are found less reliably).
 BAND_MARGIN = 1.05
+#: Why :meth:`PatternHashSolver._search` stopped when the time was up.
+OUT_OF_TIME = "out of time"
 #: Sources handed to tetra3rs (our own verification and refit use more).
 TETRA_CENTROIDS = 100
 
@@ -61,6 +64,38 @@ class PatternHashSolver(Solver):
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
+
+    def prefetch(self, constraints: SolveConstraints, width: int, height: int) -> bool:
+        """Start loading the database a solve with ``constraints`` will search.
+
+        The load (0.1-0.2 s for the whole default database, in tetra3rs, which
+        lets other threads run) goes on in a background thread while the
+        caller reads hints and finds the brightest sources; :meth:`solve`
+        then finds it loaded, or waits for the rest.  Returns whether a load
+        was started (nothing to do: no database, a scale it does not cover, or
+        already loaded).
+        """
+        try:
+            info = read_info(self.db_path)
+            if info is None:
+                return False
+            guesses = self._fov_guesses(info, constraints, max(width, height))
+            if not guesses:
+                return False
+            path = self._search_plan(guesses)[0][0]
+        except (OSError, ConfigurationError):
+            return False
+        if _is_loaded(path):
+            return False
+
+        def load() -> None:
+            try:
+                load_database(path)
+            except ConfigurationError:
+                pass  # solve() reports it and leaves the field to the next solver
+
+        threading.Thread(target=load, name="fastpath-load", daemon=True).start()
+        return True
 
     def solve(
         self,
@@ -98,11 +133,9 @@ class PatternHashSolver(Solver):
                     f"the scale range is outside the database's FOV range "
                     f"{info.min_fov:g}-{info.max_fov:g} deg"
                 )
-            loaded = load_database(self._choose_database(guesses))
+            plan = self._search_plan(guesses)
         except ConfigurationError as exc:
-            # A database removed under a running service costs speed, not the solve.
             return give_up(str(exc))
-        note(f"database {loaded.info.describe()}")
         cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
         # tetra3rs builds patterns from the brightest two dozen and checks a
         # match against all it is given: the first hundred of the (uniformized)
@@ -119,12 +152,60 @@ class PatternHashSolver(Solver):
         radius = VERIFY_RADIUS * pos_err
         refined: _Refined | None = None
         reason = "no pattern matched"
+        for number, (path, part) in enumerate(plan):
+            try:
+                loaded = load_database(path)
+            except ConfigurationError as exc:
+                # A database removed under a running service costs speed, not the solve.
+                return give_up(str(exc))
+            later = " (over the part of the hinted range it covers; the whole database next)"
+            note(f"database {loaded.info.describe()}{later if number < len(plan) - 1 else ''}")
+            refined, reason = self._search(
+                loaded, part, centroids, sources, constraints, radius, note, reason,
+                started=started, timeout=timeout, cancel=cancel,
+            )  # fmt: skip
+            if refined is not None or reason == OUT_OF_TIME:
+                break
+        if refined is None:
+            return give_up(reason)
+        workdir.mkdir(parents=True, exist_ok=True)
+        files = _write_files(workdir, sources, refined, loaded.stars)
+        note("wrote corr and rdls")
+        return SolverOutcome(
+            solved=True,
+            solver=self.name,
+            # Built when read: a solve that writes no files never imports astropy.
+            wcs_header=DeferredHeader(functools.partial(refined.model.to_header, w, h)),
+            wcs_model=refined.model,
+            index=loaded.info.path.name,
+            files=files,
+            log="\n".join(log) + "\n",
+            seconds=time.monotonic() - started,
+        )
+
+    def _search(
+        self,
+        loaded: FastpathDatabase,
+        guesses: list[tuple[float, float | None]],
+        centroids: np.ndarray,
+        sources: SourceList,
+        constraints: SolveConstraints,
+        radius: float,
+        note: Any,
+        reason: str,
+        *,
+        started: float,
+        timeout: float,
+        cancel: threading.Event | None,
+    ) -> tuple[_Refined | None, str]:
+        """tetra3rs on one database, FOV guess after guess: the verified refit, or why not."""
+        w, h = sources.width, sources.height
         for widest, error in guesses:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
             remaining = timeout - (time.monotonic() - started)
             if remaining <= 0:
-                return give_up("out of time")
+                return None, OUT_OF_TIME
             # tetra3rs takes the horizontal FOV.
             horizontal = widest * w / max(w, h)
             attempt = loaded.database.solve_from_centroids(
@@ -149,22 +230,8 @@ class PatternHashSolver(Solver):
                 reason = candidate
                 note(f"rejected: {candidate}")
                 continue
-            refined = candidate
-            break
-        if refined is None:
-            return give_up(reason)
-        workdir.mkdir(parents=True, exist_ok=True)
-        files = _write_files(workdir, sources, refined, loaded.stars)
-        note("wrote corr and rdls")
-        return SolverOutcome(
-            solved=True,
-            solver=self.name,
-            wcs_header=refined.model.to_header(w, h),
-            index=loaded.info.path.name,
-            files=files,
-            log="\n".join(log) + "\n",
-            seconds=time.monotonic() - started,
-        )
+            return candidate, reason
+        return None, reason
 
     @staticmethod
     def _confirm(
@@ -202,29 +269,48 @@ class PatternHashSolver(Solver):
         problem = _constraint_problem(refined.model, constraints, w, h)
         return problem or refined
 
-    def _choose_database(self, guesses: list[tuple[float, float | None]]) -> Path:
-        """The database to search: a narrower band when one covers a hinted range.
+    def _search_plan(
+        self, guesses: list[tuple[float, float | None]]
+    ) -> list[tuple[Path, list[tuple[float, float | None]]]]:
+        """The databases to search, in turn, each with its FOV guesses.
 
         A process that has the whole database loaded already (a service
-        worker) keeps using it; a new process (``skysolve solve``) loads the
-        smallest band that covers the hint, a tenth of the load time.
+        worker) keeps using it.  A new process (``skysolve solve``) with a
+        hinted range loads the smallest band that covers it, a tenth of the
+        load time.  When no band covers the whole range but one covers its
+        middle (a 10-degree field hinted +-10 %: the 9-30 degree band, 32 MB,
+        against the whole 178 MB database), that band is searched first over
+        the part it covers, and the whole database after it over the whole
+        range, so what the fast path finds is the same, only sooner.
         """
         main = self.db_path
+        whole = [(main, guesses)]
         if len(guesses) != 1 or guesses[0][1] is None or _is_loaded(main):
-            return main
+            return whole
         fov, error = guesses[0]
         assert error is not None
         lo, hi = fov - error, fov + error
+        bands = [info for band in band_paths(main) if (info := read_info(band)) is not None]
         covering = [
             info
-            for band in band_paths(main)
-            if (info := read_info(band)) is not None
-            and info.min_fov * BAND_MARGIN <= lo
-            and hi * BAND_MARGIN <= info.max_fov
+            for info in bands
+            if info.min_fov * BAND_MARGIN <= lo and hi * BAND_MARGIN <= info.max_fov
         ]
-        if not covering:
-            return main
-        return min(covering, key=lambda info: info.size_bytes).path
+        if covering:
+            return [(min(covering, key=lambda info: info.size_bytes).path, guesses)]
+        middle = [
+            info
+            for info in bands
+            if info.min_fov * BAND_MARGIN <= fov and fov * BAND_MARGIN <= info.max_fov
+        ]
+        if not middle:
+            return whole
+        band = min(middle, key=lambda info: info.size_bytes)
+        part_lo, part_hi = max(lo, band.min_fov * BAND_MARGIN), min(hi, band.max_fov / BAND_MARGIN)
+        part: list[tuple[float, float | None]] = [
+            ((part_lo + part_hi) / 2.0, (part_hi - part_lo) / 2.0)
+        ]
+        return [(band.path, part), *whole]
 
     @staticmethod
     def _fov_guesses(

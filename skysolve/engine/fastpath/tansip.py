@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from astropy.io import fits
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 
 def _gnomonic(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
@@ -67,6 +69,31 @@ class TanSip:
     b: np.ndarray | None = None
     ap: np.ndarray | None = None
     bp: np.ndarray | None = None
+
+    # The part of astropy's celestial WCS that Calibration.from_wcs and the
+    # annotations use: a fast-path answer is described without importing astropy.
+    has_celestial: ClassVar[bool] = True
+    pixel_n_dim: ClassVar[int] = 2
+
+    @property
+    def celestial(self) -> TanSip:
+        return self
+
+    @property
+    def pixel_scale_matrix(self) -> np.ndarray:
+        return np.asarray(self.cd, dtype=float)
+
+    def all_pix2world(self, xy: Any, origin: int) -> np.ndarray:
+        """(RA, Dec) rows of (x, y) pixel rows, ``origin`` 1 (FITS) or 0, as astropy's."""
+        pix = np.asarray(xy, dtype=float).reshape(-1, 2)
+        ra, dec = self.pix2world(pix[:, 0] + (1 - origin), pix[:, 1] + (1 - origin))
+        return np.column_stack([ra, dec])
+
+    def all_world2pix(self, radec: Any, origin: int, *, quiet: bool = False) -> np.ndarray:
+        """(x, y) pixel rows of (RA, Dec) rows; NaN behind the tangent plane."""
+        sky = np.asarray(radec, dtype=float).reshape(-1, 2)
+        x, y = self.world2pix(sky[:, 0], sky[:, 1])
+        return np.column_stack([x - (1 - origin), y - (1 - origin)])
 
     @classmethod
     def from_wcs(cls, wcs: Any) -> TanSip:
@@ -145,6 +172,8 @@ class TanSip:
                 for i, j in _terms(self.order):
                     value = float(values.get((i, j), 0.0)) / self.s ** (i + j)
                     cards.append((f"{name}_{i}_{j}", value, "no comment"))
+        from astropy.io import fits
+
         # Parsing formatted cards is a tenth of the cost of astropy building them.
         header = fits.Header.fromstring("".join(_header_card(*card) for card in cards))
         header["HISTORY"] = "Created by skysolve's pattern-hash fast path (tetra3rs)."
