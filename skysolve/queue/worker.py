@@ -1,6 +1,10 @@
 """The embedded worker: claims queued jobs from the database and runs the solver.
 
-Every step is a method tests call directly: :meth:`Worker.requeue_expired`,
+A job's whole path is :meth:`Worker.run_job`: the input from
+:func:`skysolve.submissions.preparation.prepare`, the solve function
+(``SKYSOLVE_SOLVER``; a Celery task in the dispatcher's slots), the answer
+recorded as soon as it is verified, then the files.  Every step is a method
+tests call directly: :meth:`Worker.requeue_expired`,
 :meth:`Worker.claim`, :meth:`Worker.heartbeat`, :meth:`Worker.run_job` and
 :meth:`Worker.run_once`.  :meth:`Worker.run_forever` only loops over them and
 stops between steps after SIGTERM/SIGINT.
