@@ -459,6 +459,8 @@ class Worker:
                 job, Job.FAILURE, error=crash, log_text=traceback.format_exc(), out_dir=out_dir
             )
         else:
+            # 3. The answer, if verified, was recorded by ``answer``: now the files, or
+            # the outcome of a solve that found none.
             if running.lost:
                 return
             if running.published:
