@@ -240,7 +240,7 @@ def _create_upload(
 
 
 def submit_url(viewer: Viewer, args: Mapping[str, Any], url: str) -> Submission:
-    """Record a URL to fetch; the worker fetches it (never the request thread)."""
+    """Record a URL to fetch; a worker's input preparation fetches it, never the request thread."""
     from skysolve.submissions.fetch import check_url_syntax
 
     options = parse_options(args, viewer.user)
@@ -424,7 +424,8 @@ def _jobs_complete(submission: Submission) -> bool:
     """Whether the jobs made at submission time are all the submission will have.
 
     A URL is fetched, and an archive expanded into one job per image, by the
-    worker's preparation step; that step marks those submissions processed.
+    input preparation in a worker (:mod:`skysolve.submissions.preparation`),
+    which marks those submissions processed.
     """
     if submission.source == Submission.SOURCE_XY:
         return True
