@@ -14,8 +14,8 @@ from skysolve.api import responses
 from skysolve.api.decorators import ApiCall, api_view
 from skysolve.engine.kml import kmz_bytes
 from skysolve.errors import BadInputError
-from skysolve.queue.worker import PICTURES, job_dir
 from skysolve.submissions import services
+from skysolve.submissions.jobfiles import PICTURES, job_dir
 from skysolve.submissions.models import Job
 
 #: URL name -> key of SolveResult.files.

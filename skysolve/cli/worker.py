@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         if args.dispatcher:
             print("--dispatcher needs SKYSOLVE_QUEUE=celery")
             return 2
+        from skysolve.queue.worker import run_embedded_worker
+
         run_embedded_worker()
         return 0
     if args.dispatcher:
@@ -55,17 +57,6 @@ def run(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or settings.SKYSOLVE_WORKERS or os.cpu_count() or 1
     run_celery_worker(concurrency, args.loglevel)
     return 0
-
-
-def run_embedded_worker() -> None:
-    """One embedded worker until SIGTERM, with its heartbeat (Django is set up)."""
-    from skysolve.queue.heartbeat import Heartbeat
-    from skysolve.queue.models import WorkerHeartbeat
-    from skysolve.queue.worker import Worker
-
-    worker = Worker()
-    with Heartbeat(worker.worker_id, WorkerHeartbeat.EMBEDDED):
-        worker.run_forever()
 
 
 def run_dispatcher() -> None:

@@ -11,9 +11,12 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from skysolve.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from skysolve.engine.hints import Hints
 
 ScaleUnits = Literal["degwidth", "arcminwidth", "arcsecperpix", "focalmm"]
 ScaleType = Literal["ul", "ev"]
@@ -30,6 +33,9 @@ DEFAULT_SCALE_ERR_PERCENT = 20.0
 
 #: Hard upper bound on a solve's wall-clock limit, seconds.
 MAX_TIMEOUT = 24 * 3600.0
+
+#: Parameters that only the service sets, never a request: a client's are dropped.
+NOT_FROM_REQUESTS: tuple[str, ...] = ("learned_hints", "file_hints")
 
 
 def focal_mm_to_degwidth(focal_mm: float) -> float:
@@ -99,6 +105,11 @@ class SolveParameters:
     ``learned_hints`` are what earlier solves of the same user found (set by
     the queue, never by the request): tried first, like the file's hints, when
     ``use_hints`` is on and the user gave no scale and no position.
+    ``file_hints`` are the hints of an image's metadata
+    (:func:`skysolve.engine.hints.hints_from_image`) sent beside the image's
+    source list when the image itself does not travel to the solver (set by
+    the sender, never by the request): the pipeline uses them as it would the
+    file's own, with the blind retry behind them.
     """
 
     scale_units: ScaleUnits = "degwidth"
@@ -124,6 +135,7 @@ class SolveParameters:
     extractor: Extractor = "sep"
     max_sources: int = 1000
     learned_hints: tuple[LearnedHint, ...] = ()
+    file_hints: Hints | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,8 +158,11 @@ class SolveParameters:
             if not isinstance(learned, list | tuple):
                 raise InvalidParameterError("learned_hints must be a list")
             kwargs["learned_hints"] = tuple(LearnedHint.from_mapping(h) for h in learned)
+        from_file = values.get("file_hints")
+        if from_file:
+            kwargs["file_hints"] = _file_hints(from_file)
         for f in dataclasses.fields(cls):
-            if f.name in ("extra", "learned_hints") or f.name not in values:
+            if f.name in ("extra", *NOT_FROM_REQUESTS) or f.name not in values:
                 continue
             raw = values[f.name]
             if raw is None or (isinstance(raw, str) and raw.strip() == ""):
@@ -161,10 +176,14 @@ class SolveParameters:
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as plain JSON-ready values (``extra`` left out, and
-        ``learned_hints`` when there are none: a request's stored parameters
-        stay as they were)."""
+        ``learned_hints`` and ``file_hints`` when there are none: a request's
+        stored parameters stay as they were)."""
         out = dataclasses.asdict(self)
         out.pop("extra", None)
+        if self.file_hints is None:
+            out.pop("file_hints", None)
+        else:
+            out["file_hints"]["sources"] = list(self.file_hints.sources)
         if self.learned_hints:
             out["learned_hints"] = [dataclasses.asdict(h) for h in self.learned_hints]
         else:
@@ -318,3 +337,37 @@ def _number(name: str, raw: Any) -> float:
     if not math.isfinite(value):
         raise InvalidParameterError(f"{name} must be a finite number, not {raw!r}")
     return value
+
+
+def _file_hints(values: Any) -> Hints:
+    """Read ``file_hints`` back from :meth:`SolveParameters.to_dict`."""
+    from skysolve.engine.hints import Hints
+
+    if not isinstance(values, Mapping):
+        raise InvalidParameterError("file_hints must be an object")
+    numbers: dict[str, float | None] = {}
+    for name in ("center_ra", "center_dec", "radius", "scale_lower", "scale_upper"):
+        raw = values.get(name)
+        try:
+            numbers[name] = None if raw is None else float(raw)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(f"file_hints: {name} must be a number") from None
+        if numbers[name] is not None and not math.isfinite(numbers[name] or 0.0):
+            raise InvalidParameterError(f"file_hints: {name} must be finite")
+    dec = numbers["center_dec"]
+    if dec is not None and not -90 <= dec <= 90:
+        raise InvalidParameterError("file_hints: center_dec must be in [-90, 90]")
+    sources = values.get("sources") or ()
+    if not isinstance(sources, list | tuple):
+        raise InvalidParameterError("file_hints: sources must be a list")
+    position_source, scale_source = values.get("position_source"), values.get("scale_source")
+    return Hints(
+        center_ra=numbers["center_ra"],
+        center_dec=dec,
+        radius=numbers["radius"],
+        scale_lower=numbers["scale_lower"],
+        scale_upper=numbers["scale_upper"],
+        sources=tuple(str(s) for s in sources),
+        position_source=None if position_source is None else str(position_source),
+        scale_source=None if scale_source is None else str(scale_source),
+    )

@@ -228,6 +228,14 @@ def solve(
         if isinstance(source, SourceList):
             sources = source.sorted_by_flux()
             note("preparing", f"star list of {len(sources)} sources")
+            if params.file_hints is not None:
+                # The sources of an image solved where the image is not: its
+                # file's hints came with them (skysolve.engine.offload).
+                effective, hints_used = hints_mod.apply_hints(
+                    params, params.file_hints, image_width=sources.width
+                )
+                if hints_used:
+                    note("preparing", f"hints from the file: {hints_used}")
         elif looks_like_star_list(Path(source)):
             sources = read_star_list(
                 Path(source), image_width=params.image_width, image_height=params.image_height

@@ -1,7 +1,12 @@
-"""The job queue: moves jobs from submission to a solver and back; it does not solve.
+"""The job queue: claims jobs, leases, dispatches, times out, cancels and records.
 
-The embedded backend keeps the queue in the database (a ``Job`` row is the
-message); :mod:`skysolve.queue.worker` claims rows.  :func:`enqueue` and
-:func:`request_cancel` are the whole interface the web layer uses, so another
-backend (Celery) can be added behind them.
+It does not solve and it does not prepare input: a job's input (fetched URL,
+expanded archive, star list, parameters and hints) comes from
+:func:`skysolve.submissions.preparation.prepare`, the solve from the engine (or
+a Celery worker, or an ssh solve host; for an image too large to send to
+Celery the engine finds its sources and draws its pictures on this side,
+:mod:`skysolve.engine.offload`).  The ``Job`` row is the queue entry;
+:mod:`skysolve.queue.worker` claims rows, :mod:`skysolve.queue.dispatch` sends
+them to Celery.  The submissions never import this package: they announce a
+queued job through :data:`skysolve.submissions.signals.job_queued`.
 """

@@ -20,7 +20,7 @@ def main() -> None:
 
         Dispatcher().run_forever()
         return
-    from skysolve.cli.worker import run_embedded_worker
+    from skysolve.queue.worker import run_embedded_worker
 
     run_embedded_worker()  # with its heartbeat
 

@@ -7,3 +7,10 @@ class QueueConfig(AppConfig):
     name = "skysolve.queue"
     label = "queue"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The submissions announce queued jobs without importing the queue.
+        from skysolve.queue.backend import on_job_queued
+        from skysolve.submissions.signals import job_queued
+
+        job_queued.connect(on_job_queued, dispatch_uid="skysolve.queue.enqueue")

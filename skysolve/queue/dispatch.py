@@ -48,8 +48,9 @@ from skysolve.errors import SolveCancelledError, SolverFailedError, error_from_d
 from skysolve.queue.heartbeat import Heartbeat, mirror_celery_workers
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.queue.notify import Doorbell, QueuedListener
-from skysolve.queue.transfer import pack_request, unpack_result
-from skysolve.queue.worker import Worker, job_id_of
+from skysolve.queue.transfer import outgoing, pack_request, unpack_result
+from skysolve.queue.worker import Worker
+from skysolve.submissions.jobfiles import job_id_of
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class CelerySolver:
         from skysolve.queue.celeryapp import TASK_NAME
 
         job_id = job_id_of(out_dir)
-        request = pack_request(job_id, source, params, max_file_bytes=self.max_file_bytes)
+        sent = outgoing(source, params, max_file_bytes=self.max_file_bytes)
+        request = pack_request(job_id, sent.source, sent.params, max_file_bytes=self.max_file_bytes)
         task_id = f"job-{job_id}-{uuid.uuid4().hex[:12]}"
         stop = cancel or threading.Event()
         expires = params.timeout + 2 * self.resend_after + 60
@@ -129,7 +131,23 @@ class CelerySolver:
         self._retire(task_id)
         if "error" in reply:
             raise error_from_dict(reply["error"], sender="the worker")
-        return unpack_result(reply, out_dir)
+        result = unpack_result(reply, out_dir)
+        if sent.image_kept is not None and isinstance(sent.source, SourceList):
+            self._draw_pictures(result, sent.image_kept, sent.source, out_dir, job_id)
+        return result
+
+    def _draw_pictures(
+        self, result: SolveResult, image: Path, sources: SourceList, out_dir: Path, job_id: int
+    ) -> None:
+        """The pictures of an image that stayed here (above the size cap), drawn here."""
+        from skysolve.engine.offload import draw_pictures
+        from skysolve.engine.pipeline import EngineConfig
+
+        try:
+            if EngineConfig.from_env().make_pictures:
+                draw_pictures(result, image, sources, out_dir)
+        except Exception as exc:  # the answer stands without its pictures
+            log.warning("job %s: cannot draw the pictures: %s: %s", job_id, type(exc).__name__, exc)
 
     def _wait(
         self,

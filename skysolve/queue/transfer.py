@@ -5,9 +5,11 @@ carries everything the solve needs and the reply carries everything it made:
 
 * request: the parameters and either a source list (the columns of
   :func:`skysolve.engine.wire.encode_sources` in base64 -- a few KB) or the
-  bytes of an image file up to a size cap.  Larger images have their sources
-  extracted on the web host first (the worker then cannot draw the annotated
-  pictures, but it can solve).
+  bytes of an image file up to a size cap.  A larger image stays on the web
+  host (:func:`outgoing`): its sources and its file's hints are found there by
+  the engine (:func:`skysolve.engine.offload.image_sources`) and sent instead,
+  and its pictures are drawn there once the answer is back
+  (:func:`skysolve.engine.offload.draw_pictures`; the module says why).
 * reply: the :meth:`SolveResult.to_json` object (rebuilt with
   :meth:`SolveResult.from_json`, as the ssh solve host's answer is), the WCS
   header as text and every result file (FITS, pictures, log) base64-encoded,
@@ -24,6 +26,7 @@ import base64
 import hashlib
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,37 @@ FORMAT = 2
 # -- requests ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """What is sent for one solve."""
+
+    source: Path | SourceList
+    params: SolveParameters
+    #: An image above the cap, kept here: its pictures are drawn here after the reply.
+    image_kept: Path | None = None
+
+
+def outgoing(
+    source: Path | SourceList, params: SolveParameters, *, max_file_bytes: int
+) -> Outgoing:
+    """``source`` as it travels: files above ``max_file_bytes`` become their source lists.
+
+    An image's list carries the image's metadata hints in ``params.file_hints``.
+    """
+    if not isinstance(source, Path) or source.stat().st_size <= max_file_bytes:
+        return Outgoing(source, params)
+    from skysolve.engine.offload import image_sources
+    from skysolve.engine.starlists import looks_like_star_list, read_star_list
+
+    if looks_like_star_list(source):
+        found = read_star_list(
+            source, image_width=params.image_width, image_height=params.image_height
+        )
+        return Outgoing(found, params)
+    sources, with_hints = image_sources(source, params)
+    return Outgoing(sources, with_hints, image_kept=source)
+
+
 def pack_request(
     job_id: int,
     source: Path | SourceList,
@@ -48,40 +82,22 @@ def pack_request(
     *,
     max_file_bytes: int,
 ) -> dict[str, Any]:
-    """The task argument for solving ``source``; images above the cap become source lists."""
-    request: dict[str, Any] = {"format": FORMAT, "job_id": int(job_id), "params": params.to_dict()}
-    if isinstance(source, Path) and source.stat().st_size > max_file_bytes:
-        source = extract_locally(source, params)
-    if isinstance(source, SourceList):
-        meta, body = encode_sources(source)
+    """The task argument for solving ``source`` (see :func:`outgoing` for large files)."""
+    sent = outgoing(source, params, max_file_bytes=max_file_bytes)
+    request: dict[str, Any] = {
+        "format": FORMAT,
+        "job_id": int(job_id),
+        "params": sent.params.to_dict(),
+    }
+    if isinstance(sent.source, SourceList):
+        meta, body = encode_sources(sent.source)
         request["sources"] = {**meta, "data": base64.b64encode(body).decode("ascii")}
     else:
         request["file"] = {
-            "name": source.name,
-            "data": base64.b64encode(source.read_bytes()).decode("ascii"),
+            "name": sent.source.name,
+            "data": base64.b64encode(sent.source.read_bytes()).decode("ascii"),
         }
     return request
-
-
-def extract_locally(path: Path, params: SolveParameters) -> SourceList:
-    """Extract the sources of a large image on this host (the preparation step)."""
-    from skysolve.engine.extraction import extract_sources
-    from skysolve.engine.images import load_image
-    from skysolve.engine.starlists import looks_like_star_list, read_star_list
-
-    if looks_like_star_list(path):
-        return read_star_list(
-            path, image_width=params.image_width, image_height=params.image_height
-        )
-    image = load_image(path)
-    return extract_sources(
-        image.data,
-        method=params.effective_extractor,
-        max_sources=params.max_sources,
-        downsample=params.downsample_factor,
-        invert=params.invert,
-        timeout=params.timeout,
-    )
 
 
 def unpack_request(

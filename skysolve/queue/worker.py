@@ -1,6 +1,10 @@
 """The embedded worker: claims queued jobs from the database and runs the solver.
 
-Every step is a method tests call directly: :meth:`Worker.requeue_expired`,
+A job's whole path is :meth:`Worker.run_job`: the input from
+:func:`skysolve.submissions.preparation.prepare`, the solve function
+(``SKYSOLVE_SOLVER``; a Celery task in the dispatcher's slots), the answer
+recorded as soon as it is verified, then the files.  Every step is a method
+tests call directly: :meth:`Worker.requeue_expired`,
 :meth:`Worker.claim`, :meth:`Worker.heartbeat`, :meth:`Worker.run_job` and
 :meth:`Worker.run_once`.  :meth:`Worker.run_forever` only loops over them and
 stops between steps after SIGTERM/SIGINT.
@@ -36,9 +40,7 @@ from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from skysolve.engine.archives import archive_format
-from skysolve.engine.params import LearnedHint, SolveParameters
-from skysolve.engine.results import SolveFunction, SolveResult, SourceList
+from skysolve.engine.results import SolveFunction, SolveResult
 from skysolve.errors import (
     AbandonedError,
     BadInputError,
@@ -49,13 +51,12 @@ from skysolve.errors import (
     WorkerLostError,
 )
 from skysolve.queue import wakeup
-from skysolve.queue.fetch import fetch_url
 from skysolve.queue.heartbeat import alive
 from skysolve.queue.models import ServedOwner
-from skysolve.submissions.archives import expand_submission_archive
-from skysolve.submissions.learned_hints import learned_hints_for
+from skysolve.submissions.jobfiles import PICTURES, attempt_dir, publish
 from skysolve.submissions.models import Job, Submission
-from skysolve.submissions.services import add_machine_tags, store_upload, upload_path
+from skysolve.submissions.preparation import prepare
+from skysolve.submissions.services import add_machine_tags
 
 log = logging.getLogger(__name__)
 
@@ -65,55 +66,7 @@ def load_solver() -> SolveFunction:
     return solver
 
 
-#: The stage of a success whose pictures and other files are still being made.
-PICTURES = "pictures"
-
 _T = TypeVar("_T")
-
-#: Under the jobs directory: one directory per attempt, ``<job>.<attempt>.<random>``.
-ATTEMPTS = ".attempts"
-
-
-def job_dir(job_id: int) -> Path:
-    """Where a job's published files are: a link to the attempt that recorded its result."""
-    return Path(settings.SKYSOLVE_JOB_DIR) / str(int(job_id))
-
-
-def attempt_dir(job_id: int, attempt: int) -> Path:
-    """A directory of this attempt's own, which no other attempt writes into or removes."""
-    name = f"{int(job_id)}.{int(attempt)}.{secrets.token_hex(4)}"
-    return Path(settings.SKYSOLVE_JOB_DIR) / ATTEMPTS / name
-
-
-def job_id_of(out_dir: Path) -> int:
-    """The job an output directory belongs to (``7`` and ``.attempts/7.2.ab12cd34``)."""
-    head = out_dir.name.split(".", 1)[0]
-    return int(head) if head.isdigit() else 0
-
-
-def publish(job_id: int, attempt: Path) -> None:
-    """Make ``attempt`` the job's files in one rename; remove the job's other attempts.
-
-    Called only by the attempt whose result was just recorded (inside that
-    conditional update's transaction), so every other attempt of the job is
-    stale: a worker that lost its lease never publishes, and the directories
-    it writes into are its own.  A reader sees the old files or the new ones,
-    never a mixture; one streaming an old file keeps its open file.
-    """
-    link = job_dir(job_id)
-    fresh = link.with_name(f".{link.name}.{secrets.token_hex(4)}.link")
-    # Relative, so the data directory can move.
-    os.symlink(os.path.relpath(attempt, link.parent), fresh)
-    try:
-        if link.is_dir() and not link.is_symlink():
-            shutil.rmtree(link)  # a job's files from before attempts had directories
-        os.replace(fresh, link)
-    except OSError:
-        fresh.unlink(missing_ok=True)
-        raise
-    for other in attempt.parent.glob(f"{int(job_id)}.*"):
-        if other.name != attempt.name:
-            shutil.rmtree(other, ignore_errors=True)
 
 
 @dataclass
@@ -394,28 +347,21 @@ class Worker:
     # -- running one job --------------------------------------------------------
 
     def run_job(self, job: Job) -> None:
+        """A claimed job's whole path: prepare its input, solve, record the answer, then the files.
+
+        The solve runs under the heartbeat thread (:meth:`heartbeat` renews
+        the lease and stops the solve when the job is cancelled, timed out or
+        taken away).  A verified solution is recorded at once
+        (:meth:`_record_answer`); the pictures and other files follow
+        (:meth:`_record_files`).  Anything else ends in :meth:`_finish`.
+        """
         submission = job.submission
         Submission.objects.filter(pk=submission.pk, processing_started__isnull=True).update(
             processing_started=self.clock()
         )
-        try:
-            params = SolveParameters.from_mapping(submission.parameters)
-        except SolveError as exc:
-            self._finish(job, Job.FAILURE, error=exc)
-            return
-        timeout = min(params.timeout, self.job_timeout)
-        # Learned hints come from the queue alone, never from the stored request.
-        learned: tuple[LearnedHint, ...] = ()
-        if settings.SKYSOLVE_LEARNED_HINTS:
-            try:
-                learned = learned_hints_for(job)
-            except (OperationalError, InterfaceError) as exc:
-                # Only a head start is lost: the solve goes on without it.
-                log.warning("job %s: earlier solves not read: %s", job.id, exc)
-        params = params.replace(timeout=timeout, learned_hints=learned)
-        running = Running(
-            job.id, deadline=self.clock() + timedelta(seconds=timeout), timeout=timeout
-        )
+        # Until the parameters are read, the queue's own limit bounds the preparation.
+        timeout = self.job_timeout
+        running = Running(job.id, deadline=self.clock() + timedelta(seconds=timeout))
         out_dir = attempt_dir(job.id, job.attempts)
         log.info(
             "job %s (submission %s): started by %s, attempt %d",
@@ -447,13 +393,27 @@ class Worker:
 
         try:
             try:
-                source = self._source(job, running)
-                # Fetched and expanded: every job of the submission exists now.
-                submission.jobs_created()
+                # 1. Input: fetched, expanded, star list, parameters and learned hints.
+                try:
+                    prepared = prepare(
+                        job,
+                        worker_id=self.worker_id,
+                        cancel=running.cancel,
+                        progress=lambda message: self._progress(running, "preparing", message),
+                        progress_interval=self.archive_progress_interval,
+                    )
+                except WorkerLostError:
+                    running.lost = True
+                    raise
+                # 2. The solve gets its whole time, from now on (a URL or an
+                # archive took what it took, under the queue's own limit).
+                timeout = min(prepared.params.timeout, self.job_timeout)
+                running.timeout = timeout
+                running.deadline = self.clock() + timedelta(seconds=timeout)
                 solver = self.solver or load_solver()
                 result = solver(
-                    source,
-                    params,
+                    prepared.source,
+                    prepared.params.replace(timeout=timeout),
                     out_dir,
                     cancel=running.cancel,
                     progress=lambda stage, message: self._progress(running, stage, message),
@@ -499,6 +459,8 @@ class Worker:
                 job, Job.FAILURE, error=crash, log_text=traceback.format_exc(), out_dir=out_dir
             )
         else:
+            # 3. The answer, if verified, was recorded by ``answer``: now the files, or
+            # the outcome of a solve that found none.
             if running.lost:
                 return
             if running.published:
@@ -542,72 +504,6 @@ class Worker:
             connection.close()
         if running.cancel.is_set():
             raise SolveCancelledError("cancelled")
-
-    def _source(self, job: Job, running: Running) -> Path | SourceList:
-        submission = job.submission
-        image = job.user_image
-        if image.star_list is not None:  # one list of a batch
-            return _star_list(image.star_list)
-        if submission.source == Submission.SOURCE_XY:
-            return _star_list(submission.star_list or {})
-        if image.disk_file:  # one image of an archive
-            member = Path(settings.SKYSOLVE_UPLOAD_DIR) / image.disk_file
-            if not member.is_file():
-                raise BadInputError("the image's file (taken from the archive) is missing")
-            return member
-        if submission.source == Submission.SOURCE_URL and not submission.disk_file:
-            self._fetch(submission)
-        path = upload_path(submission)
-        if path is None or not path.is_file():
-            raise BadInputError("the uploaded file is missing")
-        if archive_format(path) is not None:
-            return self._expand(job, path, running)
-        return path
-
-    def _expand(self, job: Job, archive: Path, running: Running) -> Path:
-        """Make a job per image of an archive; this job goes on with the first image."""
-        last = 0.0
-
-        def progress(message: str) -> None:
-            nonlocal last
-            if time.monotonic() - last >= self.archive_progress_interval:
-                last = time.monotonic()
-                self._progress(running, "preparing", message)
-
-        try:
-            first = expand_submission_archive(
-                job, archive, worker_id=self.worker_id, cancel=running.cancel, progress=progress
-            )
-        except WorkerLostError:
-            running.lost = True
-            raise
-        job.user_image.refresh_from_db()
-        # The solve of the first image gets its whole time, as every other image's does.
-        running.deadline = self.clock() + timedelta(seconds=running.timeout)
-        return first
-
-    def _fetch(self, submission: Submission) -> None:
-        tmp = Path(settings.SKYSOLVE_UPLOAD_DIR) / f"fetch-{secrets.token_hex(8)}.part"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            name = fetch_url(
-                submission.url,
-                tmp,
-                max_bytes=settings.SKYSOLVE_URL_FETCH_MAX_BYTES,
-                timeout=settings.SKYSOLVE_URL_FETCH_TIMEOUT,
-                allow=settings.SKYSOLVE_URL_FETCH_ALLOW,
-            )
-            data = tmp.read_bytes()
-        finally:
-            tmp.unlink(missing_ok=True)
-        if not data:
-            raise BadInputError("the URL gave an empty file")
-        import hashlib
-
-        submission.disk_file = store_upload(data, name)
-        submission.file_hash = hashlib.sha1(data).hexdigest()
-        submission.file_size = len(data)
-        submission.save(update_fields=["disk_file", "file_hash", "file_size"])
 
     def _requeue(self, job: Job, error: SolveError) -> None:
         log.info("job %s: queued again after %s: %s", job.id, error.code, error.message)
@@ -793,19 +689,14 @@ def _read_log(result: SolveResult) -> str:
         return ""
 
 
-def _star_list(data: dict[str, Any]) -> SourceList:
-    from skysolve.engine.starlists import star_list_from_xy
+def run_embedded_worker() -> None:
+    """One embedded worker until SIGTERM, with its heartbeat (Django is set up)."""
+    from skysolve.queue.heartbeat import Heartbeat
+    from skysolve.queue.models import WorkerHeartbeat
 
-    flux = data.get("flux")
-    width = data.get("image_width")
-    height = data.get("image_height")
-    return star_list_from_xy(
-        data.get("x", []),
-        data.get("y", []),
-        flux,
-        image_width=int(width) if width else None,
-        image_height=int(height) if height else None,
-    )
+    worker = Worker()
+    with Heartbeat(worker.worker_id, WorkerHeartbeat.EMBEDDED):
+        worker.run_forever()
 
 
 def warm_up() -> None:

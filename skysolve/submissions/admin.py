@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from skysolve.queue import backend
+from skysolve.submissions import services
 from skysolve.submissions.models import (
     Album,
     ApiKey,
@@ -50,7 +50,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed or cancelled jobs")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = sum(backend.retry(job_id) for job_id in queryset.values_list("id", flat=True))
+        done = sum(services.retry_job(job_id) for job_id in queryset.values_list("id", flat=True))
         skipped = queryset.count() - done
         self.message_user(request, f"{done} job(s) queued again, {skipped} not finished so skipped")
 
@@ -60,7 +60,7 @@ class JobAdmin(admin.ModelAdmin):
             queryset.filter(status__in=(Job.QUEUED, Job.RUNNING)).values_list("id", flat=True)
         )
         for job_id in pending:
-            backend.request_cancel(job_id)
+            services.request_cancel(job_id)
         self.message_user(request, f"{len(pending)} job(s) cancelled", messages.SUCCESS)
 
 

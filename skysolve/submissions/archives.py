@@ -2,7 +2,7 @@
 
 nova does the same: the submission keeps the archive, and each image in it is
 solved on its own with its own results.  The expansion happens in the worker's
-preparation step (:meth:`skysolve.queue.worker.Worker.run_job`), whatever the
+input preparation (:func:`skysolve.submissions.preparation.prepare`), whatever the
 way the archive arrived (API upload, web upload, ``url_upload``): the content
 of a URL is only known there, and a request thread must not unpack 2 GB.
 
@@ -36,8 +36,8 @@ from django.utils import timezone
 
 from skysolve.engine.archives import ExpandedArchive, expand_archive
 from skysolve.errors import WorkerLostError
-from skysolve.queue import backend
 from skysolve.submissions.models import Job, Submission, UserImage
+from skysolve.submissions.signals import announce_queued
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,6 @@ def _record(job: Job, expanded: ExpandedArchive, *, worker_id: str) -> list[int]
         Submission.objects.filter(pk=submission.pk).update(
             error_message=expanded.summary() if expanded.skipped else ""
         )
-        transaction.on_commit(lambda: _enqueue_all(job_ids))
+        transaction.on_commit(lambda: announce_queued(job_ids))
     placeholder.refresh_from_db()
     return job_ids
-
-
-def _enqueue_all(job_ids: list[int]) -> None:
-    for job_id in job_ids:
-        backend.enqueue(job_id)

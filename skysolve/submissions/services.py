@@ -23,10 +23,9 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from skysolve.engine.archives import archive_format
-from skysolve.engine.params import SolveParameters
+from skysolve.engine.params import NOT_FROM_REQUESTS, SolveParameters
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import InvalidParameterError
-from skysolve.queue import backend
 from skysolve.submissions.models import (
     Album,
     ApiKey,
@@ -38,6 +37,7 @@ from skysolve.submissions.models import (
     TaggedUserImage,
     UserImage,
 )
+from skysolve.submissions.signals import announce_queued
 
 #: Upload suffixes kept on stored files (the engine sniffs content, but a
 #: familiar suffix helps people looking at the data directory).  Anything
@@ -147,9 +147,9 @@ def parse_options(args: Mapping[str, Any], user: User | None) -> SubmissionOptio
     """Validate request-json options; raises ServiceError with a clear message."""
     try:
         # Learned hints are the queue's to give (from the owner's own solves),
-        # not a request's: one sent by a client is dropped.
+        # and a file's hints the file's: ones sent by a client are dropped.
         parameters = SolveParameters.from_mapping(
-            {k: v for k, v in args.items() if k != "learned_hints"}
+            {k: v for k, v in args.items() if k not in NOT_FROM_REQUESTS}
         )
     except InvalidParameterError as exc:
         raise ServiceError(str(exc)) from None
@@ -240,8 +240,8 @@ def _create_upload(
 
 
 def submit_url(viewer: Viewer, args: Mapping[str, Any], url: str) -> Submission:
-    """Record a URL to fetch; the worker fetches it (never the request thread)."""
-    from skysolve.queue.fetch import check_url_syntax
+    """Record a URL to fetch; a worker's input preparation fetches it, never the request thread."""
+    from skysolve.submissions.fetch import check_url_syntax
 
     options = parse_options(args, viewer.user)
     try:
@@ -416,7 +416,7 @@ def _create(
             job_ids.append(job.id)
         if _jobs_complete(submission):
             submission.jobs_created()
-        transaction.on_commit(lambda: _enqueue_all(job_ids))
+        transaction.on_commit(lambda: announce_queued(job_ids))
     return submission
 
 
@@ -424,7 +424,8 @@ def _jobs_complete(submission: Submission) -> bool:
     """Whether the jobs made at submission time are all the submission will have.
 
     A URL is fetched, and an archive expanded into one job per image, by the
-    worker's preparation step; that step marks those submissions processed.
+    input preparation in a worker (:mod:`skysolve.submissions.preparation`),
+    which marks those submissions processed.
     """
     if submission.source == Submission.SOURCE_XY:
         return True
@@ -432,11 +433,6 @@ def _jobs_complete(submission: Submission) -> bool:
         return False
     path = upload_path(submission)
     return path is not None and archive_format(path) is None
-
-
-def _enqueue_all(job_ids: Sequence[int]) -> None:
-    for job_id in job_ids:
-        backend.enqueue(job_id)
 
 
 # -- reading -----------------------------------------------------------------
@@ -756,4 +752,44 @@ def cancel_job(job: Job, viewer: Viewer) -> None:
         raise ServiceError("only the owner of a job can cancel it", status=403)
     if job.is_finished:
         raise ServiceError(f"job {job.id} has already finished ({job.status})")
-    backend.request_cancel(job.id)
+    request_cancel(job.id)
+
+
+def request_cancel(job_id: int) -> None:
+    """Cancel a queued job at once; ask the worker running it to stop."""
+    now = timezone.now()
+    cancelled = Job.objects.filter(id=job_id, status=Job.QUEUED).update(
+        status=Job.CANCELLED,
+        cancel_requested=True,
+        finished_at=now,
+        error_code="cancelled",
+        error_message="cancelled by its owner",
+    )
+    if cancelled:
+        job = Job.objects.select_related("user_image__submission").get(id=job_id)
+        job.submission.update_processing_times()
+    else:
+        # Running: the worker's heartbeat sees the flag and stops the solve.
+        Job.objects.filter(id=job_id, status=Job.RUNNING).update(cancel_requested=True)
+
+
+def retry_job(job_id: int) -> bool:
+    """Queue a failed or cancelled job again under its id; False if it is not finished so."""
+    changed = Job.objects.filter(id=job_id, status__in=(Job.FAILURE, Job.CANCELLED)).update(
+        status=Job.QUEUED,
+        stage="",
+        queued_at=timezone.now(),
+        started_at=None,
+        finished_at=None,
+        attempts=0,
+        worker_id="",
+        lease_expires=None,
+        cancel_requested=False,
+        error_code="",
+        error_message="",
+    )
+    if not changed:
+        return False
+    # processing_finished stays: the job exists, which is all it says (as on nova).
+    announce_queued([job_id])
+    return True

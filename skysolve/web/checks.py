@@ -14,7 +14,7 @@ from skysolve.errors import SolveError
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from skysolve.queue.fetch import parse_networks
+    from skysolve.submissions.fetch import parse_networks
     from skysolve.web.settings import INSECURE_SECRET_KEY
 
     messages: list[CheckMessage] = []

@@ -9,8 +9,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from skysolve.queue.worker import job_dir
 from skysolve.submissions import services
+from skysolve.submissions.jobfiles import job_dir
 from skysolve.submissions.models import Job, Submission
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake picture"

@@ -21,7 +21,7 @@ import pytest
 from django.test import Client
 
 from skysolve.errors import FetchError
-from skysolve.queue.fetch import MAX_REDIRECTS, fetch_url
+from skysolve.submissions.fetch import MAX_REDIRECTS, fetch_url
 from skysolve.submissions.models import Job
 from tests.api.helpers import session_for
 from tests.hardening.service import run_all

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from skysolve.queue.worker import ATTEMPTS, attempt_dir, job_dir, job_id_of, publish
+from skysolve.submissions.jobfiles import ATTEMPTS, attempt_dir, job_dir, job_id_of, publish
 from skysolve.submissions.models import Job
 from tests.api.helpers import job_of, session_for, submit_xy
 from tests.queuefixtures import Clock, worker

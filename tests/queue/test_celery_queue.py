@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.queue.cluster import Cluster, celery_env
 from tests.services import RABBITMQ_URL, REDIS_URL, require_service
@@ -93,5 +95,50 @@ def test_it_wakes_the_dispatcher_when_a_job_is_queued(tmp_path: Path) -> None:
             cluster.submit_xy(cluster.session(), 1)
             cluster.wait_finished(count)
         assert cluster.statuses() == ["success"] * 2
+    finally:
+        cluster.close()
+
+
+def test_a_large_image_keeps_its_header_hints_and_gets_its_pictures(tmp_path: Path) -> None:
+    """Above the task's size cap an image stays on the web host; only its sources travel.
+
+    Its header's pointing and scale travel with them (the solve is not blind),
+    and its pictures are drawn on the web host, on the image itself: at
+    2100 px wide the worker, which never sees the pixels, draws none.
+    """
+    from skysolve.engine.fastpath import default_db_path
+    from tests.gates import require_file
+    from tests.queue.test_transfer import hinted_fits
+
+    require_file(default_db_path(), "make setup (skysolve db build)")
+    require_service("postgresql")
+    require_service("redis")
+    image = hinted_fits(tmp_path / "big.fits", width=2100, height=1400)
+    cluster = Cluster(tmp_path, **celery_env(), SKYSOLVE_TASK_MAX_FILE_MB="1")
+    try:
+        cluster.start_web(workers=1)
+        cluster.start(
+            "worker", "worker", "--concurrency", "1",
+            SKYSOLVE_SOLVER="skysolve.engine.pipeline.solve",
+            SKYSOLVE_DATA_DIR=str(tmp_path / "w"),
+        )  # fmt: skip
+        payload = {"session": cluster.session(), "publicly_visible": "n"}
+        answer = requests.post(
+            f"{cluster.url}/api/upload",
+            data={"request-json": json.dumps(payload)},
+            files={"file": ("big.fits", image.read_bytes())},
+            timeout=60,
+        ).json()
+        assert answer["status"] == "success", answer
+        cluster.wait_finished(1)
+        [(job_id, status, _, _, _)] = cluster.jobs()
+        assert status == "success", cluster.log("web") + cluster.log("worker")
+        [(result,)] = cluster.query("SELECT result FROM submissions_job WHERE id = %s", job_id)
+        result = json.loads(result) if isinstance(result, str) else result
+        assert "RA/DEC keywords" in result["hints"]["sources"], result["hints"]
+        assert "PIXSCALE keyword" in result["hints"]["sources"], result["hints"]
+        files = {p.name for p in (cluster.data_dir / "jobs" / str(job_id)).iterdir()}
+        assert {"annotated_display.jpg", "annotated_full.jpg"} <= files, files
+        assert "extraction_display.png" in files, files
     finally:
         cluster.close()

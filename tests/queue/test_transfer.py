@@ -14,6 +14,7 @@ from skysolve.engine.results import SourceList
 from skysolve.errors import BadInputError, NoMatchError, SolverFailedError
 from skysolve.queue.transfer import (
     FORMAT,
+    outgoing,
     pack_request,
     pack_result,
     unpack_request,
@@ -68,6 +69,71 @@ def test_it_extracts_the_sources_of_a_large_image_first(tmp_path: Path) -> None:
     request = trip(pack_request(7, image, SolveParameters(), max_file_bytes=1000))
     assert "file" not in request
     assert request["sources"]["width"] == 300 and request["sources"]["count"] > 10
+
+
+def hinted_fits(path: Path, *, width: int = 300, height: int = 200) -> Path:
+    """A synthetic field's image with the pointing and the scale in its header."""
+    from astropy.io import fits
+
+    from skysolve.engine.synthetic import FieldSpec, make_field
+
+    spec = FieldSpec(ra=84.0, dec=-5.0, pixscale=30.0, width=width, height=height, seed=3)
+    field = make_field(spec)
+    assert field.image is not None
+    header = fits.Header()
+    header["RA"], header["DEC"], header["PIXSCALE"] = 84.0, -5.0, 30.0
+    fits.PrimaryHDU(data=field.image, header=header).writeto(path)
+    return path
+
+
+def test_it_sends_a_large_images_header_hints_with_its_sources(tmp_path: Path) -> None:
+    image = hinted_fits(tmp_path / "big.fits")
+    request = trip(pack_request(7, image, SolveParameters(), max_file_bytes=1000))
+    assert "file" not in request and request["sources"]["width"] == 300
+    _, params = unpack_request(request, tmp_path)
+    hints = params.file_hints
+    assert hints is not None
+    assert (hints.center_ra, hints.center_dec) == (84.0, -5.0)
+    assert hints.scale_lower is not None and hints.scale_upper is not None
+    assert hints.scale_lower < 30.0 < hints.scale_upper
+    assert hints.position_source == "RA/DEC keywords"
+    # The user's own choices still travel as they were.
+    assert params.replace(file_hints=None) == SolveParameters()
+
+
+def test_it_sends_no_file_hints_when_the_user_turned_hints_off(tmp_path: Path) -> None:
+    image = hinted_fits(tmp_path / "big.fits")
+    params = SolveParameters(use_hints=False)
+    request = trip(pack_request(7, image, params, max_file_bytes=1000))
+    assert "file_hints" not in request["params"]
+
+
+def test_it_keeps_a_large_image_for_its_pictures(tmp_path: Path) -> None:
+    image = hinted_fits(tmp_path / "big.fits")
+    small = outgoing(image, SolveParameters(), max_file_bytes=image.stat().st_size)
+    assert small.source == image and small.image_kept is None
+    large = outgoing(image, SolveParameters(), max_file_bytes=1000)
+    assert isinstance(large.source, SourceList) and large.image_kept == image
+
+
+@pytest.mark.slow
+def test_the_worker_solves_a_large_image_with_its_header_hints(tmp_path: Path) -> None:
+    """The worker's side: the source list comes with the file's hints, used first."""
+    from skysolve.engine.fastpath import default_db_path
+    from skysolve.engine.pipeline import solve
+    from tests.gates import require_file
+
+    require_file(default_db_path(), "make setup (skysolve db build)")
+    image = hinted_fits(tmp_path / "big.fits", width=800, height=600)
+    request = trip(pack_request(7, image, SolveParameters(), max_file_bytes=1000))
+    source, params = unpack_request(request, tmp_path)
+    assert isinstance(source, SourceList)
+    result = solve(source, params, tmp_path / "out")
+    assert result.solved, result.log
+    assert {"RA/DEC keywords", "PIXSCALE keyword"} <= set(result.hints["sources"]), result.hints
+    assert "hints from the file" in result.log
+    assert result.calibration is not None
+    assert result.calibration.ra == pytest.approx(84.0, abs=0.1)
 
 
 def test_it_never_builds_a_path_from_the_file_name(tmp_path: Path) -> None:

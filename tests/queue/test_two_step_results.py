@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from skysolve.queue.worker import PICTURES
+from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.models import Job
 from tests.api.helpers import call, job_of, session_for, submit_xy
 from tests.queuefixtures import Clock, worker

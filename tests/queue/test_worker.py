@@ -9,10 +9,10 @@ import pytest
 from django.test import Client
 
 from skysolve.errors import SolverFailedError
-from skysolve.queue.backend import request_cancel
 from skysolve.queue.heartbeat import Heartbeat
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.submissions.models import Job
+from skysolve.submissions.services import request_cancel
 from tests.api.helpers import job_of, session_for, submit_xy
 from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver

@@ -1,4 +1,4 @@
-"""Fetching a url_upload URL safely (done by the worker, never in a request).
+"""Fetching a url_upload URL safely (by the input preparation in a worker, never in a request).
 
 nova fetches any URL with no size cap and no guard against internal
 addresses.  Here: http/https only; every address the host name resolves to

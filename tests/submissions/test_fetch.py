@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from skysolve.errors import FetchError
-from skysolve.queue.fetch import fetch_url
+from skysolve.submissions.fetch import fetch_url
 from tests.localhttp import serve_http
 
 
