@@ -656,6 +656,8 @@ def test_a_blind_field_its_file_says_is_too_narrow_goes_straight_to_astrometry_n
     assert "extract_bright" not in result.timings
     # ...and the solve stayed blind: the file's scale chose the solvers only.
     assert result.hints == {} and "--no-hints" in result.command
+    # The engine's work directories are gone with the solve.
+    assert list((tmp_path / "narrow").iterdir()) == []
 
     # The same field without optics keywords: the fast path is tried first.
     plain = write_fits(narrow, tmp_path / "plain.fits")
