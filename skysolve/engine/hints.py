@@ -368,6 +368,24 @@ def _from_objct(header: fits.Header) -> _Position | None:
     return _Position(ra % 360.0, dec, "OBJCTRA/OBJCTDEC")
 
 
+def largest_scale(image: LoadedImage) -> tuple[float, str] | None:
+    """The largest scale (arcsec per pixel) the image's metadata allows, and its source.
+
+    The upper bound of :func:`hints_from_image`'s scale, from the same sources
+    in the same order, without the position; None when the metadata says
+    nothing of the scale.
+    """
+    header = image.header
+    scale: _Scale | None = None
+    if header is not None:
+        wcs = _from_wcs(header, image.width, image.height)
+        scale = (wcs[1] if wcs is not None else None) or _from_scale_keywords(header)
+        scale = scale or _from_optics(header)
+    if scale is None and image.exif:
+        scale = _from_exif(image.exif, image.width)
+    return None if scale is None else (scale.upper, scale.source)
+
+
 def _from_scale_keywords(header: fits.Header) -> _Scale | None:
     for key in ("SECPIX", "PIXSCALE", "SECPIX1"):
         value = _number(header.get(key))

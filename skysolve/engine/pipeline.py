@@ -392,16 +392,21 @@ def solve(
         return poll
 
     solvers = config.solvers()
-    if isinstance(solvers[0], PatternHashSolver) and image is not None:
+    # The solvers of a blind attempt: without the fast path when the file says the
+    # field is too narrow for its database (see _blind_solvers).
+    blind_solvers = _blind_solvers(solvers, image, note)
+    first = constraints_for(effective, size[0])
+    first_solvers = blind_solvers if _is_blind(first) else solvers
+    if isinstance(first_solvers[0], PatternHashSolver) and image is not None:
         # The database loads beside the source extraction and the annotation
         # catalogues (for a hinted solve of a 10-degree field the whole
         # database, 0.1-0.2 s: a third of the solve).
-        if solvers[0].prefetch(constraints_for(effective, image.width), image.width, image.height):
+        if first_solvers[0].prefetch(first, image.width, image.height):
             with clock.step("load_catalogues"):
                 from skysolve.engine.annotations import load_catalogues
 
                 load_catalogues()
-    sources = sources_for(solvers[0].bright_sources)
+    sources = sources_for(first_solvers[0].bright_sources)
     width, height = sources.width, sources.height
     result = SolveResult(
         solved=False,
@@ -447,7 +452,7 @@ def solve(
                     )
                 try:
                     outcome, sources = _run_solvers(
-                        solvers,
+                        blind_solvers if _is_blind(constraints) else solvers,
                         sources_for,
                         companions,
                         constraints,
@@ -559,6 +564,48 @@ def shared_head(ours: SourceList, theirs: SourceList, *, head: int = HEAD_SOURCE
         return 0.0
     distance = np.hypot(b[:, None, 0] - a[None, :, 0], b[:, None, 1] - a[None, :, 1])
     return float(np.mean(distance.min(axis=1) <= 2.0))
+
+
+#: A field narrower than the file's metadata says by this factor is not expected.
+METADATA_FOV_MARGIN = 1.5
+
+
+def _is_blind(constraints: SolveConstraints) -> bool:
+    return constraints.scale_low is None and constraints.scale_high is None
+
+
+def _blind_solvers(solvers: list[Solver], image: Any, note: Progress) -> list[Solver]:
+    """The solvers for an attempt without a scale: ``solvers`` itself, or the
+    same without the fast path when the image's own metadata (a FITS WCS, scale
+    keywords, ``FOCALLEN`` with a pixel size, EXIF focal lengths: the hints a
+    hinted solve would use) puts the field, even ``METADATA_FOV_MARGIN`` times
+    wider, below what the fast path's blind ladder can find.
+
+    The metadata only decides which solvers run, never what they search: a
+    blind solve (``--no-hints``) stays blind, and a wrong header costs the
+    fast path's chance, not the answer (astrometry.net searches every scale).
+    A 1.3-degree Seestar frame (FOCALLEN 250, XPIXSZ 2.9) otherwise waited for
+    the whole database's load and the ladder, 0.3-0.7 s, before astrometry.net
+    started.
+    """
+    fast = solvers[0]
+    if image is None or len(solvers) < 2 or not isinstance(fast, PatternHashSolver):
+        return solvers
+    from skysolve.engine.hints import largest_scale
+
+    found = largest_scale(image)
+    if found is None:
+        return solvers
+    scale, where = found
+    widest = METADATA_FOV_MARGIN * scale * max(image.width, image.height) / 3600.0
+    if not fast.too_narrow(widest):
+        return solvers
+    note(
+        "preparing",
+        f"the file says the field is under {widest:.2g} deg ({where}): too narrow "
+        "for the fast path's database; a blind search goes to astrometry.net",
+    )
+    return solvers[1:]
 
 
 def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:

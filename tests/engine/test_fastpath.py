@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -595,3 +596,77 @@ def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_da
     assert out.solved and out.index == db_with_band.name, out.log
     assert "the whole database next" in out.log
     assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, g.wcs) < 0.2
+
+
+def test_it_knows_which_fields_are_too_narrow_for_its_blind_ladder(
+    db_20_30: Path, tmp_path: Path
+) -> None:
+    from skysolve.engine.fastpath.matching import BLIND_REACH
+
+    solver = PatternHashSolver(db_20_30)
+    assert solver.too_narrow(BLIND_REACH * 20.0 - 0.1)
+    assert not solver.too_narrow(BLIND_REACH * 20.0 + 0.1)
+    # Without a description nothing is known: the fast path is tried as before.
+    assert not PatternHashSolver(tmp_path / "missing.t3db").too_narrow(0.1)
+
+
+def _with_optics(path: Path, focal_mm: float, pixel_um: float) -> Path:
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["FOCALLEN"] = focal_mm
+        hdul[0].header["XPIXSZ"] = pixel_um
+    return path
+
+
+@needs_binary("astrometry-engine")
+def test_a_blind_field_its_file_says_is_too_narrow_goes_straight_to_astrometry_net(
+    db_20_30: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.pipeline import EngineConfig, solve
+    from skysolve.engine.synthetic import write_fits
+
+    calls: list[str] = []
+    original_solve, original_prefetch = PatternHashSolver.solve, PatternHashSolver.prefetch
+
+    def spy_solve(self: PatternHashSolver, *args: Any, **kwargs: Any) -> Any:
+        calls.append("solve")
+        return original_solve(self, *args, **kwargs)
+
+    def spy_prefetch(self: PatternHashSolver, *args: Any, **kwargs: Any) -> Any:
+        calls.append("prefetch")
+        return original_prefetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(PatternHashSolver, "solve", spy_solve)
+    monkeypatch.setattr(PatternHashSolver, "prefetch", spy_prefetch)
+    config = EngineConfig(fastpath_db=db_20_30, make_pictures=False, write_files=False)
+    blind = SolveParameters(use_hints=False, timeout=60)
+    spec = FieldSpec(
+        ra=200.0, dec=20.0, pixscale=2.5 * 3600.0 / WIDTH, width=WIDTH, height=HEIGHT,
+        rotation=60.0, seed=5, fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, hot_pixels=20,
+    )  # fmt: skip
+    narrow = make_field(spec)
+    # 9 um pixels behind 165 mm: 11.25 arcsec per pixel, the field's own 2.5 degrees.
+    image = _with_optics(write_fits(narrow, tmp_path / "narrow.fits"), 165.0, 9.0)
+    result = solve(image, blind, tmp_path / "narrow", config=config)
+    assert result.solved and result.solver == "astrometry.net"
+    assert result.calibration is not None
+    assert result.calibration.pixscale == pytest.approx(narrow.truth.pixscale, rel=0.01)
+    # Neither the database's load nor the ladder came before astrometry.net...
+    assert calls == [] and "too narrow for the fast path" in result.log
+    assert "extract_bright" not in result.timings
+    # ...and the solve stayed blind: the file's scale chose the solvers only.
+    assert result.hints == {} and "--no-hints" in result.command
+    # The engine's work directories are gone with the solve.
+    assert list((tmp_path / "narrow").iterdir()) == []
+
+    # The same field without optics keywords: the fast path is tried first.
+    plain = write_fits(narrow, tmp_path / "plain.fits")
+    result = solve(plain, blind, tmp_path / "plain", config=config)
+    assert result.solved and result.solver == "astrometry.net" and "solve" in calls
+
+    # A field the database covers, its optics in the header: the fast path answers blind.
+    calls.clear()
+    wide = make_field(replace(spec, pixscale=25.0 * 3600.0 / WIDTH))
+    image = _with_optics(write_fits(wide, tmp_path / "wide.fits"), 16.5, 9.0)
+    result = solve(image, blind, tmp_path / "wide", config=config)
+    assert result.solved and result.solver == "pattern-hash" and "solve" in calls

@@ -7,7 +7,7 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from skysolve.engine.hints import Hints, apply_hints, hints_from_image
+from skysolve.engine.hints import Hints, apply_hints, hints_from_image, largest_scale
 from skysolve.engine.images import LoadedImage, load_image
 from skysolve.engine.params import SolveParameters
 
@@ -94,6 +94,22 @@ def test_it_computes_the_scale_from_focal_length_and_pixel_size() -> None:
     assert hints.sources == ("FOCALLEN and XPIXSZ",) and hints.center_ra is None
     pixsize = hints_from_image(_image({"FOCALLEN": 500.0, "PIXSIZE1": 3.76}))
     assert pixsize.scale_upper == pytest.approx(hints.scale_upper)
+
+
+def test_it_gives_the_largest_scale_the_metadata_allows_as_the_hints_would() -> None:
+    for header, exif in [
+        ({"FOCALLEN": 500.0, "XPIXSZ": 3.76}, None),
+        (_wcs_header(scale_arcsec=12.0), None),
+        ({**_wcs_header(scale_arcsec=12.0), "PIXSCALE": 11.0}, None),
+        (None, {"FocalLength": 50.0}),
+    ]:
+        image = _image(header, exif)
+        found = largest_scale(image)
+        assert found is not None
+        hints = hints_from_image(image)
+        assert found == (pytest.approx(hints.scale_upper), hints.scale_source)
+    assert largest_scale(_image({"RA": 10.0, "DEC": 20.0})) is None
+    assert largest_scale(_image(None, {})) is None
 
 
 def test_it_covers_both_readings_of_binned_pixel_sizes() -> None:
