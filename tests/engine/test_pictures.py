@@ -271,6 +271,19 @@ def test_it_takes_the_percentiles_of_8_and_16_bit_images_as_numpy_does() -> None
                 )
 
 
+def test_it_writes_pngs_that_read_back_pixel_for_pixel(tmp_path: Path) -> None:
+    from skysolve.engine.pictures import _write_png
+
+    rng = np.random.default_rng(9)
+    for shape in ((1, 1, 3), (7, 13, 3), (600, 801, 3)):
+        pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        path = tmp_path / f"{shape[0]}x{shape[1]}.png"
+        _write_png(Image.fromarray(pixels, mode="RGB"), path)
+        with Image.open(path) as back:
+            assert (back.format, back.mode, back.size) == ("PNG", "RGB", (shape[1], shape[0]))
+            assert np.array_equal(np.asarray(back), pixels)
+
+
 def test_it_draws_the_same_pictures_on_one_thread_as_on_several(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
