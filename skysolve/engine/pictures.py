@@ -11,6 +11,8 @@ Two sizes are written: "display" pictures have their longer side scaled down
 to :data:`DISPLAY_MAX` (never up), "full" pictures keep the original size up to
 :data:`FULL_MAX` on the longer side; larger images are binned by a whole
 factor first so memory stays bounded (one float32 copy of the binned image).
+The pictures are drawn and encoded side by side on :data:`PICTURE_THREADS`
+threads; Pillow and zlib release the GIL for most of that work.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1  # pragma: no cover - not Linux
 
 
-#: Threads that draw and encode the pictures of one solve (eight at most).
+#: Threads that draw and encode the (up to eight) pictures of one solve: one per
+#: usable core, at most four.
 PICTURE_THREADS = max(1, min(4, _usable_cores()))
 #: Candidate RA/Dec grid spacings, degrees.
 GRID_STEPS_DEG: tuple[float, ...] = (
