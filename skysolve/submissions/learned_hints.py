@@ -19,6 +19,7 @@ kilobytes); a file that cannot be read is judged by what is known.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -157,8 +158,11 @@ def _fits_camera(head: bytes) -> _Camera:
                 break
             if keyword in (*CAMERA_KEYWORDS, "NAXIS", "NAXIS1", "NAXIS2", "ZNAXIS1", "ZNAXIS2"):
                 try:
-                    cards[keyword] = fits.Card.fromstring(head[at : at + 80].decode("ascii")).value
-                except (ValueError, UnicodeDecodeError):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # a bad card is skipped, not fixed
+                        card = fits.Card.fromstring(head[at : at + 80].decode("ascii"))
+                        cards[keyword] = card.value
+                except (ValueError, UnicodeDecodeError, fits.VerifyError):
                     continue
         for key in CAMERA_KEYWORDS:
             value = cards.get(key)

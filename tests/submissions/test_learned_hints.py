@@ -230,3 +230,24 @@ def test_it_reads_the_camera_of_a_tile_compressed_fits_file(client: Client) -> N
     waiting = job_of(upload(client, alice, out.getvalue(), "galaxy.fits.fz"))
     assert learned_hints_for(waiting) == ()  # 1000 mm is not the 400 mm of the earlier frame
     assert learned_hints_for(job_of(upload(client, alice, fits_of(ASI294), "m42-2.fits")))
+
+
+def test_it_reads_what_it_can_of_a_damaged_fits_header() -> None:
+    from skysolve.submissions.learned_hints import _fits_camera
+
+    cards = [
+        "SIMPLE  =                    T",
+        "NAXIS   =                    2",
+        "NAXIS1  =                  400",
+        "NAXIS2  = garbage here",
+        "FOCALLEN= 'abc",
+        "XPIXSZ  = 1.2.3",
+        "INSTRUME= 'ZWO ASI294MC'",
+        "TELESCOP=                  -12",
+        "END",
+    ]
+    camera = _fits_camera("".join(card.ljust(80) for card in cards).encode())
+    assert camera.size is None  # NAXIS2 cannot be read
+    assert camera.keywords == {"INSTRUME": "ZWO ASI294MC"}
+    assert _fits_camera(b"").keywords == {}
+    assert _fits_camera(b"\xff" * 2880).size is None
