@@ -133,9 +133,12 @@ def _camera_of(job: Job) -> _Camera:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as picture:  # reads the header only
-            return _Camera(size=picture.size)
-    except (OSError, UnidentifiedImageError, ValueError):
+        with warnings.catch_warnings():
+            # Only the size is read: a huge picture is no bomb here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:  # reads the header only
+                return _Camera(size=picture.size)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return _Camera()
 
 
