@@ -11,6 +11,8 @@ Two sizes are written: "display" pictures have their longer side scaled down
 to :data:`DISPLAY_MAX` (never up), "full" pictures keep the original size up to
 :data:`FULL_MAX` on the longer side; larger images are binned by a whole
 factor first so memory stays bounded (one float32 copy of the binned image).
+The pictures are drawn and encoded side by side on :data:`PICTURE_THREADS`
+threads; Pillow and zlib release the GIL for most of that work.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import struct
 import warnings
+import zlib
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,17 @@ __all__ = [
 DISPLAY_MAX = 800
 #: Longest side of "full" pictures; larger images are binned down to at most this.
 FULL_MAX = 4000
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
+
+
+#: Threads that draw and encode the (up to eight) pictures of one solve: one per
+#: usable core, at most four.
+PICTURE_THREADS = max(1, min(4, _usable_cores()))
 #: Candidate RA/Dec grid spacings, degrees.
 GRID_STEPS_DEG: tuple[float, ...] = (
     1 / 60,
@@ -86,10 +102,14 @@ def _robust_limits(data: np.ndarray) -> tuple[float, float]:
     flat = data.reshape(-1)
     step = max(1, flat.size // _STATS_SAMPLE)
     sample = flat[::step]
-    sample = sample[np.isfinite(sample)]
+    if not np.issubdtype(sample.dtype, np.integer):
+        sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
-    lo, hi = np.percentile(sample, [_LOW_PERCENTILE, _HIGH_PERCENTILE])
+    if sample.dtype in (np.uint16, np.uint8):
+        lo, hi = _integer_percentiles(sample, (_LOW_PERCENTILE, _HIGH_PERCENTILE))
+    else:
+        lo, hi = np.percentile(sample, [_LOW_PERCENTILE, _HIGH_PERCENTILE])
     if not hi > lo:
         hi = float(sample.max())
         lo = float(sample.min())
@@ -98,7 +118,39 @@ def _robust_limits(data: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _integer_percentiles(sample: np.ndarray, percents: Sequence[float]) -> list[float]:
+    """``np.percentile(sample, percents)`` (linear) of unsigned 8- or 16-bit integers.
+
+    Counting the values is several times faster than partitioning a camera
+    frame; the order statistics are the same, interpolated as numpy does.
+    """
+    cumulative = np.cumsum(np.bincount(sample.reshape(-1)))
+    n = int(cumulative[-1])
+    out = []
+    for percent in percents:
+        index = (n - 1) * (percent / 100.0)
+        below = min(math.floor(index), n - 1)
+        a, b = np.searchsorted(cumulative, [below, min(below + 1, n - 1)], side="right")
+        a, b = float(a), float(b)
+        t = index - below
+        # numpy's lerp: from the nearer end, so t = 0 and t = 1 are exact.
+        out.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t))
+    return out
+
+
 def _asinh_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    if data.dtype in (np.uint16, np.int16) and data.size > 4 * 65536:
+        # A 16-bit camera image has at most 65536 values: map each value once
+        # (the same arithmetic, so the same picture) and look the pixels up.
+        info = np.iinfo(data.dtype)
+        values = np.arange(info.min, info.max + 1, dtype=data.dtype)
+        table = _asinh_curve(values, lo, hi)
+        offset = data.view(np.uint16) ^ np.uint16(0x8000) if info.min < 0 else data
+        return table[offset]
+    return _asinh_curve(data, lo, hi)
+
+
+def _asinh_curve(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = (np.asarray(data, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
     t = np.nan_to_num(t, nan=0.0, posinf=1.0, neginf=0.0)
     np.clip(t, 0.0, 1.0, out=t)
@@ -522,6 +574,31 @@ def _spacing(values: Sequence[float]) -> float:
 # -- the pictures ---------------------------------------------------------------------
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _write_png(picture: Image.Image, path: Path) -> None:
+    """Write an RGB picture as PNG: rows unfiltered, zlib level 1.
+
+    Not Pillow's PNG writer: it tries all five row filters on every row, half
+    of its time on a noisy sky, and its choice compresses these pictures (grey
+    sky repeated in three channels, flat overlays) worse than no filter at all.
+    Level 1: a photograph barely compresses further at higher levels.
+    """
+    rgb = np.asarray(picture.convert("RGB"))
+    height, width = rgb.shape[:2]
+    rows = np.empty((height, 1 + 3 * width), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type None
+    rows[:, 1:] = rgb.reshape(height, 3 * width)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n")
+        out.write(_png_chunk(b"IHDR", header))
+        out.write(_png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)))
+        out.write(_png_chunk(b"IEND", b""))
+
+
 def _check_xy(name: str, xy: np.ndarray | None) -> np.ndarray | None:
     if xy is None:
         return None
@@ -600,56 +677,48 @@ def make_pictures(
     base = _base_picture(data, color, bottom_up)
     full_scale = 1.0 / _bin_factor(width, height)
     display_scale = min(1.0, DISPLAY_MAX / max(width, height))
-    sizes = {"full": full_scale, "display": display_scale}
+    # A small image's display and full pictures are the same pixels: draw them
+    # once and link the display names to the full files.
+    sizes = [("full", full_scale)]
+    if display_scale != full_scale:
+        sizes.append(("display", display_scale))
     lines = grid_lines(wcs, width, height) if wcs is not None else []
+    kinds = ["extraction"] if wcs is None else ["extraction", "red_green", "annotated", "grid"]
 
-    written: dict[str, Path] = {}
-    if display_scale == full_scale:
-        # A small image's display and full pictures are the same pixels: draw
-        # them once and link the display names to the full files.
-        sizes = {"full": full_scale}
-    for size_name, scale in sizes.items():
-        frame = _Frame(width, height, bottom_up, scale)
-        background = (
-            base if base.size == frame.size else base.resize(frame.size, Image.Resampling.LANCZOS)
-        )
-
-        def save(kind: str, picture: Image.Image, fmt: str, _size: str = size_name) -> None:
-            key = f"{kind}_{_size}"
-            path = out_dir / f"{key}.{'jpg' if fmt == 'JPEG' else 'png'}"
-            if fmt == "JPEG":
-                picture.save(path, format="JPEG", quality=90)
-            else:
-                # zlib level 1: a photograph barely compresses further, and the
-                # default level made the six PNGs most of a fast solve's time.
-                picture.save(path, format="PNG", optimize=False, compress_level=1)
-            written[key] = path
-
-        extraction = background.copy()
-        painter = _Painter(extraction, frame)
-        if sources is not None and len(sources):
+    def make(kind: str, size_name: str, background: Image.Image, frame: _Frame) -> Path:
+        picture = background.copy()
+        painter = _Painter(picture, frame)
+        if kind in ("extraction", "red_green") and sources is not None and len(sources):
             _draw_sources(painter, sources.x, sources.y, SOURCE_RED, _source_radius(painter))
-        save("extraction", extraction, "PNG")
-        if wcs is None:
-            continue
+        if kind == "red_green" and cat_xy is not None and len(cat_xy):
+            radius = _source_radius(painter) * 1.5
+            _draw_sources(painter, cat_xy[:, 0], cat_xy[:, 1], CATALOG_GREEN, radius)
+        if kind == "annotated":
+            _draw_annotations(painter, annotations)
+        if kind == "grid":
+            _draw_grid(painter, lines)
+        if kind == "annotated":
+            path = out_dir / f"{kind}_{size_name}.jpg"
+            picture.save(path, format="JPEG", quality=90)
+        else:
+            path = out_dir / f"{kind}_{size_name}.png"
+            _write_png(picture, path)
+        return path
 
-        red_green = background.copy()
-        painter = _Painter(red_green, frame)
-        r = _source_radius(painter)
-        if sources is not None and len(sources):
-            _draw_sources(painter, sources.x, sources.y, SOURCE_RED, r)
-        if cat_xy is not None and len(cat_xy):
-            _draw_sources(painter, cat_xy[:, 0], cat_xy[:, 1], CATALOG_GREEN, r * 1.5)
-        save("red_green", red_green, "PNG")
-
-        annotated = background.copy()
-        _draw_annotations(_Painter(annotated, frame), annotations)
-        save("annotated", annotated, "JPEG")
-
-        grid = background.copy()
-        _draw_grid(_Painter(grid, frame), lines)
-        save("grid", grid, "PNG")
-    if "display" not in sizes:
+    # Pillow releases the GIL while it resizes and encodes, which is most of
+    # the work: the pictures are drawn and encoded side by side on the cores.
+    made: dict[str, Future[Path]] = {}
+    with ThreadPoolExecutor(max_workers=PICTURE_THREADS, thread_name_prefix="picture") as pool:
+        for size_name, scale in sizes:
+            frame = _Frame(width, height, bottom_up, scale)
+            if base.size == frame.size:
+                background = base
+            else:
+                background = base.resize(frame.size, Image.Resampling.LANCZOS)
+            for kind in kinds:
+                made[f"{kind}_{size_name}"] = pool.submit(make, kind, size_name, background, frame)
+        written = {key: future.result() for key, future in made.items()}
+    if len(sizes) == 1:
         for key in [k for k in written if k.endswith("_full")]:
             full = written[key]
             display = full.with_name(full.name.replace("_full", "_display"))

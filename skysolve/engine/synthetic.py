@@ -66,6 +66,23 @@ class FieldSpec:
     jitter (pixels) of each star's position, used for both ``sources`` and the
     image.  ``max_stars``: keep only this many of the brightest catalogue
     stars.  ``seed`` drives every random choice.
+
+    What real pictures add (all off by default; they change the image only,
+    never ``sources`` or the truth):
+
+    ``trail``: stars smeared into lines this many pixels long at
+    ``trail_angle`` degrees from the +x axis (an unguided exposure).
+    ``disk_radius``: a saturated disk of this radius with a glow around it (the
+    Moon or a planet), centred at ``disk_xy`` (1-based pixels; default: a
+    seeded place away from the edges); stars behind it are hidden.
+    ``nebulosity``: diffuse nebulae with compact knots, peaking at this many
+    times the sky level.  ``clouds``: the share of the field under clouds, which
+    dim the stars behind them by up to 95 % and glow with the sky light.
+    ``horizon``: the share of the height (the last stored rows, the bottom of a
+    PNG or JPEG) hidden by a dark foreground with a jagged tree line, with
+    light pollution glowing above it.  ``bayer``: the image is the raw mosaic
+    of an RGGB colour camera (each pixel sees one colour; the channels differ
+    in sensitivity), as an unprocessed one-shot-colour frame.
     """
 
     ra: float
@@ -85,6 +102,14 @@ class FieldSpec:
     position_noise: float = 0.0
     max_stars: int = 2000
     seed: int = 0
+    trail: float = 0.0
+    trail_angle: float = 0.0
+    disk_radius: float = 0.0
+    disk_xy: tuple[float, float] | None = None
+    nebulosity: float = 0.0
+    clouds: float = 0.0
+    horizon: float = 0.0
+    bayer: bool = False
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.ra) or not -90.0 <= self.dec <= 90.0:
@@ -111,6 +136,12 @@ class FieldSpec:
             raise InvalidParameterError("spurious, hot_pixels and max_stars must not be negative")
         if abs(self.gradient) > 1.0:
             raise InvalidParameterError(f"gradient must be between -1 and 1, got {self.gradient}")
+        if self.trail < 0 or self.disk_radius < 0 or self.nebulosity < 0:
+            raise InvalidParameterError("trail, disk_radius and nebulosity must not be negative")
+        if not 0.0 <= self.clouds <= 1.0:
+            raise InvalidParameterError(f"clouds must be between 0 and 1, got {self.clouds}")
+        if not 0.0 <= self.horizon < 1.0:
+            raise InvalidParameterError(f"horizon must be between 0 and 1, got {self.horizon}")
 
     @property
     def width_deg(self) -> float:
@@ -219,6 +250,14 @@ def _render(
     # Pixel i (0-based column) covers x in [i + 0.5, i + 1.5] in 1-based coordinates.
     offsets = np.arange(-half, half + 1)
     scale = 1.0 / (math.sqrt(2.0) * sigma)
+    if spec.trail > 0:
+        # A trail is the star at many places along a line, its light shared out.
+        steps = max(2, math.ceil(spec.trail / max(0.5 * sigma, 0.25)))
+        along = np.linspace(-0.5, 0.5, steps) * spec.trail
+        angle = math.radians(spec.trail_angle)
+        x = (x[:, None] + along[None, :] * math.cos(angle)).ravel()
+        y = (y[:, None] + along[None, :] * math.sin(angle)).ravel()
+        flux = np.repeat(flux / steps, steps)
     for xi, yi, fi in zip(x, y, flux, strict=True):
         ci, cj = int(round(xi - 1.0)), int(round(yi - 1.0))
         cols, rows = ci + offsets, cj + offsets
@@ -234,13 +273,112 @@ def _render(
     stars = rng.poisson(stars).astype(float)
     ramp = np.linspace(-0.5, 0.5, w) if w > 1 else np.zeros(1)
     background = spec.sky * (1.0 + spec.gradient * ramp)[np.newaxis, :]
+    if spec.clouds > 0:
+        cover = _cloud_cover(spec, rng)
+        stars = stars * (1.0 - 0.95 * cover)
+        background = background + 0.6 * spec.sky * cover
+    if spec.nebulosity > 0:
+        background = background + spec.nebulosity * spec.sky * _nebulae(spec, rng)
     image = stars + background
+    if spec.disk_radius > 0:
+        image = _add_disk(image, spec, rng)
+    if spec.horizon > 0:
+        image = _add_foreground(image, spec, rng)
+    if spec.bayer:
+        # RGGB: red on even rows and even columns, blue on odd rows and columns.
+        sensitivity = np.array([[0.55, 1.0], [1.0, 0.4]])
+        image = image * np.tile(sensitivity, (h // 2 + 1, w // 2 + 1))[:h, :w]
     if spec.noise > 0:
         image = image + rng.normal(0.0, spec.noise, size=(h, w))
     if spec.hot_pixels:
         flat = rng.choice(h * w, size=min(spec.hot_pixels, h * w), replace=False)
         image.flat[flat] = rng.uniform(0.3, 1.0, size=len(flat)) * SATURATION
     return np.clip(image, 0.0, SATURATION).astype(np.float32)
+
+
+def _smooth_noise(shape: tuple[int, int], cells: int, rng: np.random.Generator) -> np.ndarray:
+    """Seeded noise varying over about ``cells`` features across the image, scaled to [0, 1]."""
+    from scipy.ndimage import zoom
+
+    h, w = shape
+    coarse = rng.normal(size=(max(2, cells * h // max(h, w) + 2), cells + 2))
+    field = zoom(coarse, (h / coarse.shape[0], w / coarse.shape[1]), order=3)[:h, :w]
+    field = np.pad(field, ((0, h - field.shape[0]), (0, w - field.shape[1])), mode="edge")
+    lo, hi = float(field.min()), float(field.max())
+    return (field - lo) / (hi - lo) if hi > lo else np.zeros(shape)
+
+
+def _cloud_cover(spec: FieldSpec, rng: np.random.Generator) -> np.ndarray:
+    """Cloud density in [0, 1]: 1 over ``spec.clouds`` of the image, soft edges."""
+    u = _smooth_noise((spec.height, spec.width), 5, rng)
+    threshold = float(np.quantile(u, spec.clouds))
+    return np.clip((threshold - u) / 0.08 + 0.5, 0.0, 1.0)
+
+
+def _nebulae(spec: FieldSpec, rng: np.random.Generator) -> np.ndarray:
+    """Diffuse glow peaking near 1, with bright compact knots inside it."""
+    h, w = spec.height, spec.width
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    glow = np.zeros((h, w))
+    size = max(h, w)
+    centres = []
+    for _ in range(3):
+        cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
+        s = rng.uniform(0.06, 0.15) * size
+        glow += rng.uniform(0.5, 1.0) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))
+        centres.append((cx, cy, s))
+    # Filaments: the glow modulated by smooth noise, as emission nebulae look.
+    glow *= 0.4 + 0.6 * _smooth_noise((h, w), 12, rng)
+    knots = np.zeros((h, w))
+    for cx, cy, s in centres:
+        for _ in range(12):
+            kx, ky = cx + rng.normal(0, 0.6 * s), cy + rng.normal(0, 0.6 * s)
+            ks = rng.uniform(2.5, 6.0)
+            x0, x1 = max(0, int(kx - 4 * ks)), min(w, int(kx + 4 * ks) + 1)
+            y0, y1 = max(0, int(ky - 4 * ks)), min(h, int(ky + 4 * ks) + 1)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            patch = np.exp(
+                -((xx[y0:y1, x0:x1] - kx) ** 2 + (yy[y0:y1, x0:x1] - ky) ** 2) / (2 * ks * ks)
+            )
+            knots[y0:y1, x0:x1] += rng.uniform(0.5, 2.0) * patch
+    return glow + knots
+
+
+def _add_disk(image: np.ndarray, spec: FieldSpec, rng: np.random.Generator) -> np.ndarray:
+    """A saturated disk (the Moon, a planet) hiding the stars behind it, with a glow."""
+    h, w = image.shape
+    r = spec.disk_radius
+    if spec.disk_xy is not None:
+        cx, cy = spec.disk_xy[0] - 1.0, spec.disk_xy[1] - 1.0
+    else:
+        cx, cy = rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    d = np.hypot(xx - cx, yy - cy)
+    glow = 3.0 * spec.sky * (r / np.maximum(d, r)) ** 2
+    out = image + glow
+    out[d <= r] = SATURATION
+    return out
+
+
+def _add_foreground(image: np.ndarray, spec: FieldSpec, rng: np.random.Generator) -> np.ndarray:
+    """A dark foreground over the last rows, a jagged tree line, a glow above it."""
+    h, w = image.shape
+    base = h * (1.0 - spec.horizon)
+    walk = np.cumsum(rng.normal(0.0, 1.5, size=w))
+    hills = base + walk - walk.mean()
+    rows = np.arange(h, dtype=float)[:, None]
+    above = np.clip(hills[None, :] - rows, 0.0, None)
+    glow = 1.5 * spec.sky * np.exp(-above / (0.08 * h))
+    # Trees: narrow dark spikes rising above the hills.
+    edge = hills.copy()
+    for _ in range(max(1, w // 60)):
+        at, width = int(rng.integers(0, w)), int(rng.integers(4, 20))
+        edge[at : at + width] -= rng.uniform(0.05, 0.15) * h
+    out = image + glow
+    ground = rows >= edge[None, :]
+    out = np.where(ground, 0.3 * spec.sky + rng.normal(0.0, 0.05 * spec.sky, size=(h, w)), out)
+    return out
 
 
 def make_field(
@@ -421,10 +559,7 @@ def write_png(field: SyntheticField, path: Path, *, bits: int = 8) -> Path:
     """
     image = _require_image(field)
     if bits == 8:
-        lo = float(np.median(image)) - 3.0 * field.spec.noise
-        hi = max(float(image.max()), lo + 1.0)
-        scaled = np.sqrt(np.clip((image - lo) / (hi - lo), 0.0, 1.0))
-        picture = Image.fromarray(np.round(scaled * 255.0).astype(np.uint8))
+        picture = Image.fromarray(_eight_bits(field))
     elif bits == 16:
         counts = np.clip(np.round(image), 0, 65535).astype(np.uint16)
         picture = Image.fromarray(counts)
@@ -432,6 +567,18 @@ def write_png(field: SyntheticField, path: Path, *, bits: int = 8) -> Path:
         raise InvalidParameterError(f"bits must be 8 or 16, got {bits}")
     path = Path(path)
     picture.save(path, format="PNG")
+    return path
+
+
+def write_jpeg(field: SyntheticField, path: Path, *, quality: int = 90) -> Path:
+    """Write the rendered image as a greyscale JPEG, stretched as :func:`write_png`'s 8 bits.
+
+    Low ``quality`` gives the blocky artefacts of a phone or web picture.
+    """
+    if not 1 <= quality <= 100:
+        raise InvalidParameterError(f"quality must be between 1 and 100, got {quality}")
+    path = Path(path)
+    Image.fromarray(_eight_bits(field)).save(path, format="JPEG", quality=quality)
     return path
 
 
@@ -464,6 +611,15 @@ def write_xyls(field: SyntheticField, path: Path) -> Path:
     path = Path(path)
     fits.HDUList([fits.PrimaryHDU(), table]).writeto(path, overwrite=True)
     return path
+
+
+def _eight_bits(field: SyntheticField) -> np.ndarray:
+    """Square-root stretch from just below the sky to the brightest pixel."""
+    image = _require_image(field)
+    lo = float(np.median(image)) - 3.0 * field.spec.noise
+    hi = max(float(image.max()), lo + 1.0)
+    scaled = np.sqrt(np.clip((image - lo) / (hi - lo), 0.0, 1.0))
+    return np.round(scaled * 255.0).astype(np.uint8)
 
 
 def _require_image(field: SyntheticField) -> np.ndarray:

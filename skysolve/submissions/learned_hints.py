@@ -3,19 +3,33 @@
 An observer sends the frames of one night, or the images of one archive or
 batch, one after another: same camera, same lens, often the same part of the
 sky.  What the first solve found (pixel scale, centre) is then the likeliest
-answer for the next image of the same size, so it is tried first; the
+answer for the next image of the same camera, so it is tried first; the
 pipeline falls back to the learned scale alone, then to a blind search, when
 it is wrong.  Only jobs of the same owner are looked at, and only when the
 request itself gave no scale and no position.
+
+A hint from another camera costs time (a wrong centre up to the pipeline's
+learned share of the budget, 10 s), so an earlier solve is offered only when
+its camera matches: the same image size, and where both files are FITS with
+them, the same ``INSTRUME``, ``TELESCOP``, ``FOCALLEN`` and ``XPIXSZ``.  The
+new image's size and header are read from its file before the solve (a few
+kilobytes); a file that cannot be read is judged by what is known.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from astropy.io import fits
+from django.conf import settings
 from django.utils import timezone
 
+from skysolve.engine.images import read_head, sniff_format
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.errors import SolveError
 from skysolve.submissions.models import Job
@@ -27,6 +41,14 @@ MAX_HINTS = 5
 #: Relative half-width of the scale range around the earlier pixel scale: a
 #: refocus or another filter changes it by far less.
 SCALE_TOLERANCE = 0.15
+#: FITS keywords that name a camera and its optics: where both images have one,
+#: they must agree (text case-insensitively, numbers within NUMBER_TOLERANCE).
+CAMERA_KEYWORDS = ("INSTRUME", "TELESCOP", "FOCALLEN", "XPIXSZ")
+#: Relative difference of FOCALLEN or XPIXSZ still taken as the same value
+#: (rounding by the capture program); another reducer or binning is far more.
+NUMBER_TOLERANCE = 0.02
+#: Bytes read from the start of a FITS file for its headers (12 blocks).
+_HEADER_BYTES = 2880 * 12
 
 
 def learned_hints_for(
@@ -55,22 +77,114 @@ def learned_hints_for(
         .exclude(user_image__submission_id=submission_id)
         .order_by("-finished_at")
     )
-    known = None
+    camera = _camera_of(job)
     if params.image_width is not None and params.image_height is not None:
-        known = (params.image_width, params.image_height)
+        # A star list says its size: another size is another camera.
+        camera.size = (params.image_width, params.image_height)
     hints: list[LearnedHint] = []
     sizes: set[tuple[int, int]] = set()
     for candidate in [*siblings[:MAX_HINTS], *earlier[:MAX_HINTS]]:
         hint = _hint_from(candidate)
         if hint is None or (hint.image_width, hint.image_height) in sizes:
             continue
-        if known is not None and (hint.image_width, hint.image_height) != known:
-            continue  # a star list says its size: another size is another camera
+        if camera.size is not None and (hint.image_width, hint.image_height) != camera.size:
+            continue
+        if camera.keywords and not _same_camera(camera.keywords, _camera_of(candidate).keywords):
+            continue
         sizes.add((hint.image_width, hint.image_height))
         hints.append(hint)
         if len(hints) >= MAX_HINTS:
             break
     return tuple(hints)
+
+
+@dataclass
+class _Camera:
+    """What a job's file says about the camera: its image size and FITS keywords."""
+
+    size: tuple[int, int] | None = None
+    keywords: dict[str, str | float] = field(default_factory=dict)
+
+
+def _same_camera(ours: dict[str, str | float], theirs: dict[str, str | float]) -> bool:
+    """Whether every camera keyword both images have agrees."""
+    for key in ours.keys() & theirs.keys():
+        a, b = ours[key], theirs[key]
+        if isinstance(a, float) and isinstance(b, float):
+            if not math.isclose(a, b, rel_tol=NUMBER_TOLERANCE):
+                return False
+        elif str(a).strip().casefold() != str(b).strip().casefold():
+            return False
+    return True
+
+
+def _camera_of(job: Job) -> _Camera:
+    """The camera of ``job``'s image file; empty when there is no file to read."""
+    image = job.user_image
+    relative = image.disk_file or image.submission.disk_file
+    if not relative:
+        return _Camera()
+    path = Path(settings.SKYSOLVE_UPLOAD_DIR) / relative
+    fmt = sniff_format(path)
+    if fmt == "fits":
+        return _fits_camera(read_head(path, _HEADER_BYTES) or b"")
+    if fmt is None or fmt == "tiff":
+        return _Camera()  # a multi-page TIFF's first page need not be the image
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Only the size is read: a huge picture is no bomb here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:  # reads the header only
+                return _Camera(size=picture.size)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return _Camera()
+
+
+def _fits_camera(head: bytes) -> _Camera:
+    """Image size and camera keywords from the first bytes of a FITS file.
+
+    The primary header, and when it has no image (a tile-compressed ``.fz``
+    file) the first extension's; a truncated or damaged header gives what was
+    read before the damage.
+    """
+    camera = _Camera()
+    start = 0
+    for _hdu in range(2):
+        cards: dict[str, Any] = {}
+        end = None
+        for at in range(start, len(head) - 79, 80):
+            keyword = head[at : at + 8].decode("ascii", "replace").strip()
+            if keyword == "END":
+                end = at + 80
+                break
+            if keyword in (*CAMERA_KEYWORDS, "NAXIS", "NAXIS1", "NAXIS2", "ZNAXIS1", "ZNAXIS2"):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # a bad card is skipped, not fixed
+                        card = fits.Card.fromstring(head[at : at + 80].decode("ascii"))
+                        cards[keyword] = card.value
+                except (ValueError, UnicodeDecodeError, fits.VerifyError):
+                    continue
+        for key in CAMERA_KEYWORDS:
+            value = cards.get(key)
+            if isinstance(value, bool) or value is None or value == "":
+                continue
+            if isinstance(value, (int, float)):
+                if math.isfinite(value) and value > 0:
+                    camera.keywords[key] = float(value)
+            else:
+                camera.keywords[key] = str(value)
+        width = cards.get("ZNAXIS1", cards.get("NAXIS1"))
+        height = cards.get("ZNAXIS2", cards.get("NAXIS2"))
+        if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+            camera.size = (width, height)
+            return camera
+        if end is None:
+            return camera
+        start = -(-end // 2880) * 2880  # the next header starts on a block boundary
+    return camera
 
 
 def _hint_from(job: Job) -> LearnedHint | None:

@@ -564,3 +564,34 @@ def test_it_resorts_by_flux_and_raw_flux_like_astrometry_net() -> None:
     assert list(resort(sources).x) == [1.0, 4.0, 2.0, 3.0, 5.0]
     no_background = SourceList(sources.x, sources.y, flux, 10, 10)
     assert list(resort(no_background).x) == list(no_background.x)
+
+
+def test_sep_drops_extended_blobs_and_keeps_saturated_stars() -> None:
+    # Nebula knots are many times flatter than the stars; a saturated star's
+    # flat top makes it flatter too, but it is a star and must stay.
+    rng = np.random.default_rng(4)
+    h, w = 400, 500
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    image = rng.normal(500.0, 8.0, size=(h, w))
+
+    def blob(x: float, y: float, sigma: float, peak: float) -> np.ndarray:
+        return peak * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma * sigma))
+
+    stars = np.column_stack([rng.uniform(20, w - 20, 80), rng.uniform(20, h - 20, 80)])
+    for x, y in stars:
+        image += blob(x, y, 1.1, rng.uniform(100.0, 2000.0))
+    knots = [(100.0, 100.0), (250.0, 200.0), (400.0, 300.0), (150.0, 320.0)]
+    for x, y in knots:
+        image += blob(x, y, 4.0, 3000.0)
+    saturated = [(60.0, 250.0), (440.0, 80.0)]
+    for x, y in saturated:
+        image += blob(x, y, 1.1, 1e8)  # a flat top about 8 px across
+    image = np.clip(image, 0, 65535).astype(np.float32)
+    found = extract_sources(image, method="sep")
+
+    def nearest(x: float, y: float) -> float:
+        return float(np.hypot(found.x - (x + 1.0), found.y - (y + 1.0)).min())
+
+    assert all(nearest(x, y) > 3.0 for x, y in knots)
+    assert all(nearest(x, y) < 1.0 for x, y in saturated)
+    assert sum(nearest(x, y) < 1.0 for x, y in stars) >= 70

@@ -233,6 +233,93 @@ def test_it_stretches_robustly_to_hot_pixels() -> None:
     assert np.median(out) < 100
 
 
+def _plain_stretch(data: np.ndarray) -> np.ndarray:
+    """The documented stretch, computed the slow and obvious way."""
+    lo, hi = np.percentile(data, [1.0, 99.8])
+    t = (data.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    t = np.clip(t, 0.0, 1.0)
+    curve = np.arcsinh(np.float32(10.0) * t) / np.arcsinh(np.float32(10.0))
+    return np.round(curve * 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+def test_it_stretches_16_bit_camera_frames_exactly_as_the_plain_curve_does(dtype: type) -> None:
+    # Camera frames take a histogram and a lookup table; the picture must not change.
+    rng = np.random.default_rng(11)
+    offset = 0 if dtype == np.uint16 else -20000
+    data = rng.normal(500.0 + offset, 8.0, size=(600, 800))
+    data[100:110, 200:210] = 30000.0  # a saturated star
+    data[300, :] = offset  # a dead row
+    frame: np.ndarray = data.astype(dtype)
+    assert np.array_equal(stretch_for_display(frame), _plain_stretch(frame))
+    small = frame[:40, :50]  # below the table's size: computed directly
+    assert np.array_equal(stretch_for_display(small), _plain_stretch(small))
+
+
+def test_it_takes_the_percentiles_of_8_and_16_bit_images_as_numpy_does() -> None:
+    from skysolve.engine.pictures import _integer_percentiles
+
+    rng = np.random.default_rng(5)
+    for dtype, mean in ((np.uint16, 500.0), (np.uint8, 60.0)):
+        for n in (1, 2, 3, 101, 250_000):
+            sample: np.ndarray = np.clip(rng.normal(mean, 9.0, n), 0, np.iinfo(dtype).max).astype(
+                dtype
+            )
+            for percents in ((1.0, 99.8), (0.0, 100.0), (33.3, 50.0)):
+                assert _integer_percentiles(sample, percents) == list(
+                    np.percentile(sample, percents)
+                )
+
+
+def test_it_writes_pngs_that_read_back_pixel_for_pixel(tmp_path: Path) -> None:
+    from skysolve.engine.pictures import _write_png
+
+    rng = np.random.default_rng(9)
+    for shape in ((1, 1, 3), (7, 13, 3), (600, 801, 3)):
+        pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        path = tmp_path / f"{shape[0]}x{shape[1]}.png"
+        _write_png(Image.fromarray(pixels, mode="RGB"), path)
+        with Image.open(path) as back:
+            assert (back.format, back.mode, back.size) == ("PNG", "RGB", (shape[1], shape[0]))
+            assert np.array_equal(np.asarray(back), pixels)
+
+
+def test_it_draws_the_same_pictures_on_one_thread_as_on_several(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skysolve.engine import pictures
+
+    wcs = tan_wcs(83.8, -5.4, 20.0, WIDTH, HEIGHT)
+    rng = np.random.default_rng(2)
+    sources = SourceList(
+        x=rng.uniform(1, WIDTH, 50),
+        y=rng.uniform(1, HEIGHT, 50),
+        flux=rng.uniform(1, 5, 50),
+        width=WIDTH,
+        height=HEIGHT,
+    )
+    catalog_xy = np.column_stack([rng.uniform(1, WIDTH, 30), rng.uniform(1, HEIGHT, 30)])
+    made = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(pictures, "PICTURE_THREADS", threads)
+        made[threads] = make_pictures(
+            sky().astype(np.uint16),
+            color=None,
+            bottom_up=True,
+            wcs=wcs,
+            sources=sources,
+            catalog_xy=catalog_xy,
+            annotations=[
+                Annotation(type="ngc", names=["NGC 1976"], pixelx=400.0, pixely=200.0, radius=30.0)
+            ],
+            out_dir=tmp_path / str(threads),
+        )
+    assert list(made[1]) == list(made[4]) and len(made[1]) == 8
+    for key, path in made[1].items():
+        with Image.open(path) as one, Image.open(made[4][key]) as several:
+            assert np.array_equal(np.asarray(one), np.asarray(several)), key
+
+
 def test_it_stretches_colour_and_keeps_8_bit_pictures() -> None:
     rng = np.random.default_rng(3)
     lum = rng.normal(100.0, 3.0, size=(30, 40))

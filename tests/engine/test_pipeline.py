@@ -299,13 +299,32 @@ def test_it_solves_the_shared_images(tmp_path: Path, shared_images: Path, name: 
     assert angle_diff(reported, 180 - orientation) < 0.5
 
 
-def test_it_solves_a_nebula_picture_blind_with_solve_fields_own_source_list(
+def test_it_solves_a_nebula_picture_blind_from_seps_list_without_the_knots(
     tmp_path: Path, shared_images: Path
 ) -> None:
-    # apod2.jpg (the Horsehead, 4.5 deg) blind without the fast path: sep's
-    # brightest sources on the nebula need 35-65 s of engine time, more than
-    # this budget; image2xy's list in astrometry.net's resort order, searched
-    # beside it, solves in a few seconds, as solve-field does.
+    # apod2.jpg (the Horsehead, 4.5 deg) blind without the fast path: with the
+    # nebula's extended knots dropped, sep's own list solves it at once.
+    ra, dec, pixscale, orientation = REFERENCE["apod2.jpg"]
+    params = SolveParameters(timeout=25, use_hints=False)
+    result = solve(shared_images / "apod2.jpg", params, tmp_path / "out", config=FAST)
+    truth = dict(ra=ra, dec=dec, pixscale=pixscale, orientation=orientation, parity=1.0)
+    assert_matches_truth(result, truth)
+    assert "solved from the image2xy source list" not in result.log
+
+
+def test_it_solves_a_nebula_picture_blind_with_solve_fields_own_source_list(
+    tmp_path: Path, shared_images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same picture with sep keeping the knots (as it did before they were
+    # dropped): its brightest sources on the nebula need 35-65 s of engine
+    # time, more than this budget; image2xy's list in astrometry.net's resort
+    # order, searched beside it, solves in a few seconds, as solve-field does.
+    from skysolve.engine.extraction.sep_extractor import SepExtractor
+
+    def keep_all(objects: np.ndarray, *args: object) -> np.ndarray:
+        return np.ones(len(objects), dtype=bool)
+
+    monkeypatch.setattr(SepExtractor, "_compact", staticmethod(keep_all))
     ra, dec, pixscale, orientation = REFERENCE["apod2.jpg"]
     params = SolveParameters(timeout=25, use_hints=False)
     result = solve(shared_images / "apod2.jpg", params, tmp_path / "out", config=FAST)

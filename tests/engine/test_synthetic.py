@@ -1,5 +1,6 @@
 import math
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,11 @@ def test_it_rejects_bad_specs() -> None:
         ({"noise": -1.0}, "must not be negative"),
         ({"gradient": 2.0}, "gradient"),
         ({"pixscale": 3600.0, "width": 1000}, "wider than 120"),
+        ({"trail": -1.0}, "trail, disk_radius and nebulosity"),
+        ({"disk_radius": -5.0}, "trail, disk_radius and nebulosity"),
+        ({"nebulosity": -0.1}, "trail, disk_radius and nebulosity"),
+        ({"clouds": 1.5}, "clouds"),
+        ({"horizon": 1.0}, "horizon"),
     ]
     for change, message in cases:
         with pytest.raises(InvalidParameterError, match=message):
@@ -385,3 +391,36 @@ def test_it_makes_star_lists_astrometry_net_solves_to_the_truth(tmp_path: Path) 
     assert solved.pixscale == pytest.approx(truth.pixscale, rel=0.01)
     assert solved.parity == truth.parity == -1.0
     assert wrap(solved.orientation - truth.orientation) == pytest.approx(0.0, abs=0.5)
+
+
+def test_it_writes_a_jpeg_with_its_artefacts(small_field: SyntheticField, tmp_path: Path) -> None:
+    from skysolve.engine.synthetic import write_jpeg
+
+    good = write_jpeg(small_field, tmp_path / "good.jpg", quality=95)
+    poor = write_jpeg(small_field, tmp_path / "poor.jpg", quality=20)
+    with Image.open(good) as a, Image.open(poor) as b:
+        assert (a.format, a.size, b.size) == ("JPEG", (300, 200), (300, 200))
+        png = write_png(small_field, tmp_path / "field.png")
+        with Image.open(png) as lossless:
+            exact = np.asarray(lossless, dtype=float)
+            assert (
+                np.abs(np.asarray(a, dtype=float) - exact).mean()
+                < np.abs(np.asarray(b, dtype=float) - exact).mean()
+            )
+    with pytest.raises(InvalidParameterError, match="quality"):
+        write_jpeg(small_field, tmp_path / "bad.jpg", quality=0)
+
+
+def test_it_hides_stars_behind_a_disk_and_trails_the_others(small_field: SyntheticField) -> None:
+    spec = replace(small_field.spec, disk_radius=30.0, disk_xy=(150.0, 100.0), noise=0.0)
+    disk = make_field(spec, catalog=small_field.catalog).image
+    assert disk is not None
+    assert disk[99, 149] == SATURATION and disk[99, 149 + 29] == SATURATION
+    assert disk[99, 149 + 60] > small_field.spec.sky  # the glow around it
+    trailed = make_field(
+        replace(small_field.spec, trail=12.0, trail_angle=0.0), catalog=small_field.catalog
+    )
+    assert trailed.image is not None and small_field.image is not None
+    # The same light, spread along rows: the brightest pixel is dimmer.
+    assert trailed.image.sum() == pytest.approx(small_field.image.sum(), rel=0.01)
+    assert trailed.image.max() < 0.5 * small_field.image.max()

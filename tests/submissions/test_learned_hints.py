@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import timedelta
 
+import numpy as np
 import pytest
+from astropy.io import fits
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
+from PIL import Image
 
 from skysolve.submissions.learned_hints import learned_hints_for
 from skysolve.submissions.models import Job
@@ -141,3 +147,107 @@ def test_a_request_cannot_bring_its_own_learned_hints(client: Client) -> None:
     forged = [{"source": "me", "scale_lower": 1, "scale_upper": 2, **SIZE}]
     job = job_of(submit_xy(client, session_for("alice"), learned_hints=forged, **SIZE))
     assert "learned_hints" not in job.submission.parameters
+
+
+# -- the camera must match -------------------------------------------------------
+
+ASI294 = {"INSTRUME": "ZWO ASI294MC Pro", "FOCALLEN": 400.0, "XPIXSZ": 4.63}
+
+
+def fits_of(cards: dict[str, object], *, width: int = 400, height: int = 300) -> bytes:
+    hdu = fits.PrimaryHDU(np.zeros((height, width), dtype=np.uint16))
+    for key, value in cards.items():
+        hdu.header[key] = value
+    out = io.BytesIO()
+    hdu.writeto(out)
+    return out.getvalue()
+
+
+def png_of(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (width, height)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def upload(client: Client, session: str, data: bytes, name: str) -> int:
+    payload = {"request-json": json.dumps({"session": session})}
+    answer = client.post("/api/upload", {**payload, "file": SimpleUploadedFile(name, data)})
+    body = json.loads(answer.content)
+    assert body["status"] == "success", body
+    return int(body["subid"])
+
+
+def solved_upload(client: Client, session: str, data: bytes, name: str) -> Job:
+    job = job_of(upload(client, session, data, name))
+    solve_all(FakeSolver())  # answers 400x300, whatever the file
+    job.refresh_from_db()
+    assert job.status == Job.SUCCESS
+    return job
+
+
+@pytest.mark.parametrize(
+    ("cards", "offered"),
+    [
+        ({**ASI294, "FOCALLEN": 400.4}, True),  # rounding by the capture program
+        ({"INSTRUME": "zwo asi294mc pro "}, True),  # only what both have is compared
+        ({**ASI294, "TELESCOP": "RedCat 51"}, True),  # the earlier frame said no telescope
+        ({**ASI294, "FOCALLEN": 250.0}, False),  # a reducer or another telescope
+        ({**ASI294, "XPIXSZ": 9.26}, False),  # binned 2x2
+        ({**ASI294, "INSTRUME": "Canon EOS 6D"}, False),
+    ],
+)
+def test_it_offers_an_earlier_solve_only_from_the_same_camera(
+    client: Client, cards: dict[str, object], offered: bool
+) -> None:
+    alice = session_for("alice")
+    earlier = solved_upload(client, alice, fits_of(ASI294), "m42-1.fits")
+    waiting = job_of(upload(client, alice, fits_of(cards), "next.fits"))
+    hints = learned_hints_for(waiting)
+    if offered:
+        assert [h.source for h in hints] == [f"earlier solve of job {earlier.pk}"]
+    else:
+        assert hints == ()
+
+
+def test_it_reads_the_new_images_size_before_the_solve(client: Client) -> None:
+    alice = session_for("alice")
+    earlier = solved_upload(client, alice, png_of(400, 300), "first.png")
+    bigger = job_of(upload(client, alice, png_of(800, 600), "other-camera.png"))
+    assert learned_hints_for(bigger) == ()
+    fits_elsewhere = job_of(upload(client, alice, fits_of({}, width=401), "crop.fits"))
+    assert learned_hints_for(fits_elsewhere) == ()
+    same = job_of(upload(client, alice, png_of(400, 300), "second.png"))
+    assert [h.source for h in learned_hints_for(same)] == [f"earlier solve of job {earlier.pk}"]
+
+
+def test_it_reads_the_camera_of_a_tile_compressed_fits_file(client: Client) -> None:
+    alice = session_for("alice")
+    hdu = fits.CompImageHDU(np.zeros((300, 400), dtype=np.int16))
+    hdu.header["FOCALLEN"] = 1000.0
+    out = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(out)
+    solved_upload(client, alice, fits_of(ASI294), "m42.fits")
+    waiting = job_of(upload(client, alice, out.getvalue(), "galaxy.fits.fz"))
+    assert learned_hints_for(waiting) == ()  # 1000 mm is not the 400 mm of the earlier frame
+    assert learned_hints_for(job_of(upload(client, alice, fits_of(ASI294), "m42-2.fits")))
+
+
+def test_it_reads_what_it_can_of_a_damaged_fits_header() -> None:
+    from skysolve.submissions.learned_hints import _fits_camera
+
+    cards = [
+        "SIMPLE  =                    T",
+        "NAXIS   =                    2",
+        "NAXIS1  =                  400",
+        "NAXIS2  = garbage here",
+        "FOCALLEN= 'abc",
+        "XPIXSZ  = 1.2.3",
+        "INSTRUME= 'ZWO ASI294MC'",
+        "TELESCOP=                  -12",
+        "END",
+    ]
+    camera = _fits_camera("".join(card.ljust(80) for card in cards).encode())
+    assert camera.size is None  # NAXIS2 cannot be read
+    assert camera.keywords == {"INSTRUME": "ZWO ASI294MC"}
+    assert _fits_camera(b"").keywords == {}
+    assert _fits_camera(b"\xff" * 2880).size is None

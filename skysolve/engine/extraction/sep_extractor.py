@@ -33,6 +33,13 @@ from skysolve.errors import (
 #: high enough that JPEG block noise and nebulosity do not dominate the list.  On
 #: apod3.jpg, the sparsest shared image, 1.5 sigma keeps ~570 sources, 3 sigma ~270.
 SEP_THRESHOLD_SIGMA = 1.5
+#: An object whose peak is this many times smaller a share of its flux than the
+#: image's typical object is extended light (a nebula knot, the glow along a
+#: horizon), not a star: a knot of 2.5 px sigma beside stars of 1 px is 6 times
+#: flatter, a bright star in a stretched JPEG at most 2-3 times.
+_FLATTER = 5.0
+#: Fewer objects than this give no reliable typical star: none is judged.
+_MIN_FOR_CONCENTRATION = 20
 
 
 class SepExtractor(SourceExtractor):
@@ -45,7 +52,9 @@ class SepExtractor(SourceExtractor):
     3x3 kernel, at least 5 connected pixels, deblending on.  Positions are
     refined with Gaussian-windowed centroids (SExtractor's ``XWIN``), which are
     unbiased to a few hundredths of a pixel on well-sampled stars.  Hot pixels,
-    singular and very elongated objects are dropped.  The ``timeout`` is checked
+    singular and very elongated objects are dropped, and so is extended light
+    (nebula knots, the glow along a horizon) whose peak is a :data:`_FLATTER`
+    times smaller share of its flux than the image's typical object's.  The ``timeout`` is checked
     between retries only (sep runs in-process and cannot be interrupted).
     """
 
@@ -94,6 +103,7 @@ class SepExtractor(SourceExtractor):
         if objects is None or len(objects) == 0:
             return _empty(shape)
         objects = objects[self._plausible(objects)]
+        objects = objects[self._compact(objects, sub, back, image)]
         # Refining centroids is the slow step: do it only for the sources kept, i.e.
         # the brightest max_sources that are not hot pixels (judged at rough positions).
         rough_x = _unbin(objects["x"] + 1.0, factor)
@@ -173,6 +183,32 @@ class SepExtractor(SourceExtractor):
         with np.errstate(divide="ignore", invalid="ignore"):
             ok &= a <= _MAX_ELONGATION * b
         return np.asarray(ok, dtype=bool)
+
+    @staticmethod
+    def _compact(
+        objects: np.ndarray, sub: np.ndarray, back: np.ndarray, image: np.ndarray
+    ) -> np.ndarray:
+        """Mask of objects about as concentrated as the image's stars, or saturated.
+
+        Every star of one image has the same profile, so its peak is about the
+        same share of its flux; nebula knots, the glow along a horizon and other
+        extended light are many times flatter.  The typical share is the median
+        over all objects (most of them are faint stars, whatever the brightest
+        few are); saturated objects (flat-topped stars) are kept.
+        """
+        if len(objects) < _MIN_FOR_CONCENTRATION:
+            return np.ones(len(objects), dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.asarray(objects["peak"], dtype=float) / np.asarray(objects["flux"], float)
+        typical = float(np.nanmedian(share))
+        if not (math.isfinite(typical) and typical > 0):
+            return np.ones(len(objects), dtype=bool)
+        h, w = sub.shape
+        iy = np.clip(np.rint(objects["y"]).astype(int), 0, h - 1)
+        ix = np.clip(np.rint(objects["x"]).astype(int), 0, w - 1)
+        top = float(np.nanmax(image))
+        saturated = objects["peak"] + back[iy, ix] >= top - 0.02 * abs(top)
+        return np.asarray((share >= typical / _FLATTER) | saturated, dtype=bool)
 
     @staticmethod
     def _refine(
