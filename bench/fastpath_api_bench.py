@@ -76,6 +76,20 @@ FORMATS: dict[str, tuple[tuple[int, int], Callable[[SyntheticField], bytes], str
 }
 
 
+def bench_specs(count: int, seed: int, info: Any, size: tuple[int, int]) -> list[Any]:
+    """The seeded fields of this bench (bench/pictures_bench.py draws the same ones)."""
+    return random_specs(
+        count,
+        seed=seed,
+        min_width_deg=max(5.0, info.min_fov),
+        max_width_deg=min(60.0, info.max_fov),
+        sizes=(size,),
+        fwhm=2.5,
+        noise=8.0,
+        sky=500.0,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -135,16 +149,7 @@ def _worst(values: list[float]) -> str:
 
 def run(args: argparse.Namespace, db: Path, info: Any, mode: str, name: str) -> dict[str, Any]:
     size, encode, filename, content_type = FORMATS[name]
-    specs = random_specs(
-        args.fields + 1,
-        seed=args.seed,
-        min_width_deg=max(5.0, info.min_fov),
-        max_width_deg=min(60.0, info.max_fov),
-        sizes=(size,),
-        fwhm=2.5,
-        noise=8.0,
-        sky=500.0,
-    )
+    specs = bench_specs(args.fields + 1, args.seed, info, size)
     measured: dict[str, Any] = {"success": [], "picture": [], "verified": [], "engine": []}
     measured["solved"] = 0
     print(f"\n{mode}, {name}:", flush=True)

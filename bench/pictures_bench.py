@@ -29,12 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from fastpath_api_bench import jpeg_of, tiff16_of  # noqa: E402
+from fastpath_api_bench import bench_specs, jpeg_of, tiff16_of  # noqa: E402
 
 from skysolve.engine.fastpath import default_db_path, load_database  # noqa: E402
 from skysolve.engine.params import SolveParameters  # noqa: E402
 from skysolve.engine.pipeline import EngineConfig, solve  # noqa: E402
-from skysolve.engine.synthetic import make_field, random_specs  # noqa: E402
+from skysolve.engine.synthetic import make_field  # noqa: E402
 
 
 def main() -> int:
@@ -49,16 +49,7 @@ def main() -> int:
 
     info = load_database(default_db_path()).info
     size = (1024, 768) if args.format == "tiff16" else (800, 600)
-    specs = random_specs(
-        args.fields + 1,
-        seed=args.seed,
-        min_width_deg=max(5.0, info.min_fov),
-        max_width_deg=min(60.0, info.max_fov),
-        sizes=(size,),
-        fwhm=2.5,
-        noise=8.0,
-        sky=500.0,
-    )
+    specs = bench_specs(args.fields + 1, args.seed, info, size)
     encode = tiff16_of if args.format == "tiff16" else jpeg_of
     config = EngineConfig.from_env()
     totals, walls, cpus = [], [], []
