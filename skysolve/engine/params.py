@@ -35,7 +35,7 @@ DEFAULT_SCALE_ERR_PERCENT = 20.0
 MAX_TIMEOUT = 24 * 3600.0
 
 #: Parameters that only the service sets, never a request: a client's are dropped.
-NOT_FROM_REQUESTS: tuple[str, ...] = ("learned_hints", "file_hints")
+NOT_FROM_REQUESTS: tuple[str, ...] = ("learned_hints", "file_hints", "pictures")
 
 
 def focal_mm_to_degwidth(focal_mm: float) -> float:
@@ -110,6 +110,8 @@ class SolveParameters:
     source list when the image itself does not travel to the solver (set by
     the sender, never by the request): the pipeline uses them as it would the
     file's own, with the blind retry behind them.
+    ``pictures`` off: the solver draws no pictures, because the sender draws
+    them on the image it kept (set by the sender, never by the request).
     """
 
     scale_units: ScaleUnits = "degwidth"
@@ -136,6 +138,7 @@ class SolveParameters:
     max_sources: int = 1000
     learned_hints: tuple[LearnedHint, ...] = ()
     file_hints: Hints | None = None
+    pictures: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -161,6 +164,8 @@ class SolveParameters:
         from_file = values.get("file_hints")
         if from_file:
             kwargs["file_hints"] = _file_hints(from_file)
+        if values.get("pictures") is False:
+            kwargs["pictures"] = False
         for f in dataclasses.fields(cls):
             if f.name in ("extra", *NOT_FROM_REQUESTS) or f.name not in values:
                 continue
@@ -176,14 +181,16 @@ class SolveParameters:
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as plain JSON-ready values (``extra`` left out, and
-        ``learned_hints`` and ``file_hints`` when there are none: a request's
-        stored parameters stay as they were)."""
+        ``learned_hints``, ``file_hints`` and ``pictures`` when they are the
+        defaults: a request's stored parameters stay as they were)."""
         out = dataclasses.asdict(self)
         out.pop("extra", None)
         if self.file_hints is None:
             out.pop("file_hints", None)
         else:
             out["file_hints"]["sources"] = list(self.file_hints.sources)
+        if self.pictures:
+            out.pop("pictures", None)
         if self.learned_hints:
             out["learned_hints"] = [dataclasses.asdict(h) for h in self.learned_hints]
         else:

@@ -494,11 +494,22 @@ def solve(
     ):
         note("annotating", f"solved by {outcome.solver} with {outcome.index}")
         with clock.step("annotate"):
-            _finish_solved(result, outcome, image, sources, out_dir, config, note, clock, verified)
+            _finish_solved(
+                result,
+                outcome,
+                image,
+                sources,
+                out_dir,
+                config,
+                note,
+                clock,
+                verified,
+                pictures=params.pictures,
+            )
         write_axy()  # after the answer: the source list is a file, not part of it
     else:
         write_axy()
-        if image is not None and config.make_pictures:
+        if image is not None and config.make_pictures and params.pictures:
             with clock.step("pictures"):
                 _pictures(result, image, sources, None, None, [], out_dir)
 
@@ -690,6 +701,8 @@ def _finish_solved(
     note: Progress,
     clock: _Clock,
     verified: Verified | None,
+    *,
+    pictures: bool = True,
 ) -> None:
     from skysolve.engine.annotations import objects_in_field
 
@@ -752,7 +765,7 @@ def _finish_solved(
             out_path=out_dir / FILE_NAMES["kml"],
             bottom_up=bool(image is not None and image.bottom_up),
         )
-    if config.make_pictures:
+    if config.make_pictures and pictures:
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         full = astropy_wcs()
         catalog_xy = _catalog_xy(rdls, full)

@@ -72,7 +72,8 @@ def outgoing(
         )
         return Outgoing(found, params)
     sources, with_hints = image_sources(source, params)
-    return Outgoing(sources, with_hints, image_kept=source)
+    # The pictures are drawn here on the kept image: the worker draws none.
+    return Outgoing(sources, with_hints.replace(pictures=False), image_kept=source)
 
 
 def pack_request(

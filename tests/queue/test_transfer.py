@@ -97,8 +97,8 @@ def test_it_sends_a_large_images_header_hints_with_its_sources(tmp_path: Path) -
     assert hints.scale_lower is not None and hints.scale_upper is not None
     assert hints.scale_lower < 30.0 < hints.scale_upper
     assert hints.position_source == "RA/DEC keywords"
-    # The user's own choices still travel as they were.
-    assert params.replace(file_hints=None) == SolveParameters()
+    # The user's own choices still travel as they were (the pictures are the sender's).
+    assert params.replace(file_hints=None, pictures=True) == SolveParameters()
 
 
 def test_it_sends_no_file_hints_when_the_user_turned_hints_off(tmp_path: Path) -> None:
@@ -114,6 +114,23 @@ def test_it_keeps_a_large_image_for_its_pictures(tmp_path: Path) -> None:
     assert small.source == image and small.image_kept is None
     large = outgoing(image, SolveParameters(), max_file_bytes=1000)
     assert isinstance(large.source, SourceList) and large.image_kept == image
+
+
+def test_the_worker_draws_no_pictures_of_a_large_image(tmp_path: Path) -> None:
+    """The web host draws them on the kept image; a worker's would be on a blank canvas."""
+    image = hinted_fits(tmp_path / "big.fits")
+    small = trip(pack_request(7, image, SolveParameters(), max_file_bytes=image.stat().st_size))
+    assert "pictures" not in small["params"]
+    assert unpack_request(small, tmp_path)[1].pictures
+    large = trip(pack_request(7, image, SolveParameters(), max_file_bytes=1000))
+    assert large["params"]["pictures"] is False
+    assert not unpack_request(large, tmp_path)[1].pictures
+
+
+def test_a_request_cannot_turn_the_pictures_off() -> None:
+    from skysolve.engine.params import NOT_FROM_REQUESTS
+
+    assert "pictures" in NOT_FROM_REQUESTS
 
 
 @pytest.mark.slow
@@ -134,6 +151,10 @@ def test_the_worker_solves_a_large_image_with_its_header_hints(tmp_path: Path) -
     assert "hints from the file" in result.log
     assert result.calibration is not None
     assert result.calibration.ra == pytest.approx(84.0, abs=0.1)
+    # Solved, and no picture drawn on a blank canvas: the web host draws them.
+    assert not any(
+        name.startswith(("annotated", "red_green", "extraction", "grid")) for name in result.files
+    ), sorted(result.files)
 
 
 def test_it_never_builds_a_path_from_the_file_name(tmp_path: Path) -> None:
