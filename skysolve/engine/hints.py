@@ -129,19 +129,24 @@ def hints_from_image(image: LoadedImage) -> Hints:
         or EXIF focal lengths.  Unusable or implausible values are ignored;
         this function never raises on bad metadata.
     """
-    width, height = image.width, image.height
-    position: _Position | None = None
-    scale: _Scale | None = None
     header = image.header
+    wcs = _from_wcs(header, image.width, image.height) if header is not None else None
+    position = wcs[0] if wcs is not None else None
     if header is not None:
-        wcs = _from_wcs(header, width, height)
-        if wcs is not None:
-            position, scale = wcs
-        scale = scale or _from_scale_keywords(header) or _from_optics(header)
         position = position or _from_ra_dec(header) or _from_objct(header)
+    scale = _scale_of(image, wcs)
+    return _combine(position, scale, width=image.width, height=image.height)
+
+
+def _scale_of(image: LoadedImage, wcs: tuple[_Position, _Scale] | None) -> _Scale | None:
+    """The image's scale from its metadata, best source first: the celestial WCS
+    (``wcs``, already read), the scale keywords, the optics, EXIF."""
+    scale = wcs[1] if wcs is not None else None
+    if image.header is not None:
+        scale = scale or _from_scale_keywords(image.header) or _from_optics(image.header)
     if scale is None and image.exif:
-        scale = _from_exif(image.exif, width)
-    return _combine(position, scale, width=width, height=height)
+        scale = _from_exif(image.exif, image.width)
+    return scale
 
 
 def apply_hints(
@@ -376,13 +381,8 @@ def largest_scale(image: LoadedImage) -> tuple[float, str] | None:
     nothing of the scale.
     """
     header = image.header
-    scale: _Scale | None = None
-    if header is not None:
-        wcs = _from_wcs(header, image.width, image.height)
-        scale = (wcs[1] if wcs is not None else None) or _from_scale_keywords(header)
-        scale = scale or _from_optics(header)
-    if scale is None and image.exif:
-        scale = _from_exif(image.exif, image.width)
+    wcs = _from_wcs(header, image.width, image.height) if header is not None else None
+    scale = _scale_of(image, wcs)
     return None if scale is None else (scale.upper, scale.source)
 
 

@@ -8,6 +8,7 @@ the field, pictures), finished.  Everything is written inside ``out_dir``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import resource
@@ -210,6 +211,9 @@ def solve(
     from skysolve.engine.starlists import looks_like_star_list, read_star_list
 
     config = config or EngineConfig.from_env()
+    if not params.pictures:
+        # The sender draws them on the image it kept (skysolve.engine.offload).
+        config = dataclasses.replace(config, make_pictures=False)
     report: Progress = progress or (lambda stage, message: None)
     clock = _Clock(params.timeout, cancel)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -494,22 +498,11 @@ def solve(
     ):
         note("annotating", f"solved by {outcome.solver} with {outcome.index}")
         with clock.step("annotate"):
-            _finish_solved(
-                result,
-                outcome,
-                image,
-                sources,
-                out_dir,
-                config,
-                note,
-                clock,
-                verified,
-                pictures=params.pictures,
-            )
+            _finish_solved(result, outcome, image, sources, out_dir, config, note, clock, verified)
         write_axy()  # after the answer: the source list is a file, not part of it
     else:
         write_axy()
-        if image is not None and config.make_pictures and params.pictures:
+        if image is not None and config.make_pictures:
             with clock.step("pictures"):
                 _pictures(result, image, sources, None, None, [], out_dir)
 
@@ -701,8 +694,6 @@ def _finish_solved(
     note: Progress,
     clock: _Clock,
     verified: Verified | None,
-    *,
-    pictures: bool = True,
 ) -> None:
     from skysolve.engine.annotations import objects_in_field
 
@@ -765,7 +756,7 @@ def _finish_solved(
             out_path=out_dir / FILE_NAMES["kml"],
             bottom_up=bool(image is not None and image.bottom_up),
         )
-    if config.make_pictures and pictures:
+    if config.make_pictures:
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         full = astropy_wcs()
         catalog_xy = _catalog_xy(rdls, full)
