@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from skysolve.engine.results import SourceList
 from skysolve.errors import SolverFailedError
 from skysolve.queue.heartbeat import Heartbeat
 from skysolve.queue.models import WorkerHeartbeat
@@ -40,7 +41,9 @@ def test_it_solves_and_records_the_calibration(client: Client) -> None:
     assert job.result is not None and job.result["solved"] is True
     assert job.submission.processing_finished is not None
     source, params = solver.calls[0]
-    assert not isinstance(source, type(None))
+    # The worker hands the solver the submitted star list itself, in FITS pixels.
+    assert isinstance(source, SourceList)
+    assert list(source.x) == [10.0, 20.5, 30.0] and list(source.y) == [5.0, 15.0, 25.0]
     assert params.image_width == 100
 
 
