@@ -16,6 +16,7 @@ from skysolve.engine.kml import kmz_bytes
 from skysolve.errors import BadInputError
 from skysolve.submissions import services
 from skysolve.submissions.jobfiles import PICTURES, job_dir
+from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Job
 
 #: URL name -> key of SolveResult.files.
@@ -106,23 +107,26 @@ def _still_making_files(job: Job) -> bool:
 
 @api_view(head=True)
 def result_file(request: HttpRequest, call: ApiCall, job_id: str, kind: str) -> HttpResponseBase:
-    job = services.get_job(int(job_id), call.viewer)
     key = RESULT_FILES[kind]
+    # The log, like the site's pages, is a private job's owner's (and staff's) alone.
+    job = services.get_job(int(job_id), call.viewer, pages=key == "log")
     path = stored_file(job, key)
     # The answer is recorded before the pictures are drawn: a client that asks
     # for one right after `success` (NINA did) waits for it rather than a 404.
     give_up = time.monotonic() + settings.SKYSOLVE_FILE_WAIT_SECONDS
     while path is None and _still_making_files(job) and time.monotonic() < give_up:
         time.sleep(FILE_WAIT_STEP)
-        job = services.get_job(job.id, call.viewer)
+        job = services.get_job(job.id, call.viewer, pages=key == "log")
         path = stored_file(job, key)
     if path is None and _still_making_files(job):
         return responses.error(
             f"the {kind} of job {job.id} is still being made; ask again shortly", status=404
         )
+    if key == "log" and (path is not None or job.log):
+        # Shown as people read it: what happened, not where the server keeps files.
+        text = path.read_text(errors="replace") if path is not None else job.log
+        return HttpResponse(shown_log(text), content_type="text/plain; charset=utf-8")
     if path is None:
-        if key == "log" and job.log:
-            return HttpResponse(job.log, content_type="text/plain; charset=utf-8")
         return responses.error(f"no {kind} for job {job.id}", status=404)
     if key == "kml":
         return _kmz(job, path)

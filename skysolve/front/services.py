@@ -21,6 +21,7 @@ from skysolve.front import originals
 from skysolve.front.astro import angle_text, angular_distance, dec_dms, ra_hms, ra_ranges
 from skysolve.front.skymap import sky_map_svg
 from skysolve.submissions import services as submissions
+from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Album, Job, Submission, UserImage
 
 #: Result files and the nova URL the API serves each one at.
@@ -355,11 +356,12 @@ def status_label(job: Job) -> str:
         return "done: solved"
     if job.status == Job.CANCELLED:
         return "cancelled"
-    return f"failed: {job.error_message}" if job.error_message else "failed"
+    return f"failed: {shown_log(job.error_message)}" if job.error_message else "failed"
 
 
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+    """The end of a solver log as shown to people: file paths reduced to names."""
+    return shown_log("\n".join(text.splitlines()[-lines:]))
 
 
 SCALE_UNIT_TEXT = {
@@ -424,7 +426,9 @@ def submission_status(
     entries = []
     for job in jobs:
         public = job.user_image.is_public
-        if viewer is not None and not submissions.may_read(viewer, submission, public=public):
+        if viewer is not None and not submissions.may_read(
+            viewer, submission, public=public, pages=True
+        ):
             continue
         entries.append(
             {
@@ -433,7 +437,7 @@ def submission_status(
                 "stage": job.stage,
                 "label": status_label(job),
                 "log": log_tail(job.log),
-                "error": job.error_message,
+                "error": shown_log(job.error_message),
                 "results_url": f"/results/{job.id}",
                 "stars": detected_stars(job),
             }
@@ -442,7 +446,7 @@ def submission_status(
         "submission": submission.id,
         "settings": upload_settings(submission.parameters or {}),
         "finished": bool(entries) and all(e["status"] in Job.FINISHED for e in entries),
-        "error": submission.error_message,
+        "error": shown_log(submission.error_message),
         "jobs": entries,
     }
 

@@ -48,13 +48,13 @@ def viewer_of(request: HttpRequest) -> submissions.Viewer:
 
 
 def readable_job(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve ``job_id`` to a Job the viewer may read, else 404 (never 403:
-    in strict mode a private job's existence is not revealed)."""
+    """Resolve ``job_id`` to a Job whose pages the viewer may see, else 404 (never
+    403: a private job's existence is not revealed)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, job_id: int, **kwargs: Any) -> HttpResponse:
         try:
-            job = submissions.get_job(job_id, viewer_of(request))
+            job = submissions.get_job(job_id, viewer_of(request), pages=True)
         except submissions.NotFound:
             raise Http404("no such job") from None
         return view(request, job, **kwargs)
@@ -66,7 +66,7 @@ def readable_submission(view: Callable[..., HttpResponse]) -> Callable[..., Http
     @wraps(view)
     def wrapper(request: HttpRequest, submission_id: int, **kwargs: Any) -> HttpResponse:
         try:
-            submission = submissions.get_submission(submission_id, viewer_of(request))
+            submission = submissions.get_submission(submission_id, viewer_of(request), pages=True)
         except submissions.NotFound:
             raise Http404("no such submission") from None
         return view(request, submission, **kwargs)
@@ -223,6 +223,7 @@ def _upload_page(
         "max_mb": max_bytes // (1024 * 1024),
         "anonymous": not user.is_authenticated,
         "created": created or [],
+        "strict_privacy": settings.SKYSOLVE_PRIVATE_RESULTS == "strict",
     }
     return render(request, "front/upload.html", ctx, status=status)
 
@@ -265,7 +266,8 @@ def user_image(request: HttpRequest, image_id: int) -> HttpResponse:
     """nova's /user_images/N: the results of the image's latest job."""
     image = UserImage.objects.select_related("submission").filter(pk=image_id).first()
     viewer = viewer_of(request)
-    if image is None or not submissions.may_read(viewer, image.submission, public=image.is_public):
+    public = image is not None and image.is_public
+    if image is None or not submissions.may_read(viewer, image.submission, public=public, pages=True):
         raise Http404("no such image")
     job = image.latest_job()
     if job is None:
