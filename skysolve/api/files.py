@@ -107,16 +107,15 @@ def _still_making_files(job: Job) -> bool:
 
 @api_view(head=True)
 def result_file(request: HttpRequest, call: ApiCall, job_id: str, kind: str) -> HttpResponseBase:
+    job = services.get_job(int(job_id), call.viewer)
     key = RESULT_FILES[kind]
-    # The log, like the site's pages, is a private job's owner's (and staff's) alone.
-    job = services.get_job(int(job_id), call.viewer, pages=key == "log")
     path = stored_file(job, key)
     # The answer is recorded before the pictures are drawn: a client that asks
     # for one right after `success` (NINA did) waits for it rather than a 404.
     give_up = time.monotonic() + settings.SKYSOLVE_FILE_WAIT_SECONDS
     while path is None and _still_making_files(job) and time.monotonic() < give_up:
         time.sleep(FILE_WAIT_STEP)
-        job = services.get_job(job.id, call.viewer, pages=key == "log")
+        job = services.get_job(job.id, call.viewer)
         path = stored_file(job, key)
     if path is None and _still_making_files(job):
         return responses.error(

@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from skysolve.engine.images import sniff_format
+from skysolve.engine.params import SolveParameters
 from skysolve.front import originals
 from skysolve.front.astro import angle_text, angular_distance, dec_dms, ra_hms, ra_ranges
 from skysolve.front.skymap import sky_map_svg
@@ -404,10 +405,20 @@ def upload_settings(parameters: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def detected_stars(job: Job) -> int | None:
-    """How many sources the solve detected, once it has said (None before)."""
+    """How many sources the solve used, once it has said (None before)."""
     if not job.result or "n_sources" not in job.result:
         return None
     return int(job.result["n_sources"])
+
+
+def stars_text(count: int | None) -> str:
+    """``count`` sources as people should read it: at the engine's cap it is a cap, not a count."""
+    if count is None:
+        return ""
+    cap = SolveParameters().max_sources
+    if count >= cap:
+        return f"the brightest {count} (the most the solver uses; the image holds more)"
+    return str(count)
 
 
 def submission_status(
@@ -440,6 +451,8 @@ def submission_status(
                 "error": shown_log(job.error_message),
                 "results_url": f"/results/{job.id}",
                 "stars": detected_stars(job),
+                "stars_text": stars_text(detected_stars(job)),
+                "pictures_pending": pictures_pending(job),
             }
         )
     return {
@@ -475,25 +488,9 @@ def calibration_rows(job: Job) -> list[CalibrationRow]:
             f"{angle_text(cal['width_arcsec'] / 3600)} × {angle_text(cal['height_arcsec'] / 3600)}",
         ),
         CalibrationRow("Radius", f"{angle_text(cal['radius'])} (half-diagonal)"),
-        CalibrationRow("Up is", f"{display_up(job, cal['orientation']):.2f}° East of North"),
-        CalibrationRow(
-            "Orientation (API)",
-            f"{nova['orientation']:.2f}° — nova's number, which clients compare: the angle "
-            "East of North of the image's +y pixel axis, mirrored to (180° − angle) for "
-            "JPEG, PNG and GIF inputs as nova does; not the direction of the picture's up",
-        ),
+        CalibrationRow("Orientation", f"{nova['orientation']:.2f}° East of North"),
         CalibrationRow("Parity", parity),
     ]
-
-
-def display_up(job: Job, orientation: float) -> float:
-    """Position angle (degrees East of North, in [0, 360)) of the displayed picture's up.
-
-    ``orientation`` is the +y axis's; FITS pictures are shown with +y up, every
-    other input (and a star list's canvas) with +y down.
-    """
-    bottom_up = (job.result or {}).get("image_format") == "fits"
-    return (orientation if bottom_up else orientation + 180.0) % 360.0
 
 
 def reproduce_command(job: Job) -> str:
@@ -505,15 +502,68 @@ def reproduce_command(job: Job) -> str:
     return shlex.join(command)
 
 
-LICENCE_TEXT = {
-    "allow_commercial_use": {"d": "owner's default", "y": "allowed", "n": "not allowed"},
-    "allow_modifications": {
-        "d": "owner's default",
-        "y": "allowed",
-        "n": "not allowed",
-        "sa": "allowed, share alike",
-    },
+@dataclass(frozen=True)
+class Licence:
+    """The Creative Commons licence an image is offered under, or none."""
+
+    code: str  # "by-nc-sa"; "" when the owner chose none
+    name: str
+    url: str
+
+
+#: (commercial use, modifications) -> the Creative Commons licence nova offers for it.
+_CC_CODES = {
+    ("y", "y"): "by",
+    ("y", "sa"): "by-sa",
+    ("y", "n"): "by-nd",
+    ("n", "y"): "by-nc",
+    ("n", "sa"): "by-nc-sa",
+    ("n", "n"): "by-nc-nd",
 }
+_CC_NAMES = {"by": "Attribution", "nc": "NonCommercial", "sa": "ShareAlike", "nd": "NoDerivatives"}
+
+
+def licence(submission: Submission) -> Licence:
+    """The submission's licence: its own choice, else its owner's default.
+
+    "Default" all the way down means nobody chose a licence: all rights stay
+    with the owner.  Only one of the two chosen: the other is read as "not
+    allowed", the reading that grants nothing the owner did not say.
+    """
+    commercial, modifications = submission.allow_commercial_use, submission.allow_modifications
+    owner = submission.user
+    if owner is not None and "d" in (commercial, modifications):
+        profile = getattr(owner, "profile", None)
+        if profile is not None:
+            if commercial == "d":
+                commercial = profile.default_allow_commercial_use
+            if modifications == "d":
+                modifications = profile.default_allow_modifications
+    if commercial == "d" and modifications == "d":
+        return Licence("", "no licence chosen: all rights reserved by the owner", "")
+    key = (commercial if commercial != "d" else "n", modifications if modifications != "d" else "n")
+    code = _CC_CODES.get(key, "by-nc-nd")
+    words = "-".join(_CC_NAMES[part] for part in code.split("-"))
+    return Licence(
+        code, f"CC {code.upper()} 4.0 ({words})", f"https://creativecommons.org/licenses/{code}/4.0/"
+    )
+
+
+def pictures_pending(job: Job) -> bool:
+    """A solved job whose worker is still drawing its pictures and writing its files.
+
+    Once its lease has run out the worker is gone and they will not come.
+    """
+    from django.utils import timezone
+
+    from skysolve.submissions.jobfiles import PICTURES
+
+    return (
+        job.status == Job.SUCCESS
+        and job.stage == PICTURES
+        and job.lease_expires is not None
+        and job.lease_expires > timezone.now()
+    )
 
 
 def results(job: Job) -> dict[str, Any]:
@@ -559,8 +609,9 @@ def results(job: Job) -> dict[str, Any]:
         "sky_map": sky_map,
         "command": reproduce_command(job),
         "status_label": status_label(job),
-        "commercial": LICENCE_TEXT["allow_commercial_use"].get(submission.allow_commercial_use),
-        "modifications": LICENCE_TEXT["allow_modifications"].get(submission.allow_modifications),
+        "licence": licence(submission),
+        "pictures_pending": pictures_pending(job),
+        "error_message": shown_log(job.error_message),
         "log_tail": log_tail(job.log),
         "index_fix": index_fix(job),
     }

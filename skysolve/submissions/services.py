@@ -451,8 +451,8 @@ def _owns(viewer: Viewer, user_id: int | None, anonymous_session: str) -> bool:
 def may_read(viewer: Viewer, submission: Submission, *, public: bool, pages: bool = False) -> bool:
     """Whether ``viewer`` may read a submission (or one of its images, ``public`` or not).
 
-    With ``pages`` (the web site's pages of it, the original upload and the
-    logs) a private one is its owner's and the staff's alone.  Without it (the
+    With ``pages`` (the web site's pages of it, the logs they show, and the
+    original upload) a private one is its owner's and the staff's alone.  Without it (the
     API's job status and calibration, the result files nova serves by job id)
     nova lets whoever holds an id read it, which clients without a session
     (KStars) need; SKYSOLVE_PRIVATE_RESULTS=strict keeps those private too.

@@ -1,9 +1,9 @@
 """Every page of a submission as its owner, another user, a visitor and staff.
 
-Public submissions are readable by all.  A private one's pages, original and
-log are its owner's and staff's in both modes, and everyone else gets 404 (not
-403, which would confirm the id exists).  What clients read by job id without a
-session (the API's result files such as wcs.fits) answers whoever holds the id
+Public submissions are readable by all.  A private one's pages and original
+are its owner's and staff's in both modes, and everyone else gets 404 (not 403,
+which would confirm the id exists).  What clients read by job id without a
+session (the API's result files such as wcs.fits and the log) answers whoever holds the id
 in the default ("open") mode, as on nova, and only the owner and staff in
 "strict" mode.  In both modes a private image never shows up in any listing,
 search, gallery or "nearby" box.
@@ -28,7 +28,7 @@ SECRET = "secret-field.jpg"
 
 
 def pages(job: Job) -> list[str]:
-    """The site's pages of a job, its original and its log: the owner's and staff's."""
+    """The site's pages of a job (the log they show included) and its original."""
     submission = job.user_image.submission
     image = job.user_image.id
     return [
@@ -38,7 +38,6 @@ def pages(job: Job) -> list[str]:
         f"/user_images/{image}",
         f"/user_images/{image}/original",
         f"/user_images/{image}/display",
-        f"/joblog/{job.id}",
     ]
 
 
@@ -48,6 +47,7 @@ def client_files(job: Job) -> list[str]:
         f"/annotated_display/{job.id}",
         f"/grid_display/{job.id}",
         f"/wcs_file/{job.id}",
+        f"/joblog/{job.id}",  # KStars fetches the log after the calibration
         f"/api/jobs/{job.id}",
         f"/api/jobs/{job.id}/calibration",
     ]
