@@ -264,6 +264,24 @@ class Query:
         return not (self.is_cone or self.object_name or self.tag or self.username)
 
 
+def object_filter(typed: str) -> Q:
+    """Jobs whose field lists the object ``typed`` names, by any of its names (objectnames)."""
+    from skysolve.front.objectnames import designation, names_for
+
+    wanted = names_for(typed)
+    prefix = "user_image__taggeduserimage__"
+    match = Q()
+    if wanted.exact:
+        match |= Q(**{f"{prefix}tag__text__in": sorted(wanted.exact)})
+    for star in sorted(wanted.stars):
+        match |= Q(**{f"{prefix}tag__text__iexact": f"The star {star}"})
+        match |= Q(**{f"{prefix}tag__text__istartswith": f"The star {star} ("})
+    if designation(typed) is None:
+        # As typed, too: "Ursa Major" is in "Part of the constellation Ursa Major (UMa)".
+        match |= Q(**{f"{prefix}tag__text__icontains": typed})
+    return Q(**{f"{prefix}machine": True}) & match
+
+
 def cone_filter(jobs: QuerySet[Job], ra: float, dec: float, radius: float) -> QuerySet[Job]:
     """A bounding box on the calibration columns; callers refine with exact distances."""
     jobs = jobs.filter(dec__gte=dec - radius, dec__lte=dec + radius)
@@ -283,10 +301,7 @@ def search(query: Query, limit: int = 200) -> list[Card]:
     jobs = public_jobs().filter(status=Job.SUCCESS)
     if query.object_name:
         # objects_in_field are stored as machine tags, which the database can search.
-        jobs = jobs.filter(
-            user_image__taggeduserimage__machine=True,
-            user_image__taggeduserimage__tag__text__icontains=query.object_name,
-        )
+        jobs = jobs.filter(object_filter(query.object_name))
     if query.tag:
         jobs = jobs.filter(user_image__taggeduserimage__tag__text__iexact=query.tag)
     if query.username:
@@ -545,7 +560,9 @@ def licence(submission: Submission) -> Licence:
     code = _CC_CODES.get(key, "by-nc-nd")
     words = "-".join(_CC_NAMES[part] for part in code.split("-"))
     return Licence(
-        code, f"CC {code.upper()} 4.0 ({words})", f"https://creativecommons.org/licenses/{code}/4.0/"
+        code,
+        f"CC {code.upper()} 4.0 ({words})",
+        f"https://creativecommons.org/licenses/{code}/4.0/",
     )
 
 

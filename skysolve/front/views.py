@@ -267,7 +267,9 @@ def user_image(request: HttpRequest, image_id: int) -> HttpResponse:
     image = UserImage.objects.select_related("submission").filter(pk=image_id).first()
     viewer = viewer_of(request)
     public = image is not None and image.is_public
-    if image is None or not submissions.may_read(viewer, image.submission, public=public, pages=True):
+    if image is None or not submissions.may_read(
+        viewer, image.submission, public=public, pages=True
+    ):
         raise Http404("no such image")
     job = image.latest_job()
     if job is None:

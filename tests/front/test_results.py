@@ -8,7 +8,6 @@ from django.utils import timezone
 
 from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.models import Profile
-
 from tests.front.helpers import fail, job_of, make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
@@ -59,9 +58,7 @@ def test_it_names_the_creative_commons_licence(
     Profile.objects.create(
         user=alice, default_allow_commercial_use=profile[0], default_allow_modifications=profile[1]
     )
-    job = solve(
-        submit(alice, allow_commercial_use=commercial, allow_modifications=modifications)
-    )
+    job = solve(submit(alice, allow_commercial_use=commercial, allow_modifications=modifications))
     body = client.get(f"/results/{job.id}").content.decode()
     assert shown in body
     assert "owner&#x27;s default" not in body
