@@ -508,6 +508,29 @@ def calibration_rows(job: Job) -> list[CalibrationRow]:
     ]
 
 
+def object_groups(job: Job) -> list[list[str]]:
+    """The objects in the field, one list of names per object ("NGC 5194", "M 51", "Whirlpool
+    Galaxy" are one galaxy), in ``objects_in_field``'s order."""
+    group_of: dict[str, int] = {}
+    groups: list[list[str]] = []
+    for annotation in job.annotations():
+        names = [str(name) for name in annotation.get("names") or []]
+        if len(names) > 1 and annotation.get("type") not in ("bright", "constellation"):
+            for name in names:
+                group_of.setdefault(name, len(groups))
+            groups.append(names)
+    shown: list[list[str]] = []
+    seen: set[int] = set()
+    for name in job.objects_in_field():
+        index = group_of.get(name)
+        if index is None:
+            shown.append([name])
+        elif index not in seen:
+            seen.add(index)
+            shown.append(groups[index])
+    return shown
+
+
 def reproduce_command(job: Job) -> str:
     command = [str(part) for part in (job.result or {}).get("command") or []]
     filename = job.user_image.original_filename
@@ -620,7 +643,7 @@ def results(job: Job) -> dict[str, Any]:
         "calibration": calibration_rows(job),
         "overlays": overlays,
         "downloads": downloads,
-        "objects": job.objects_in_field(),
+        "objects": object_groups(job),
         "tags": image.tag_texts(machine=False),
         "original_url": f"/user_images/{image.id}/original" if original is not None else "",
         "sky_map": sky_map,

@@ -138,3 +138,20 @@ def test_it_sends_user_images_to_their_latest_job(client: Client) -> None:
     response = client.get(f"/user_images/{job.user_image.id}")
     assert response.status_code == 302
     assert response["Location"] == f"/results/{job.id}"
+
+
+def test_it_lists_each_object_once_with_all_its_names(client: Client) -> None:
+    names = ["Part of the constellation Canes Venatici (CVn)", "NGC 5194", "M 51"]
+    job = solve(submit(make_user("alice")), objects=[*names, "Whirlpool Galaxy", "NGC 5195"])
+    job.result = {
+        **job.result,
+        "annotations": [
+            {"type": "ngc", "names": ["NGC 5194", "M 51", "Whirlpool Galaxy"], "radius": 9.0},
+            {"type": "ngc", "names": ["NGC 5195"], "radius": 3.0},
+        ],
+    }
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    objects = body[body.index('id="objects"') :].split("</ul>")[0]
+    assert objects.count("<li>") == 3
+    assert ">NGC 5194</a> · <a" in objects and ">Whirlpool Galaxy</a></li>" in objects
