@@ -19,8 +19,15 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from skysolve.engine.images import sniff_format
 from skysolve.engine.params import SolveParameters
 from skysolve.front import originals
-from skysolve.front.astro import angle_text, angular_distance, dec_dms, ra_hms, ra_ranges
-from skysolve.front.skymap import sky_map_svg
+from skysolve.front.astro import (
+    angle_text,
+    angular_distance,
+    dec_dms,
+    ra_hms,
+    ra_ranges,
+    small_circle,
+)
+from skysolve.front.skymap import MapField, fields_map_svg, sky_plot_html
 from skysolve.submissions import services as submissions
 from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Album, Job, Submission, UserImage
@@ -629,10 +636,7 @@ def results(job: Job) -> dict[str, Any]:
         )
     if job.log and "log" not in files:
         downloads.append({"url": file_url("joblog", job.id), "label": "solver log"})
-    sky_map = None
-    if job.has_calibration:
-        assert job.ra is not None and job.dec is not None
-        sky_map = sky_map_svg(job.ra, job.dec, job.radius or 0.0)
+    sky_map = sky_plot(job)
     owner = submission.user
     return {
         "job": job,
@@ -671,25 +675,20 @@ def index_fix(job: Job) -> str:
 # -- sky viewers ---------------------------------------------------------------
 
 
-def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
-    """Links to external sky viewers for a solved job, built here from its WCS.
-
-    WorldWideTelescope fetches the picture itself from this site, so it is
-    offered only for public images on a site whose ``SITE_ROOT`` is not local.
-    """
+def _field_outline(job: Job) -> tuple[Any, list[tuple[float, float]]] | None:
+    """The solved field as the viewers and the sky plot need it, and its corners (closed)."""
     from pathlib import Path
 
     from skysolve.front import viewers
 
     if not job.has_calibration or not job.result:
-        return []
+        return None
     result = job.result
     width, height = int(result.get("image_width") or 0), int(result.get("image_height") or 0)
     assert job.ra is not None and job.dec is not None
     if width <= 0 or height <= 0 or not job.pixscale:
-        return []
-    image = job.user_image
-    path = originals.original_path(image)
+        return None
+    path = originals.original_path(job.user_image)
     field = viewers.Field(
         ra=job.ra,
         dec=job.dec,
@@ -702,7 +701,33 @@ def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
         bottom_up=path is not None and sniff_format(path) == "fits",
     )
     wcs_file = (result.get("files") or {}).get("wcs")
-    corners = viewers.outline(field, Path(wcs_file) if wcs_file else None)
+    return field, viewers.outline(field, Path(wcs_file) if wcs_file else None)
+
+
+def sky_plot(job: Job) -> str | None:
+    """The results page's zoomable plot, from the whole sky down to the field's outline."""
+    if not job.has_calibration:
+        return None
+    assert job.ra is not None and job.dec is not None
+    found = _field_outline(job)
+    outline = found[1] if found is not None else small_circle(job.ra, job.dec, job.radius or 0.1)
+    return sky_plot_html(job.ra, job.dec, job.radius or 0.0, outline)
+
+
+def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
+    """Links to external sky viewers for a solved job, built here from its WCS.
+
+    WorldWideTelescope fetches the picture itself from this site, so it is
+    offered only for public images on a site whose ``SITE_ROOT`` is not local.
+    """
+    from skysolve.front import viewers
+
+    found = _field_outline(job)
+    if found is None:
+        return []
+    field, corners = found
+    image = job.user_image
+    width, height = field.width, field.height
     links = [
         {
             "label": "Legacy Surveys viewer (field outline)",
@@ -726,3 +751,21 @@ def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
             }
         )
     return links
+
+
+def cards_map(cards: Iterable[Card], *, title: str) -> str | None:
+    """An all-sky map of the solved images among ``cards``, each linking to its results."""
+    fields = [
+        MapField(
+            ra=card.ra,
+            dec=card.dec,
+            radius=card.radius or 0.0,
+            url=f"/results/{card.job_id}",
+            label=card.filename,
+        )
+        for card in cards
+        if card.ra is not None and card.dec is not None and card.job_id is not None
+    ]
+    if not fields:
+        return None
+    return fields_map_svg(fields, title=title)

@@ -289,8 +289,10 @@ def gallery(request: HttpRequest) -> HttpResponse:
 @require_GET
 def user_page(request: HttpRequest, username: str) -> HttpResponse:
     owner = get_object_or_404(User, username=username)
-    page = _page(request, services.user_public_images(owner.username))
+    cards = services.user_public_images(owner.username)
+    page = _page(request, cards)
     ctx = {"page": page, "title": f"Images of {owner.username}", "owner": owner}
+    ctx["fields_map"] = services.cards_map(cards, title=f"Where {owner.username}'s images are")
     return render(request, "front/gallery.html", ctx)
 
 
@@ -300,8 +302,10 @@ def my_images(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
     status = request.GET.get("status", "")
     status = status if status in services.STATUS_FILTERS else ""
-    page = _page(request, services.my_images(request.user, status=status))
+    cards = services.my_images(request.user, status=status)
+    page = _page(request, cards)
     ctx = {
+        "fields_map": services.cards_map(cards, title="Where my images are"),
         "page": page,
         "title": "My images",
         "filters": _status_filters(status),
@@ -374,8 +378,10 @@ def album(request: HttpRequest, album_id: int) -> HttpResponse:
         found = services.get_album(album_id, viewer)
     except submissions.NotFound:
         raise Http404("no such album") from None
-    page = _page(request, services.album_images(found, viewer))
+    cards = services.album_images(found, viewer)
+    page = _page(request, cards)
     ctx = {
+        "fields_map": services.cards_map(cards, title=f"Where the images of {found.title} are"),
         "album": found,
         "page": page,
         "mine": viewer.user is not None and viewer.user.pk == found.owner_id,  # type: ignore[attr-defined]
