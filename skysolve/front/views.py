@@ -432,16 +432,37 @@ def display(request: HttpRequest, image_id: int) -> HttpResponseBase:
     return _preview(request, image_id, "display")
 
 
+#: What a listing shows for an image with no picture (a failed upload that is not
+#: an image): a card saying so, never a broken image.
+NO_PICTURE_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 240 180" width="240" height="180">'
+    '<rect width="240" height="180" fill="#1a2030"/>'
+    '<text x="120" y="96" fill="#9aa4b5" font-family="sans-serif" font-size="18" '
+    'text-anchor="middle">no picture</text></svg>'
+)
+
+
 @require_GET
 def thumbnail(request: HttpRequest, image_id: int) -> HttpResponseBase:
-    return _preview(request, image_id, "thumbnail")
+    try:
+        return _preview(request, image_id, "thumbnail")
+    except Http404:
+        _readable_image(request, image_id)  # still 404 to those who may not see it
+        response = HttpResponse(NO_PICTURE_SVG, content_type="image/svg+xml")
+        response["Cache-Control"] = "private, max-age=60"
+        return response
 
 
 # -- tags, comments, flags ---------------------------------------------------------
 
 
-def _back_to_image(image_id: int) -> HttpResponse:
-    return redirect("front:user_image", image_id=image_id)
+def _back_to_image(image_id: int, *, section: str = "") -> HttpResponse:
+    """To the image's results page, at ``section`` (an element id) when given."""
+    response = redirect("front:user_image", image_id=image_id)
+    if section:
+        # Browsers keep the fragment through the redirect to /results/N.
+        response["Location"] += f"#{section}"
+    return response
 
 
 def _acting(request: HttpRequest, action: Callable[[], HttpResponse]) -> HttpResponse:
@@ -536,9 +557,12 @@ def set_flags(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        community.set_flags(image_id, viewer, request.POST.getlist("flags"))
-        messages.success(request, "Flags saved.")
-        return _back_to_image(image_id)
+        chosen = request.POST.getlist("flags")
+        community.set_flags(image_id, viewer, chosen)
+        labels = [label for kind, label in Flag.KIND_CHOICES if kind in chosen]
+        said = f"Flags saved: {', '.join(labels)}." if labels else "Flags saved: none set."
+        messages.success(request, said)
+        return _back_to_image(image_id, section="flags")
 
     return _acting(request, act)
 
@@ -634,20 +658,24 @@ def edit_image(request: HttpRequest, image_id: int) -> HttpResponse:
 @require_POST
 def hide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
-    return _acting(
-        request,
-        lambda: _back_to_image(community.set_visibility(image_id, viewer, public=False).id),
-    )
+    def act() -> HttpResponse:
+        image = community.set_visibility(image_id, viewer, public=False)
+        messages.success(request, "The image is private now: only you (and staff) see its pages.")
+        return _back_to_image(image.id)
+
+    return _acting(request, act)
 
 
 @login_required
 @require_POST
 def unhide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
-    return _acting(
-        request,
-        lambda: _back_to_image(community.set_visibility(image_id, viewer, public=True).id),
-    )
+    def act() -> HttpResponse:
+        image = community.set_visibility(image_id, viewer, public=True)
+        messages.success(request, "The image is public now: it appears in the gallery and searches.")
+        return _back_to_image(image.id)
+
+    return _acting(request, act)
 
 
 # -- albums ------------------------------------------------------------------------
