@@ -14,6 +14,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
+from django.core.files import File
 from django.core.paginator import Paginator
 from django.http import (
     FileResponse,
@@ -25,6 +26,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.datastructures import MultiValueDict
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -33,7 +35,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from skysolve.accounts.ratelimit import client_ip, submission_slots
 from skysolve.front import community, originals, services
 from skysolve.front.astro import parse_dec, parse_ra
-from skysolve.front.forms import AlbumForm, ImageEditForm, UploadForm
+from skysolve.front.forms import AlbumForm, ImageEditForm, UploadForm, readable_error
 from skysolve.submissions import services as submissions
 from skysolve.submissions import uploads
 from skysolve.submissions.models import Album, Flag, Job, Profile, Submission, UserImage
@@ -143,7 +145,12 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
     max_bytes = settings.SKYSOLVE_MAX_UPLOAD_BYTES
     if request.method != "POST":
         return _upload_page(request, _blank_upload_form(request))
-    form = UploadForm(request.POST, request.FILES, max_bytes=max_bytes)
+    files, held = request.FILES, None
+    if not files.getlist("images"):
+        held = _held_files(request)
+        if held is not None:
+            files = MultiValueDict({"images": held})
+    form = UploadForm(request.POST, files, max_bytes=max_bytes)
     status = 200
     if form.is_valid():
         options = form.options()
@@ -165,16 +172,75 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
                     url = form.cleaned_data["url"]
                     created = [submissions.submit_url(viewer, options, url)]
         except submissions.ServiceError as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, readable_error(exc.message))
             status = exc.status if exc.status >= 400 else 200
         else:
+            request.session.pop(HELD_KEY, None)
             if len(created) == 1:
                 return redirect("front:status", submission_id=created[0].id)
             messages.success(request, f"{len(created)} images submitted.")
             if viewer.user is None:
                 return _upload_page(request, form, created=created)
             return redirect("front:my_submissions")
-    return _upload_page(request, form, status=status)
+    kept = held if held is not None else _hold(request, form.cleaned_data.get("images") or [])
+    return _upload_page(request, form, status=status, held=kept)
+
+
+#: The session's record of files kept from an upload the form refused.
+HELD_KEY = "held_upload"
+
+
+class HeldFile(File):  # type: ignore[type-arg]
+    """A file kept from a refused upload, offered to the form as if chosen again."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        # Never opened here: the submission moves the file by its path.
+        super().__init__(None, name=name)
+        self.path = path
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        return self.path.stat().st_size
+
+    def temporary_file_path(self) -> str:
+        return str(self.path)
+
+
+def _hold(request: HttpRequest, images: list[Any]) -> list[HeldFile] | None:
+    """Keep the files of a form refused for its other fields, so nobody chooses them twice.
+
+    They wait in the spool directory (swept after an hour like any spooled
+    upload) under a token this session holds; the next post of the form
+    without files uses them.
+    """
+    if not images:
+        return None
+    token = secrets.token_hex(8)
+    kept = []
+    for number, upload in enumerate(images):
+        target = uploads.spool_dir() / f"upload-held-{token}-{number}"
+        with target.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        kept.append({"file": target.name, "name": upload.name})
+    request.session[HELD_KEY] = {"token": token, "files": kept}
+    return _held_files(request, token=token)
+
+
+def _held_files(request: HttpRequest, *, token: str = "") -> list[HeldFile] | None:
+    """The files this session keeps under the token the form sent back (or ``token``)."""
+    record = request.session.get(HELD_KEY)
+    wanted = token or request.POST.get("held", "")
+    if not isinstance(record, dict) or not wanted or record.get("token") != wanted:
+        return None
+    files = []
+    for entry in record.get("files") or []:
+        path = uploads.spool_dir() / str(entry.get("file", ""))
+        if not path.name.startswith("upload-held-") or not path.is_file():
+            request.session.pop(HELD_KEY, None)
+            return None  # swept meanwhile: the form asks for the file again
+        files.append(HeldFile(path, str(entry.get("name") or path.name)))
+    return files or None
 
 
 def _submit_file(viewer: submissions.Viewer, options: dict[str, Any], upload: Any) -> Submission:
@@ -207,6 +273,7 @@ def _upload_page(
     status: int = 200,
     error: str = "",
     created: list[Submission] | None = None,
+    held: list[HeldFile] | None = None,
 ) -> HttpResponse:
     if error:
         # An unbound form cannot add_error(); its (empty) error dict takes one.
@@ -224,8 +291,16 @@ def _upload_page(
         "anonymous": not user.is_authenticated,
         "created": created or [],
         "strict_privacy": settings.SKYSOLVE_PRIVATE_RESULTS == "strict",
+        "held": _held_context(request, held),
     }
     return render(request, "front/upload.html", ctx, status=status)
+
+
+def _held_context(request: HttpRequest, held: list[HeldFile] | None) -> dict[str, Any] | None:
+    if not held:
+        return None
+    record = request.session.get(HELD_KEY) or {}
+    return {"token": record.get("token", ""), "names": [kept.name for kept in held]}
 
 
 @require_GET
@@ -658,6 +733,7 @@ def edit_image(request: HttpRequest, image_id: int) -> HttpResponse:
 @require_POST
 def hide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
+
     def act() -> HttpResponse:
         image = community.set_visibility(image_id, viewer, public=False)
         messages.success(request, "The image is private now: only you (and staff) see its pages.")
@@ -670,9 +746,10 @@ def hide_image(request: HttpRequest, image_id: int) -> HttpResponse:
 @require_POST
 def unhide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
+
     def act() -> HttpResponse:
         image = community.set_visibility(image_id, viewer, public=True)
-        messages.success(request, "The image is public now: it appears in the gallery and searches.")
+        messages.success(request, "The image is public now: the gallery and searches show it.")
         return _back_to_image(image.id)
 
     return _acting(request, act)
