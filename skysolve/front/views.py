@@ -14,7 +14,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
-from django.core.files import File
+from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.http import (
     FileResponse,
@@ -149,7 +149,7 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
     if not files.getlist("images"):
         held = _held_files(request)
         if held is not None:
-            files = MultiValueDict({"images": held})
+            files = MultiValueDict({"images": list[UploadedFile](held)})
     form = UploadForm(request.POST, files, max_bytes=max_bytes)
     status = 200
     if form.is_valid():
@@ -190,17 +190,13 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
 HELD_KEY = "held_upload"
 
 
-class HeldFile(File):  # type: ignore[type-arg]
+class HeldFile(UploadedFile):
     """A file kept from a refused upload, offered to the form as if chosen again."""
 
     def __init__(self, path: Path, name: str) -> None:
         # Never opened here: the submission moves the file by its path.
-        super().__init__(None, name=name)
+        super().__init__(None, name=name, size=path.stat().st_size)
         self.path = path
-
-    @property
-    def size(self) -> int:  # type: ignore[override]
-        return self.path.stat().st_size
 
     def temporary_file_path(self) -> str:
         return str(self.path)
