@@ -267,7 +267,9 @@ def site_pages(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_every_page_fits_a_phone_and_names_no_server_path(browser: Any, live_server: Any) -> None:
     from django.conf import settings
+    from django.utils import timezone
 
+    from skysolve.submissions.jobfiles import PICTURES
     from skysolve.submissions.models import Album, Comment, Flag, Tag, TaggedUserImage
     from tests.front.helpers import fail, make_user, submit
 
@@ -301,6 +303,11 @@ def test_every_page_fits_a_phone_and_names_no_server_path(browser: Any, live_ser
     pages = site_pages(values)
     assert len(pages) >= 20, pages
     pages.append(("front:results (failed)", f"/results/{failed.id}"))
+    coming = solved(alice, picture=picture, filename="just-solved.jpg")
+    coming.result = {**coming.result, "files": {"wcs": coming.result["files"]["wcs"]}}
+    coming.stage, coming.lease_expires = PICTURES, timezone.now() + timedelta(hours=1)
+    coming.save()
+    pages.append(("front:results (pictures coming)", f"/results/{coming.id}"))
     pages.append(("front:search (found)", "/search?object=M101"))
     pages.append(("404", "/no/such/page"))
     shots = Path(SCREENSHOTS) if SCREENSHOTS else None

@@ -1,5 +1,5 @@
 // The results page's sky plot: steps from the whole sky to the field's own
-// outline with the + and - buttons (or the mouse wheel over the plot).  Without
+// outline with the + and - buttons (or a pinch / Ctrl + wheel over the plot).  Without
 // this script every view is shown, one under the other.
 (function () {
   "use strict";
@@ -23,6 +23,8 @@
     zoomOut.addEventListener("click", function () { show(current - 1); });
     var last = 0;
     plot.addEventListener("wheel", function (event) {
+      // Only a pinch (or Ctrl + wheel) zooms: a plain wheel keeps scrolling the page.
+      if (!event.ctrlKey && !event.metaKey) return;
       // One step per gesture, not one per wheel event of a trackpad's burst.
       if (event.timeStamp - last < 250) { event.preventDefault(); return; }
       var next = current + (event.deltaY < 0 ? 1 : -1);
