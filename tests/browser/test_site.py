@@ -250,6 +250,22 @@ MAIN_PAGES = {
 }
 
 
+#: The least height of a control a thumb must hit (CSS px; 44 is the usual advice,
+#: a little less is allowed for the borders the browser draws inside it).
+MIN_TAP = 40
+#: Visible buttons, fields, menus and navigation links shorter than MIN_TAP.
+#: Links inside running text are read, not aimed at, and are left out.
+SMALL_CONTROLS = f"""
+Array.from(document.querySelectorAll(
+  'button, input:not([type=hidden]):not([type=checkbox]):not([type=radio]), select, '
+  + 'summary, nav a, .overlay-toggles button, .filters a, nav.pages a'
+)).filter(e => {{
+  const r = e.getBoundingClientRect();
+  return r.width > 0 && r.height > 0 && r.height < {MIN_TAP};
+}}).map(e => e.outerHTML.slice(0, 80) + ' ' + Math.round(e.getBoundingClientRect().height))
+"""
+
+
 def site_pages(values: dict[str, Any]) -> list[tuple[str, str]]:
     """(pattern name, URL) of every page of the site, from the URL matrix's enumeration."""
     from tests.hardening.test_url_matrix import url_patterns
@@ -316,6 +332,7 @@ def test_every_page_fits_a_phone_and_names_no_server_path(browser: Any, live_ser
         shots.mkdir(parents=True)
 
     too_wide: list[tuple[str, str, str, int]] = []
+    too_small: list[tuple[str, str, str, str]] = []
     for who, user in (("owner", alice), ("visitor", None)):
         for phone in (True, False):
             page = open_page(browser, live_server, user, phone=phone)
@@ -333,6 +350,9 @@ def test_every_page_fits_a_phone_and_names_no_server_path(browser: Any, live_ser
                     wide = page.evaluate("document.documentElement.scrollWidth")
                     if wide > PHONE["width"]:
                         too_wide.append((who, key, url, wide))
+                    if "/admin/" not in page.url:  # Django's own admin sign-in page
+                        small = page.evaluate(SMALL_CONTROLS)
+                        too_small.extend((who, key, url, what) for what in small)
                 name = key.split(" ")[0]
                 if shots is not None and (name in MAIN_PAGES or key == "404"):
                     width = "phone" if phone else "desktop"
@@ -347,6 +367,7 @@ def test_every_page_fits_a_phone_and_names_no_server_path(browser: Any, live_ser
                             )
             page.context.close()
     assert not too_wide, f"pages wider than {PHONE['width']} px on a phone: {too_wide}"
+    assert not too_small, f"controls under {MIN_TAP} px tall on a phone: {too_small}"
 
 
 def screenshot(page: Any, path: Path) -> None:
