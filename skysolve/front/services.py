@@ -11,10 +11,11 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from skysolve.engine.images import sniff_format
 from skysolve.engine.params import SolveParameters
@@ -29,8 +30,12 @@ from skysolve.front.astro import (
 )
 from skysolve.front.skymap import MapField, fields_map_svg, sky_plot_html
 from skysolve.submissions import services as submissions
+from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Album, Job, Submission, UserImage
+
+if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
+    from skysolve.front.viewers import Field
 
 #: Result files and the nova URL the API serves each one at.
 RESULT_FILES: list[tuple[str, str, str]] = [
@@ -601,10 +606,6 @@ def pictures_pending(job: Job) -> bool:
 
     Once its lease has run out the worker is gone and they will not come.
     """
-    from django.utils import timezone
-
-    from skysolve.submissions.jobfiles import PICTURES
-
     return (
         job.status == Job.SUCCESS
         and job.stage == PICTURES
@@ -675,7 +676,7 @@ def index_fix(job: Job) -> str:
 # -- sky viewers ---------------------------------------------------------------
 
 
-def _field_outline(job: Job) -> tuple[Any, list[tuple[float, float]]] | None:
+def _field_outline(job: Job) -> tuple[Field, list[tuple[float, float]]] | None:
     """The solved field as the viewers and the sky plot need it, and its corners (closed)."""
     from pathlib import Path
 
