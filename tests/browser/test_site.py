@@ -27,9 +27,6 @@ from tests.browser.test_upload_flow import CHROMIUM, CHROMIUM_ARGS, require_chro
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# Playwright's sync API keeps an event loop in this thread; the ORM calls made
-# between page actions are ordinary synchronous ones.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -50,12 +47,22 @@ def browser() -> Iterator[Any]:
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    # Playwright's sync API keeps an event loop in this thread while it runs;
+    # the ORM calls made between page actions are ordinary synchronous ones.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                yield launched
+            finally:
+                launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def open_page(browser: Any, live: Any, user: Any = None, *, phone: bool = False) -> Any:
