@@ -184,7 +184,10 @@ def test_it_fills_in_the_pictures_of_a_job_solved_a_moment_ago(
 # -- 2. privacy ---------------------------------------------------------------------
 
 
-def test_it_shows_a_private_image_only_to_its_owner(browser: Any, live_server: Any) -> None:
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_it_shows_a_private_image_only_to_its_owner(
+    browser: Any, live_server: Any, phone: bool
+) -> None:
     import requests
 
     from tests.front.helpers import make_user
@@ -200,11 +203,11 @@ def test_it_shows_a_private_image_only_to_its_owner(browser: Any, live_server: A
     ]
     for url in pages:
         assert requests.get(live_server.url + url, timeout=30).status_code == 404, url
-    visitor = open_page(browser, live_server)
+    visitor = open_page(browser, live_server, phone=phone)
     visitor.goto(live_server.url + pages[0])
     assert "secret.jpg" not in visitor.content()
     assert visitor.locator("#not-found").is_visible()  # the site's own 404 page
-    owner = open_page(browser, live_server, alice)
+    owner = open_page(browser, live_server, alice, phone=phone)
     owner.goto(live_server.url + pages[0])
     assert owner.locator("h1").inner_text().startswith("secret.jpg")
     # What KStars and NINA read without a session still answers by job id.
@@ -390,13 +393,16 @@ def screenshot(page: Any, path: Path) -> None:
 # -- 4. search by name ---------------------------------------------------------------
 
 
-def test_it_finds_a_field_by_any_name_of_what_is_in_it(browser: Any, live_server: Any) -> None:
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_it_finds_a_field_by_any_name_of_what_is_in_it(
+    browser: Any, live_server: Any, phone: bool
+) -> None:
     from playwright.sync_api import expect
 
     from tests.front.helpers import make_user
 
     solved(make_user("alice"), picture=picture_bytes(images_dir()), filename="m101-field.jpg")
-    page = open_page(browser, live_server, phone=True)
+    page = open_page(browser, live_server, phone=phone)
     for typed in ("M101", "Messier 101", "Big Dipper"):
         page.goto(f"{live_server.url}/search")
         page.fill("input[name=object]", typed)
@@ -438,20 +444,21 @@ def test_it_uploads_from_a_phone(browser: Any, live_server: Any) -> None:
 # -- 6. the sky plot and the all-sky map ------------------------------------------------
 
 
-def test_it_zooms_the_sky_plot_to_the_field(browser: Any, live_server: Any) -> None:
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_it_zooms_the_sky_plot_to_the_field(browser: Any, live_server: Any, phone: bool) -> None:
     from playwright.sync_api import expect
 
     from tests.front.helpers import make_user
 
     alice = make_user("alice")
     job = solved(alice, picture=picture_bytes(images_dir()), album="Dipper")
-    page = open_page(browser, live_server, phone=True)
+    page = open_page(browser, live_server, phone=phone)
     page.goto(f"{live_server.url}/results/{job.id}")
     plot = page.locator("#sky-plot")
     expect(plot.locator(".zoom-label")).to_have_text("whole sky")
     assert plot.locator(".level:visible polyline.figure").count() > 50
     while page.locator("#sky-plot .zoom-in").is_enabled():
-        page.locator("#sky-plot .zoom-in").tap()
+        page.locator("#sky-plot .zoom-in").click()
     last = plot.locator(".level:visible")
     expect(last).to_have_count(1)
     outline = last.locator("polyline.field").bounding_box()
@@ -469,8 +476,9 @@ def test_it_zooms_the_sky_plot_to_the_field(browser: Any, live_server: Any) -> N
 # -- 7. confirmation and feedback ----------------------------------------------------
 
 
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
 def test_it_asks_before_what_cannot_be_undone_and_says_what_it_did(
-    browser: Any, live_server: Any
+    browser: Any, live_server: Any, phone: bool
 ) -> None:
     from playwright.sync_api import expect
 
@@ -482,7 +490,7 @@ def test_it_asks_before_what_cannot_be_undone_and_says_what_it_did(
     key = create_api_key("alice").key
     job = solved(alice, picture=picture_bytes(images_dir()))
     Comment.objects.create(author=alice, user_image=job.user_image, text="Delete me later.")
-    page = open_page(browser, live_server, alice, phone=True)
+    page = open_page(browser, live_server, alice, phone=phone)
     asked: list[str] = []
     say_yes = [False]
 
