@@ -71,6 +71,64 @@ def _great_circle(ra1: float, dec1: float, ra2: float, dec2: float, steps: int) 
     return points
 
 
+def _arc_near(
+    ra1: float, dec1: float, ra2: float, dec2: float, centre: Point, *, reach: float
+) -> list[Point]:
+    """Points along the arc between two stars, only where it passes within ``reach``
+    degrees of ``centre``, finely enough to look straight at any zoom; [] if it never does.
+    """
+    a, b, c = _unit(ra1, dec1), _unit(ra2, dec2), _unit(*centre)
+    n = _cross(a, b)
+    length = math.atan2(_norm(n), _dot(a, b))
+    if length < 1e-9:
+        return []
+    n = _scale(n, 1 / _norm(n))
+    u = _cross(n, a)  # a cos t + u sin t runs along the arc from a (t = 0) to b (t = length)
+    # The arc's point nearest the centre, by its angle along the great circle.
+    nearest = min(max(math.atan2(_dot(c, u), _dot(c, a)), 0.0), length)
+    p = _add(_scale(a, math.cos(nearest)), _scale(u, math.sin(nearest)))
+    if math.degrees(math.acos(max(-1.0, min(1.0, _dot(p, c))))) > reach:
+        return []
+    window = math.radians(2 * reach)
+    lo, hi = max(0.0, nearest - window), min(length, nearest + window)
+    points = []
+    # Points a quarter of the view apart at most: the chords then look like the arc.
+    steps = max(1, min(12, math.ceil((hi - lo) / math.radians(reach / 10))))
+    for i in range(steps + 1):
+        t = lo + (hi - lo) * i / steps
+        v = _add(_scale(a, math.cos(t)), _scale(u, math.sin(t)))
+        points.append(
+            (
+                math.degrees(math.atan2(v[1], v[0])) % 360.0,
+                math.degrees(math.asin(max(-1.0, min(1.0, v[2])))),
+            )
+        )
+    return points
+
+
+Vector = tuple[float, float, float]
+
+
+def _cross(a: Vector, b: Vector) -> Vector:
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
+def _dot(a: Vector, b: Vector) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _norm(a: Vector) -> float:
+    return math.sqrt(_dot(a, a))
+
+
+def _scale(a: Vector, k: float) -> Vector:
+    return (a[0] * k, a[1] * k, a[2] * k)
+
+
+def _add(a: Vector, b: Vector) -> Vector:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
 def _unit(ra: float, dec: float) -> tuple[float, float, float]:
     r, d = math.radians(ra), math.radians(dec)
     return (math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d))
@@ -95,7 +153,7 @@ def _all_sky_base(width: int, height: int, label: str) -> list[str]:
             parts.append(f'<polyline points="{line}" class="grid"/>')
     for segments in stick_figures().values():
         for ra1, dec1, ra2, dec2 in segments:
-            for line in _polylines(_great_circle(ra1, dec1, ra2, dec2, 4), width, height):
+            for line in _polylines(_great_circle(ra1, dec1, ra2, dec2, 2), width, height):
                 parts.append(f'<polyline points="{line}" class="figure"/>')
     # 0h sits on the rim, where its label would be cut off.
     for label_ra in (90, 180, 270):
@@ -168,6 +226,43 @@ def _grid_step(half_width: float) -> float:
     return 30.0
 
 
+_NICE_STEPS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0)
+
+
+def _grid(view: _Stereographic, ra: float, dec: float, half_width: float) -> list[str]:
+    """Parallels and hour circles across the view only, each a few dozen points."""
+    step = _grid_step(half_width)
+    reach = min(90.0, 2.5 * half_width)
+    dec_lo, dec_hi = max(-90.0, dec - reach), min(90.0, dec + reach)
+    if abs(dec) + reach >= 90.0:
+        ra_lo, ra_hi = ra - 180.0, ra + 180.0  # a pole in view: every hour circle crosses it
+    else:
+        half = math.degrees(
+            math.asin(min(1.0, math.sin(math.radians(reach)) / math.cos(math.radians(dec))))
+        )
+        ra_lo, ra_hi = ra - half, ra + half
+    # Hour circles crowd together towards a pole: space them for the widest parallel in view.
+    shrink = max(math.cos(math.radians(min(89.0, max(abs(dec_lo), abs(dec_hi))))), 1e-3)
+    if dec_lo < 0 < dec_hi:
+        shrink = 1.0
+    ra_step = next((s for s in _NICE_STEPS if s >= step / shrink), 30.0)
+    parts = []
+    grid_dec = math.ceil(dec_lo / step) * step
+    while grid_dec <= dec_hi:
+        points = [((ra_lo + (ra_hi - ra_lo) * i / 60) % 360.0, grid_dec) for i in range(61)]
+        css = "equator" if abs(grid_dec) < 1e-9 else "grid"
+        for line in view.polylines(points):
+            parts.append(f'<polyline points="{line}" class="{css}"/>')
+        grid_dec += step
+    grid_ra = math.ceil(ra_lo / ra_step) * ra_step
+    while grid_ra < ra_hi - 1e-9 or (grid_ra <= ra_hi and ra_hi - ra_lo < 360.0):
+        points = [(grid_ra % 360.0, dec_lo + (dec_hi - dec_lo) * i / 40) for i in range(41)]
+        for line in view.polylines(points):
+            parts.append(f'<polyline points="{line}" class="grid"/>')
+        grid_ra += ra_step
+    return parts
+
+
 def _zoomed_svg(
     ra: float, dec: float, half_width: float, outline: Sequence[Point], *, size: int
 ) -> str:
@@ -179,28 +274,14 @@ def _zoomed_svg(
         f'aria-label="The sky {across} across around the field, with its outline">',
         f'<rect x="0" y="0" width="{size}" height="{size}" class="sky"/>',
     ]
-    step = _grid_step(half_width)
-    reach = min(90.0, 2.5 * half_width)
-    dec_lo, dec_hi = max(-90.0, dec - reach), min(90.0, dec + reach)
-    fine = max(step / 4, 0.05)
-    grid_dec = math.ceil(dec_lo / step) * step
-    while grid_dec <= dec_hi:
-        ras = [ra - 180 + i * fine for i in range(int(360 / fine) + 1)]
-        for line in view.polylines((r % 360.0, grid_dec) for r in ras):
-            css = "equator" if abs(grid_dec) < 1e-9 else "grid"
-            parts.append(f'<polyline points="{line}" class="{css}"/>')
-        grid_dec += step
-    ra_step = step if abs(dec) < 60 or step >= 15 else min(30.0, step * 2)
-    grid_ra = 0.0
-    while grid_ra < 360.0:
-        decs = [dec_lo + i * fine for i in range(int((dec_hi - dec_lo) / fine) + 1)]
-        for line in view.polylines((grid_ra, d) for d in decs):
-            parts.append(f'<polyline points="{line}" class="grid"/>')
-        grid_ra += ra_step
+    parts.extend(_grid(view, ra, dec, half_width))
     for name, segments in stick_figures().items():
         placed: list[Point] = []
         for ra1, dec1, ra2, dec2 in segments:
-            for line in view.polylines(_great_circle(ra1, dec1, ra2, dec2, 8)):
+            arc = _arc_near(ra1, dec1, ra2, dec2, (ra, dec), reach=2.5 * half_width)
+            if not arc:
+                continue
+            for line in view.polylines(arc):
                 parts.append(f'<polyline points="{line}" class="figure"/>')
             for end in ((ra1, dec1), (ra2, dec2)):
                 xy = view.project(*end)
@@ -226,6 +307,8 @@ def _zoomed_svg(
 
 def _densify(outline: Sequence[Point], steps: int = 8) -> list[Point]:
     """The outline's sides as great-circle arcs, so wide fields stay whole when projected."""
+    if len(outline) > 20:
+        return list(outline)  # already a fine polygon (a circle drawn for want of corners)
     points: list[Point] = []
     for (ra1, dec1), (ra2, dec2) in zip(outline, outline[1:], strict=False):
         points.extend(_great_circle(ra1, dec1, ra2, dec2, steps)[:-1])
@@ -237,7 +320,7 @@ def _densify(outline: Sequence[Point], steps: int = 8) -> list[Point]:
 def zoom_levels(radius: float) -> list[float]:
     """Half-widths (degrees) of the views from wide to the field, for a field of ``radius``."""
     last = max(1.6 * radius, 0.05)
-    levels = [w for w in (45.0, 15.0, 5.0, 1.5, 0.5, 0.15) if w > 1.3 * last]
+    levels = [w for w in (45.0, 10.0, 2.0, 0.4, 0.08) if w > 1.5 * last]
     return [*levels, last]
 
 

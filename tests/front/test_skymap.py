@@ -24,8 +24,8 @@ def test_it_cuts_a_field_that_crosses_the_map_edge() -> None:
 def test_it_zooms_from_the_whole_sky_to_the_field() -> None:
     from skysolve.front.skymap import sky_plot_html, zoom_levels
 
-    assert zoom_levels(1.0) == [45.0, 15.0, 5.0, 1.6]
-    assert zoom_levels(20.0) == [45.0, 32.0]
+    assert zoom_levels(1.0) == [45.0, 10.0, 1.6]
+    assert zoom_levels(20.0) == [32.0]
     # A 2 x 1.5 degree field near the Big Dipper's handle.
     corners = [(206.0, 49.0), (209.0, 49.0), (209.0, 50.5), (206.0, 50.5), (206.0, 49.0)]
     html = sky_plot_html(207.5, 49.75, 1.25, corners)
