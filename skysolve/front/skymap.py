@@ -241,10 +241,10 @@ def _grid(view: _Stereographic, ra: float, dec: float, half_width: float) -> lis
             math.asin(min(1.0, math.sin(math.radians(reach)) / math.cos(math.radians(dec))))
         )
         ra_lo, ra_hi = ra - half, ra + half
-    # Hour circles crowd together towards a pole: space them for the widest parallel in view.
-    shrink = max(math.cos(math.radians(min(89.0, max(abs(dec_lo), abs(dec_hi))))), 1e-3)
-    if dec_lo < 0 < dec_hi:
-        shrink = 1.0
+    # Hour circles crowd together towards a pole: space them for the parallel through
+    # the centre (for the pole itself when it is in view).
+    polar = abs(dec) + reach >= 90.0
+    shrink = max(math.cos(math.radians(89.0 if polar else min(89.0, abs(dec)))), 1e-3)
     ra_step = next((s for s in _NICE_STEPS if s >= step / shrink), 30.0)
     parts = []
     grid_dec = math.ceil(dec_lo / step) * step
