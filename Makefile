@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak serve clean
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak serve clean screenshots
 
 setup: system-packages venv fastpath-db
 
@@ -109,6 +109,16 @@ bench-soak: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Full-page screenshots of the main pages (as their owner and as a visitor) at
+# desktop (1280 px) and phone (390 px) widths into ./screenshots, for reviewers
+# who do not want to drive a browser: the browser walk over every page of the
+# site (tests/browser/test_site.py) takes them while it checks the pages.
+SCREENSHOTS_DIR ?= screenshots
+screenshots: setup
+	SKYSOLVE_SCREENSHOTS=$(abspath $(SCREENSHOTS_DIR)) $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/browser/test_site.py -k every_page
+	@ls $(SCREENSHOTS_DIR) | wc -l | xargs echo "screenshots in $(SCREENSHOTS_DIR):"
 
 # Run the whole service on SQLite with an embedded worker; data under ./var.
 HOST ?= 127.0.0.1

@@ -16,6 +16,7 @@ from skysolve.engine.kml import kmz_bytes
 from skysolve.errors import BadInputError
 from skysolve.submissions import services
 from skysolve.submissions.jobfiles import PICTURES, job_dir
+from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Job
 
 #: URL name -> key of SolveResult.files.
@@ -120,9 +121,11 @@ def result_file(request: HttpRequest, call: ApiCall, job_id: str, kind: str) -> 
         return responses.error(
             f"the {kind} of job {job.id} is still being made; ask again shortly", status=404
         )
+    if key == "log" and (path is not None or job.log):
+        # Shown as people read it: what happened, not where the server keeps files.
+        text = path.read_text(errors="replace") if path is not None else job.log
+        return HttpResponse(shown_log(text), content_type="text/plain; charset=utf-8")
     if path is None:
-        if key == "log" and job.log:
-            return HttpResponse(job.log, content_type="text/plain; charset=utf-8")
         return responses.error(f"no {kind} for job {job.id}", status=404)
     if key == "kml":
         return _kmz(job, path)

@@ -68,6 +68,14 @@ DEFAULT_MIN_SIZE_FRACTION = 0.02
 # OpenNGC types that are not objects of their own.
 _SKIPPED_TYPES = {"Duplicated record", "Nonexistent object"}
 
+#: Common names OpenNGC gives the wrong object (pyongc 1.1's data): the Flame
+#: Nebula is NGC 2024, not IC 434 (which the Horsehead stands in front of).
+#: Each entry: OpenNGC name -> (common names to drop, common names to add).
+COMMON_NAME_FIXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "IC0434": (("Flame Nebula",), ()),
+    "NGC2024": ((), ("Flame Nebula",)),
+}
+
 
 # -- catalogues ---------------------------------------------------------------
 
@@ -129,7 +137,7 @@ def _deep_sky_catalogue() -> _DeepSkyCatalogue:
         version = importlib.metadata.version("pyongc")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         version = "unknown"
-    path = cache_dir() / f"openngc-{version}-v1.json"
+    path = cache_dir() / f"openngc-{version}-v2.json"  # v2: COMMON_NAME_FIXES applied
     try:
         doc = json.loads(path.read_text())
         ra_a, dec_a = np.array(doc["ra"], dtype=float), np.array(doc["dec"], dtype=float)
@@ -167,6 +175,15 @@ def _deep_sky_catalogue() -> _DeepSkyCatalogue:
     return catalogue
 
 
+def deep_sky_names() -> list[list[str]]:
+    """Every name of every deep-sky object, one list per object, as fields list them.
+
+    ``["NGC 5194", "M 51", "Whirlpool Galaxy"]``: the designation first, then
+    the Messier number and common names, spelled as ``objects_in_field`` does.
+    """
+    return _deep_sky_catalogue().names
+
+
 def _build_deep_sky_catalogue() -> _DeepSkyCatalogue:
     from pyongc import ongc
 
@@ -190,6 +207,8 @@ def _build_deep_sky_catalogue() -> _DeepSkyCatalogue:
         r, d = (float(v) for v in np.degrees(obj.rad_coords))
         designation = _format_designation(obj.name)
         m_id, _ngc, _ic, common, _other = obj.identifiers
+        drop, add = COMMON_NAME_FIXES.get(obj.name, ((), ()))
+        common = [c for c in common or [] if c not in drop] + list(add)
         entry = [designation]
         m_name = _format_designation(m_id) if m_id else None
         if m_name and m_name != designation:

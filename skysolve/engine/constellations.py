@@ -106,3 +106,53 @@ def _rows(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
             break
         found[todo & (ra_low[i] < ra_h) & (ra_h < ra_high[i]) & (dec > dec_low[i])] = i
     return found
+
+
+#: One stick-figure line: (RA, Dec) of its two stars, degrees (J2000).
+Segment = tuple[float, float, float, float]
+
+
+@functools.cache
+def stick_figures() -> dict[str, list[Segment]]:
+    """The constellations' stick figures, IAU abbreviation -> line segments.
+
+    They are the ones ``plot-constellations -C`` draws (and nova's sky plots
+    show), compiled into Debian's ``libastrometry`` and read with ctypes as the
+    bright-star names are (:mod:`skysolve.engine.annotations`).  Without the
+    library there are no lines (an empty dict), and the maps are drawn without.
+    """
+    import ctypes
+    import ctypes.util
+
+    path = ctypes.util.find_library("astrometry")
+    if path is None:
+        return {}
+    try:
+        lib = ctypes.CDLL(path)
+        lib.constellations_n.restype = ctypes.c_int
+        lib.constellations_get_shortname.restype = ctypes.c_char_p
+        lib.constellations_get_shortname.argtypes = [ctypes.c_int]
+        lib.constellations_get_nlines.restype = ctypes.c_int
+        lib.constellations_get_nlines.argtypes = [ctypes.c_int]
+        int_p = ctypes.POINTER(ctypes.c_int)
+        lib.constellations_get_line.argtypes = [ctypes.c_int, ctypes.c_int, int_p, int_p]
+        double_p = ctypes.POINTER(ctypes.c_double)
+        lib.constellations_get_star_radec.argtypes = [ctypes.c_int, double_p, double_p]
+    except (OSError, AttributeError):
+        return {}
+
+    def star(number: int) -> tuple[float, float]:
+        ra, dec = ctypes.c_double(), ctypes.c_double()
+        lib.constellations_get_star_radec(number, ctypes.byref(ra), ctypes.byref(dec))
+        return ra.value, dec.value
+
+    figures: dict[str, list[Segment]] = {}
+    for c in range(lib.constellations_n()):
+        name = (lib.constellations_get_shortname(c) or b"").decode()
+        segments = []
+        for i in range(lib.constellations_get_nlines(c)):
+            a, b = ctypes.c_int(), ctypes.c_int()
+            lib.constellations_get_line(c, i, ctypes.byref(a), ctypes.byref(b))
+            segments.append((*star(a.value), *star(b.value)))
+        figures[name] = segments
+    return figures

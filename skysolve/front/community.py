@@ -49,13 +49,16 @@ def _forbidden(message: str) -> submissions.ServiceError:
 
 
 def get_image(image_id: int, viewer: submissions.Viewer) -> UserImage:
-    """The image if the viewer may see it (the rule of its results), else NotFound."""
+    """The image if the viewer may see its pages (the rule of its results page), else NotFound."""
     image = (
         UserImage.objects.select_related("submission__user", "user")
         .filter(pk=_valid_id(image_id))
         .first()
     )
-    if image is None or not submissions.may_read(viewer, image.submission, public=image.is_public):
+    public = image is not None and image.is_public
+    if image is None or not submissions.may_read(
+        viewer, image.submission, public=public, pages=True
+    ):
         raise submissions.NotFound(f"no image with id {image_id}")
     return image
 

@@ -6,6 +6,7 @@ so the submissions service validates both the same way.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -142,7 +143,8 @@ class UploadForm(forms.Form):
         if data.get("images") and data.get("url"):
             raise forms.ValidationError("Give files or a URL, not both.")
         position = [data.get("center_ra"), data.get("center_dec")]
-        if (position[0] is None) != (position[1] is None):
+        wrong = "center_ra" in self.errors or "center_dec" in self.errors
+        if (position[0] is None) != (position[1] is None) and not wrong:
             raise forms.ValidationError("Give both RA and Dec for a position hint, or neither.")
         return data
 
@@ -218,3 +220,34 @@ class AlbumForm(forms.Form):
     publicly_visible = forms.ChoiceField(
         choices=VISIBILITY_CHOICES, initial="y", label="visibility"
     )
+
+
+#: The service's messages name nova's option names; the form's people know them
+#: by the labels they see.
+FIELD_WORDS = {
+    "scale_lower": "the lower scale",
+    "scale_upper": "the upper scale",
+    "scale_est": "the scale estimate",
+    "scale_err": "the scale error",
+    "scale_units": "the scale units",
+    "center_ra": "RA",
+    "center_dec": "Dec",
+    "radius": "the radius",
+    "downsample_factor": "downsample",
+    "tweak_order": "the tweak (SIP) order",
+    "positional_error": "the positional error",
+    "publicly_visible": "visibility",
+    "allow_commercial_use": "commercial use",
+    "allow_modifications": "modifications",
+}
+_FIELD_NAME = re.compile(r"\b(" + "|".join(FIELD_WORDS) + r")\b")
+
+
+def readable_error(message: str) -> str:
+    """``message`` with the option names replaced by the words the form shows.
+
+    >>> readable_error("scale_lower is larger than scale_upper")
+    'The lower scale is larger than the upper scale'
+    """
+    text = _FIELD_NAME.sub(lambda m: FIELD_WORDS[m.group(1)], message)
+    return text[:1].upper() + text[1:]

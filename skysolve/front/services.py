@@ -11,17 +11,31 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from skysolve.engine.images import sniff_format
+from skysolve.engine.params import SolveParameters
 from skysolve.front import originals
-from skysolve.front.astro import angle_text, angular_distance, dec_dms, ra_hms, ra_ranges
-from skysolve.front.skymap import sky_map_svg
+from skysolve.front.astro import (
+    angle_text,
+    angular_distance,
+    dec_dms,
+    ra_hms,
+    ra_ranges,
+    small_circle,
+)
+from skysolve.front.skymap import MapField, fields_map_svg, sky_plot_html
 from skysolve.submissions import services as submissions
+from skysolve.submissions.jobfiles import PICTURES
+from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Album, Job, Submission, UserImage
+
+if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
+    from skysolve.front.viewers import Field
 
 #: Result files and the nova URL the API serves each one at.
 RESULT_FILES: list[tuple[str, str, str]] = [
@@ -262,6 +276,24 @@ class Query:
         return not (self.is_cone or self.object_name or self.tag or self.username)
 
 
+def object_filter(typed: str) -> Q:
+    """Jobs whose field lists the object ``typed`` names, by any of its names (objectnames)."""
+    from skysolve.front.objectnames import designation, names_for
+
+    wanted = names_for(typed)
+    prefix = "user_image__taggeduserimage__"
+    match = Q()
+    if wanted.exact:
+        match |= Q(**{f"{prefix}tag__text__in": sorted(wanted.exact)})
+    for star in sorted(wanted.stars):
+        match |= Q(**{f"{prefix}tag__text__iexact": f"The star {star}"})
+        match |= Q(**{f"{prefix}tag__text__istartswith": f"The star {star} ("})
+    if designation(typed) is None:
+        # As typed, too: "Ursa Major" is in "Part of the constellation Ursa Major (UMa)".
+        match |= Q(**{f"{prefix}tag__text__icontains": typed})
+    return Q(**{f"{prefix}machine": True}) & match
+
+
 def cone_filter(jobs: QuerySet[Job], ra: float, dec: float, radius: float) -> QuerySet[Job]:
     """A bounding box on the calibration columns; callers refine with exact distances."""
     jobs = jobs.filter(dec__gte=dec - radius, dec__lte=dec + radius)
@@ -281,10 +313,7 @@ def search(query: Query, limit: int = 200) -> list[Card]:
     jobs = public_jobs().filter(status=Job.SUCCESS)
     if query.object_name:
         # objects_in_field are stored as machine tags, which the database can search.
-        jobs = jobs.filter(
-            user_image__taggeduserimage__machine=True,
-            user_image__taggeduserimage__tag__text__icontains=query.object_name,
-        )
+        jobs = jobs.filter(object_filter(query.object_name))
     if query.tag:
         jobs = jobs.filter(user_image__taggeduserimage__tag__text__iexact=query.tag)
     if query.username:
@@ -355,11 +384,12 @@ def status_label(job: Job) -> str:
         return "done: solved"
     if job.status == Job.CANCELLED:
         return "cancelled"
-    return f"failed: {job.error_message}" if job.error_message else "failed"
+    return f"failed: {shown_log(job.error_message)}" if job.error_message else "failed"
 
 
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+    """The end of a solver log as shown to people: file paths reduced to names."""
+    return shown_log("\n".join(text.splitlines()[-lines:]))
 
 
 SCALE_UNIT_TEXT = {
@@ -402,10 +432,20 @@ def upload_settings(parameters: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def detected_stars(job: Job) -> int | None:
-    """How many sources the solve detected, once it has said (None before)."""
+    """How many sources the solve used, once it has said (None before)."""
     if not job.result or "n_sources" not in job.result:
         return None
     return int(job.result["n_sources"])
+
+
+def stars_text(count: int | None) -> str:
+    """``count`` sources as people should read it: at the engine's cap it is a cap, not a count."""
+    if count is None:
+        return ""
+    cap = SolveParameters().max_sources
+    if count >= cap:
+        return f"the brightest {count} (the most the solver uses; the image holds more)"
+    return str(count)
 
 
 def submission_status(
@@ -424,7 +464,9 @@ def submission_status(
     entries = []
     for job in jobs:
         public = job.user_image.is_public
-        if viewer is not None and not submissions.may_read(viewer, submission, public=public):
+        if viewer is not None and not submissions.may_read(
+            viewer, submission, public=public, pages=True
+        ):
             continue
         entries.append(
             {
@@ -433,16 +475,18 @@ def submission_status(
                 "stage": job.stage,
                 "label": status_label(job),
                 "log": log_tail(job.log),
-                "error": job.error_message,
+                "error": shown_log(job.error_message),
                 "results_url": f"/results/{job.id}",
                 "stars": detected_stars(job),
+                "stars_text": stars_text(detected_stars(job)),
+                "pictures_pending": pictures_pending(job),
             }
         )
     return {
         "submission": submission.id,
         "settings": upload_settings(submission.parameters or {}),
         "finished": bool(entries) and all(e["status"] in Job.FINISHED for e in entries),
-        "error": submission.error_message,
+        "error": shown_log(submission.error_message),
         "jobs": entries,
     }
 
@@ -471,25 +515,32 @@ def calibration_rows(job: Job) -> list[CalibrationRow]:
             f"{angle_text(cal['width_arcsec'] / 3600)} × {angle_text(cal['height_arcsec'] / 3600)}",
         ),
         CalibrationRow("Radius", f"{angle_text(cal['radius'])} (half-diagonal)"),
-        CalibrationRow("Up is", f"{display_up(job, cal['orientation']):.2f}° East of North"),
-        CalibrationRow(
-            "Orientation (API)",
-            f"{nova['orientation']:.2f}° — nova's number, which clients compare: the angle "
-            "East of North of the image's +y pixel axis, mirrored to (180° − angle) for "
-            "JPEG, PNG and GIF inputs as nova does; not the direction of the picture's up",
-        ),
+        CalibrationRow("Orientation", f"{nova['orientation']:.2f}° East of North"),
         CalibrationRow("Parity", parity),
     ]
 
 
-def display_up(job: Job, orientation: float) -> float:
-    """Position angle (degrees East of North, in [0, 360)) of the displayed picture's up.
-
-    ``orientation`` is the +y axis's; FITS pictures are shown with +y up, every
-    other input (and a star list's canvas) with +y down.
-    """
-    bottom_up = (job.result or {}).get("image_format") == "fits"
-    return (orientation if bottom_up else orientation + 180.0) % 360.0
+def object_groups(job: Job) -> list[list[str]]:
+    """The objects in the field, one list of names per object ("NGC 5194", "M 51", "Whirlpool
+    Galaxy" are one galaxy), in ``objects_in_field``'s order."""
+    group_of: dict[str, int] = {}
+    groups: list[list[str]] = []
+    for annotation in job.annotations():
+        names = [str(name) for name in annotation.get("names") or []]
+        if len(names) > 1 and annotation.get("type") not in ("bright", "constellation"):
+            for name in names:
+                group_of.setdefault(name, len(groups))
+            groups.append(names)
+    shown: list[list[str]] = []
+    seen: set[int] = set()
+    for name in job.objects_in_field():
+        index = group_of.get(name)
+        if index is None:
+            shown.append([name])
+        elif index not in seen:
+            seen.add(index)
+            shown.append(groups[index])
+    return shown
 
 
 def reproduce_command(job: Job) -> str:
@@ -501,15 +552,66 @@ def reproduce_command(job: Job) -> str:
     return shlex.join(command)
 
 
-LICENCE_TEXT = {
-    "allow_commercial_use": {"d": "owner's default", "y": "allowed", "n": "not allowed"},
-    "allow_modifications": {
-        "d": "owner's default",
-        "y": "allowed",
-        "n": "not allowed",
-        "sa": "allowed, share alike",
-    },
+@dataclass(frozen=True)
+class Licence:
+    """The Creative Commons licence an image is offered under, or none."""
+
+    code: str  # "by-nc-sa"; "" when the owner chose none
+    name: str
+    url: str
+
+
+#: (commercial use, modifications) -> the Creative Commons licence nova offers for it.
+_CC_CODES = {
+    ("y", "y"): "by",
+    ("y", "sa"): "by-sa",
+    ("y", "n"): "by-nd",
+    ("n", "y"): "by-nc",
+    ("n", "sa"): "by-nc-sa",
+    ("n", "n"): "by-nc-nd",
 }
+_CC_NAMES = {"by": "Attribution", "nc": "NonCommercial", "sa": "ShareAlike", "nd": "NoDerivatives"}
+
+
+def licence(submission: Submission) -> Licence:
+    """The submission's licence: its own choice, else its owner's default.
+
+    "Default" all the way down means nobody chose a licence: all rights stay
+    with the owner.  Only one of the two chosen: the other is read as "not
+    allowed", the reading that grants nothing the owner did not say.
+    """
+    commercial, modifications = submission.allow_commercial_use, submission.allow_modifications
+    owner = submission.user
+    if owner is not None and "d" in (commercial, modifications):
+        profile = getattr(owner, "profile", None)
+        if profile is not None:
+            if commercial == "d":
+                commercial = profile.default_allow_commercial_use
+            if modifications == "d":
+                modifications = profile.default_allow_modifications
+    if commercial == "d" and modifications == "d":
+        return Licence("", "no licence chosen: all rights reserved by the owner", "")
+    key = (commercial if commercial != "d" else "n", modifications if modifications != "d" else "n")
+    code = _CC_CODES.get(key, "by-nc-nd")
+    words = "-".join(_CC_NAMES[part] for part in code.split("-"))
+    return Licence(
+        code,
+        f"CC {code.upper()} 4.0 ({words})",
+        f"https://creativecommons.org/licenses/{code}/4.0/",
+    )
+
+
+def pictures_pending(job: Job) -> bool:
+    """A solved job whose worker is still drawing its pictures and writing its files.
+
+    Once its lease has run out the worker is gone and they will not come.
+    """
+    return (
+        job.status == Job.SUCCESS
+        and job.stage == PICTURES
+        and job.lease_expires is not None
+        and job.lease_expires > timezone.now()
+    )
 
 
 def results(job: Job) -> dict[str, Any]:
@@ -535,10 +637,7 @@ def results(job: Job) -> dict[str, Any]:
         )
     if job.log and "log" not in files:
         downloads.append({"url": file_url("joblog", job.id), "label": "solver log"})
-    sky_map = None
-    if job.has_calibration:
-        assert job.ra is not None and job.dec is not None
-        sky_map = sky_map_svg(job.ra, job.dec, job.radius or 0.0)
+    sky_map = sky_plot(job)
     owner = submission.user
     return {
         "job": job,
@@ -549,14 +648,15 @@ def results(job: Job) -> dict[str, Any]:
         "calibration": calibration_rows(job),
         "overlays": overlays,
         "downloads": downloads,
-        "objects": job.objects_in_field(),
+        "objects": object_groups(job),
         "tags": image.tag_texts(machine=False),
         "original_url": f"/user_images/{image.id}/original" if original is not None else "",
         "sky_map": sky_map,
         "command": reproduce_command(job),
         "status_label": status_label(job),
-        "commercial": LICENCE_TEXT["allow_commercial_use"].get(submission.allow_commercial_use),
-        "modifications": LICENCE_TEXT["allow_modifications"].get(submission.allow_modifications),
+        "licence": licence(submission),
+        "pictures_pending": pictures_pending(job),
+        "error_message": shown_log(job.error_message),
         "log_tail": log_tail(job.log),
         "index_fix": index_fix(job),
     }
@@ -576,25 +676,20 @@ def index_fix(job: Job) -> str:
 # -- sky viewers ---------------------------------------------------------------
 
 
-def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
-    """Links to external sky viewers for a solved job, built here from its WCS.
-
-    WorldWideTelescope fetches the picture itself from this site, so it is
-    offered only for public images on a site whose ``SITE_ROOT`` is not local.
-    """
+def _field_outline(job: Job) -> tuple[Field, list[tuple[float, float]]] | None:
+    """The solved field as the viewers and the sky plot need it, and its corners (closed)."""
     from pathlib import Path
 
     from skysolve.front import viewers
 
     if not job.has_calibration or not job.result:
-        return []
+        return None
     result = job.result
     width, height = int(result.get("image_width") or 0), int(result.get("image_height") or 0)
     assert job.ra is not None and job.dec is not None
     if width <= 0 or height <= 0 or not job.pixscale:
-        return []
-    image = job.user_image
-    path = originals.original_path(image)
+        return None
+    path = originals.original_path(job.user_image)
     field = viewers.Field(
         ra=job.ra,
         dec=job.dec,
@@ -607,7 +702,33 @@ def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
         bottom_up=path is not None and sniff_format(path) == "fits",
     )
     wcs_file = (result.get("files") or {}).get("wcs")
-    corners = viewers.outline(field, Path(wcs_file) if wcs_file else None)
+    return field, viewers.outline(field, Path(wcs_file) if wcs_file else None)
+
+
+def sky_plot(job: Job) -> str | None:
+    """The results page's zoomable plot, from the whole sky down to the field's outline."""
+    if not job.has_calibration:
+        return None
+    assert job.ra is not None and job.dec is not None
+    found = _field_outline(job)
+    outline = found[1] if found is not None else small_circle(job.ra, job.dec, job.radius or 0.1)
+    return sky_plot_html(job.ra, job.dec, job.radius or 0.0, outline)
+
+
+def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
+    """Links to external sky viewers for a solved job, built here from its WCS.
+
+    WorldWideTelescope fetches the picture itself from this site, so it is
+    offered only for public images on a site whose ``SITE_ROOT`` is not local.
+    """
+    from skysolve.front import viewers
+
+    found = _field_outline(job)
+    if found is None:
+        return []
+    field, corners = found
+    image = job.user_image
+    width, height = field.width, field.height
     links = [
         {
             "label": "Legacy Surveys viewer (field outline)",
@@ -631,3 +752,21 @@ def sky_viewers(job: Job, *, site_root: str) -> list[dict[str, str]]:
             }
         )
     return links
+
+
+def cards_map(cards: Iterable[Card], *, title: str) -> str | None:
+    """An all-sky map of the solved images among ``cards``, each linking to its results."""
+    fields = [
+        MapField(
+            ra=card.ra,
+            dec=card.dec,
+            radius=card.radius or 0.0,
+            url=f"/results/{card.job_id}",
+            label=card.filename,
+        )
+        for card in cards
+        if card.ra is not None and card.dec is not None and card.job_id is not None
+    ]
+    if not fields:
+        return None
+    return fields_map_svg(fields, title=title)

@@ -14,6 +14,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
+from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.http import (
     FileResponse,
@@ -25,6 +26,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.datastructures import MultiValueDict
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -33,7 +35,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from skysolve.accounts.ratelimit import client_ip, submission_slots
 from skysolve.front import community, originals, services
 from skysolve.front.astro import parse_dec, parse_ra
-from skysolve.front.forms import AlbumForm, ImageEditForm, UploadForm
+from skysolve.front.forms import AlbumForm, ImageEditForm, UploadForm, readable_error
 from skysolve.submissions import services as submissions
 from skysolve.submissions import uploads
 from skysolve.submissions.models import Album, Flag, Job, Profile, Submission, UserImage
@@ -48,13 +50,13 @@ def viewer_of(request: HttpRequest) -> submissions.Viewer:
 
 
 def readable_job(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve ``job_id`` to a Job the viewer may read, else 404 (never 403:
-    in strict mode a private job's existence is not revealed)."""
+    """Resolve ``job_id`` to a Job whose pages the viewer may see, else 404 (never
+    403: a private job's existence is not revealed)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, job_id: int, **kwargs: Any) -> HttpResponse:
         try:
-            job = submissions.get_job(job_id, viewer_of(request))
+            job = submissions.get_job(job_id, viewer_of(request), pages=True)
         except submissions.NotFound:
             raise Http404("no such job") from None
         return view(request, job, **kwargs)
@@ -66,7 +68,7 @@ def readable_submission(view: Callable[..., HttpResponse]) -> Callable[..., Http
     @wraps(view)
     def wrapper(request: HttpRequest, submission_id: int, **kwargs: Any) -> HttpResponse:
         try:
-            submission = submissions.get_submission(submission_id, viewer_of(request))
+            submission = submissions.get_submission(submission_id, viewer_of(request), pages=True)
         except submissions.NotFound:
             raise Http404("no such submission") from None
         return view(request, submission, **kwargs)
@@ -143,7 +145,12 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
     max_bytes = settings.SKYSOLVE_MAX_UPLOAD_BYTES
     if request.method != "POST":
         return _upload_page(request, _blank_upload_form(request))
-    form = UploadForm(request.POST, request.FILES, max_bytes=max_bytes)
+    files, held = request.FILES, None
+    if not files.getlist("images"):
+        held = _held_files(request)
+        if held is not None:
+            files = MultiValueDict({"images": list[UploadedFile](held)})
+    form = UploadForm(request.POST, files, max_bytes=max_bytes)
     status = 200
     if form.is_valid():
         options = form.options()
@@ -165,16 +172,71 @@ def _checked_upload(request: HttpRequest) -> HttpResponse:
                     url = form.cleaned_data["url"]
                     created = [submissions.submit_url(viewer, options, url)]
         except submissions.ServiceError as exc:
-            form.add_error(None, exc.message)
+            form.add_error(None, readable_error(exc.message))
             status = exc.status if exc.status >= 400 else 200
         else:
+            request.session.pop(HELD_KEY, None)
             if len(created) == 1:
                 return redirect("front:status", submission_id=created[0].id)
             messages.success(request, f"{len(created)} images submitted.")
             if viewer.user is None:
                 return _upload_page(request, form, created=created)
             return redirect("front:my_submissions")
-    return _upload_page(request, form, status=status)
+    kept = held if held is not None else _hold(request, form.cleaned_data.get("images") or [])
+    return _upload_page(request, form, status=status, held=kept)
+
+
+#: The session's record of files kept from an upload the form refused.
+HELD_KEY = "held_upload"
+
+
+class HeldFile(UploadedFile):
+    """A file kept from a refused upload, offered to the form as if chosen again."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        # Never opened here: the submission moves the file by its path.
+        super().__init__(None, name=name, size=path.stat().st_size)
+        self.path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self.path)
+
+
+def _hold(request: HttpRequest, images: list[Any]) -> list[HeldFile] | None:
+    """Keep the files of a form refused for its other fields, so nobody chooses them twice.
+
+    They wait in the spool directory (swept after an hour like any spooled
+    upload) under a token this session holds; the next post of the form
+    without files uses them.
+    """
+    if not images:
+        return None
+    token = secrets.token_hex(8)
+    kept = []
+    for number, upload in enumerate(images):
+        target = uploads.spool_dir() / f"upload-held-{token}-{number}"
+        with target.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        kept.append({"file": target.name, "name": upload.name})
+    request.session[HELD_KEY] = {"token": token, "files": kept}
+    return _held_files(request, token=token)
+
+
+def _held_files(request: HttpRequest, *, token: str = "") -> list[HeldFile] | None:
+    """The files this session keeps under the token the form sent back (or ``token``)."""
+    record = request.session.get(HELD_KEY)
+    wanted = token or request.POST.get("held", "")
+    if not isinstance(record, dict) or not wanted or record.get("token") != wanted:
+        return None
+    files = []
+    for entry in record.get("files") or []:
+        path = uploads.spool_dir() / str(entry.get("file", ""))
+        if not path.name.startswith("upload-held-") or not path.is_file():
+            request.session.pop(HELD_KEY, None)
+            return None  # swept meanwhile: the form asks for the file again
+        files.append(HeldFile(path, str(entry.get("name") or path.name)))
+    return files or None
 
 
 def _submit_file(viewer: submissions.Viewer, options: dict[str, Any], upload: Any) -> Submission:
@@ -207,6 +269,7 @@ def _upload_page(
     status: int = 200,
     error: str = "",
     created: list[Submission] | None = None,
+    held: list[HeldFile] | None = None,
 ) -> HttpResponse:
     if error:
         # An unbound form cannot add_error(); its (empty) error dict takes one.
@@ -223,8 +286,17 @@ def _upload_page(
         "max_mb": max_bytes // (1024 * 1024),
         "anonymous": not user.is_authenticated,
         "created": created or [],
+        "strict_privacy": settings.SKYSOLVE_PRIVATE_RESULTS == "strict",
+        "held": _held_context(request, held),
     }
     return render(request, "front/upload.html", ctx, status=status)
+
+
+def _held_context(request: HttpRequest, held: list[HeldFile] | None) -> dict[str, Any] | None:
+    if not held:
+        return None
+    record = request.session.get(HELD_KEY) or {}
+    return {"token": record.get("token", ""), "names": [kept.name for kept in held]}
 
 
 @require_GET
@@ -265,7 +337,10 @@ def user_image(request: HttpRequest, image_id: int) -> HttpResponse:
     """nova's /user_images/N: the results of the image's latest job."""
     image = UserImage.objects.select_related("submission").filter(pk=image_id).first()
     viewer = viewer_of(request)
-    if image is None or not submissions.may_read(viewer, image.submission, public=image.is_public):
+    public = image is not None and image.is_public
+    if image is None or not submissions.may_read(
+        viewer, image.submission, public=public, pages=True
+    ):
         raise Http404("no such image")
     job = image.latest_job()
     if job is None:
@@ -285,8 +360,10 @@ def gallery(request: HttpRequest) -> HttpResponse:
 @require_GET
 def user_page(request: HttpRequest, username: str) -> HttpResponse:
     owner = get_object_or_404(User, username=username)
-    page = _page(request, services.user_public_images(owner.username))
+    cards = services.user_public_images(owner.username)
+    page = _page(request, cards)
     ctx = {"page": page, "title": f"Images of {owner.username}", "owner": owner}
+    ctx["fields_map"] = services.cards_map(cards, title=f"Where {owner.username}'s images are")
     return render(request, "front/gallery.html", ctx)
 
 
@@ -296,8 +373,10 @@ def my_images(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
     status = request.GET.get("status", "")
     status = status if status in services.STATUS_FILTERS else ""
-    page = _page(request, services.my_images(request.user, status=status))
+    cards = services.my_images(request.user, status=status)
+    page = _page(request, cards)
     ctx = {
+        "fields_map": services.cards_map(cards, title="Where my images are"),
         "page": page,
         "title": "My images",
         "filters": _status_filters(status),
@@ -370,8 +449,10 @@ def album(request: HttpRequest, album_id: int) -> HttpResponse:
         found = services.get_album(album_id, viewer)
     except submissions.NotFound:
         raise Http404("no such album") from None
-    page = _page(request, services.album_images(found, viewer))
+    cards = services.album_images(found, viewer)
+    page = _page(request, cards)
     ctx = {
+        "fields_map": services.cards_map(cards, title=f"Where the images of {found.title} are"),
         "album": found,
         "page": page,
         "mine": viewer.user is not None and viewer.user.pk == found.owner_id,  # type: ignore[attr-defined]
@@ -422,16 +503,37 @@ def display(request: HttpRequest, image_id: int) -> HttpResponseBase:
     return _preview(request, image_id, "display")
 
 
+#: What a listing shows for an image with no picture (a failed upload that is not
+#: an image): a card saying so, never a broken image.
+NO_PICTURE_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 240 180" width="240" height="180">'
+    '<rect width="240" height="180" fill="#1a2030"/>'
+    '<text x="120" y="96" fill="#9aa4b5" font-family="sans-serif" font-size="18" '
+    'text-anchor="middle">no picture</text></svg>'
+)
+
+
 @require_GET
 def thumbnail(request: HttpRequest, image_id: int) -> HttpResponseBase:
-    return _preview(request, image_id, "thumbnail")
+    try:
+        return _preview(request, image_id, "thumbnail")
+    except Http404:
+        _readable_image(request, image_id)  # still 404 to those who may not see it
+        response = HttpResponse(NO_PICTURE_SVG, content_type="image/svg+xml")
+        response["Cache-Control"] = "private, max-age=60"
+        return response
 
 
 # -- tags, comments, flags ---------------------------------------------------------
 
 
-def _back_to_image(image_id: int) -> HttpResponse:
-    return redirect("front:user_image", image_id=image_id)
+def _back_to_image(image_id: int, *, section: str = "") -> HttpResponse:
+    """To the image's results page, at ``section`` (an element id) when given."""
+    response = redirect("front:user_image", image_id=image_id)
+    if section:
+        # Browsers keep the fragment through the redirect to /results/N.
+        response["Location"] += f"#{section}"
+    return response
 
 
 def _acting(request: HttpRequest, action: Callable[[], HttpResponse]) -> HttpResponse:
@@ -526,9 +628,12 @@ def set_flags(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        community.set_flags(image_id, viewer, request.POST.getlist("flags"))
-        messages.success(request, "Flags saved.")
-        return _back_to_image(image_id)
+        chosen = request.POST.getlist("flags")
+        community.set_flags(image_id, viewer, chosen)
+        labels = [label for kind, label in Flag.KIND_CHOICES if kind in chosen]
+        said = f"Flags saved: {', '.join(labels)}." if labels else "Flags saved: none set."
+        messages.success(request, said)
+        return _back_to_image(image_id, section="flags")
 
     return _acting(request, act)
 
@@ -624,20 +729,26 @@ def edit_image(request: HttpRequest, image_id: int) -> HttpResponse:
 @require_POST
 def hide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
-    return _acting(
-        request,
-        lambda: _back_to_image(community.set_visibility(image_id, viewer, public=False).id),
-    )
+
+    def act() -> HttpResponse:
+        image = community.set_visibility(image_id, viewer, public=False)
+        messages.success(request, "The image is private now: only you (and staff) see its pages.")
+        return _back_to_image(image.id)
+
+    return _acting(request, act)
 
 
 @login_required
 @require_POST
 def unhide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
-    return _acting(
-        request,
-        lambda: _back_to_image(community.set_visibility(image_id, viewer, public=True).id),
-    )
+
+    def act() -> HttpResponse:
+        image = community.set_visibility(image_id, viewer, public=True)
+        messages.success(request, "The image is public now: the gallery and searches show it.")
+        return _back_to_image(image.id)
+
+    return _acting(request, act)
 
 
 # -- albums ------------------------------------------------------------------------

@@ -448,18 +448,33 @@ def _owns(viewer: Viewer, user_id: int | None, anonymous_session: str) -> bool:
     return bool(viewer.session_key) and viewer.session_key == anonymous_session
 
 
-def may_read(viewer: Viewer, submission: Submission, *, public: bool) -> bool:
-    """nova lets whoever holds an id read it; strict mode keeps private results private."""
+def may_read(viewer: Viewer, submission: Submission, *, public: bool, pages: bool = False) -> bool:
+    """Whether ``viewer`` may read a submission (or one of its images, ``public`` or not).
+
+    With ``pages`` (the web site's pages of it, the logs they show, and the
+    original upload) a private one is its owner's and the staff's alone.  Without it (the
+    API's job status and calibration, the result files nova serves by job id)
+    nova lets whoever holds an id read it, which clients without a session
+    (KStars) need; SKYSOLVE_PRIVATE_RESULTS=strict keeps those private too.
+    """
     return _may_read(
         viewer,
         submission.user_id,  # type: ignore[attr-defined]
         submission.anonymous_session,
         public=public,
+        pages=pages,
     )
 
 
-def _may_read(viewer: Viewer, user_id: int | None, anonymous_session: str, *, public: bool) -> bool:
-    if public or settings.SKYSOLVE_PRIVATE_RESULTS != "strict":
+def _may_read(
+    viewer: Viewer,
+    user_id: int | None,
+    anonymous_session: str,
+    *,
+    public: bool,
+    pages: bool = False,
+) -> bool:
+    if public or (not pages and settings.SKYSOLVE_PRIVATE_RESULTS != "strict"):
         return True
     return viewer.is_staff or _owns(viewer, user_id, anonymous_session)
 
@@ -470,18 +485,21 @@ def _may_read(viewer: Viewer, user_id: int | None, anonymous_session: str, *, pu
 _INPUT_COLUMNS = ("star_list", "request_json")
 
 
-def get_submission(submission_id: int, viewer: Viewer) -> Submission:
+def get_submission(submission_id: int, viewer: Viewer, *, pages: bool = False) -> Submission:
+    """The submission if ``viewer`` may read it (``pages``: as :func:`may_read`), else NotFound."""
     submission = (
         Submission.objects.defer(*_INPUT_COLUMNS).filter(pk=_valid_id(submission_id)).first()
     )
-    if submission is None or not may_read(viewer, submission, public=submission.is_public):
+    public = submission is not None and submission.is_public
+    if submission is None or not may_read(viewer, submission, public=public, pages=pages):
         raise NotFound(
             f"no submission with id {submission_id}", kind="submission", object_id=submission_id
         )
     return submission
 
 
-def get_job(job_id: int, viewer: Viewer) -> Job:
+def get_job(job_id: int, viewer: Viewer, *, pages: bool = False) -> Job:
+    """The job if ``viewer`` may read it (``pages``: as :func:`may_read`), else NotFound."""
     unread = ["log", "user_image__star_list"]
     unread += [f"user_image__submission__{name}" for name in _INPUT_COLUMNS]
     job = (
@@ -490,7 +508,8 @@ def get_job(job_id: int, viewer: Viewer) -> Job:
         .filter(pk=_valid_id(job_id))
         .first()
     )
-    if job is None or not may_read(viewer, job.submission, public=job.user_image.is_public):
+    public = job is not None and job.user_image.is_public
+    if job is None or not may_read(viewer, job.submission, public=public, pages=pages):
         raise NotFound(f"no job with id {job_id}", kind="job", object_id=job_id)
     return job
 

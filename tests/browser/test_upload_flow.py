@@ -122,7 +122,8 @@ def test_it_signs_up_uploads_and_shows_the_solution(server: str, shared_images: 
             expect(page.locator(".card .name")).to_have_text("apod4.jpg")
             page.screenshot(path=str(ARTIFACTS / "tag.png"), full_page=True)
 
-            page.click("header form button")  # sign out (a POST with its CSRF token)
+            page.click("#account-menu summary")
+            page.click("#sign-out")  # a POST with its CSRF token
             expect(page.locator("header.top")).to_contain_text("Sign in")
         finally:
             browser.close()

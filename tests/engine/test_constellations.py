@@ -43,3 +43,14 @@ def test_it_names_points_exactly_on_a_table_boundary() -> None:
     assert ra_h.shape == (1,)
     long_names, short = constellations(np.array([0.0, 0.0]), np.array([90.0, -90.0]))
     assert short.tolist() == ["UMi", "Oct"]
+
+
+def test_it_reads_the_stick_figures() -> None:
+    from skysolve.engine.constellations import stick_figures
+
+    figures = stick_figures()
+    assert len(figures) == 88
+    # The Big Dipper's handle ends at Alkaid (eta UMa, 206.89, +49.31).
+    ends = {(round(s[0], 1), round(s[1], 1)) for s in figures["UMa"]}
+    assert (206.9, 49.3) in ends
+    assert all(0 <= s[0] < 360 and -90 <= s[1] <= 90 for fig in figures.values() for s in fig)

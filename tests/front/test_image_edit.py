@@ -50,7 +50,7 @@ def test_it_lets_the_owner_edit_description_licence_visibility_and_albums(client
     assert list(messier.user_images.all()) == [image]
     body = client.get(f"/results/{job.id}").content.decode()
     assert "Taken &lt;b&gt;from&lt;/b&gt; the garden" in body
-    assert "not allowed" in body and "share alike" in body
+    assert "CC BY-NC-SA 4.0 (Attribution-NonCommercial-ShareAlike)" in body
 
 
 def test_it_shows_other_people_nothing_to_edit(client: Client) -> None:

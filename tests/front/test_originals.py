@@ -71,6 +71,10 @@ def test_it_draws_a_star_list(client: Client) -> None:
 def test_it_answers_404_for_what_is_not_a_picture(client: Client) -> None:
     image = upload(b"certainly not an image", "notes.jpg").user_images.get()
     assert client.get(f"/user_images/{image.id}/display").status_code == 404
+    # Listings show its thumbnail: a picture saying there is none, not a broken image.
+    response = client.get(f"/user_images/{image.id}/thumbnail")
+    assert response.status_code == 200 and response["Content-Type"] == "image/svg+xml"
+    assert b"no picture" in response.content
 
 
 def test_it_keeps_private_originals_private_in_strict_mode(

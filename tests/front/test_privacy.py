@@ -1,10 +1,12 @@
 """Every page of a submission as its owner, another user, a visitor and staff.
 
-Public submissions are readable by all.  Private ones are readable by whoever
-holds the id in the default ("open") mode, as on nova; in "strict" mode only
-their owner and staff read them and everyone else gets 404 (not 403, which
-would confirm the id exists).  In both modes a private image never shows up in
-any listing, search, gallery or "nearby" box.
+Public submissions are readable by all.  A private one's pages and original
+are its owner's and staff's in both modes, and everyone else gets 404 (not 403,
+which would confirm the id exists).  What clients read by job id without a
+session (the API's result files such as wcs.fits and the log) answers whoever holds the id
+in the default ("open") mode, as on nova, and only the owner and staff in
+"strict" mode.  In both modes a private image never shows up in any listing,
+search, gallery or "nearby" box.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from PIL import Image as PILImage
 
 from skysolve.submissions.models import Album, Job, Tag
+from skysolve.submissions.services import upload_path
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
@@ -24,16 +28,28 @@ SECRET = "secret-field.jpg"
 
 
 def pages(job: Job) -> list[str]:
+    """The site's pages of a job (the log they show included) and its original."""
     submission = job.user_image.submission
+    image = job.user_image.id
     return [
         f"/status/{submission.id}",
         f"/status/{submission.id}/json",
         f"/results/{job.id}",
-        f"/user_images/{job.user_image.id}",
-        # Served by the API app, shown as thumbnails and overlays by the site.
+        f"/user_images/{image}",
+        f"/user_images/{image}/original",
+        f"/user_images/{image}/display",
+    ]
+
+
+def client_files(job: Job) -> list[str]:
+    """Served by the API app by job id, as nova does (KStars reads them without a session)."""
+    return [
         f"/annotated_display/{job.id}",
         f"/grid_display/{job.id}",
         f"/wcs_file/{job.id}",
+        f"/joblog/{job.id}",  # KStars fetches the log after the calibration
+        f"/api/jobs/{job.id}",
+        f"/api/jobs/{job.id}/calibration",
     ]
 
 
@@ -69,13 +85,22 @@ def test_it_walks_every_page(
     settings.SKYSOLVE_PRIVATE_RESULTS = mode
     owner = people["owner"]
     job = solve(submit(owner, public=public, filename=SECRET, album="Walk"))
+    stored = upload_path(job.user_image.submission)
+    assert stored is not None
+    PILImage.new("RGB", (40, 30), "navy").save(stored, "PNG")  # so the original renders
     for who, user in people.items():
         client = client_for(user)
-        readable = public or mode == "open" or who in ("owner", "staff")
+        theirs = who in ("owner", "staff")
         for url in pages(job):
             status = status_of(client, url)
-            if readable:
+            if public or theirs:
                 assert status in (200, 302), (who, url, status)
+            else:
+                assert status == 404, (who, url, status)
+        for url in client_files(job):
+            status = status_of(client, url)
+            if public or mode == "open" or theirs:
+                assert status == 200, (who, url, status)
             else:
                 assert status == 404, (who, url, status)
 

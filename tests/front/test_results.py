@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from skysolve.submissions.jobfiles import PICTURES
+from skysolve.submissions.models import Profile
 from tests.front.helpers import fail, job_of, make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
@@ -22,24 +27,58 @@ def test_it_shows_the_calibration_in_degrees_and_sexagesimal(solved_body: tuple[
     assert "+56.713000° = +56° 42′ 46.8″" in body
     assert "169.7 arcsec/pixel" in body
     assert "33.9° × 23.9°" in body
-    # The helper records no input format: up is the -y axis's, the API's number the angle itself.
-    assert "245.47° East of North" in body
-    assert "65.47° — nova&#x27;s number" in body
+    # The helper records no input format: the API's number is the angle itself.
+    assert "<th>Orientation</th><td>65.47° East of North</td>" in body
     assert "positive (+1, not flipped)" in body
 
 
-@pytest.mark.parametrize(
-    ("image_format", "up", "api"), [("jpeg", 245.47, 114.53), ("fits", 65.47, 65.47)]
-)
-def test_it_shows_the_up_direction_beside_novas_orientation(
-    client: Client, image_format: str, up: float, api: float
-) -> None:
+@pytest.mark.parametrize(("image_format", "api"), [("jpeg", 114.53), ("fits", 65.47)])
+def test_it_shows_novas_orientation_once(client: Client, image_format: str, api: float) -> None:
     job = solve(submit(make_user("alice"), filename="big dipper.jpg"))
     job.result = {**job.result, "image_format": image_format}
     job.save()
     body = client.get(f"/results/{job.id}").content.decode()
-    assert f"{up:.2f}° East of North" in body
-    assert f"{api:.2f}° — nova&#x27;s number" in body
+    assert body.count("East of North") == 1
+    assert f"<th>Orientation</th><td>{api:.2f}° East of North</td>" in body
+
+
+@pytest.mark.parametrize(
+    ("commercial", "modifications", "profile", "shown"),
+    [
+        ("n", "sa", ("d", "d"), "CC BY-NC-SA 4.0 (Attribution-NonCommercial-ShareAlike)"),
+        ("y", "y", ("d", "d"), "CC BY 4.0 (Attribution)"),
+        ("d", "d", ("y", "n"), "CC BY-ND 4.0 (Attribution-NoDerivatives)"),
+        ("d", "d", ("d", "d"), "no licence chosen: all rights reserved by the owner"),
+    ],
+)
+def test_it_names_the_creative_commons_licence(
+    client: Client, commercial: str, modifications: str, profile: tuple[str, str], shown: str
+) -> None:
+    alice = make_user("alice")
+    Profile.objects.create(
+        user=alice, default_allow_commercial_use=profile[0], default_allow_modifications=profile[1]
+    )
+    job = solve(submit(alice, allow_commercial_use=commercial, allow_modifications=modifications))
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert shown in body
+    assert "owner&#x27;s default" not in body
+
+
+def test_it_says_the_pictures_are_coming_while_they_are_drawn(client: Client) -> None:
+    job = solve(submit(make_user("alice")), pictures=())
+    job.stage = PICTURES
+    job.lease_expires = timezone.now() + timedelta(minutes=5)
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert 'data-pending="1"' in body and "are being drawn now" in body
+    status = client.get(f"/status/{job.user_image.submission.id}/json").json()
+    assert status["jobs"][0]["pictures_pending"] is True
+    # A worker that died while drawing: its lease ran out, nothing more will come.
+    job.lease_expires = timezone.now() - timedelta(seconds=1)
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert 'data-pending="0"' in body
+    assert 'id="pictures-pending" class="pending" role="status" aria-live="polite" hidden' in body
 
 
 def test_it_offers_the_overlays_that_exist(solved_body: tuple[int, str]) -> None:
@@ -99,3 +138,20 @@ def test_it_sends_user_images_to_their_latest_job(client: Client) -> None:
     response = client.get(f"/user_images/{job.user_image.id}")
     assert response.status_code == 302
     assert response["Location"] == f"/results/{job.id}"
+
+
+def test_it_lists_each_object_once_with_all_its_names(client: Client) -> None:
+    names = ["Part of the constellation Canes Venatici (CVn)", "NGC 5194", "M 51"]
+    job = solve(submit(make_user("alice")), objects=[*names, "Whirlpool Galaxy", "NGC 5195"])
+    job.result = {
+        **job.result,
+        "annotations": [
+            {"type": "ngc", "names": ["NGC 5194", "M 51", "Whirlpool Galaxy"], "radius": 9.0},
+            {"type": "ngc", "names": ["NGC 5195"], "radius": 3.0},
+        ],
+    }
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    objects = body[body.index('id="objects"') :].split("</ul>")[0]
+    assert objects.count("<li>") == 3
+    assert ">NGC 5194</a> · <a" in objects and ">Whirlpool Galaxy</a></li>" in objects

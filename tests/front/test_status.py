@@ -114,9 +114,14 @@ def test_it_shows_the_upload_settings_and_the_detected_stars(client: Client) -> 
     job.save()
     assert client.get(f"/status/{submission.id}/json").json()["jobs"][0]["stars"] == 312
     assert (
-        'Detected stars: <span class="n-stars">312</span>'
+        'Sources used to solve: <span class="n-stars">312</span>'
         in client.get(f"/status/{submission.id}").content.decode()
     )
+    # At the engine's cap the number is a limit, and the page says so.
+    job.result = {**job.result, "n_sources": 1000}
+    job.save()
+    text = client.get(f"/status/{submission.id}/json").json()["jobs"][0]["stars_text"]
+    assert text == "the brightest 1000 (the most the solver uses; the image holds more)"
 
 
 def test_it_says_blind_when_no_hints_were_given(client: Client) -> None:

@@ -35,7 +35,7 @@
       section.querySelector(".log").textContent = job.log;
       var stars = section.querySelector(".stars");
       if (job.stars !== null && job.stars !== undefined) {
-        stars.querySelector(".n-stars").textContent = job.stars;
+        stars.querySelector(".n-stars").textContent = job.stars_text;
         stars.hidden = false;
       }
       var link = section.querySelector(".results-link");
