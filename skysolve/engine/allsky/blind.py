@@ -253,6 +253,12 @@ def _first_match(
     wcs = outcome.wcs_model
     ra, dec = wcs.pix2world(tx, ty)
     sky = radec_to_xyz(ra, dec)
+    # The match also measured the scale: the tangent plane's true degrees per
+    # pixel against the guessed ones; the central stars' angles off axis follow.
+    found = math.sqrt(abs(float(np.linalg.det(np.asarray(wcs.cd, dtype=float)))))
+    ratio = math.degrees(1.0 / guess.focal) / found
+    guess = replace(guess, focal=guess.focal * ratio)
+    t = np.arctan(np.tan(t) / ratio)
     camera = np.stack([np.sin(t) * np.cos(phi), np.sin(t) * np.sin(phi), np.cos(t)], axis=-1)
     best: tuple[float, np.ndarray, int] | None = None
     for parity in (1, -1):
@@ -293,8 +299,9 @@ def _grow(
     fit: LensFit | None = None
     matched = match_stars(model, sources, stars, region, radius=radius, max_off_axis=35.0, limit=limit)
     for reach, free in stages:
+        head, limit = _match_budget(sources, region, radius)
         matched = match_stars(
-            model, sources, stars, region, radius=radius, max_off_axis=reach, limit=limit
+            model, head, stars, region, radius=radius, max_off_axis=reach, limit=limit
         )
         n_free = {"rotation": 3, "center": 2, "focal": 1, "k1": 1, "k2": 1, "shear": 2}
         if 2 * len(matched) <= 3 * sum(n_free[p] for p in free):
@@ -303,31 +310,59 @@ def _grow(
             matched.x, matched.y, matched.ra, matched.dec, model, free=free, loss_scale=1.0
         )
         model = fit.model
-        inliers = np.hypot(fit.residuals[:, 0], fit.residuals[:, 1])
-        spread = float(np.sqrt(np.median(inliers**2)) * 1.5) if len(inliers) else radius
-        radius = float(np.clip(4.0 * spread, 2.0, radius))
+        radius = min(radius, _next_radius(fit.residuals))
     if fit is None:
         fit = LensFit(model=model, residuals=np.zeros((0, 2)))
-    matched = match_stars(model, sources, stars, region, radius=radius, max_off_axis=180.0, limit=limit)
+    head, limit = _match_budget(sources, region, radius)
+    matched = match_stars(model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit)
     note(f"grown to {len(matched)} stars out to the horizon, radius {radius:.1f} px")
     return fit, matched
 
 
+def _match_budget(sources: SourceList, region: SkyRegion, radius: float) -> tuple[SourceList, int]:
+    """The brightest sources, and how many catalogue stars, to match at ``radius``.
+
+    Dense fields (a thousand sources and more) would let many catalogue stars
+    find a source by chance: the counts are kept where a catalogue star meets a
+    random source within ``radius`` at most 3 % of the time.
+    """
+    area = max(float(region.mask.sum()), 1.0)
+    n = int(np.clip(0.03 * area / (math.pi * radius**2), 100, max(len(sources), 100)))
+    return sources.head(n), int(1.5 * n)
+
+
+def _next_radius(residuals: np.ndarray) -> float:
+    """Match radius from a fit's residuals: 3 sigma of their robust spread, 1.5 px at least.
+
+    The median squared residual length of a 2-D Gaussian is 2 ln 2 sigma^2; a
+    radius of 3 sigma keeps 99 % of the right pairs and lets in few chance ones.
+    """
+    if len(residuals) == 0:
+        return math.inf
+    sigma = math.sqrt(float(np.median(np.sum(residuals**2, axis=1))) / (2.0 * math.log(2.0)))
+    return max(1.5, 3.0 * sigma)
+
+
 def _final_fit(
     model: LensModel, sources: SourceList, stars: BrightStars, region: SkyRegion, radius: float
-) -> tuple[LensModel, MatchedStars]:
-    limit = max(60, 2 * len(sources))
-    matched = match_stars(model, sources, stars, region, radius=radius, max_off_axis=180.0, limit=limit)
+) -> tuple[LensModel, MatchedStars, float]:
+    """Refit to every star out to the horizon, the match radius following the residuals."""
     free = ("rotation", "center", "focal", "k1", "k2", "shear")
-    for _ in range(2):
+    head, limit = _match_budget(sources, region, radius)
+    matched = match_stars(
+        model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+    )
+    for _ in range(3):
         if len(matched) < MIN_MATCHED:
             break
         fit = fit_lens(matched.x, matched.y, matched.ra, matched.dec, model, free=free)
         model = fit.model
+        radius = min(radius, _next_radius(fit.residuals))
+        head, limit = _match_budget(sources, region, radius)
         matched = match_stars(
-            model, sources, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+            model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
         )
-    return model, matched
+    return model, matched, radius
 
 
 def _score(matched: MatchedStars) -> float:
@@ -468,18 +503,18 @@ def solve_allsky(
             )
         )
     fit, matched = _grow(first, sources, stars, region, note)
-    radius = max(2.0, 3.0 * matched.rms()) if len(matched) else 3.0
-    best_model, best = _final_fit(fit.model, sources, stars, region, radius)
+    radius = _next_radius(fit.residuals) if len(fit.residuals) else 3.0
+    best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
     note(f"{best_model.projection}: {len(best)} stars, RMS {best.rms():.2f} px")
     for projection in PROJECTIONS:
         if projection == best_model.projection or check() <= 0.5:
             continue
         other = with_projection(best_model, projection)
-        model, matched = _final_fit(other, sources, stars, region, radius)
+        model, matched, used = _final_fit(other, sources, stars, region, 1.5 * radius)
         note(f"{projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
         if _score(matched) > _score(best):
-            best_model, best = model, matched
-    checked, hits, false_positive = _verify(best_model, sources, stars, region, radius)
+            best_model, best, best_radius = model, matched, used
+    checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
     note(
         f"verified: {hits} of the {checked} brightest sources on catalogue stars, "
         f"false-positive probability {false_positive:.1e}"
