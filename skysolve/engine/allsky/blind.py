@@ -44,9 +44,9 @@ MIN_MATCHED = 25
 #: Largest RMS of the final fit, pixels, for an answer.
 MAX_FINAL_RMS = 2.0
 #: The central field mapped onto the tangent plane, degrees off axis.
-CENTRAL_RADIUS = 35.0
+CENTRAL_RADIUS = 27.0
 #: Scale guesses relative to "the horizon at the circle's edge", in order.
-SCALE_GUESSES: tuple[float, ...] = (1.0, 0.8, 1.25, 0.65, 1.5)
+SCALE_GUESSES: tuple[float, ...] = (1.0, 1.15, 0.87, 1.3, 0.75, 1.5, 0.65)
 #: Brightest catalogue magnitude cut used for matching (fainter never helps
 #: all-sky cameras, whose pixels span many arcminutes).
 FAINTEST = 7.0
@@ -311,6 +311,7 @@ def _grow(
         )
         model = fit.model
         radius = min(radius, _next_radius(fit.residuals))
+        note(f"  reach {reach:g}: {len(matched)} stars, RMS {fit.rms:.2f}, radius {radius:.1f}")
     if fit is None:
         fit = LensFit(model=model, residuals=np.zeros((0, 2)))
     head, limit = _match_budget(sources, region, radius)

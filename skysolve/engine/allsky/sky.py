@@ -112,7 +112,7 @@ def find_sky(data: np.ndarray) -> SkyRegion:
         lit = labels == (1 + int(np.argmax(sizes)))
         lit = ndimage.binary_fill_holes(lit)
         # Stay clear of the region's edge, where trees and the horizon blur in.
-        lit = ndimage.binary_erosion(lit, iterations=2)
+        lit = ndimage.binary_erosion(lit, iterations=2, border_value=1)
     fraction = float(lit.mean())
     if lit.any():
         ys, xs = np.nonzero(lit)
