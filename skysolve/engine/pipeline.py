@@ -78,7 +78,14 @@ FILE_NAMES: dict[str, str] = {
     "corr": "corr.fits",
     "kml": "field.kml",
     "log": "solve.log",
+    "lens": "lens.json",
 }
+
+#: When the all-sky lens-model attempt runs (``SKYSOLVE_ALLSKY``): "auto", first
+#: for frames showing a fisheye image circle and after the ordinary attempts
+#: fail for others; "first", always first (an all-sky camera's own server);
+#: "off", never.
+ALLSKY_MODES = ("auto", "first", "off")
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class EngineConfig:
     #: Write the result files (WCS, new FITS image, source and match lists, KML,
     #: log).  ``skysolve solve`` without ``--out`` reads only the returned result.
     write_files: bool = True
+    #: One of :data:`ALLSKY_MODES`.
+    allsky: str = "auto"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
@@ -112,7 +121,13 @@ class EngineConfig:
             raise ConfigurationError("SKYSOLVE_SOLVER_PROCESSES must be a whole number") from None
         pictures = env.get("SKYSOLVE_PICTURES", "1").strip().lower() not in ("0", "false", "no")
         fastpath_db = default_db_path(dict(env))
+        allsky = env.get("SKYSOLVE_ALLSKY", "auto").strip().lower() or "auto"
+        if allsky not in ALLSKY_MODES:
+            raise ConfigurationError(
+                f"SKYSOLVE_ALLSKY must be one of {', '.join(ALLSKY_MODES)}, not {allsky!r}"
+            )
         return cls(
+            allsky=allsky,
             index_dirs=index_dirs,
             engine_binary=env.get("SKYSOLVE_ENGINE_BINARY", "astrometry-engine"),
             processes=max(1, processes),
@@ -423,7 +438,20 @@ def solve(
     )
 
     outcome: SolverOutcome | None = None
-    if len(sources) < MIN_SOURCES:
+    # The all-sky hook: a fisheye frame's lens model, fitted to the stars out to
+    # the horizon, where no tangent plane reaches (skysolve.engine.allsky).
+    allsky_first = image is not None and _allsky_first(config, image.data)
+    allsky_reason = ""
+    if allsky_first:
+        outcome, allsky_reason = _allsky(image, work, clock, note)
+    if outcome is not None and outcome.solved:
+        pass
+    elif allsky_first and allsky_reason.startswith(("too few stars", "no sky region")):
+        # An image circle without stars (cloud, daylight, a lens cap): no
+        # ordinary solver finds stars the all-sky search could not.
+        result.failure = NoStarsError(f"all-sky frame: {allsky_reason}")
+        note("solving", result.failure.message)
+    elif len(sources) < MIN_SOURCES:
         result.failure = NoStarsError(
             f"only {len(sources)} sources found; at least {MIN_SOURCES} are needed"
         )
@@ -478,8 +506,19 @@ def solve(
             # A blind search that runs out of time has most often been given a
             # field no installed index covers: say which fields they do.
             raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
+        if (
+            (outcome is None or not outcome.solved)
+            and image is not None
+            and config.allsky == "auto"
+            and not allsky_first
+            and clock.remaining > 1.0
+        ):
+            outcome, allsky_reason = _allsky(image, work, clock, note)
         if outcome is None or not outcome.solved:
-            result.failure = NoMatchError(_no_match_message(params, config))
+            message = _no_match_message(params, config)
+            if allsky_reason:
+                message = f"{message}; all-sky lens search: {allsky_reason}"
+            result.failure = NoMatchError(message)
             note("solving", result.failure.message)
     result.n_sources = len(sources)
 
@@ -520,6 +559,33 @@ def solve(
         result.files["log"] = log_path
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _allsky_first(config: EngineConfig, data: Any) -> bool:
+    """Whether the all-sky attempt goes before the ordinary solvers."""
+    if config.allsky == "first":
+        return True
+    if config.allsky == "off":
+        return False
+    from skysolve.engine.allsky.solver import looks_like_allsky
+
+    return looks_like_allsky(data)
+
+
+def _allsky(image: Any, work: Path, clock: _Clock, note: Progress) -> tuple[SolverOutcome, str]:
+    """The all-sky lens-model attempt; its outcome and, when not solved, why."""
+    from skysolve.engine.allsky.solver import allsky_attempt
+
+    note("solving", "all-sky lens model")
+    with clock.step("solve:allsky"):
+        outcome, solution = allsky_attempt(
+            image,
+            work / "allsky",
+            timeout=max(1.0, clock.remaining),
+            cancel=clock.cancel,
+            note=lambda line: note("solving", line),
+        )
+    return outcome, "" if outcome.solved else solution.reason
 
 
 def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
@@ -737,7 +803,7 @@ def _finish_solved(
         result.timings["verified"] = time.monotonic() - clock.started
         verified(result)
     if config.write_files:
-        for key in ("rdls", "corr"):
+        for key in ("rdls", "corr", "lens"):
             if key in outcome.files and outcome.files[key].exists():
                 target = out_dir / FILE_NAMES[key]
                 shutil.copyfile(outcome.files[key], target)
@@ -748,14 +814,17 @@ def _finish_solved(
             )
         from skysolve.engine.kml import write_kml
 
-        result.files["kml"] = write_kml(
-            astropy_wcs(),
-            width,
-            height,
-            image_name="annotated_display.jpg",
-            out_path=out_dir / FILE_NAMES["kml"],
-            bottom_up=bool(image is not None and image.bottom_up),
-        )
+        # Not for an all-sky lens model: a ground overlay of a hemisphere (its
+        # corners below the horizon) means nothing to Google Sky.
+        if "lens" not in outcome.files:
+            result.files["kml"] = write_kml(
+                astropy_wcs(),
+                width,
+                height,
+                image_name="annotated_display.jpg",
+                out_path=out_dir / FILE_NAMES["kml"],
+                bottom_up=bool(image is not None and image.bottom_up),
+            )
     if config.make_pictures:
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         full = astropy_wcs()

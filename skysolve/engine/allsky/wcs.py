@@ -47,6 +47,13 @@ class LensWCS:
     def celestial(self) -> LensWCS:
         return self
 
+    @property
+    def pixel_scale_matrix(self) -> np.ndarray:
+        """The CD matrix at the axis, degrees per pixel (the scale is what callers use)."""
+        m = self.model
+        linear = np.array([[(1.0 + m.a) * m.parity, m.b], [m.b * m.parity, 1.0 - m.a]])
+        return np.degrees(1.0 / m.focal) * np.linalg.inv(linear)
+
     def all_pix2world(self, *args: Any, **kwargs: Any) -> Any:
         """As astropy's: ``(xy, origin)`` rows, or ``(x, y, origin)`` arrays."""
         if len(args) == 2:

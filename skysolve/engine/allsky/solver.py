@@ -1,0 +1,224 @@
+"""The all-sky attempt as the pipeline runs it: an image in, a solver outcome and a lens file out.
+
+The outcome carries the FITS WCS (:func:`skysolve.engine.allsky.wcs.to_fits_header`)
+and, as its ``wcs_model``, the lens model itself, so that the calibration at the
+image centre, the objects in the field and the pictures all go through the
+model rather than through a tangent plane.  ``lens.json`` holds the model, the
+matched stars with their residuals and, when the file says when (and where) it
+was taken, the zenith and the altitude of the axis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skysolve.engine.allsky.blind import AllskySolution, solve_allsky
+from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
+from skysolve.engine.allsky.sky import find_sky
+from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
+from skysolve.engine.solvers import SolverOutcome
+
+#: A frame is tried as all-sky first when its sky region is a lit disc on a
+#: dark surround covering at most this share of the frame (a fisheye circle).
+CIRCLE_MAX_FRACTION = 0.8
+#: ...and at least this share.
+CIRCLE_MIN_FRACTION = 0.15
+
+SOLVER_NAME = "allsky-lens"
+
+
+def looks_like_allsky(data: np.ndarray) -> bool:
+    """Whether a frame shows a fisheye image circle: a lit disc clear of the frame's edges."""
+    region = find_sky(data)
+    if not (CIRCLE_MIN_FRACTION <= region.sky_fraction <= CIRCLE_MAX_FRACTION):
+        return False
+    mask = region.mask
+    edges = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+    return float(edges.mean()) < 0.2
+
+
+def observation_time(header: Any) -> str | None:
+    """ISO time of a FITS header's DATE-OBS (with TIME-OBS when the date has no time)."""
+    if header is None:
+        return None
+    date = str(header.get("DATE-OBS", "") or "").strip()
+    if not date:
+        return None
+    if "T" not in date:
+        clock = str(header.get("TIME-OBS", "") or header.get("UT", "") or "").strip()
+        if not clock:
+            return None
+        date = f"{date}T{clock}"
+    return date
+
+
+def observation_site(header: Any) -> tuple[float, float] | None:
+    """(latitude, east longitude) degrees from common FITS site keywords, if any."""
+    if header is None:
+        return None
+    for lat_key, lon_key in (
+        ("SITELAT", "SITELONG"),
+        ("LAT-OBS", "LONG-OBS"),
+        ("OBSGEO-B", "OBSGEO-L"),
+        ("LATITUDE", "LONGITUD"),
+    ):
+        if lat_key in header and lon_key in header:
+            try:
+                return _angle(header[lat_key]), _angle(header[lon_key])
+            except ValueError:
+                continue
+    return None
+
+
+def _angle(value: Any) -> float:
+    """Degrees from a number or a sexagesimal string ("28 45 42.4", "-17:53:21")."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().replace(":", " ")
+    parts = text.split()
+    sign = -1.0 if parts and parts[0].startswith("-") else 1.0
+    numbers = [abs(float(p)) for p in parts]
+    total = sum(n / 60.0**i for i, n in enumerate(numbers))
+    return sign * total
+
+
+def _earth_frames(iso_time: str) -> tuple[float, np.ndarray]:
+    """(Greenwich apparent sidereal time in radians, J2000-to-true-of-date matrix)."""
+    import erfa
+    from astropy.time import Time
+
+    t = Time(iso_time, scale="utc")
+    tt = t.tt
+    # UT1 as UTC: a second of time is 15 arcsec, far below an all-sky pixel.
+    gst = float(erfa.gst06a(t.jd1, t.jd2, tt.jd1, tt.jd2))
+    return gst, np.asarray(erfa.pnm06a(tt.jd1, tt.jd2))
+
+
+def zenith_radec(iso_time: str, latitude: float, longitude: float) -> tuple[float, float]:
+    """J2000 RA, Dec (degrees) of the zenith of a site at a time (UTC)."""
+    gst, pnm = _earth_frames(iso_time)
+    lst = gst + math.radians(longitude)
+    lat = math.radians(latitude)
+    v = np.array([math.cos(lat) * math.cos(lst), math.cos(lat) * math.sin(lst), math.sin(lat)])
+    ra, dec = xyz_to_radec(pnm.T @ v)
+    return float(ra), float(dec)
+
+
+def site_below(iso_time: str, ra: float, dec: float) -> tuple[float, float]:
+    """(latitude, east longitude) of the place where (ra, dec) is at the zenith at a time."""
+    gst, pnm = _earth_frames(iso_time)
+    v = pnm @ radec_to_xyz(np.array(ra), np.array(dec))
+    lat = math.degrees(math.asin(float(np.clip(v[2], -1.0, 1.0))))
+    lon = (math.degrees(math.atan2(float(v[1]), float(v[0])) - gst) + 180.0) % 360.0 - 180.0
+    return lat, lon
+
+
+def lens_document(
+    solution: AllskySolution,
+    width: int,
+    height: int,
+    *,
+    header: Any = None,
+    wcs_error: float | None = None,
+) -> dict[str, Any]:
+    """The JSON document of a solved frame: model, matched stars, zenith."""
+    model = solution.model
+    assert model is not None and solution.matched is not None
+    m = solution.matched
+    doc: dict[str, Any] = {
+        "lens_model": _plain(model.to_dict()),
+        "image_width": width,
+        "image_height": height,
+        "matched_stars": len(m),
+        "rms_px": _num(m.rms()),
+        f"rms_px_within_{WCS_REACH_DEG:g}_deg": _num(m.rms(WCS_REACH_DEG)),
+        "false_positive_probability": solution.false_positive,
+        "fits_wcs_max_error_px": None if wcs_error is None else _num(wcs_error),
+        "fits_wcs_reach_deg": WCS_REACH_DEG,
+        "stars": [
+            {
+                "x": _num(x), "y": _num(y), "ra": _num(r), "dec": _num(d), "mag": _num(g),
+                "dx": _num(dx), "dy": _num(dy), "off_axis_deg": _num(o),
+            }  # fmt: skip
+            for x, y, r, d, g, dx, dy, o in zip(
+                m.x, m.y, m.ra, m.dec, m.mag, m.dx, m.dy, m.off_axis, strict=True
+            )
+        ],
+    }
+    when = observation_time(header)
+    site = observation_site(header)
+    if when is not None:
+        doc["time"] = when
+        try:
+            if site is not None:
+                zra, zdec = zenith_radec(when, site[0], site[1])
+                zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
+                doc["site"] = {"latitude": site[0], "longitude": site[1], "source": "header"}
+                doc["zenith"] = {"ra": zra, "dec": zdec, "x": _num(zx[0]), "y": _num(zy[0])}
+                doc["axis_altitude_deg"] = _num(90.0 - float(model.off_axis(zra, zdec)))
+            else:
+                lat, lon = site_below(when, model.ra, model.dec)
+                doc["site"] = {
+                    "latitude": lat,
+                    "longitude": lon,
+                    "source": "below the optical axis (assumes the camera points at the zenith)",
+                }
+        except (ValueError, ImportError) as exc:
+            doc["time_error"] = str(exc)
+    return doc
+
+
+def _num(value: Any) -> float | None:
+    f = float(value)
+    return round(f, 4) if math.isfinite(f) else None
+
+
+def _plain(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in doc.items()}
+
+
+def allsky_attempt(
+    image: Any,
+    work: Path,
+    *,
+    timeout: float,
+    cancel: threading.Event | None = None,
+    note: Callable[[str], None] | None = None,
+    start: LensModel | None = None,
+) -> tuple[SolverOutcome, AllskySolution]:
+    """Solve an all-sky or fisheye image (a :class:`~skysolve.engine.images.LoadedImage`).
+
+    Returns the outcome (solved or not, the log, ``files["lens"]``: lens.json)
+    and the search's own result.
+    """
+    height, width = image.data.shape[:2]
+    solution = solve_allsky(image.data, timeout=timeout, cancel=cancel, progress=note, start=start)
+    outcome = SolverOutcome(
+        solved=False, solver=SOLVER_NAME, log="\n".join(solution.log) + "\n",
+        seconds=solution.seconds,
+    )  # fmt: skip
+    if solution.model is None:
+        return outcome, solution
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header, error = to_fits_header(solution.model, width, height)
+    doc = lens_document(
+        solution, width, height, header=getattr(image, "header", None), wcs_error=error
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "lens.json"
+    path.write_text(json.dumps(doc, indent=1))
+    outcome.solved = True
+    outcome.wcs_header = header
+    outcome.wcs_model = LensWCS(solution.model, width, height)
+    outcome.index = f"lens model ({solution.model.projection})"
+    outcome.files = {"lens": path}
+    return outcome, solution
