@@ -102,9 +102,7 @@ def test_its_fits_wcs_reproduces_the_model_inside_70_degrees(projection: str) ->
     inside = (x > 0) & (x < 479) & (y > 0) & (y < 479)
     sx, sy = wcs.all_world2pix(ra[inside], dec[inside], 0)
     assert np.max(np.hypot(sx - x[inside], sy - y[inside])) < 0.05
-    assert LensWCS(model, 480, 480).all_world2pix(ra[:3], dec[:3], 1)[0] == pytest.approx(
-        x[:3] + 1
-    )
+    assert LensWCS(model, 480, 480).all_world2pix(ra[:3], dec[:3], 1)[0] == pytest.approx(x[:3] + 1)
 
 
 def test_the_zenith_and_the_site_below_the_axis_agree() -> None:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from skysolve.engine.allsky.fit import LensFit, fit_lens, with_projection
-from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radial, radec_to_xyz
+from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
 from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
 from skysolve.engine.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
 from skysolve.engine.results import SourceList
@@ -162,7 +162,6 @@ def match_stars(
     """
     cam = stars.xyz @ model.rotation.T
     theta = np.degrees(np.arccos(np.clip(cam[:, 2], -1.0, 1.0)))
-    theta_all = theta
     rows = np.flatnonzero(theta <= min(max_off_axis, math.degrees(model.max_theta) - 0.5))
     px, py = model.world_to_pixel(stars.ra[rows], stars.dec[rows])
     ok = np.isfinite(px) & np.isfinite(py)
@@ -313,7 +312,9 @@ def _grow(
         (100.0, ("rotation", "center", "focal", "k1", "k2", "shear")),
     ]
     fit: LensFit | None = None
-    matched = match_stars(model, sources, stars, region, radius=radius, max_off_axis=35.0, limit=limit)
+    matched = match_stars(
+        model, sources, stars, region, radius=radius, max_off_axis=35.0, limit=limit
+    )
     for reach, free in stages:
         head, limit = _match_budget(sources, region, radius)
         matched = match_stars(
@@ -330,7 +331,9 @@ def _grow(
     if fit is None:
         fit = LensFit(model=model, residuals=np.zeros((0, 2)))
     head, limit = _match_budget(sources, region, radius)
-    matched = match_stars(model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit)
+    matched = match_stars(
+        model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+    )
     note(f"grown to {len(matched)} stars out to the horizon, radius {radius:.1f} px")
     return fit, matched
 
@@ -493,18 +496,23 @@ def solve_allsky(
         return timeout - (time.monotonic() - started)
 
     first: LensModel | None = None
+    grown: tuple[LensFit, MatchedStars] | None = None
     if start is not None:
-        fit, matched = _grow(start, sources, stars, region, note)
-        if len(matched) >= MIN_MATCHED:
-            first = fit.model
+        grown = _grow(start, sources, stars, region, note)
+        if len(grown[1]) >= MIN_MATCHED:
+            first = grown[0].model
             note("the camera's stored model matched")
+        else:
+            grown = None
     if first is None:
         radius_px = max(region.radius, 0.25 * max(region.mask.shape))
         for factor in SCALE_GUESSES:
             remaining = check()
             if remaining <= 1.0:
                 return finish(
-                    AllskySolution(None, reason="out of time", region=region, n_sources=len(sources))
+                    AllskySolution(
+                        None, reason="out of time", region=region, n_sources=len(sources)
+                    )
                 )
             focal = radius_px / float(radial(np.array(math.pi / 2), "equidistant")) * factor
             guess = LensModel(
@@ -525,11 +533,13 @@ def solve_allsky(
                 n_sources=len(sources),
             )
         )
-    fit, matched = _grow(first, sources, stars, region, note)
+    fit, matched = grown or _grow(first, sources, stars, region, note)
     radius = _next_radius(fit.residuals) if len(fit.residuals) else 3.0
     best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
     note(f"{best_model.projection}: {len(best)} stars, RMS {best.rms():.2f} px")
     for projection in PROJECTIONS:
+        if grown is not None:
+            break  # a stored camera profile keeps its projection
         if projection == best_model.projection or check() <= 0.5:
             continue
         other = with_projection(best_model, projection)

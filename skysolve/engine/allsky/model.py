@@ -202,7 +202,9 @@ class LensModel:
         return _MAX_THETA[self.projection]
 
     def _matrix(self) -> np.ndarray:
-        return np.array([[(1.0 + self.a) * self.parity, self.b], [self.b * self.parity, 1.0 - self.a]])
+        return np.array(
+            [[(1.0 + self.a) * self.parity, self.b], [self.b * self.parity, 1.0 - self.a]]
+        )
 
     # -- mappings ---------------------------------------------------------------
     def camera_vectors(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:

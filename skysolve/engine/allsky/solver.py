@@ -145,8 +145,14 @@ def lens_document(
         "fits_wcs_reach_deg": WCS_REACH_DEG,
         "stars": [
             {
-                "x": _num(x), "y": _num(y), "ra": _num(r), "dec": _num(d), "mag": _num(g),
-                "dx": _num(dx), "dy": _num(dy), "off_axis_deg": _num(o),
+                "x": _num(x),
+                "y": _num(y),
+                "ra": _num(r),
+                "dec": _num(d),
+                "mag": _num(g),
+                "dx": _num(dx),
+                "dy": _num(dy),
+                "off_axis_deg": _num(o),
             }  # fmt: skip
             for x, y, r, d, g, dx, dy, o in zip(
                 m.x, m.y, m.ra, m.dec, m.mag, m.dx, m.dy, m.off_axis, strict=True
@@ -163,7 +169,8 @@ def lens_document(
                 zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
                 doc["site"] = {"latitude": site[0], "longitude": site[1], "source": "header"}
                 doc["zenith"] = {"ra": zra, "dec": zdec, "x": _num(zx[0]), "y": _num(zy[0])}
-                doc["axis_altitude_deg"] = _num(90.0 - float(model.off_axis(zra, zdec)))
+                off = model.off_axis(np.array([zra]), np.array([zdec]))
+                doc["axis_altitude_deg"] = _num(90.0 - float(off[0]))
             else:
                 lat, lon = site_below(when, model.ra, model.dec)
                 doc["site"] = {

@@ -93,8 +93,8 @@ def _grid(model: LensModel, width: int, height: int, reach_deg: float) -> np.nda
     """0-based pixels on a grid over the frame, those within ``reach_deg`` of the axis."""
     xs = np.linspace(0, width - 1, 60)
     ys = np.linspace(0, height - 1, 60)
-    gx, gy = np.meshgrid(xs, ys)
-    gx, gy = gx.ravel(), gy.ravel()
+    mx, my = np.meshgrid(xs, ys)
+    gx, gy = mx.ravel(), my.ravel()
     ra, dec = model.pixel_to_world(gx, gy)
     ok = np.isfinite(ra)
     ok[ok] = model.off_axis(ra[ok], dec[ok]) <= reach_deg
@@ -193,5 +193,8 @@ def to_fits_header(
         sra, sdec = check.all_pix2world(pix[:, 0] + 1.0, pix[:, 1] + 1.0, 1)
     mx, my = model.world_to_pixel(np.asarray(sra), np.asarray(sdec))
     error = float(np.nanmax(np.hypot(mx - pix[:, 0], my - pix[:, 1]))) if len(pix) else math.nan
-    header["ASERRMAX"] = (round(error, 4), f"max px error vs the lens model within {reach_deg:g} deg")
+    header["ASERRMAX"] = (
+        round(error, 4),
+        f"max px error vs the lens model within {reach_deg:g} deg",
+    )
     return header, error
