@@ -547,6 +547,15 @@ def solve_allsky(
         note(f"{projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
         if _score(matched) > _score(best):
             best_model, best, best_radius = model, matched, used
+    if best.rms() > 1.0 and check() > 1.0:
+        # A loose first match can settle the shear and radial terms wrongly
+        # from few central stars; grown again from the whole-sky model (its
+        # shear reset), the match set usually doubles and the residuals shrink.
+        again, _ = _grow(replace(best_model, a=0.0, b=0.0), sources, stars, region, note)
+        model, matched, used = _final_fit(again.model, sources, stars, region, 1.5 * radius)
+        note(f"grown again: {len(matched)} stars, RMS {matched.rms():.2f} px")
+        if _score(matched) > _score(best):
+            best_model, best, best_radius = model, matched, used
     # The chosen projection once more, through every matched star.
     best_model, best, best_radius = _final_fit(
         best_model, sources, stars, region, best_radius, most=100_000

@@ -223,9 +223,43 @@ def allsky_attempt(
     work.mkdir(parents=True, exist_ok=True)
     path = work / "lens.json"
     path.write_text(json.dumps(doc, indent=1))
+    matched = solution.matched
+    assert matched is not None
+    reach = float(np.max(matched.off_axis)) + 3.0 if len(matched) else None
     outcome.solved = True
     outcome.wcs_header = header
-    outcome.wcs_model = LensWCS(solution.model, width, height)
+    outcome.wcs_model = LensWCS(solution.model, width, height, reach_deg=reach)
     outcome.index = f"lens model ({solution.model.projection})"
-    outcome.files = {"lens": path}
+    outcome.files = {"lens": path, **_star_files(work, solution)}
     return outcome, solution
+
+
+def _star_files(work: Path, solution: AllskySolution) -> dict[str, Path]:
+    """rdls.fits (the matched catalogue stars) and corr.fits (the pairs), as
+    astrometry.net names them, 1-based pixels; the red-green picture reads rdls."""
+    from astropy.io import fits
+
+    m = solution.matched
+    assert m is not None
+    rdls = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="RA", format="D", array=m.ra, unit="deg"),
+            fits.Column(name="DEC", format="D", array=m.dec, unit="deg"),
+            fits.Column(name="MAG", format="E", array=m.mag),
+        ]
+    )
+    corr = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="field_x", format="D", array=m.x + 1.0),
+            fits.Column(name="field_y", format="D", array=m.y + 1.0),
+            fits.Column(name="index_x", format="D", array=m.x - m.dx + 1.0),
+            fits.Column(name="index_y", format="D", array=m.y - m.dy + 1.0),
+            fits.Column(name="index_ra", format="D", array=m.ra, unit="deg"),
+            fits.Column(name="index_dec", format="D", array=m.dec, unit="deg"),
+            fits.Column(name="off_axis", format="D", array=m.off_axis, unit="deg"),
+        ]
+    )
+    paths = {"rdls": work / "rdls.fits", "corr": work / "corr.fits"}
+    fits.HDUList([fits.PrimaryHDU(), rdls]).writeto(paths["rdls"], overwrite=True)
+    fits.HDUList([fits.PrimaryHDU(), corr]).writeto(paths["corr"], overwrite=True)
+    return paths

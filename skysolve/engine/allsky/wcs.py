@@ -37,11 +37,23 @@ class LensWCS:
     has_celestial: ClassVar[bool] = True
     pixel_n_dim: ClassVar[int] = 2
 
-    def __init__(self, model: LensModel, width: int, height: int) -> None:
+    def __init__(
+        self, model: LensModel, width: int, height: int, *, reach_deg: float | None = None
+    ) -> None:
         self.model = model
         self.width = width
         self.height = height
         self.pixel_shape = (width, height)
+        #: Sky farther than this from the axis (below the horizon the stars
+        #: reached) maps to no pixel, so nothing is drawn or named there.
+        self.reach_deg = reach_deg
+
+    def _to_pixel(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.model.world_to_pixel(ra, dec)
+        if self.reach_deg is not None:
+            beyond = self.model.off_axis(ra, dec) > self.reach_deg
+            x, y = np.where(beyond, np.nan, x), np.where(beyond, np.nan, y)
+        return x, y
 
     @property
     def celestial(self) -> LensWCS:
@@ -71,10 +83,10 @@ class LensWCS:
         if len(args) == 2:
             radec = np.asarray(args[0], dtype=float).reshape(-1, 2)
             origin = int(args[1])
-            x, y = self.model.world_to_pixel(radec[:, 0], radec[:, 1])
+            x, y = self._to_pixel(radec[:, 0], radec[:, 1])
             return np.column_stack([x + origin, y + origin])
         ra, dec, origin = args
-        x, y = self.model.world_to_pixel(np.asarray(ra, float), np.asarray(dec, float))
+        x, y = self._to_pixel(np.asarray(ra, float), np.asarray(dec, float))
         return x + int(origin), y + int(origin)
 
     wcs_pix2world = all_pix2world
