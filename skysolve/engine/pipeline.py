@@ -442,7 +442,13 @@ def solve(
     # the horizon, where no tangent plane reaches (skysolve.engine.allsky).
     allsky_first = image is not None and _allsky_first(config, image.data)
     allsky_reason = ""
-    if allsky_first:
+    if allsky_first and len(sources) >= MIN_SOURCES and isinstance(solvers[0], PatternHashSolver):
+        # A vignetted wide field looks like a fisheye too: the fast path (well
+        # under a second) answers those before the all-sky search.
+        outcome, sources = _run_solvers(
+            solvers[:1], sources_for, companions, first, work, clock, note, "as given"
+        )
+    if allsky_first and not (outcome is not None and outcome.solved):
         outcome, allsky_reason = _allsky(image, work, clock, note)
     if outcome is not None and outcome.solved:
         pass

@@ -64,7 +64,8 @@ def gray(data: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
-def _binned(image: np.ndarray, factor: int) -> np.ndarray:
+def binned(image: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of ``factor`` x ``factor`` blocks (the ragged edge dropped)."""
     h, w = image.shape
     hh, ww = h // factor * factor, w // factor * factor
     return image[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor).mean(axis=(1, 3))
@@ -86,7 +87,7 @@ def find_sky(data: np.ndarray) -> SkyRegion:
     image = gray(data)
     h, w = image.shape
     factor = max(1, math.ceil(max(h, w) / BINNED_SIDE))
-    small = _binned(image, factor)
+    small = binned(image, factor)
     # A median over a few binned pixels removes the stars but keeps the sky's
     # edge, trees and overlays.
     smooth = ndimage.median_filter(small, size=5)

@@ -22,27 +22,39 @@ import numpy as np
 
 from skysolve.engine.allsky.blind import AllskySolution, solve_allsky
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
-from skysolve.engine.allsky.sky import find_sky
+from skysolve.engine.allsky.sky import BINNED_SIDE, binned, gray
 from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
 from skysolve.engine.solvers import SolverOutcome
 
-#: A frame is tried as all-sky first when its sky region is a lit disc on a
-#: dark surround covering at most this share of the frame (a fisheye circle).
-CIRCLE_MAX_FRACTION = 0.8
-#: ...and at least this share.
-CIRCLE_MIN_FRACTION = 0.15
+#: A corner is dark below this share of the frame centre's level (above the floor).
+CORNER_LEVEL = 0.25
 
 SOLVER_NAME = "allsky-lens"
 
 
 def looks_like_allsky(data: np.ndarray) -> bool:
-    """Whether a frame shows a fisheye image circle: a lit disc clear of the frame's edges."""
-    region = find_sky(data)
-    if not (CIRCLE_MIN_FRACTION <= region.sky_fraction <= CIRCLE_MAX_FRACTION):
+    """Whether a frame looks like a fisheye's: at least three of its corners dark.
+
+    An all-sky lens draws the sky as a disc (or a disc cut by the frame's top
+    and bottom) on the dark of the sensor beyond it; trees and buildings on the
+    horizon darken the corners of the cut ones.  Measured on the shared corpus:
+    10 of its 15 all-sky frames and 1 of its 26 others (a vignetted comet
+    photograph, which the all-sky attempt leaves to the ordinary solvers)
+    have three or four corners below a quarter of the centre's level.
+    """
+    image = gray(data)
+    h, w = image.shape
+    factor = max(1, math.ceil(max(h, w) / BINNED_SIDE))
+    small = binned(image, factor)
+    bh, bw = small.shape
+    c = max(2, min(bh, bw) // 12)
+    floor = float(np.percentile(small, 1.0))
+    centre = float(np.median(small[bh // 3 : bh - bh // 3, bw // 3 : bw - bw // 3])) - floor
+    if centre <= 0:
         return False
-    mask = region.mask
-    edges = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
-    return float(edges.mean()) < 0.2
+    corners = [small[:c, :c], small[:c, -c:], small[-c:, :c], small[-c:, -c:]]
+    dark = sum((float(np.median(k)) - floor) < CORNER_LEVEL * centre for k in corners)
+    return dark >= 3
 
 
 def observation_time(header: Any) -> str | None:
