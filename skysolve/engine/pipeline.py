@@ -86,6 +86,9 @@ FILE_NAMES: dict[str, str] = {
 #: fail for others; "first", always first (an all-sky camera's own server);
 #: "off", never.
 ALLSKY_MODES = ("auto", "first", "off")
+#: Most seconds the all-sky search takes: a clear frame solves in a few, and a
+#: frame it cannot solve (cloud, glare) should not hold the ordinary solvers up.
+ALLSKY_MAX_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -587,7 +590,7 @@ def _allsky(image: Any, work: Path, clock: _Clock, note: Progress) -> tuple[Solv
         outcome, solution = allsky_attempt(
             image,
             work / "allsky",
-            timeout=max(1.0, clock.remaining),
+            timeout=max(1.0, min(clock.remaining, ALLSKY_MAX_SECONDS)),
             cancel=clock.cancel,
             note=lambda line: note("solving", line),
         )

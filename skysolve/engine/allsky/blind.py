@@ -43,10 +43,17 @@ MIN_SKY_SOURCES = 40
 MIN_MATCHED = 25
 #: Largest RMS of the final fit, pixels, for an answer.
 MAX_FINAL_RMS = 2.0
-#: The central field mapped onto the tangent plane, degrees off axis.
-CENTRAL_RADIUS = 27.0
-#: Scale guesses relative to "the horizon at the circle's edge", in order.
-SCALE_GUESSES: tuple[float, ...] = (1.0, 1.15, 0.87, 1.3, 0.75, 1.5, 0.65)
+#: The guesses tried, in order: (scale relative to "the horizon at the image
+#: circle's edge", radius in degrees of the central field mapped onto the
+#: tangent plane).  27 degrees makes a field of 58, inside the fast path's
+#: range with room to spare; 35 (70) holds more bright stars when the frame's
+#: centre is poor in them.
+GUESSES: tuple[tuple[float, float], ...] = (
+    (1.0, 27.0), (1.0, 35.0), (1.15, 27.0), (0.87, 27.0), (1.3, 27.0),
+    (1.15, 35.0), (0.75, 27.0), (1.5, 27.0), (0.65, 27.0),
+)  # fmt: skip
+#: Seconds the fast path may spend on one guess (a miss costs about one).
+GUESS_SECONDS = 2.0
 #: Brightest catalogue magnitude cut used for matching (fainter never helps
 #: all-sky cameras, whose pixels span many arcminutes).
 FAINTEST = 7.0
@@ -225,6 +232,7 @@ def _kabsch(camera: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, float]:
 def _first_match(
     guess: LensModel,
     sources: SourceList,
+    central_deg: float,
     *,
     timeout: float,
     cancel: threading.Event | None,
@@ -245,14 +253,14 @@ def _first_match(
     u, v = d[0], d[1]  # a guess has no shear and parity +1
     rho = np.hypot(u, v) / guess.focal
     theta = guess.theta(rho)
-    central = np.flatnonzero(np.isfinite(theta) & (theta < math.radians(CENTRAL_RADIUS)))[:150]
+    central = np.flatnonzero(np.isfinite(theta) & (theta < math.radians(central_deg)))[:150]
     if len(central) < 12:
-        note(f"only {len(central)} sources within {CENTRAL_RADIUS:g} deg of the guessed axis")
+        note(f"only {len(central)} sources within {central_deg:g} deg of the guessed axis")
         return None
     t, phi = theta[central], np.arctan2(v[central], u[central])
     # Gnomonic plane at the scale of the frame's centre, so the fast path's
     # pixel tolerances mean what they mean on an ordinary frame.
-    half = guess.focal * math.tan(math.radians(CENTRAL_RADIUS)) * 1.02
+    half = guess.focal * math.tan(math.radians(central_deg)) * 1.02
     side = int(2 * half) + 2
     tx = half + 1.0 + guess.focal * np.tan(t) * np.cos(phi)
     ty = half + 1.0 + guess.focal * np.tan(t) * np.sin(phi)
@@ -506,7 +514,7 @@ def solve_allsky(
             grown = None
     if first is None:
         radius_px = max(region.radius, 0.25 * max(region.mask.shape))
-        for factor in SCALE_GUESSES:
+        for factor, central_deg in GUESSES:
             remaining = check()
             if remaining <= 1.0:
                 return finish(
@@ -518,9 +526,17 @@ def solve_allsky(
             guess = LensModel(
                 "equidistant", region.center_x, region.center_y, 0.0, 90.0, 0.0, focal
             )
-            note(f"guess: equidistant, 90 deg at {radius_px * factor:.0f} px")
+            note(
+                f"guess: equidistant, 90 deg at {radius_px * factor:.0f} px, "
+                f"central {central_deg:g} deg"
+            )
             first = _first_match(
-                guess, sources, timeout=min(remaining, 5.0), cancel=cancel, note=note
+                guess,
+                sources,
+                central_deg,
+                timeout=min(remaining, GUESS_SECONDS),
+                cancel=cancel,
+                note=note,
             )
             if first is not None:
                 break
