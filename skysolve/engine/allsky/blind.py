@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from skysolve.engine.allsky.fit import LensFit, fit_lens, with_projection
@@ -47,10 +48,11 @@ MAX_FINAL_RMS = 2.0
 #: circle's edge", radius in degrees of the central field mapped onto the
 #: tangent plane).  27 degrees makes a field of 58, inside the fast path's
 #: range with room to spare; 35 (70) holds more bright stars when the frame's
-#: centre is poor in them.
+#: centre is poor in them.  1.11, 0.79 and 1.57 are where an equisolid, a
+#: stereographic and an orthographic lens put the horizon at the circle's edge.
 GUESSES: tuple[tuple[float, float], ...] = (
-    (1.0, 27.0), (1.0, 35.0), (1.15, 27.0), (0.87, 27.0), (1.3, 27.0),
-    (1.15, 35.0), (0.75, 27.0), (1.5, 27.0), (0.65, 27.0),
+    (1.0, 27.0), (1.11, 27.0), (1.0, 35.0), (0.79, 27.0), (1.3, 27.0),
+    (1.57, 27.0), (0.87, 27.0), (1.15, 35.0), (0.65, 27.0),
 )  # fmt: skip
 #: Seconds the fast path may spend on one guess (a miss costs about one).
 GUESS_SECONDS = 2.0
@@ -142,7 +144,13 @@ def sky_sources(
     """Sources on the sky region, brightest first, 0-based pixel coordinates."""
     from skysolve.engine.extraction import extract_sources
 
-    found = extract_sources(gray(data), method="sep", max_sources=max_sources, timeout=timeout)
+    image = gray(data)
+    # Clouds, glare and the Milky Way vary over tens of pixels, an all-sky
+    # camera's stars over a few: a grey opening (the image's floor under
+    # anything smaller than 15 px) taken away leaves the stars on a flat sky,
+    # where sep's coarser background would find blobs on every cloud's edge.
+    flat = image - ndimage.grey_opening(image, size=(15, 15))
+    found = extract_sources(flat, method="sep", max_sources=max_sources, timeout=timeout)
     x = np.asarray(found.x, float) - 1.0
     y = np.asarray(found.y, float) - 1.0
     keep = region.contains(x, y)
@@ -266,7 +274,7 @@ def _first_match(
     ty = half + 1.0 + guess.focal * np.tan(t) * np.sin(phi)
     plane = SourceList(tx, ty, np.asarray(sources.flux)[central], side, side)
     scale = 3600.0 * math.degrees(1.0 / guess.focal)
-    constraints = SolveConstraints(scale_low=scale / 1.3, scale_high=scale * 1.3)
+    constraints = SolveConstraints(scale_low=scale / 1.6, scale_high=scale * 1.6, tweak_order=3)
     solver = PatternHashSolver(default_db_path())
     with tempfile.TemporaryDirectory(prefix="skysolve-allsky-") as work:
         outcome = solver.solve(plane, constraints, Path(work), timeout=timeout, cancel=cancel)
@@ -558,8 +566,10 @@ def solve_allsky(
             break  # a stored camera profile keeps its projection
         if projection == best_model.projection or check() <= 0.5:
             continue
-        other = with_projection(best_model, projection)
-        model, matched, used = _final_fit(other, sources, stars, region, 1.5 * radius)
+        # Grown outward again: two radial laws agree near the axis and part
+        # towards the horizon, where a fit started at the final radius finds nothing.
+        other, _ = _grow(with_projection(best_model, projection), sources, stars, region, note)
+        model, matched, used = _final_fit(other.model, sources, stars, region, 1.5 * radius)
         note(f"{projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
         if _score(matched) > _score(best):
             best_model, best, best_radius = model, matched, used
