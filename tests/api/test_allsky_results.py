@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def real_server(tmp_path: Path) -> Iterator[LiveServer]:
-    yield from start_server(tmp_path, None)
+    yield from start_server(
+        tmp_path, None, env={"SKYSOLVE_ALLSKY_PROFILES": str(tmp_path / "profiles")}
+    )
 
 
 def _json(response: requests.Response) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -22,9 +23,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, profiles: Path) -> subprocess.CompletedProcess[str]:
+    # Each test its own camera profiles: a frame solved by another run starts from nothing.
+    env = {**os.environ, "SKYSOLVE_ALLSKY_PROFILES": str(profiles)}
     return subprocess.run(
-        [*CLI, "solve", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        [*CLI, "solve", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env
     )
 
 
@@ -32,7 +35,8 @@ def test_it_solves_a_clear_all_sky_frame_with_a_lens_model(
     tmp_path: Path, shared_images: Path
 ) -> None:
     frame = shared_images / "corpus" / "asc_iceact_starry.fits"
-    done = run(str(frame), "--json", "--out", str(tmp_path / "out"), "--no-pictures")
+    out = str(tmp_path / "out")
+    done = run(str(frame), "--json", "--out", out, "--no-pictures", profiles=tmp_path / "p")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["solved"] is True and doc["solver"] == "allsky-lens"
@@ -54,9 +58,11 @@ def test_it_solves_a_clear_all_sky_frame_with_a_lens_model(
         assert abs(xi - (s["x"] - s["dx"])) < 0.05 and abs(yi - (s["y"] - s["dy"])) < 0.05
 
 
-def test_it_says_a_cloudy_all_sky_frame_has_too_few_stars(shared_images: Path) -> None:
+def test_it_says_a_cloudy_all_sky_frame_has_too_few_stars(
+    tmp_path: Path, shared_images: Path
+) -> None:
     frame = shared_images / "corpus" / "asc_iceact_cloudy.fits"
-    done = run(str(frame), "--json", "--timeout", "60")
+    done = run(str(frame), "--json", "--timeout", "60", profiles=tmp_path / "p")
     assert done.returncode == 1, done.stderr
     doc = json.loads(done.stdout)
     assert doc["solved"] is False

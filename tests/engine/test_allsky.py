@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from astropy.wcs import WCS
 from skysolve.engine.allsky.blind import bright_stars, solve_allsky
 from skysolve.engine.allsky.fit import fit_lens
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel
+from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
 from skysolve.engine.allsky.solver import looks_like_allsky, site_below, zenith_radec
 from skysolve.engine.allsky.synthetic import render_allsky
 from skysolve.engine.allsky.wcs import LensWCS, to_fits_header
@@ -158,3 +161,29 @@ def test_a_frame_without_stars_is_not_solved_and_says_why() -> None:
     assert solution.seconds < 10.0
     dark = np.zeros((200, 300), dtype=np.float32)
     assert solve_allsky(dark, timeout=10.0).reason == "no sky region found"
+
+
+def test_a_camera_profile_turns_with_the_sky(tmp_path: Path) -> None:
+    model = _model("equisolid", k1=0.01)
+    key = camera_key(480, 480, {"INSTRUME": "Oculus"}, None)
+    assert key != camera_key(480, 480, {"INSTRUME": "IceAct"}, None)
+    save_profile(key, model, when="2020-01-01T00:00:00", directory=tmp_path)
+    later = load_profile(key, when="2020-01-01T06:00:00", directory=tmp_path)
+    assert later is not None
+    # Six hours: the sky turned 90.25 degrees (sidereal rate); the lens is the same.
+    assert (later.ra - model.ra) % 360.0 == pytest.approx(90.2464, abs=1e-3)
+    assert later.focal == model.focal and later.dec == model.dec and later.k1 == model.k1
+    assert load_profile("no-such-camera", directory=tmp_path) is None
+
+
+@needs_db
+def test_a_stored_lens_finds_a_new_pointing_in_one_guess() -> None:
+    truth = _model("equisolid", k1=0.01)
+    frame = render_allsky(truth, 480, 480, seed=7)
+    stale = replace(truth, ra=truth.ra + 50.0, dec=truth.dec - 20.0)
+    solution = solve_allsky(frame, timeout=30.0, start=stale)
+    assert solution.solved, solution.reason
+    assert any("stored lens matched at a new pointing" in line for line in solution.log)
+    assert not any("guess: equidistant" in line for line in solution.log)
+    assert solution.model is not None and solution.model.projection == "equisolid"
+    assert math.degrees(math.acos(min(1.0, solution.model.rotation[2] @ truth.rotation[2]))) < 0.3

@@ -513,13 +513,24 @@ def solve_allsky(
 
     first: LensModel | None = None
     grown: tuple[LensFit, MatchedStars] | None = None
+    profiled = False  # the camera's stored lens is used: its projection is kept
     if start is not None:
         grown = _grow(start, sources, stars, region, note)
         if len(grown[1]) >= MIN_MATCHED:
             first = grown[0].model
+            profiled = True
             note("the camera's stored model matched")
         else:
             grown = None
+            # Same lens, another pointing (the sky turned since, or the camera
+            # moved): the stored lens maps the central stars exactly.
+            lens = replace(start, a=0.0, b=0.0, parity=1)
+            first = _first_match(
+                lens, sources, 27.0, timeout=min(check(), GUESS_SECONDS), cancel=cancel, note=note
+            )
+            profiled = first is not None
+            if profiled:
+                note("the camera's stored lens matched at a new pointing")
     if first is None:
         radius_px = max(region.radius, 0.25 * max(region.mask.shape))
         for factor, central_deg in GUESSES:
@@ -562,7 +573,7 @@ def solve_allsky(
     best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
     note(f"{best_model.projection}: {len(best)} stars, RMS {best.rms():.2f} px")
     for projection in PROJECTIONS:
-        if grown is not None:
+        if profiled:
             break  # a stored camera profile keeps its projection
         if projection == best_model.projection or check() <= 0.5:
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 
 from skysolve.engine.allsky.blind import AllskySolution, solve_allsky
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
+from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
 from skysolve.engine.allsky.sky import BINNED_SIDE, binned, gray
 from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
 from skysolve.engine.solvers import SolverOutcome
@@ -212,14 +214,39 @@ def allsky_attempt(
     cancel: threading.Event | None = None,
     note: Callable[[str], None] | None = None,
     start: LensModel | None = None,
+    profiles: bool = True,
 ) -> tuple[SolverOutcome, AllskySolution]:
     """Solve an all-sky or fisheye image (a :class:`~skysolve.engine.images.LoadedImage`).
 
+    With ``profiles``, the camera's stored profile (:mod:`.profiles`) is the
+    start when ``start`` is not given, and a solved model is stored as it.
     Returns the outcome (solved or not, the log, ``files["lens"]``: lens.json)
     and the search's own result.
     """
     height, width = image.data.shape[:2]
+    header = getattr(image, "header", None)
+    when = observation_time(header)
+    key = camera_key(width, height, header, getattr(image, "exif", None))
+    if start is None and profiles:
+        start = load_profile(key, when=when)
+    started = time.monotonic()
     solution = solve_allsky(image.data, timeout=timeout, cancel=cancel, progress=note, start=start)
+    if (
+        not solution.solved
+        and start is not None
+        and not solution.reason.startswith(("too few stars", "no sky region"))
+    ):
+        # Another camera of the same size, or a lens changed: the blind search decides.
+        rest = timeout - (time.monotonic() - started)
+        if rest > 1.0:
+            log = solution.log
+            solution = solve_allsky(image.data, timeout=rest, cancel=cancel, progress=note)
+            solution.log = log + solution.log
+    if solution.model is not None and profiles:
+        try:
+            save_profile(key, solution.model, when=when)
+        except OSError as exc:
+            solution.log.append(f"allsky: camera profile not stored: {exc}")
     outcome = SolverOutcome(
         solved=False, solver=SOLVER_NAME, log="\n".join(solution.log) + "\n",
         seconds=solution.seconds,
