@@ -13,6 +13,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skysolve.engine.allsky.model import LensModel
+from skysolve.engine.allsky.synthetic import render_allsky
 from skysolve.engine.fastpath.database import default_db_path
 from tests.conftest import REPO_ROOT
 
@@ -58,10 +60,13 @@ def test_it_solves_a_clear_all_sky_frame_with_a_lens_model(
         assert abs(xi - (s["x"] - s["dx"])) < 0.05 and abs(yi - (s["y"] - s["dy"])) < 0.05
 
 
-def test_it_says_a_cloudy_all_sky_frame_has_too_few_stars(
-    tmp_path: Path, shared_images: Path
-) -> None:
-    frame = shared_images / "corpus" / "asc_iceact_cloudy.fits"
+def test_it_says_an_overcast_all_sky_frame_has_too_few_stars(tmp_path: Path) -> None:
+    # An all-sky camera's frame under cloud: the lit circle, no stars.  (The
+    # corpus's "cloudy" IceAct frame is not one: 116 stars shine through, and
+    # it solves, to the same lens as the clear frame.)
+    model = LensModel("equidistant", 319.5, 239.5, 0.0, -89.0, 0.0, 190.0)
+    frame = tmp_path / "overcast.fits"
+    fits.PrimaryHDU(render_allsky(model, 640, 480, faintest=-5.0, sky=3000.0)).writeto(frame)
     done = run(str(frame), "--json", "--timeout", "60", profiles=tmp_path / "p")
     assert done.returncode == 1, done.stderr
     doc = json.loads(done.stdout)
