@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from skysolve.engine.allsky.blind import bright_stars, solve_allsky
+from skysolve.engine.allsky.blind import AllskySolution, MatchedStars, bright_stars, solve_allsky
 from skysolve.engine.allsky.fit import fit_lens
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel
 from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
-from skysolve.engine.allsky.solver import looks_like_allsky, site_below, zenith_radec
+from skysolve.engine.allsky.solver import (
+    lens_document,
+    looks_like_allsky,
+    site_below,
+    zenith_radec,
+)
 from skysolve.engine.allsky.synthetic import render_allsky
 from skysolve.engine.allsky.wcs import LensWCS, to_fits_header
 from skysolve.engine.fastpath.database import default_db_path
@@ -187,3 +192,34 @@ def test_a_stored_lens_finds_a_new_pointing_in_one_guess() -> None:
     assert not any("guess: equidistant" in line for line in solution.log)
     assert solution.model is not None and solution.model.projection == "equisolid"
     assert math.degrees(math.acos(min(1.0, solution.model.rotation[2] @ truth.rotation[2]))) < 0.3
+
+
+def test_the_lens_file_gives_the_zenith_pixel_when_the_header_gives_time_and_site() -> None:
+    when = "2018-08-17T03:38:28"
+    ra, dec = zenith_radec(when, 28.76, -17.89)
+    # A camera tilted 5 degrees off the zenith, towards decreasing Dec.
+    model = _model("equidistant", ra=ra, dec=dec - 5.0)
+    sra, sdec = _sky_points(model, 60.0)
+    x, y = model.world_to_pixel(sra[:30], sdec[:30])
+    zero = np.zeros(30)
+    matched = MatchedStars(
+        x, y, sra[:30], sdec[:30], zero, zero, zero, model.off_axis(sra[:30], sdec[:30])
+    )
+    solution = AllskySolution(model=model, matched=matched)
+    header = {
+        "DATE-OBS": "2018-08-17",
+        "TIME-OBS": "03:38:28",
+        "SITELAT": "28 45 36",
+        "SITELONG": -17.89,
+    }
+    doc = lens_document(solution, 480, 480, header=header)
+    assert doc["site"]["source"] == "header"
+    assert doc["site"]["latitude"] == pytest.approx(28.76)
+    assert doc["axis_altitude_deg"] == pytest.approx(85.0, abs=0.01)
+    zx, zy = model.world_to_pixel(np.array([ra]), np.array([dec]))
+    assert doc["zenith"]["x"] == pytest.approx(zx[0], abs=1e-3)
+    assert doc["zenith"]["y"] == pytest.approx(zy[0], abs=1e-3)
+    assert doc["matched_stars"] == 30 and len(doc["stars"]) == 30
+    # Without the site, the place below the axis: 5 degrees south of La Palma.
+    doc = lens_document(solution, 480, 480, header={"DATE-OBS": when})
+    assert doc["site"]["latitude"] == pytest.approx(23.76, abs=0.05)
