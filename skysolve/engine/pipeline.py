@@ -803,6 +803,13 @@ def _finish_solved(
         fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
         result.files["wcs"] = wcs_path
     names, annotations = objects_in_field(wcs, width, height)
+    if "lens" in outcome.files:
+        # An all-sky frame: the Moon and the planets where they were (when its
+        # time is known), no constellation named below its horizon.
+        from skysolve.engine.allsky.solver import above_horizon, lens_annotations
+
+        more_names, more = lens_annotations(outcome.files["lens"], width, height)
+        names, annotations = above_horizon(more_names + names, more + annotations, wcs)
     result.objects_in_field = names
     result.annotations = annotations
     note("annotating", f"{len(names)} objects in the field")

@@ -80,3 +80,6 @@ def test_it_answers_an_all_sky_frame_with_a_lens_model(
     named = " ".join(objects)
     assert "Vega" in named and "Altair" in named and "Deneb" in named
     assert "Canopus" not in named
+    # The frame's header time puts the Moon (its glare is in the frame) and Jupiter on it.
+    assert "The Moon" in objects and "The planet Jupiter" in objects
+    assert not any("Carina" in o or "Crux" in o for o in objects)  # below the horizon

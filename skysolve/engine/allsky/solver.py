@@ -26,6 +26,7 @@ from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
 from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
 from skysolve.engine.allsky.sky import BINNED_SIDE, gray
 from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
+from skysolve.engine.results import Annotation
 from skysolve.engine.solvers import SolverOutcome
 
 #: A corner is dark below this share of the frame centre's level (above the floor).
@@ -136,6 +137,74 @@ def site_below(iso_time: str, ra: float, dec: float) -> tuple[float, float]:
     return lat, lon
 
 
+#: Bodies labelled on an all-sky frame whose time is known.
+PLANETS = ("moon", "mercury", "venus", "mars", "jupiter", "saturn")
+
+
+def planet_positions(iso_time: str) -> list[tuple[str, float, float]]:
+    """(name, RA, Dec) of the Moon and the bright planets seen from Earth's centre at a time.
+
+    astropy's built-in ephemeris (ERFA's, no download); geocentric, so the
+    Moon is up to a degree off for an observer on the ground (its parallax),
+    a few pixels on an all-sky frame.
+    """
+    from astropy.coordinates import get_body, solar_system_ephemeris
+    from astropy.time import Time
+
+    t = Time(iso_time, scale="utc")
+    out: list[tuple[str, float, float]] = []
+    with solar_system_ephemeris.set("builtin"):
+        for name in PLANETS:
+            body = get_body(name, t)  # GCRS: axes of ICRS, seen from Earth's centre
+            out.append((name.capitalize(), float(body.ra.deg), float(body.dec.deg)))
+    return out
+
+
+def lens_annotations(path: Path, width: int, height: int) -> tuple[list[str], list[Annotation]]:
+    """The planets a lens file puts on the frame: names and annotations (1-based pixels)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return [], []
+    names: list[str] = []
+    notes: list[Annotation] = []
+    for body in doc.get("planets", []):
+        x, y = body.get("x"), body.get("y")
+        if x is None or y is None or not (0 <= x < width and 0 <= y < height):
+            continue
+        names.append(f"The planet {body['name']}" if body["name"] != "Moon" else "The Moon")
+        notes.append(Annotation("planet", [body["name"]], x + 1.0, y + 1.0, 0.0))
+    return names, notes
+
+
+def above_horizon(
+    names: list[str], annotations: list[Annotation], wcs: Any
+) -> tuple[list[str], list[Annotation]]:
+    """Drop the constellations labelled below the horizon the matched stars reached.
+
+    The engine names the constellations under a grid of pixels over the whole
+    frame; beyond an all-sky camera's image circle those pixels map to the sky
+    under the horizon.  (Stars and objects there are never placed: see
+    :class:`LensWCS`.)
+    """
+    reach = getattr(wcs, "reach_deg", None)
+    model = getattr(wcs, "model", None)
+    if reach is None or model is None:
+        return names, annotations
+    keep: list[Annotation] = []
+    dropped: set[str] = set()
+    for ann in annotations:
+        if ann.type == "constellation":
+            ra, dec = model.pixel_to_world(
+                np.array([ann.pixelx - 1.0]), np.array([ann.pixely - 1.0])
+            )
+            if not np.isfinite(ra[0]) or float(model.off_axis(ra, dec)[0]) > reach:
+                dropped.add(f"Part of the constellation {ann.names[0]} ({ann.names[-1]})")
+                continue
+        keep.append(ann)
+    return [n for n in names if n not in dropped], keep
+
+
 def lens_document(
     solution: AllskySolution,
     width: int,
@@ -179,6 +248,18 @@ def lens_document(
     if when is not None:
         doc["time"] = when
         try:
+            reach = float(np.max(m.off_axis)) + 3.0 if len(m) else 90.0
+            bodies = planet_positions(when)
+            if bodies:
+                bra = np.array([b[1] for b in bodies])
+                bdec = np.array([b[2] for b in bodies])
+                bx, by = model.world_to_pixel(bra, bdec)
+                up = model.off_axis(bra, bdec) <= reach
+                doc["planets"] = [
+                    {"name": b[0], "ra": b[1], "dec": b[2], "x": _num(x) if u else None,
+                     "y": _num(y) if u else None}
+                    for b, x, y, u in zip(bodies, bx, by, up, strict=True)
+                ]  # fmt: skip
             if site is not None:
                 zra, zdec = zenith_radec(when, site[0], site[1])
                 zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
