@@ -576,7 +576,7 @@ def _allsky_first(config: EngineConfig, data: Any) -> bool:
         return True
     if config.allsky == "off":
         return False
-    from skysolve.engine.allsky.solver import looks_like_allsky
+    from skysolve.engine.allsky.sky import looks_like_allsky
 
     return looks_like_allsky(data)
 

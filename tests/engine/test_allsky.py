@@ -15,9 +15,9 @@ from skysolve.engine.allsky.blind import AllskySolution, MatchedStars, bright_st
 from skysolve.engine.allsky.fit import fit_lens
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel
 from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
+from skysolve.engine.allsky.sky import looks_like_allsky
 from skysolve.engine.allsky.solver import (
     lens_document,
-    looks_like_allsky,
     site_below,
     zenith_radec,
 )

@@ -20,6 +20,8 @@ from skysolve.errors import BadInputError
 
 #: Side of the binned copy the mask is found on, pixels (its longer side).
 BINNED_SIDE = 240
+#: A corner is dark below this share of the frame centre's level (above the floor).
+CORNER_LEVEL = 0.25
 
 
 @dataclass(frozen=True)
@@ -156,3 +158,29 @@ def _otsu(values: np.ndarray, lo: float, hi: float, bins: int = 128) -> float:
         between = (mean[-1] * w0 / total - mean[:-1]) ** 2 / (w0 * w1 / total)
     between = np.where(np.isfinite(between), between, -1.0)
     return float(centres[int(np.argmax(between))])
+
+
+def looks_like_allsky(data: np.ndarray) -> bool:
+    """Whether a frame looks like a fisheye's: at least three of its corners dark.
+
+    An all-sky lens draws the sky as a disc (or a disc cut by the frame's top
+    and bottom) on the dark of the sensor beyond it; trees and buildings on the
+    horizon darken the corners of the cut ones.  Measured on the shared corpus:
+    10 of its 15 all-sky frames and 1 of its 26 others (a vignetted comet
+    photograph, which the all-sky attempt leaves to the ordinary solvers)
+    have three or four corners below a quarter of the centre's level.
+    """
+    a = np.asarray(data)
+    step = max(1, math.ceil(max(a.shape[0], a.shape[1]) / BINNED_SIDE))
+    # Every step-th pixel: this runs before every solve, and a strided view
+    # costs nothing on a 10-megapixel frame where a binned copy takes 40 ms.
+    small = gray(a[::step, ::step]) if a.ndim == 2 else gray(a)[::step, ::step]
+    bh, bw = small.shape
+    c = max(2, min(bh, bw) // 12)
+    floor = float(np.percentile(small, 1.0))
+    centre = float(np.median(small[bh // 3 : bh - bh // 3, bw // 3 : bw - bw // 3])) - floor
+    if centre <= 0:
+        return False
+    corners = [small[:c, :c], small[:c, -c:], small[-c:, :c], small[-c:, -c:]]
+    dark = sum((float(np.median(k)) - floor) < CORNER_LEVEL * centre for k in corners)
+    return dark >= 3
