@@ -477,19 +477,30 @@ def solve(
                 attempts.append(("without the learned position", without))
         if hints_used:
             attempts.append(("blind retry without the hints", params))
+        # An all-sky frame without a dark surround fails the ordinary solvers
+        # only at the time limit: the all-sky search after them keeps its time.
+        solve_clock = clock
+        if (
+            image is not None
+            and config.allsky == "auto"
+            and not allsky_first
+            and clock.remaining > 2 * ALLSKY_MAX_SECONDS
+        ):
+            solve_clock = clock.share(1.0 - ALLSKY_MAX_SECONDS / clock.remaining, math.inf)
+        timed_out: SolveTimeoutError | None = None
         try:
             for number, (label, attempt_params) in enumerate(attempts):
                 constraints = constraints_for(attempt_params, width)
-                attempt_clock = clock
+                attempt_clock = solve_clock
                 if number < len(attempts) - 1:
                     # A hint can be wrong (another target, another lens, a header
                     # copied from another frame), and a search around a wrong place
                     # is slow to give up: it gets a share of the time, the next
                     # attempt the rest.
                     attempt_clock = (
-                        clock.share(LEARNED_SHARE, LEARNED_MAX_SECONDS)
+                        solve_clock.share(LEARNED_SHARE, LEARNED_MAX_SECONDS)
                         if learned
-                        else clock.share(HINTED_TIME_SHARE, math.inf)
+                        else solve_clock.share(HINTED_TIME_SHARE, math.inf)
                     )
                 try:
                     outcome, sources = _run_solvers(
@@ -503,18 +514,22 @@ def solve(
                         label,
                     )
                 except SolveTimeoutError:
-                    if attempt_clock is clock or clock.remaining <= 0:
+                    if attempt_clock is solve_clock or solve_clock.remaining <= 0:
                         raise
                     note("solving", f"{label}: its share of the time is up")
                     continue
                 if outcome is not None and outcome.solved:
                     break
         except SolveTimeoutError as exc:
-            if params.has_scale:
+            if solve_clock is not clock and clock.remaining > 1.0:
+                note("solving", "the ordinary solvers' time is up; the all-sky search has the rest")
+                timed_out = exc
+            elif params.has_scale:
                 raise
-            # A blind search that runs out of time has most often been given a
-            # field no installed index covers: say which fields they do.
-            raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
+            else:
+                # A blind search that runs out of time has most often been given a
+                # field no installed index covers: say which fields they do.
+                raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
         if (
             (outcome is None or not outcome.solved)
             and image is not None
@@ -523,6 +538,12 @@ def solve(
             and clock.remaining > 1.0
         ):
             outcome, allsky_reason = _allsky(image, work, clock, note)
+        if (outcome is None or not outcome.solved) and timed_out is not None:
+            # As without the all-sky search: the ordinary solvers' time ran out.
+            hint = "" if params.has_scale else f"; {_coverage_hint(config)}"
+            raise SolveTimeoutError(
+                f"{timed_out.message}{hint}; all-sky lens search: {allsky_reason}"
+            )
         if outcome is None or not outcome.solved:
             message = _no_match_message(params, config)
             if allsky_reason:
