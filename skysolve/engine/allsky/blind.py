@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from skysolve.engine.allsky.fit import LensFit, fit_lens, with_projection
+from skysolve.engine.allsky.fit import PARAMETER_SIZES, LensFit, fit_lens, with_projection
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
 from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
 from skysolve.engine.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
@@ -316,7 +316,6 @@ def _grow(
     """Match outward from the axis, refitting as the matched set grows."""
     model = start
     pixel_deg = math.degrees(1.0 / model.focal)
-    limit = max(60, 2 * len(sources))
     radius = max(3.0, 0.6 / pixel_deg)  # 0.6 degrees, a loose first match
     stages: list[tuple[float, tuple[str, ...]]] = [
         (35.0, ("rotation", "focal")),
@@ -328,16 +327,13 @@ def _grow(
         (100.0, ("rotation", "center", "focal", "k1", "k2", "shear")),
     ]
     fit: LensFit | None = None
-    matched = match_stars(
-        model, sources, stars, region, radius=radius, max_off_axis=35.0, limit=limit
-    )
     for reach, free in stages:
         head, limit = _match_budget(sources, region, radius)
         matched = match_stars(
             model, head, stars, region, radius=radius, max_off_axis=reach, limit=limit
         )
-        n_free = {"rotation": 3, "center": 2, "focal": 1, "k1": 1, "k2": 1, "shear": 2}
-        if 2 * len(matched) <= 3 * sum(n_free[p] for p in free):
+        # Three times as many measurements as unknowns, or this stage waits.
+        if 2 * len(matched) <= 3 * sum(PARAMETER_SIZES[p] for p in free):
             continue
         some = _thin(matched)
         fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=free, loss_scale=1.0)

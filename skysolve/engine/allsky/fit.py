@@ -16,7 +16,9 @@ from skysolve.errors import BadInputError
 #: The model's free parameters, in the order the fit uses them.
 PARAMETERS: tuple[str, ...] = ("rotation", "center", "focal", "k1", "k2", "shear")
 #: Unknowns each free parameter adds.
-_SIZE = {"rotation": 3, "center": 2, "focal": 1, "k1": 1, "k2": 1, "shear": 2}
+PARAMETER_SIZES: dict[str, int] = {
+    "rotation": 3, "center": 2, "focal": 1, "k1": 1, "k2": 1, "shear": 2,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def fit_lens(
     unknown = set(free) - set(PARAMETERS)
     if unknown:
         raise BadInputError(f"unknown lens parameters {sorted(unknown)}; known: {PARAMETERS}")
-    n_free = sum(_SIZE[p] for p in free)
+    n_free = sum(PARAMETER_SIZES[p] for p in free)
     if 2 * len(x) <= n_free:
         raise BadInputError(f"{len(x)} stars cannot fix {n_free} lens parameters")
     w = np.ones(len(x)) if weights is None else np.sqrt(np.asarray(weights, dtype=float))
@@ -107,7 +109,7 @@ def fit_lens(
             elif name == "shear":
                 changes["a"] = start.a + p[i]
                 changes["b"] = start.b + p[i + 1]
-            i += _SIZE[name]
+            i += PARAMETER_SIZES[name]
         return start.with_rotation(rotation, **changes)
 
     def residuals(p: np.ndarray) -> np.ndarray:
