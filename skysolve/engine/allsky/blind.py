@@ -214,6 +214,8 @@ def match_stars(
 #: Most stars an intermediate fit uses (every k-th of the matched, brightest
 #: first): a few hundred fix the model as well as a thousand, in a third of the time.
 FIT_STARS = 400
+#: Most stars the final fit uses.
+FINAL_FIT_STARS = 1000
 
 
 def _thin(matched: MatchedStars, most: int = FIT_STARS) -> MatchedStars:
@@ -382,6 +384,7 @@ def _final_fit(
     radius: float,
     *,
     most: int = FIT_STARS,
+    rounds: int = 3,
 ) -> tuple[LensModel, MatchedStars, float]:
     """Refit to every star out to the horizon, the match radius following the residuals."""
     free = ("rotation", "center", "focal", "k1", "k2", "shear")
@@ -389,7 +392,7 @@ def _final_fit(
     matched = match_stars(
         model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
     )
-    for _ in range(3):
+    for _ in range(rounds):
         if len(matched) < MIN_MATCHED:
             break
         some = _thin(matched, most)
@@ -589,9 +592,10 @@ def solve_allsky(
         note(f"grown again: {len(matched)} stars, RMS {matched.rms():.2f} px")
         if _score(matched) > _score(best):
             best_model, best, best_radius = model, matched, used
-    # The chosen projection once more, through every matched star.
+    # The chosen projection once more, through up to a thousand matched stars
+    # spread over the whole list (more change nothing but the time).
     best_model, best, best_radius = _final_fit(
-        best_model, sources, stars, region, best_radius, most=100_000
+        best_model, sources, stars, region, best_radius, most=FINAL_FIT_STARS, rounds=1
     )
     checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
     note(
