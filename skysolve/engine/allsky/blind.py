@@ -595,7 +595,7 @@ def solve_allsky(
     # The chosen projection once more, through up to a thousand matched stars
     # spread over the whole list (more change nothing but the time).
     best_model, best, best_radius = _final_fit(
-        best_model, sources, stars, region, best_radius, most=FINAL_FIT_STARS, rounds=1
+        best_model, sources, stars, region, best_radius, most=FINAL_FIT_STARS, rounds=2
     )
     checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
     note(
