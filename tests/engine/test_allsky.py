@@ -223,3 +223,20 @@ def test_the_lens_file_gives_the_zenith_pixel_when_the_header_gives_time_and_sit
     # Without the site, the place below the axis: 5 degrees south of La Palma.
     doc = lens_document(solution, 480, 480, header={"DATE-OBS": when})
     assert doc["site"]["latitude"] == pytest.approx(23.76, abs=0.05)
+
+
+def test_the_engine_wcs_puts_every_pixel_on_the_sky_even_where_the_lens_law_ends() -> None:
+    # rho = theta - 0.05 theta^5 turns back at 1.13 focal lengths: the model
+    # maps no sky to the frame's corners, the engine's WCS must.
+    model = _model("equidistant", focal=100.0, k2=-0.05)
+    corners = np.array([[0.0, 0.0], [479.0, 0.0], [0.0, 479.0], [479.0, 479.0]])
+    ra, _ = model.pixel_to_world(corners[:, 0], corners[:, 1])
+    assert not np.isfinite(ra).any()
+    wcs = LensWCS(model, 480, 480, reach_deg=80.0)
+    world = wcs.all_pix2world(corners + 1.0, 1)
+    assert np.isfinite(world).all()
+    # Inside the lens's reach the engine's WCS is the model itself.
+    inside = wcs.all_pix2world(np.array([[261.0, 251.0]]), 1)
+    assert inside[0] == pytest.approx(
+        np.array(model.pixel_to_world(np.array([260.0]), np.array([250.0]))).ravel()
+    )

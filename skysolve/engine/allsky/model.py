@@ -194,7 +194,12 @@ class LensModel:
             t = t - np.clip(step, -0.2, 0.2)
             if np.nanmax(np.abs(step), initial=0.0) < 1e-12:
                 break
-        return t
+        # Past the radius where the law turns back (strong negative terms) no
+        # angle maps there: Newton settles nowhere, or on the falling branch.
+        h = 1e-6
+        rising = (self.rho(t + h) - self.rho(t - h)) > 0
+        landed = np.abs(self.rho(t) - r) <= 1e-7 * np.maximum(1.0, np.abs(r))
+        return np.where(rising & landed & (t >= 0), t, np.nan)
 
     @property
     def max_theta(self) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -66,17 +67,43 @@ class LensWCS:
         linear = np.array([[(1.0 + m.a) * m.parity, m.b], [m.b * m.parity, 1.0 - m.a]])
         return np.degrees(1.0 / m.focal) * np.linalg.inv(linear)
 
+    def _to_world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model's sky positions; a finite stand-in where it has none.
+
+        Far beyond the horizon (a frame's corners outside the image circle) the
+        radial polynomial may not invert; the engine still wants every pixel
+        on the sky (the field's extent, the constellations' grid), so those
+        pixels get the plain equidistant law's directions, at most 175
+        degrees off axis.  Nothing is drawn or named there (``reach_deg``).
+        """
+        m = self.model
+        ra, dec = m.pixel_to_world(x, y)
+        ra, dec = np.array(ra, dtype=float), np.array(dec, dtype=float)
+        bad = ~(np.isfinite(ra) & np.isfinite(dec))
+        if bad.any():
+            plain = replace(m, projection="equidistant", k1=0.0, k2=0.0, a=0.0, b=0.0)
+            dx, dy = x[bad] - m.center_x, y[bad] - m.center_y
+            r = np.hypot(dx, dy)
+            shrink = np.minimum(1.0, plain.focal * math.radians(175.0) / np.maximum(r, 1e-9))
+            ra[bad], dec[bad] = plain.pixel_to_world(
+                m.center_x + dx * shrink, m.center_y + dy * shrink
+            )
+        return ra, dec
+
     def all_pix2world(self, *args: Any, **kwargs: Any) -> Any:
         """As astropy's: ``(xy, origin)`` rows, or ``(x, y, origin)`` arrays."""
         if len(args) == 2:
             xy = np.asarray(args[0], dtype=float).reshape(-1, 2)
             origin = int(args[1])
-            ra, dec = self.model.pixel_to_world(xy[:, 0] - origin, xy[:, 1] - origin)
+            ra, dec = self._to_world(xy[:, 0] - origin, xy[:, 1] - origin)
             return np.column_stack([ra, dec])
         x, y, origin = args
-        return self.model.pixel_to_world(
-            np.asarray(x, float) - int(origin), np.asarray(y, float) - int(origin)
+        shape = np.shape(x)
+        ra, dec = self._to_world(
+            np.ravel(np.asarray(x, float)) - int(origin),
+            np.ravel(np.asarray(y, float)) - int(origin),
         )
+        return ra.reshape(shape), dec.reshape(shape)
 
     def all_world2pix(self, *args: Any, **kwargs: Any) -> Any:
         """As astropy's: ``(radec, origin)`` rows, or ``(ra, dec, origin)`` arrays."""
