@@ -27,6 +27,7 @@ RESULT_FILES: dict[str, str] = {
     "axy_file": "axy",
     "corr_file": "corr",
     "kml_file": "kml",
+    "lens_file": "lens",
     "annotated_display": "annotated_display",
     "annotated_full": "annotated_full",
     "red_green_image_display": "red_green_display",
@@ -49,6 +50,7 @@ ATTACHMENT_NAMES: dict[str, str] = {
     "axy": "axy.fits",
     "corr": "corr.fits",
     "kml": "image.kmz",
+    "lens": "lens.json",
 }
 
 KMZ_TYPE = "application/vnd.google-earth.kmz"
@@ -82,6 +84,8 @@ def content_type_of(key: str, path: Path) -> str:
         return "application/fits"
     if key == "log":
         return "text/plain; charset=utf-8"
+    if key == "lens":
+        return "application/json"
     with path.open("rb") as f:
         magic = f.read(8)
     if magic.startswith(b"\x89PNG"):

@@ -136,6 +136,10 @@ FILES: dict[str, tuple[str, str]] = {
         "KMZ for Google Earth's sky mode: the KML and the picture it places (image.kmz)",
         "application/vnd.google-earth.kmz",
     ),
+    "lens_file": (
+        "all-sky frames: the lens model, matched stars and residuals (attachment; lens.json)",
+        "application/json",
+    ),
     "annotated_display": ("annotated image, display size", "image/jpeg"),
     "annotated_full": ("annotated image, full size", "image/jpeg"),
     "red_green_image_display": ("sources vs catalogue, display size", "image/png"),

@@ -78,7 +78,17 @@ FILE_NAMES: dict[str, str] = {
     "corr": "corr.fits",
     "kml": "field.kml",
     "log": "solve.log",
+    "lens": "lens.json",
 }
+
+#: When the all-sky lens-model attempt runs (``SKYSOLVE_ALLSKY``): "auto", first
+#: for frames showing a fisheye image circle and after the ordinary attempts
+#: fail for others; "first", always first (an all-sky camera's own server);
+#: "off", never.
+ALLSKY_MODES = ("auto", "first", "off")
+#: Most seconds the all-sky search takes: a clear frame solves in a few, and a
+#: frame it cannot solve (cloud, glare) should not hold the ordinary solvers up.
+ALLSKY_MAX_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class EngineConfig:
     #: Write the result files (WCS, new FITS image, source and match lists, KML,
     #: log).  ``skysolve solve`` without ``--out`` reads only the returned result.
     write_files: bool = True
+    #: One of :data:`ALLSKY_MODES`.
+    allsky: str = "auto"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
@@ -112,7 +124,13 @@ class EngineConfig:
             raise ConfigurationError("SKYSOLVE_SOLVER_PROCESSES must be a whole number") from None
         pictures = env.get("SKYSOLVE_PICTURES", "1").strip().lower() not in ("0", "false", "no")
         fastpath_db = default_db_path(dict(env))
+        allsky = env.get("SKYSOLVE_ALLSKY", "auto").strip().lower() or "auto"
+        if allsky not in ALLSKY_MODES:
+            raise ConfigurationError(
+                f"SKYSOLVE_ALLSKY must be one of {', '.join(ALLSKY_MODES)}, not {allsky!r}"
+            )
         return cls(
+            allsky=allsky,
             index_dirs=index_dirs,
             engine_binary=env.get("SKYSOLVE_ENGINE_BINARY", "astrometry-engine"),
             processes=max(1, processes),
@@ -423,7 +441,26 @@ def solve(
     )
 
     outcome: SolverOutcome | None = None
-    if len(sources) < MIN_SOURCES:
+    # The all-sky hook: a fisheye frame's lens model, fitted to the stars out to
+    # the horizon, where no tangent plane reaches (skysolve.engine.allsky).
+    allsky_first = image is not None and _allsky_first(config, image.data)
+    allsky_reason = ""
+    if allsky_first and len(sources) >= MIN_SOURCES and isinstance(solvers[0], PatternHashSolver):
+        # A vignetted wide field looks like a fisheye too: the fast path (well
+        # under a second) answers those before the all-sky search.
+        outcome, sources = _run_solvers(
+            solvers[:1], sources_for, companions, first, work, clock, note, "as given"
+        )
+    if allsky_first and not (outcome is not None and outcome.solved):
+        outcome, allsky_reason = _allsky(image, work, clock, note)
+    if outcome is not None and outcome.solved:
+        pass
+    elif allsky_first and allsky_reason.startswith(("too few stars", "no sky region")):
+        # An image circle without stars (cloud, daylight, a lens cap): no
+        # ordinary solver finds stars the all-sky search could not.
+        result.failure = NoStarsError(f"all-sky frame: {allsky_reason}")
+        note("solving", result.failure.message)
+    elif len(sources) < MIN_SOURCES:
         result.failure = NoStarsError(
             f"only {len(sources)} sources found; at least {MIN_SOURCES} are needed"
         )
@@ -440,19 +477,30 @@ def solve(
                 attempts.append(("without the learned position", without))
         if hints_used:
             attempts.append(("blind retry without the hints", params))
+        # An all-sky frame without a dark surround fails the ordinary solvers
+        # only at the time limit: the all-sky search after them keeps its time.
+        solve_clock = clock
+        if (
+            image is not None
+            and config.allsky == "auto"
+            and not allsky_first
+            and clock.remaining > 2 * ALLSKY_MAX_SECONDS
+        ):
+            solve_clock = clock.share(1.0 - ALLSKY_MAX_SECONDS / clock.remaining, math.inf)
+        timed_out: SolveTimeoutError | None = None
         try:
             for number, (label, attempt_params) in enumerate(attempts):
                 constraints = constraints_for(attempt_params, width)
-                attempt_clock = clock
+                attempt_clock = solve_clock
                 if number < len(attempts) - 1:
                     # A hint can be wrong (another target, another lens, a header
                     # copied from another frame), and a search around a wrong place
                     # is slow to give up: it gets a share of the time, the next
                     # attempt the rest.
                     attempt_clock = (
-                        clock.share(LEARNED_SHARE, LEARNED_MAX_SECONDS)
+                        solve_clock.share(LEARNED_SHARE, LEARNED_MAX_SECONDS)
                         if learned
-                        else clock.share(HINTED_TIME_SHARE, math.inf)
+                        else solve_clock.share(HINTED_TIME_SHARE, math.inf)
                     )
                 try:
                     outcome, sources = _run_solvers(
@@ -466,20 +514,41 @@ def solve(
                         label,
                     )
                 except SolveTimeoutError:
-                    if attempt_clock is clock or clock.remaining <= 0:
+                    if attempt_clock is solve_clock or solve_clock.remaining <= 0:
                         raise
                     note("solving", f"{label}: its share of the time is up")
                     continue
                 if outcome is not None and outcome.solved:
                     break
         except SolveTimeoutError as exc:
-            if params.has_scale:
+            if solve_clock is not clock and clock.remaining > 1.0:
+                note("solving", "the ordinary solvers' time is up; the all-sky search has the rest")
+                timed_out = exc
+            elif params.has_scale:
                 raise
-            # A blind search that runs out of time has most often been given a
-            # field no installed index covers: say which fields they do.
-            raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
+            else:
+                # A blind search that runs out of time has most often been given a
+                # field no installed index covers: say which fields they do.
+                raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
+        if (
+            (outcome is None or not outcome.solved)
+            and image is not None
+            and config.allsky == "auto"
+            and not allsky_first
+            and clock.remaining > 1.0
+        ):
+            outcome, allsky_reason = _allsky(image, work, clock, note)
+        if (outcome is None or not outcome.solved) and timed_out is not None:
+            # As without the all-sky search: the ordinary solvers' time ran out.
+            hint = "" if params.has_scale else f"; {_coverage_hint(config)}"
+            raise SolveTimeoutError(
+                f"{timed_out.message}{hint}; all-sky lens search: {allsky_reason}"
+            )
         if outcome is None or not outcome.solved:
-            result.failure = NoMatchError(_no_match_message(params, config))
+            message = _no_match_message(params, config)
+            if allsky_reason:
+                message = f"{message}; all-sky lens search: {allsky_reason}"
+            result.failure = NoMatchError(message)
             note("solving", result.failure.message)
     result.n_sources = len(sources)
 
@@ -520,6 +589,33 @@ def solve(
         result.files["log"] = log_path
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _allsky_first(config: EngineConfig, data: Any) -> bool:
+    """Whether the all-sky attempt goes before the ordinary solvers."""
+    if config.allsky == "first":
+        return True
+    if config.allsky == "off":
+        return False
+    from skysolve.engine.allsky.sky import looks_like_allsky
+
+    return looks_like_allsky(data)
+
+
+def _allsky(image: Any, work: Path, clock: _Clock, note: Progress) -> tuple[SolverOutcome, str]:
+    """The all-sky lens-model attempt; its outcome and, when not solved, why."""
+    from skysolve.engine.allsky.solver import allsky_attempt
+
+    note("solving", "all-sky lens model")
+    with clock.step("solve:allsky"):
+        outcome, solution = allsky_attempt(
+            image,
+            work / "allsky",
+            timeout=max(1.0, min(clock.remaining, ALLSKY_MAX_SECONDS)),
+            cancel=clock.cancel,
+            note=lambda line: note("solving", line),
+        )
+    return outcome, "" if outcome.solved else solution.reason
 
 
 def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
@@ -728,6 +824,13 @@ def _finish_solved(
         fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
         result.files["wcs"] = wcs_path
     names, annotations = objects_in_field(wcs, width, height)
+    if "lens" in outcome.files:
+        # An all-sky frame: the Moon and the planets where they were (when its
+        # time is known), no constellation named below its horizon.
+        from skysolve.engine.allsky.solver import above_horizon, lens_annotations
+
+        more_names, more = lens_annotations(outcome.files["lens"], width, height)
+        names, annotations = above_horizon(more_names + names, more + annotations, wcs)
     result.objects_in_field = names
     result.annotations = annotations
     note("annotating", f"{len(names)} objects in the field")
@@ -737,7 +840,7 @@ def _finish_solved(
         result.timings["verified"] = time.monotonic() - clock.started
         verified(result)
     if config.write_files:
-        for key in ("rdls", "corr"):
+        for key in ("rdls", "corr", "lens"):
             if key in outcome.files and outcome.files[key].exists():
                 target = out_dir / FILE_NAMES[key]
                 shutil.copyfile(outcome.files[key], target)
@@ -748,14 +851,17 @@ def _finish_solved(
             )
         from skysolve.engine.kml import write_kml
 
-        result.files["kml"] = write_kml(
-            astropy_wcs(),
-            width,
-            height,
-            image_name="annotated_display.jpg",
-            out_path=out_dir / FILE_NAMES["kml"],
-            bottom_up=bool(image is not None and image.bottom_up),
-        )
+        # Not for an all-sky lens model: a ground overlay of a hemisphere (its
+        # corners below the horizon) means nothing to Google Sky.
+        if "lens" not in outcome.files:
+            result.files["kml"] = write_kml(
+                astropy_wcs(),
+                width,
+                height,
+                image_name="annotated_display.jpg",
+                out_path=out_dir / FILE_NAMES["kml"],
+                bottom_up=bool(image is not None and image.bottom_up),
+            )
     if config.make_pictures:
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         full = astropy_wcs()

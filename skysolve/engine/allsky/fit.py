@@ -1,0 +1,162 @@
+"""Fitting a lens model to matched stars: pixel positions against catalogue positions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.spatial.transform import Rotation
+
+from skysolve.engine.allsky.model import LensModel
+from skysolve.errors import BadInputError
+
+#: The model's free parameters, in the order the fit uses them.
+PARAMETERS: tuple[str, ...] = ("rotation", "center", "focal", "k1", "k2", "shear")
+#: Unknowns each free parameter adds.
+PARAMETER_SIZES: dict[str, int] = {
+    "rotation": 3, "center": 2, "focal": 1, "k1": 1, "k2": 1, "shear": 2,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LensFit:
+    """A fitted model and how well it explains the stars it was fitted to.
+
+    ``residuals`` are pixel offsets (observed minus model), shape ``(n, 2)``.
+    """
+
+    model: LensModel
+    residuals: np.ndarray
+
+    @property
+    def rms(self) -> float:
+        """Root mean square of the residual lengths, pixels."""
+        if len(self.residuals) == 0:
+            return math.nan
+        return float(np.sqrt(np.mean(np.sum(self.residuals**2, axis=1))))
+
+
+def fit_lens(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    start: LensModel,
+    *,
+    free: Sequence[str] = ("rotation", "center", "focal"),
+    weights: np.ndarray | None = None,
+    loss: str = "soft_l1",
+    loss_scale: float = 1.0,
+) -> LensFit:
+    """Least-squares fit of a lens model to matched stars.
+
+    Parameters
+    ----------
+    x, y : array_like
+        0-based pixel positions of the stars in the image.
+    ra, dec : array_like
+        Their catalogue positions, degrees.
+    start : LensModel
+        Starting model; its projection and parity stay fixed.
+    free : sequence of str
+        Which of :data:`PARAMETERS` to fit; the others keep their start values.
+    weights : array_like, optional
+        Per-star weights (default all 1).
+    loss, loss_scale
+        scipy's robust loss and its scale in pixels (a few wrong matches
+        should not pull the model).
+
+    Returns
+    -------
+    LensFit
+        The fitted model and the residuals of every star given.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ra = np.asarray(ra, dtype=float)
+    dec = np.asarray(dec, dtype=float)
+    if not (len(x) == len(y) == len(ra) == len(dec)):
+        raise BadInputError("x, y, ra and dec must have the same length")
+    unknown = set(free) - set(PARAMETERS)
+    if unknown:
+        raise BadInputError(f"unknown lens parameters {sorted(unknown)}; known: {PARAMETERS}")
+    n_free = sum(PARAMETER_SIZES[p] for p in free)
+    if 2 * len(x) <= n_free:
+        raise BadInputError(f"{len(x)} stars cannot fix {n_free} lens parameters")
+    w = np.ones(len(x)) if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+    base = start.rotation
+
+    def build(p: np.ndarray) -> LensModel:
+        i = 0
+        changes: dict[str, float] = {}
+        rotation = base
+        for name in free:
+            if name == "rotation":
+                # A small rotation of the camera frame, about the camera's own axes.
+                rotation = Rotation.from_rotvec(p[i : i + 3]).as_matrix() @ base
+            elif name == "center":
+                changes["center_x"] = start.center_x + p[i]
+                changes["center_y"] = start.center_y + p[i + 1]
+            elif name == "focal":
+                changes["focal"] = start.focal * math.exp(p[i])
+            elif name == "k1":
+                changes["k1"] = start.k1 + p[i]
+            elif name == "k2":
+                changes["k2"] = start.k2 + p[i]
+            elif name == "shear":
+                changes["a"] = start.a + p[i]
+                changes["b"] = start.b + p[i + 1]
+            i += PARAMETER_SIZES[name]
+        return start.with_rotation(rotation, **changes)
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        model = build(p)
+        px, py = model.world_to_pixel(ra, dec)
+        res = np.concatenate([(x - px) * w, (y - py) * w])
+        # A star pushed beyond the lens's reach gets a large, finite residual.
+        return np.where(np.isfinite(res), res, 1e4)
+
+    solution = least_squares(
+        residuals,
+        np.zeros(n_free),
+        loss=loss,
+        f_scale=loss_scale,
+        x_scale=_scales(free, start),
+        max_nfev=200,
+    )
+    model = build(solution.x)
+    px, py = model.world_to_pixel(ra, dec)
+    return LensFit(model=model, residuals=np.stack([x - px, y - py], axis=1))
+
+
+def _scales(free: Sequence[str], start: LensModel) -> np.ndarray:
+    """Typical sizes of each unknown, so that the fit steps sensibly in all of them."""
+    pixel = 1.0 / start.focal  # one pixel, in radians
+    sizes: list[float] = []
+    for name in free:
+        sizes += {
+            "rotation": [pixel] * 3,
+            "center": [1.0, 1.0],
+            "focal": [pixel],
+            "k1": [1e-3],
+            "k2": [1e-3],
+            "shear": [1e-3, 1e-3],
+        }[name]
+    return np.array(sizes)
+
+
+def with_projection(model: LensModel, projection: str) -> LensModel:
+    """The same camera in another projection, matched at 45 degrees off axis.
+
+    The focal length is chosen so that the two agree where most matched stars
+    are, so a fit started from it converges from nearby.
+    """
+    from skysolve.engine.allsky.model import radial
+
+    theta = math.radians(45.0)
+    old = float(model.rho(np.array(theta)))
+    new = float(radial(np.array(theta), projection))
+    return replace(model, projection=projection, focal=model.focal * old / new, k1=0.0, k2=0.0)

