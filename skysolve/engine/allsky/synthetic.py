@@ -17,6 +17,53 @@ from skysolve.engine.allsky.blind import BrightStars, bright_stars
 from skysolve.engine.allsky.model import LensModel
 
 
+def wide_angle_lens(
+    fov_deg: float,
+    width: int,
+    height: int,
+    edge_distortion: float,
+    *,
+    ra: float,
+    dec: float,
+    roll: float,
+    parity: int = 1,
+) -> LensModel:
+    """A rectilinear wide-angle lens with radial (Brown) distortion, as a :class:`LensModel`.
+
+    A pinhole puts a star ``theta`` off axis at ``f tan(theta)``; the lens at
+    ``f tan(theta) (1 + kappa tan(theta)**2)``, ``kappa`` chosen so that the
+    middle of the left and right edges is ``edge_distortion`` (-0.03: 3 %
+    barrel) away from where the pinhole puts it, and ``f`` so that the field is
+    ``fov_deg`` wide.  Expanded to the model's ``theta**5`` term, which holds
+    it to about a pixel across 70 degrees of a 800-pixel frame (the model is
+    the truth: a solver is checked against it, not against the pinhole).
+    Render it with :func:`render_allsky` and a ``horizon_deg`` just past the
+    corners (beyond them the expansion folds back).
+    """
+    half = math.radians(fov_deg / 2.0)
+    kappa = edge_distortion / math.tan(half) ** 2
+    focal = (width / 2.0) / (math.tan(half) * (1.0 + edge_distortion))
+    # tan t = t + t^3/3 + 2 t^5/15 + ...; tan^3 t = t^3 + t^5 + ...
+    return LensModel(
+        "equidistant",
+        (width - 1) / 2.0,
+        (height - 1) / 2.0,
+        ra,
+        dec,
+        roll,
+        focal,
+        parity=parity,
+        k1=1.0 / 3.0 + kappa,
+        k2=2.0 / 15.0 + kappa,
+    )
+
+
+def corner_angle(fov_deg: float, width: int, height: int) -> float:
+    """Degrees off axis of a pinhole frame's corners, ``fov_deg`` wide."""
+    half = math.tan(math.radians(fov_deg / 2.0))
+    return math.degrees(math.atan(half * math.hypot(width, height) / width))
+
+
 def render_allsky(
     model: LensModel,
     width: int,

@@ -1,0 +1,67 @@
+"""Wide-angle fields through the fast path: the blind ladder's wide guesses."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skysolve.engine.allsky.blind import bright_stars
+from skysolve.engine.allsky.synthetic import corner_angle, render_allsky, wide_angle_lens
+from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_bright_sources, uniformize
+from skysolve.engine.fastpath import PatternHashSolver, default_db_path
+from skysolve.engine.fastpath.matching import WIDE_SPACING, wide_ladder
+from skysolve.engine.solvers import SolveConstraints
+
+WIDTH, HEIGHT = 800, 600
+
+
+def bend(fov: float) -> float:
+    return math.tan(math.radians(fov) / 2.0) ** 2
+
+
+def test_the_ladder_keeps_its_guesses_and_leaves_no_wide_field_far_from_one() -> None:
+    ladder = [4.8, 14.4, 43.2]
+    wide = wide_ladder(ladder, 4.0, 70.0)
+    assert [g for g in wide if g in ladder] == ladder  # same guesses, same order
+    assert wide == sorted(wide)
+    for fov in np.linspace(20.0, 70.0, 101):
+        nearest = min(abs(bend(fov) - bend(g)) for g in wide)
+        assert nearest <= WIDE_SPACING * 0.5 + 1e-9 or bend(fov) - bend(wide[-1]) <= WIDE_SPACING
+    # Narrow databases get nothing new.
+    assert wide_ladder([1.2, 3.6, 10.0], 1.0, 10.0) == [1.2, 3.6, 10.0]
+
+
+@pytest.mark.skipif(not default_db_path().is_file(), reason="the fast-path database is not built")
+@pytest.mark.parametrize(
+    ("fov", "distortion", "ra", "dec", "roll"),
+    [
+        (66.0, -0.03, 100.0, 20.0, 30.0),  # a 24 mm lens on a full-frame camera, 3 % barrel
+        (60.0, 0.0, 250.0, -40.0, 200.0),
+    ],
+)
+def test_it_finds_a_wide_distorted_field_blind(
+    tmp_path: Path, fov: float, distortion: float, ra: float, dec: float, roll: float
+) -> None:
+    # The ladder's old guesses (4.8, 14.4 and 43.2 degrees) match neither.
+    lens = wide_angle_lens(fov, WIDTH, HEIGHT, distortion, ra=ra, dec=dec, roll=roll)
+    image = render_allsky(
+        lens,
+        WIDTH,
+        HEIGHT,
+        horizon_deg=corner_angle(fov, WIDTH, HEIGHT) + 3.0,
+        faintest=7.0,
+        stars=bright_stars(7.0),
+    )
+    sources = uniformize(extract_bright_sources(image, count=300), cells=SOLVER_UNIFORMIZE_CELLS)
+    out = PatternHashSolver(default_db_path()).solve(
+        sources, SolveConstraints(tweak_order=3), tmp_path, timeout=30
+    )
+    assert out.solved, out.log
+    model = out.wcs_model
+    assert model is not None
+    # The known lens, over the whole frame (the model's pixels are 0-based).
+    gx, gy = np.meshgrid(np.linspace(0, WIDTH - 1, 9), np.linspace(0, HEIGHT - 1, 7))
+    sky_ra, sky_dec = lens.pixel_to_world(gx.ravel(), gy.ravel())
+    px, py = model.world2pix(sky_ra, sky_dec)
+    assert float(np.max(np.hypot(px - 1 - gx.ravel(), py - 1 - gy.ravel()))) < 1.5
