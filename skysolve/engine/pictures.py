@@ -85,6 +85,8 @@ DEEP_SKY_COLOR = (80, 255, 80)
 STAR_COLOR = (255, 230, 60)
 CONSTELLATION_COLOR = (120, 200, 255)
 GRID_COLOR = (255, 160, 0)
+#: Colour of a lens solution's horizon line (green, the colour of the ground).
+HORIZON_COLOR = (90, 230, 90)
 TEXT_STROKE = (0, 0, 0)
 
 # Percentiles of the stretch: black point and white point.  The white point
@@ -563,6 +565,34 @@ def _draw_grid(painter: _Painter, lines: Sequence[GridLine]) -> None:
                 break
 
 
+@dataclass(frozen=True)
+class OverlayLine:
+    """A line drawn on the annotated picture: a constellation's stick figure
+    (``kind`` "constellation") or the horizon ("horizon"), as 1-based pixel
+    polylines, with an optional label at its first point in the picture."""
+
+    kind: str
+    segments: list[np.ndarray]  # each (N, 2) x, y
+    label: str = ""
+
+
+def _draw_overlay_lines(painter: _Painter, lines: Sequence[OverlayLine]) -> None:
+    w, h = painter.picture.size
+    for line in lines:
+        color = HORIZON_COLOR if line.kind == "horizon" else CONSTELLATION_COLOR
+        labelled = not line.label
+        for segment in line.segments:
+            px, py = painter.frame.to_picture(segment[:, 0], segment[:, 1])
+            points = list(zip(px.tolist(), py.tolist(), strict=True))
+            if len(points) >= 2:
+                painter.draw.line(points, fill=color, width=painter.line)
+            inside = np.flatnonzero((px >= 0) & (px < w) & (py >= 0) & (py < h))
+            if not labelled and len(inside):
+                k = inside[len(inside) // 2]
+                painter.label(float(px[k]), float(py[k]), line.label, color, offset=3)
+                labelled = True
+
+
 def _spacing(values: Sequence[float]) -> float:
     if len(values) < 2:
         return 1.0
@@ -620,6 +650,7 @@ def make_pictures(
     catalog_xy: np.ndarray | None,
     annotations: Sequence[Annotation],
     out_dir: Path,
+    overlay: Sequence[OverlayLine] = (),
 ) -> dict[str, Path]:
     """Write the result pictures of one solve.
 
@@ -644,6 +675,9 @@ def make_pictures(
         What :func:`skysolve.engine.annotations.objects_in_field` returned.
     out_dir : pathlib.Path
         Directory for the files (created when missing).
+    overlay : sequence of OverlayLine
+        Drawn on the annotated pictures under the labels (a lens solution's
+        constellation figures and horizon, curved through the lens).
 
     Returns
     -------
@@ -694,6 +728,7 @@ def make_pictures(
             radius = _source_radius(painter) * 1.5
             _draw_sources(painter, cat_xy[:, 0], cat_xy[:, 1], CATALOG_GREEN, radius)
         if kind == "annotated":
+            _draw_overlay_lines(painter, overlay)
             _draw_annotations(painter, annotations)
         if kind == "grid":
             _draw_grid(painter, lines)

@@ -824,6 +824,7 @@ def _finish_solved(
         fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
         result.files["wcs"] = wcs_path
     names, annotations = objects_in_field(wcs, width, height)
+    overlay: list[Any] = []
     if "lens" in outcome.files:
         # An all-sky frame: the Moon and the planets where they were (when its
         # time is known), no constellation named below its horizon.
@@ -831,6 +832,11 @@ def _finish_solved(
 
         more_names, more = lens_annotations(outcome.files["lens"], width, height)
         names, annotations = above_horizon(more_names + names, more + annotations, wcs)
+        if config.make_pictures:
+            from skysolve.engine.allsky.solver import lens_lines
+
+            # Constellation figures and the horizon, curved through the lens.
+            overlay = lens_lines(outcome.files["lens"], width, height)
     result.objects_in_field = names
     result.annotations = annotations
     note("annotating", f"{len(names)} objects in the field")
@@ -866,7 +872,7 @@ def _finish_solved(
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         full = astropy_wcs()
         catalog_xy = _catalog_xy(rdls, full)
-        _pictures(result, image, sources, full, catalog_xy, annotations, out_dir)
+        _pictures(result, image, sources, full, catalog_xy, annotations, out_dir, overlay)
 
 
 def _pictures(
@@ -877,6 +883,7 @@ def _pictures(
     catalog_xy: np.ndarray | None,
     annotations: list[Any],
     out_dir: Path,
+    lines: Sequence[Any] = (),
 ) -> None:
     from skysolve.engine.pictures import make_pictures
 
@@ -902,6 +909,7 @@ def _pictures(
             catalog_xy=catalog_xy,
             annotations=annotations,
             out_dir=out_dir,
+            overlay=lines,
         )
     )
 

@@ -147,6 +147,110 @@ def lens_annotations(path: Path, width: int, height: int) -> tuple[list[str], li
     return names, notes
 
 
+#: Sampling step (degrees) of the lines drawn through a lens model.
+LINE_STEP_DEG = 0.5
+
+
+def _great_circle(
+    ra1: float, dec1: float, ra2: float, dec2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points every :data:`LINE_STEP_DEG` along the shorter great circle between two stars."""
+    a, b = radec_to_xyz(np.array(ra1), np.array(dec1)), radec_to_xyz(np.array(ra2), np.array(dec2))
+    angle = math.acos(float(np.clip(a @ b, -1.0, 1.0)))
+    n = max(2, math.ceil(math.degrees(angle) / LINE_STEP_DEG) + 1)
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    if angle < 1e-9:
+        return xyz_to_radec(np.vstack([a, b]))
+    # Spherical interpolation: straight on the sky, curved on the frame.
+    v = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / math.sin(angle)
+    return xyz_to_radec(v)
+
+
+def _runs(
+    x: np.ndarray, y: np.ndarray, keep: np.ndarray, width: int, height: int
+) -> list[np.ndarray]:
+    """1-based pixel polylines of the kept points near the frame, split where a point is not."""
+    margin = 0.05 * max(width, height)
+    ok = (
+        keep
+        & np.isfinite(x)
+        & np.isfinite(y)
+        & (x > -margin)
+        & (x < width + margin)
+        & (y > -margin)
+        & (y < height + margin)
+    )
+    out: list[np.ndarray] = []
+    start = None
+    for i, flag in enumerate([*ok.tolist(), False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if i - start >= 2:
+                out.append(np.column_stack([x[start:i] + 1.0, y[start:i] + 1.0]))
+            start = None
+    return out
+
+
+def lens_lines(path: Path, width: int, height: int) -> list[Any]:
+    """The constellation stick figures and the horizon of a lens file, as picture lines.
+
+    Both are sampled on the sky and taken through the lens model, so they
+    curve as the lens curves them.  The horizon is altitude 0 when the file
+    gave the time and the site (``zenith`` in the lens file), else the circle
+    90 degrees from the optical axis (where an all-sky camera pointed at the
+    zenith has its horizon).  Figures are drawn only above that horizon and
+    within the off-axis reach of the matched stars (beyond it the model is an
+    extrapolation).  Returns :class:`~skysolve.engine.pictures.OverlayLine`s
+    (none when the file is unreadable).
+    """
+    from skysolve.engine.constellations import stick_figures
+    from skysolve.engine.pictures import OverlayLine
+
+    try:
+        doc = json.loads(Path(path).read_text())
+        model = LensModel.from_dict(doc["lens_model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    offs = [s.get("off_axis_deg") for s in doc.get("stars", [])]
+    reach = max((float(o) for o in offs if o is not None), default=90.0) + 3.0
+    zenith = doc.get("zenith")
+    up: np.ndarray | None = None
+    if zenith is not None:
+        up = radec_to_xyz(np.array(zenith["ra"]), np.array(zenith["dec"]))
+
+    def visible(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        near = model.off_axis(ra, dec) <= min(reach, math.degrees(model.max_theta))
+        if up is not None:
+            return near & (radec_to_xyz(ra, dec) @ up >= 0.0)
+        return near & (model.off_axis(ra, dec) <= 90.0)
+
+    lines: list[Any] = []
+    for _, segments in sorted(stick_figures().items()):
+        drawn: list[np.ndarray] = []
+        for ra1, dec1, ra2, dec2 in segments:
+            ra, dec = _great_circle(ra1, dec1, ra2, dec2)
+            x, y = model.world_to_pixel(ra, dec)
+            drawn += _runs(x, y, visible(ra, dec), width, height)
+        if drawn:
+            lines.append(OverlayLine("constellation", drawn))
+    # The horizon: a small circle about the zenith (or the axis) at 90 degrees.
+    centre = up if up is not None else model.rotation[2]
+    helper = np.array([1.0, 0.0, 0.0]) if abs(centre[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(centre, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(centre, e1)
+    angles = np.radians(np.arange(0.0, 360.0 + LINE_STEP_DEG, LINE_STEP_DEG))
+    ring = np.cos(angles)[:, None] * e1 + np.sin(angles)[:, None] * e2
+    ra, dec = xyz_to_radec(ring)
+    x, y = model.world_to_pixel(ra, dec)
+    ring_runs = _runs(x, y, np.ones(len(ra), bool), width, height)
+    if ring_runs:
+        label = "horizon" if up is not None else "90 deg from the axis"
+        lines.append(OverlayLine("horizon", ring_runs, label))
+    return lines
+
+
 def above_horizon(
     names: list[str], annotations: list[Annotation], wcs: Any
 ) -> tuple[list[str], list[Annotation]]:
