@@ -577,9 +577,9 @@ def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_da
 
     solver = PatternHashSolver(db_with_band)
     database._cache.clear()  # as in a new process
-    plan = solver._search_plan([(24.0, 2.5)])
+    plan = solver._search_plan([(24.0, 2.5, None)])
     assert [p for p, _ in plan] == [band, db_with_band]
-    (fov, error), *_ = plan[0][1]
+    (fov, error, _), *_ = plan[0][1]
     assert error is not None
     assert (fov - error, fov + error) == pytest.approx((22.0 * 1.05, 26.5))
     # A field in the middle of the hint: the band alone finds it.

@@ -61,6 +61,13 @@ WIDE_SPACING = 0.12
 WIDE_FROM = 20.0
 #: At most this many guesses past the ladder's widest (a database of very wide fields).
 WIDE_EXTRA = 6
+#: tetra3rs checks at most this many image patterns for an added wide guess: a
+#: wide field matches within its first thousand (``apod4.jpg``: 500-1000), and a
+#: field that matches none costs 2-10 ms per guess instead of 20-60.
+WIDE_PATTERNS = 3000
+
+#: One FOV guess: widest side (deg), allowed error (None: any), pattern budget (None: tetra3rs's).
+Guess = tuple[float, float | None, int | None]
 
 
 def tetra_model(result: Any, width: int, height: int) -> TanSip:
@@ -218,7 +225,7 @@ class PatternHashSolver(Solver):
     def _search(
         self,
         loaded: FastpathDatabase,
-        guesses: list[tuple[float, float | None]],
+        guesses: list[Guess],
         centroids: np.ndarray,
         sources: SourceList,
         constraints: SolveConstraints,
@@ -232,7 +239,7 @@ class PatternHashSolver(Solver):
     ) -> tuple[_Refined | None, str]:
         """tetra3rs on one database, FOV guess after guess: the verified refit, or why not."""
         w, h = sources.width, sources.height
-        for widest, error in guesses:
+        for widest, error, budget in guesses:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
             remaining = timeout - (time.monotonic() - started)
@@ -247,6 +254,7 @@ class PatternHashSolver(Solver):
                 image_width=w,
                 image_height=h,
                 solve_timeout_ms=max(1, int(min(remaining, 5.0) * 1000)),
+                **({} if budget is None else {"max_patterns_checked": budget}),
             )
             err_text = "any" if error is None else f"{error:.2f}"
             if not attempt:
@@ -301,9 +309,7 @@ class PatternHashSolver(Solver):
         problem = _constraint_problem(refined.model, constraints, w, h)
         return problem or refined
 
-    def _search_plan(
-        self, guesses: list[tuple[float, float | None]]
-    ) -> list[tuple[Path, list[tuple[float, float | None]]]]:
+    def _search_plan(self, guesses: list[Guess]) -> list[tuple[Path, list[Guess]]]:
         """The databases to search, in turn, each with its FOV guesses.
 
         A process that has the whole database loaded already (a service
@@ -319,7 +325,7 @@ class PatternHashSolver(Solver):
         whole = [(main, guesses)]
         if len(guesses) != 1 or guesses[0][1] is None or _is_loaded(main):
             return whole
-        fov, error = guesses[0]
+        fov, error, _ = guesses[0]
         assert error is not None
         lo, hi = fov - error, fov + error
         bands = [info for band in band_paths(main) if (info := read_info(band)) is not None]
@@ -339,16 +345,14 @@ class PatternHashSolver(Solver):
             return whole
         band = min(middle, key=lambda info: info.size_bytes)
         part_lo, part_hi = max(lo, band.min_fov * BAND_MARGIN), min(hi, band.max_fov / BAND_MARGIN)
-        part: list[tuple[float, float | None]] = [
-            ((part_lo + part_hi) / 2.0, (part_hi - part_lo) / 2.0)
-        ]
+        part: list[Guess] = [((part_lo + part_hi) / 2.0, (part_hi - part_lo) / 2.0, None)]
         return [(band.path, part), *whole]
 
     @staticmethod
     def _fov_guesses(
         info: DatabaseInfo, constraints: SolveConstraints, widest_px: int
-    ) -> list[tuple[float, float | None]]:
-        """(widest-side FOV, allowed error) pairs to try, degrees."""
+    ) -> list[Guess]:
+        """(widest-side FOV, allowed error, pattern budget) to try, degrees."""
         lo_db, hi_db = info.min_fov, info.max_fov
         if constraints.scale_low is not None or constraints.scale_high is not None:
             lo = (constraints.scale_low or 0.0) * widest_px / 3600.0
@@ -357,7 +361,7 @@ class PatternHashSolver(Solver):
             if lo > hi:
                 return []
             if hi / max(lo, 1e-9) <= HINTED_RANGE:
-                return [((lo + hi) / 2.0, (hi - lo) / 2.0 + 0.02 * hi)]
+                return [((lo + hi) / 2.0, (hi - lo) / 2.0 + 0.02 * hi, None)]
             lo_db, hi_db = lo, hi
         # Without a bound on the FOV error tetra3rs matches patterns of any size
         # and uses the estimate only to pick its database level.  Measured on
@@ -372,7 +376,10 @@ class PatternHashSolver(Solver):
             if fov * math.sqrt(LADDER_STEP) >= hi_db:
                 break
             fov = min(fov * LADDER_STEP, hi_db)
-        return [(fov, None) for fov in wide_ladder(ladder, lo_db, hi_db)]
+        return [
+            (fov, None, None if fov in ladder else WIDE_PATTERNS)
+            for fov in wide_ladder(ladder, lo_db, hi_db)
+        ]
 
 
 def _bend(fov: float) -> float:
