@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak bench-allsky serve clean screenshots
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak bench-allsky bench-wide serve clean screenshots
 
 setup: system-packages venv fastpath-db
 
@@ -110,6 +110,10 @@ bench-soak: setup
 # The corpus's all-sky frames through the blind lens-model search, frame by frame.
 bench-allsky: setup
 	$(BIN)/python bench/allsky_bench.py
+
+# Synthetic wide-angle frames through the fast path's blind ladder, old guesses and new.
+bench-wide: setup
+	$(BIN)/python bench/wide_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
