@@ -57,6 +57,7 @@ from skysolve.submissions.jobfiles import PICTURES, attempt_dir, publish
 from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.preparation import prepare
 from skysolve.submissions.services import add_machine_tags
+from skysolve.submissions.sky import sky_columns
 
 log = logging.getLogger(__name__)
 
@@ -558,7 +559,7 @@ class Worker:
             "error_code": "",
             "error_message": "",
             "result": partial.to_json(),
-            **partial.calibration.to_nova(),
+            **_calibration_columns(partial.calibration.to_nova()),
         }
         if self.current is not None and self.current.job_id == job.id:
             values["log"] = "\n".join(self.current.lines[-200:])
@@ -618,7 +619,7 @@ class Worker:
             values["result"] = result.to_json()
             values["log"] = result.log or _read_log(result)
             if result.solved and result.calibration is not None:
-                values.update(result.calibration.to_nova())
+                values.update(_calibration_columns(result.calibration.to_nova()))
         elif log_text:
             values["log"] = log_text
         with transaction.atomic():
@@ -727,3 +728,9 @@ def warm_up() -> None:
             )
     except Exception:  # a broken catalogue shows up in the first job's error
         log.warning("warming up the engine failed", exc_info=True)
+
+
+def _calibration_columns(calibration: dict[str, Any]) -> dict[str, Any]:
+    """The job's calibration columns with the sky index's, which follow the centre."""
+    sky = sky_columns(calibration.get("ra"), calibration.get("dec"), calibration.get("radius"))
+    return {**calibration, **sky}

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from skysolve.engine.archives import archive_format
@@ -710,31 +710,31 @@ def _valid_id(value: int) -> int:
 
 
 def jobs_of(viewer: Viewer) -> list[int]:
-    """The viewer's own jobs, newest first (private ones included: they are theirs)."""
-    jobs = Job.objects.all()
-    if viewer.user is not None:
-        jobs = jobs.filter(user_image__submission__user=viewer.user)
-    else:
-        jobs = jobs.filter(
-            user_image__submission__user__isnull=True,
-            user_image__submission__anonymous_session=viewer.session_key,
-        )
+    """The viewer's own jobs, newest first (private ones included: they are theirs).
+
+    Every job carries its submitter as ``owner_key`` ("user:<id>" or
+    "anon:<session>", set when it is made), so one index holds a submitter's
+    jobs in this order and the list is read from it alone.
+    """
+    jobs = Job.objects.filter(owner_key=viewer.owner_key)
     return list(jobs.order_by("-queued_at", "-id").values_list("id", flat=True))
 
 
 def public_jobs_by_tag(query: str, *, exact: bool) -> list[int]:
-    """Ids of public jobs whose image has a (user or machine) tag matching ``query``."""
+    """Ids of public jobs whose image has a (user or machine) tag matching ``query``,
+    newest first."""
     tags = (
         Tag.objects.filter(text__iexact=query)
         if exact
         else Tag.objects.filter(text__icontains=query)
     )
+    tagged = TaggedUserImage.objects.filter(user_image=OuterRef("user_image"), tag__in=tags)
     jobs = Job.objects.filter(
-        user_image__taggeduserimage__tag__in=tags,
+        Exists(tagged),
         user_image__publicly_visible="y",
         user_image__submission__publicly_visible="y",
     )
-    return list(jobs.distinct().order_by("-queued_at", "-id").values_list("id", flat=True))
+    return list(jobs.order_by("-queued_at", "-id").values_list("id", flat=True))
 
 
 def submission_image_ids(submission: Submission) -> list[int]:
