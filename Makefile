@@ -74,7 +74,7 @@ unit: setup client-tools
 
 unit-postgres: setup
 	@if $(BIN)/python tests/check_services.py postgresql; then \
-	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q -m "not slow" tests/web tests/api tests/queue tests/ops tests/hardening; \
+	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q -m "not slow" tests/web tests/api tests/queue tests/ops tests/hardening tests/front/test_scale_queries.py tests/front/test_search.py; \
 	else \
 	  echo "*** PostgreSQL is not reachable: the PostgreSQL run was NOT done ***"; \
 	  [ "$$SKYSOLVE_REQUIRE_SERVICES" != 1 ]; \

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete
 
 
 class SubmissionsConfig(AppConfig):
@@ -14,4 +14,5 @@ class SubmissionsConfig(AppConfig):
         from skysolve.submissions.models import TaggedUserImage
 
         post_save.connect(tagcounts.tagged, sender=TaggedUserImage, dispatch_uid="tag-count+")
+        pre_delete.connect(tagcounts.untagging, sender=TaggedUserImage, dispatch_uid="tag-count?")
         post_delete.connect(tagcounts.untagged, sender=TaggedUserImage, dispatch_uid="tag-count-")

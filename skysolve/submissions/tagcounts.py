@@ -46,8 +46,23 @@ def tagged(sender: Any, instance: TaggedUserImage, created: bool, **kwargs: Any)
     _move([tag_id], +1)
 
 
+def untagging(sender: Any, instance: TaggedUserImage, **kwargs: Any) -> None:
+    """pre_delete: note whether this row is the one that counts its image (the oldest).
+
+    The rows of one delete (an image's cascade) are all gone before any
+    post_delete is sent, so only the oldest row of an image's tag may uncount it.
+    """
+    tag_id, image_id = instance.tag_id, instance.user_image_id  # type: ignore[attr-defined]
+    older = TaggedUserImage.objects.filter(
+        tag_id=tag_id, user_image_id=image_id, pk__lt=instance.pk
+    )
+    instance._counts_image = not older.exists()  # type: ignore[attr-defined]
+
+
 def untagged(sender: Any, instance: TaggedUserImage, **kwargs: Any) -> None:
-    """post_delete: the last row of a tag on a public image uncounts it."""
+    """post_delete: the image's tag is uncounted when its counting row went with no twin left."""
+    if not getattr(instance, "_counts_image", False):
+        return
     tag_id, image_id = instance.tag_id, instance.user_image_id  # type: ignore[attr-defined]
     if TaggedUserImage.objects.filter(tag_id=tag_id, user_image_id=image_id).exists():
         return
