@@ -88,7 +88,7 @@ def test_a_deep_page(client: Client, alice: User) -> None:
 
 def test_a_tag_page(client: Client, alice: User) -> None:
     tag = Tag.objects.get(text="Whirlpool Galaxy")
-    assert_constant(lambda: client.get(f"/tags/{tag.id}"), lambda: grow(alice, MORE), 4)
+    assert_constant(lambda: client.get(f"/tags/{tag.pk}"), lambda: grow(alice, MORE), 4)
 
 
 def test_an_album(client: Client, alice: User) -> None:

@@ -91,5 +91,5 @@ def test_it_lists_the_nearest_first_and_at_most_the_limit(db: None) -> None:
     query = front.Query(ra=50.0, dec=-20.0, radius=5.0)
     found = front.search(query, limit=5)
     assert [card.filename for card in found] == [f"f{i:02d}.jpg" for i in range(5)]
-    distances = [card.distance for card in found]
+    distances = [card.distance or 0.0 for card in found]
     assert distances == sorted(distances)
