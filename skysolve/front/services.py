@@ -464,6 +464,7 @@ def sky_search(
     *,
     mode: str = WITHIN,
     limit: int = SEARCH_LIMIT,
+    max_reach: float = 180.0,
 ) -> list[tuple[float, int]]:
     """(distance, job id) of the ``limit`` matching jobs with the nearest centres.
 
@@ -487,7 +488,8 @@ def sky_search(
         )
         for job_id, job_ra, job_dec, job_radius in rows:
             distance = angular_distance(ra, dec, job_ra, job_dec)
-            if distance <= _reach(mode, radius, job_radius or 0.0) and distance <= cone:
+            reach = min(max_reach, _reach(mode, radius, job_radius or 0.0))
+            if distance <= reach and distance <= cone:
                 seen[job_id] = distance
         if len(seen) >= limit or cone >= farthest:
             break
@@ -538,11 +540,14 @@ def _cards_by_id(found: list[tuple[float, int]]) -> list[Card]:
 
 
 def nearby(job: Job, limit: int = 12) -> list[Card]:
-    """Other public solved fields that overlap this one, nearest first (never private ones)."""
+    """Other public solved fields that overlap this one, nearest first (never private ones),
+    centred within 5° or twice its radius."""
     if job.ra is None or job.dec is None:
         return []
     jobs = public_jobs().filter(status=Job.SUCCESS).exclude(id=job.id)
-    found = sky_search(jobs, job.ra, job.dec, job.radius or 0.0, mode=OVERLAP, limit=limit)
+    radius = job.radius or 0.0
+    reach = min(90.0, max(5.0, 2 * radius))
+    found = sky_search(jobs, job.ra, job.dec, radius, mode=OVERLAP, limit=limit, max_reach=reach)
     return _cards_by_id(found)
 
 

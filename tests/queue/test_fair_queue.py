@@ -31,7 +31,9 @@ def queue_of_many(owners: int, start: int = 1) -> list[int]:
     UserImage.objects.bulk_create([UserImage(id=i, submission_id=i) for i in ids])
     Job.objects.bulk_create(
         [
-            Job(id=i, user_image_id=i, owner_key=f"anon:s{i}", queued_at=base + timedelta(seconds=i))
+            Job(
+                id=i, user_image_id=i, owner_key=f"anon:s{i}", queued_at=base + timedelta(seconds=i)
+            )
             for i in ids
         ]
     )
