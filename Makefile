@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak serve clean
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak bench-scale serve clean
 
 setup: system-packages venv fastpath-db
 
@@ -106,6 +106,16 @@ bench-load: setup
 
 bench-soak: setup
 	$(BIN)/python bench/soak_bench.py
+
+# nova's size: SCALE_N submissions seeded by SQL into PostgreSQL database
+# SCALE_DB (dropped first), then every page and API list timed against
+# `skysolve serve` (bench/scale_bench.py; 1M takes a few minutes to seed).
+SCALE_DB ?= skysolve_scale
+SCALE_N ?= 1000000
+bench-scale: setup
+	dropdb -h 127.0.0.1 -U postgres --if-exists $(SCALE_DB)
+	$(BIN)/python bench/scale_bench.py seed --db $(SCALE_DB) --submissions $(SCALE_N)
+	$(BIN)/python bench/scale_bench.py measure --db $(SCALE_DB) --label "this checkout"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
