@@ -221,7 +221,8 @@ def tag_images(
         )
         if anchor is not None:
             rows = rows.filter(id__lt=anchor)
-    found = list(rows.order_by("-id")[: size + 1])
+    # Ordered as the index (tag, id) is, so that it is the one read (tag_id is fixed).
+    found = list(rows.order_by("-tag_id", "-id")[: size + 1])
     images = [row.user_image for row in found[:size]]
     return images, images[-1].id if len(found) > size else None
 

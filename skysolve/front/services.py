@@ -125,8 +125,9 @@ def card_for_job(job: Job, *, distance: float | None = None) -> Card:
     image = job.user_image
     owner = image.submission.user
     # Listings annotate ``has_picture`` so that no row's result JSON is read.
-    picture = getattr(job, "has_picture", None)
-    if picture is None:
+    if hasattr(job, "has_picture"):
+        picture = bool(job.has_picture)  # None: no result yet
+    else:
         picture = has_file(job, "annotated_display")
     return Card(
         image_id=image.id,
@@ -437,14 +438,32 @@ class Query:
         return not (self.is_cone or self.object_name or self.tag or self.username)
 
 
-def cone_filter(jobs: QuerySet[Job], ra: float, dec: float, radius: float) -> QuerySet[Job]:
+def cone_filter(
+    jobs: QuerySet[Job], ra: float, dec: float, radius: float, sizes: Iterable[int] | None = None
+) -> QuerySet[Job]:
     """Jobs whose centre may be within ``radius`` of (ra, dec): HEALPix ranges of the
-    sky index (:mod:`skysolve.submissions.sky`); callers refine with exact distances."""
-    ranges = sky.cone_ranges(ra, dec, radius)
-    box = Q()
-    for lo, hi in ranges:
-        box |= Q(sky_pixel__gte=lo, sky_pixel__lt=hi)
-    return jobs.filter(box)
+    sky index (:mod:`skysolve.submissions.sky`); callers refine with exact distances.
+
+    ``sizes`` limits the search to these classes of field size (all by default).
+    """
+    return jobs.filter(_cone_q(ra, dec, {size: radius for size in _all_sizes(sizes)}))
+
+
+def _all_sizes(sizes: Iterable[int] | None) -> list[int]:
+    return list(range(len(sky.SIZE_LIMITS))) if sizes is None else list(sizes)
+
+
+def _cone_q(ra: float, dec: float, radii: dict[int, float]) -> Q:
+    """Centres within ``radii[size]`` of (ra, dec), for each class of field size.
+
+    Each term names the class and one range of pixels, so that each is one
+    range of the index (sky_size, sky_pixel).
+    """
+    terms = Q(pk__in=[])
+    for size, radius in radii.items():
+        for lo, hi in sky.cone_ranges(ra, dec, radius):
+            terms |= Q(sky_size=size, sky_pixel__gte=lo, sky_pixel__lt=hi)
+    return terms
 
 
 def _reach(mode: str, search_radius: float, field_radius: float) -> float:
@@ -479,13 +498,8 @@ def sky_search(
     cone = max(farthest / 64, 0.05)
     seen: dict[int, float] = {}
     while True:
-        classes = [size for size, reach in reaches.items() if reach > 0]
-        step = Q()
-        for size in classes:
-            step |= Q(sky_size=size)
-        rows = cone_filter(jobs.filter(step), ra, dec, min(cone, farthest)).values_list(
-            "id", "ra", "dec", "radius"
-        )
+        radii = {size: min(cone, reach) for size, reach in reaches.items() if reach > 0}
+        rows = jobs.filter(_cone_q(ra, dec, radii)).values_list("id", "ra", "dec", "radius")
         for job_id, job_ra, job_dec, job_radius in rows:
             distance = angular_distance(ra, dec, job_ra, job_dec)
             reach = min(max_reach, _reach(mode, radius, job_radius or 0.0))
@@ -583,8 +597,21 @@ def get_album(album_id: int, viewer: submissions.Viewer) -> Album:
     return found
 
 
+#: Most images of an album listed by their ids (see album_images).
+ALBUM_ID_LIST = 10_000
+
+
 def album_images(album: Album, viewer: submissions.Viewer, cursor: Cursor = Cursor()) -> Listing:
-    images = album.user_images.all()
+    # The album's images by their membership rows (an index on the album), then
+    # sorted: the cost follows the album, never the images of everyone else (a
+    # join lets PostgreSQL walk every image by date looking for the album's).
+    # Past ALBUM_ID_LIST ids (statement parameters are limited) the join it is.
+    members = Album.user_images.through.objects.filter(album_id=album.id)
+    ids = list(members.values_list("userimage_id", flat=True)[: ALBUM_ID_LIST + 1])
+    if len(ids) > ALBUM_ID_LIST:
+        images = album.user_images.all()
+    else:
+        images = UserImage.objects.filter(id__in=ids)
     mine = viewer.user is not None and viewer.user.pk == album.owner_id  # type: ignore[attr-defined]
     if not mine:
         images = images.filter(publicly_visible="y", submission__publicly_visible="y")
