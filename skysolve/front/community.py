@@ -103,8 +103,8 @@ def normalise_tag(text: str) -> str:
 
 
 #: Most tags and comments an image's page shows (the first ones added).
-TAGS_SHOWN = 200
-COMMENTS_SHOWN = 200
+TAGS_SHOWN = 100
+COMMENTS_SHOWN = 100
 
 
 def image_tags(
@@ -199,7 +199,11 @@ def _visible_tagged(tag: Tag, viewer: submissions.Viewer) -> QuerySet[TaggedUser
     newer = TaggedUserImage.objects.filter(
         tag=tag, user_image=OuterRef("user_image"), id__gt=OuterRef("id")
     )
-    return TaggedUserImage.objects.filter(visible, tag=tag).exclude(Exists(newer))
+    # tag_id as a range, not "=": PostgreSQL drops a sort key fixed by "=", and
+    # then walks the primary key backwards filtering by tag (all the table for a
+    # tag on old images) instead of the index (tag, id).
+    rows = TaggedUserImage.objects.filter(visible, tag_id__range=(tag.pk, tag.pk))
+    return rows.exclude(Exists(newer))
 
 
 def tag_images(

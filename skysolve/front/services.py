@@ -67,7 +67,7 @@ STAGE_LABELS = {
 }
 
 #: Most tags the results page shows.
-TAGS_SHOWN = 200
+TAGS_SHOWN = 100
 #: How many lines of the solver log the status page shows.
 LOG_TAIL_LINES = 30
 
@@ -597,30 +597,42 @@ def get_album(album_id: int, viewer: submissions.Viewer) -> Album:
     return found
 
 
-#: Most images of an album listed by their ids (see album_images).
-ALBUM_ID_LIST = 10_000
-
-
 def album_images(album: Album, viewer: submissions.Viewer, cursor: Cursor = Cursor()) -> Listing:
-    # The album's images by their membership rows (an index on the album), then
-    # sorted: the cost follows the album, never the images of everyone else (a
-    # join lets PostgreSQL walk every image by date looking for the album's).
-    # Past ALBUM_ID_LIST ids (statement parameters are limited) the join it is.
+    """A page of an album's images, most recently added first.
+
+    Read through the album's membership rows (the album's own index), so the
+    cost follows the album and never the images of everyone else.
+    """
+    if cursor.beyond:
+        return Listing([])
     members = Album.user_images.through.objects.filter(album_id=album.id)
-    ids = list(members.values_list("userimage_id", flat=True)[: ALBUM_ID_LIST + 1])
-    if len(ids) > ALBUM_ID_LIST:
-        images = album.user_images.all()
-    else:
-        images = UserImage.objects.filter(id__in=ids)
     mine = viewer.user is not None and viewer.user.pk == album.owner_id  # type: ignore[attr-defined]
     if not mine:
-        images = images.filter(publicly_visible="y", submission__publicly_visible="y")
-    found, more = _seek(
-        _card_images(images),
-        cursor,
-        key="created",
-        anchor=_anchor(UserImage, "created", cursor.before),
+        members = members.filter(
+            userimage__publicly_visible="y", userimage__submission__publicly_visible="y"
+        )
+    if cursor.before is not None:
+        anchor = (
+            Album.user_images.through.objects.filter(album_id=album.id, userimage_id=cursor.before)
+            .values_list("id", flat=True)
+            .first()
+        )
+        if anchor is not None:
+            members = members.filter(id__lt=anchor)
+    rows = members.select_related("userimage__submission__user").only(
+        "id",
+        "userimage__id",
+        "userimage__original_filename",
+        "userimage__created",
+        "userimage__publicly_visible",
+        "userimage__submission__publicly_visible",
+        "userimage__submission__user__username",
     )
+    found = [
+        row.userimage for row in rows.order_by("-id")[cursor.offset : cursor.offset + PAGE_SIZE + 1]
+    ]
+    more = len(found) > PAGE_SIZE
+    found = found[:PAGE_SIZE]
     return Listing(image_cards(found), found[-1].id if more else None)
 
 
