@@ -202,7 +202,7 @@ def _visible_tagged(tag: Tag, viewer: submissions.Viewer) -> QuerySet[TaggedUser
     # tag_id as a range, not "=": PostgreSQL drops a sort key fixed by "=", and
     # then walks the primary key backwards filtering by tag (all the table for a
     # tag on old images) instead of the index (tag, id).
-    rows = TaggedUserImage.objects.filter(visible, tag_id__range=(tag.pk, tag.pk))
+    rows = TaggedUserImage.objects.filter(visible, tag__gte=tag.pk, tag__lte=tag.pk)
     return rows.exclude(Exists(newer))
 
 
