@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from skysolve.engine.archives import archive_format
@@ -728,13 +728,15 @@ def public_jobs_by_tag(query: str, *, exact: bool) -> list[int]:
         if exact
         else Tag.objects.filter(text__icontains=query)
     )
-    tagged = TaggedUserImage.objects.filter(user_image=OuterRef("user_image"), tag__in=tags)
+    # A join and DISTINCT rather than EXISTS: PostgreSQL runs this plan in
+    # parallel workers; still one lookup of image, submission and job per
+    # tagged image (see README, "Scale").
     jobs = Job.objects.filter(
-        Exists(tagged),
+        user_image__taggeduserimage__tag__in=tags,
         user_image__publicly_visible="y",
         user_image__submission__publicly_visible="y",
     )
-    return list(jobs.order_by("-queued_at", "-id").values_list("id", flat=True))
+    return list(jobs.distinct().order_by("-queued_at", "-id").values_list("id", flat=True))
 
 
 def submission_image_ids(submission: Submission) -> list[int]:
