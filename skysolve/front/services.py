@@ -23,6 +23,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     prefetch_related_objects,
 )
 
@@ -514,23 +515,39 @@ def sky_search(
     return found[:limit]
 
 
+#: Public images carrying the searched tags from which on a search walks the solved
+#: jobs newest first, checking each for the tag, rather than sorting the tag's images.
+COMMON_TAG = 10_000
+
+
+def _tagged(tags: QuerySet[Tag], *, machine: bool | None, probe: bool) -> Q:
+    """Jobs whose image carries one of ``tags``.
+
+    ``probe``: as a check of each job (an OR PostgreSQL does not turn into a
+    join), so that a listing newest first reads jobs in the index order and
+    stops at its limit; otherwise as a join, which reads the tags' images.
+    """
+    rows = TaggedUserImage.objects.filter(user_image=OuterRef("user_image"), tag__in=tags)
+    if machine is not None:
+        rows = rows.filter(machine=machine)
+    check = Q(Exists(rows))
+    return check | Q(id__lt=0) if probe else check  # no job has a negative id
+
+
 def _with_terms(query: Query) -> QuerySet[Job]:
     jobs = public_jobs().filter(status=Job.SUCCESS)
-    if query.object_name:
+    for text, machine in ((query.object_name, True), (query.tag, None)):
+        if not text:
+            continue
         # objects_in_field are stored as machine tags, which the database can search.
-        names = Tag.objects.filter(text__icontains=query.object_name)
-        jobs = jobs.filter(
-            Exists(
-                TaggedUserImage.objects.filter(
-                    user_image=OuterRef("user_image"), machine=True, tag__in=names
-                )
-            )
+        tags = (
+            Tag.objects.filter(text__icontains=text)
+            if machine
+            else Tag.objects.filter(text__iexact=text)
         )
-    if query.tag:
-        tags = Tag.objects.filter(text__iexact=query.tag)
-        jobs = jobs.filter(
-            Exists(TaggedUserImage.objects.filter(user_image=OuterRef("user_image"), tag__in=tags))
-        )
+        carrying = tags.aggregate(n=Sum("public_count"))["n"] or 0
+        probe = carrying >= COMMON_TAG
+        jobs = jobs.filter(_tagged(tags, machine=machine, probe=probe))
     if query.username:
         jobs = jobs.filter(user_image__submission__user__username__iexact=query.username)
     return jobs

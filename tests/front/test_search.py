@@ -93,3 +93,15 @@ def test_it_lists_the_nearest_first_and_at_most_the_limit(db: None) -> None:
     assert [card.filename for card in found] == [f"f{i:02d}.jpg" for i in range(5)]
     distances = [card.distance or 0.0 for card in found]
     assert distances == sorted(distances)
+
+
+def test_a_common_tag_is_checked_job_by_job_with_the_same_answer(
+    client: Client, sky: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skysolve.front import services as front
+
+    monkeypatch.setattr(front, "COMMON_TAG", 0)  # every tag counts as common
+    assert names(client, "object=m+101") == ["dipper.jpg"]
+    assert names(client, "tag=M+31") == ["near-zero-a.jpg"]
+    assert names(client, "user=bob&object=M+31") == ["near-zero-a.jpg"]
+    assert names(client, "object=m+101&ra=187&dec=56.5&radius=2") == ["dipper.jpg"]
