@@ -155,6 +155,7 @@ def targets(db: str) -> list[tuple[str, str, str]]:
         ("search 1 deg", "GET", "/search?ra=150&dec=20&radius=1"),
         ("search 10 deg", "GET", "/search?ra=150&dec=20&radius=10"),
         ("search object", "GET", "/search?object=Whirlpool"),
+        ("search object on 15 %", "GET", "/search?object=Milky"),
         ("results (narrow field)", "GET", f"/results/{narrow}"),
         ("results (300 tags, 600 comments)", "GET", "/results/1"),
         ("albums", "GET", "/albums"),
