@@ -442,7 +442,7 @@ class Query:
     object_name: str = ""
     tag: str = ""
     username: str = ""
-    mode: str = WITHIN
+    mode: str = OVERLAP  # as astronomers mean "images of this place"
 
     @property
     def is_cone(self) -> bool:

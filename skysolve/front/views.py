@@ -462,7 +462,7 @@ def search(request: HttpRequest) -> HttpResponse:
         object_name=params.get("object", "").strip()[:200],
         tag=params.get("tag", "").strip()[:200],
         username=params.get("user", "").strip()[:150],
-        mode=mode if (mode := params.get("mode", "")) in services.SEARCH_MODES else services.WITHIN,
+        mode=mode if (mode := params.get("mode", "")) in services.SEARCH_MODES else services.OVERLAP,
     )
     cards = [] if errors else services.search(query)
     ctx = {

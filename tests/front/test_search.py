@@ -39,8 +39,8 @@ def test_it_reaches_over_the_pole(client: Client, sky: None) -> None:
 
 def test_it_uses_exact_distances_not_the_box(client: Client, sky: None) -> None:
     # (190, 59.5) is inside the bounding box of this cone but 3.4° away.
-    assert names(client, "ra=187.185&dec=56.713&radius=1") == ["dipper.jpg"]
-    assert names(client, "ra=190&dec=59.5&radius=3") == []
+    assert names(client, "ra=187.185&dec=56.713&radius=1&mode=within") == ["dipper.jpg"]
+    assert names(client, "ra=190&dec=59.5&radius=3&mode=within") == []
 
 
 def test_it_finds_objects_tags_and_users(client: Client, sky: None) -> None:
@@ -77,7 +77,9 @@ def test_it_finds_fields_that_contain_a_point_or_overlap_a_circle(client: Client
     assert names(client, "ra=108&dec=0&mode=contains") == ["wide.jpg"]
     # A 1 degree circle at (110.5, 0): only the wide field reaches it (10.5 <= 1 + 10).
     assert names(client, "ra=110.5&dec=0&radius=1&mode=overlap") == ["wide.jpg"]
-    assert names(client, "ra=110.5&dec=0&radius=1") == []
+    assert names(client, "ra=110.5&dec=0&radius=1&mode=within") == []
+    # Overlap is what a position search means unless the form says otherwise.
+    assert names(client, "ra=110.5&dec=0&radius=1") == ["wide.jpg"]
     assert names(client, "ra=111.5&dec=0&radius=1&mode=overlap") == []
     assert names(client, "ra=138.5&dec=0&radius=1&mode=overlap") == ["far.jpg"]
 
