@@ -9,6 +9,7 @@ the field, pictures), finished.  Everything is written inside ``out_dir``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import resource
@@ -30,6 +31,7 @@ from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import (
     Calibration,
+    DeferredHeader,
     HeaderField,
     SolveResult,
     SourceList,
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from astropy.io import fits
     from astropy.wcs import WCS
 
+    from skysolve.engine.fitting.final import FinalFit
+    from skysolve.engine.fitting.refine import Catalogue
     from skysolve.engine.results import CelestialWCS
 
 Progress = Callable[[str, str], None]
@@ -491,14 +495,24 @@ def solve(
 
     if outcome is not None:
         log_lines.append(outcome.log)
+    final: FinalFit | None = None
     if (
         outcome is not None
         and outcome.solved
         and HeaderField.raw(outcome, "wcs_header") is not None
     ):
+        with clock.step("final_fit"):
+            final = _final_fit(outcome, image, sources, params, config, note)
+        if final.verdict == "implausible":
+            result.failure = NoMatchError(f"the solution was rejected: {final.reason}")
+            note("solving", result.failure.message)
+    if final is not None and final.verdict != "implausible":
+        assert outcome is not None
         note("annotating", f"solved by {outcome.solver} with {outcome.index}")
         with clock.step("annotate"):
-            _finish_solved(result, outcome, image, sources, out_dir, config, note, clock, verified)
+            _finish_solved(
+                result, outcome, final, image, sources, out_dir, config, note, clock, verified
+            )
         write_axy()  # after the answer: the source list is a file, not part of it
     else:
         write_axy()
@@ -628,7 +642,8 @@ def constraints_for(params: SolveParameters, image_width: int) -> SolveConstrain
         center_dec=params.center_dec,
         radius=radius,
         parity=params.parity,
-        tweak_order=params.tweak_order,
+        # The solvers' own tweak; the final fit chooses its order unless asked.
+        tweak_order=2 if params.tweak_order is None else params.tweak_order,
         crpix_center=params.crpix_center,
         positional_error=params.positional_error,
     )
@@ -684,9 +699,96 @@ def _run_solvers(
     return outcome, sources
 
 
+#: Fewer fast-path reference stars than this in the field: the final fit matches
+#: against the densest index file's stars instead (Tycho-2 to V_T 15 against Gaia
+#: to G 10: narrow fields).
+MIN_REFERENCE_STARS = 150
+
+
+def _start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS | Any:
+    """The solver's WCS: the fast path's own model, or astropy's of its header."""
+    if outcome.wcs_model is not None:
+        return outcome.wcs_model
+    assert outcome.wcs_header is not None
+    return wcs_from_header(outcome.wcs_header, width, height)
+
+
+def _refit_stars(
+    config: EngineConfig, wcs: Any, width: int, height: int
+) -> tuple[Catalogue, str] | None:
+    """The catalogue the final fit matches against, and its magnitude band.
+
+    The fast path's reference stars when its database is installed and they
+    are dense enough in this field, else the densest index file's: the choice
+    depends on the field only, never on which solver or index found it.
+    """
+    from skysolve.engine.fastpath import reference_stars
+
+    cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
+    corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, height + 0.5]])
+    ra, dec = np.radians(np.asarray(wcs.all_pix2world(corners, 1), dtype=float)).T
+    xyz = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    reach = float(np.max(np.arccos(np.clip(xyz[1:] @ xyz[0], -1.0, 1.0))))
+    if config.fastpath_db is not None:
+        try:
+            stars = reference_stars(config.fastpath_db)
+        except ConfigurationError:
+            stars = None
+        if stars is not None:
+            inside = int(np.count_nonzero(stars.xyz @ xyz[0] >= math.cos(reach)))
+            if inside >= MIN_REFERENCE_STARS:
+                return stars, "G" if stars.catalogue == "gaia" else "VT"
+    # Imported here: the index reader brings astropy and scipy (half a second).
+    from skysolve.engine.catalog import default_catalog
+
+    try:
+        catalogue = default_catalog(config.index_dirs)
+    except ConfigurationError:
+        return None
+    return catalogue, "VT"
+
+
+def _final_fit(
+    outcome: SolverOutcome,
+    image: Any,
+    sources: SourceList,
+    params: SolveParameters,
+    config: EngineConfig,
+    note: Progress,
+) -> FinalFit:
+    """The one final fit of every verified answer (:mod:`skysolve.engine.fitting`)."""
+    from skysolve.engine.fitting.final import FinalFit, final_fit
+
+    width, height = sources.width, sources.height
+    start = _start_wcs(outcome, width, height)
+    found = _refit_stars(config, start, width, height)
+    if found is None:
+        note("solving", "final fit: no catalogue to match against; the verified WCS stays")
+        return FinalFit("kept", None, reason="no catalogue")
+    stars, band = found
+    note("solving", f"final fit against {len(stars)} stars ({band})")
+    final = final_fit(
+        np.asarray(sources.x), np.asarray(sources.y), np.asarray(sources.flux),
+        width=width, height=height, start=start, stars=stars, band=band,
+        order=params.tweak_order, positional_error=params.positional_error,
+        image=None if image is None else image.data,
+    )  # fmt: skip
+    q = final.quality
+    if final.verdict == "refit":
+        note(
+            "solving",
+            f"final fit: SIP order {q['sip_order']} through {q['matched_stars']} stars, "
+            f"RMS {q['rms_px']} px (the verified WCS: {q['verified_rms_px']} px on them)",
+        )
+    else:
+        note("solving", f"final fit: {final.verdict}: {final.reason}")
+    return final
+
+
 def _finish_solved(
     result: SolveResult,
     outcome: SolverOutcome,
+    final: FinalFit,
     image: Any,
     sources: SourceList,
     out_dir: Path,
@@ -698,18 +800,21 @@ def _finish_solved(
     from skysolve.engine.annotations import objects_in_field
 
     width, height = result.image_width, result.image_height
-    # The fast path's own model describes its answer as its header would (the
-    # header is built from it), without astropy; astrometry.net's is read.
-    wcs: CelestialWCS | Any = outcome.wcs_model
-    if wcs is None:
-        assert outcome.wcs_header is not None
-        wcs = wcs_from_header(outcome.wcs_header, width, height)
+    # The final fit's model (or the fast path's own) describes the answer as
+    # its header would (the header is built from it), without astropy;
+    # astrometry.net's is read.
+    wcs: CelestialWCS | Any = (
+        final.model if final.model is not None else _start_wcs(outcome, width, height)
+    )
     result.solved = True
     result.failure = None
     result.solver = outcome.solver
     result.index = outcome.index
-    # Passed on unbuilt when deferred: whoever reads result.wcs_header builds it.
-    result.wcs_header = HeaderField.raw(outcome, "wcs_header")
+    result.quality = final.quality or None
+    # Passed on unbuilt: whoever reads result.wcs_header builds it.
+    result.wcs_header = DeferredHeader(
+        functools.partial(_final_header, outcome, final, width, height)
+    )
     result.calibration = Calibration.from_wcs(wcs, width, height)
 
     def astropy_wcs() -> WCS:
@@ -737,7 +842,15 @@ def _finish_solved(
         result.timings["verified"] = time.monotonic() - clock.started
         verified(result)
     if config.write_files:
+        assert result.calibration is not None
+        corr = _write_corr(
+            out_dir / FILE_NAMES["corr"], final, wcs, sources, result.calibration.pixscale
+        )
+        if corr is not None:
+            result.files["corr"] = corr
         for key in ("rdls", "corr"):
+            if key in result.files:
+                continue
             if key in outcome.files and outcome.files[key].exists():
                 target = out_dir / FILE_NAMES[key]
                 shutil.copyfile(outcome.files[key], target)
@@ -760,7 +873,10 @@ def _finish_solved(
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         full = astropy_wcs()
         catalog_xy = _catalog_xy(rdls, full)
-        _pictures(result, image, sources, full, catalog_xy, annotations, out_dir)
+        _pictures(
+            result, image, sources, full, catalog_xy, annotations, out_dir,
+            residuals=_residual_arrows(final, wcs, sources),
+        )  # fmt: skip
 
 
 def _pictures(
@@ -771,6 +887,8 @@ def _pictures(
     catalog_xy: np.ndarray | None,
     annotations: list[Any],
     out_dir: Path,
+    *,
+    residuals: np.ndarray | None = None,
 ) -> None:
     from skysolve.engine.pictures import make_pictures
 
@@ -796,8 +914,75 @@ def _pictures(
             catalog_xy=catalog_xy,
             annotations=annotations,
             out_dir=out_dir,
+            residuals=residuals,
         )
     )
+
+
+def _final_header(outcome: SolverOutcome, final: FinalFit, width: int, height: int) -> fits.Header:
+    """The answer's WCS header: the final fit's (or the verified one), with the
+    quality cards."""
+    from skysolve.engine.fitting.quality import header_cards
+
+    if final.model is not None:
+        header = final.model.to_header(width, height)
+        header["HISTORY"] = (
+            f"Refitted by skysolve to every matched star (the answer of {outcome.solver})."
+        )
+    else:
+        raw = outcome.wcs_header
+        assert raw is not None
+        header = raw.copy()
+    for key, value, comment in header_cards(final.quality):
+        header[key] = (value, comment)
+    return header
+
+
+def _matched_pairs(
+    final: FinalFit, wcs: Any, sources: SourceList
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Source rows, catalogue rows, catalogue (x, y) under ``wcs`` and the catalogue
+    positions (RA, Dec rows) of the final fit's stars; None without a refit."""
+    refit = final.refit
+    if refit is None or final.verdict == "implausible" or final.stars is None:
+        return None
+    rows, cat = refit.source_rows, refit.star_rows
+    sky = np.column_stack([np.asarray(final.stars.ra)[cat], np.asarray(final.stars.dec)[cat]])
+    xy = np.asarray(wcs.all_world2pix(sky, 1), dtype=float).reshape(-1, 2)
+    return rows, cat, xy[:, 0], xy[:, 1], sky
+
+
+def _write_corr(
+    path: Path, final: FinalFit, wcs: Any, sources: SourceList, pixscale: float
+) -> Path | None:
+    """``corr.fits`` of the final fit: the matched pairs with their residuals."""
+    from skysolve.engine.fitting.quality import write_corr
+
+    pairs = _matched_pairs(final, wcs, sources)
+    if pairs is None:
+        return None
+    rows, cat, ix, iy, sky = pairs
+    fx, fy = np.asarray(sources.x, float)[rows], np.asarray(sources.y, float)[rows]
+    field_sky = np.asarray(wcs.all_pix2world(np.column_stack([fx, fy]), 1), dtype=float)
+    mag = final.stars.mag if final.stars is not None else None
+    return write_corr(
+        path,
+        field_x=fx, field_y=fy, field_ra=field_sky[:, 0], field_dec=field_sky[:, 1],
+        index_x=ix, index_y=iy, index_ra=sky[:, 0], index_dec=sky[:, 1],
+        index_id=cat, field_id=rows, flux=np.asarray(sources.flux, float)[rows],
+        index_mag=np.full(len(rows), np.nan) if mag is None else np.asarray(mag, float)[cat],
+        pixscale=pixscale,
+    )  # fmt: skip
+
+
+def _residual_arrows(final: FinalFit, wcs: Any, sources: SourceList) -> np.ndarray | None:
+    """Rows of (x, y, dx, dy): each matched source and its residual under ``wcs``."""
+    pairs = _matched_pairs(final, wcs, sources)
+    if pairs is None:
+        return None
+    rows, _, ix, iy, _ = pairs
+    fx, fy = np.asarray(sources.x, float)[rows], np.asarray(sources.y, float)[rows]
+    return np.column_stack([fx, fy, ix - fx, iy - fy])
 
 
 def _catalog_xy(rdls: Path | None, wcs: WCS) -> np.ndarray | None:
@@ -869,7 +1054,7 @@ def reproduce_command(source: Path | SourceList, params: SolveParameters) -> lis
             cmd += ["--radius", _fmt(params.radius)]
     if params.parity != 2:
         cmd += ["--parity", str(params.parity)]
-    if params.tweak_order != 2:
+    if params.tweak_order is not None:
         cmd += ["--tweak-order", str(params.tweak_order)]
     if params.crpix_center:
         cmd.append("--crpix-center")

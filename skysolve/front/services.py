@@ -35,6 +35,7 @@ RESULT_FILES: list[tuple[str, str, str]] = [
     ("red_green_full", "red_green_image_full", "sources vs catalogue, full size"),
     ("extraction_full", "extraction_image_full", "detected sources, full size"),
     ("grid_full", "grid_full", "RA/Dec grid, full size"),
+    ("residuals_full", "residuals_full", "fit residuals as arrows, full size"),
     ("log", "joblog", "solver log"),
 ]
 
@@ -44,6 +45,7 @@ OVERLAYS: list[tuple[str, str, str]] = [
     ("extraction_display", "extraction_image_display", "sources"),
     ("red_green_display", "red_green_image_display", "catalogue stars"),
     ("grid_display", "grid_display", "grid"),
+    ("residuals_display", "residuals_display", "fit residuals"),
 ]
 
 STAGE_LABELS = {
@@ -396,9 +398,13 @@ def upload_settings(parameters: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Position", position),
         ("Parity", PARITY_TEXT.get(p.get("parity", 2), str(p.get("parity")))),
         ("Downsample", f"{downsample:g}×" if downsample else "automatic"),
-        ("Tweak (SIP) order", str(p.get("tweak_order", 2))),
+        ("Tweak (SIP) order", _tweak_text(p.get("tweak_order"))),
         ("Source extractor", extractor),
     ]
+
+
+def _tweak_text(order: Any) -> str:
+    return "chosen by the fit" if order is None else str(order)
 
 
 def detected_stars(job: Job) -> int | None:
