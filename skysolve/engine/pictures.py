@@ -729,7 +729,9 @@ def make_pictures(
         residuals = np.asarray(residuals, dtype=float).reshape(-1, 4)
         if wcs is not None and len(residuals):
             kinds.append("residuals")
-    gain = residual_gain(residuals, max(width, height)) if "residuals" in kinds else 1.0
+    gain = 1.0
+    if residuals is not None and "residuals" in kinds:
+        gain = residual_gain(residuals, max(width, height))
 
     def make(kind: str, size_name: str, background: Image.Image, frame: _Frame) -> Path:
         picture = background.copy()

@@ -220,6 +220,8 @@ def solve(
         config = dataclasses.replace(config, make_pictures=False)
     report: Progress = progress or (lambda stage, message: None)
     clock = _Clock(params.timeout, cancel)
+    # Absolute: the result lists these paths, and solvers run in other directories.
+    out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
     work.mkdir(exist_ok=True)
@@ -766,7 +768,7 @@ def _final_fit(
         note("solving", "final fit: no catalogue to match against; the verified WCS stays")
         return FinalFit("kept", None, reason="no catalogue")
     stars, band = found
-    note("solving", f"final fit against {len(stars)} stars ({band})")
+    note("solving", f"final fit against {len(stars.ra)} catalogue stars ({band})")
     final = final_fit(
         np.asarray(sources.x), np.asarray(sources.y), np.asarray(sources.flux),
         width=width, height=height, start=start, stars=stars, band=band,

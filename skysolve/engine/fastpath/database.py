@@ -279,7 +279,8 @@ def reference_stars(path: Path) -> ReferenceStars:
     try:
         return _load_stars(sidecar, path.name)
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigurationError(f"fast-path reference stars {sidecar} are unreadable: {exc}") from exc
+        message = f"fast-path reference stars {sidecar} are unreadable: {exc}"
+        raise ConfigurationError(message) from exc
 
 
 def load_database(path: Path) -> FastpathDatabase:
