@@ -488,6 +488,59 @@ def calibration_rows(job: Job) -> list[CalibrationRow]:
     ]
 
 
+def quality_rows(job: Job) -> list[CalibrationRow]:
+    """How good the calibration is, in words and numbers (empty when not measured)."""
+    q = job.quality()
+    if not q or not q.get("matched_stars"):
+        return []
+
+    def number(key: str, fmt: str, unit: str = "") -> str:
+        value = q.get(key)
+        return "—" if value is None else f"{value:{fmt}}{unit}"
+
+    order = q.get("sip_order") or 0
+    how = "requested" if q.get("order_chosen_by") == "request" else "chosen by cross-validation"
+    rows = [
+        CalibrationRow("Matched stars", f"{q['matched_stars']} ({q.get('band', '')} catalogue)"),
+        CalibrationRow(
+            "Residuals",
+            f"RMS {number('rms_px', '.3f', ' px')} = {number('rms_arcsec', '.2f', '″')}, "
+            f"median {number('median_px', '.3f', ' px')}",
+        ),
+        CalibrationRow("Distortion", f"SIP order {order} ({how})" if order else f"none ({how})"),
+        CalibrationRow(
+            "Centre uncertainty (1σ)",
+            f"RA {number('ra_error_arcsec', '.3g', '″')}, "
+            f"Dec {number('dec_error_arcsec', '.3g', '″')}",
+        ),
+        CalibrationRow(
+            "Scale, rotation uncertainty (1σ)",
+            f"{number('pixscale_error', '.2g', ' arcsec/pixel')}, "
+            f"{number('rotation_error_deg', '.2g', '°')}",
+        ),
+        CalibrationRow("Faintest matched star", number("limiting_mag", ".2f", " mag")),
+    ]
+    if q.get("zero_point") is not None:
+        rows.append(
+            CalibrationRow(
+                "Photometric zero point",
+                f"{q['zero_point']:.2f} ± {number('zero_point_scatter', '.2f')} mag "
+                f"({q.get('zero_point_stars')} stars; mag + 2.5 log10 flux)",
+            )
+        )
+    if q.get("fwhm_px") is not None:
+        rows.append(
+            CalibrationRow(
+                "Star shapes",
+                f"FWHM {q['fwhm_px']:.2f} px, elongation {number('elongation', '.2f')} "
+                f"(median of {q.get('shape_stars')} stars)",
+            )
+        )
+    if q.get("refit") is False:
+        rows.append(CalibrationRow("Final fit", "not better than the solver's own: kept"))
+    return rows
+
+
 def display_up(job: Job, orientation: float) -> float:
     """Position angle (degrees East of North, in [0, 360)) of the displayed picture's up.
 
@@ -553,6 +606,7 @@ def results(job: Job) -> dict[str, Any]:
         "owner": owner.username if owner is not None else "anonymous",
         "public": image.is_public and submission.is_public,
         "calibration": calibration_rows(job),
+        "quality": quality_rows(job),
         "overlays": overlays,
         "downloads": downloads,
         "objects": job.objects_in_field(),
