@@ -279,9 +279,11 @@ def solve(
     if image is None:
         full = uniformize(sources, cells=SOLVER_UNIFORMIZE_CELLS)
 
-    def sources_for(count: int | None) -> SourceList:
+    def sources_for(count: int | None, *, companion: bool = True) -> SourceList:
         """The full source list, or just the ``count`` brightest when that is all a
-        solver needs and nothing else is known yet (found in milliseconds)."""
+        solver needs and nothing else is known yet (found in milliseconds).
+        ``companion``: start image2xy's list beside a full extraction (for
+        astrometry.net; the final fit needs only sep's)."""
         nonlocal full, bright
         if full is not None:
             return full
@@ -302,7 +304,8 @@ def solve(
             if len(bright) >= MIN_SOURCES:
                 return bright
         note("extracting", f"extracting sources with {params.effective_extractor}")
-        start_companion()
+        if companion:
+            start_companion()
         with clock.step("extract"):
             if params.effective_extractor == "image2xy":
                 full = solve_field_list(image.data)
@@ -498,13 +501,20 @@ def solve(
     if outcome is not None:
         log_lines.append(outcome.log)
     final: FinalFit | None = None
+    fit_sources = sources
     if (
         outcome is not None
         and outcome.solved
         and HeaderField.raw(outcome, "wcs_header") is not None
     ):
+        # The final fit matches every source of the full list, whichever list
+        # solved (the fast path's brightest few, image2xy's): the same stars,
+        # and so the same answer, whichever solver found the field.
+        fit_sources = sources
+        if image is None or params.effective_extractor == "sep":
+            fit_sources = sources_for(None, companion=False)
         with clock.step("final_fit"):
-            final = _final_fit(outcome, image, sources, params, config, note)
+            final = _final_fit(outcome, image, fit_sources, params, config, note)
         if final.verdict == "implausible":
             result.failure = NoMatchError(f"the solution was rejected: {final.reason}")
             note("solving", result.failure.message)
@@ -513,8 +523,9 @@ def solve(
         note("annotating", f"solved by {outcome.solver} with {outcome.index}")
         with clock.step("annotate"):
             _finish_solved(
-                result, outcome, final, image, sources, out_dir, config, note, clock, verified
-            )
+                result, outcome, final, image, sources, fit_sources, out_dir, config, note, clock,
+                verified,
+            )  # fmt: skip
         write_axy()  # after the answer: the source list is a file, not part of it
     else:
         write_axy()
@@ -704,7 +715,7 @@ def _run_solvers(
 #: Fewer fast-path reference stars than this in the field: the final fit matches
 #: against the densest index file's stars instead (Tycho-2 to V_T 15 against Gaia
 #: to G 10: narrow fields).
-MIN_REFERENCE_STARS = 150
+MIN_REFERENCE_STARS = 300
 
 
 def _start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS | Any:
@@ -737,7 +748,16 @@ def _refit_stars(
         except ConfigurationError:
             stars = None
         if stars is not None:
-            inside = int(np.count_nonzero(stars.xyz @ xyz[0] >= math.cos(reach)))
+            cone = np.flatnonzero(stars.xyz @ xyz[0] >= math.cos(reach))
+            sky = np.column_stack([np.asarray(stars.ra)[cone], np.asarray(stars.dec)[cone]])
+            with np.errstate(all="ignore"):
+                xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), dtype=float)
+            inside = np.count_nonzero(
+                (xy[:, 0] > 0.5)
+                & (xy[:, 0] < width + 0.5)
+                & (xy[:, 1] > 0.5)
+                & (xy[:, 1] < height + 0.5)
+            )
             if inside >= MIN_REFERENCE_STARS:
                 return stars, "G" if stars.catalogue == "gaia" else "VT"
     # Imported here: the index reader brings astropy and scipy (half a second).
@@ -793,6 +813,7 @@ def _finish_solved(
     final: FinalFit,
     image: Any,
     sources: SourceList,
+    fit_sources: SourceList,
     out_dir: Path,
     config: EngineConfig,
     note: Progress,
@@ -846,7 +867,7 @@ def _finish_solved(
     if config.write_files:
         assert result.calibration is not None
         corr = _write_corr(
-            out_dir / FILE_NAMES["corr"], final, wcs, sources, result.calibration.pixscale
+            out_dir / FILE_NAMES["corr"], final, wcs, fit_sources, result.calibration.pixscale
         )
         if corr is not None:
             result.files["corr"] = corr
@@ -877,7 +898,7 @@ def _finish_solved(
         catalog_xy = _catalog_xy(rdls, full)
         _pictures(
             result, image, sources, full, catalog_xy, annotations, out_dir,
-            residuals=_residual_arrows(final, wcs, sources),
+            residuals=_residual_arrows(final, wcs, fit_sources),
         )  # fmt: skip
 
 

@@ -43,7 +43,9 @@ class StarShapes:
     fwhm_grid: list[list[float | None]]
 
 
-def fit_quality(result: Refit, *, band: str, mag: np.ndarray | None) -> dict[str, Any]:
+def fit_quality(
+    result: Refit, *, band: str, mag: np.ndarray | None, chosen_by: str | None = None
+) -> dict[str, Any]:
     """The quality fields of a refit, JSON-ready.
 
     Parameters
@@ -54,6 +56,8 @@ def fit_quality(result: Refit, *, band: str, mag: np.ndarray | None) -> dict[str
         The catalogue's magnitude band ("G" for Gaia, "VT" for Tycho-2).
     mag : ndarray or None
         The catalogue magnitudes (indexed by ``result.star_rows``).
+    chosen_by : str, optional
+        How the SIP order was chosen, when not by request or cross-validation.
     """
     fit = result.fit
     distance = np.hypot(fit.residual_x, fit.residual_y)
@@ -66,7 +70,8 @@ def fit_quality(result: Refit, *, band: str, mag: np.ndarray | None) -> dict[str
         "rms_arcsec": _round(fit.rms_px * scale, 4),
         "median_arcsec": _round(float(np.median(distance)) * scale, 4),
         "sip_order": order,
-        "order_chosen_by": "request" if result.order_requested else "cross-validation",
+        "order_chosen_by": chosen_by
+        or ("request" if result.order_requested else "cross-validation"),
         "ra_error_arcsec": _round(fit.ra_error, 5),
         "dec_error_arcsec": _round(fit.dec_error, 5),
         "pixscale_error": _round(fit.scale_error, 7),

@@ -30,8 +30,6 @@ from skysolve.engine.fastpath.tansip import (
 MAX_ORDER = 5
 #: A polynomial needs at least this many stars per coefficient (per axis) to be tried.
 STARS_PER_TERM = 4
-#: Folds of the cross-validation that chooses the order.
-FOLDS = 5
 #: A higher order is taken only when it lowers the cross-validated error by this share.
 ORDER_GAIN = 0.03
 
@@ -188,12 +186,11 @@ def choose_order(
     crval: tuple[float, float],
     max_order: int = MAX_ORDER,
 ) -> tuple[int, dict[int, float]]:
-    """The SIP order the stars support, by ``FOLDS``-fold cross-validation.
+    """The SIP order the stars support, by leave-one-out cross-validation.
 
-    Each order from 1 (TAN) to the highest the number of stars allows is fitted
-    to four fifths of the stars and scored on the rest (folds by position in
-    the list, so the choice is the same on every run); the lowest order whose
-    cross-validated RMS is within ``ORDER_GAIN`` of the best wins.
+    Each order from 1 (TAN) to the highest the number of stars allows is scored
+    by how well it predicts each star from all the others; the lowest order
+    whose cross-validated RMS is within ``ORDER_GAIN`` of the best wins.
 
     Returns
     -------
@@ -208,32 +205,20 @@ def choose_order(
     n = len(x)
     top = usable_order(n, max_order)
     # One design matrix at the highest order: the terms of a lower order are its
-    # first columns.  Normal equations per fold (the whole set's minus the
-    # fold's) cost a few small solves instead of a least squares per fold.
+    # first columns.  Leave-one-out residuals come from the hat matrix's
+    # diagonal, r / (1 - h): exact, and the same on every run.
     design = sip_design(x - crpix[0], y - crpix[1], sip_terms(top), s)
-    fold = np.arange(n) % FOLDS
-    parts = [(design[fold == k], plane[fold == k]) for k in range(FOLDS)]
-    gram_all = design.T @ design
-    rhs_all = design.T @ plane
     scores: dict[int, float] = {}
     pixel_deg = math.nan
     for order in range(1, top + 1):
-        p = len(sip_terms(order))
-        squared = 0.0
-        for d_k, t_k in parts:
-            if len(d_k) == 0:
-                continue
-            d_k = d_k[:, :p]
-            gram = gram_all[:p, :p] - d_k.T @ d_k
-            rhs = rhs_all[:p] - d_k.T @ t_k
-            try:
-                coef = np.linalg.solve(gram, rhs)
-            except np.linalg.LinAlgError:
-                coef = np.linalg.lstsq(gram, rhs, rcond=None)[0]
-            squared += float(np.sum((t_k - d_k @ coef) ** 2))
-            if order == 1 and math.isnan(pixel_deg):
-                pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
-        scores[order] = math.sqrt(squared / max(1, n)) / pixel_deg
+        d = design[:, : len(sip_terms(order))]
+        q, r = np.linalg.qr(d)
+        coef = np.linalg.lstsq(r, q.T @ plane, rcond=None)[0]
+        hat = np.minimum(np.sum(q * q, axis=1), 0.999)
+        loo = (plane - d @ coef) / (1.0 - hat)[:, None]
+        if order == 1:
+            pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+        scores[order] = float(np.sqrt(np.mean(np.sum(loo**2, axis=1)))) / pixel_deg
     best = min(scores.values())
     for order in sorted(scores):
         if scores[order] <= best * (1.0 + ORDER_GAIN):
