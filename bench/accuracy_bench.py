@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -342,7 +341,7 @@ def spread(case: Case, limit: float, fastpath: bool, times: int, loader: str) ->
     headers = []
     for _ in range(times):
         with tempfile.TemporaryDirectory(prefix="acc-bench-rep-") as tmp:
-            busy = subprocess.Popen(  # noqa: S603 - fixed argument list
+            busy = subprocess.Popen(
                 skysolve_command(loader, Path(tmp) / "load", limit, fastpath),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -399,8 +398,12 @@ def table(scores: list[Score], refs: dict[str, Reference | None]) -> str:
                 f"{_f(s.largest, '.2f')} | {_f(s.centre, '.2f')} | "
                 f"{_f(s.scale_error, '+.3f')} | {s.seconds:.1f} |"
             )
-    lines += ["", "| tool | solved | median matched | median RMS px | median largest offset px "
-              "| median centre px | median abs scale error % | median s |", "|" + "---|" * 8]  # fmt: skip
+    lines += [
+        "",
+        "| tool | solved | median matched | median RMS px | median largest offset px "
+        "| median centre px | median abs scale error % | median s |",
+        "|" + "---|" * 8,
+    ]
     for tool in TOOLS:
         mine = [s for s in scores if s.tool == tool]
         ok = [s for s in mine if s.solved]
