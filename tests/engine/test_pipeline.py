@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from skysolve.engine.fitting.quality import read_residuals
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
 from skysolve.engine.results import SolveResult, SourceList, nova_orientation
@@ -436,6 +437,9 @@ def test_every_answer_says_how_good_it_is(tmp_path: Path) -> None:
         assert len(table) == q["matched_stars"]
         rms = np.sqrt(np.mean(table["residual_x"] ** 2 + table["residual_y"] ** 2))
         assert rms == pytest.approx(q["rms_px"], abs=1e-3)
+    # What a sender that kept the image draws its arrows from.
+    arrows = read_residuals(result.files["corr"])
+    assert arrows is not None and arrows.shape == (q["matched_stars"], 4)
     assert result.files["residuals_display"].read_bytes()[:4] == b"\x89PNG"
 
 

@@ -310,6 +310,21 @@ def write_corr(
     )
 
 
+def read_residuals(path: Path | None) -> np.ndarray | None:
+    """Rows of (x, y, dx, dy) from a ``corr.fits`` written by :func:`write_corr`
+    (None when there is none, or it has no residual columns: a solver's own)."""
+    if path is None or not Path(path).is_file():
+        return None
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        table = hdul[1].data
+        if table is None or "residual_x" not in table.columns.names:
+            return None
+        columns = ("field_x", "field_y", "residual_x", "residual_y")
+        return np.column_stack([np.asarray(table[name], dtype=float) for name in columns])
+
+
 def _round(value: float, digits: int) -> float | None:
     if value is None or not math.isfinite(value):
         return None
