@@ -712,12 +712,6 @@ def _run_solvers(
     return outcome, sources
 
 
-#: Fewer fast-path reference stars than this in the field: the final fit matches
-#: against the densest index file's stars instead (Tycho-2 to V_T 15 against Gaia
-#: to G 10: narrow fields).
-MIN_REFERENCE_STARS = 300
-
-
 def _start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS | Any:
     """The solver's WCS: the fast path's own model, or astropy's of its header."""
     if outcome.wcs_model is not None:
@@ -726,48 +720,55 @@ def _start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS 
     return wcs_from_header(outcome.wcs_header, width, height)
 
 
+#: Fewer fast-path reference stars than this in the frame: the final fit matches
+#: against the densest index file's stars instead (Tycho-2 to V_T 15 against
+#: Gaia to G 10: narrower or sparser fields).
+MIN_REFERENCE_STARS = 100
+
+
 def _refit_stars(
     config: EngineConfig, wcs: Any, width: int, height: int
 ) -> tuple[Catalogue, str] | None:
     """The catalogue the final fit matches against, and its magnitude band.
 
-    The fast path's reference stars when its database is installed and they
-    are dense enough in this field, else the densest index file's: the choice
-    depends on the field only, never on which solver or index found it.
+    The fast path's reference stars (in memory already after a fast-path
+    answer) where ``MIN_REFERENCE_STARS`` of them fall in the frame, else the
+    densest index file's stars around the field.  The choice depends on the
+    field and the installed files, never on which solver or index found it.
     """
     from skysolve.engine.fastpath import reference_stars
 
     cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
     corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, height + 0.5]])
+    corners = np.vstack([corners, [[0.5, height + 0.5], [width + 0.5, 0.5]]])
     ra, dec = np.radians(np.asarray(wcs.all_pix2world(corners, 1), dtype=float)).T
     xyz = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-    reach = float(np.max(np.arccos(np.clip(xyz[1:] @ xyz[0], -1.0, 1.0))))
+    reach = math.degrees(float(np.max(np.arccos(np.clip(xyz[1:] @ xyz[0], -1.0, 1.0)))))
     if config.fastpath_db is not None:
         try:
             stars = reference_stars(config.fastpath_db)
         except ConfigurationError:
             stars = None
         if stars is not None:
-            cone = np.flatnonzero(stars.xyz @ xyz[0] >= math.cos(reach))
+            cone = np.flatnonzero(stars.xyz @ xyz[0] >= math.cos(math.radians(reach)))
             sky = np.column_stack([np.asarray(stars.ra)[cone], np.asarray(stars.dec)[cone]])
             with np.errstate(all="ignore"):
                 xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), dtype=float)
-            inside = np.count_nonzero(
-                (xy[:, 0] > 0.5)
-                & (xy[:, 0] < width + 0.5)
-                & (xy[:, 1] > 0.5)
-                & (xy[:, 1] < height + 0.5)
-            )
-            if inside >= MIN_REFERENCE_STARS:
+            inside = (xy[:, 0] > 0.5) & (xy[:, 0] < width + 0.5)
+            inside &= (xy[:, 1] > 0.5) & (xy[:, 1] < height + 0.5)
+            if np.count_nonzero(inside) >= MIN_REFERENCE_STARS:
                 return stars, "G" if stars.catalogue == "gaia" else "VT"
-    # Imported here: the index reader brings astropy and scipy (half a second).
-    from skysolve.engine.catalog import default_catalog
+    # Imported here: the index reader brings astropy (a quarter of a second).
+    from skysolve.engine.catalog import densest_index, index_cone
 
     try:
-        catalogue = default_catalog(config.index_dirs)
-    except ConfigurationError:
+        path = densest_index(config.index_dirs)
+        stars_near = index_cone(
+            path, math.degrees(ra[0]), math.degrees(dec[0]), reach * 1.15 + 0.05
+        )
+    except SolveError:  # no index files, or a broken one: the verified answer stands
         return None
-    return catalogue, "VT"
+    return stars_near, "VT"
 
 
 def _final_fit(
