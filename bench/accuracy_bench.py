@@ -298,8 +298,8 @@ def score_all(case: Case, answers: list[Answer]) -> tuple[list[Score], Reference
         ii = np.array([i for i, _ in agreed])
         jj = np.array([j for _, j in agreed])
         reference = Reference(x[ii], y[ii], ra[jj], dec[jj], w, h)
-    gx, gy = np.meshgrid(np.linspace(0.5, w + 0.5, GRID), np.linspace(0.5, h + 0.5, GRID))
-    gx, gy = gx.ravel(), gy.ravel()
+    mesh = np.meshgrid(np.linspace(0.5, w + 0.5, GRID), np.linspace(0.5, h + 0.5, GRID))
+    gx, gy = mesh[0].ravel(), mesh[1].ravel()
     cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
     for a in solved:
         wcs = wcses[a.tool]
