@@ -210,12 +210,15 @@ def choose_order(
     design = sip_design(x - crpix[0], y - crpix[1], sip_terms(top), s)
     scores: dict[int, float] = {}
     pixel_deg = math.nan
+    # The first p columns of Q span the first p columns of the design: one QR
+    # serves every order.
+    q, r = np.linalg.qr(design)
+    qt_plane = q.T @ plane
     for order in range(1, top + 1):
-        d = design[:, : len(sip_terms(order))]
-        q, r = np.linalg.qr(d)
-        coef = np.linalg.lstsq(r, q.T @ plane, rcond=None)[0]
-        hat = np.minimum(np.sum(q * q, axis=1), 0.999)
-        loo = (plane - d @ coef) / (1.0 - hat)[:, None]
+        p = len(sip_terms(order))
+        coef = np.linalg.solve(r[:p, :p], qt_plane[:p])
+        hat = np.minimum(np.sum(q[:, :p] ** 2, axis=1), 0.999)
+        loo = (plane - design[:, :p] @ coef) / (1.0 - hat)[:, None]
         if order == 1:
             pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
         scores[order] = float(np.sqrt(np.mean(np.sum(loo**2, axis=1)))) / pixel_deg
