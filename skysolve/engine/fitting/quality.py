@@ -24,7 +24,7 @@ from skysolve.engine.fitting.refine import Refit
 #: Fewer matched, unsaturated stars than this give no zero point and no star shapes.
 MIN_PHOTOMETRY_STARS = 5
 #: Stars measured for their shape at most (the brightest unsaturated ones).
-SHAPE_STARS = 80
+SHAPE_STARS = 50
 #: A star whose peak reaches this share of the image's maximum is taken as saturated.
 SATURATED_SHARE = 0.9
 #: Cells per side of the grid over which the FWHM is given across the frame.

@@ -48,6 +48,9 @@ CLIP_SIGMAS = 4.0
 #: Catalogue stars are taken, brightest first, until a source dropped at random
 #: would land within the match radius of one with this probability.
 CHANCE_PER_SOURCE = 0.02
+#: A growth step that moves no star in the frame by more than this share of the
+#: match radius ends the growth.
+STABLE_SHARE = 0.2
 #: Iterations of the whole-frame match at most.
 MAX_ROUNDS = 10
 #: A refit whose matches are likelier than this to be chance says the answer is wrong.
@@ -197,6 +200,7 @@ def refit(
     previous: tuple[bytes, bytes] | None = None
     rounds = 0
     schedule: list[float | None] = [*GROWTH, *([None] * MAX_ROUNDS)]
+    last_xy: tuple[np.ndarray, np.ndarray] | None = None
     for share in schedule:
         if share is not None:
             radius = GROW_RADIUS * pos_err
@@ -206,6 +210,14 @@ def refit(
             radius = min(GROW_RADIUS * pos_err, max(MIN_RADIUS * pos_err, RADIUS_SIGMAS * sigma))
             region = np.ones(len(x), dtype=bool)
         px, py = project(model, radius)
+        if share is not None and last_xy is not None and share < 1.0:
+            # The fit through the centre puts every star in the frame where the
+            # model before it did: the start was good, growing further is moot.
+            with np.errstate(invalid="ignore"):
+                moved = np.hypot(px - last_xy[0], py - last_xy[1])
+            if np.any(np.isfinite(moved)) and np.nanmax(moved) < STABLE_SHARE * radius:
+                continue
+        last_xy = (px, py)
         sel = np.flatnonzero(region)
         s_rows, c_rows = match_one_to_one(x[sel], y[sel], px, py, radius)
         s_rows = sel[s_rows]
