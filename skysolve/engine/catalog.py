@@ -161,8 +161,14 @@ class _Extension:
     nbytes: int
 
 
-def _open_extensions(path: Path) -> tuple[fits.Header, dict[str, _Extension], list[_Extension]]:
-    """Primary header, extensions by TTYPE1, and all extensions in file order."""
+def _open_extensions(
+    path: Path, *, read_all: bool = True
+) -> tuple[fits.Header, dict[str, _Extension], list[_Extension]]:
+    """Primary header, extensions by TTYPE1, and all extensions in file order.
+
+    ``read_all`` reads every extension's data to catch a truncated file early
+    (astropy only warns); without it only the headers are read (a short read of
+    the parts used is still caught by :func:`_read_bytes`)."""
     if not path.is_file():
         raise BadInputError(f"{path}: no such index file")
     try:
@@ -172,7 +178,8 @@ def _open_extensions(path: Path) -> tuple[fits.Header, dict[str, _Extension], li
         with hdul:
             with warnings.catch_warnings(record=True) as more:
                 warnings.simplefilter("always")
-                hdul.readall()
+                if read_all:
+                    hdul.readall()
             caught.extend(more)
             primary = hdul[0].header.copy()
             ordered: list[_Extension] = []
@@ -272,7 +279,7 @@ def index_cone(path: Path, ra: float, dec: float, radius_deg: float) -> StarCata
     path = Path(path)
     st = path.stat() if path.is_file() else None
     key = (str(path.resolve()), st.st_mtime_ns if st else 0, st.st_size if st else 0)
-    xyz, mag = _cached_index_xyz(key)
+    xyz, mag = _cached_index_xyz(key)  # headers only: the 141 MB file is not read whole
     centre = radec_to_xyz(np.array([ra]), np.array([dec]))[0]
     rows = np.flatnonzero(xyz @ centre >= math.cos(math.radians(min(180.0, radius_deg))))
     part = xyz[rows]
@@ -284,13 +291,13 @@ def index_cone(path: Path, ra: float, dec: float, radius_deg: float) -> StarCata
 
 @lru_cache(maxsize=2)
 def _cached_index_xyz(key: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    return _read_index_xyz(Path(key[0]))
+    return _read_index_xyz(Path(key[0]), read_all=False)
 
 
-def _read_index_xyz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_index_xyz(path: Path, *, read_all: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Unit vectors ``(n, 3)`` and magnitudes (or None) of an index file's stars."""
     path = Path(path)
-    primary, by_name, ordered = _open_extensions(path)
+    primary, by_name, ordered = _open_extensions(path, read_all=read_all)
     for needed in ("kdtree_header_stars", "kdtree_data_stars"):
         if needed not in by_name:
             raise BadInputError(f"{path}: not an astrometry.net index file (no {needed} table)")
