@@ -77,9 +77,10 @@ def test_it_answers_a_real_jpeg_as_nova(real_server: LiveServer, shared_images: 
     quality = info["quality"]
     assert quality["matched_stars"] > 300 and quality["rms_px"] < 0.5
     assert quality["sip_order"] >= 3
+    # The pictures follow the answer: the file URL waits for them.
+    assert requests.get(f"{url}/residuals_display/{job_id}").content[:4] == b"\x89PNG"
     page = requests.get(f"{url}/results/{job_id}").text
     assert "How good the fit is" in page and f"/residuals_display/{job_id}" in page
-    assert requests.get(f"{url}/residuals_display/{job_id}").content[:4] == b"\x89PNG"
     assert set(info["machine_tags"]) <= set(info["tags"])
     bright = _json(requests.get(f"{url}/api/jobs/{job_id}/annotations?nbright=3"))
     assert len([a for a in bright["annotations"] if a["type"] == "bright"]) == 3
