@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak bench-allsky bench-scale serve clean screenshots
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-accuracy bench-load bench-soak bench-allsky bench-scale serve clean screenshots
 
 setup: system-packages venv fastpath-db
 
@@ -97,6 +97,12 @@ bench-target: setup
 BENCH_REAL_ARGS ?=
 bench-real: setup
 	nice $(BIN)/python bench/real_bench.py $(BENCH_REAL_ARGS)
+
+# How well each tool's WCS fits: every corpus image solve-field solves (and
+# apod2-4), blind, scored against the same sources, Tycho-2 stars and an
+# independent reference (bench/accuracy_bench.py).
+bench-accuracy: setup
+	nice $(BIN)/python bench/accuracy_bench.py --shared
 
 # 200 clients polling the status API while 50 star lists are solved (gunicorn
 # on PostgreSQL), and 1000 star lists in a row with an audit of memory, file

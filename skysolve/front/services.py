@@ -61,6 +61,7 @@ RESULT_FILES: list[tuple[str, str, str]] = [
     ("red_green_full", "red_green_image_full", "sources vs catalogue, full size"),
     ("extraction_full", "extraction_image_full", "detected sources, full size"),
     ("grid_full", "grid_full", "RA/Dec grid, full size"),
+    ("residuals_full", "residuals_full", "fit residuals as arrows, full size"),
     ("log", "joblog", "solver log"),
 ]
 
@@ -70,6 +71,7 @@ OVERLAYS: list[tuple[str, str, str]] = [
     ("extraction_display", "extraction_image_display", "sources"),
     ("red_green_display", "red_green_image_display", "catalogue stars"),
     ("grid_display", "grid_display", "grid"),
+    ("residuals_display", "residuals_display", "fit residuals"),
 ]
 
 STAGE_LABELS = {
@@ -741,9 +743,13 @@ def upload_settings(parameters: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Position", position),
         ("Parity", PARITY_TEXT.get(p.get("parity", 2), str(p.get("parity")))),
         ("Downsample", f"{downsample:g}×" if downsample else "automatic"),
-        ("Tweak (SIP) order", str(p.get("tweak_order", 2))),
+        ("Tweak (SIP) order", _tweak_text(p.get("tweak_order"))),
         ("Source extractor", extractor),
     ]
+
+
+def _tweak_text(order: Any) -> str:
+    return "chosen by the fit" if order is None else str(order)
 
 
 def detected_stars(job: Job) -> int | None:
@@ -858,6 +864,73 @@ def object_groups(job: Job) -> list[list[str]]:
     return shown
 
 
+def quality_rows(job: Job) -> list[CalibrationRow]:
+    """How good the calibration is, in words and numbers (empty when not measured)."""
+    q = job.quality()
+    if not q or not q.get("matched_stars"):
+        return []
+
+    def number(key: str, fmt: str, unit: str = "") -> str:
+        value = q.get(key)
+        return "—" if value is None else f"{value:{fmt}}{unit}"
+
+    order = q.get("sip_order") or 0
+    how = "requested" if q.get("order_chosen_by") == "request" else "chosen by cross-validation"
+    band = f" ({q['band']} catalogue)" if q.get("band") else ""
+    distortion = f"SIP order {order} ({how})" if order else f"none ({how})"
+    if q.get("lens_projection"):
+        distortion = f"all-sky lens model, {q['lens_projection']} projection (lens file)"
+    rows = [
+        CalibrationRow("Matched stars", f"{q['matched_stars']}{band}"),
+        CalibrationRow(
+            "Residuals",
+            f"RMS {number('rms_px', '.3f', ' px')} = {number('rms_arcsec', '.2f', '″')}, "
+            f"median {number('median_px', '.3f', ' px')}",
+        ),
+        CalibrationRow("Distortion", distortion),
+        CalibrationRow(
+            "Centre uncertainty (1σ)",
+            f"RA {number('ra_error_arcsec', '.3g', '″')}, "
+            f"Dec {number('dec_error_arcsec', '.3g', '″')}",
+        ),
+        CalibrationRow(
+            "Scale, rotation uncertainty (1σ)",
+            f"{number('pixscale_error', '.2g', ' arcsec/pixel')}, "
+            f"{number('rotation_error_deg', '.2g', '°')}",
+        ),
+        CalibrationRow("Faintest matched star", number("limiting_mag", ".2f", " mag")),
+    ]
+    if q.get("zero_point") is not None:
+        rows.append(
+            CalibrationRow(
+                "Photometric zero point",
+                f"{q['zero_point']:.2f} ± {number('zero_point_scatter', '.2f')} mag "
+                f"({q.get('zero_point_stars')} stars; mag + 2.5 log10 flux)",
+            )
+        )
+    if q.get("fwhm_px") is not None:
+        rows.append(
+            CalibrationRow(
+                "Star shapes",
+                f"FWHM {q['fwhm_px']:.2f} px, elongation {number('elongation', '.2f')} "
+                f"(median of {q.get('shape_stars')} stars)",
+            )
+        )
+    if q.get("refit") is False:
+        rows.append(CalibrationRow("Final fit", "not better than the solver's own: kept"))
+    return rows
+
+
+def display_up(job: Job, orientation: float) -> float:
+    """Position angle (degrees East of North, in [0, 360)) of the displayed picture's up.
+
+    ``orientation`` is the +y axis's; FITS pictures are shown with +y up, every
+    other input (and a star list's canvas) with +y down.
+    """
+    bottom_up = (job.result or {}).get("image_format") == "fits"
+    return (orientation if bottom_up else orientation + 180.0) % 360.0
+
+
 def reproduce_command(job: Job) -> str:
     command = [str(part) for part in (job.result or {}).get("command") or []]
     filename = job.user_image.original_filename
@@ -961,6 +1034,7 @@ def results(job: Job) -> dict[str, Any]:
         "owner": owner.username if owner is not None else "anonymous",
         "public": image.is_public and submission.is_public,
         "calibration": calibration_rows(job),
+        "quality": quality_rows(job),
         "overlays": overlays,
         "downloads": downloads,
         "objects": object_groups(job),

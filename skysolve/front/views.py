@@ -440,6 +440,10 @@ def my_submissions(request: HttpRequest) -> HttpResponse:
     return render(request, "front/my_submissions.html", ctx)
 
 
+#: What a position search looks for when the form names nothing else.
+DEFAULT_MODE = services.OVERLAP
+
+
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     errors: list[str] = []
@@ -462,7 +466,7 @@ def search(request: HttpRequest) -> HttpResponse:
         object_name=params.get("object", "").strip()[:200],
         tag=params.get("tag", "").strip()[:200],
         username=params.get("user", "").strip()[:150],
-        mode=mode if (mode := params.get("mode", "")) in services.SEARCH_MODES else services.OVERLAP,
+        mode=mode if (mode := params.get("mode", "")) in services.SEARCH_MODES else DEFAULT_MODE,
     )
     cards = [] if errors else services.search(query)
     ctx = {

@@ -619,6 +619,13 @@ class Job(RandomIdModel):
             data["orientation"] = nova_orientation(data["orientation"], image_format)
         return data
 
+    def quality(self) -> dict[str, Any] | None:
+        """How good the calibration is (:mod:`skysolve.engine.fitting.quality`), or None."""
+        if not self.has_calibration or not self.result:
+            return None
+        found = self.result.get("quality")
+        return dict(found) if isinstance(found, dict) else None
+
     def objects_in_field(self) -> list[str]:
         if not self.result:
             return []
