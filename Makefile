@@ -11,7 +11,7 @@ DEB_PACKAGES := astrometry.net astrometry-data-tycho2 source-extractor chromium 
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-load bench-soak bench-allsky bench-wide serve clean screenshots
+.PHONY: setup system-packages venv fastpath-db client-tools test lint typecheck unit unit-postgres bench bench-target bench-real bench-accuracy bench-load bench-soak bench-allsky bench-wide bench-scale serve clean screenshots
 
 setup: system-packages venv fastpath-db
 
@@ -74,7 +74,7 @@ unit: setup client-tools
 
 unit-postgres: setup
 	@if $(BIN)/python tests/check_services.py postgresql; then \
-	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q -m "not slow" tests/web tests/api tests/queue tests/ops tests/hardening; \
+	  DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -q -m "not slow" tests/web tests/api tests/queue tests/ops tests/hardening tests/front/test_scale_queries.py tests/front/test_search.py; \
 	else \
 	  echo "*** PostgreSQL is not reachable: the PostgreSQL run was NOT done ***"; \
 	  [ "$$SKYSOLVE_REQUIRE_SERVICES" != 1 ]; \
@@ -98,6 +98,12 @@ BENCH_REAL_ARGS ?=
 bench-real: setup
 	nice $(BIN)/python bench/real_bench.py $(BENCH_REAL_ARGS)
 
+# How well each tool's WCS fits: every corpus image solve-field solves (and
+# apod2-4), blind, scored against the same sources, Tycho-2 stars and an
+# independent reference (bench/accuracy_bench.py).
+bench-accuracy: setup
+	nice $(BIN)/python bench/accuracy_bench.py --shared
+
 # 200 clients polling the status API while 50 star lists are solved (gunicorn
 # on PostgreSQL), and 1000 star lists in a row with an audit of memory, file
 # descriptors, database rows and the data directory (SQLite).
@@ -114,6 +120,16 @@ bench-allsky: setup
 # Synthetic wide-angle frames through the fast path's blind ladder, old guesses and new.
 bench-wide: setup
 	$(BIN)/python bench/wide_bench.py
+
+# nova's size: SCALE_N submissions seeded by SQL into PostgreSQL database
+# SCALE_DB (dropped first), then every page and API list timed against
+# `skysolve serve` (bench/scale_bench.py; 1M takes a few minutes to seed).
+SCALE_DB ?= skysolve_scale
+SCALE_N ?= 1000000
+bench-scale: setup
+	dropdb -h 127.0.0.1 -U postgres --if-exists $(SCALE_DB)
+	$(BIN)/python bench/scale_bench.py seed --db $(SCALE_DB) --submissions $(SCALE_N)
+	$(BIN)/python bench/scale_bench.py measure --db $(SCALE_DB) --label "this checkout"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -36,6 +36,8 @@ RESULT_FILES: dict[str, str] = {
     "extraction_image_full": "extraction_full",
     "grid_display": "grid_display",
     "grid_full": "grid_full",
+    "residuals_display": "residuals_display",
+    "residuals_full": "residuals_full",
     "joblog": "log",
 }
 

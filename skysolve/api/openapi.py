@@ -148,6 +148,8 @@ FILES: dict[str, tuple[str, str]] = {
     "extraction_image_full": ("detected sources, full size", "image/png"),
     "grid_display": ("RA/Dec grid, display size", "image/png"),
     "grid_full": ("RA/Dec grid, full size", "image/png"),
+    "residuals_display": ("fit residuals as arrows, display size", "image/png"),
+    "residuals_full": ("fit residuals as arrows, full size", "image/png"),
     "joblog": ("solver log", "text/plain"),
 }
 

@@ -129,6 +129,10 @@ def info(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
     short = _short_calibration(values)
     if short is not None:
         data["calibration"] = short
+        # skysolve's addition (nova has no such field): how good the calibration is.
+        quality = job.quality()
+        if quality is not None:
+            data["quality"] = quality
     return responses.json_response(data)
 
 

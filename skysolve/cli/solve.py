@@ -45,7 +45,12 @@ def register(subparsers: Any) -> None:
     g.add_argument("--radius", type=float, help="search radius around --ra/--dec, degrees")
     g = p.add_argument_group("solver")
     g.add_argument("--parity", type=int, choices=(0, 1, 2), default=2, help="0 pos, 1 neg, 2 both")
-    g.add_argument("--tweak-order", type=int, default=2, help="SIP order, 0 for none")
+    g.add_argument(
+        "--tweak-order",
+        type=int,
+        default=None,
+        help="SIP order of the final fit, 0 for none (default: the order the stars support)",
+    )
     g.add_argument("--crpix-center", action="store_true", help="reference pixel at the centre")
     g.add_argument("--positional-error", type=float, default=1.0, help="star position error, px")
     g.add_argument("--downsample", type=float, help="bin the image before finding stars")

@@ -309,7 +309,9 @@ class AstrometryNetSolver(Solver):
         workdir: Path,
         timeout: float,
     ) -> _Run:
-        pdir = workdir / f"engine-{k}"
+        # The engine runs inside its directory (cwd=pdir): every path it is
+        # given, in its command and in the .axy, must not be relative to ours.
+        pdir = Path(workdir).absolute() / f"engine-{k}"
         pdir.mkdir(parents=True, exist_ok=True)
         outputs = {
             name: pdir / f"field.{name}" for name in ("solved", "match", "rdls", "wcs", "corr")

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from scipy.spatial import cKDTree
 
 from skysolve.engine.indexes import read_index_header
 from skysolve.errors import BadInputError, ConfigurationError, CorruptFileError
@@ -95,8 +94,11 @@ class StarCatalog:
         return radec_to_xyz(self.ra, self.dec)
 
     @cached_property
-    def _tree(self) -> cKDTree:
-        # Built on first use only: a million-star tree takes about a second.
+    def _tree(self) -> Any:
+        # Built on first use only: a million-star tree takes about a second (and
+        # scipy half a second to import, which the final fit's cones never need).
+        from scipy.spatial import cKDTree
+
         return cKDTree(self.xyz)
 
     def take(self, index: np.ndarray | slice) -> StarCatalog:
@@ -146,7 +148,7 @@ def radec_to_xyz(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 def xyz_to_radec(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """RA in [0, 360) and Dec, degrees, from vectors ``(n, 3)`` (normalised first)."""
     v = np.asarray(xyz, dtype=float)
-    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    v = v / np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
     ra = np.degrees(np.arctan2(v[:, 1], v[:, 0])) % 360.0
     dec = np.degrees(np.arcsin(np.clip(v[:, 2], -1.0, 1.0)))
     return ra, dec
@@ -159,8 +161,14 @@ class _Extension:
     nbytes: int
 
 
-def _open_extensions(path: Path) -> tuple[fits.Header, dict[str, _Extension], list[_Extension]]:
-    """Primary header, extensions by TTYPE1, and all extensions in file order."""
+def _open_extensions(
+    path: Path, *, read_all: bool = True
+) -> tuple[fits.Header, dict[str, _Extension], list[_Extension]]:
+    """Primary header, extensions by TTYPE1, and all extensions in file order.
+
+    ``read_all`` reads every extension's data to catch a truncated file early
+    (astropy only warns); without it only the headers are read (a short read of
+    the parts used is still caught by :func:`_read_bytes`)."""
     if not path.is_file():
         raise BadInputError(f"{path}: no such index file")
     try:
@@ -170,7 +178,8 @@ def _open_extensions(path: Path) -> tuple[fits.Header, dict[str, _Extension], li
         with hdul:
             with warnings.catch_warnings(record=True) as more:
                 warnings.simplefilter("always")
-                hdul.readall()
+                if read_all:
+                    hdul.readall()
             caught.extend(more)
             primary = hdul[0].header.copy()
             ordered: list[_Extension] = []
@@ -251,8 +260,44 @@ def read_index_stars(path: Path) -> StarCatalog:
     CorruptFileError
         The kd-tree is truncated or inconsistent.
     """
+    xyz, mag = _read_index_xyz(Path(path))
+    ra, dec = xyz_to_radec(xyz) if len(xyz) else (np.zeros(0), np.zeros(0))
+    catalog = StarCatalog(ra=ra, dec=dec, mag=mag, source=str(path))
+    catalog.__dict__["xyz"] = xyz  # the unit vectors read (cached_property's slot)
+    return catalog
+
+
+def index_cone(path: Path, ra: float, dec: float, radius_deg: float) -> StarCatalog:
+    """The stars of one index file within ``radius_deg`` of (``ra``, ``dec``).
+
+    The file's unit vectors are read once per process (and file version) and
+    kept; a cone is a dot product over them, so a field's stars cost tens of
+    milliseconds where the whole catalogue as RA/Dec costs a second.
+
+    Raises as :func:`read_index_stars`.
+    """
     path = Path(path)
-    primary, by_name, ordered = _open_extensions(path)
+    st = path.stat() if path.is_file() else None
+    key = (str(path.resolve()), st.st_mtime_ns if st else 0, st.st_size if st else 0)
+    xyz, mag = _cached_index_xyz(key)  # headers only: the 141 MB file is not read whole
+    centre = radec_to_xyz(np.array([ra]), np.array([dec]))[0]
+    rows = np.flatnonzero(xyz @ centre >= math.cos(math.radians(min(180.0, radius_deg))))
+    part = xyz[rows]
+    r, d = xyz_to_radec(part) if len(rows) else (np.zeros(0), np.zeros(0))
+    catalog = StarCatalog(ra=r, dec=d, mag=None if mag is None else mag[rows], source=str(path))
+    catalog.__dict__["xyz"] = part
+    return catalog
+
+
+@lru_cache(maxsize=2)
+def _cached_index_xyz(key: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    return _read_index_xyz(Path(key[0]), read_all=False)
+
+
+def _read_index_xyz(path: Path, *, read_all: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Unit vectors ``(n, 3)`` and magnitudes (or None) of an index file's stars."""
+    path = Path(path)
+    primary, by_name, ordered = _open_extensions(path, read_all=read_all)
     for needed in ("kdtree_header_stars", "kdtree_data_stars"):
         if needed not in by_name:
             raise BadInputError(f"{path}: not an astrometry.net index file (no {needed} table)")
@@ -301,11 +346,10 @@ def read_index_stars(path: Path) -> StarCatalog:
                 cells = table.reshape(rows, row_bytes)[:, col_offset : col_offset + width]
                 mag = np.ascontiguousarray(cells).view(mag_dtype).ravel().astype(float)
 
-    norms = np.linalg.norm(xyz, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", xyz, xyz))  # a third of np.linalg.norm's time
     if ndata and not np.all(np.abs(norms - 1.0) < 1e-6):
         raise CorruptFileError(f"{path}: kd-tree star positions are not unit vectors")
-    ra, dec = xyz_to_radec(xyz) if ndata else (np.zeros(0), np.zeros(0))
-    return StarCatalog(ra=ra, dec=dec, mag=mag, source=str(path))
+    return xyz, mag
 
 
 def index_scale_range(path: Path) -> tuple[float, float]:
@@ -348,7 +392,7 @@ def _star_count(path: Path) -> int | None:
 
 
 @lru_cache(maxsize=4)
-def _default_catalog(index_dirs: tuple[Path, ...]) -> StarCatalog:
+def _densest_index(index_dirs: tuple[Path, ...]) -> Path:
     candidates: list[tuple[int, str]] = []
     for directory in index_dirs:
         if not directory.is_dir():
@@ -363,7 +407,43 @@ def _default_catalog(index_dirs: tuple[Path, ...]) -> StarCatalog:
         raise ConfigurationError(f"no astrometry.net index files with stars found in {dirs}")
     # Most stars wins; ties go to the first name so the choice is stable.
     best = min(candidates, key=lambda c: (-c[0], c[1]))
-    return read_index_stars(Path(best[1]))
+    return Path(best[1])
+
+
+def densest_index(index_dirs: Sequence[Path] = DEFAULT_INDEX_DIRS) -> Path:
+    """The densest index file in ``index_dirs``: the largest file, whose star count
+    is then checked (looked up once per process).
+
+    Opening every file's headers to count stars costs about 0.1 s for Debian's
+    thirteen Tycho-2 files; the largest one (index-tycho2-07, 141 MB) is the one
+    with the most stars there, and only it is opened.  Falls back to counting
+    when the largest file holds no star kd-tree.
+
+    Raises
+    ------
+    ConfigurationError
+        No index file with a star kd-tree was found.
+    """
+    return _largest_index(tuple(Path(d) for d in index_dirs))
+
+
+@lru_cache(maxsize=4)
+def _largest_index(index_dirs: tuple[Path, ...]) -> Path:
+    files: list[tuple[int, str]] = []
+    for directory in index_dirs:
+        if directory.is_dir():
+            for name in sorted(os.listdir(directory)):
+                if name.startswith("index") and name.endswith((".fits", ".fit")):
+                    path = directory / name
+                    files.append((-path.stat().st_size, str(path)))
+    if files and _star_count(Path(min(files)[1])) is not None:
+        return Path(min(files)[1])
+    return _densest_index(index_dirs)
+
+
+@lru_cache(maxsize=4)
+def _default_catalog(index_dirs: tuple[Path, ...]) -> StarCatalog:
+    return read_index_stars(_densest_index(index_dirs))
 
 
 def default_catalog(index_dirs: Sequence[Path] = DEFAULT_INDEX_DIRS) -> StarCatalog:

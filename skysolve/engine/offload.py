@@ -63,6 +63,7 @@ def draw_pictures(
     added to ``result.files`` (replacing any of the same name drawn without
     the pixels); returns ``result``.
     """
+    from skysolve.engine.fitting.quality import read_residuals
     from skysolve.engine.images import load_image
     from skysolve.engine.pipeline import _catalog_xy, _pictures
 
@@ -70,7 +71,12 @@ def draw_pictures(
     if result.solved and result.wcs_header is not None:
         wcs = wcs_from_header(result.wcs_header, result.image_width, result.image_height)
         catalog_xy = _catalog_xy(result.files.get("rdls"), wcs)
-        _pictures(result, image, sources, wcs, catalog_xy, result.annotations, out_dir)
+        # The final fit's residuals travelled in corr.fits.
+        residuals = read_residuals(result.files.get("corr"))
+        _pictures(
+            result, image, sources, wcs, catalog_xy, result.annotations, out_dir,
+            residuals=residuals,
+        )  # fmt: skip
     else:
         _pictures(result, image, sources, None, None, [], out_dir)
     return result

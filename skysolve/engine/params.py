@@ -124,7 +124,7 @@ class SolveParameters:
     center_dec: float | None = None
     radius: float | None = None
     parity: int = 2
-    tweak_order: int = 2
+    tweak_order: int | None = None
     crpix_center: bool = False
     positional_error: float = 1.0
     downsample_factor: float | None = None
@@ -271,7 +271,7 @@ class SolveParameters:
             raise InvalidParameterError(f"radius must be in (0, 180] degrees, not {self.radius!r}")
         if self.parity not in (0, 1, 2):
             raise InvalidParameterError(f"parity must be 0, 1 or 2, not {self.parity!r}")
-        if not (0 <= self.tweak_order <= 9):
+        if self.tweak_order is not None and not (0 <= self.tweak_order <= 9):
             raise InvalidParameterError(
                 f"tweak_order must be between 0 and 9, not {self.tweak_order!r}"
             )

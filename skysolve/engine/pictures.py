@@ -350,6 +350,42 @@ def _draw_sources(
         painter.circle(cx, cy, radius, color)
 
 
+#: Colour of the residual arrows (cyan, seen on any sky).
+RESIDUAL_CYAN = (0, 230, 255)
+#: The 90th-percentile residual arrow is drawn this share of the picture's longer side.
+RESIDUAL_ARROW_SHARE = 0.04
+
+
+def residual_gain(residuals: np.ndarray, longest: float) -> float:
+    """Image pixels of arrow per pixel of residual: the 90th-percentile residual
+    becomes ``RESIDUAL_ARROW_SHARE`` of the image's longer side ``longest``."""
+    length = np.hypot(residuals[:, 2], residuals[:, 3])
+    typical = float(np.percentile(length, 90)) if len(length) else 0.0
+    return RESIDUAL_ARROW_SHARE * longest / max(typical, 1e-3)
+
+
+def _draw_residuals(painter: _Painter, residuals: np.ndarray, gain: float) -> None:
+    """An arrow from each matched source towards where the fit puts its star,
+    ``gain`` times longer than the residual, and a scale bar in the corner."""
+    x, y, dx, dy = residuals[:, 0], residuals[:, 1], residuals[:, 2], residuals[:, 3]
+    px, py = painter.frame.to_picture(x, y)
+    qx, qy = painter.frame.to_picture(x + gain * dx, y + gain * dy)
+    dot = max(1.5, painter.line * 1.5)
+    for x0, y0, x1, y1 in zip(px.tolist(), py.tolist(), qx.tolist(), qy.tolist(), strict=True):
+        painter.draw.line((x0, y0, x1, y1), fill=RESIDUAL_CYAN, width=painter.line)
+        painter.draw.ellipse((x0 - dot, y0 - dot, x0 + dot, y0 + dot), fill=RESIDUAL_CYAN)
+    # Scale bar: the arrow of a 1-pixel residual (or 0.1 px when arrows are long).
+    unit = 1.0 if gain * painter.frame.scale >= 8 else 10.0
+    bar = gain * unit * painter.frame.scale
+    width, height = painter.picture.size
+    margin = max(8.0, width / 60)
+    y_bar = height - margin
+    painter.draw.line(
+        (margin, y_bar, margin + bar, y_bar), fill=RESIDUAL_CYAN, width=painter.line * 2
+    )
+    painter.label(margin, y_bar - margin, f"{unit:g} px residual", RESIDUAL_CYAN)
+
+
 def _source_radius(painter: _Painter) -> float:
     return max(4.0, max(painter.picture.size) / 160)
 
@@ -650,6 +686,7 @@ def make_pictures(
     catalog_xy: np.ndarray | None,
     annotations: Sequence[Annotation],
     out_dir: Path,
+    residuals: np.ndarray | None = None,
     overlay: Sequence[OverlayLine] = (),
 ) -> dict[str, Path]:
     """Write the result pictures of one solve.
@@ -675,6 +712,10 @@ def make_pictures(
         What :func:`skysolve.engine.annotations.objects_in_field` returned.
     out_dir : pathlib.Path
         Directory for the files (created when missing).
+    residuals : numpy.ndarray, optional
+        ``N x 4`` rows of (x, y, dx, dy): matched sources and their fit
+        residuals, pixels.  Given with a WCS: ``residuals_display``/
+        ``residuals_full`` (PNG) show them as arrows, scaled up.
     overlay : sequence of OverlayLine
         Drawn on the annotated pictures under the labels (a lens solution's
         constellation figures and horizon, curved through the lens).
@@ -718,6 +759,13 @@ def make_pictures(
         sizes.append(("display", display_scale))
     lines = grid_lines(wcs, width, height) if wcs is not None else []
     kinds = ["extraction"] if wcs is None else ["extraction", "red_green", "annotated", "grid"]
+    if residuals is not None:
+        residuals = np.asarray(residuals, dtype=float).reshape(-1, 4)
+        if wcs is not None and len(residuals):
+            kinds.append("residuals")
+    gain = 1.0
+    if residuals is not None and "residuals" in kinds:
+        gain = residual_gain(residuals, max(width, height))
 
     def make(kind: str, size_name: str, background: Image.Image, frame: _Frame) -> Path:
         picture = background.copy()
@@ -732,6 +780,9 @@ def make_pictures(
             _draw_annotations(painter, annotations)
         if kind == "grid":
             _draw_grid(painter, lines)
+        if kind == "residuals":
+            assert residuals is not None
+            _draw_residuals(painter, residuals, gain)
         if kind == "annotated":
             path = out_dir / f"{kind}_{size_name}.jpg"
             picture.save(path, format="JPEG", quality=90)

@@ -313,6 +313,10 @@ class SolveResult:
     peak_memory_mb: float | None = None
     #: What the input was, as :attr:`LoadedImage.format` names it; None for star lists.
     image_format: str | None = None
+    #: How good the answer is (:mod:`skysolve.engine.fitting.quality`): matched
+    #: stars, residuals, SIP order, uncertainties, limiting magnitude, zero
+    #: point, star shapes.  None when unsolved or nothing could be measured.
+    quality: dict[str, Any] | None = None
 
     @property
     def wcs(self) -> WCS | None:
@@ -338,6 +342,7 @@ class SolveResult:
             "command": list(self.command),
             "peak_memory_mb": self.peak_memory_mb,
             "image_format": self.image_format,
+            "quality": self.quality,
             "error": None if self.failure is None else error_to_dict(self.failure),
         }
 
@@ -380,6 +385,7 @@ class SolveResult:
                 n_sources=int(data.get("n_sources") or 0),
                 peak_memory_mb=data.get("peak_memory_mb"),
                 image_format=data.get("image_format"),
+                quality=dict(data["quality"]) if data.get("quality") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(f"{sender}'s result is malformed: {exc!r}") from None

@@ -17,9 +17,10 @@ from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from skysolve.submissions import services as submissions
+from skysolve.submissions import tagcounts
 from skysolve.submissions.models import (
     LICENCE_COMMERCIAL_CHOICES,
     LICENCE_MODIFICATIONS_CHOICES,
@@ -104,13 +105,21 @@ def normalise_tag(text: str) -> str:
     return cleaned
 
 
-def image_tags(image: UserImage, viewer: submissions.Viewer) -> list[ImageTag]:
-    """All tags of an image, people's first, with whether the viewer may remove each."""
+#: Most tags and comments an image's page shows (the first ones added).
+TAGS_SHOWN = 100
+COMMENTS_SHOWN = 100
+
+
+def image_tags(
+    image: UserImage, viewer: submissions.Viewer, *, limit: int = TAGS_SHOWN
+) -> list[ImageTag]:
+    """The tags of an image (at most ``limit``), people's first, with whether the viewer
+    may remove each."""
     owner = viewer.user is not None and owns_image(viewer, image)
     rows = (
         TaggedUserImage.objects.filter(user_image=image)
         .select_related("tag", "added_by")
-        .order_by("machine", "id")
+        .order_by("machine", "id")[:limit]
     )
     out = []
     for row in rows:
@@ -159,46 +168,70 @@ def remove_tag(tagged_id: int, viewer: submissions.Viewer) -> UserImage:
     return image
 
 
-def _public_tagged() -> Q:
-    return Q(
-        taggeduserimage__user_image__publicly_visible="y",
-        taggeduserimage__user_image__submission__publicly_visible="y",
-    )
-
-
 def tag_counts(query: str = "", *, exact: bool = False, order: str = "count") -> QuerySet[Tag]:
-    """Tags with the number of public images carrying each (only tags with one)."""
-    tags = Tag.objects.all()
+    """Tags with the number of public images carrying each (only tags with one).
+
+    The number is the kept ``Tag.public_count`` (see
+    :mod:`skysolve.submissions.tagcounts`), as ``n``.
+    """
+    tags = Tag.objects.filter(public_count__gt=0)
     if query:
         tags = tags.filter(text__iexact=query) if exact else tags.filter(text__icontains=query)
-    counted = tags.annotate(
-        n=Count("taggeduserimage__user_image", filter=_public_tagged(), distinct=True)
-    ).filter(n__gt=0)
+    counted = tags.annotate(n=F("public_count"))
     if order == "name":
         return counted.order_by("text")
-    return counted.order_by("-n", "text")
+    return counted.order_by("-public_count", "text")
 
 
 def get_tag(tag_id: int, viewer: submissions.Viewer) -> Tag:
     """A tag that is on a public image, or on one of the viewer's own."""
     tag = Tag.objects.filter(pk=_valid_id(tag_id)).first()
-    if tag is None or not tag_images(tag, viewer).exists():
+    if tag is None or not _visible_tagged(tag, viewer).exists():
         raise submissions.NotFound(f"no tag with id {tag_id}")
     return tag
 
 
-def tag_images(tag: Tag, viewer: submissions.Viewer) -> QuerySet[UserImage]:
-    visible = Q(publicly_visible="y", submission__publicly_visible="y")
+def _visible_tagged(tag: Tag, viewer: submissions.Viewer) -> QuerySet[TaggedUserImage]:
+    """The rows of ``tag`` on images the viewer may see, one per image (its latest)."""
+    visible = Q(user_image__publicly_visible="y", user_image__submission__publicly_visible="y")
     if viewer.is_staff:
         visible = Q()
     elif viewer.user is not None:
-        visible |= Q(submission__user=viewer.user)
-    return (
-        UserImage.objects.filter(visible, taggeduserimage__tag=tag)
-        .select_related("submission__user")
-        .distinct()
-        .order_by("-created", "-id")
+        visible |= Q(user_image__submission__user=viewer.user)
+    # An image tagged twice (a person's tag and a machine tag) is listed by its newer row.
+    newer = TaggedUserImage.objects.filter(
+        tag=tag, user_image=OuterRef("user_image"), id__gt=OuterRef("id")
     )
+    # tag_id as a range, not "=": PostgreSQL drops a sort key fixed by "=", and
+    # then walks the primary key backwards filtering by tag (all the table for a
+    # tag on old images) instead of the index (tag, id).
+    rows = TaggedUserImage.objects.filter(visible, tag__gte=tag.pk, tag__lte=tag.pk)
+    return rows.exclude(Exists(newer))
+
+
+def tag_images(
+    tag: Tag, viewer: submissions.Viewer, *, before: int | None = None, size: int = 24
+) -> tuple[list[UserImage], int | None]:
+    """A page of the images with ``tag``, most recently tagged first, and the next page's
+    ``before`` (None on the last page).
+
+    ``before`` is the last image of the previous page.  The page follows the
+    index of tag rows by tag, so a deep page costs what the first does.
+    """
+    rows = _visible_tagged(tag, viewer).select_related("user_image__submission__user")
+    if before is not None:
+        anchor = (
+            TaggedUserImage.objects.filter(tag=tag, user_image_id=before)
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if anchor is not None:
+            rows = rows.filter(id__lt=anchor)
+    # Ordered as the index (tag, id) is, so that it is the one read (tag_id is fixed).
+    found = list(rows.order_by("-tag_id", "-id")[: size + 1])
+    images = [row.user_image for row in found[:size]]
+    return images, images[-1].id if len(found) > size else None
 
 
 # -- comments ----------------------------------------------------------------
@@ -217,7 +250,7 @@ def _comment_views(
     comments: QuerySet[Comment], viewer: submissions.Viewer, *, owner: bool
 ) -> list[CommentView]:
     out = []
-    for c in comments.select_related("author").order_by("created", "id"):
+    for c in comments.select_related("author").order_by("created", "id")[:COMMENTS_SHOWN]:
         mine = viewer.user is not None and c.author_id == viewer.user.pk  # type: ignore[attr-defined]
         out.append(
             CommentView(
@@ -396,6 +429,7 @@ def edit_image(image_id: int, viewer: submissions.Viewer, edit: ImageEdit) -> Us
             "this image belongs to a private submission of several images; "
             "it stays private while the submission is"
         )
+    was_public = image.is_public and submission.is_public
     with transaction.atomic():
         image.description = edit.description.strip()[:COMMENT_MAX]
         image.publicly_visible = edit.publicly_visible
@@ -407,6 +441,9 @@ def edit_image(image_id: int, viewer: submissions.Viewer, edit: ImageEdit) -> Us
         if single:
             fields["publicly_visible"] = edit.publicly_visible
         Submission.objects.filter(pk=submission.pk).update(**fields)
+        now_public = edit.publicly_visible == "y" and (single or submission.is_public)
+        if now_public != was_public:
+            tagcounts.image_visibility_changed(image.id, public=now_public)
         # Only the owner's albums can hold it; the set replaces the old membership.
         for album in Album.objects.filter(owner=viewer.user, user_images=image):
             album.user_images.remove(image)

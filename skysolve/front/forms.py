@@ -87,7 +87,9 @@ class UploadForm(forms.Form):
 
     parity = forms.ChoiceField(choices=PARITY_CHOICES, initial="2")
     downsample_factor = forms.FloatField(required=False, min_value=1, max_value=64)
-    tweak_order = forms.IntegerField(initial=2, min_value=0, max_value=9)
+    tweak_order = forms.IntegerField(
+        required=False, min_value=0, max_value=9, label="tweak (SIP) order (empty: automatic)"
+    )
     positional_error = forms.FloatField(required=False, min_value=0.01, max_value=100)
     crpix_center = forms.BooleanField(required=False, label="WCS reference point at the centre")
     invert = forms.BooleanField(required=False, label="invert the image (dark stars)")

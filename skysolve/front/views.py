@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -40,7 +40,7 @@ from skysolve.submissions import services as submissions
 from skysolve.submissions import uploads
 from skysolve.submissions.models import Album, Flag, Job, Profile, Submission, UserImage
 
-PAGE_SIZE = 24
+PAGE_SIZE = services.PAGE_SIZE
 
 
 def viewer_of(request: HttpRequest) -> submissions.Viewer:
@@ -86,6 +86,44 @@ def _page(request: HttpRequest, items: list[Any]) -> Any:
     return Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
+def _cursor(request: HttpRequest) -> services.Cursor:
+    """Where a listing's page starts: ``before`` (the last row of the page before) or a
+    page number; anything else is the first page."""
+    before = request.GET.get("before", "")
+    number = request.GET.get("page", "")
+    return services.Cursor(
+        before=int(before) if before.isdigit() and 0 < int(before) < 2**31 else None,
+        number=max(1, min(int(number), 10**6)) if number.isdigit() else 1,
+    )
+
+
+class SeekPage:
+    """A page of a seek-paged listing, for the templates' page links.
+
+    It has no page count (nothing is counted): "newest" goes back to the
+    first page and "older" follows ``before``.
+    """
+
+    def __init__(self, request: HttpRequest, listing: services.Listing) -> None:
+        cursor = _cursor(request)
+        self.object_list = listing.items
+        self.number = cursor.number
+        params = request.GET.copy()
+        for name in ("page", "before"):
+            params.pop(name, None)
+        self.first_query = params.urlencode()
+        self.older_query = ""
+        if listing.older is not None:
+            params["before"] = str(listing.older)
+            params["page"] = str(cursor.number + 1)
+            self.older_query = params.urlencode()
+        self.has_previous = cursor.number > 1 or cursor.before is not None
+        self.has_next = bool(self.older_query)
+        self.has_other_pages = self.has_previous or self.has_next
+        #: A page number past the numbered pages (their links predate seek paging).
+        self.beyond = cursor.beyond
+
+
 # -- upload and status ---------------------------------------------------------
 
 
@@ -94,7 +132,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """Signed-in people come to upload; everyone else sees what others solved."""
     if request.user.is_authenticated:
         return redirect("front:upload")
-    page = _page(request, services.gallery())
+    page = SeekPage(request, services.gallery(_cursor(request)))
     ctx = {
         "page": page,
         "title": "Recent solved images",
@@ -353,17 +391,16 @@ def user_image(request: HttpRequest, image_id: int) -> HttpResponse:
 
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    page = _page(request, services.gallery())
+    page = SeekPage(request, services.gallery(_cursor(request)))
     return render(request, "front/gallery.html", {"page": page, "title": "Recent solved images"})
 
 
 @require_GET
 def user_page(request: HttpRequest, username: str) -> HttpResponse:
     owner = get_object_or_404(User, username=username)
-    cards = services.user_public_images(owner.username)
-    page = _page(request, cards)
+    page = SeekPage(request, services.user_public_images(owner, _cursor(request)))
     ctx = {"page": page, "title": f"Images of {owner.username}", "owner": owner}
-    ctx["fields_map"] = services.cards_map(cards, title=f"Where {owner.username}'s images are")
+    ctx["fields_map"] = services.user_fields_map(owner)
     return render(request, "front/gallery.html", ctx)
 
 
@@ -373,10 +410,10 @@ def my_images(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
     status = request.GET.get("status", "")
     status = status if status in services.STATUS_FILTERS else ""
-    cards = services.my_images(request.user, status=status)
-    page = _page(request, cards)
+    page = SeekPage(request, services.my_images(request.user, _cursor(request), status=status))
     ctx = {
-        "fields_map": services.cards_map(cards, title="Where my images are"),
+        # The map draws solved fields: under another status filter it has nothing to show.
+        "fields_map": services.my_fields_map(request.user) if status in ("", "solved") else None,
         "page": page,
         "title": "My images",
         "filters": _status_filters(status),
@@ -397,9 +434,14 @@ def my_submissions(request: HttpRequest) -> HttpResponse:
     assert isinstance(request.user, User)
     status = request.GET.get("status", "")
     status = status if status in services.STATUS_FILTERS else ""
-    page = _page(request, services.my_submissions(request.user, status=status))
+    listing = services.my_submissions(request.user, _cursor(request), status=status)
+    page = SeekPage(request, listing)
     ctx = {"page": page, "filters": _status_filters(status), "query_string": _without_page(request)}
     return render(request, "front/my_submissions.html", ctx)
+
+
+#: What a position search looks for when the form names nothing else.
+DEFAULT_MODE = services.OVERLAP
 
 
 @require_GET
@@ -424,6 +466,7 @@ def search(request: HttpRequest) -> HttpResponse:
         object_name=params.get("object", "").strip()[:200],
         tag=params.get("tag", "").strip()[:200],
         username=params.get("user", "").strip()[:150],
+        mode=mode if (mode := params.get("mode", "")) in services.SEARCH_MODES else DEFAULT_MODE,
     )
     cards = [] if errors else services.search(query)
     ctx = {
@@ -439,7 +482,8 @@ def search(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def albums(request: HttpRequest) -> HttpResponse:
-    return render(request, "front/albums.html", {"albums": services.albums_for(viewer_of(request))})
+    page = SeekPage(request, services.albums_for(viewer_of(request), _cursor(request)))
+    return render(request, "front/albums.html", {"albums": page.object_list, "page": page})
 
 
 @require_GET
@@ -449,10 +493,9 @@ def album(request: HttpRequest, album_id: int) -> HttpResponse:
         found = services.get_album(album_id, viewer)
     except submissions.NotFound:
         raise Http404("no such album") from None
-    cards = services.album_images(found, viewer)
-    page = _page(request, cards)
+    page = SeekPage(request, services.album_images(found, viewer, _cursor(request)))
     ctx = {
-        "fields_map": services.cards_map(cards, title=f"Where the images of {found.title} are"),
+        "fields_map": services.album_fields_map(found, viewer),
         "album": found,
         "page": page,
         "mine": viewer.user is not None and viewer.user.pk == found.owner_id,  # type: ignore[attr-defined]
@@ -682,10 +725,10 @@ def tag(request: HttpRequest, tag_id: int) -> HttpResponse:
         found = community.get_tag(tag_id, viewer)
     except submissions.NotFound:
         raise Http404("no such tag") from None
-    images = community.tag_images(found, viewer)
-    page = Paginator(images, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = cast(Any, [services.card_for_image(image) for image in page.object_list])
-    ctx = {"page": page, "tag": found, "count": page.paginator.count}
+    images, older = community.tag_images(found, viewer, before=_cursor(request).before)
+    page = SeekPage(request, services.Listing(services.image_cards(images), older))
+    # The kept count of public images (the viewer's own private ones are not in it).
+    ctx = {"page": page, "tag": found, "count": found.public_count}
     return render(request, "front/tag.html", ctx)
 
 

@@ -13,7 +13,23 @@ class ServedOwner(models.Model):
     """
 
     owner_key: models.CharField[str, str] = models.CharField(max_length=80, primary_key=True)
+    #: 1970 for a submitter never served (see :mod:`skysolve.queue.waiting`).
     last_served: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+    #: Whether it has jobs queued, and since when (kept by :mod:`skysolve.queue.waiting`).
+    waiting: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    waiting_since: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+
+    class Meta:
+        indexes = [
+            # The claim's choice: waiting submitters, served longest ago first.
+            models.Index(
+                fields=["last_served", "waiting_since", "owner_key"],
+                name="servedowner_fair_order",
+                condition=models.Q(waiting=True),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.owner_key} served {self.last_served}"

@@ -36,7 +36,7 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import F, Min, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -50,13 +50,14 @@ from skysolve.errors import (
     StorageError,
     WorkerLostError,
 )
-from skysolve.queue import wakeup
+from skysolve.queue import waiting, wakeup
 from skysolve.queue.heartbeat import alive
 from skysolve.queue.models import ServedOwner
 from skysolve.submissions.jobfiles import PICTURES, attempt_dir, publish
 from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.preparation import prepare
 from skysolve.submissions.services import add_machine_tags
+from skysolve.submissions.sky import sky_columns
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class Worker:
         self.solver = solver
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.clock = clock
+        #: When this worker next marks every submitter with queued jobs (waiting.resync).
+        self._resync_due = 0.0
         self.lease = timedelta(seconds=lease_seconds or settings.SKYSOLVE_LEASE_SECONDS)
         self.job_timeout = float(job_timeout or settings.SKYSOLVE_JOB_TIMEOUT)
         self.max_attempts = max_attempts or settings.SKYSOLVE_MAX_ATTEMPTS
@@ -179,38 +182,47 @@ class Worker:
                     self._finish_submission(job.id)
             else:
                 changed = same.update(status=Job.QUEUED, worker_id="", lease_expires=None, stage="")
+                if changed:
+                    waiting.job_queued(Job, job.id)
             count += changed
         return count
 
     def claim(self) -> Job | None:
-        """Take the next job, serving the submitter served longest ago first."""
-        waiting = (
-            Job.objects.filter(status=Job.QUEUED)
-            .values("owner_key")
-            .annotate(first=Min("queued_at"))
-            .order_by("first")[:1000]
+        """Take the next job, serving the submitter served longest ago first.
+
+        The waiting submitters come in that order from one index (see
+        :mod:`skysolve.queue.waiting`), so a claim reads a few rows however
+        long the queue and however many submitters wait.
+        """
+        if time.monotonic() >= self._resync_due:
+            self._resync_due = time.monotonic() + waiting.RESYNC_SECONDS
+            waiting.resync()
+        job = self._claim_waiting()
+        if job is None and waiting.resync():
+            job = self._claim_waiting()  # jobs queued without their owner marked
+        return job
+
+    def _claim_waiting(self) -> Job | None:
+        for _round in range(5):
+            owners = waiting.waiting_owners(20)
+            if not owners:
+                return None
+            for key in owners:
+                job = self._claim_of(key)
+                if job is not None:
+                    return job
+                waiting.stop_waiting(key)
+        return None
+
+    def _claim_of(self, key: str) -> Job | None:
+        """The oldest queued job of submitter ``key``, claimed; None when none is left."""
+        candidates = Job.objects.filter(status=Job.QUEUED, owner_key=key).order_by(
+            "queued_at", "id"
         )
-        firsts = {row["owner_key"]: row["first"] for row in waiting}
-        if not firsts:
-            return None
-        served = dict(
-            ServedOwner.objects.filter(owner_key__in=list(firsts)).values_list(
-                "owner_key", "last_served"
-            )
-        )
-        never = datetime.min.replace(tzinfo=timezone.get_current_timezone())
-        order = sorted(firsts, key=lambda key: (served.get(key, never), firsts[key], key))
-        for key in order:
-            candidates = Job.objects.filter(status=Job.QUEUED, owner_key=key).order_by(
-                "queued_at", "id"
-            )
-            for job_id in candidates.values_list("id", flat=True)[:10]:
-                if self._claim_row(job_id):
-                    now = self.clock()
-                    ServedOwner.objects.update_or_create(
-                        owner_key=key, defaults={"last_served": now}
-                    )
-                    return Job.objects.select_related("user_image__submission").get(id=job_id)
+        for job_id in candidates.values_list("id", flat=True)[:10]:
+            if self._claim_row(job_id):
+                ServedOwner.objects.filter(owner_key=key).update(last_served=self.clock())
+                return Job.objects.select_related("user_image__submission").get(id=job_id)
         return None
 
     def _claim_row(self, job_id: int) -> bool:
@@ -515,6 +527,7 @@ class Worker:
             error_code=error.code,
             error_message=f"retrying after: {error.message}",
         )
+        waiting.job_queued(Job, job.id)
 
     def _finish(self, job: Job, status: str, **kwargs: Any) -> None:
         """Record the outcome; while the database is away, wait for it (the result is in hand)."""
@@ -558,7 +571,7 @@ class Worker:
             "error_code": "",
             "error_message": "",
             "result": partial.to_json(),
-            **partial.calibration.to_nova(),
+            **_calibration_columns(partial.calibration.to_nova()),
         }
         if self.current is not None and self.current.job_id == job.id:
             values["log"] = "\n".join(self.current.lines[-200:])
@@ -618,7 +631,7 @@ class Worker:
             values["result"] = result.to_json()
             values["log"] = result.log or _read_log(result)
             if result.solved and result.calibration is not None:
-                values.update(result.calibration.to_nova())
+                values.update(_calibration_columns(result.calibration.to_nova()))
         elif log_text:
             values["log"] = log_text
         with transaction.atomic():
@@ -727,3 +740,9 @@ def warm_up() -> None:
             )
     except Exception:  # a broken catalogue shows up in the first job's error
         log.warning("warming up the engine failed", exc_info=True)
+
+
+def _calibration_columns(calibration: dict[str, Any]) -> dict[str, Any]:
+    """The job's calibration columns with the sky index's, which follow the centre."""
+    sky = sky_columns(calibration.get("ra"), calibration.get("dec"), calibration.get("radius"))
+    return {**calibration, **sky}

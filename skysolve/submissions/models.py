@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.submissions.ids import random_id
+from skysolve.submissions.sky import sky_columns
 
 if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
@@ -185,6 +186,9 @@ class Album(RandomIdModel):
     )
 
     class Meta:
+        indexes = [
+            models.Index(fields=["publicly_visible", "created", "id"], name="album_visible_created")
+        ]
         constraints = [
             models.UniqueConstraint(fields=["owner", "title"], name="album_title_per_owner")
         ]
@@ -250,6 +254,12 @@ class Submission(RandomIdModel):
     )
     error_message: models.TextField[str, str] = models.TextField(blank=True)
 
+    class Meta:
+        indexes = [
+            # "My submissions": one user's submissions, newest first.
+            models.Index(fields=["user", "created", "id"], name="submission_user_created"),
+        ]
+
     if TYPE_CHECKING:
         user_images: RelatedManager[UserImage]
 
@@ -294,6 +304,9 @@ class Submission(RandomIdModel):
 
 class Tag(models.Model):
     text: models.CharField[str, str] = models.CharField(max_length=200, unique=True)
+    #: Public images carrying the tag, kept by :mod:`skysolve.submissions.tagcounts`
+    #: (the tag list shows it without counting a join of millions of rows).
+    public_count: models.IntegerField[int, int] = models.IntegerField(default=0)
 
     def __str__(self) -> str:
         return self.text
@@ -330,6 +343,10 @@ class UserImage(RandomIdModel):
     )
 
     class Meta:
+        indexes = [
+            # "My images": one user's images, newest first.
+            models.Index(fields=["user", "created", "id"], name="userimage_user_created"),
+        ]
         constraints = [
             # An archive is expanded once: a second expansion cannot add its images again.
             models.UniqueConstraint(
@@ -348,9 +365,9 @@ class UserImage(RandomIdModel):
     def is_public(self) -> bool:
         return self.publicly_visible == "y"
 
-    def tag_texts(self, *, machine: bool) -> list[str]:
-        rows = self.taggeduserimage_set.filter(machine=machine).select_related("tag").order_by("id")
-        return [row.tag.text for row in rows]
+    def tag_texts(self, *, machine: bool, limit: int | None = None) -> list[str]:
+        rows = self.taggeduserimage_set.filter(machine=machine).order_by("id")
+        return list(rows.values_list("tag__text", flat=True)[:limit])
 
     def all_tag_texts(self) -> list[str]:
         """Every tag, user and machine, once each, in the order they were added (nova's tags)."""
@@ -375,6 +392,10 @@ class TaggedUserImage(models.Model):
     added: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        indexes = [
+            # A tag's page and jobs_by_tag: its images, most recently tagged first.
+            models.Index(fields=["tag", "id"], name="tagged_tag_id"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["user_image", "tag", "machine"], name="one_tag_per_image"
@@ -517,16 +538,51 @@ class Job(RandomIdModel):
     height_arcsec: models.FloatField[float | None, float | None] = models.FloatField(
         null=True, blank=True
     )
+    #: HEALPix pixel of the centre and class of the field radius (see
+    #: :mod:`skysolve.submissions.sky`), set with ra/dec by :meth:`save` and
+    #: by every update that records a calibration (``sky_columns``).
+    sky_pixel: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(
+        null=True, blank=True
+    )
+    sky_size: models.SmallIntegerField[int | None, int | None] = models.SmallIntegerField(
+        null=True, blank=True
+    )
 
     class Meta:
         indexes = [
             models.Index(fields=["status", "owner_key", "queued_at"]),
             models.Index(fields=["status", "lease_expires"]),
             models.Index(fields=["ra", "dec"]),
+            # The status page's place in the queue (jobs queued earlier).
+            models.Index(fields=["status", "queued_at"], name="job_status_queued"),
+            # The gallery: solved jobs, newest first.
+            models.Index(fields=["status", "finished_at", "id"], name="job_status_finished"),
+            # A submitter's jobs, newest first (user pages, myjobs).
+            models.Index(fields=["owner_key", "queued_at", "id"], name="job_owner_queued"),
+            # Learned hints: an owner's solves of the last hours.
+            models.Index(
+                fields=["owner_key", "status", "finished_at"], name="job_owner_status_finished"
+            ),
+            # Position search (HEALPix ranges within a class of field sizes).
+            models.Index(
+                fields=["sky_size", "sky_pixel"],
+                name="job_sky",
+                condition=models.Q(sky_pixel__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"job {self.id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The sky columns follow the centre whenever a save writes it.
+        fields = kwargs.get("update_fields")
+        if fields is None or {"ra", "dec", "radius"} & set(fields):
+            columns = sky_columns(self.ra, self.dec, self.radius)
+            self.sky_pixel, self.sky_size = columns["sky_pixel"], columns["sky_size"]
+            if fields is not None:
+                kwargs["update_fields"] = {*fields, "sky_pixel", "sky_size"}
+        super().save(*args, **kwargs)
 
     @property
     def submission(self) -> Submission:
@@ -562,6 +618,13 @@ class Job(RandomIdModel):
             image_format = (self.result or {}).get("image_format")
             data["orientation"] = nova_orientation(data["orientation"], image_format)
         return data
+
+    def quality(self) -> dict[str, Any] | None:
+        """How good the calibration is (:mod:`skysolve.engine.fitting.quality`), or None."""
+        if not self.has_calibration or not self.result:
+            return None
+        found = self.result.get("quality")
+        return dict(found) if isinstance(found, dict) else None
 
     def objects_in_field(self) -> list[str]:
         if not self.result:

@@ -88,3 +88,18 @@ def test_it_refuses_a_bad_nbright(
     data = _get(client, f"/api/jobs/{job.id}/annotations?nbright={value}")
     assert data["status"] == "error"
     assert data["errormessage"].startswith(message)
+
+
+QUALITY = {"matched_stars": 212, "rms_px": 0.21, "rms_arcsec": 4.1, "sip_order": 3}
+
+
+def test_it_adds_the_fit_quality_to_the_job_info(client: Client, fake_solver: FakeSolver) -> None:
+    """skysolve's addition: nova's fields unchanged, ``quality`` beside them."""
+    job = _solved(client, fake_solver, quality=QUALITY)
+    info = _get(client, f"/api/jobs/{job.id}/info")
+    assert info["quality"] == QUALITY
+    assert set(info["calibration"]) == {"ra", "dec", "radius", "pixscale", "orientation", "parity"}
+    # /calibration stays exactly nova's.
+    assert "quality" not in _get(client, f"/api/jobs/{job.id}/calibration")
+    Job.objects.filter(pk=job.pk).update(status=Job.FAILURE)
+    assert "quality" not in _get(client, f"/api/jobs/{job.id}/info")

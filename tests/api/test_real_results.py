@@ -73,6 +73,14 @@ def test_it_answers_a_real_jpeg_as_nova(real_server: LiveServer, shared_images: 
     assert _angle_diff(calibration["orientation"], 180.0 - APOD4_T) < 0.5
     info = _json(requests.get(f"{url}/api/jobs/{job_id}/info"))
     assert info["calibration"]["orientation"] == calibration["orientation"]
+    # The final fit: hundreds of stars of the 33-degree field, a wide lens's distortion.
+    quality = info["quality"]
+    assert quality["matched_stars"] > 300 and quality["rms_px"] < 0.5
+    assert quality["sip_order"] >= 3
+    # The pictures follow the answer: the file URL waits for them.
+    assert requests.get(f"{url}/residuals_display/{job_id}").content[:4] == b"\x89PNG"
+    page = requests.get(f"{url}/results/{job_id}").text
+    assert "How good the fit is" in page and f"/residuals_display/{job_id}" in page
     assert set(info["machine_tags"]) <= set(info["tags"])
     bright = _json(requests.get(f"{url}/api/jobs/{job_id}/annotations?nbright=3"))
     assert len([a for a in bright["annotations"] if a["type"] == "bright"]) == 3

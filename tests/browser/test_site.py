@@ -411,6 +411,26 @@ def test_it_finds_a_field_by_any_name_of_what_is_in_it(
     page.context.close()
 
 
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_it_finds_a_field_that_contains_the_searched_position(
+    browser: Any, live_server: Any, phone: bool
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.front.helpers import make_user
+
+    # apod4's 33 degree field is centred 13.6 degrees from M 101, which lies inside it.
+    solved(make_user("alice"), picture=picture_bytes(images_dir()), filename="wide-dipper.jpg")
+    page = open_page(browser, live_server, phone=phone)
+    page.goto(f"{live_server.url}/search")
+    page.fill("input[name=ra]", "14:03:12.6")
+    page.fill("input[name=dec]", "+54:20:56")
+    page.fill("input[name=radius]", "1")
+    page.click("form.search button[type=submit]")
+    expect(page.locator(".card .name")).to_have_text(["wide-dipper.jpg"])
+    page.context.close()
+
+
 # -- 5. a phone at the telescope -----------------------------------------------------
 
 

@@ -45,6 +45,12 @@ def test_it_solves_a_clear_all_sky_frame_with_a_lens_model(
     lens = json.loads(Path(doc["files"]["lens"]).read_text())
     assert lens["matched_stars"] >= 100
     assert lens["rms_px_within_70_deg"] < 1.0
+    # The lens search's own fit is the answer's quality: no tangent-plane refit of a fisheye.
+    quality = doc["quality"]
+    assert quality["matched_stars"] == lens["matched_stars"]
+    assert quality["rms_px"] == lens["rms_px"]
+    assert quality["lens_projection"] == lens["lens_model"]["projection"]
+    assert fits.getheader(doc["files"]["wcs"])["FITNSTAR"] == lens["matched_stars"]
     # IceAct stands at the South Pole and looks up: the sky below its axis at
     # the header's time is there.
     assert lens["site"]["latitude"] < -88.0

@@ -104,3 +104,23 @@ def test_it_notes_a_missing_fastpath_database_on_stderr(tmp_path: Path) -> None:
         [*CLI, "solve", str(junk)], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert present.returncode == 2 and "fast-path" not in present.stderr
+
+
+def test_a_relative_out_dir_works_from_any_directory(tmp_path: Path) -> None:
+    """astrometry.net runs in its own directory: ``--out out`` once made it look for
+    ``out/work/.../engine.cfg`` there and fail."""
+    spec = FieldSpec(ra=200.0, dec=-35.0, pixscale=30.0, width=800, height=600)
+    f = make_field(spec, render=False)
+    write_xyls(f, tmp_path / "stars.xyls")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(tmp_path / "no-database.t3db")}
+    done = subprocess.run(
+        [*CLI, "solve", "../stars.xyls", "--out", "out", "--json", "--no-pictures"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["solver"] == "astrometry.net"
+    wcs = Path(doc["files"]["wcs"])
+    assert wcs.is_absolute() and wcs.is_file() and wcs.is_relative_to(elsewhere / "out")

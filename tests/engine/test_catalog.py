@@ -9,6 +9,8 @@ from astropy.io import fits
 from skysolve.engine.catalog import (
     StarCatalog,
     default_catalog,
+    densest_index,
+    index_cone,
     index_scale_range,
     radec_to_xyz,
     read_index_stars,
@@ -87,6 +89,18 @@ def test_it_finds_the_stars_in_a_cone() -> None:
     assert len(cat.cone(0.0, 0.0, 180.0)) == len(cat)
 
 
+def test_it_reads_one_cone_of_an_index_without_the_rest() -> None:
+    """What the final fit reads: the same stars as the whole catalogue's cone."""
+    cat = read_index_stars(SMALL_INDEX)
+    for ra, dec, radius in [(10.0, 20.0, 15.0), (359.0, -89.0, 10.0)]:
+        part = index_cone(SMALL_INDEX, ra, dec, radius)
+        whole = cat.cone(ra, dec, radius)
+        assert np.allclose(part.ra, whole.ra) and np.allclose(part.dec, whole.dec)
+        assert part.mag is not None and whole.mag is not None
+        assert np.array_equal(part.mag, whole.mag)
+        assert np.allclose(part.xyz, radec_to_xyz(part.ra, part.dec))
+
+
 def test_it_rejects_a_cone_off_the_sky() -> None:
     cat = read_index_stars(SMALL_INDEX)
     with pytest.raises(BadInputError, match="not a sky position"):
@@ -129,6 +143,7 @@ def test_it_picks_the_densest_index_in_the_given_directories(tmp_path: Path) -> 
     (tmp_path / "index-broken.fits").write_text("not fits")
     cat = default_catalog([tmp_path])
     assert Path(cat.source).name == "index-tycho2-18.littleendian.fits"
+    assert densest_index([tmp_path]).name == "index-tycho2-18.littleendian.fits"
     assert len(cat) == 1920
 
 

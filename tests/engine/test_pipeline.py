@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from skysolve.engine.fitting.quality import read_residuals
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
 from skysolve.engine.results import SolveResult, SourceList, nova_orientation
@@ -409,3 +410,45 @@ def test_it_solves_through_the_retries_when_a_learned_hint_is_wrong(tmp_path: Pa
     assert_matches_truth(retried, f.truth.to_nova())
     assert "blind retry without the hints" in retried.log
     assert retried.hints["learned"]["source"] == "earlier solve of job 7"
+
+
+def test_every_answer_says_how_good_it_is(tmp_path: Path) -> None:
+    """The final fit's quality in the result, the WCS header, corr.fits and a picture."""
+    spec = FieldSpec(
+        ra=150.0, dec=20.0, pixscale=45.0, width=800, height=600, rotation=20.0, seed=21,
+        **NOISY,  # type: ignore[arg-type]
+    )  # fmt: skip
+    f = make_field(spec)
+    path = write_fits(f, tmp_path / "field.fits")
+    result = solve(path, SolveParameters(use_hints=False), tmp_path / "out", config=EngineConfig())
+    assert_matches_truth(result, f.truth.to_nova(), pixels=0.5)
+    q = result.quality
+    assert q is not None and q["refit"] is True
+    # A pure TAN camera: cross-validation finds no distortion worth fitting.
+    assert q["sip_order"] == 0 and q["order_chosen_by"] == "cross-validation"
+    assert q["matched_stars"] >= 50 and q["rms_px"] < 0.5
+    assert q["ra_error_arcsec"] > 0 and q["pixscale_error"] > 0
+    assert q["fwhm_px"] == pytest.approx(2.5, rel=0.25)
+    assert result.to_json()["quality"] == q
+    header = fits.getheader(result.files["wcs"])
+    assert header["FITNSTAR"] == q["matched_stars"] and header["CRDER1"] > 0
+    with fits.open(result.files["corr"]) as hdul:
+        table = hdul[1].data
+        assert len(table) == q["matched_stars"]
+        rms = np.sqrt(np.mean(table["residual_x"] ** 2 + table["residual_y"] ** 2))
+        assert rms == pytest.approx(q["rms_px"], abs=1e-3)
+    # What a sender that kept the image draws its arrows from.
+    arrows = read_residuals(result.files["corr"])
+    assert arrows is not None and arrows.shape == (q["matched_stars"], 4)
+    assert result.files["residuals_display"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_requested_tweak_order_is_the_final_order(tmp_path: Path) -> None:
+    f = make_field(
+        FieldSpec(ra=60.0, dec=-20.0, pixscale=40.0, width=800, height=600, seed=22),
+        render=False,
+    )
+    result = solve(f.sources, SolveParameters(tweak_order=2), tmp_path / "out", config=FAST)
+    assert result.solved and result.quality is not None
+    assert result.quality["sip_order"] == 2 and result.quality["order_chosen_by"] == "request"
+    assert result.wcs_header is not None and result.wcs_header["A_ORDER"] == 2

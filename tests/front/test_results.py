@@ -155,3 +155,31 @@ def test_it_lists_each_object_once_with_all_its_names(client: Client) -> None:
     objects = body[body.index('id="objects"') :].split("</ul>")[0]
     assert objects.count("<li>") == 3
     assert ">NGC 5194</a> · <a" in objects and ">Whirlpool Galaxy</a></li>" in objects
+
+
+def test_it_says_how_good_the_fit_is(client: Client) -> None:
+    job = solve(submit(make_user("alice")), pictures=("annotated_display", "residuals_display"))
+    quality = {
+        "matched_stars": 212, "band": "G", "rms_px": 0.214, "rms_arcsec": 36.3,
+        "median_px": 0.15, "sip_order": 3, "order_chosen_by": "cross-validation",
+        "ra_error_arcsec": 1.2, "dec_error_arcsec": 1.3, "pixscale_error": 0.0071,
+        "rotation_error_deg": 0.0025, "limiting_mag": 8.7, "zero_point": 13.76,
+        "zero_point_scatter": 0.42, "zero_point_stars": 150, "fwhm_px": 3.1,
+        "elongation": 1.12, "shape_stars": 80, "refit": True,
+    }  # fmt: skip
+    job.result = {**job.result, "quality": quality}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert "How good the fit is" in body
+    assert "212 (G catalogue)" in body
+    assert "RMS 0.214 px = 36.30″" in body
+    assert "SIP order 3 (chosen by cross-validation)" in body
+    assert "RA 1.2″, Dec 1.3″" in body
+    assert "13.76 ± 0.42 mag (150 stars" in body
+    assert "FWHM 3.10 px, elongation 1.12" in body
+    assert f'data-src="/residuals_display/{job.id}"' in body
+
+
+def test_it_shows_no_fit_quality_when_none_was_measured(solved_body: tuple[int, str]) -> None:
+    _, body = solved_body
+    assert "How good the fit is" not in body

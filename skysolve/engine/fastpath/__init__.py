@@ -52,6 +52,7 @@ from skysolve.engine.fastpath.database import (
     legacy_db_path,
     load_database,
     read_info,
+    reference_stars,
     stars_path,
     status,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "legacy_db_path",
     "load_database",
     "read_info",
+    "reference_stars",
     "stars_path",
     "status",
     "verify_calibration",

@@ -264,6 +264,25 @@ def _load_stars(sidecar: Path, label: str) -> ReferenceStars:
     return stars
 
 
+def reference_stars(path: Path) -> ReferenceStars:
+    """The reference stars of a database (without its pattern table), once per process.
+
+    The final fit of every answer matches against them, whichever solver
+    found the field.  Raises :class:`ConfigurationError` when they are
+    missing or unreadable.
+    """
+    path = Path(path)
+    cached = _cache.get(str(path.resolve()))
+    if cached is not None:
+        return cached[1].stars
+    sidecar = _stars_file(path)
+    try:
+        return _load_stars(sidecar, path.name)
+    except (OSError, ValueError, KeyError) as exc:
+        message = f"fast-path reference stars {sidecar} are unreadable: {exc}"
+        raise ConfigurationError(message) from exc
+
+
 def load_database(path: Path) -> FastpathDatabase:
     """Load a database and its reference stars, once per process and file version.
 

@@ -41,13 +41,32 @@ def _deproject(
     return ra % 360.0, np.degrees(dec)
 
 
-def _terms(order: int, *, start: int = 0) -> list[tuple[int, int]]:
+def sip_terms(order: int, *, start: int = 0) -> list[tuple[int, int]]:
+    """The (p, q) exponents of a polynomial of total degree ``start`` to ``order``,
+    in the order :class:`TanSip` stores its coefficients."""
     return [(i, n - i) for n in range(start, order + 1) for i in range(n, -1, -1)]
 
 
-def _design(u: np.ndarray, v: np.ndarray, terms: list[tuple[int, int]], s: float) -> np.ndarray:
+def sip_design(u: np.ndarray, v: np.ndarray, terms: list[tuple[int, int]], s: float) -> np.ndarray:
+    """Design matrix of ``terms`` at pixel offsets (u, v) in units of ``s`` pixels."""
     un, vn = np.asarray(u, float) / s, np.asarray(v, float) / s
     return np.column_stack([un**i * vn**j for i, j in terms])
+
+
+def gnomonic(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
+    """Tangent-plane (xi East, eta North) rows in degrees about (ra0, dec0); NaN behind."""
+    return _gnomonic(ra, dec, ra0, dec0)
+
+
+def deproject(
+    xi: np.ndarray, eta: np.ndarray, ra0: float, dec0: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """RA, Dec (degrees) of tangent-plane points (degrees) about (ra0, dec0)."""
+    return _deproject(xi, eta, ra0, dec0)
+
+
+_terms = sip_terms
+_design = sip_design
 
 
 @dataclass(frozen=True)

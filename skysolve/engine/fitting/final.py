@@ -1,0 +1,226 @@
+"""The decision on one answer: the refit, the verified WCS kept, or not solved at all.
+
+:func:`final_fit` is what the pipeline calls, once, for every verified answer
+of any solver.  The refit is taken only when it explains at least as many
+stars as the verified WCS, at least as well on the same stars; an answer whose
+stars match the catalogue no better than chance is not an answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from skysolve.engine.fastpath.tansip import TanSip
+from skysolve.engine.fitting.matching import match_one_to_one
+from skysolve.engine.fitting.quality import (
+    fit_quality,
+    saturation_flags,
+    star_shapes,
+    zero_point,
+)
+from skysolve.engine.fitting.refine import Catalogue, Projection, Refit, refit
+
+#: The refit may fit its stars this much worse than the verified WCS (relative,
+#: plus pixels) and still be taken: it explains more of them.
+RMS_TOLERANCE = (0.05, 0.005)
+
+
+@dataclass
+class FinalFit:
+    """What :func:`final_fit` decided.
+
+    ``verdict``: "refit" (``model`` is the new WCS), "kept" (the verified WCS
+    stays: the refit was not better, or too few stars), or "implausible" (the
+    answer's stars match the catalogue no better than chance: not solved).
+    ``quality``: the JSON-ready quality fields (empty when nothing could be
+    measured).  ``pairs``: source rows, catalogue rows and the residuals
+    (x, y, model minus source, pixels) of the stars behind the quality figures.
+    """
+
+    verdict: str
+    model: TanSip | None
+    quality: dict[str, Any] = field(default_factory=dict)
+    refit: Refit | None = None
+    reason: str = ""
+    #: The catalogue the refit matched against (``refit.star_rows`` index it).
+    stars: Catalogue | None = None
+
+
+def final_fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    start: Projection,
+    stars: Catalogue,
+    band: str,
+    order: int | None,
+    positional_error: float = 1.0,
+    image: np.ndarray | None = None,
+) -> FinalFit:
+    """Refit a verified answer and say how good the result is.
+
+    Parameters
+    ----------
+    x, y, flux : ndarray
+        The source list that solved, brightest first (1-based pixels).
+    width, height : int
+        Image size.
+    start : Projection
+        The verified WCS.
+    stars : Catalogue
+        Reference stars with magnitudes in ``band``.
+    order : int or None
+        A requested SIP order (``tweak_order``), None for the order the stars support.
+    positional_error : float
+        Expected centroid error, pixels.
+    image : ndarray, optional
+        The pixels (for star shapes and saturation); None for star lists.
+
+    Returns
+    -------
+    FinalFit
+    """
+    x, y, flux = np.asarray(x, float), np.asarray(y, float), np.asarray(flux, float)
+    result = refit(
+        x, y, width=width, height=height, start=start, stars=stars, order=order,
+        positional_error=positional_error,
+    )  # fmt: skip
+    if result is None:
+        return FinalFit("kept", None, reason="too few stars matched for a refit")
+    if not result.plausible:
+        return FinalFit(
+            "implausible",
+            None,
+            refit=result,
+            stars=stars,
+            reason=(
+                f"only {len(result.source_rows)} of {result.sources_used} sources lie near "
+                f"the {result.stars_in_field} catalogue stars in the field, as by chance "
+                f"(probability {result.chance:.2g})"
+            ),
+        )
+    verified_matches, verified_rms = _verified_on(result, x, y, width, height, start, stars)
+    worse, fewer = _compare(result, verified_matches, verified_rms)
+    chosen_by: str | None = None
+    verified_order = _order_of(start)
+    if worse and order is None and verified_order > result.fit.model.order:
+        # The order chosen out of sample can fit these stars a little worse than
+        # the verified WCS's higher order fitted to (nearly) the same stars:
+        # the same stars at the verified order then, which cannot fit worse.
+        again = refit(
+            x, y, width=width, height=height, start=start, stars=stars, order=verified_order,
+            positional_error=positional_error,
+        )  # fmt: skip
+        if again is not None and again.plausible:
+            matches, rms = _verified_on(again, x, y, width, height, start, stars)
+            if not any(_compare(again, matches, rms)):
+                result, verified_matches, verified_rms = again, matches, rms
+                worse = fewer = False
+                chosen_by = "the verified answer's order"
+    quality = _quality(result, x, y, flux, stars, band, image, chosen_by)
+    quality["verified_rms_px"] = _finite(verified_rms, 4)
+    quality["verified_matched_stars"] = verified_matches
+    if worse or fewer:
+        why = "fits worse" if worse else "matches fewer stars"
+        quality["refit"] = False
+        reason = f"the refit {why} than the verified WCS"
+        return FinalFit("kept", None, quality=quality, refit=result, reason=reason, stars=stars)
+    quality["refit"] = True
+    return FinalFit("refit", result.fit.model, quality=quality, refit=result, stars=stars)
+
+
+def _compare(result: Refit, verified_matches: int, verified_rms: float) -> tuple[bool, bool]:
+    """Whether the refit fits worse, and whether it matches fewer stars, than the verified WCS."""
+    rms = result.fit.rms_px
+    worse = rms > verified_rms * (1.0 + RMS_TOLERANCE[0]) + RMS_TOLERANCE[1]
+    return worse, len(result.source_rows) < verified_matches
+
+
+def _order_of(wcs: Projection) -> int:
+    """The SIP order of a TanSip or an astropy WCS (1: none)."""
+    order = getattr(wcs, "order", None)
+    if isinstance(order, int):
+        return max(1, order)
+    sip = getattr(wcs, "sip", None)
+    return max(1, int(getattr(sip, "a_order", 1))) if sip is not None else 1
+
+
+def _verified_on(
+    result: Refit,
+    x: np.ndarray,
+    y: np.ndarray,
+    width: int,
+    height: int,
+    start: Projection,
+    stars: Catalogue,
+) -> tuple[int, float]:
+    """How many sources the verified WCS matches at the refit's final radius (to the
+    same catalogue stars), and its RMS on the refit's own pairs."""
+    rows = result.star_rows
+    ra, dec = np.asarray(stars.ra, float), np.asarray(stars.dec, float)
+    sky = np.column_stack([ra[rows], dec[rows]])
+    with np.errstate(all="ignore"):
+        xy = np.asarray(start.all_world2pix(sky, 1, quiet=True), float).reshape(-1, 2)
+    sx, sy = x[result.source_rows], y[result.source_rows]
+    d2 = (xy[:, 0] - sx) ** 2 + (xy[:, 1] - sy) ** 2
+    rms = float(np.sqrt(np.mean(d2))) if len(d2) and np.all(np.isfinite(d2)) else math.inf
+    # Its own matches among the same catalogue stars, at the same radius.
+    s_rows, _ = match_one_to_one(x, y, xy[:, 0], xy[:, 1], result.radius)
+    return len(s_rows), rms
+
+
+def _quality(
+    result: Refit,
+    x: np.ndarray,
+    y: np.ndarray,
+    flux: np.ndarray,
+    stars: Catalogue,
+    band: str,
+    image: np.ndarray | None,
+    chosen_by: str | None,
+) -> dict[str, Any]:
+    mag = None if stars.mag is None else np.asarray(stars.mag, float)
+    quality = fit_quality(result, band=band, mag=mag, chosen_by=chosen_by)
+    quality.update(
+        {
+            "zero_point": None,
+            "zero_point_scatter": None,
+            "zero_point_stars": 0,
+            "fwhm_px": None,
+            "elongation": None,
+            "fwhm_grid": None,
+            "shape_stars": 0,
+        }
+    )
+    rows = result.source_rows
+    order = np.argsort(-flux[rows], kind="stable")  # brightest first
+    rows, cat_rows = rows[order], result.star_rows[order]
+    saturated = None
+    if image is not None:
+        data = np.asarray(image)
+        xs, ys = x[rows], y[rows]
+        saturated = saturation_flags(data, xs, ys)
+        shapes = star_shapes(data, xs[~saturated], ys[~saturated])
+        if shapes is not None:
+            quality["fwhm_px"] = round(shapes.fwhm, 3)
+            quality["elongation"] = round(shapes.elongation, 3)
+            quality["fwhm_grid"] = shapes.fwhm_grid
+            quality["shape_stars"] = shapes.measured
+    if mag is not None:
+        zp = zero_point(flux[rows], mag[cat_rows], saturated=saturated)
+        if zp is not None:
+            quality["zero_point"] = round(zp[0], 3)
+            quality["zero_point_scatter"] = round(zp[1], 3)
+            quality["zero_point_stars"] = zp[2]
+    return quality
+
+
+def _finite(value: float, digits: int) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None

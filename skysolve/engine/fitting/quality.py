@@ -1,0 +1,331 @@
+"""How good an answer is: the statistics of its fit, and the image's stars themselves.
+
+:func:`fit_quality` turns a :class:`~skysolve.engine.fitting.refine.Refit` into
+the plain numbers every result carries (CLI JSON, the API's job info, the
+results page, FITS header cards).  :func:`star_shapes` measures the FWHM and
+elongation of the matched stars (the focus and tilt check of capture
+programs), :func:`zero_point` the photometric zero point against the
+catalogue magnitudes.  :func:`header_cards` and :func:`write_corr` put them in
+the files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skysolve.engine.fastpath.tables import write_fits_table
+from skysolve.engine.fitting.refine import Refit
+
+#: Fewer matched, unsaturated stars than this give no zero point and no star shapes.
+MIN_PHOTOMETRY_STARS = 5
+#: Stars measured for their shape at most (the brightest unsaturated ones).
+SHAPE_STARS = 50
+#: A star whose peak reaches this share of the image's maximum is taken as saturated.
+SATURATED_SHARE = 0.9
+#: Cells per side of the grid over which the FWHM is given across the frame.
+SHAPE_GRID = 3
+
+
+@dataclass(frozen=True)
+class StarShapes:
+    """Median FWHM (pixels) and elongation (major over minor axis) of matched stars,
+    and the median FWHM in each cell of a ``SHAPE_GRID`` x ``SHAPE_GRID`` grid over
+    the frame (rows from y = 1 up; None where fewer than three stars were measured)."""
+
+    fwhm: float
+    elongation: float
+    measured: int
+    fwhm_grid: list[list[float | None]]
+
+
+def fit_quality(
+    result: Refit, *, band: str, mag: np.ndarray | None, chosen_by: str | None = None
+) -> dict[str, Any]:
+    """The quality fields of a refit, JSON-ready.
+
+    Parameters
+    ----------
+    result : Refit
+        The final fit.
+    band : str
+        The catalogue's magnitude band ("G" for Gaia, "VT" for Tycho-2).
+    mag : ndarray or None
+        The catalogue magnitudes (indexed by ``result.star_rows``).
+    chosen_by : str, optional
+        How the SIP order was chosen, when not by request or cross-validation.
+    """
+    fit = result.fit
+    distance = np.hypot(fit.residual_x, fit.residual_y)
+    scale = fit.scale
+    order = fit.model.order if fit.model.order >= 2 else 0
+    out: dict[str, Any] = {
+        "matched_stars": len(result.source_rows),
+        "rms_px": _round(fit.rms_px, 4),
+        "median_px": _round(float(np.median(distance)), 4),
+        "rms_arcsec": _round(fit.rms_px * scale, 4),
+        "median_arcsec": _round(float(np.median(distance)) * scale, 4),
+        "sip_order": order,
+        "order_chosen_by": chosen_by
+        or ("request" if result.order_requested else "cross-validation"),
+        "ra_error_arcsec": _round(fit.ra_error, 5),
+        "dec_error_arcsec": _round(fit.dec_error, 5),
+        "pixscale_error": _round(fit.scale_error, 7),
+        "rotation_error_deg": _round(fit.rotation_error, 6),
+        "match_radius_px": _round(result.radius, 3),
+        "catalogue_stars": result.stars_in_field,
+        "band": band,
+        "limiting_mag": None,
+    }
+    if mag is not None and len(result.star_rows):
+        matched = np.asarray(mag, float)[result.star_rows]
+        matched = matched[np.isfinite(matched)]
+        if len(matched):
+            out["limiting_mag"] = _round(float(np.max(matched)), 2)
+    return out
+
+
+def zero_point(
+    flux: np.ndarray, mag: np.ndarray, *, saturated: np.ndarray | None = None
+) -> tuple[float, float, int] | None:
+    """Photometric zero point ``mag + 2.5 log10(flux)``: median, robust scatter, stars used.
+
+    Stars with no flux, no magnitude or flagged ``saturated`` are left out;
+    without saturation flags (a star list has no pixels) the brightest tenth
+    is.  None with fewer than ``MIN_PHOTOMETRY_STARS`` stars.
+    """
+    flux, mag = np.asarray(flux, float), np.asarray(mag, float)
+    ok = np.isfinite(flux) & (flux > 0) & np.isfinite(mag)
+    if saturated is not None:
+        ok &= ~np.asarray(saturated, bool)
+    elif np.count_nonzero(ok) >= 2 * MIN_PHOTOMETRY_STARS:
+        ok &= flux < np.quantile(flux[ok], 0.9)
+    if np.count_nonzero(ok) < MIN_PHOTOMETRY_STARS:
+        return None
+    zp = mag[ok] + 2.5 * np.log10(flux[ok])
+    centre = float(np.median(zp))
+    scatter = 1.4826 * float(np.median(np.abs(zp - centre)))
+    # One pass of 3-sigma clipping: variables, blends and misidentified stars.
+    keep = np.abs(zp - centre) <= max(3.0 * scatter, 1e-6)
+    if np.count_nonzero(keep) >= MIN_PHOTOMETRY_STARS:
+        centre = float(np.median(zp[keep]))
+        scatter = 1.4826 * float(np.median(np.abs(zp[keep] - centre)))
+    return centre, scatter, int(np.count_nonzero(keep))
+
+
+def peaks(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The highest pixel within one pixel of each 1-based position (NaN off the image)."""
+    h, w = data.shape
+    col = np.rint(np.asarray(x, float) - 1.0).astype(np.int64)
+    row = np.rint(np.asarray(y, float) - 1.0).astype(np.int64)
+    best = np.full(len(col), -np.inf)
+    for dc in (-1, 0, 1):
+        for dr in (-1, 0, 1):
+            c, r = col + dc, row + dr
+            inside = (c >= 0) & (c < w) & (r >= 0) & (r < h)
+            values = np.full(len(col), -np.inf)
+            values[inside] = data[r[inside], c[inside]]
+            best = np.maximum(best, values)
+    return np.where(np.isfinite(best), best, np.nan)
+
+
+def saturation_flags(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether each star's peak reaches ``SATURATED_SHARE`` of the image's maximum."""
+    top = float(np.nanmax(data)) if data.size else 0.0
+    peak = peaks(data, x, y)
+    return ~(peak < SATURATED_SHARE * top)
+
+
+def star_shapes(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> StarShapes | None:
+    """FWHM and elongation of stars at 1-based (x, y), from background-subtracted
+    second moments in a window that follows each star's size.
+
+    Parameters
+    ----------
+    data : ndarray
+        The image, 2-D, in file row order.
+    x, y : ndarray
+        Star positions (brightest first; saturated ones already left out).
+
+    Returns
+    -------
+    StarShapes or None
+        None when fewer than ``MIN_PHOTOMETRY_STARS`` stars could be measured.
+    """
+    data = np.asarray(data, dtype=float)
+    h, w = data.shape
+    fwhm, elong, sx, sy = [], [], [], []
+    xs, ys = np.asarray(x, float)[:SHAPE_STARS], np.asarray(y, float)[:SHAPE_STARS]
+    for xi, yi in zip(xs, ys, strict=True):
+        radius = 6.0
+        measured = None
+        for _ in range(3):  # the window follows the star's size
+            measured = _moments(data, xi - 1.0, yi - 1.0, radius, w, h)
+            if measured is None:
+                break
+            new_radius = min(25.0, max(3.0, 2.0 * measured[0]))
+            if abs(new_radius - radius) < 0.5:
+                break
+            radius = new_radius
+        if measured is None:
+            continue
+        fwhm.append(measured[0])
+        elong.append(measured[1])
+        sx.append(xi)
+        sy.append(yi)
+    if len(fwhm) < MIN_PHOTOMETRY_STARS:
+        return None
+    f, e = np.array(fwhm), np.array(elong)
+    grid: list[list[float | None]] = []
+    cx = np.minimum(SHAPE_GRID - 1, (np.array(sx) - 0.5) * SHAPE_GRID // w).astype(int)
+    cy = np.minimum(SHAPE_GRID - 1, (np.array(sy) - 0.5) * SHAPE_GRID // h).astype(int)
+    for row in range(SHAPE_GRID):
+        cells: list[float | None] = []
+        for col in range(SHAPE_GRID):
+            here = f[(cx == col) & (cy == row)]
+            cells.append(_round(float(np.median(here)), 3) if len(here) >= 3 else None)
+        grid.append(cells)
+    return StarShapes(
+        fwhm=float(np.median(f)), elongation=float(np.median(e)), measured=len(f), fwhm_grid=grid
+    )
+
+
+def _moments(
+    data: np.ndarray, x: float, y: float, radius: float, w: int, h: int
+) -> tuple[float, float] | None:
+    """(FWHM, elongation) of the star at 0-based (x, y) inside ``radius`` pixels."""
+    r = int(math.ceil(radius)) + 2
+    x0, x1 = int(round(x)) - r, int(round(x)) + r + 1
+    y0, y1 = int(round(y)) - r, int(round(y)) + r + 1
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        return None
+    cut = data[y0:y1, x0:x1]
+    gy, gx = np.mgrid[y0:y1, x0:x1]
+    dx, dy = gx - x, gy - y
+    d2 = dx * dx + dy * dy
+    ring = d2 > radius * radius
+    if not np.any(ring):
+        return None
+    background = float(np.median(cut[ring]))
+    inside = ~ring
+    signal = np.clip(cut[inside] - background, 0.0, None)
+    total = float(signal.sum())
+    if not total > 0:
+        return None
+    mx = float((signal * dx[inside]).sum()) / total
+    my = float((signal * dy[inside]).sum()) / total
+    ux, uy = dx[inside] - mx, dy[inside] - my
+    ixx = float((signal * ux * ux).sum()) / total
+    iyy = float((signal * uy * uy).sum()) / total
+    ixy = float((signal * ux * uy).sum()) / total
+    trace, diff = ixx + iyy, math.hypot(ixx - iyy, 2.0 * ixy)
+    major, minor = (trace + diff) / 2.0, (trace - diff) / 2.0
+    if not minor > 0:
+        return None
+    # A Gaussian's variance per axis is sigma^2; FWHM = 2 sqrt(2 ln 2) sigma.
+    fwhm = 2.3548 * math.sqrt((major + minor) / 2.0)
+    return fwhm, math.sqrt(major / minor)
+
+
+def header_cards(quality: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """FITS cards (keyword, value, comment) stating the quality of the fit.
+
+    ``CRDER1``/``CRDER2`` are the WCS standard's random error of each axis
+    (degrees); the rest are skysolve's own keywords.
+    """
+    cards: list[tuple[str, Any, str]] = []
+
+    def add(key: str, name: str, comment: str, factor: float = 1.0) -> None:
+        value = quality.get(name)
+        if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
+            cards.append((key, value * factor if factor != 1.0 else value, comment))
+
+    add("CRDER1", "ra_error_arcsec", "[deg] 1-sigma error of the centre, RA*cos(Dec)", 1 / 3600)
+    add("CRDER2", "dec_error_arcsec", "[deg] 1-sigma error of the centre, Dec", 1 / 3600)
+    add("FITNSTAR", "matched_stars", "stars matched in the final fit")
+    add("FITRMSPX", "rms_px", "[pix] RMS residual of the matched stars")
+    add("FITMEDPX", "median_px", "[pix] median residual of the matched stars")
+    add("FITRMSAS", "rms_arcsec", "[arcsec] RMS residual of the matched stars")
+    add("FITORDER", "sip_order", "SIP order of the final fit (0: TAN)")
+    add("ERRSCALE", "pixscale_error", "[arcsec/pix] 1-sigma error of the pixel scale")
+    add("ERRROT", "rotation_error_deg", "[deg] 1-sigma error of the rotation")
+    add("LIMMAG", "limiting_mag", "faintest matched catalogue star")
+    add("MAGZP", "zero_point", "photometric zero point, mag + 2.5 log10(flux)")
+    add("MAGZPSIG", "zero_point_scatter", "scatter of the zero point, mag")
+    add("FWHMPIX", "fwhm_px", "[pix] median FWHM of the matched stars")
+    add("ELONG", "elongation", "median elongation (major/minor) of the stars")
+    return cards
+
+
+def write_corr(
+    path: Path,
+    *,
+    field_x: np.ndarray,
+    field_y: np.ndarray,
+    field_ra: np.ndarray,
+    field_dec: np.ndarray,
+    index_x: np.ndarray,
+    index_y: np.ndarray,
+    index_ra: np.ndarray,
+    index_dec: np.ndarray,
+    index_id: np.ndarray,
+    field_id: np.ndarray,
+    flux: np.ndarray,
+    index_mag: np.ndarray,
+    pixscale: float,
+) -> Path:
+    """``corr.fits``: astrometry.net's columns and each star's residual.
+
+    ``residual_x``/``residual_y`` are the catalogue star's pixel position under
+    the final WCS minus the source's (pixels); ``residual_arcsec`` their length
+    on the sky.
+    """
+    rx = np.asarray(index_x, float) - np.asarray(field_x, float)
+    ry = np.asarray(index_y, float) - np.asarray(field_y, float)
+    weight = np.exp(-(rx**2 + ry**2) / 2.0)
+    return write_fits_table(
+        path,
+        [
+            ("field_x", "D", "pixels", field_x),
+            ("field_y", "D", "pixels", field_y),
+            ("field_ra", "D", "degrees", field_ra),
+            ("field_dec", "D", "degrees", field_dec),
+            ("index_x", "D", "pixels", index_x),
+            ("index_y", "D", "pixels", index_y),
+            ("index_ra", "D", "degrees", index_ra),
+            ("index_dec", "D", "degrees", index_dec),
+            ("index_id", "J", "none", index_id),
+            ("field_id", "J", "none", field_id),
+            ("match_weight", "D", "none", weight),
+            ("FLUX", "E", "", flux),
+            ("index_mag", "E", "mag", index_mag),
+            ("residual_x", "D", "pixels", rx),
+            ("residual_y", "D", "pixels", ry),
+            ("residual_arcsec", "D", "arcsec", np.hypot(rx, ry) * pixscale),
+        ],
+    )
+
+
+def read_residuals(path: Path | None) -> np.ndarray | None:
+    """Rows of (x, y, dx, dy) from a ``corr.fits`` written by :func:`write_corr`
+    (None when there is none, or it has no residual columns: a solver's own)."""
+    if path is None or not Path(path).is_file():
+        return None
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        table = hdul[1].data
+        if table is None or "residual_x" not in table.columns.names:
+            return None
+        columns = ("field_x", "field_y", "residual_x", "residual_y")
+        return np.column_stack([np.asarray(table[name], dtype=float) for name in columns])
+
+
+def _round(value: float, digits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)

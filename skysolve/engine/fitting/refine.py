@@ -1,0 +1,330 @@
+"""The final fit: grow the matched stars from the centre out, reject outliers, fit, repeat.
+
+A solver's verified WCS is right near the stars it used and may be pixels off
+elsewhere (an order-2 tweak through the 15 stars of one index, a TAN model of a
+wide-angle lens).  Matching the whole frame against it at once would pair the
+edge stars with wrong neighbours, so the matched region grows from the centre
+outwards in rings, each fit extrapolating a little further than the last; then
+the whole frame is matched with a radius set by the fit's own scatter until
+the matched set stops changing.  The answer depends only on that final set,
+not on which solver, index or process found the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from skysolve.engine.fastpath.verification import binomial_tail
+from skysolve.engine.fitting.matching import match_one_to_one
+from skysolve.engine.fitting.wcsfit import (
+    MAX_ORDER,
+    WcsFit,
+    choose_order,
+    fit_wcs,
+    usable_order,
+)
+
+#: Fewer matched stars than this cannot refit (and cannot judge) an answer.
+MIN_STARS = 8
+#: Sources matched at most (the brightest of the list).
+MAX_SOURCES = 1000
+#: Catalogue stars considered per source matched.
+STARS_PER_SOURCE = 2.0
+#: Shares of the half-diagonal matched while the region grows from the centre.
+GROWTH = (0.35, 0.5, 0.65, 0.8, 1.0)
+#: Match radius while growing, pixels (times the positional error).
+GROW_RADIUS = 5.0
+#: The final match radius is this many times the fit's scatter...
+RADIUS_SIGMAS = 5.0
+#: ... but at least this, pixels (times the positional error).
+MIN_RADIUS = 1.5
+#: Residuals beyond this many sigma (of a 2-D Gaussian's radial distance) are outliers
+#: (a good star lands there once in 3000).
+CLIP_SIGMAS = 4.0
+#: Catalogue stars are taken, brightest first, until a source dropped at random
+#: would land within the match radius of one with this probability.
+CHANCE_PER_SOURCE = 0.02
+#: A growth step that moves no star in the frame by more than this share of the
+#: match radius ends the growth.
+STABLE_SHARE = 0.2
+#: Iterations of the whole-frame match at most.
+MAX_ROUNDS = 10
+#: A refit whose matches are likelier than this to be chance says the answer is wrong.
+MAX_CHANCE = 1e-4
+
+
+class Catalogue(Protocol):
+    """Star positions (J2000 degrees), magnitudes and unit vectors: an index file's
+    :class:`~skysolve.engine.catalog.StarCatalog` or the fast path's reference stars."""
+
+    @property
+    def ra(self) -> np.ndarray: ...
+    @property
+    def dec(self) -> np.ndarray: ...
+    @property
+    def mag(self) -> np.ndarray | None: ...
+    @property
+    def xyz(self) -> np.ndarray: ...
+
+
+class Projection(Protocol):
+    """What the refit needs of the starting WCS (astropy's WCS or a TanSip)."""
+
+    def all_pix2world(self, *args: Any, **kwargs: Any) -> Any: ...
+    def all_world2pix(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Refit:
+    """The result of :func:`refit`.
+
+    ``source_rows`` index the source list given, ``star_rows`` the catalogue;
+    ``fit`` is the WCS through them.  ``order_scores``: cross-validated RMS by
+    order (empty when the order was requested).  ``stars_in_field``: catalogue
+    stars considered; ``chance``: the probability that as many sources would
+    land as close to them by accident.
+    """
+
+    fit: WcsFit
+    source_rows: np.ndarray
+    star_rows: np.ndarray
+    radius: float
+    order_requested: bool
+    order_scores: dict[int, float] = field(default_factory=dict)
+    stars_in_field: int = 0
+    sources_used: int = 0
+    chance: float = 0.0
+    rounds: int = 0
+
+    @property
+    def plausible(self) -> bool:
+        return self.chance <= MAX_CHANCE
+
+
+def refit(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    start: Projection,
+    stars: Catalogue,
+    order: int | None = None,
+    positional_error: float = 1.0,
+    max_order: int = MAX_ORDER,
+) -> Refit | None:
+    """Refit a verified WCS to every star it explains.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        1-based pixel positions of the detected sources, brightest first.
+    width, height : int
+        Image size.
+    start : Projection
+        The verified WCS.
+    stars : Catalogue
+        Reference stars, brightest first or not (they are sorted here).
+    order : int, optional
+        SIP order to fit (nova's ``tweak_order``; 0 and 1 both mean TAN).
+        ``None``: the order the stars support, by cross-validation.
+    positional_error : float
+        Expected centroid error, pixels: widens the match radii.
+    max_order : int
+        Highest order tried when choosing.
+
+    Returns
+    -------
+    Refit or None
+        None when fewer than ``MIN_STARS`` stars could be matched.
+    """
+    x = np.asarray(x, float)[:MAX_SOURCES]
+    y = np.asarray(y, float)[:MAX_SOURCES]
+    pos_err = max(1.0, float(positional_error))
+    cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
+    corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, 0.5], [0.5, height + 0.5]])
+    corners = np.vstack([corners, [[width + 0.5, height + 0.5]]])
+    sky = np.asarray(start.all_pix2world(corners, 1), dtype=float)
+    if not np.all(np.isfinite(sky)):
+        return None
+    centre = (float(sky[0, 0]), float(sky[0, 1]))
+    reach = float(np.max(_separation(centre, sky[1:, 0], sky[1:, 1])))
+    rows = _cone(stars, centre, min(90.0, reach * 1.1 + 0.01))
+    if len(rows) < MIN_STARS:
+        return None
+    most = max(50, int(STARS_PER_SOURCE * len(x)))
+    # The brightest in the cone, with room for the part outside the frame.
+    candidates = rows[: 4 * most]
+    ra = np.asarray(stars.ra, float)[candidates]
+    dec = np.asarray(stars.dec, float)[candidates]
+    # Stars well outside the frame are dropped once, by the start: a SIP
+    # polynomial evaluated far outside the stars it was fitted to diverges.
+    with np.errstate(all="ignore"):
+        xy = np.asarray(start.all_world2pix(np.column_stack([ra, dec]), 1, quiet=True), float)
+    pad_x, pad_y = 0.15 * width, 0.15 * height
+    near = np.flatnonzero(
+        (xy[:, 0] > 0.5 - pad_x)
+        & (xy[:, 0] < width + 0.5 + pad_x)
+        & (xy[:, 1] > 0.5 - pad_y)
+        & (xy[:, 1] < height + 0.5 + pad_y)
+    )
+    candidates, ra, dec = candidates[near], ra[near], dec[near]
+
+    def project(model: Projection, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        # A catalogue denser than the match radius allows pairs sources with
+        # the wrong stars: the depth follows the radius.
+        limit = int(CHANCE_PER_SOURCE * width * height / (math.pi * radius**2))
+        limit = max(30, min(most, limit))
+        with np.errstate(all="ignore"):
+            xy = model.all_world2pix(np.column_stack([ra, dec]), 1, quiet=True)
+        xy = np.asarray(xy, float).reshape(-1, 2)
+        px, py = xy[:, 0], xy[:, 1]
+        inside = (px > 0.5) & (px < width + 0.5) & (py > 0.5) & (py < height + 0.5)
+        # Only the brightest ``limit`` stars inside the frame take part.
+        beyond = np.flatnonzero(inside)[limit:]
+        inside[beyond] = False
+        return np.where(inside, px, np.nan), np.where(inside, py, np.nan)
+
+    half_diagonal = math.hypot(width, height) / 2.0
+    dist_centre = np.hypot(x - cx, y - cy)
+    model: Projection = start
+    fitted: WcsFit | None = None
+    chosen_order = 1 if order is None else max(1, int(order))
+    scores: dict[int, float] = {}
+    src_rows = star_rows = np.zeros(0, dtype=np.intp)
+    radius = GROW_RADIUS * pos_err
+    previous: tuple[bytes, bytes] | None = None
+    rounds = 0
+    schedule: list[float | None] = [*GROWTH, *([None] * MAX_ROUNDS)]
+    last_xy: tuple[np.ndarray, np.ndarray] | None = None
+    for share in schedule:
+        if share is not None:
+            radius = GROW_RADIUS * pos_err
+            region = dist_centre <= share * half_diagonal
+        else:
+            sigma = fitted.sigma_px if fitted is not None else math.inf
+            radius = min(GROW_RADIUS * pos_err, max(MIN_RADIUS * pos_err, RADIUS_SIGMAS * sigma))
+            region = np.ones(len(x), dtype=bool)
+        px, py = project(model, radius)
+        if share is not None and last_xy is not None and share < 1.0:
+            # The fit through the centre puts every star in the frame where the
+            # model before it did: the start was good, growing further is moot.
+            with np.errstate(invalid="ignore"):
+                moved = np.hypot(px - last_xy[0], py - last_xy[1])
+            if np.any(np.isfinite(moved)) and np.nanmax(moved) < STABLE_SHARE * radius:
+                continue
+        last_xy = (px, py)
+        sel = np.flatnonzero(region)
+        s_rows, c_rows = match_one_to_one(x[sel], y[sel], px, py, radius)
+        s_rows = sel[s_rows]
+        if len(s_rows) < MIN_STARS:
+            if share is not None and share < 1.0:
+                continue  # too few near the centre: grow
+            break
+        key = (s_rows.tobytes(), c_rows.tobytes())
+        if share is None:
+            rounds += 1
+            if key == previous:
+                break
+        previous = key
+        attempt = _fit_clipped(
+            x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
+            centre=_centre_of(model, cx, cy), order=order, max_order=max_order,
+        )  # fmt: skip
+        if attempt is None:
+            break
+        fitted, keep, chosen_order, scores = attempt
+        src_rows, star_rows = s_rows[keep], c_rows[keep]
+        model = fitted.model
+    if fitted is None or len(src_rows) < MIN_STARS:
+        return None
+    # The chance that random sources would land as close to as many stars.
+    px, py = project(model, radius)
+    in_frame = int(np.count_nonzero(np.isfinite(px)))
+    n_src = len(x)
+    p = min(1.0, in_frame * math.pi * radius**2 / (width * height))
+    chance = binomial_tail(len(src_rows), n_src, p)
+    return Refit(
+        fit=fitted,
+        source_rows=src_rows,
+        star_rows=candidates[star_rows],
+        radius=radius,
+        order_requested=order is not None,
+        order_scores=scores,
+        stars_in_field=in_frame,
+        sources_used=n_src,
+        chance=chance,
+        rounds=rounds,
+    )
+
+
+def _fit_clipped(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    width: int,
+    height: int,
+    *,
+    centre: tuple[float, float],
+    order: int | None,
+    max_order: int,
+) -> tuple[WcsFit, np.ndarray, int, dict[int, float]] | None:
+    """Fit, drop residuals beyond ``CLIP_SIGMAS`` robust sigmas, refit until none are.
+
+    Returns the fit, the rows of the stars kept, the order and the order scores.
+    """
+    keep = np.arange(len(x))
+    scores: dict[int, float] = {}
+    used = 1
+    for attempt in range(8):
+        if len(keep) < MIN_STARS:
+            return None
+        if attempt > 0:
+            used = usable_order(len(keep), used)
+        elif order is None:
+            used, scores = choose_order(
+                x[keep], y[keep], ra[keep], dec[keep],
+                width=width, height=height, crval=centre, max_order=max_order,
+            )  # fmt: skip
+        else:
+            used = usable_order(len(keep), max(1, order))
+        fit = fit_wcs(
+            x[keep], y[keep], ra[keep], dec[keep],
+            width=width, height=height, order=used, crval=centre,
+        )  # fmt: skip
+        distance = np.hypot(fit.residual_x, fit.residual_y)
+        # The median radial distance of a 2-D Gaussian is 1.1774 sigma.
+        sigma = float(np.median(distance)) / 1.1774
+        bad = distance > max(CLIP_SIGMAS * sigma, 1e-3)
+        if not np.any(bad) or attempt == 7:
+            break
+        keep = keep[~bad]
+    return fit, keep, used, scores
+
+
+def _centre_of(model: Projection, cx: float, cy: float) -> tuple[float, float]:
+    sky = np.asarray(model.all_pix2world(np.array([[cx, cy]]), 1), dtype=float)
+    return float(sky[0, 0]), float(sky[0, 1])
+
+
+def _cone(stars: Catalogue, centre: tuple[float, float], radius: float) -> np.ndarray:
+    """Rows of the stars within ``radius`` degrees of ``centre``, brightest first."""
+    r, d = math.radians(centre[0]), math.radians(centre[1])
+    axis = np.array([math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d)])
+    rows = np.flatnonzero(np.asarray(stars.xyz) @ axis >= math.cos(math.radians(radius)))
+    if stars.mag is not None:
+        mag = np.asarray(stars.mag, float)[rows]
+        rows = rows[np.argsort(np.where(np.isfinite(mag), mag, np.inf), kind="stable")]
+    return rows
+
+
+def _separation(centre: tuple[float, float], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    r0, d0 = math.radians(centre[0]), math.radians(centre[1])
+    r, d = np.radians(ra), np.radians(dec)
+    c = math.sin(d0) * np.sin(d) + math.cos(d0) * np.cos(d) * np.cos(r - r0)
+    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))

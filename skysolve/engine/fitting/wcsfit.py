@@ -1,0 +1,229 @@
+"""TAN-SIP least squares with the covariance of the fit, and the choice of its order.
+
+The model is the fast path's :class:`~skysolve.engine.fastpath.tansip.TanSip`
+(CRPIX at the image centre, the tangent point moved to the sky position of
+CRPIX): a polynomial of total degree ``order`` in the pixel offsets maps to
+the tangent plane, its linear part is the CD matrix and the rest, divided by
+CD, the SIP ``A``/``B`` polynomials.  Because the fit is linear in the
+tangent plane, the covariance of its coefficients is exact for independent
+centroid errors of equal size, and the uncertainties of the centre, scale and
+rotation follow from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from skysolve.engine.fastpath.tansip import (
+    TanSip,
+    fit_tan_sip,
+    gnomonic,
+    sip_design,
+    sip_terms,
+)
+
+#: Highest SIP order tried when the order is chosen from the data.
+MAX_ORDER = 5
+#: A polynomial needs at least this many stars per coefficient (per axis) to be tried.
+STARS_PER_TERM = 4
+#: A higher order is taken only when it lowers the cross-validated error by this share.
+ORDER_GAIN = 0.03
+
+
+@dataclass(frozen=True)
+class WcsFit:
+    """A fitted WCS and what the fit says about its precision.
+
+    ``sigma_px``: the 1-sigma scatter of one star's position about the model
+    (pixels, per axis, degrees of freedom counted).  The ``*_error`` fields are
+    1-sigma uncertainties of the field centre (``ra_error`` on the sky, i.e.
+    already times cos Dec; arcseconds), of the pixel scale (arcsec/pixel) and of
+    the rotation (degrees), from the covariance of the fit.
+    """
+
+    model: TanSip
+    residual_x: np.ndarray
+    residual_y: np.ndarray
+    sigma_px: float
+    ra_error: float
+    dec_error: float
+    scale: float
+    scale_error: float
+    rotation_error: float
+
+    @property
+    def rms_px(self) -> float:
+        """RMS of the radial residuals, pixels."""
+        if len(self.residual_x) == 0:
+            return math.nan
+        return float(np.sqrt(np.mean(self.residual_x**2 + self.residual_y**2)))
+
+
+def fit_wcs(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    order: int,
+    crval: tuple[float, float],
+) -> WcsFit:
+    """Least-squares TAN-SIP WCS of ``order`` through matched stars, with its covariance.
+
+    Parameters
+    ----------
+    x, y : ndarray
+        1-based pixel positions of the matched sources.
+    ra, dec : ndarray
+        Their catalogue positions, degrees.
+    width, height : int
+        Image size, pixels.
+    order : int
+        SIP order; 1 (or less) is a pure TAN WCS.
+    crval : (float, float)
+        Starting tangent point, degrees (the fit moves it to the centre).
+
+    Returns
+    -------
+    WcsFit
+    """
+    order = max(1, int(order))
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    model = fit_tan_sip(x, y, ra, dec, width=width, height=height, order=order, crval=crval)
+    px, py = model.world2pix(ra, dec)
+    rx, ry = px - x, py - y
+    # The covariance of the tangent-plane coefficients at the final tangent point.
+    u, v = x - model.crpix[0], y - model.crpix[1]
+    design = sip_design(u, v, sip_terms(order), model.s)
+    plane = gnomonic(ra, dec, *model.crval)
+    coef, *_ = np.linalg.lstsq(design, plane, rcond=None)
+    resid = plane - design @ coef
+    n, p = design.shape
+    dof = max(1, n - p)
+    # Per axis: xi (East) and eta (North) may scatter differently.
+    var_xi = float(np.sum(resid[:, 0] ** 2)) / dof  # degrees^2
+    var_eta = float(np.sum(resid[:, 1] ** 2)) / dof
+    try:
+        base = np.linalg.inv(design.T @ design)
+    except np.linalg.LinAlgError:
+        base = np.linalg.pinv(design.T @ design)
+    ra_err = math.sqrt(max(0.0, var_xi * base[0, 0])) * 3600.0
+    dec_err = math.sqrt(max(0.0, var_eta * base[0, 0])) * 3600.0
+    # Scale and rotation are functions of the four linear coefficients; the xi
+    # and eta coefficients are independent, each with its axis's variance.
+    lin = np.array([coef[1, 0], coef[2, 0], coef[1, 1], coef[2, 1]])
+    cov = np.zeros((4, 4))
+    cov[:2, :2] = var_xi * base[1:3, 1:3]
+    cov[2:, 2:] = var_eta * base[1:3, 1:3]
+    scale = _scale(lin, model.s)
+    jac_scale = _gradient(lambda q: _scale(q, model.s), lin)
+    jac_rot = _gradient(_rotation, lin)
+    scale_err = math.sqrt(max(0.0, float(jac_scale @ cov @ jac_scale)))
+    rot_err = math.sqrt(max(0.0, float(jac_rot @ cov @ jac_rot)))
+    pixel_deg = scale / 3600.0
+    return WcsFit(
+        model=model,
+        residual_x=rx,
+        residual_y=ry,
+        sigma_px=math.sqrt((var_xi + var_eta) / 2.0) / pixel_deg if pixel_deg > 0 else math.nan,
+        ra_error=ra_err,
+        dec_error=dec_err,
+        scale=scale,
+        scale_error=scale_err,
+        rotation_error=rot_err,
+    )
+
+
+def _scale(lin: np.ndarray, s: float) -> float:
+    """arcsec/pixel of the linear coefficients (xi_u, xi_v, eta_u, eta_v) over ``s`` pixels."""
+    det = (lin[0] * lin[3] - lin[1] * lin[2]) / (s * s)
+    return 3600.0 * math.sqrt(abs(det))
+
+
+def _rotation(lin: np.ndarray) -> float:
+    """Position angle (degrees) of the linear part, as :class:`Calibration` defines it."""
+    parity = 1.0 if lin[0] * lin[3] - lin[1] * lin[2] >= 0 else -1.0
+    t = parity * lin[0] + lin[3]
+    a = parity * lin[2] - lin[1]
+    return -math.degrees(math.atan2(a, t))
+
+
+def _gradient(f: Callable[[np.ndarray], float], at: np.ndarray) -> np.ndarray:
+    """Central-difference gradient of a scalar function of a few variables."""
+    grad = np.zeros(len(at))
+    for k in range(len(at)):
+        h = 1e-6 * max(abs(float(at[k])), 1e-12)
+        up, down = at.copy(), at.copy()
+        up[k] += h
+        down[k] -= h
+        grad[k] = (f(up) - f(down)) / (2 * h)
+    return grad
+
+
+def usable_order(n_stars: int, wanted: int) -> int:
+    """The highest order up to ``wanted`` that ``n_stars`` stars can support."""
+    order = max(1, wanted)
+    while order > 1 and n_stars < STARS_PER_TERM * len(sip_terms(order)):
+        order -= 1
+    return order
+
+
+def choose_order(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    crval: tuple[float, float],
+    max_order: int = MAX_ORDER,
+) -> tuple[int, dict[int, float]]:
+    """The SIP order the stars support, by leave-one-out cross-validation.
+
+    Each order from 1 (TAN) to the highest the number of stars allows is scored
+    by how well it predicts each star from all the others; the lowest order
+    whose cross-validated RMS is within ``ORDER_GAIN`` of the best wins.
+
+    Returns
+    -------
+    order : int
+    scores : dict
+        Cross-validated RMS (pixels, radial) by order.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    plane = gnomonic(np.asarray(ra, float), np.asarray(dec, float), *crval)
+    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
+    s = max(width, height) / 2.0
+    n = len(x)
+    top = usable_order(n, max_order)
+    # One design matrix at the highest order: the terms of a lower order are its
+    # first columns.  Leave-one-out residuals come from the hat matrix's
+    # diagonal, r / (1 - h): exact, and the same on every run.
+    design = sip_design(x - crpix[0], y - crpix[1], sip_terms(top), s)
+    scores: dict[int, float] = {}
+    pixel_deg = math.nan
+    # The first p columns of Q span the first p columns of the design: one QR
+    # serves every order.
+    q, r = np.linalg.qr(design)
+    qt_plane = q.T @ plane
+    for order in range(1, top + 1):
+        p = len(sip_terms(order))
+        coef = np.linalg.solve(r[:p, :p], qt_plane[:p])
+        hat = np.minimum(np.sum(q[:, :p] ** 2, axis=1), 0.999)
+        loo = (plane - design[:, :p] @ coef) / (1.0 - hat)[:, None]
+        if order == 1:
+            pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+        scores[order] = float(np.sqrt(np.mean(np.sum(loo**2, axis=1)))) / pixel_deg
+    best = min(scores.values())
+    for order in sorted(scores):
+        if scores[order] <= best * (1.0 + ORDER_GAIN):
+            return order, scores
+    return 1, scores  # pragma: no cover - the best order is always within its own margin

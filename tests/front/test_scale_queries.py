@@ -1,0 +1,179 @@
+"""Every listing page and API list runs a fixed number of queries, however many rows.
+
+Each test measures a page with a few rows, adds many more (more than a page),
+and measures again: both counts must equal the pinned number.  A query per
+row (a card's job, a tag's image) would make the second count grow.  The
+suite runs on SQLite and, through ``make unit-postgres``, on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from skysolve.submissions import tagcounts
+from skysolve.submissions.models import Album, Comment, Job, Tag, TaggedUserImage, UserImage
+from tests.front.helpers import make_user, solve, submit
+
+pytestmark = pytest.mark.django_db
+
+#: Rows added between the two measurements: more than a page (24) holds.
+MORE = 30
+
+
+def count(request: Callable[[], object]) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = request()
+    assert getattr(response, "status_code", 200) == 200
+    return len(queries.captured_queries)
+
+
+def grow(owner: User, n: int, *, ra: float = 150.0, album: str = "") -> list[Job]:
+    """``n`` solved images of ``owner`` near (ra, 20), and a few queued ones among them."""
+    jobs = []
+    for i in range(n):
+        if i % 5 == 4:
+            submit(owner, filename=f"q{i}.jpg", album=album)  # queued: no result yet
+        job = solve(
+            submit(owner, filename=f"f{i}.jpg", album=album),
+            ra=ra + 0.01 * i,
+            dec=20.0,
+            radius=0.5,
+            objects=["Whirlpool Galaxy", f"NGC {i}"],
+        )
+        jobs.append(job)
+    return jobs
+
+
+def assert_constant(request: Callable[[], object], add: Callable[[], object], pinned: int) -> None:
+    before = count(request)
+    add()
+    after = count(request)
+    assert (before, after) == (pinned, pinned)
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    user = make_user("alice")
+    grow(user, 2, album="trip")
+    return user
+
+
+@pytest.mark.parametrize(
+    ("url", "pinned"),
+    [
+        ("/gallery", 1),
+        ("/gallery?page=2", 1),
+        ("/users/alice", 3),
+        ("/tags", 2),
+        ("/search?ra=150&dec=20&radius=2", 8),
+        ("/search?ra=150.1&dec=20&radius=1&mode=overlap", 8),
+        ("/search?ra=150.1&dec=20&mode=contains", 8),
+        ("/search?object=Whirlpool", 2),
+        ("/albums", 1),
+    ],
+)
+def test_public_listings(client: Client, alice: User, url: str, pinned: int) -> None:
+    assert_constant(lambda: client.get(url), lambda: grow(alice, MORE, album="trip"), pinned)
+
+
+def test_a_deep_page(client: Client, alice: User) -> None:
+    grow(alice, MORE)
+    older = client.get("/gallery").context["page"].older_query
+    assert_constant(lambda: client.get(f"/gallery?{older}"), lambda: grow(alice, MORE), 2)
+
+
+def test_a_tag_page(client: Client, alice: User) -> None:
+    tag = Tag.objects.get(text="Whirlpool Galaxy")
+    assert_constant(lambda: client.get(f"/tags/{tag.pk}"), lambda: grow(alice, MORE), 4)
+
+
+def test_an_album(client: Client, alice: User) -> None:
+    album = Album.objects.get(title="trip")
+    url = f"/albums/{album.id}"
+    assert_constant(lambda: client.get(url), lambda: grow(alice, MORE, album="trip"), 5)
+
+
+@pytest.mark.parametrize(
+    ("url", "pinned"),
+    [
+        ("/my/images", 5),
+        ("/my/images?status=solved", 5),
+        ("/my/submissions", 5),
+        ("/my/submissions?status=solved", 5),
+    ],
+)
+def test_own_listings(client: Client, alice: User, url: str, pinned: int) -> None:
+    client.force_login(alice)
+    assert_constant(lambda: client.get(url), lambda: grow(alice, MORE), pinned)
+
+
+def test_the_api_lists(client: Client, alice: User) -> None:
+    from skysolve.submissions.services import create_api_key
+
+    key = create_api_key("alice").key
+    answer = client.post("/api/login", {"request-json": json.dumps({"apikey": key})})
+    session = json.loads(answer.content)["session"]
+
+    def myjobs() -> object:
+        body = {"request-json": json.dumps({"session": session})}
+        return client.post("/api/myjobs", body)
+
+    assert_constant(myjobs, lambda: grow(alice, MORE), 2)
+    mine = Job.objects.filter(user_image__submission__user=alice).count()
+    assert len(json.loads(myjobs().content)["jobs"]) == mine > MORE  # type: ignore[attr-defined]
+    by_tag = "/api/jobs_by_tag?query=Whirlpool"
+    assert_constant(lambda: client.get(by_tag), lambda: grow(alice, MORE), 1)
+    assert len(json.loads(client.get(by_tag).content)["job_ids"]) == 2 + 2 * MORE
+
+
+def test_an_image_with_many_tags_and_comments(client: Client, alice: User) -> None:
+    bob = make_user("bob")
+    job = grow(alice, 1)[0]
+    image = job.user_image
+
+    def pile_up() -> None:
+        for i in range(250):
+            tag = Tag.objects.create(text=f"tag {i}")
+            TaggedUserImage.objects.create(user_image=image, tag=tag, added_by=bob)
+            Comment.objects.create(author=bob, user_image=image, text=f"comment {i}")
+
+    client.force_login(bob)
+    before = count(lambda: client.get(f"/results/{job.id}"))
+    pile_up()
+    response = client.get(f"/results/{job.id}")
+    assert count(lambda: client.get(f"/results/{job.id}")) == before
+    # The page shows a bounded number of them.
+    assert len(response.context["comments"]) == 100
+    assert len(response.context["image_tags"]) == 100
+
+
+def test_tag_counts_follow_tags_and_visibility(client: Client, alice: User) -> None:
+    from skysolve.front import community
+    from skysolve.submissions.services import Viewer
+
+    whirlpool = Tag.objects.get(text="Whirlpool Galaxy")
+    assert whirlpool.public_count == 2
+    image = UserImage.objects.filter(user=alice).first()
+    assert image is not None
+    viewer = Viewer(user=alice)
+    community.add_tag(image.id, viewer, "Whirlpool Galaxy")  # the same tag again: one image
+    whirlpool.refresh_from_db()
+    assert whirlpool.public_count == 2
+    community.set_visibility(image.id, viewer, public=False)
+    whirlpool.refresh_from_db()
+    assert whirlpool.public_count == 1
+    community.set_visibility(image.id, viewer, public=True)
+    image.delete()
+    whirlpool.refresh_from_db()
+    assert whirlpool.public_count == 1
+    Tag.objects.update(public_count=0)
+    tagcounts.recount_tags()
+    whirlpool.refresh_from_db()
+    assert whirlpool.public_count == 1
