@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from skysolve.engine.fastpath.database import Stars
 from skysolve.engine.fastpath.verification import binomial_tail
 from skysolve.engine.fitting.matching import match_one_to_one
 from skysolve.engine.fitting.wcsfit import (
@@ -57,18 +58,10 @@ MAX_ROUNDS = 10
 MAX_CHANCE = 1e-4
 
 
-class Catalogue(Protocol):
-    """Star positions (J2000 degrees), magnitudes and unit vectors: an index file's
-    :class:`~skysolve.engine.catalog.StarCatalog` or the fast path's reference stars."""
-
-    @property
-    def ra(self) -> np.ndarray: ...
-    @property
-    def dec(self) -> np.ndarray: ...
-    @property
-    def mag(self) -> np.ndarray | None: ...
-    @property
-    def xyz(self) -> np.ndarray: ...
+#: Star positions (J2000 degrees), magnitudes and unit vectors: an index file's
+#: :class:`~skysolve.engine.catalog.StarCatalog` or the fast path's reference
+#: stars; the fast path's verification reads the same.
+Catalogue = Stars
 
 
 class Projection(Protocol):
