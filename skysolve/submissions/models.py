@@ -390,11 +390,21 @@ class TaggedUserImage(models.Model):
         User, on_delete=models.SET_NULL, null=True, blank=True
     )
     added: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+    #: Whether the image (and its submission) is public, kept by
+    #: :mod:`skysolve.submissions.tagcounts` so that a tag's public images are
+    #: read from the tag's index alone (jobs_by_tag) instead of checking each.
+    public: models.BooleanField[bool, bool] = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
             # A tag's page and jobs_by_tag: its images, most recently tagged first.
             models.Index(fields=["tag", "id"], name="tagged_tag_id"),
+            # jobs_by_tag: a tag's public images, from the index alone.
+            models.Index(
+                fields=["tag", "user_image"],
+                name="tagged_tag_public",
+                condition=models.Q(public=True),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -559,6 +569,8 @@ class Job(RandomIdModel):
             models.Index(fields=["status", "finished_at", "id"], name="job_status_finished"),
             # A submitter's jobs, newest first (user pages, myjobs).
             models.Index(fields=["owner_key", "queued_at", "id"], name="job_owner_queued"),
+            # jobs_by_tag: an image's jobs with their order, from the index alone.
+            models.Index(fields=["user_image", "queued_at", "id"], name="job_image_queued"),
             # Learned hints: an owner's solves of the last hours.
             models.Index(
                 fields=["owner_key", "status", "finished_at"], name="job_owner_status_finished"

@@ -7,6 +7,7 @@ site and the command line share one implementation of every rule.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import secrets
 import threading
@@ -735,27 +736,63 @@ def jobs_of(viewer: Viewer) -> list[int]:
     "anon:<session>", set when it is made), so one index holds a submitter's
     jobs in this order and the list is read from it alone.
     """
-    jobs = Job.objects.filter(owner_key=viewer.owner_key)
-    return list(jobs.order_by("-queued_at", "-id").values_list("id", flat=True))
+    return list(_own_jobs(viewer).values_list("id", flat=True))
+
+
+def jobs_of_json(viewer: Viewer) -> str:
+    """:func:`jobs_of` as the text of a JSON array (see :func:`_ids_json`)."""
+    return _ids_json(_own_jobs(viewer))
+
+
+def _own_jobs(viewer: Viewer) -> QuerySet[Job]:
+    return Job.objects.filter(owner_key=viewer.owner_key).order_by("-queued_at", "-id")
 
 
 def public_jobs_by_tag(query: str, *, exact: bool) -> list[int]:
     """Ids of public jobs whose image has a (user or machine) tag matching ``query``,
     newest first."""
+    return list(_public_tagged_jobs(query, exact=exact).values_list("id", flat=True))
+
+
+def public_jobs_by_tag_json(query: str, *, exact: bool) -> str:
+    """:func:`public_jobs_by_tag` as the text of a JSON array (see :func:`_ids_json`)."""
+    return _ids_json(_public_tagged_jobs(query, exact=exact))
+
+
+def _public_tagged_jobs(query: str, *, exact: bool) -> QuerySet[Job]:
     tags = (
         Tag.objects.filter(text__iexact=query)
         if exact
         else Tag.objects.filter(text__icontains=query)
     )
-    # A join and DISTINCT rather than EXISTS: PostgreSQL runs this plan in
-    # parallel workers; still one lookup of image, submission and job per
-    # tagged image (see README, "Scale").
-    jobs = Job.objects.filter(
-        user_image__taggeduserimage__tag__in=tags,
-        user_image__publicly_visible="y",
-        user_image__submission__publicly_visible="y",
-    )
-    return list(jobs.distinct().order_by("-queued_at", "-id").values_list("id", flat=True))
+    # The tag rows carry their image's visibility (kept by tagcounts), so the
+    # public images of the tags are one range of a partial index, and each
+    # image's jobs one range of job_image_queued: no image or submission is
+    # read.  IN rather than a join: an image with the tag twice (a person's
+    # and a machine tag) gives its jobs once, without DISTINCT.
+    images = TaggedUserImage.objects.filter(tag__in=tags, public=True).values("user_image_id")
+    return Job.objects.filter(user_image_id__in=images).order_by("-queued_at", "-id")
+
+
+def _ids_json(jobs: QuerySet[Job]) -> str:
+    """The ids of ``jobs`` (ordered newest first) as the text of a JSON array.
+
+    Exactly what ``json.dumps`` writes for the list of ids.  On PostgreSQL the
+    database writes it (``string_agg`` over the index-only scan), so a list of
+    hundreds of thousands of ids is never turned into Python objects and back;
+    elsewhere the ids are read and written here.
+    """
+    if connection.vendor != "postgresql":
+        return json.dumps(list(jobs.values_list("id", flat=True)))
+    sql, params = jobs.values("id", "queued_at").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(ids.id::text, ', ' ORDER BY ids.queued_at DESC, ids.id DESC)"
+            f" FROM ({sql}) AS ids",
+            params,
+        )
+        row = cursor.fetchone()
+    return f"[{row[0] or ''}]"
 
 
 def submission_image_ids(submission: Submission) -> list[int]:

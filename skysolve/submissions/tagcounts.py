@@ -9,6 +9,11 @@ private moves the count of each of its tags (:func:`image_visibility_changed`,
 called where visibility is edited).  An image carrying a tag twice (as a
 person's tag and as a machine tag) counts once.  :func:`recount_tags`
 recomputes them all from the rows (the migration that adds the column runs it).
+
+Each tag row also carries ``public``, its image's visibility (set when the row
+is made, by :func:`marking`; changed by :func:`image_visibility_changed`), so
+that a tag's public images are one index range (``/api/jobs_by_tag``) rather
+than a visibility check of each image through its submission.
 """
 
 from __future__ import annotations
@@ -35,13 +40,19 @@ def _move(tag_ids: Iterable[int], step: int) -> None:
     )
 
 
+def marking(sender: Any, instance: TaggedUserImage, **kwargs: Any) -> None:
+    """pre_save: a new tag row carries its image's visibility."""
+    if instance._state.adding and not kwargs.get("raw"):
+        instance.public = _is_public(instance.user_image_id)  # type: ignore[attr-defined]
+
+
 def tagged(sender: Any, instance: TaggedUserImage, created: bool, **kwargs: Any) -> None:
     """post_save: a new tag row on a public image counts unless the image had the tag."""
-    if not created or kwargs.get("raw"):
+    if not created or kwargs.get("raw") or not instance.public:
         return
     tag_id, image_id = instance.tag_id, instance.user_image_id  # type: ignore[attr-defined]
     twin = TaggedUserImage.objects.filter(tag_id=tag_id, user_image_id=image_id)
-    if twin.exclude(pk=instance.pk).exists() or not _is_public(image_id):
+    if twin.exclude(pk=instance.pk).exists():
         return
     _move([tag_id], +1)
 
@@ -64,17 +75,17 @@ def untagged(sender: Any, instance: TaggedUserImage, **kwargs: Any) -> None:
     if not getattr(instance, "_counts_image", False):
         return
     tag_id, image_id = instance.tag_id, instance.user_image_id  # type: ignore[attr-defined]
-    if TaggedUserImage.objects.filter(tag_id=tag_id, user_image_id=image_id).exists():
+    if not instance.public:
         return
-    if _is_public(image_id):
+    if not TaggedUserImage.objects.filter(tag_id=tag_id, user_image_id=image_id).exists():
         _move([tag_id], -1)
 
 
 def image_visibility_changed(image_id: int, *, public: bool) -> None:
     """An image became public (or private): each of its tags counts it (or not) now."""
-    tag_ids = set(
-        TaggedUserImage.objects.filter(user_image_id=image_id).values_list("tag_id", flat=True)
-    )
+    rows = TaggedUserImage.objects.filter(user_image_id=image_id)
+    tag_ids = set(rows.values_list("tag_id", flat=True))
+    rows.update(public=public)
     _move(tag_ids, +1 if public else -1)
 
 
