@@ -391,20 +391,14 @@ class TaggedUserImage(models.Model):
     )
     added: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
     #: Whether the image (and its submission) is public, kept by
-    #: :mod:`skysolve.submissions.tagcounts` so that a tag's public images are
-    #: read from the tag's index alone (jobs_by_tag) instead of checking each.
+    #: :mod:`skysolve.submissions.tagcounts` (the counts and :class:`TaggedJob`
+    #: follow it without looking the image up).
     public: models.BooleanField[bool, bool] = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
             # A tag's page and jobs_by_tag: its images, most recently tagged first.
             models.Index(fields=["tag", "id"], name="tagged_tag_id"),
-            # jobs_by_tag: a tag's public images, from the index alone.
-            models.Index(
-                fields=["tag", "user_image"],
-                name="tagged_tag_public",
-                condition=models.Q(public=True),
-            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -569,8 +563,6 @@ class Job(RandomIdModel):
             models.Index(fields=["status", "finished_at", "id"], name="job_status_finished"),
             # A submitter's jobs, newest first (user pages, myjobs).
             models.Index(fields=["owner_key", "queued_at", "id"], name="job_owner_queued"),
-            # jobs_by_tag: an image's jobs with their order, from the index alone.
-            models.Index(fields=["user_image", "queued_at", "id"], name="job_image_queued"),
             # Learned hints: an owner's solves of the last hours.
             models.Index(
                 fields=["owner_key", "status", "finished_at"], name="job_owner_status_finished"
@@ -656,3 +648,28 @@ def nova_time(value: datetime | None) -> str:
     if timezone.is_aware(value):
         value = value.astimezone(UTC).replace(tzinfo=None)
     return str(value)
+
+
+class TaggedJob(models.Model):
+    """A job whose image carries a tag, with what ``/api/jobs_by_tag`` reads of it.
+
+    Kept by :mod:`skysolve.submissions.tagcounts` (a tag put on or taken off
+    an image, an image's visibility) and :func:`~skysolve.submissions.services.retry_job`
+    (``queued_at``), so that a tag's public jobs in their order are one range
+    of one index instead of a lookup of each image's jobs.
+    """
+
+    tag: models.ForeignKey[Tag] = models.ForeignKey(Tag, on_delete=models.CASCADE)
+    job: models.ForeignKey[Job] = models.ForeignKey(Job, on_delete=models.CASCADE)
+    public: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    queued_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tag", "queued_at", "job"],
+                name="taggedjob_public",
+                condition=models.Q(public=True),
+            ),
+        ]
+        constraints = [models.UniqueConstraint(fields=["tag", "job"], name="one_job_per_tag")]

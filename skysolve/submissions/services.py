@@ -35,6 +35,7 @@ from skysolve.submissions.models import (
     Profile,
     Submission,
     Tag,
+    TaggedJob,
     TaggedUserImage,
     UserImage,
 )
@@ -751,44 +752,45 @@ def _own_jobs(viewer: Viewer) -> QuerySet[Job]:
 def public_jobs_by_tag(query: str, *, exact: bool) -> list[int]:
     """Ids of public jobs whose image has a (user or machine) tag matching ``query``,
     newest first."""
-    return list(_public_tagged_jobs(query, exact=exact).values_list("id", flat=True))
+    rows = _public_tagged_jobs(query, exact=exact).order_by("-queued_at", "-job_id")
+    return list(rows.values_list("job_id", flat=True))
 
 
 def public_jobs_by_tag_json(query: str, *, exact: bool) -> str:
     """:func:`public_jobs_by_tag` as the text of a JSON array (see :func:`_ids_json`)."""
-    return _ids_json(_public_tagged_jobs(query, exact=exact))
+    return _ids_json(_public_tagged_jobs(query, exact=exact), "job_id")
 
 
-def _public_tagged_jobs(query: str, *, exact: bool) -> QuerySet[Job]:
+def _public_tagged_jobs(query: str, *, exact: bool) -> QuerySet[TaggedJob]:
     tags = (
         Tag.objects.filter(text__iexact=query)
         if exact
         else Tag.objects.filter(text__icontains=query)
     )
-    # The tag rows carry their image's visibility (kept by tagcounts), so the
-    # public images of the tags are one range of a partial index, and each
-    # image's jobs one range of job_image_queued: no image or submission is
-    # read.  IN rather than a join: an image with the tag twice (a person's
-    # and a machine tag) gives its jobs once, without DISTINCT.
-    images = TaggedUserImage.objects.filter(tag__in=tags, public=True).values("user_image_id")
-    return Job.objects.filter(user_image_id__in=images).order_by("-queued_at", "-id")
+    # TaggedJob keeps each tagged job with its visibility and order (see
+    # tagcounts), so a tag's public jobs are one range of one index: no image,
+    # submission or job is read.  DISTINCT: a job under two matching tags
+    # (a search matching several) is listed once.
+    rows = TaggedJob.objects.filter(tag__in=tags, public=True)
+    return rows.values("job_id", "queued_at").distinct()
 
 
-def _ids_json(jobs: QuerySet[Job]) -> str:
-    """The ids of ``jobs`` (ordered newest first) as the text of a JSON array.
+def _ids_json(rows: QuerySet[Any], id_field: str = "id") -> str:
+    """The ids of ``rows`` newest first (by ``queued_at``, then id) as the text of a JSON array.
 
     Exactly what ``json.dumps`` writes for the list of ids.  On PostgreSQL the
     database writes it (``string_agg`` over the index-only scan), so a list of
     hundreds of thousands of ids is never turned into Python objects and back;
     elsewhere the ids are read and written here.
     """
+    ordered = rows.order_by("-queued_at", f"-{id_field}")
     if connection.vendor != "postgresql":
-        return json.dumps(list(jobs.values_list("id", flat=True)))
-    sql, params = jobs.values("id", "queued_at").query.sql_with_params()
+        return json.dumps(list(ordered.values_list(id_field, flat=True)))
+    sql, params = ordered.values(id_field, "queued_at").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT string_agg(ids.id::text, ', ' ORDER BY ids.queued_at DESC, ids.id DESC)"
-            f" FROM ({sql}) AS ids",
+            f" FROM ({sql}) AS ids (id, queued_at)",
             params,
         )
         row = cursor.fetchone()
@@ -833,10 +835,11 @@ def request_cancel(job_id: int) -> None:
 
 def retry_job(job_id: int) -> bool:
     """Queue a failed or cancelled job again under its id; False if it is not finished so."""
+    now = timezone.now()
     changed = Job.objects.filter(id=job_id, status__in=(Job.FAILURE, Job.CANCELLED)).update(
         status=Job.QUEUED,
         stage="",
-        queued_at=timezone.now(),
+        queued_at=now,
         started_at=None,
         finished_at=None,
         attempts=0,
@@ -848,6 +851,8 @@ def retry_job(job_id: int) -> bool:
     )
     if not changed:
         return False
+    # jobs_by_tag lists the job in its new place.
+    TaggedJob.objects.filter(job_id=job_id).update(queued_at=now)
     # processing_finished stays: the job exists, which is all it says (as on nova).
     announce_queued([job_id])
     return True

@@ -136,15 +136,20 @@ def test_the_api_lists(client: Client, alice: User) -> None:
 
 def test_the_api_lists_are_what_json_dumps_writes(client: Client, alice: User) -> None:
     """The database writes the long lists as text: the bytes are those of json.dumps."""
-    from skysolve.submissions.services import create_api_key
+    from skysolve.submissions.services import create_api_key, retry_job
 
     grow(alice, 12)
     hidden = submit(alice, public=False, filename="private.jpg")
     solve(hidden, objects=["Whirlpool Galaxy"])
     # Jobs queued at the same instant: the id breaks the tie, newest first.
-    Job.objects.filter(id__in=Job.objects.order_by("id").values("id")[:8]).update(
-        queued_at=timezone.now()
-    )
+    tied = [submit(alice, filename=f"t{i}.jpg") for i in range(8)]
+    Job.objects.filter(user_image__submission__in=tied).update(queued_at=timezone.now())
+    for submission in tied:
+        solve(submission, objects=["Whirlpool Galaxy"])
+    # A retried job is queued anew: it moves to the front of the lists.
+    retried = grow(alice, 1)[0]
+    Job.objects.filter(pk=retried.pk).update(status=Job.FAILURE)
+    assert retry_job(retried.id)
     key = create_api_key("alice").key
     answer = client.post("/api/login", {"request-json": json.dumps({"apikey": key})})
     session = json.loads(answer.content)["session"]
@@ -154,7 +159,7 @@ def test_the_api_lists_are_what_json_dumps_writes(client: Client, alice: User) -
         .order_by("-queued_at", "-id")
         .values_list("id", flat=True)
     )
-    assert len(ids) > 12
+    assert len(ids) > 20 and ids[0] == retried.id
     assert mine.content.decode() == json.dumps({"status": "success", "jobs": ids})
     tagged = Job.objects.filter(
         user_image__taggeduserimage__tag__text="Whirlpool Galaxy",
@@ -162,7 +167,8 @@ def test_the_api_lists_are_what_json_dumps_writes(client: Client, alice: User) -
         user_image__submission__publicly_visible="y",
     ).order_by("-queued_at", "-id")
     expected = {"job_ids": list(tagged.values_list("id", flat=True).distinct())}
-    assert len(expected["job_ids"]) > 12 and job_of(hidden).id not in expected["job_ids"]
+    assert len(expected["job_ids"]) > 20 and job_of(hidden).id not in expected["job_ids"]
+    assert expected["job_ids"][0] == retried.id
     by_tag = client.get("/api/jobs_by_tag?query=whirlpool galaxy&exact=yes")
     assert by_tag.content.decode() == json.dumps(expected)
     assert client.get("/api/jobs_by_tag?query=nothing").content == b'{"job_ids": []}'
@@ -220,6 +226,9 @@ def test_tag_counts_follow_tags_and_visibility(client: Client, alice: User) -> N
     assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {
         "job_ids": sorted(hidden, reverse=True)
     }
+    spiral = TaggedUserImage.objects.get(user_image=image, tag__text="Spiral")
+    community.remove_tag(spiral.id, viewer)
+    assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {"job_ids": []}
     image.delete()
     whirlpool.refresh_from_db()
     assert whirlpool.public_count == 1

@@ -25,8 +25,8 @@ SCALE_INDEXES = (
     "job_sky",
     "tagged_tag_id",
     "servedowner_fair_order",
-    "tagged_tag_public",
-    "job_image_queued",
+    "taggedjob_public",
+    "one_job_per_tag",
 )
 
 
@@ -90,6 +90,13 @@ def test_the_scale_migrations_fill_a_populated_database() -> None:
 
     flags = dict(NewTagged.objects.values_list("user_image_id", "public"))
     assert flags == {i + 1: i % 10 != 0 for i in range(20)}
+    # ... and each tagged job is listed once under the tag, with its order.
+    from skysolve.submissions.models import TaggedJob
+
+    listed = {(t.job_id, t.public, t.queued_at) for t in TaggedJob.objects.all()}
+    assert listed == {
+        (job.id, job.id % 10 != 1, job.queued_at) for job in NewJob.objects.filter(id__lte=20)
+    }
     waiting = ServedOwner.objects.filter(waiting=True)
     assert set(waiting.values_list("owner_key", flat=True)) == {
         f"user:{alice.pk}",
@@ -110,7 +117,7 @@ def test_the_index_migrations_are_not_atomic() -> None:
     graph = MigrationLoader(None, ignore_no_migrations=True).graph
     for node in [
         ("submissions", "0006_scale_indexes"),
-        ("submissions", "0007_tagged_public_job_image_index"),
+        ("submissions", "0007_tagged_public_tagged_jobs"),
         ("queue", "0003_fair_queue_waiting_owners"),
     ]:
         assert graph.nodes[node].atomic is False
