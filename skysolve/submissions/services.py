@@ -761,7 +761,7 @@ def public_jobs_by_tag_json(query: str, *, exact: bool) -> str:
     return _ids_json(_public_tagged_jobs(query, exact=exact), "job_id")
 
 
-def _public_tagged_jobs(query: str, *, exact: bool) -> QuerySet[TaggedJob]:
+def _public_tagged_jobs(query: str, *, exact: bool) -> QuerySet[TaggedJob, dict[str, Any]]:
     tags = (
         Tag.objects.filter(text__iexact=query)
         if exact

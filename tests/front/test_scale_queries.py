@@ -227,7 +227,7 @@ def test_tag_counts_follow_tags_and_visibility(client: Client, alice: User) -> N
         "job_ids": sorted(hidden, reverse=True)
     }
     spiral = TaggedUserImage.objects.get(user_image=image, tag__text="Spiral")
-    community.remove_tag(spiral.id, viewer)
+    community.remove_tag(spiral.pk, viewer)
     assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {"job_ids": []}
     image.delete()
     whirlpool.refresh_from_db()

@@ -93,7 +93,7 @@ def test_the_scale_migrations_fill_a_populated_database() -> None:
     # ... and each tagged job is listed once under the tag, with its order.
     from skysolve.submissions.models import TaggedJob
 
-    listed = {(t.job_id, t.public, t.queued_at) for t in TaggedJob.objects.all()}
+    listed = set(TaggedJob.objects.values_list("job_id", "public", "queued_at"))
     assert listed == {
         (job.id, job.id % 10 != 1, job.queued_at) for job in NewJob.objects.filter(id__lte=20)
     }
