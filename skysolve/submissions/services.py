@@ -768,18 +768,21 @@ def _public_tagged_jobs(query: str, *, exact: bool) -> QuerySet[TaggedJob, dict[
         else Tag.objects.filter(text__icontains=query)
     )
     # TaggedJob keeps each tagged job with its visibility and order (see
-    # tagcounts), so a tag's public jobs are one range of one index: no image,
-    # submission or job is read.  DISTINCT: a job under two matching tags
-    # (a search matching several) is listed once.
-    rows = TaggedJob.objects.filter(tag__in=tags, public=True)
-    return rows.values("job_id", "queued_at").distinct()
+    # tagcounts), so a tag's public jobs are one range of one index, already
+    # in order: no image, submission or job is read, nothing is sorted.
+    tag_ids = list(tags.values_list("id", flat=True)[:2])
+    rows = TaggedJob.objects.filter(public=True)
+    if len(tag_ids) < 2:
+        return rows.filter(tag_id__in=tag_ids).values("job_id", "queued_at")
+    # Several tags match: a job under two of them is listed once.
+    return rows.filter(tag__in=tags).values("job_id", "queued_at").distinct()
 
 
 def _ids_json(rows: QuerySet[Any], id_field: str = "id") -> str:
     """The ids of ``rows`` newest first (by ``queued_at``, then id) as the text of a JSON array.
 
     Exactly what ``json.dumps`` writes for the list of ids.  On PostgreSQL the
-    database writes it (``string_agg`` over the index-only scan), so a list of
+    database writes it (``array_to_string`` over the index-only scan), so a list of
     hundreds of thousands of ids is never turned into Python objects and back;
     elsewhere the ids are read and written here.
     """
@@ -788,9 +791,11 @@ def _ids_json(rows: QuerySet[Any], id_field: str = "id") -> str:
         return json.dumps(list(ordered.values_list(id_field, flat=True)))
     sql, params = ordered.values(id_field, "queued_at").query.sql_with_params()
     with connection.cursor() as cursor:
+        # ARRAY(ordered subquery) keeps the order without the sort an ordered
+        # aggregate does (PostgreSQL 15 sorts again: twice the time here).
         cursor.execute(
-            "SELECT string_agg(ids.id::text, ', ' ORDER BY ids.queued_at DESC, ids.id DESC)"
-            f" FROM ({sql}) AS ids (id, queued_at)",
+            "SELECT array_to_string(ARRAY(SELECT ids.id FROM"
+            f" ({sql}) AS ids (id, queued_at) ORDER BY ids.queued_at DESC, ids.id DESC), ', ')",
             params,
         )
         row = cursor.fetchone()
