@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -789,7 +790,10 @@ def _ids_json(rows: QuerySet[Any], id_field: str = "id") -> str:
     ordered = rows.order_by("-queued_at", f"-{id_field}")
     if connection.vendor != "postgresql":
         return json.dumps(list(ordered.values_list(id_field, flat=True)))
-    sql, params = ordered.values(id_field, "queued_at").query.sql_with_params()
+    try:
+        sql, params = ordered.values(id_field, "queued_at").query.sql_with_params()
+    except EmptyResultSet:  # nothing can match (no tag matched): no query at all
+        return "[]"
     with connection.cursor() as cursor:
         # ARRAY(ordered subquery) keeps the order without the sort an ordered
         # aggregate does (PostgreSQL 15 sorts again: twice the time here).
