@@ -30,6 +30,11 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(json.dumps(data), content_type="text/plain", status=status)
 
 
+def json_text(body: str) -> HttpResponse:
+    """An answer whose JSON is already written (a long list the database wrote as text)."""
+    return HttpResponse(body, content_type="text/plain")
+
+
 def error(message: str, status: int = 200) -> HttpResponse:
     """nova answers errors with HTTP 200; we keep that except for 4xx where clients don't care."""
     return json_response({"status": "error", "errormessage": message}, status=status)

@@ -390,6 +390,10 @@ class TaggedUserImage(models.Model):
         User, on_delete=models.SET_NULL, null=True, blank=True
     )
     added: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
+    #: Whether the image (and its submission) is public, kept by
+    #: :mod:`skysolve.submissions.tagcounts` (the counts and :class:`TaggedJob`
+    #: follow it without looking the image up).
+    public: models.BooleanField[bool, bool] = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -644,3 +648,28 @@ def nova_time(value: datetime | None) -> str:
     if timezone.is_aware(value):
         value = value.astimezone(UTC).replace(tzinfo=None)
     return str(value)
+
+
+class TaggedJob(models.Model):
+    """A job whose image carries a tag, with what ``/api/jobs_by_tag`` reads of it.
+
+    Kept by :mod:`skysolve.submissions.tagcounts` (a tag put on or taken off
+    an image, an image's visibility) and :func:`~skysolve.submissions.services.retry_job`
+    (``queued_at``), so that a tag's public jobs in their order are one range
+    of one index instead of a lookup of each image's jobs.
+    """
+
+    tag: models.ForeignKey[Tag] = models.ForeignKey(Tag, on_delete=models.CASCADE)
+    job: models.ForeignKey[Job] = models.ForeignKey(Job, on_delete=models.CASCADE)
+    public: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    queued_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["tag", "queued_at", "job"],
+                name="taggedjob_public",
+                condition=models.Q(public=True),
+            ),
+        ]
+        constraints = [models.UniqueConstraint(fields=["tag", "job"], name="one_job_per_tag")]

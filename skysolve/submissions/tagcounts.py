@@ -9,6 +9,14 @@ private moves the count of each of its tags (:func:`image_visibility_changed`,
 called where visibility is edited).  An image carrying a tag twice (as a
 person's tag and as a machine tag) counts once.  :func:`recount_tags`
 recomputes them all from the rows (the migration that adds the column runs it).
+
+Each tag row also carries ``public``, its image's visibility (set when the row
+is made, by :func:`marking`; changed by :func:`image_visibility_changed`), and
+every job of a tagged image has a :class:`TaggedJob` row per tag with that
+visibility and the job's ``queued_at``, so that a tag's public jobs in their
+order are one index range (``/api/jobs_by_tag``) rather than a visibility check
+and a job lookup per image.  Jobs are made with their image, before it can be
+tagged; a retry's new ``queued_at`` is copied by ``services.retry_job``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from skysolve.submissions.models import Tag, TaggedUserImage, UserImage
+from skysolve.submissions.models import Job, Tag, TaggedJob, TaggedUserImage, UserImage
 
 
 def _is_public(image_id: int) -> bool:
@@ -35,13 +43,32 @@ def _move(tag_ids: Iterable[int], step: int) -> None:
     )
 
 
+def marking(sender: Any, instance: TaggedUserImage, **kwargs: Any) -> None:
+    """pre_save: a new tag row carries its image's visibility."""
+    if instance._state.adding and not kwargs.get("raw"):
+        instance.public = _is_public(instance.user_image_id)  # type: ignore[attr-defined]
+
+
 def tagged(sender: Any, instance: TaggedUserImage, created: bool, **kwargs: Any) -> None:
-    """post_save: a new tag row on a public image counts unless the image had the tag."""
+    """post_save: a new tag row on a public image counts unless the image had the tag.
+
+    The image's jobs are listed under the tag (once, however many rows).
+    """
     if not created or kwargs.get("raw"):
         return
     tag_id, image_id = instance.tag_id, instance.user_image_id  # type: ignore[attr-defined]
+    jobs = Job.objects.filter(user_image_id=image_id).values_list("id", "queued_at")
+    TaggedJob.objects.bulk_create(
+        [
+            TaggedJob(tag_id=tag_id, job_id=job_id, public=instance.public, queued_at=queued)
+            for job_id, queued in jobs
+        ],
+        ignore_conflicts=True,
+    )
+    if not instance.public:
+        return
     twin = TaggedUserImage.objects.filter(tag_id=tag_id, user_image_id=image_id)
-    if twin.exclude(pk=instance.pk).exists() or not _is_public(image_id):
+    if twin.exclude(pk=instance.pk).exists():
         return
     _move([tag_id], +1)
 
@@ -66,15 +93,17 @@ def untagged(sender: Any, instance: TaggedUserImage, **kwargs: Any) -> None:
     tag_id, image_id = instance.tag_id, instance.user_image_id  # type: ignore[attr-defined]
     if TaggedUserImage.objects.filter(tag_id=tag_id, user_image_id=image_id).exists():
         return
-    if _is_public(image_id):
+    TaggedJob.objects.filter(tag_id=tag_id, job__user_image_id=image_id).delete()
+    if instance.public:
         _move([tag_id], -1)
 
 
 def image_visibility_changed(image_id: int, *, public: bool) -> None:
     """An image became public (or private): each of its tags counts it (or not) now."""
-    tag_ids = set(
-        TaggedUserImage.objects.filter(user_image_id=image_id).values_list("tag_id", flat=True)
-    )
+    rows = TaggedUserImage.objects.filter(user_image_id=image_id)
+    tag_ids = set(rows.values_list("tag_id", flat=True))
+    rows.update(public=public)
+    TaggedJob.objects.filter(job__user_image_id=image_id).update(public=public)
     _move(tag_ids, +1 if public else -1)
 
 

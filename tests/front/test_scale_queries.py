@@ -16,10 +16,11 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from skysolve.submissions import tagcounts
 from skysolve.submissions.models import Album, Comment, Job, Tag, TaggedUserImage, UserImage
-from tests.front.helpers import make_user, solve, submit
+from tests.front.helpers import job_of, make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -129,8 +130,55 @@ def test_the_api_lists(client: Client, alice: User) -> None:
     mine = Job.objects.filter(user_image__submission__user=alice).count()
     assert len(json.loads(myjobs().content)["jobs"]) == mine > MORE  # type: ignore[attr-defined]
     by_tag = "/api/jobs_by_tag?query=Whirlpool"
-    assert_constant(lambda: client.get(by_tag), lambda: grow(alice, MORE), 1)
+    assert_constant(lambda: client.get(by_tag), lambda: grow(alice, MORE), 2)
     assert len(json.loads(client.get(by_tag).content)["job_ids"]) == 2 + 2 * MORE
+
+
+def test_the_api_lists_are_what_json_dumps_writes(client: Client, alice: User) -> None:
+    """The database writes the long lists as text: the bytes are those of json.dumps."""
+    from skysolve.submissions.services import create_api_key, retry_job
+
+    grow(alice, 12)
+    hidden = submit(alice, public=False, filename="private.jpg")
+    solve(hidden, objects=["Whirlpool Galaxy"])
+    # Jobs queued at the same instant: the id breaks the tie, newest first.
+    tied = [submit(alice, filename=f"t{i}.jpg") for i in range(8)]
+    Job.objects.filter(user_image__submission__in=tied).update(queued_at=timezone.now())
+    for submission in tied:
+        solve(submission, objects=["Whirlpool Galaxy"])
+    # A retried job is queued anew: it moves to the front of the lists.
+    retried = grow(alice, 1)[0]
+    Job.objects.filter(pk=retried.pk).update(status=Job.FAILURE)
+    assert retry_job(retried.id)
+    key = create_api_key("alice").key
+    answer = client.post("/api/login", {"request-json": json.dumps({"apikey": key})})
+    session = json.loads(answer.content)["session"]
+    mine = client.post("/api/myjobs", {"request-json": json.dumps({"session": session})})
+    ids = list(
+        Job.objects.filter(user_image__user=alice)
+        .order_by("-queued_at", "-id")
+        .values_list("id", flat=True)
+    )
+    assert len(ids) > 20 and ids[0] == retried.id
+    assert mine.content.decode() == json.dumps({"status": "success", "jobs": ids})
+    tagged = Job.objects.filter(
+        user_image__taggeduserimage__tag__text="Whirlpool Galaxy",
+        user_image__publicly_visible="y",
+        user_image__submission__publicly_visible="y",
+    ).order_by("-queued_at", "-id")
+    expected = {"job_ids": list(tagged.values_list("id", flat=True).distinct())}
+    assert len(expected["job_ids"]) > 20 and job_of(hidden).id not in expected["job_ids"]
+    assert expected["job_ids"][0] == retried.id
+    by_tag = client.get("/api/jobs_by_tag?query=whirlpool galaxy&exact=yes")
+    assert by_tag.content.decode() == json.dumps(expected)
+    assert client.get("/api/jobs_by_tag?query=nothing").content == b'{"job_ids": []}'
+    # Two tags match the search and one image has both: its job is listed once.
+    from skysolve.front import community
+    from skysolve.submissions.services import Viewer
+
+    community.add_tag(retried.user_image.pk, Viewer(user=alice), "Whirlpool")
+    both = client.get("/api/jobs_by_tag?query=whirlpool")
+    assert both.content.decode() == json.dumps(expected)
 
 
 def test_an_image_with_many_tags_and_comments(client: Client, alice: User) -> None:
@@ -166,10 +214,28 @@ def test_tag_counts_follow_tags_and_visibility(client: Client, alice: User) -> N
     community.add_tag(image.id, viewer, "Whirlpool Galaxy")  # the same tag again: one image
     whirlpool.refresh_from_db()
     assert whirlpool.public_count == 2
+    # The tag rows carry the visibility jobs_by_tag reads.
+    rows = TaggedUserImage.objects.filter(user_image=image)
+    assert rows.count() > 1 and all(rows.values_list("public", flat=True))
+    by_tag = "/api/jobs_by_tag?query=Whirlpool"
+    assert len(json.loads(client.get(by_tag).content)["job_ids"]) == 2
     community.set_visibility(image.id, viewer, public=False)
     whirlpool.refresh_from_db()
     assert whirlpool.public_count == 1
+    assert not any(rows.values_list("public", flat=True))
+    hidden = set(image.jobs.values_list("id", flat=True))
+    assert not hidden & set(json.loads(client.get(by_tag).content)["job_ids"])
+    community.add_tag(image.id, viewer, "Spiral")  # a new tag on a private image
+    assert TaggedUserImage.objects.get(user_image=image, tag__text="Spiral").public is False
+    assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {"job_ids": []}
     community.set_visibility(image.id, viewer, public=True)
+    assert all(rows.values_list("public", flat=True))
+    assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {
+        "job_ids": sorted(hidden, reverse=True)
+    }
+    spiral = TaggedUserImage.objects.get(user_image=image, tag__text="Spiral")
+    community.remove_tag(spiral.pk, viewer)
+    assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {"job_ids": []}
     image.delete()
     whirlpool.refresh_from_db()
     assert whirlpool.public_count == 1

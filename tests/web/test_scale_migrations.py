@@ -25,6 +25,8 @@ SCALE_INDEXES = (
     "job_sky",
     "tagged_tag_id",
     "servedowner_fair_order",
+    "taggedjob_public",
+    "one_job_per_tag",
 )
 
 
@@ -83,6 +85,18 @@ def test_the_scale_migrations_fill_a_populated_database() -> None:
     assert not NewJob.objects.filter(ra__isnull=True, sky_pixel__isnull=False).exists()
     # 20 images tagged twice each, two of them private: 18 public images.
     assert NewTag.objects.get(text="M 31").public_count == 18
+    # Each tag row carries its image's visibility (jobs_by_tag reads it).
+    from skysolve.submissions.models import TaggedUserImage as NewTagged
+
+    flags = dict(NewTagged.objects.values_list("user_image_id", "public"))
+    assert flags == {i + 1: i % 10 != 0 for i in range(20)}
+    # ... and each tagged job is listed once under the tag, with its order.
+    from skysolve.submissions.models import TaggedJob
+
+    listed = set(TaggedJob.objects.values_list("job_id", "public", "queued_at"))
+    assert listed == {
+        (job.id, job.id % 10 != 1, job.queued_at) for job in NewJob.objects.filter(id__lte=20)
+    }
     waiting = ServedOwner.objects.filter(waiting=True)
     assert set(waiting.values_list("owner_key", flat=True)) == {
         f"user:{alice.pk}",
@@ -103,6 +117,7 @@ def test_the_index_migrations_are_not_atomic() -> None:
     graph = MigrationLoader(None, ignore_no_migrations=True).graph
     for node in [
         ("submissions", "0006_scale_indexes"),
+        ("submissions", "0007_tagged_public_tagged_jobs"),
         ("queue", "0003_fair_queue_waiting_owners"),
     ]:
         assert graph.nodes[node].atomic is False
