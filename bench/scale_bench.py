@@ -138,6 +138,13 @@ def targets(db: str) -> list[tuple[str, str, str]]:
             "SELECT user_image_id FROM submissions_taggeduserimage WHERE tag_id = 1"
             f" ORDER BY id DESC OFFSET {n // 10} LIMIT 1"
         )
+        # A solved public image carrying the tag on the most images.
+        largest_tag = one(
+            "SELECT j.id FROM submissions_job j"
+            " JOIN submissions_taggeduserimage t ON t.user_image_id = j.user_image_id"
+            " WHERE t.tag_id = (SELECT id FROM submissions_tag ORDER BY public_count DESC LIMIT 1)"
+            f" AND j.status = 'success' AND j.id > {n // 2} ORDER BY j.id LIMIT 1"
+        )
     return [
         ("api job status", "GET", f"/api/jobs/{solved}"),
         ("api calibration", "GET", f"/api/jobs/{solved}/calibration"),
@@ -154,10 +161,14 @@ def targets(db: str) -> list[tuple[str, str, str]]:
         ("tag page (150k) deep", "GET", f"/tags/1?page=4000&before={deep_tag}"),
         ("search 1 deg", "GET", "/search?ra=150&dec=20&radius=1"),
         ("search 10 deg", "GET", "/search?ra=150&dec=20&radius=10"),
+        ("search 1 deg centred within", "GET", "/search?ra=150&dec=20&radius=1&mode=within"),
+        ("search 10 deg centred within", "GET", "/search?ra=150&dec=20&radius=10&mode=within"),
+        ("search containing the point", "GET", "/search?ra=150&dec=20&mode=contains"),
         ("search object", "GET", "/search?object=Whirlpool"),
         ("search object on 15 %", "GET", "/search?object=Milky"),
         ("results (narrow field)", "GET", f"/results/{narrow}"),
         ("results (300 tags, 600 comments)", "GET", "/results/1"),
+        ("results (image with the largest tag)", "GET", f"/results/{largest_tag}"),
         ("albums", "GET", "/albums"),
         ("album (20k images)", "GET", "/albums/1"),
         ("my images (330k)", "USER", "/my/images"),

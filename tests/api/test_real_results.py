@@ -73,9 +73,10 @@ def test_it_answers_a_real_jpeg_as_nova(real_server: LiveServer, shared_images: 
     assert _angle_diff(calibration["orientation"], 180.0 - APOD4_T) < 0.5
     info = _json(requests.get(f"{url}/api/jobs/{job_id}/info"))
     assert info["calibration"]["orientation"] == calibration["orientation"]
-    # The final fit: hundreds of stars of the 33-degree field, a wide lens's distortion.
+    # The final fit: hundreds of stars of the 33-degree field, a wide lens's distortion
+    # (the fast path answers it now, and its refit takes its own 250-300 brightest).
     quality = info["quality"]
-    assert quality["matched_stars"] > 300 and quality["rms_px"] < 0.5
+    assert quality["matched_stars"] > 200 and quality["rms_px"] < 0.5
     assert quality["sip_order"] >= 3
     # The pictures follow the answer: the file URL waits for them.
     assert requests.get(f"{url}/residuals_display/{job_id}").content[:4] == b"\x89PNG"
