@@ -23,7 +23,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     prefetch_related_objects,
 )
 from django.utils import timezone
@@ -552,18 +551,25 @@ def sky_search(
 COMMON_TAG = 10_000
 
 
-def _tagged(tags: QuerySet[Tag], *, machine: bool | None, probe: bool) -> Q:
-    """Jobs whose image carries one of ``tags``.
+def _tagged(tags: list[int], *, machine: bool | None, probe: bool) -> Q:
+    """Jobs whose image carries one of the tags ``tags`` (ids).
 
     ``probe``: as a check of each job (an OR PostgreSQL does not turn into a
     join), so that a listing newest first reads jobs in the index order and
     stops at its limit; otherwise as a join, which reads the tags' images.
     """
+    if not probe:
+        # The tags' images (fewer than COMMON_TAG: an index range each) read
+        # first, then their jobs by id; as a subquery PostgreSQL hashed it
+        # against every public image instead (0.1 s at 1M).
+        carrying = TaggedUserImage.objects.filter(tag__in=tags)
+        if machine is not None:
+            carrying = carrying.filter(machine=machine)
+        return Q(user_image_id__in=list(carrying.values_list("user_image_id", flat=True)))
     rows = TaggedUserImage.objects.filter(user_image=OuterRef("user_image"), tag__in=tags)
     if machine is not None:
         rows = rows.filter(machine=machine)
-    check = Q(Exists(rows))
-    return check | Q(id__lt=0) if probe else check  # no job has a negative id
+    return Q(Exists(rows)) | Q(id__lt=0)  # no job has a negative id
 
 
 def _with_terms(query: Query) -> QuerySet[Job]:
@@ -573,9 +579,14 @@ def _with_terms(query: Query) -> QuerySet[Job]:
             continue
         # objects_in_field are stored as machine tags, which the database can search.
         tags = object_tags(text) if machine else Tag.objects.filter(text__iexact=text)
-        carrying = tags.aggregate(n=Sum("public_count"))["n"] or 0
-        probe = carrying >= COMMON_TAG
-        jobs = jobs.filter(_tagged(tags, machine=machine, probe=probe))
+        # The tags' ids, not a subquery: with them PostgreSQL estimates the
+        # tags' images from the index and joins from there (a subquery with a
+        # pattern made it walk every solved job instead: 0.3 s at 1M).
+        found = list(tags.values_list("id", "public_count"))
+        if not found:
+            return Job.objects.none()
+        probe = sum(count for _, count in found) >= COMMON_TAG
+        jobs = jobs.filter(_tagged([tag for tag, _ in found], machine=machine, probe=probe))
     if query.username:
         jobs = jobs.filter(user_image__submission__user__username__iexact=query.username)
     return jobs

@@ -76,7 +76,7 @@ def alice(db: None) -> User:
         ("/search?ra=150&dec=20&radius=2", 8),
         ("/search?ra=150.1&dec=20&radius=1&mode=overlap", 8),
         ("/search?ra=150.1&dec=20&mode=contains", 8),
-        ("/search?object=Whirlpool", 2),
+        ("/search?object=Whirlpool", 3),
         ("/albums", 1),
     ],
 )
