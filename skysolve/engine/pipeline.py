@@ -1,9 +1,20 @@
 """The whole solve: input file (or star list) in, :class:`SolveResult` out.
 
-Stages, each reported through ``progress(stage, message)``: preparing (read the
-input, derive hints), extracting (find stars), solving (solvers in turn, with a
-blind retry when only automatic hints were used), annotating (files, objects in
-the field, pictures), finished.  Everything is written inside ``out_dir``.
+:func:`solve` is a short sequence of stages, each reported through
+``progress(stage, message)`` and each a function below:
+
+1. :func:`read_input` (preparing): read the file or star list, derive the hints;
+2. the source supply (extracting, :mod:`skysolve.engine.extraction.supply`):
+   the brightest sources for a fast solver, the full list and solve-field's
+   companion list when a solver needs them;
+3. :func:`find_answer` (solving): the all-sky hook and the attempt ladder
+   (:mod:`skysolve.engine.solving.ladder`) over the configured solvers;
+4. :func:`final_fit_stage` (solving): the one final fit of a verified answer;
+5. :func:`record_answer` (annotating): calibration, objects in the field, the
+   result files (:mod:`skysolve.engine.products.files`) and the pictures;
+6. finished: timings and the log.
+
+Everything is written inside ``out_dir``.
 """
 
 from __future__ import annotations
@@ -12,24 +23,29 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import resource
 import shutil
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver, source_table
-from skysolve.engine.fastpath import PatternHashSolver, TanSip, default_db_path
-from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
+from skysolve.engine.config import ALLSKY_MODES, EngineConfig
+from skysolve.engine.extraction.supply import MIN_SOURCES, Supply
+from skysolve.engine.fastpath import TanSip
 from skysolve.engine.params import SolveParameters
+from skysolve.engine.products.files import (
+    FILE_NAMES,
+    catalog_xy,
+    draw_result_pictures,
+    residual_arrows,
+    write_corr,
+    write_new_fits,
+    write_sources,
+)
 from skysolve.engine.results import (
     Calibration,
     DeferredHeader,
@@ -39,12 +55,21 @@ from skysolve.engine.results import (
     local_cd_matrix,
     wcs_from_header,
 )
-from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solvers import Solver, SolverOutcome
+from skysolve.engine.solving.ladder import (
+    Climb,
+    Clock,
+    blind_solvers,
+    constraints_for,
+    is_blind,
+    plan_attempts,
+    run_attempts,
+    run_solvers,
+)
 from skysolve.errors import (
     ConfigurationError,
     NoMatchError,
     NoStarsError,
-    SolveCancelledError,
     SolveError,
     SolveTimeoutError,
 )
@@ -58,151 +83,69 @@ if TYPE_CHECKING:
 
     from skysolve.engine.fitting.final import FinalFit
     from skysolve.engine.fitting.refine import Catalogue
+    from skysolve.engine.images import LoadedImage
     from skysolve.engine.results import CelestialWCS
 
 Progress = Callable[[str, str], None]
 #: Called with the result so far when the solution is verified (see :func:`solve`).
 Verified = Callable[[SolveResult], None]
 
-#: Share of the time left that an attempt with a learned hint may take before the
-#: next attempt (the learned scale alone, then blind) starts.
-LEARNED_SHARE = 0.25
-#: ...and never more than this many seconds: a right learned hint solves in about
-#: a second, while astrometry.net searching around a wrong centre runs on until
-#: stopped (measured: the whole share, 15 s of a 60 s budget).
-LEARNED_MAX_SECONDS = 10.0
-
-#: Fewer detected sources than this cannot form a quad worth searching for.
-MIN_SOURCES = 5
 #: The final fit takes the fast path's brightest sources when they are this many
 #: (the most it finds is 300), else the full extraction.
 FIT_SOURCES = 250
-
-#: Names of the files a solve may write, relative to ``out_dir``.
-FILE_NAMES: dict[str, str] = {
-    "wcs": "wcs.fits",
-    "new_fits": "new-image.fits",
-    "rdls": "rdls.fits",
-    "axy": "axy.fits",
-    "corr": "corr.fits",
-    "kml": "field.kml",
-    "log": "solve.log",
-    "lens": "lens.json",
-}
-
-#: When the all-sky lens-model attempt runs (``SKYSOLVE_ALLSKY``): "auto", first
-#: for frames showing a fisheye image circle and after the ordinary attempts
-#: fail for others; "first", always first (an all-sky camera's own server);
-#: "off", never.
-ALLSKY_MODES = ("auto", "first", "off")
 #: Most seconds the all-sky search takes: a clear frame solves in a few, and a
 #: frame it cannot solve (cloud, glare) should not hold the ordinary solvers up.
 ALLSKY_MAX_SECONDS = 20.0
+#: A field narrower than the file's metadata says by this factor is not expected.
+METADATA_FOV_MARGIN = 1.5
+
+
+class SolveLog:
+    """The solve's log lines (timed from the start of ``clock``), each also
+    reported to ``progress``."""
+
+    def __init__(self, clock: Clock, progress: Progress | None) -> None:
+        self.clock = clock
+        self.progress = progress
+        self.lines: list[str] = []
+
+    def note(self, stage: str, message: str) -> None:
+        self.lines.append(f"[{self.clock.elapsed:7.3f}s] {stage}: {message}")
+        if self.progress is not None:
+            self.progress(stage, message)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    """Where the engine finds its tools and how hard it may work."""
+class SolveInput:
+    """What :func:`read_input` found: the image or the star list, and the hints."""
 
-    index_dirs: tuple[Path, ...] = DEFAULT_INDEX_DIRS
-    engine_binary: str = "astrometry-engine"
-    processes: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    make_pictures: bool = True
-    #: The pattern-hash database (``skysolve db build``); None: astrometry.net only.
-    fastpath_db: Path | None = None
-    #: Write the result files (WCS, new FITS image, source and match lists, KML,
-    #: log).  ``skysolve solve`` without ``--out`` reads only the returned result.
-    write_files: bool = True
-    #: One of :data:`ALLSKY_MODES`.
-    allsky: str = "auto"
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> EngineConfig:
-        """Read ``SKYSOLVE_INDEX_DIRS`` (colon-separated), ``SKYSOLVE_ENGINE_BINARY``,
-        ``SKYSOLVE_SOLVER_PROCESSES``, ``SKYSOLVE_PICTURES`` (0/1) and the fast-path
-        database (``SKYSOLVE_FASTPATH_DB``, the shared ``SKYSOLVE_FASTPATH_DIR`` or an
-        older ``$SKYSOLVE_DATA_DIR/fastpath/``: :func:`fastpath.default_db_path`)."""
-        env = os.environ if environ is None else environ
-        dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
-        index_dirs = (
-            tuple(Path(d) for d in dirs.split(os.pathsep) if d) if dirs else DEFAULT_INDEX_DIRS
-        )
-        try:
-            processes = int(env.get("SKYSOLVE_SOLVER_PROCESSES", "0")) or (os.cpu_count() or 1)
-        except ValueError:
-            raise ConfigurationError("SKYSOLVE_SOLVER_PROCESSES must be a whole number") from None
-        pictures = env.get("SKYSOLVE_PICTURES", "1").strip().lower() not in ("0", "false", "no")
-        fastpath_db = default_db_path(dict(env))
-        allsky = env.get("SKYSOLVE_ALLSKY", "auto").strip().lower() or "auto"
-        if allsky not in ALLSKY_MODES:
-            raise ConfigurationError(
-                f"SKYSOLVE_ALLSKY must be one of {', '.join(ALLSKY_MODES)}, not {allsky!r}"
-            )
-        return cls(
-            allsky=allsky,
-            index_dirs=index_dirs,
-            engine_binary=env.get("SKYSOLVE_ENGINE_BINARY", "astrometry-engine"),
-            processes=max(1, processes),
-            make_pictures=pictures,
-            fastpath_db=fastpath_db if fastpath_db.is_file() else None,
-        )
-
-    def solvers(self) -> list[Solver]:
-        """The solvers to try, fastest first."""
-        fast: list[Solver] = []
-        if self.fastpath_db is not None and self.fastpath_db.is_file():
-            fast.append(PatternHashSolver(self.fastpath_db))
-        return fast + [
-            AstrometryNetSolver(
-                AstrometryConfig(
-                    binary=self.engine_binary,
-                    index_dirs=self.index_dirs,
-                    processes=self.processes,
-                )
-            )
-        ]
+    #: The loaded image; None for a star list.
+    image: LoadedImage | None
+    #: The star list, brightest first; None for an image.
+    star_list: SourceList | None
+    width: int
+    height: int
+    #: The parameters with every hint applied.
+    effective: SolveParameters
+    #: ...with the file's hints only.
+    effective_from_file: SolveParameters
+    #: The hints used, for the result (``learned`` and ``sources`` included).
+    hints_used: dict[str, Any]
+    #: What an earlier solve of the same user gave, when anything.
+    learned: dict[str, Any]
 
 
-#: Share of the time left that hints taken from the file get when a blind retry
-#: follows: a right hint solves in well under a second, a wrong one (a header
-#: copied from another frame) would otherwise search until the limit.
-HINTED_TIME_SHARE = 0.5
+@dataclass
+class Answer:
+    """What :func:`find_answer` found: the outcome (None: no solver ran), the
+    source list it solved from (or the last one tried) and why not solved."""
 
-
-class _Clock:
-    def __init__(self, timeout: float, cancel: threading.Event | None) -> None:
-        self.started = time.monotonic()
-        self.timeout = timeout
-        self.cancel = cancel
-        self.timings: dict[str, float] = {}
-
-    @property
-    def remaining(self) -> float:
-        return self.timeout - (time.monotonic() - self.started)
-
-    def check(self) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise SolveCancelledError("the solve was cancelled")
-        if self.remaining <= 0:
-            raise SolveTimeoutError(f"the solve ran past its time limit of {self.timeout:g} s")
-
-    def share(self, fraction: float, most: float) -> _Clock:
-        """A clock for one attempt: ``fraction`` of the time left but at most ``most``
-        seconds, same cancel and timings."""
-        part = _Clock(0.0, self.cancel)
-        part.started = time.monotonic()
-        part.timeout = max(0.5, min(most, fraction * self.remaining))
-        part.timings = self.timings
-        return part
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        self.check()
-        t0 = time.monotonic()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - t0
+    outcome: SolverOutcome | None
+    sources: SourceList
+    failure: SolveError | None = None
 
 
 def solve(
@@ -222,409 +165,318 @@ def solve(
     as a solution is verified, with the result so far: calibration, WCS header
     and file, objects in the field; the other files and the pictures are not
     made yet, so a caller can publish the answer while they are drawn.
+    ``config`` (default: :meth:`EngineConfig.from_env`) names the solvers.
     Raises :class:`~skysolve.errors.BadInputError` for unusable input,
     :class:`~skysolve.errors.SolveCancelledError` when ``cancel`` is set and
     :class:`~skysolve.errors.SolverFailedError` when the solver crashed.
     """
-    from skysolve.engine import hints as hints_mod
-    from skysolve.engine.extraction import (
-        SOLVER_UNIFORMIZE_CELLS,
-        extract_bright_sources,
-        extract_sources,
-        resort,
-        uniformize,
-    )
-    from skysolve.engine.images import LoadedImage, load_image
-    from skysolve.engine.starlists import looks_like_star_list, read_star_list
-
     config = config or EngineConfig.from_env()
     if not params.pictures:
         # The sender draws them on the image it kept (skysolve.engine.offload).
         config = dataclasses.replace(config, make_pictures=False)
-    report: Progress = progress or (lambda stage, message: None)
-    clock = _Clock(params.timeout, cancel)
+    clock = Clock(params.timeout, cancel)
+    log = SolveLog(clock, progress)
     # Absolute: the result lists these paths, and solvers run in other directories.
     out_dir = Path(out_dir).absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "work"
-    work.mkdir(exist_ok=True)
-    log_lines: list[str] = []
+    work.mkdir(parents=True, exist_ok=True)
 
-    def note(stage: str, message: str) -> None:
-        log_lines.append(f"[{time.monotonic() - clock.started:7.3f}s] {stage}: {message}")
-        report(stage, message)
-
-    image: LoadedImage | None = None
-    hints_used: dict[str, Any] = {}
-    effective = params
     with clock.step("read"):
-        if isinstance(source, SourceList):
-            sources = source.sorted_by_flux()
-            note("preparing", f"star list of {len(sources)} sources")
-            if params.file_hints is not None:
-                # The sources of an image solved where the image is not: its
-                # file's hints came with them (skysolve.engine.offload).
-                effective, hints_used = hints_mod.apply_hints(
-                    params, params.file_hints, image_width=sources.width
-                )
-                if hints_used:
-                    note("preparing", f"hints from the file: {hints_used}")
-        elif looks_like_star_list(Path(source)):
-            sources = read_star_list(
-                Path(source), image_width=params.image_width, image_height=params.image_height
-            ).sorted_by_flux()
-            note("preparing", f"star list file with {len(sources)} sources")
-        else:
-            image = load_image(Path(source))
-            note("preparing", f"{image.format} image {image.width}x{image.height}")
-            if params.use_hints:
-                found = hints_mod.hints_from_image(image)
-                effective, hints_used = hints_mod.apply_hints(
-                    params, found, image_width=image.width
-                )
-                if hints_used:
-                    note("preparing", f"hints from the file: {hints_used}")
-        # What an earlier solve of the same user found fills what the file left
-        # open; tried first, with the blind retry behind it like the file's hints.
-        size = (image.width, image.height) if image is not None else (sources.width, sources.height)
-        effective_from_file = effective
-        effective, learned = hints_mod.apply_learned(
-            effective, image_width=size[0], image_height=size[1]
-        )
-        if learned:
-            hints_used = dict(hints_used)
-            hints_used["learned"] = learned
-            hints_used["sources"] = [*hints_used.get("sources", []), learned["source"]]
-            note("preparing", f"hints from an earlier solve: {learned}")
-
-    full: SourceList | None = None
-    bright: SourceList | None = None
-    if image is None:
-        full = uniformize(sources, cells=SOLVER_UNIFORMIZE_CELLS)
-
-    def sources_for(count: int | None, *, companion: bool = True) -> SourceList:
-        """The full source list, or just the ``count`` brightest when that is all a
-        solver needs and nothing else is known yet (found in milliseconds).
-        ``companion``: start image2xy's list beside a full extraction (for
-        astrometry.net; the final fit needs only sep's)."""
-        nonlocal full, bright
-        if full is not None:
-            return full
-        assert image is not None
-        if count is not None and params.effective_extractor == "sep":
-            if bright is None:
-                with clock.step("extract_bright"):
-                    bright = uniformize(
-                        extract_bright_sources(
-                            image.data,
-                            count=count,
-                            downsample=params.downsample_factor,
-                            invert=params.invert,
-                        ),
-                        cells=SOLVER_UNIFORMIZE_CELLS,
-                    )
-                note("extracting", f"{len(bright)} brightest sources for the fast path")
-            if len(bright) >= MIN_SOURCES:
-                return bright
-        note("extracting", f"extracting sources with {params.effective_extractor}")
-        if companion:
-            start_companion()
-        with clock.step("extract"):
-            if params.effective_extractor == "image2xy":
-                full = solve_field_list(image.data)
-            else:
-                # The engine looks at field stars in list order: spreading the first
-                # ones over the whole image (astrometry.net's --uniformize) finds
-                # quads sooner.
-                full = uniformize(
-                    extract_sources(
-                        image.data,
-                        method=params.effective_extractor,
-                        max_sources=params.max_sources,
-                        downsample=params.downsample_factor,
-                        invert=params.invert,
-                        timeout=max(1.0, clock.remaining),
-                    ),
-                    cells=SOLVER_UNIFORMIZE_CELLS,
-                )
-        note("extracting", f"{len(full)} sources")
-        return full
-
-    def solve_field_list(data: Any) -> SourceList:
-        """The list ``solve-field`` makes: image2xy, astrometry.net's resort, uniformize.
-
-        image2xy keeps more than ``max_sources`` before the resort so that the
-        raw-flux ranking sees the stars the flux ranking puts last.
-        """
-        found = extract_sources(
-            data,
-            method="image2xy",
-            max_sources=min(100_000, 2 * params.max_sources),
-            downsample=params.downsample_factor,
-            invert=params.invert,
-            timeout=max(1.0, clock.remaining),
-        )
-        return uniformize(resort(found).head(params.max_sources), cells=SOLVER_UNIFORMIZE_CELLS)
-
-    companion: list[SourceList] = []
-    companion_job: list[Future[tuple[SourceList, float]]] = []
-
-    def start_companion() -> None:
-        """Start image2xy (a separate program) while sep runs: the list is ready sooner."""
-        if image is None or params.effective_extractor != "sep" or companion_job:
-            return
-        data = image.data
-
-        def run() -> tuple[SourceList, float]:
-            started = time.monotonic()
-            return solve_field_list(data), time.monotonic() - started
-
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="image2xy")
-        companion_job.append(pool.submit(run))
-        pool.shutdown(wait=False)
-
-    def companions() -> Callable[[], list[tuple[str, SourceList]] | None] | None:
-        """solve-field's own source list, for astrometry.net to search beside sep's.
-
-        Only for images whose sources sep found (the default extractor): with
-        both lists the engine is never worse off than ``solve-field`` on the
-        same image.  Returns what the engine polls while it runs on sep's list:
-        None until image2xy is done, then the list to add (none when image2xy
-        failed, or when its first stars are sep's anyway).
-        """
-        if image is None or params.effective_extractor != "sep":
-            return None
-        start_companion()
-
-        def poll() -> list[tuple[str, SourceList]] | None:
-            if not companion:
-                job = companion_job[0]
-                if not job.done():
-                    return None
-                try:
-                    found, seconds = job.result()
-                    clock.timings["extract_image2xy"] = seconds
-                    companion.append(found)
-                except SolveError as exc:
-                    # Missing program, crash, its own time limit: sep's list goes on alone.
-                    note("extracting", f"image2xy's list left out: {exc}")
-                    none = np.zeros(0)
-                    companion.append(SourceList(none, none, none, image.width, image.height))
-                note("extracting", f"{len(companion[0])} sources from image2xy (solve-field's)")
-            if len(companion[0]) < MIN_SOURCES:
-                return []
-            assert full is not None
-            shared = shared_head(full, companion[0])
-            if shared >= SAME_HEAD:
-                # The same stars lead both lists (clean star fields): a second
-                # search would only take the cores from the first.
-                note(
-                    "solving", f"image2xy's list starts with sep's stars ({shared:.0%}): not added"
-                )
-                return []
-            note("solving", "adding image2xy's list (solve-field's) beside sep's")
-            return [("image2xy", companion[0])]
-
-        return poll
-
-    solvers = config.solvers()
-    # The solvers of a blind attempt: without the fast path when the file says the
-    # field is too narrow for its database (see _blind_solvers).
-    blind_solvers = _blind_solvers(solvers, image, note)
-    first = constraints_for(effective, size[0])
-    first_solvers = blind_solvers if _is_blind(first) else solvers
-    if isinstance(first_solvers[0], PatternHashSolver) and image is not None:
+        given = read_input(source, params, log.note)
+    supply = Supply(given.image, given.star_list, params, clock=clock, note=log.note)
+    solvers = config.solver_chain()
+    blind = _blind_solvers(solvers, given.image, log.note)
+    first = constraints_for(given.effective, given.width)
+    lead = (blind if is_blind(first) else solvers)[0]
+    if given.image is not None and lead.prefetch(first, given.image.width, given.image.height):
         # The database loads beside the source extraction and the annotation
         # catalogues (for a hinted solve of a 10-degree field the whole
         # database, 0.1-0.2 s: a third of the solve).
-        if first_solvers[0].prefetch(first, image.width, image.height):
-            with clock.step("load_catalogues"):
-                from skysolve.engine.annotations import load_catalogues
+        with clock.step("load_catalogues"):
+            from skysolve.engine.annotations import load_catalogues
 
-                load_catalogues()
-    sources = sources_for(first_solvers[0].bright_sources)
-    width, height = sources.width, sources.height
+            load_catalogues()
+    sources = supply.sources_for(lead.bright_sources)
     result = SolveResult(
         solved=False,
-        image_width=width,
-        image_height=height,
-        hints=hints_used,
+        image_width=sources.width,
+        image_height=sources.height,
+        hints=given.hints_used,
         n_sources=len(sources),
         command=reproduce_command(source, params),
-        image_format=None if image is None else image.format,
+        image_format=None if given.image is None else given.image.format,
     )
+    answer = find_answer(
+        given, params, config, solvers, blind, supply, sources,
+        clock=clock, work=work, note=log.note,
+    )  # fmt: skip
+    result.failure = answer.failure
+    result.n_sources = len(answer.sources)
+    if answer.outcome is not None:
+        log.lines.append(answer.outcome.log)
+    final, fit_sources = final_fit_stage(
+        answer, given.image, supply, params, config, clock, log.note
+    )
+    if final is not None and final.verdict == "implausible":
+        result.failure = NoMatchError(f"the solution was rejected: {final.reason}")
+        log.note("solving", result.failure.message)
+    if final is not None and final.verdict != "implausible":
+        assert answer.outcome is not None
+        log.note("annotating", f"solved by {answer.outcome.solver} with {answer.outcome.index}")
+        with clock.step("annotate"):
+            record_answer(
+                result, answer.outcome, final, given.image, answer.sources, fit_sources,
+                out_dir, config, log.note, clock, verified,
+            )  # fmt: skip
+        # After the answer: the source list is a file, not part of it.
+        write_source_file(result, answer.sources, out_dir, config, clock)
+    else:
+        write_source_file(result, answer.sources, out_dir, config, clock)
+        if given.image is not None and config.make_pictures:
+            with clock.step("pictures"):
+                draw_result_pictures(result, given.image, answer.sources, None, None, [], out_dir)
+    finish(result, log, clock, out_dir, config)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
 
+
+def read_input(source: Path | SourceList, params: SolveParameters, note: Progress) -> SolveInput:
+    """Read the image, star-list file or :class:`SourceList` and derive the hints:
+    the file's (unless ``params.use_hints`` is off), then an earlier solve's
+    of the same user for what the file left open."""
+    from skysolve.engine import hints as hints_mod
+    from skysolve.engine.images import load_image
+    from skysolve.engine.starlists import looks_like_star_list, read_star_list
+
+    image: LoadedImage | None = None
+    star_list: SourceList | None = None
+    hints_used: dict[str, Any] = {}
+    effective = params
+    if isinstance(source, SourceList):
+        star_list = source.sorted_by_flux()
+        note("preparing", f"star list of {len(star_list)} sources")
+        if params.file_hints is not None:
+            # The sources of an image solved where the image is not: its
+            # file's hints came with them (skysolve.engine.offload).
+            effective, hints_used = hints_mod.apply_hints(
+                params, params.file_hints, image_width=star_list.width
+            )
+            if hints_used:
+                note("preparing", f"hints from the file: {hints_used}")
+    elif looks_like_star_list(Path(source)):
+        star_list = read_star_list(
+            Path(source), image_width=params.image_width, image_height=params.image_height
+        ).sorted_by_flux()
+        note("preparing", f"star list file with {len(star_list)} sources")
+    else:
+        image = load_image(Path(source))
+        note("preparing", f"{image.format} image {image.width}x{image.height}")
+        if params.use_hints:
+            found = hints_mod.hints_from_image(image)
+            effective, hints_used = hints_mod.apply_hints(params, found, image_width=image.width)
+            if hints_used:
+                note("preparing", f"hints from the file: {hints_used}")
+    if image is not None:
+        width, height = image.width, image.height
+    else:
+        assert star_list is not None
+        width, height = star_list.width, star_list.height
+    # What an earlier solve of the same user found fills what the file left
+    # open; tried first, with the blind retry behind it like the file's hints.
+    effective_from_file = effective
+    effective, learned = hints_mod.apply_learned(effective, image_width=width, image_height=height)
+    if learned:
+        hints_used = dict(hints_used)
+        hints_used["learned"] = learned
+        hints_used["sources"] = [*hints_used.get("sources", []), learned["source"]]
+        note("preparing", f"hints from an earlier solve: {learned}")
+    return SolveInput(
+        image=image, star_list=star_list, width=width, height=height, effective=effective,
+        effective_from_file=effective_from_file, hints_used=hints_used, learned=learned or {},
+    )  # fmt: skip
+
+
+def find_answer(
+    given: SolveInput,
+    params: SolveParameters,
+    config: EngineConfig,
+    solvers: list[Solver],
+    blind: list[Solver],
+    supply: Supply,
+    sources: SourceList,
+    *,
+    clock: Clock,
+    work: Path,
+    note: Progress,
+) -> Answer:
+    """The solving stage: the all-sky hook and the attempt ladder.
+
+    ``sources``: what the lead solver was given.  Raises
+    :class:`~skysolve.errors.SolveTimeoutError` (naming what the indexes
+    cover, for a blind solve) when the time runs out.
+    """
+    image = given.image
     outcome: SolverOutcome | None = None
     # The all-sky hook: a fisheye frame's lens model, fitted to the stars out to
     # the horizon, where no tangent plane reaches (skysolve.engine.allsky).
     allsky_first = image is not None and _allsky_first(config, image.data)
     allsky_reason = ""
-    if allsky_first and len(sources) >= MIN_SOURCES and isinstance(solvers[0], PatternHashSolver):
+    if allsky_first and len(sources) >= MIN_SOURCES and solvers[0].quick:
         # A vignetted wide field looks like a fisheye too: the fast path (well
         # under a second) answers those before the all-sky search.
-        outcome, sources = _run_solvers(
-            solvers[:1], sources_for, companions, first, work, clock, note, "as given"
+        first = constraints_for(given.effective, given.width)
+        outcome, sources = run_solvers(
+            solvers[:1], supply, first, work=work, clock=clock, note=note, label="as given"
         )
     if allsky_first and not (outcome is not None and outcome.solved):
         outcome, allsky_reason = _allsky(image, work, clock, note)
     if outcome is not None and outcome.solved:
-        pass
-    elif allsky_first and allsky_reason.startswith(("too few stars", "no sky region")):
+        return Answer(outcome, sources)
+    if allsky_first and allsky_reason.startswith(("too few stars", "no sky region")):
         # An image circle without stars (cloud, daylight, a lens cap): no
         # ordinary solver finds stars the all-sky search could not.
-        result.failure = NoStarsError(f"all-sky frame: {allsky_reason}")
-        note("solving", result.failure.message)
-    elif len(sources) < MIN_SOURCES:
-        result.failure = NoStarsError(
+        failure: SolveError = NoStarsError(f"all-sky frame: {allsky_reason}")
+        note("solving", failure.message)
+        return Answer(outcome, sources, failure)
+    if len(sources) < MIN_SOURCES:
+        failure = NoStarsError(
             f"only {len(sources)} sources found; at least {MIN_SOURCES} are needed"
         )
-        note("solving", result.failure.message)
-    else:
-        attempts = [("hinted" if hints_used else "as given", effective)]
-        if "center" in hints_used.get("learned", {}):
-            # A learned position is the likeliest wrong hint (the user slewed to
-            # another target): the learned scale alone is tried before going blind.
-            without, _ = hints_mod.apply_learned(
-                effective_from_file, image_width=width, image_height=height, position=False
-            )
-            if without != effective:
-                attempts.append(("without the learned position", without))
-        if hints_used:
-            attempts.append(("blind retry without the hints", params))
-        # An all-sky frame without a dark surround fails the ordinary solvers
-        # only at the time limit: the all-sky search after them keeps its time.
-        solve_clock = clock
-        if (
-            image is not None
-            and config.allsky == "auto"
-            and not allsky_first
-            and clock.remaining > 2 * ALLSKY_MAX_SECONDS
-        ):
-            solve_clock = clock.share(1.0 - ALLSKY_MAX_SECONDS / clock.remaining, math.inf)
-        timed_out: SolveTimeoutError | None = None
-        try:
-            for number, (label, attempt_params) in enumerate(attempts):
-                constraints = constraints_for(attempt_params, width)
-                attempt_clock = solve_clock
-                if number < len(attempts) - 1:
-                    # A hint can be wrong (another target, another lens, a header
-                    # copied from another frame), and a search around a wrong place
-                    # is slow to give up: it gets a share of the time, the next
-                    # attempt the rest.
-                    attempt_clock = (
-                        solve_clock.share(LEARNED_SHARE, LEARNED_MAX_SECONDS)
-                        if learned
-                        else solve_clock.share(HINTED_TIME_SHARE, math.inf)
-                    )
-                try:
-                    outcome, sources = _run_solvers(
-                        blind_solvers if _is_blind(constraints) else solvers,
-                        sources_for,
-                        companions,
-                        constraints,
-                        work,
-                        attempt_clock,
-                        note,
-                        label,
-                    )
-                except SolveTimeoutError:
-                    if attempt_clock is solve_clock or solve_clock.remaining <= 0:
-                        raise
-                    note("solving", f"{label}: its share of the time is up")
-                    continue
-                if outcome is not None and outcome.solved:
-                    break
-        except SolveTimeoutError as exc:
-            if solve_clock is not clock and clock.remaining > 1.0:
-                note("solving", "the ordinary solvers' time is up; the all-sky search has the rest")
-                timed_out = exc
-            elif params.has_scale:
-                raise
-            else:
-                # A blind search that runs out of time has most often been given a
-                # field no installed index covers: say which fields they do.
-                raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
-        if (
-            (outcome is None or not outcome.solved)
-            and image is not None
-            and config.allsky == "auto"
-            and not allsky_first
-            and clock.remaining > 1.0
-        ):
-            outcome, allsky_reason = _allsky(image, work, clock, note)
-        if (outcome is None or not outcome.solved) and timed_out is not None:
-            # As without the all-sky search: the ordinary solvers' time ran out.
-            hint = "" if params.has_scale else f"; {_coverage_hint(config)}"
-            raise SolveTimeoutError(
-                f"{timed_out.message}{hint}; all-sky lens search: {allsky_reason}"
-            )
-        if outcome is None or not outcome.solved:
-            message = _no_match_message(params, config)
-            if allsky_reason:
-                message = f"{message}; all-sky lens search: {allsky_reason}"
-            result.failure = NoMatchError(message)
-            note("solving", result.failure.message)
-    result.n_sources = len(sources)
+        note("solving", failure.message)
+        return Answer(outcome, sources, failure)
+    attempts = plan_attempts(
+        given.effective, params, hints_used=given.hints_used,
+        without_learned_position=_without_learned_position(given),
+    )  # fmt: skip
+    # An all-sky frame without a dark surround fails the ordinary solvers
+    # only at the time limit: the all-sky search after them keeps its time.
+    allsky_after = image is not None and config.allsky == "auto" and not allsky_first
+    solve_clock = clock
+    if allsky_after and clock.remaining > 2 * ALLSKY_MAX_SECONDS:
+        solve_clock = clock.share(1.0 - ALLSKY_MAX_SECONDS / clock.remaining, math.inf)
+    timed_out: SolveTimeoutError | None = None
+    climb = Climb(outcome, sources)
+    try:
+        run_attempts(
+            attempts, solvers, blind, supply, climb, width=given.width,
+            clock=solve_clock, work=work, note=note, learned=bool(given.learned),
+        )  # fmt: skip
+    except SolveTimeoutError as exc:
+        if solve_clock is not clock and clock.remaining > 1.0:
+            note("solving", "the ordinary solvers' time is up; the all-sky search has the rest")
+            timed_out = exc
+        elif params.has_scale:
+            raise
+        else:
+            # A blind search that runs out of time has most often been given a
+            # field no installed index covers: say which fields they do.
+            raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
+    outcome, sources = climb.outcome, climb.sources
+    if (outcome is None or not outcome.solved) and allsky_after and clock.remaining > 1.0:
+        outcome, allsky_reason = _allsky(image, work, clock, note)
+    if (outcome is None or not outcome.solved) and timed_out is not None:
+        # As without the all-sky search: the ordinary solvers' time ran out.
+        hint = "" if params.has_scale else f"; {_coverage_hint(config)}"
+        raise SolveTimeoutError(f"{timed_out.message}{hint}; all-sky lens search: {allsky_reason}")
+    if outcome is None or not outcome.solved:
+        message = _no_match_message(params, config)
+        if allsky_reason:
+            message = f"{message}; all-sky lens search: {allsky_reason}"
+        failure = NoMatchError(message)
+        note("solving", failure.message)
+        return Answer(outcome, sources, failure)
+    return Answer(outcome, sources)
 
-    def write_axy() -> None:
-        if config.write_files:
-            with clock.step("write_axy"):
-                _write_sources(out_dir / FILE_NAMES["axy"], sources)
-                result.files["axy"] = out_dir / FILE_NAMES["axy"]
 
-    if outcome is not None:
-        log_lines.append(outcome.log)
-    final: FinalFit | None = None
+def _without_learned_position(given: SolveInput) -> SolveParameters | None:
+    """The parameters with the learned scale but not the learned position, when
+    a learned position was used."""
+    if "center" not in given.learned:
+        return None
+    from skysolve.engine.hints import apply_learned
+
+    without, _ = apply_learned(
+        given.effective_from_file, image_width=given.width, image_height=given.height,
+        position=False,
+    )  # fmt: skip
+    return without
+
+
+def final_fit_stage(
+    answer: Answer,
+    image: Any,
+    supply: Supply,
+    params: SolveParameters,
+    config: EngineConfig,
+    clock: Clock,
+    note: Progress,
+) -> tuple[FinalFit | None, SourceList]:
+    """The final fit of a verified answer (None when not solved) and the sources
+    it matched: an all-sky answer keeps its lens model's own fit."""
+    outcome, sources = answer.outcome, answer.sources
+    if outcome is None or not outcome.solved:
+        return None, sources
+    if "lens" in outcome.files:
+        return _lens_fit(outcome), sources
+    if HeaderField.raw(outcome, "wcs_header") is None:
+        return None, sources
+    # The final fit matches sep's list whichever list solved (image2xy's
+    # for astrometry.net, say); the fast path's brightest few only when
+    # they are enough: the full extraction costs 0.05-0.2 s, a fast-path
+    # answer 0.3 s in all.
     fit_sources = sources
-    if outcome is not None and outcome.solved and "lens" in outcome.files:
-        final = _lens_fit(outcome)
-    elif (
-        outcome is not None
-        and outcome.solved
-        and HeaderField.raw(outcome, "wcs_header") is not None
-    ):
-        # The final fit matches sep's list whichever list solved (image2xy's
-        # for astrometry.net, say); the fast path's brightest few only when
-        # they are enough: the full extraction costs 0.05-0.2 s, a fast-path
-        # answer 0.3 s in all.
-        fit_sources = sources
-        if image is None or params.effective_extractor == "sep":
-            if full is not None or len(sources) < FIT_SOURCES:
-                fit_sources = sources_for(None, companion=False)
-        with clock.step("final_fit"):
-            final = _final_fit(outcome, image, fit_sources, params, config, note)
-        if final.verdict == "implausible":
-            result.failure = NoMatchError(f"the solution was rejected: {final.reason}")
-            note("solving", result.failure.message)
-    if final is not None and final.verdict != "implausible":
-        assert outcome is not None
-        note("annotating", f"solved by {outcome.solver} with {outcome.index}")
-        with clock.step("annotate"):
-            _finish_solved(
-                result, outcome, final, image, sources, fit_sources, out_dir, config, note, clock,
-                verified,
-            )  # fmt: skip
-        write_axy()  # after the answer: the source list is a file, not part of it
-    else:
-        write_axy()
-        if image is not None and config.make_pictures:
-            with clock.step("pictures"):
-                _pictures(result, image, sources, None, None, [], out_dir)
+    if image is None or params.effective_extractor == "sep":
+        if supply.full is not None or len(sources) < FIT_SOURCES:
+            fit_sources = supply.sources_for(None, companion=False)
+    with clock.step("final_fit"):
+        final = _final_fit(outcome, image, fit_sources, params, config, note)
+    return final, fit_sources
 
+
+def write_source_file(
+    result: SolveResult, sources: SourceList, out_dir: Path, config: EngineConfig, clock: Clock
+) -> None:
+    """``axy.fits``: the source list the answer came from (or the last one tried)."""
+    if config.write_files:
+        with clock.step("write_axy"):
+            write_sources(out_dir / FILE_NAMES["axy"], sources)
+            result.files["axy"] = out_dir / FILE_NAMES["axy"]
+
+
+def finish(
+    result: SolveResult, log: SolveLog, clock: Clock, out_dir: Path, config: EngineConfig
+) -> None:
+    """The timings, the peak memory and the log (``solve.log``)."""
     verified_after = result.timings.get("verified")
     result.timings = dict(clock.timings)
     if verified_after is not None:
         result.timings["verified"] = verified_after
-    result.timings["total"] = time.monotonic() - clock.started
+    result.timings["total"] = clock.elapsed
     result.peak_memory_mb = peak_memory_mb()
-    note("finished", "solved" if result.solved else f"not solved: {result.failure}")
-    result.log = "\n".join(log_lines) + "\n"
+    log.note("finished", "solved" if result.solved else f"not solved: {result.failure}")
+    result.log = log.text()
     if config.write_files:
         log_path = out_dir / FILE_NAMES["log"]
         log_path.write_text(result.log)
         result.files["log"] = log_path
-    shutil.rmtree(work, ignore_errors=True)
-    return result
+
+
+def _blind_solvers(solvers: list[Solver], image: Any, note: Progress) -> list[Solver]:
+    """The solvers for an attempt without a scale
+    (:func:`~skysolve.engine.solving.ladder.blind_solvers`) for the widest
+    field the image's own metadata allows (a FITS WCS, scale keywords,
+    ``FOCALLEN`` with a pixel size, EXIF focal lengths: the hints a hinted
+    solve would use), ``METADATA_FOV_MARGIN`` times wider."""
+    if image is None or len(solvers) < 2:
+        return solvers
+    from skysolve.engine.hints import largest_scale
+
+    found = largest_scale(image)
+    if found is None:
+        return solvers
+    scale, where = found
+    widest = METADATA_FOV_MARGIN * scale * max(image.width, image.height) / 3600.0
+    return blind_solvers(solvers, widest, where=where, note=note)
 
 
 def _allsky_first(config: EngineConfig, data: Any) -> bool:
@@ -638,7 +490,7 @@ def _allsky_first(config: EngineConfig, data: Any) -> bool:
     return looks_like_allsky(data)
 
 
-def _allsky(image: Any, work: Path, clock: _Clock, note: Progress) -> tuple[SolverOutcome, str]:
+def _allsky(image: Any, work: Path, clock: Clock, note: Progress) -> tuple[SolverOutcome, str]:
     """The all-sky lens-model attempt; its outcome and, when not solved, why."""
     from skysolve.engine.allsky.solver import allsky_attempt
 
@@ -678,148 +530,6 @@ def _coverage_hint(config: EngineConfig) -> str:
         f"{describe_coverage(indexes)}; a field outside that range needs other index "
         "files (`skysolve index recommend --fov-deg WIDTH`)"
     )
-
-
-#: Head of the lists compared by :func:`shared_head` (the engine's first depths).
-HEAD_SOURCES = 30
-#: Share of image2xy's head found in sep's at or above which sep's list goes alone.
-SAME_HEAD = 0.8
-
-
-def shared_head(ours: SourceList, theirs: SourceList, *, head: int = HEAD_SOURCES) -> float:
-    """Share of the first ``head`` sources of ``theirs`` within 2 px of one of the
-    first ``2 * head`` of ``ours``.
-
-    The engine builds its quads from the head of a list; where two lists of one
-    image start with the same stars, searching both costs twice and finds nothing
-    more.  On pictures with nebulae or saturated stars they start differently.
-    """
-    a = np.column_stack([ours.x[: 2 * head], ours.y[: 2 * head]]).astype(float)
-    b = np.column_stack([theirs.x[:head], theirs.y[:head]]).astype(float)
-    if len(a) == 0 or len(b) == 0:
-        return 0.0
-    distance = np.hypot(b[:, None, 0] - a[None, :, 0], b[:, None, 1] - a[None, :, 1])
-    return float(np.mean(distance.min(axis=1) <= 2.0))
-
-
-#: A field narrower than the file's metadata says by this factor is not expected.
-METADATA_FOV_MARGIN = 1.5
-
-
-def _is_blind(constraints: SolveConstraints) -> bool:
-    return constraints.scale_low is None and constraints.scale_high is None
-
-
-def _blind_solvers(solvers: list[Solver], image: Any, note: Progress) -> list[Solver]:
-    """The solvers for an attempt without a scale: ``solvers`` itself, or the
-    same without the fast path when the image's own metadata (a FITS WCS, scale
-    keywords, ``FOCALLEN`` with a pixel size, EXIF focal lengths: the hints a
-    hinted solve would use) puts the field, even ``METADATA_FOV_MARGIN`` times
-    wider, below what the fast path's blind ladder can find.
-
-    The metadata only decides which solvers run, never what they search: a
-    blind solve (``--no-hints``) stays blind, and a wrong header costs the
-    fast path's chance, not the answer (astrometry.net searches every scale).
-    A 1.3-degree Seestar frame (FOCALLEN 250, XPIXSZ 2.9) otherwise waited for
-    the whole database's load and the ladder, 0.3-0.7 s, before astrometry.net
-    started.
-    """
-    fast = solvers[0]
-    if image is None or len(solvers) < 2 or not isinstance(fast, PatternHashSolver):
-        return solvers
-    from skysolve.engine.hints import largest_scale
-
-    found = largest_scale(image)
-    if found is None:
-        return solvers
-    scale, where = found
-    widest = METADATA_FOV_MARGIN * scale * max(image.width, image.height) / 3600.0
-    if not fast.too_narrow(widest):
-        return solvers
-    note(
-        "preparing",
-        f"the file says the field is under {widest:.2g} deg ({where}): too narrow "
-        "for the fast path's database; a blind search goes to astrometry.net",
-    )
-    return solvers[1:]
-
-
-def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:
-    """Turn user parameters into solver constraints (scale in arcsec/pixel)."""
-    bounds = params.scale_bounds_arcsec_per_pixel(image_width)
-    lo, hi = bounds if bounds is not None else (None, None)
-    if hi is not None and math.isinf(hi):
-        hi = None
-    radius = params.radius
-    if params.has_position and radius is None:
-        radius = 180.0
-    return SolveConstraints(
-        scale_low=lo or None,
-        scale_high=hi,
-        center_ra=params.center_ra,
-        center_dec=params.center_dec,
-        radius=radius,
-        parity=params.parity,
-        # The solvers' own tweak; the final fit chooses its order unless asked.
-        tweak_order=2 if params.tweak_order is None else params.tweak_order,
-        crpix_center=params.crpix_center,
-        positional_error=params.positional_error,
-    )
-
-
-def _run_solvers(
-    solvers: Sequence[Solver],
-    sources_for: Callable[[int | None], SourceList],
-    companions: Callable[[], Callable[[], list[tuple[str, SourceList]] | None] | None],
-    constraints: SolveConstraints,
-    work: Path,
-    clock: _Clock,
-    note: Progress,
-    label: str,
-) -> tuple[SolverOutcome | None, SourceList]:
-    """The first solver's solution, or the last one's failure; and the sources used.
-
-    astrometry.net starts on ``sources`` and polls ``companions()`` for more lists
-    of the same image to search at once; the sources returned are then the list
-    that solved.
-    """
-    outcome: SolverOutcome | None = None
-    sources = sources_for(solvers[0].bright_sources)  # what a failure reports
-    for solver in solvers:
-        clock.check()
-        sources = sources_for(solver.bright_sources)
-        later = companions() if isinstance(solver, AstrometryNetSolver) else None
-        note("solving", f"{solver.name} ({label})")
-        with clock.step(f"solve:{solver.name}"):
-            if later is not None:
-                assert isinstance(solver, AstrometryNetSolver)
-                outcome = solver.solve_lists(
-                    [("sep", sources)],
-                    constraints,
-                    work / solver.name.replace(".", "_"),
-                    timeout=max(0.5, clock.remaining),
-                    cancel=clock.cancel,
-                    later=later,
-                )
-            else:
-                from threadpoolctl import threadpool_limits
-
-                # The fast path's refit and verification: small least squares,
-                # where BLAS threads only wait for each other (see _final_fit).
-                with threadpool_limits(limits=1, user_api="blas"):
-                    outcome = solver.solve(
-                        sources,
-                        constraints,
-                        work / solver.name.replace(".", "_"),
-                        timeout=max(0.5, clock.remaining),
-                        cancel=clock.cancel,
-                    )
-        if outcome.solved:
-            if outcome.sources is not None:
-                sources = outcome.sources
-                note("solving", f"solved from the {outcome.source_list} source list")
-            return outcome, sources
-    return outcome, sources
 
 
 def _start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS | Any:
@@ -958,7 +668,7 @@ def _run_final_fit(
     )  # fmt: skip
 
 
-def _finish_solved(
+def record_answer(
     result: SolveResult,
     outcome: SolverOutcome,
     final: FinalFit,
@@ -968,9 +678,12 @@ def _finish_solved(
     out_dir: Path,
     config: EngineConfig,
     note: Progress,
-    clock: _Clock,
+    clock: Clock,
     verified: Verified | None,
 ) -> None:
+    """Fill ``result`` with the answer: the WCS header (built when first read),
+    the calibration, the objects in the field; then (``verified`` called
+    first) the result files and the pictures."""
     from skysolve.engine.annotations import objects_in_field
 
     width, height = result.image_width, result.image_height
@@ -1026,11 +739,11 @@ def _finish_solved(
     if verified is not None:
         # The answer a client waits for; files and pictures follow.
         result.timings = dict(clock.timings)
-        result.timings["verified"] = time.monotonic() - clock.started
+        result.timings["verified"] = clock.elapsed
         verified(result)
     if config.write_files:
         assert result.calibration is not None
-        corr = _write_corr(
+        corr = write_corr(
             out_dir / FILE_NAMES["corr"], final, wcs, fit_sources, result.calibration.pixscale
         )
         if corr is not None:
@@ -1043,7 +756,7 @@ def _finish_solved(
                 shutil.copyfile(outcome.files[key], target)
                 result.files[key] = target
         if image is not None:
-            result.files["new_fits"] = _write_new_fits(
+            result.files["new_fits"] = write_new_fits(
                 out_dir / FILE_NAMES["new_fits"], image, header
             )
         from skysolve.engine.kml import write_kml
@@ -1062,53 +775,10 @@ def _finish_solved(
     if config.make_pictures:
         rdls = result.files.get("rdls") or outcome.files.get("rdls")
         full = astropy_wcs()
-        catalog_xy = _catalog_xy(rdls, full)
-        _pictures(
-            result, image, sources, full, catalog_xy, annotations, out_dir,
-            residuals=_residual_arrows(final, wcs, fit_sources), lines=overlay,
+        draw_result_pictures(
+            result, image, sources, full, catalog_xy(rdls, full), annotations, out_dir,
+            residuals=residual_arrows(final, wcs, fit_sources), lines=overlay,
         )  # fmt: skip
-
-
-def _pictures(
-    result: SolveResult,
-    image: Any,
-    sources: SourceList,
-    wcs: WCS | None,
-    catalog_xy: np.ndarray | None,
-    annotations: list[Any],
-    out_dir: Path,
-    *,
-    residuals: np.ndarray | None = None,
-    lines: Sequence[Any] = (),
-) -> None:
-    from skysolve.engine.pictures import make_pictures
-
-    if image is not None:
-        data, color, bottom_up = image.data, image.color, image.bottom_up
-    else:
-        # A star list has no pixels: draw on a dark canvas of the image's size.
-        scale = min(1.0, 2000.0 / max(result.image_width, result.image_height))
-        data = np.zeros(
-            (max(1, int(result.image_height * scale)), max(1, int(result.image_width * scale))),
-            dtype=np.float32,
-        )
-        if scale < 1.0:
-            return
-        color, bottom_up = None, False
-    result.files.update(
-        make_pictures(
-            data,
-            color=color,
-            bottom_up=bottom_up,
-            wcs=wcs,
-            sources=sources,
-            catalog_xy=catalog_xy,
-            annotations=annotations,
-            out_dir=out_dir,
-            residuals=residuals,
-            overlay=lines,
-        )
-    )
 
 
 def _final_header(outcome: SolverOutcome, final: FinalFit, width: int, height: int) -> fits.Header:
@@ -1128,101 +798,6 @@ def _final_header(outcome: SolverOutcome, final: FinalFit, width: int, height: i
     for key, value, comment in header_cards(final.quality):
         header[key] = (value, comment)
     return header
-
-
-def _matched_pairs(
-    final: FinalFit, wcs: Any, sources: SourceList
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Source rows, catalogue rows, catalogue (x, y) under ``wcs`` and the catalogue
-    positions (RA, Dec rows) of the final fit's stars; None without a refit."""
-    refit = final.refit
-    if refit is None or final.verdict == "implausible" or final.stars is None:
-        return None
-    rows, cat = refit.source_rows, refit.star_rows
-    sky = np.column_stack([np.asarray(final.stars.ra)[cat], np.asarray(final.stars.dec)[cat]])
-    xy = np.asarray(wcs.all_world2pix(sky, 1), dtype=float).reshape(-1, 2)
-    return rows, cat, xy[:, 0], xy[:, 1], sky
-
-
-def _write_corr(
-    path: Path, final: FinalFit, wcs: Any, sources: SourceList, pixscale: float
-) -> Path | None:
-    """``corr.fits`` of the final fit: the matched pairs with their residuals."""
-    from skysolve.engine.fitting.quality import write_corr
-
-    pairs = _matched_pairs(final, wcs, sources)
-    if pairs is None:
-        return None
-    rows, cat, ix, iy, sky = pairs
-    fx, fy = np.asarray(sources.x, float)[rows], np.asarray(sources.y, float)[rows]
-    field_sky = np.asarray(wcs.all_pix2world(np.column_stack([fx, fy]), 1), dtype=float)
-    mag = final.stars.mag if final.stars is not None else None
-    return write_corr(
-        path,
-        field_x=fx, field_y=fy, field_ra=field_sky[:, 0], field_dec=field_sky[:, 1],
-        index_x=ix, index_y=iy, index_ra=sky[:, 0], index_dec=sky[:, 1],
-        index_id=cat, field_id=rows, flux=np.asarray(sources.flux, float)[rows],
-        index_mag=np.full(len(rows), np.nan) if mag is None else np.asarray(mag, float)[cat],
-        pixscale=pixscale,
-    )  # fmt: skip
-
-
-def _residual_arrows(final: FinalFit, wcs: Any, sources: SourceList) -> np.ndarray | None:
-    """Rows of (x, y, dx, dy): each matched source and its residual under ``wcs``."""
-    pairs = _matched_pairs(final, wcs, sources)
-    if pairs is None:
-        return None
-    rows, _, ix, iy, _ = pairs
-    fx, fy = np.asarray(sources.x, float)[rows], np.asarray(sources.y, float)[rows]
-    return np.column_stack([fx, fy, ix - fx, iy - fy])
-
-
-def _catalog_xy(rdls: Path | None, wcs: WCS) -> np.ndarray | None:
-    if rdls is None or not rdls.exists():
-        return None
-    from astropy.io import fits
-
-    with fits.open(rdls) as hdul:
-        table = hdul[1].data
-        if table is None or len(table) == 0:
-            return np.zeros((0, 2))
-        ra = np.asarray(table["RA"], dtype=float)
-        dec = np.asarray(table["DEC"], dtype=float)
-    xy = wcs.all_world2pix(np.column_stack([ra, dec]), 1)
-    return np.asarray(xy)
-
-
-def _write_sources(path: Path, sources: SourceList) -> None:
-    from astropy.io import fits
-
-    primary = fits.PrimaryHDU()
-    primary.header["IMAGEW"] = sources.width
-    primary.header["IMAGEH"] = sources.height
-    fits.HDUList([primary, source_table(sources)]).writeto(path, overwrite=True)
-
-
-def _write_new_fits(path: Path, image: Any, wcs_header: fits.Header) -> Path:
-    from astropy.io import fits
-
-    header = fits.Header()
-    if image.header is not None:
-        for card in image.header.cards:
-            if card.keyword in ("SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT"):
-                continue
-            if card.keyword.startswith("NAXIS") or card.keyword in ("BSCALE", "BZERO"):
-                continue
-            try:
-                header.append(card)
-            except (ValueError, KeyError):  # pragma: no cover - unusual cards are skipped
-                continue
-    for card in wcs_header.cards:
-        if card.keyword in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "COMMENT", "HISTORY", ""):
-            continue
-        header[card.keyword] = (card.value, card.comment)
-    fits.PrimaryHDU(data=np.asarray(image.data, dtype=np.float32), header=header).writeto(
-        path, overwrite=True
-    )
-    return path
 
 
 def reproduce_command(source: Path | SourceList, params: SolveParameters) -> list[str]:
@@ -1279,4 +854,14 @@ def peak_memory_mb() -> float:
     return max(own, kids) / 1024.0
 
 
-__all__ = ["EngineConfig", "constraints_for", "reproduce_command", "solve"]
+__all__ = [
+    "ALLSKY_MODES",
+    "FILE_NAMES",
+    "EngineConfig",
+    "constraints_for",
+    "find_answer",
+    "read_input",
+    "record_answer",
+    "reproduce_command",
+    "solve",
+]

@@ -1,0 +1,1 @@
+"""What a solve leaves: the result files and the pictures."""

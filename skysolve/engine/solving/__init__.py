@@ -1,0 +1,1 @@
+"""Solving a source list: the solver interface, its solvers and the attempt ladder."""
