@@ -59,65 +59,56 @@ class SshSettings:
     connect_timeout: float = 15.0
 
 
-def _default_processes() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
 @dataclass(frozen=True)
-class EngineConfig:
-    """Where the engine finds its tools and how hard it may work."""
+class DataPaths:
+    """Where the engine keeps files outside a solve's folder: the fast-path
+    database, derived catalogues, all-sky camera profiles.  Reading these
+    never fails, so ``/health`` and ``skysolve db info`` read them alone."""
 
-    #: ``SKYSOLVE_INDEX_DIRS``: where index files are found (the first: where
-    #: ``skysolve index`` puts new ones).
-    index_dirs: tuple[Path, ...] = DEFAULT_INDEX_DIRS
-    #: ``SKYSOLVE_INDEX_MIRRORS`` as written (``SERIES=URL`` items), parsed by
-    #: :func:`skysolve.engine.index_manager.parse_mirrors`.
-    index_mirrors: str = ""
-    #: ``SKYSOLVE_ENGINE_BINARY``.
-    engine_binary: str = "astrometry-engine"
-    #: ``SKYSOLVE_SOLVER_PROCESSES`` (0 or unset: one per core).
-    processes: int = field(default_factory=_default_processes)
-    #: ``SKYSOLVE_PICTURES``.
-    make_pictures: bool = True
-    #: The pattern-hash database when it exists (``skysolve db build``); None:
-    #: astrometry.net only.  See :meth:`default_db_path`.
-    fastpath_db: Path | None = None
     #: ``SKYSOLVE_FASTPATH_DB`` when set.
     fastpath_db_setting: Path | None = None
-    #: ``SKYSOLVE_FASTPATH_DIR``, else ``$XDG_DATA_HOME/skysolve/fastpath``.
+    #: ``SKYSOLVE_FASTPATH_DIR``, else ``$XDG_DATA_HOME/skysolve/fastpath``
+    #: (``~/.local/share/skysolve/fastpath``).  Always absolute.
     fastpath_dir: Path = field(
         default_factory=lambda: Path.home() / ".local" / "share" / "skysolve" / FASTPATH_DIR
     )
     #: ``SKYSOLVE_DATA_DIR`` (an older installation's database may be in it).
     data_dir: Path = Path("var")
-    #: ``SKYSOLVE_ALLSKY``: one of :data:`ALLSKY_MODES`.
-    allsky: str = "auto"
-    #: ``SKYSOLVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/skysolve``: derived catalogues.
+    #: ``SKYSOLVE_CACHE_DIR``, else ``$XDG_CACHE_HOME/skysolve`` (``~/.cache/skysolve``).
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "skysolve")
     #: ``SKYSOLVE_ALLSKY_PROFILES``, else ``<cache dir>/allsky-profiles``.
     allsky_profiles: Path | None = None
-    #: The ssh solver's settings; None when ``SKYSOLVE_SSH_DESTINATION`` is unset.
-    ssh: SshSettings | None = None
-    #: Write the result files (WCS, new FITS image, source and match lists, KML,
-    #: log).  ``skysolve solve`` without ``--out`` reads only the returned result.
-    write_files: bool = True
-    #: The solvers to try, fastest first; None: :meth:`installed_solvers`.
-    solvers: tuple[Solver, ...] | None = None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> EngineConfig:
-        """Every engine and ssh setting of ``environ``.
-
-        Raises :class:`~skysolve.errors.ConfigurationError` for the first bad
-        value (:func:`problems` lists them all).
-        """
-        values: dict[str, Any] = {}
-        for read in _READERS:
-            values.update(read(environ))
-        return cls(**values)
+    def from_environ(cls, environ: Mapping[str, str]) -> DataPaths:
+        env = environ
+        explicit = _text(env, "SKYSOLVE_FASTPATH_DIR")
+        if explicit:
+            fastpath_dir = Path(explicit).expanduser().resolve()
+        else:
+            xdg = _text(env, "XDG_DATA_HOME")
+            # The XDG spec ignores a relative XDG_DATA_HOME.
+            base = (
+                Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+            )
+            fastpath_dir = base / "skysolve" / FASTPATH_DIR
+        db = _text(env, "SKYSOLVE_FASTPATH_DB")
+        cache = env.get("SKYSOLVE_CACHE_DIR")
+        profiles = env.get("SKYSOLVE_ALLSKY_PROFILES")
+        return cls(
+            fastpath_db_setting=Path(db).expanduser().resolve() if db else None,
+            fastpath_dir=fastpath_dir,
+            data_dir=Path(_text(env, "SKYSOLVE_DATA_DIR") or "var"),
+            cache_dir=(
+                Path(cache)
+                if cache
+                else Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skysolve"
+            ),
+            allsky_profiles=Path(profiles) if profiles else None,
+        )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DataPaths:
         """:meth:`from_environ` of ``environ``, or of this process's environment."""
         return cls.from_environ(os.environ if environ is None else environ)
 
@@ -150,6 +141,59 @@ class EngineConfig:
     def profile_dir(self) -> Path:
         """Where all-sky camera profiles are kept."""
         return self.allsky_profiles or self.cache_dir / "allsky-profiles"
+
+
+def _default_processes() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the engine finds its tools and how hard it may work."""
+
+    #: ``SKYSOLVE_INDEX_DIRS``: where index files are found (the first: where
+    #: ``skysolve index`` puts new ones).
+    index_dirs: tuple[Path, ...] = DEFAULT_INDEX_DIRS
+    #: ``SKYSOLVE_INDEX_MIRRORS`` as written (``SERIES=URL`` items), parsed by
+    #: :func:`skysolve.engine.index_manager.parse_mirrors`.
+    index_mirrors: str = ""
+    #: ``SKYSOLVE_ENGINE_BINARY``.
+    engine_binary: str = "astrometry-engine"
+    #: ``SKYSOLVE_SOLVER_PROCESSES`` (0 or unset: one per core).
+    processes: int = field(default_factory=_default_processes)
+    #: ``SKYSOLVE_PICTURES``.
+    make_pictures: bool = True
+    #: The pattern-hash database when it exists (``skysolve db build``); None:
+    #: astrometry.net only.  See :meth:`DataPaths.default_db_path`.
+    fastpath_db: Path | None = None
+    #: ``SKYSOLVE_ALLSKY``: one of :data:`ALLSKY_MODES`.
+    allsky: str = "auto"
+    #: Where the engine's files live outside a solve's folder.
+    paths: DataPaths = field(default_factory=lambda: DataPaths())
+    #: The ssh solver's settings; None when ``SKYSOLVE_SSH_DESTINATION`` is unset.
+    ssh: SshSettings | None = None
+    #: Write the result files (WCS, new FITS image, source and match lists, KML,
+    #: log).  ``skysolve solve`` without ``--out`` reads only the returned result.
+    write_files: bool = True
+    #: The solvers to try, fastest first; None: :meth:`installed_solvers`.
+    solvers: tuple[Solver, ...] | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> EngineConfig:
+        """Every engine and ssh setting of ``environ``.
+
+        Raises :class:`~skysolve.errors.ConfigurationError` for the first bad
+        value (:func:`problems` lists them all).
+        """
+        values: dict[str, Any] = {}
+        for read in _READERS:
+            values.update(read(environ))
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
+        """:meth:`from_environ` of ``environ``, or of this process's environment."""
+        return cls.from_environ(os.environ if environ is None else environ)
 
     def solver_chain(self) -> list[Solver]:
         """The solvers to try, fastest first: ``solvers``, else the installed ones."""
@@ -194,10 +238,15 @@ def _text(env: Mapping[str, str], name: str) -> str:
     return env.get(name, "").strip()
 
 
+def index_dirs_from(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """``SKYSOLVE_INDEX_DIRS`` (colon-separated; the first is where new files go) of
+    ``environ``, or of this process's environment."""
+    dirs = (os.environ if environ is None else environ).get("SKYSOLVE_INDEX_DIRS", "")
+    return tuple(Path(d) for d in dirs.split(os.pathsep) if d) if dirs else DEFAULT_INDEX_DIRS
+
+
 def _index_dirs(env: Mapping[str, str]) -> dict[str, Any]:
-    dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
-    found = tuple(Path(d) for d in dirs.split(os.pathsep) if d) if dirs else ()
-    return {"index_dirs": found or DEFAULT_INDEX_DIRS}
+    return {"index_dirs": index_dirs_from(env)}
 
 
 def _index_mirrors(env: Mapping[str, str]) -> dict[str, Any]:
@@ -228,24 +277,10 @@ def _pictures(env: Mapping[str, str]) -> dict[str, Any]:
     return {"make_pictures": env.get("SKYSOLVE_PICTURES", "1").strip().lower() not in FALSE_WORDS}
 
 
-def _fastpath(env: Mapping[str, str]) -> dict[str, Any]:
-    explicit = _text(env, "SKYSOLVE_FASTPATH_DIR")
-    if explicit:
-        fastpath_dir = Path(explicit).expanduser().resolve()
-    else:
-        xdg = _text(env, "XDG_DATA_HOME")
-        # The XDG spec ignores a relative XDG_DATA_HOME.
-        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
-        fastpath_dir = base / "skysolve" / FASTPATH_DIR
-    db = _text(env, "SKYSOLVE_FASTPATH_DB")
-    values: dict[str, Any] = {
-        "fastpath_dir": fastpath_dir,
-        "fastpath_db_setting": Path(db).expanduser().resolve() if db else None,
-        "data_dir": Path(_text(env, "SKYSOLVE_DATA_DIR") or "var"),
-    }
-    path = EngineConfig(**values).default_db_path()
-    values["fastpath_db"] = path if path.is_file() else None
-    return values
+def _paths(env: Mapping[str, str]) -> dict[str, Any]:
+    paths = DataPaths.from_environ(env)
+    path = paths.default_db_path()
+    return {"paths": paths, "fastpath_db": path if path.is_file() else None}
 
 
 def _allsky(env: Mapping[str, str]) -> dict[str, Any]:
@@ -254,15 +289,7 @@ def _allsky(env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigurationError(
             f"SKYSOLVE_ALLSKY must be one of {', '.join(ALLSKY_MODES)}, not {allsky!r}"
         )
-    profiles = env.get("SKYSOLVE_ALLSKY_PROFILES")
-    return {"allsky": allsky, "allsky_profiles": Path(profiles) if profiles else None}
-
-
-def _cache_dir(env: Mapping[str, str]) -> dict[str, Any]:
-    configured = env.get("SKYSOLVE_CACHE_DIR")
-    if configured:
-        return {"cache_dir": Path(configured)}
-    return {"cache_dir": Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skysolve"}
+    return {"allsky": allsky}
 
 
 def _number(env: Mapping[str, str], name: str, kind: type[Any]) -> Any:
@@ -341,8 +368,7 @@ Reader = Callable[[Mapping[str, str]], Any]
 
 #: The readers that build an :class:`EngineConfig`, in order.
 _READERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
-    _index_dirs, _index_mirrors, _engine_binary, _processes, _pictures, _fastpath, _allsky,
-    _cache_dir, _ssh,
+    _index_dirs, _index_mirrors, _engine_binary, _processes, _pictures, _paths, _allsky, _ssh,
 )  # fmt: skip
 #: What :func:`problems` checks: each variable that can be wrong, with its reader.
 _CHECKED: tuple[tuple[str, Reader], ...] = (
@@ -361,9 +387,11 @@ __all__ = [
     "DEFAULT_DB_NAME",
     "DEFAULT_INDEX_DIRS",
     "FASTPATH_DIR",
+    "DataPaths",
     "EngineConfig",
     "SshSettings",
     "check_ssh_destination",
     "check_ssh_option",
+    "index_dirs_from",
     "problems",
 ]

@@ -171,17 +171,17 @@ def parse_mirrors(text: str | None) -> dict[int, str]:
 
 
 def mirrors_from_env(environ: Mapping[str, str] | None = None) -> dict[int, str]:
-    env = os.environ if environ is None else environ
-    return parse_mirrors(env.get("SKYSOLVE_INDEX_MIRRORS"))
+    """``SKYSOLVE_INDEX_MIRRORS`` of the engine's configuration, parsed."""
+    from skysolve.engine.config import EngineConfig
+
+    return parse_mirrors(EngineConfig.from_env(environ).index_mirrors)
 
 
 def index_dirs_from_env(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
     """``SKYSOLVE_INDEX_DIRS`` as the engine reads it (first one: where files go)."""
-    from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
+    from skysolve.engine.config import index_dirs_from
 
-    env = os.environ if environ is None else environ
-    dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
-    return tuple(Path(d) for d in dirs.split(os.pathsep) if d) if dirs else DEFAULT_INDEX_DIRS
+    return index_dirs_from(environ)
 
 
 # -- choosing -------------------------------------------------------------------

@@ -7,7 +7,7 @@ authorized key forces ``skysolve solve-server`` (see
 answer (:mod:`skysolve.remote.protocol`) and writes the result files into
 ``out_dir``.
 
-Settings, read from the environment at each solve:
+Settings, read from the environment at each solve (by :mod:`skysolve.engine.config`):
 
 ``SKYSOLVE_SSH_DESTINATION``
     ``user@host`` of the solve host (required).
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -47,11 +46,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 from astropy.io import fits
 
 from skysolve.engine import wire
+from skysolve.engine.config import (
+    EngineConfig,
+    SshSettings,
+    check_ssh_destination,
+    check_ssh_option,
+)
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
 from skysolve.errors import (
@@ -64,9 +69,6 @@ from skysolve.errors import (
     error_from_dict,
 )
 from skysolve.remote import protocol
-
-if TYPE_CHECKING:
-    from skysolve.engine.pipeline import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,6 @@ MAX_FILE_BYTES = 4 << 30
 
 #: How much of the transport's stderr is kept for error messages, characters.
 STDERR_TAIL = 4000
-
-_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=\S.*$")
 
 
 class Transport(Protocol):
@@ -117,15 +117,9 @@ class SshTransport:
     connect_failure_status: int | None = 255
 
     def __post_init__(self) -> None:
-        if not self.destination or self.destination.startswith("-") or " " in self.destination:
-            raise ConfigurationError(
-                f"SKYSOLVE_SSH_DESTINATION must be user@host, not {self.destination!r}"
-            )
+        check_ssh_destination(self.destination)
         for option in self.options:
-            if not _OPTION.match(option):
-                raise ConfigurationError(
-                    f"SKYSOLVE_SSH_OPTIONS items must be Key=Value, not {option!r}"
-                )
+            check_ssh_option(option)
 
     @property
     def name(self) -> str:
@@ -133,26 +127,20 @@ class SshTransport:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SshTransport:
-        env = os.environ if environ is None else environ
-        destination = env.get("SKYSOLVE_SSH_DESTINATION", "").strip()
-        if not destination:
+        """The transport of the engine configuration's ``SKYSOLVE_SSH_*`` settings."""
+        return cls.from_settings(EngineConfig.from_env(environ).ssh)
+
+    @classmethod
+    def from_settings(cls, settings: SshSettings | None) -> SshTransport:
+        if settings is None:
             raise ConfigurationError("SKYSOLVE_SSH_DESTINATION (user@host) is not set")
-        port = _number(env, "SKYSOLVE_SSH_PORT", int)
-        if port is not None and not 0 < port < 65536:
-            raise ConfigurationError(f"SKYSOLVE_SSH_PORT must be a port number, not {port}")
-        timeout = _number(env, "SKYSOLVE_SSH_CONNECT_TIMEOUT", float)
-        identity = env.get("SKYSOLVE_SSH_IDENTITY", "").strip()
-        try:
-            options = tuple(shlex.split(env.get("SKYSOLVE_SSH_OPTIONS", "")))
-        except ValueError as exc:
-            raise ConfigurationError(f"SKYSOLVE_SSH_OPTIONS: {exc}") from None
         return cls(
-            destination=destination,
-            port=port,
-            identity=Path(identity) if identity else None,
-            options=options,
-            command=env.get("SKYSOLVE_SSH_COMMAND", "").strip() or cls.command,
-            connect_timeout=timeout if timeout and timeout > 0 else cls.connect_timeout,
+            destination=settings.destination,
+            port=settings.port,
+            identity=settings.identity,
+            options=settings.options,
+            command=settings.command,
+            connect_timeout=settings.connect_timeout,
         )
 
     def argv(self) -> list[str]:
@@ -215,13 +203,13 @@ def solve(
 ) -> SolveResult:
     """Solve on the solve host named by ``SKYSOLVE_SSH_DESTINATION``.
 
-    Same contract as :func:`skysolve.engine.pipeline.solve`; ``config`` is
-    ignored (the host uses its own engine configuration), and ``verified`` is
-    never called: the protocol answers once, with the pictures.
+    Same contract as :func:`skysolve.engine.pipeline.solve`; only ``config``'s
+    ssh settings are used (default: :meth:`EngineConfig.from_env`; the host
+    solves with its own engine configuration), and ``verified`` is never
+    called: the protocol answers once, with the pictures.
     """
-    return solve_via(
-        SshTransport.from_env(), source, params, out_dir, cancel=cancel, progress=progress
-    )
+    transport = SshTransport.from_settings((config or EngineConfig.from_env()).ssh)
+    return solve_via(transport, source, params, out_dir, cancel=cancel, progress=progress)
 
 
 def solve_via(
@@ -567,16 +555,6 @@ def _local_command(command: Any, source: Path | SourceList) -> list[str]:
     if len(cmd) > 2 and not isinstance(source, SourceList):
         cmd[2] = Path(source).name
     return cmd
-
-
-def _number(env: Mapping[str, str], name: str, kind: type[Any]) -> Any:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
 
 
 __all__ = ["LocalPipeTransport", "SshTransport", "Transport", "solve", "solve_via"]
