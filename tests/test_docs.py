@@ -5,7 +5,8 @@ README.md and every ``docs/*.md`` page are read as GitHub renders them:
 * every relative link reaches a file, and a ``#anchor`` a heading of that page
   (GitHub's anchors: lower case, punctuation dropped, spaces made hyphens, a
   repeated heading numbered ``-1``, ``-2``...);
-* every ``make TARGET`` they name in code is a target of the Makefile;
+* every ``make TARGET`` they name in code is a target of the Makefile, and every
+  ``skysolve COMMAND [ACTION]`` a sub-command (and action) of the ``skysolve`` command;
 * every ``bench/...``, ``tests/...`` and ``skysolve/...`` path they name exists;
 * the settings table (``## Configuration`` in docs/running.md) lists exactly the
   ``SKYSOLVE_*`` environment variables that ``skysolve/`` reads, and any other
@@ -17,6 +18,7 @@ broken tree to show that each one can fail.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 from pathlib import Path
@@ -30,6 +32,9 @@ INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)
 LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 MAKE = re.compile(r"(?<![\w./-])make\s+([A-Za-z][\w-]*)\b(?!=)")
+SKYSOLVE_COMMAND = re.compile(
+    r"(?:^|[\s(`'\"]|/bin/)skysolve[ \t]+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?"
+)
 REPO_PATH = re.compile(r"(?<![\w./~-])((?:bench|tests|skysolve)/[\w./-]*[\w/])")
 SETTING = re.compile(r"\bSKYSOLVE_[A-Z0-9_]*[A-Z0-9]\b")
 USERS = "skysolve/, tests/, bench/, .ci/, Makefile"
@@ -66,7 +71,8 @@ def fenced_split(text: str) -> tuple[str, list[str]]:
 def code_pieces(text: str) -> list[str]:
     """Fenced blocks and inline code spans (which may run over a line break)."""
     prose, blocks = fenced_split(text)
-    return blocks + [m.group(2) for m in INLINE_CODE.finditer(prose)]
+    # A span broken over two lines reads as one line.
+    return blocks + [m.group(2).replace("\n", " ") for m in INLINE_CODE.finditer(prose)]
 
 
 def without_code(text: str) -> str:
@@ -135,6 +141,35 @@ def missing_make_targets(root: Path) -> list[str]:
         for name in MAKE.findall(piece)
         if name not in targets
     ]
+
+
+def cli_commands() -> dict[str, set[str]]:
+    """The ``skysolve`` command's sub-commands, each with its actions (if it has any)."""
+    from skysolve.cli import build_parser
+
+    def choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        return {
+            name: sub
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for name, sub in action.choices.items()
+        }
+
+    return {name: set(choices(sub)) for name, sub in choices(build_parser()).items()}
+
+
+def missing_cli_commands(root: Path, commands: dict[str, set[str]]) -> list[str]:
+    """``skysolve COMMAND [ACTION]`` named in the docs' code that the command lacks."""
+    problems: list[str] = []
+    for page in doc_files(root):
+        for piece in code_pieces(page.read_text()):
+            for command, action in SKYSOLVE_COMMAND.findall(piece):
+                where = f"{page.relative_to(root)}: skysolve {command}"
+                if command not in commands:
+                    problems.append(where)
+                elif commands[command] and action not in commands[command]:
+                    problems.append(f"{where} {action}")
+    return problems
 
 
 def missing_paths(root: Path) -> list[str]:
@@ -209,6 +244,13 @@ def test_it_names_only_make_targets_that_exist() -> None:
     assert missing_make_targets(ROOT) == []
 
 
+def test_it_names_only_skysolve_commands_that_exist() -> None:
+    commands = cli_commands()
+    assert {"solve", "serve", "db", "index"} <= set(commands)
+    assert "fetch" in commands["index"]
+    assert missing_cli_commands(ROOT, commands) == []
+
+
 def test_it_names_only_paths_that_exist() -> None:
     assert missing_paths(ROOT) == []
 
@@ -264,7 +306,9 @@ def broken_tree(root: Path) -> Path:
         "# Page\n\n## There\n\nSee `skysolve/settings.py`, `tests/missing.py`, `bench/gone.py`.\n\n"
         "## Configuration\n\n| variable | default |\n|---|---|\n"
         "| `SKYSOLVE_READ` | 1 |\n| `SKYSOLVE_UNREAD` | 2 |\n\n"
-        "## Other\n\n`SKYSOLVE_TEST_ONLY` steers nothing.\n"
+        "## Other\n\n`SKYSOLVE_TEST_ONLY` steers nothing.\n\n"
+        "```\n.venv/bin/skysolve solve x.fits\nskysolve serve\n```\n\n"
+        "`skysolve index fetchh --series 5200`, `skysolve index list`, `/srv/skysolve/bin`.\n"
     )
     return root
 
@@ -280,6 +324,15 @@ def test_it_catches_missing_make_targets(tmp_path: Path) -> None:
     assert missing_make_targets(broken_tree(tmp_path)) == [
         "README.md: make tset",
         "README.md: make bench",
+    ]
+
+
+def test_it_catches_missing_skysolve_commands(tmp_path: Path) -> None:
+    root = broken_tree(tmp_path)
+    commands = {"solve": set(), "index": {"fetch", "list"}}
+    assert missing_cli_commands(root, commands) == [
+        "docs/page.md: skysolve serve",
+        "docs/page.md: skysolve index fetchh",
     ]
 
 
