@@ -167,7 +167,7 @@ def missing_cli_commands(root: Path, commands: dict[str, set[str]]) -> list[str]
                 where = f"{page.relative_to(root)}: skysolve {command}"
                 if command not in commands:
                     problems.append(where)
-                elif commands[command] and action not in commands[command]:
+                elif action and commands[command] and action not in commands[command]:
                     problems.append(f"{where} {action}")
     return problems
 
@@ -310,7 +310,8 @@ def broken_tree(root: Path) -> Path:
         "| `SKYSOLVE_READ` | 1 |\n| `SKYSOLVE_UNREAD` | 2 |\n\n"
         "## Other\n\n`SKYSOLVE_TEST_ONLY` steers nothing.\n\n"
         "```\n.venv/bin/skysolve solve x.fits\nskysolve serve\n```\n\n"
-        "`skysolve index fetchh --series 5200`, `skysolve index list`, `/srv/skysolve/bin`.\n"
+        "`skysolve index fetchh --series 5200`, `skysolve index list`, `skysolve index`,\n"
+        "`/srv/skysolve/bin`.\n"
     )
     return root
 
