@@ -4,9 +4,10 @@
 ``progress(stage, message)`` and each a function below:
 
 1. :func:`read_input` (preparing): read the file or star list, derive the hints;
-2. the source supply (extracting, :mod:`skysolve.engine.extraction.supply`):
-   the brightest sources for a fast solver, the full list and solve-field's
-   companion list when a solver needs them;
+2. :func:`lead_sources` (extracting): the source supply
+   (:mod:`skysolve.engine.extraction.supply`) gives the first solver the
+   brightest sources or the full list; solve-field's companion list follows
+   when a solver searches several;
 3. :func:`find_answer` (solving): the all-sky hook and the attempt ladder
    (:mod:`skysolve.engine.solving.ladder`) over the configured solvers;
 4. :func:`final_fit_stage` (solving): the one final fit of a verified answer;
@@ -42,9 +43,9 @@ from skysolve.engine.products.files import (
     catalog_xy,
     draw_result_pictures,
     residual_arrows,
-    write_corr,
-    write_new_fits,
+    write_result_files,
     write_sources,
+    write_wcs_file,
 )
 from skysolve.engine.results import (
     Calibration,
@@ -186,17 +187,7 @@ def solve(
     supply = Supply(given.image, given.star_list, params, clock=clock, note=log.note)
     solvers = config.solver_chain()
     blind = _blind_solvers(solvers, given.image, log.note)
-    first = constraints_for(given.effective, given.width)
-    lead = (blind if is_blind(first) else solvers)[0]
-    if given.image is not None and lead.prefetch(first, given.image.width, given.image.height):
-        # The database loads beside the source extraction and the annotation
-        # catalogues (for a hinted solve of a 10-degree field the whole
-        # database, 0.1-0.2 s: a third of the solve).
-        with clock.step("load_catalogues"):
-            from skysolve.engine.annotations import load_catalogues
-
-            load_catalogues()
-    sources = supply.sources_for(lead.bright_sources)
+    sources = lead_sources(given, solvers, blind, supply, clock)
     result = SolveResult(
         solved=False,
         image_width=sources.width,
@@ -294,6 +285,24 @@ def read_input(source: Path | SourceList, params: SolveParameters, note: Progres
         image=image, star_list=star_list, width=width, height=height, effective=effective,
         effective_from_file=effective_from_file, hints_used=hints_used, learned=learned or {},
     )  # fmt: skip
+
+
+def lead_sources(
+    given: SolveInput, solvers: list[Solver], blind: list[Solver], supply: Supply, clock: Clock
+) -> SourceList:
+    """The sources of the first attempt's first solver, which meanwhile starts
+    loading what it needs (:meth:`~skysolve.engine.solvers.Solver.prefetch`)."""
+    first = constraints_for(given.effective, given.width)
+    lead = (blind if is_blind(first) else solvers)[0]
+    if given.image is not None and lead.prefetch(first, given.image.width, given.image.height):
+        # The database loads beside the source extraction and the annotation
+        # catalogues (for a hinted solve of a 10-degree field the whole
+        # database, 0.1-0.2 s: a third of the solve).
+        with clock.step("load_catalogues"):
+            from skysolve.engine.annotations import load_catalogues
+
+            load_catalogues()
+    return supply.sources_for(lead.bright_sources)
 
 
 def find_answer(
@@ -684,8 +693,6 @@ def record_answer(
     """Fill ``result`` with the answer: the WCS header (built when first read),
     the calibration, the objects in the field; then (``verified`` called
     first) the result files and the pictures."""
-    from skysolve.engine.annotations import objects_in_field
-
     width, height = result.image_width, result.image_height
     # The final fit's model (or the fast path's own) describes the answer as
     # its header would (the header is built from it), without astropy;
@@ -703,22 +710,38 @@ def record_answer(
         functools.partial(_final_header, outcome, final, width, height)
     )
     result.calibration = Calibration.from_wcs(wcs, width, height)
-
-    def astropy_wcs() -> WCS:
-        """The files and pictures take astropy's WCS of the header, whoever solved."""
-        if not isinstance(wcs, TanSip):
-            return wcs
-        assert result.wcs_header is not None
-        return wcs_from_header(result.wcs_header, width, height)
-
     if config.write_files:
-        from astropy.io import fits
+        write_wcs_file(result, out_dir)
+    overlay = _objects_in_field(result, outcome, wcs, config, note)
+    if verified is not None:
+        # The answer a client waits for; files and pictures follow.
+        result.timings = dict(clock.timings)
+        result.timings["verified"] = clock.elapsed
+        verified(result)
+    if config.write_files:
+        # Not for an all-sky lens model: a ground overlay of a hemisphere (its
+        # corners below the horizon) means nothing to Google Sky.
+        kml_wcs = None if "lens" in outcome.files else _astropy_wcs(wcs, result)
+        write_result_files(
+            result, outcome.files, final, wcs, image, fit_sources, out_dir, kml_wcs=kml_wcs
+        )
+    if config.make_pictures:
+        rdls = result.files.get("rdls") or outcome.files.get("rdls")
+        full = _astropy_wcs(wcs, result)
+        draw_result_pictures(
+            result, image, sources, full, catalog_xy(rdls, full), result.annotations, out_dir,
+            residuals=residual_arrows(final, wcs, fit_sources), lines=overlay,
+        )  # fmt: skip
 
-        header = result.wcs_header
-        assert header is not None
-        wcs_path = out_dir / FILE_NAMES["wcs"]
-        fits.PrimaryHDU(header=header).writeto(wcs_path, overwrite=True)
-        result.files["wcs"] = wcs_path
+
+def _objects_in_field(
+    result: SolveResult, outcome: SolverOutcome, wcs: Any, config: EngineConfig, note: Progress
+) -> list[Any]:
+    """The named objects and annotations of ``result``; returns the pictures'
+    overlay lines (an all-sky frame's constellation figures and horizon)."""
+    from skysolve.engine.annotations import objects_in_field
+
+    width, height = result.image_width, result.image_height
     names, annotations = objects_in_field(wcs, width, height)
     overlay: list[Any] = []
     if "lens" in outcome.files:
@@ -736,49 +759,15 @@ def record_answer(
     result.objects_in_field = names
     result.annotations = annotations
     note("annotating", f"{len(names)} objects in the field")
-    if verified is not None:
-        # The answer a client waits for; files and pictures follow.
-        result.timings = dict(clock.timings)
-        result.timings["verified"] = clock.elapsed
-        verified(result)
-    if config.write_files:
-        assert result.calibration is not None
-        corr = write_corr(
-            out_dir / FILE_NAMES["corr"], final, wcs, fit_sources, result.calibration.pixscale
-        )
-        if corr is not None:
-            result.files["corr"] = corr
-        for key in ("rdls", "corr", "lens"):
-            if key in result.files:
-                continue
-            if key in outcome.files and outcome.files[key].exists():
-                target = out_dir / FILE_NAMES[key]
-                shutil.copyfile(outcome.files[key], target)
-                result.files[key] = target
-        if image is not None:
-            result.files["new_fits"] = write_new_fits(
-                out_dir / FILE_NAMES["new_fits"], image, header
-            )
-        from skysolve.engine.kml import write_kml
+    return overlay
 
-        # Not for an all-sky lens model: a ground overlay of a hemisphere (its
-        # corners below the horizon) means nothing to Google Sky.
-        if "lens" not in outcome.files:
-            result.files["kml"] = write_kml(
-                astropy_wcs(),
-                width,
-                height,
-                image_name="annotated_display.jpg",
-                out_path=out_dir / FILE_NAMES["kml"],
-                bottom_up=bool(image is not None and image.bottom_up),
-            )
-    if config.make_pictures:
-        rdls = result.files.get("rdls") or outcome.files.get("rdls")
-        full = astropy_wcs()
-        draw_result_pictures(
-            result, image, sources, full, catalog_xy(rdls, full), annotations, out_dir,
-            residuals=residual_arrows(final, wcs, fit_sources), lines=overlay,
-        )  # fmt: skip
+
+def _astropy_wcs(wcs: Any, result: SolveResult) -> WCS:
+    """The files and pictures take astropy's WCS of the header, whoever solved."""
+    if not isinstance(wcs, TanSip):
+        return wcs
+    assert result.wcs_header is not None
+    return wcs_from_header(result.wcs_header, result.image_width, result.image_height)
 
 
 def _final_header(outcome: SolverOutcome, final: FinalFit, width: int, height: int) -> fits.Header:

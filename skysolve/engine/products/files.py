@@ -11,7 +11,8 @@ were solved elsewhere (:mod:`skysolve.engine.offload`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,7 @@ def residual_arrows(final: FinalFit, wcs: Any, sources: SourceList) -> np.ndarra
 
 
 def catalog_xy(rdls: Path | None, wcs: WCS) -> np.ndarray | None:
+    """The catalogue stars of ``rdls.fits`` in pixels under ``wcs``; None without the file."""
     if rdls is None or not rdls.exists():
         return None
     from astropy.io import fits
@@ -102,6 +104,7 @@ def catalog_xy(rdls: Path | None, wcs: WCS) -> np.ndarray | None:
 
 
 def write_sources(path: Path, sources: SourceList) -> None:
+    """``axy.fits``: the source list, with the image size in its header."""
     from astropy.io import fits
 
     primary = fits.PrimaryHDU()
@@ -111,6 +114,7 @@ def write_sources(path: Path, sources: SourceList) -> None:
 
 
 def write_new_fits(path: Path, image: Any, wcs_header: fits.Header) -> Path:
+    """``new-image.fits``: the image's pixels with its own header cards and the WCS."""
     from astropy.io import fits
 
     header = fits.Header()
@@ -132,6 +136,66 @@ def write_new_fits(path: Path, image: Any, wcs_header: fits.Header) -> Path:
         path, overwrite=True
     )
     return path
+
+
+def write_wcs_file(result: SolveResult, out_dir: Path) -> Path:
+    """``wcs.fits``: the answer's WCS header, part of the answer itself."""
+    from astropy.io import fits
+
+    header = result.wcs_header
+    assert header is not None
+    path = out_dir / FILE_NAMES["wcs"]
+    fits.PrimaryHDU(header=header).writeto(path, overwrite=True)
+    result.files["wcs"] = path
+    return path
+
+
+def write_result_files(
+    result: SolveResult,
+    solver_files: Mapping[str, Path],
+    final: FinalFit,
+    wcs: Any,
+    image: Any,
+    fit_sources: SourceList,
+    out_dir: Path,
+    *,
+    kml_wcs: WCS | None,
+) -> None:
+    """The files that follow the answer, added to ``result.files``.
+
+    ``corr.fits`` of the final fit (else the solver's), the solver's
+    ``rdls.fits`` and lens model, ``new-image.fits`` (an image only) and
+    ``field.kml`` (when ``kml_wcs`` is given).
+    """
+    assert result.calibration is not None
+    corr = write_corr(
+        out_dir / FILE_NAMES["corr"], final, wcs, fit_sources, result.calibration.pixscale
+    )
+    if corr is not None:
+        result.files["corr"] = corr
+    for key in ("rdls", "corr", "lens"):
+        if key in result.files:
+            continue
+        if key in solver_files and solver_files[key].exists():
+            target = out_dir / FILE_NAMES[key]
+            shutil.copyfile(solver_files[key], target)
+            result.files[key] = target
+    if image is not None:
+        assert result.wcs_header is not None
+        result.files["new_fits"] = write_new_fits(
+            out_dir / FILE_NAMES["new_fits"], image, result.wcs_header
+        )
+    if kml_wcs is not None:
+        from skysolve.engine.kml import write_kml
+
+        result.files["kml"] = write_kml(
+            kml_wcs,
+            result.image_width,
+            result.image_height,
+            image_name="annotated_display.jpg",
+            out_path=out_dir / FILE_NAMES["kml"],
+            bottom_up=bool(image is not None and image.bottom_up),
+        )
 
 
 def draw_result_pictures(
