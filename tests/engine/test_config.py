@@ -87,7 +87,6 @@ def test_the_fast_path_falls_back_to_an_older_data_dir(tmp_path: Path) -> None:
     [
         ("SKYSOLVE_SOLVER_PROCESSES", "two", "SKYSOLVE_SOLVER_PROCESSES must be a whole number"),
         ("SKYSOLVE_ALLSKY", "sometimes", "SKYSOLVE_ALLSKY must be one of auto, first, off"),
-        ("SKYSOLVE_INDEX_MIRRORS", "5200:http://x/", "SKYSOLVE_INDEX_MIRRORS"),
         ("SKYSOLVE_SSH_PORT", "0", "SKYSOLVE_SSH_PORT must be a port number"),
         ("SKYSOLVE_SSH_CONNECT_TIMEOUT", "soon", "SKYSOLVE_SSH_CONNECT_TIMEOUT must be a number"),
         ("SKYSOLVE_SSH_OPTIONS", "BatchMode", "SKYSOLVE_SSH_OPTIONS items must be Key=Value"),
@@ -98,6 +97,12 @@ def test_a_bad_value_is_named(variable: str, value: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         EngineConfig.from_environ({variable: value})
     assert list(problems({variable: value})) == [variable]
+
+
+def test_bad_index_mirrors_are_a_problem_but_do_not_stop_a_solve() -> None:
+    bad = {"SKYSOLVE_INDEX_MIRRORS": "5200:http://x/"}
+    assert "is not SERIES=URL" in problems(bad)["SKYSOLVE_INDEX_MIRRORS"]
+    assert EngineConfig.from_environ(bad).index_mirrors == "5200:http://x/"
 
 
 def test_problems_lists_every_bad_value() -> None:
