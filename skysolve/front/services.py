@@ -27,6 +27,8 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from skysolve.community.models import Album, Tag, TaggedUserImage
+from skysolve.community.tags import image_tag_texts
 from skysolve.engine.images import sniff_format
 from skysolve.engine.params import SolveParameters
 from skysolve.front import originals
@@ -42,7 +44,7 @@ from skysolve.submissions import services as submissions
 from skysolve.submissions import sky
 from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.logs import shown_log
-from skysolve.submissions.models import Album, Job, Submission, Tag, TaggedUserImage, UserImage
+from skysolve.submissions.models import Job, Submission, UserImage
 
 if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
     from skysolve.front.viewers import Field
@@ -642,17 +644,6 @@ def albums_for(viewer: submissions.Viewer, cursor: Cursor = Cursor()) -> Listing
     return Listing(found, found[-1].id if more and found else None)
 
 
-def get_album(album_id: int, viewer: submissions.Viewer) -> Album:
-    album = Album.objects.select_related("owner").filter(pk=album_id if 0 < album_id < 2**31 else 0)
-    found = album.first()
-    if found is None:
-        raise submissions.NotFound(f"no album with id {album_id}")
-    mine = viewer.user is not None and viewer.user.pk == found.owner_id  # type: ignore[attr-defined]
-    if found.publicly_visible != "y" and not (mine or viewer.is_staff):
-        raise submissions.NotFound(f"no album with id {album_id}")
-    return found
-
-
 def album_images(album: Album, viewer: submissions.Viewer, cursor: Cursor = Cursor()) -> Listing:
     """A page of an album's images, most recently added first.
 
@@ -1049,7 +1040,7 @@ def results(job: Job) -> dict[str, Any]:
         "overlays": overlays,
         "downloads": downloads,
         "objects": object_groups(job),
-        "tags": image.tag_texts(machine=False, limit=TAGS_SHOWN),
+        "tags": image_tag_texts(image, machine=False, limit=TAGS_SHOWN),
         "original_url": f"/user_images/{image.id}/original" if original is not None else "",
         "sky_map": sky_map,
         "command": reproduce_command(job),

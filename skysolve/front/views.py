@@ -32,13 +32,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from skysolve.accounts.models import Profile
 from skysolve.accounts.ratelimit import client_ip, submission_slots
-from skysolve.front import community, originals, services
+from skysolve.community import access, comments, edits, flags
+from skysolve.community import albums as community_albums
+from skysolve.community import tags as community_tags
+from skysolve.community.models import Album, Flag
+from skysolve.front import originals, services
 from skysolve.front.astro import parse_dec, parse_ra
 from skysolve.front.forms import AlbumForm, ImageEditForm, UploadForm, readable_error
 from skysolve.submissions import services as submissions
 from skysolve.submissions import uploads
-from skysolve.submissions.models import Album, Flag, Job, Profile, Submission, UserImage
+from skysolve.submissions.models import Job, Submission, UserImage
 
 PAGE_SIZE = services.PAGE_SIZE
 
@@ -362,10 +367,10 @@ def results(request: HttpRequest, job: Job) -> HttpResponse:
     ctx = services.results(job)
     ctx["nearby"] = services.nearby(job)
     image = job.user_image
-    ctx["mine"] = viewer.user is not None and community.owns_image(viewer, image)
-    ctx["image_tags"] = [t for t in community.image_tags(image, viewer) if not t.machine]
-    ctx["comments"] = community.image_comments(image, viewer)
-    ctx["flags"] = community.flags_of(image, viewer)
+    ctx["mine"] = viewer.user is not None and access.owns_image(viewer, image)
+    ctx["image_tags"] = [t for t in community_tags.image_tags(image, viewer) if not t.machine]
+    ctx["comments"] = comments.image_comments(image, viewer)
+    ctx["flags"] = flags.flags_of(image, viewer)
     ctx["viewers"] = services.sky_viewers(job, site_root=settings.SITE_ROOT)
     return render(request, "front/results.html", ctx)
 
@@ -490,7 +495,7 @@ def albums(request: HttpRequest) -> HttpResponse:
 def album(request: HttpRequest, album_id: int) -> HttpResponse:
     viewer = viewer_of(request)
     try:
-        found = services.get_album(album_id, viewer)
+        found = access.get_album(album_id, viewer)
     except submissions.NotFound:
         raise Http404("no such album") from None
     page = SeekPage(request, services.album_images(found, viewer, _cursor(request)))
@@ -499,7 +504,7 @@ def album(request: HttpRequest, album_id: int) -> HttpResponse:
         "album": found,
         "page": page,
         "mine": viewer.user is not None and viewer.user.pk == found.owner_id,  # type: ignore[attr-defined]
-        "comments": community.album_comments(found, viewer),
+        "comments": comments.album_comments(found, viewer),
     }
     return render(request, "front/album.html", ctx)
 
@@ -509,7 +514,7 @@ def album(request: HttpRequest, album_id: int) -> HttpResponse:
 
 def _readable_image(request: HttpRequest, image_id: int) -> UserImage:
     try:
-        return community.get_image(image_id, viewer_of(request))
+        return access.get_image(image_id, viewer_of(request))
     except submissions.NotFound:
         raise Http404("no such image") from None
 
@@ -608,7 +613,7 @@ def add_tag(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        community.add_tag(image_id, viewer, request.POST.get("text", ""))
+        community_tags.add_tag(image_id, viewer, request.POST.get("text", ""))
         return _back_to_image(image_id)
 
     return _acting(request, act)
@@ -620,7 +625,7 @@ def remove_tag(request: HttpRequest, tagged_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        image = community.remove_tag(tagged_id, viewer)
+        image = community_tags.remove_tag(tagged_id, viewer)
         return _back_to_image(image.id)
 
     return _acting(request, act)
@@ -632,7 +637,7 @@ def comment_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        community.comment_on_image(image_id, viewer, request.POST.get("text", ""))
+        comments.comment_on_image(image_id, viewer, request.POST.get("text", ""))
         return _back_to_image(image_id)
 
     return _acting(request, act)
@@ -644,8 +649,8 @@ def comment_album(request: HttpRequest, album_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        found = services.get_album(album_id, viewer)
-        community.comment_on_album(found, viewer, request.POST.get("text", ""))
+        found = access.get_album(album_id, viewer)
+        comments.comment_on_album(found, viewer, request.POST.get("text", ""))
         return redirect("front:album", album_id=found.id)
 
     return _acting(request, act)
@@ -657,7 +662,7 @@ def delete_comment(request: HttpRequest, comment_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        comment = community.delete_comment(comment_id, viewer)
+        comment = comments.delete_comment(comment_id, viewer)
         if comment.user_image_id is not None:  # type: ignore[attr-defined]
             return _back_to_image(comment.user_image_id)  # type: ignore[attr-defined]
         return redirect("front:album", album_id=comment.album_id)  # type: ignore[attr-defined]
@@ -672,7 +677,7 @@ def set_flags(request: HttpRequest, image_id: int) -> HttpResponse:
 
     def act() -> HttpResponse:
         chosen = request.POST.getlist("flags")
-        community.set_flags(image_id, viewer, chosen)
+        flags.set_flags(image_id, viewer, chosen)
         labels = [label for kind, label in Flag.KIND_CHOICES if kind in chosen]
         said = f"Flags saved: {', '.join(labels)}." if labels else "Flags saved: none set."
         messages.success(request, said)
@@ -688,9 +693,9 @@ def flagged(request: HttpRequest) -> HttpResponse:
     if not viewer_of(request).is_staff:
         raise Http404("no such page")
     kind = request.GET.get("kind", "")
-    kind = kind if kind in community.FLAG_KINDS else ""
+    kind = kind if kind in flags.FLAG_KINDS else ""
     ctx = {
-        "page": _page(request, community.flagged_images(kind)),
+        "page": _page(request, flags.flagged_images(kind)),
         "kinds": Flag.KIND_CHOICES,
         "kind": kind,
         "query_string": _without_page(request),
@@ -704,10 +709,10 @@ def flagged(request: HttpRequest) -> HttpResponse:
 @require_GET
 def tags(request: HttpRequest) -> HttpResponse:
     """Tags of public images with their counts: substring or exact search, paged."""
-    query = " ".join(request.GET.get("q", "").split())[: community.TAG_MAX]
+    query = " ".join(request.GET.get("q", "").split())[: access.TAG_MAX]
     exact = request.GET.get("exact") == "1"
     order = "name" if request.GET.get("order") == "name" else "count"
-    found = community.tag_counts(query, exact=exact, order=order)
+    found = community_tags.tag_counts(query, exact=exact, order=order)
     ctx = {
         "page": Paginator(found, 100).get_page(request.GET.get("page")),
         "q": query,
@@ -722,10 +727,10 @@ def tags(request: HttpRequest) -> HttpResponse:
 def tag(request: HttpRequest, tag_id: int) -> HttpResponse:
     viewer = viewer_of(request)
     try:
-        found = community.get_tag(tag_id, viewer)
+        found = community_tags.get_tag(tag_id, viewer)
     except submissions.NotFound:
         raise Http404("no such tag") from None
-    images, older = community.tag_images(found, viewer, before=_cursor(request).before)
+    images, older = community_tags.tag_images(found, viewer, before=_cursor(request).before)
     page = SeekPage(request, services.Listing(services.image_cards(images), older))
     # The kept count of public images (the viewer's own private ones are not in it).
     ctx = {"page": page, "tag": found, "count": found.public_count}
@@ -740,7 +745,7 @@ def tag(request: HttpRequest, tag_id: int) -> HttpResponse:
 def edit_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
     try:
-        image = community.get_own_image(image_id, viewer)
+        image = access.get_own_image(image_id, viewer)
     except submissions.NotFound:
         raise Http404("no such image") from None
     albums = Album.objects.filter(owner=request.user).order_by("title")
@@ -748,7 +753,7 @@ def edit_image(request: HttpRequest, image_id: int) -> HttpResponse:
         form = ImageEditForm(request.POST, albums=albums)
         if form.is_valid():
             try:
-                community.edit_image(image_id, viewer, form.edit())
+                edits.edit_image(image_id, viewer, form.edit())
             except submissions.ServiceError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -774,7 +779,7 @@ def hide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        image = community.set_visibility(image_id, viewer, public=False)
+        image = edits.set_visibility(image_id, viewer, public=False)
         messages.success(request, "The image is private now: only you (and staff) see its pages.")
         return _back_to_image(image.id)
 
@@ -787,7 +792,7 @@ def unhide_image(request: HttpRequest, image_id: int) -> HttpResponse:
     viewer = viewer_of(request)
 
     def act() -> HttpResponse:
-        image = community.set_visibility(image_id, viewer, public=True)
+        image = edits.set_visibility(image_id, viewer, public=True)
         messages.success(request, "The image is public now: the gallery and searches show it.")
         return _back_to_image(image.id)
 
@@ -803,7 +808,7 @@ def new_album(request: HttpRequest) -> HttpResponse:
     form = AlbumForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            created = community.create_album(viewer_of(request), **form.cleaned_data)
+            created = community_albums.create_album(viewer_of(request), **form.cleaned_data)
         except submissions.ServiceError as exc:
             form.add_error(None, exc.message)
         else:
@@ -816,14 +821,14 @@ def new_album(request: HttpRequest) -> HttpResponse:
 def edit_album(request: HttpRequest, album_id: int) -> HttpResponse:
     viewer = viewer_of(request)
     try:
-        found = community.get_own_album(album_id, viewer)
+        found = community_albums.get_own_album(album_id, viewer)
     except submissions.NotFound:
         raise Http404("no such album") from None
     if request.method == "POST":
         form = AlbumForm(request.POST)
         if form.is_valid():
             try:
-                community.edit_album(album_id, viewer, **form.cleaned_data)
+                community_albums.edit_album(album_id, viewer, **form.cleaned_data)
             except submissions.ServiceError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -843,7 +848,7 @@ def edit_album(request: HttpRequest, album_id: int) -> HttpResponse:
 @require_POST
 def delete_album(request: HttpRequest, album_id: int) -> HttpResponse:
     try:
-        community.delete_album(album_id, viewer_of(request))
+        community_albums.delete_album(album_id, viewer_of(request))
     except submissions.NotFound:
         raise Http404("no such album") from None
     messages.success(request, "Album deleted; its images are still in My images.")
@@ -853,7 +858,7 @@ def delete_album(request: HttpRequest, album_id: int) -> HttpResponse:
 @require_GET
 def user_albums(request: HttpRequest, username: str) -> HttpResponse:
     owner = get_object_or_404(User, username=username)
-    ctx = {"albums": community.user_albums(owner, viewer_of(request)), "owner": owner}
+    ctx = {"albums": community_albums.user_albums(owner, viewer_of(request)), "owner": owner}
     return render(request, "front/albums.html", ctx)
 
 
