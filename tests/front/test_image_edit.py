@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from skysolve.community.models import Album
-from skysolve.front.services import public_images
+from skysolve.front.listings import public_images
 from skysolve.submissions import services
 from skysolve.submissions.models import Submission, UserImage
 from tests.front.helpers import make_user, solve, submit
