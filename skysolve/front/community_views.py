@@ -11,12 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseForbidden,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -165,9 +160,6 @@ def flagged(request: HttpRequest) -> HttpResponse:
         "query_string": query_without_page(request),
     }
     return render(request, "front/flagged.html", ctx)
-
-
-# -- tags --------------------------------------------------------------------------
 
 
 @require_GET

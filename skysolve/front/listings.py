@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import (
@@ -26,15 +26,9 @@ from django.db.models import (
 )
 
 from skysolve.community.models import Album
-from skysolve.front.astro import (
-    dec_dms,
-    ra_hms,
-)
+from skysolve.front.astro import dec_dms, ra_hms
 from skysolve.submissions import services as submissions
 from skysolve.submissions.models import Job, Submission, UserImage
-
-if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
-    pass
 
 
 def file_url(prefix: str, job_id: int) -> str:
@@ -55,9 +49,6 @@ def public_images() -> QuerySet[UserImage]:
 
 def has_file(job: Job, key: str) -> bool:
     return bool(job.result) and key in (job.result.get("files") or {})
-
-
-# -- cards: one line of any listing ------------------------------------------
 
 
 @dataclass(frozen=True)

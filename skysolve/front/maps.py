@@ -5,16 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
-from django.db.models import (
-    QuerySet,
-)
+from django.db.models import QuerySet
 
 from skysolve.community.models import Album
 from skysolve.engine.images import sniff_format
 from skysolve.front import originals
-from skysolve.front.astro import (
-    small_circle,
-)
+from skysolve.front.astro import small_circle
 from skysolve.front.listings import public_jobs
 from skysolve.front.skymap import MapField, fields_map_svg, sky_plot_html
 from skysolve.submissions import services as submissions
@@ -22,9 +18,6 @@ from skysolve.submissions.models import Job
 
 if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
     from skysolve.front.viewers import Field
-
-
-# -- sky viewers ---------------------------------------------------------------
 
 
 def _field_outline(job: Job) -> tuple[Field, list[tuple[float, float]]] | None:

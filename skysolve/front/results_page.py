@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from skysolve.community.tags import image_tag_texts
 from skysolve.engine.images import sniff_format
 from skysolve.front import originals
-from skysolve.front.astro import (
-    angle_text,
-    dec_dms,
-    ra_hms,
-)
+from skysolve.front.astro import angle_text, dec_dms, ra_hms
 from skysolve.front.listings import file_url
 from skysolve.front.maps import sky_plot
 from skysolve.front.status_page import log_tail, pictures_pending, status_label
 from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Job, Submission
-
-if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
-    pass
-
 
 #: Most tags the results page shows.
 TAGS_SHOWN = 100
@@ -52,8 +44,6 @@ RESULT_FILES: list[tuple[str, str, str]] = [
     ("residuals_full", "residuals_full", "fit residuals as arrows, full size"),
     ("log", "joblog", "solver log"),
 ]
-
-# -- results -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -5,28 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from django.db.models import (
-    Exists,
-    OuterRef,
-    Q,
-    QuerySet,
-)
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from skysolve.community.models import Tag, TaggedUserImage
-from skysolve.front.astro import (
-    angular_distance,
-)
+from skysolve.front.astro import angular_distance
 from skysolve.front.listings import Card, card_for_job, card_jobs, job_cards, public_jobs
 from skysolve.submissions import sky
 from skysolve.submissions.models import Job
-
-if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
-    pass
-
-
-# -- search ------------------------------------------------------------------
 
 #: What a position search looks for (the ``mode`` of the search form).
 WITHIN = "within"  # fields whose centre is within the radius

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils import timezone
 
 from skysolve.engine.params import SolveParameters
-from skysolve.front.astro import (
-    dec_dms,
-    ra_hms,
-)
+from skysolve.front.astro import dec_dms, ra_hms
 from skysolve.submissions import services as submissions
 from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Job, Submission
-
-if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
-    pass
-
 
 #: How many lines of the solver log the status page shows.
 LOG_TAIL_LINES = 30
@@ -32,8 +25,6 @@ STAGE_LABELS = {
     "annotating": "naming objects in the field",
     "finished": "finishing",
 }
-
-# -- status ------------------------------------------------------------------
 
 #: Jobs ahead in the queue counted for the status page (more shows as "more than").
 QUEUE_AHEAD_SHOWN = 1000

@@ -11,11 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.uploadedfile import UploadedFile
-from django.http import (
-    HttpRequest,
-    HttpResponse,
-    JsonResponse,
-)
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.cache import never_cache
@@ -31,8 +27,6 @@ from skysolve.front.viewhelpers import SeekPage, page_cursor, readable_submissio
 from skysolve.submissions import services as submissions
 from skysolve.submissions import uploads
 from skysolve.submissions.models import Submission
-
-# -- upload and status ---------------------------------------------------------
 
 
 @require_GET

@@ -12,12 +12,7 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import (
-    FileResponse,
-    Http404,
-    HttpRequest,
-    HttpResponse,
-)
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
@@ -69,9 +64,6 @@ def user_image(request: HttpRequest, image_id: int) -> HttpResponse:
     if job is None:
         return redirect("front:status", submission_id=image.submission.id)
     return redirect("front:results", job_id=job.id)
-
-
-# -- listings --------------------------------------------------------------------
 
 
 @require_GET
