@@ -40,9 +40,9 @@ from skysolve.front.astro import (
 from skysolve.front.skymap import MapField, fields_map_svg, sky_plot_html
 from skysolve.submissions import services as submissions
 from skysolve.submissions import sky
-from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Album, Job, Submission, Tag, TaggedUserImage, UserImage
+from skysolve.submissions.transitions import PICTURES
 
 if TYPE_CHECKING:  # viewers imports astropy, which only the results page needs
     from skysolve.front.viewers import Field

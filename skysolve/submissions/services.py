@@ -28,6 +28,7 @@ from skysolve.engine.archives import archive_format
 from skysolve.engine.params import NOT_FROM_REQUESTS, SolveParameters
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import InvalidParameterError
+from skysolve.submissions import transitions
 from skysolve.submissions.models import (
     Album,
     ApiKey,
@@ -590,21 +591,6 @@ def read_job(job_id: int, viewer: Viewer, fields: tuple[str, ...]) -> dict[str, 
     return dict(zip(fields, values, strict=True))
 
 
-def note_poll(model: type[Job] | type[Submission], pk: int, last_polled: datetime | None) -> None:
-    """Remember that a client asked, for SKYSOLVE_ABANDON_SECONDS; off: nothing.
-
-    The status query already read ``last_polled``, so a poll writes only when
-    the stored time is older than a quarter of the limit: one UPDATE per job
-    every few seconds at most, however often a client polls.
-    """
-    limit = settings.SKYSOLVE_ABANDON_SECONDS
-    if not limit:
-        return
-    now = timezone.now()
-    if last_polled is None or (now - last_polled).total_seconds() > limit / 4:
-        model.objects.filter(pk=pk).update(last_polled=now)
-
-
 def job_of_values(values: dict[str, Any]) -> Job:
     """A Job holding only the Job fields of :func:`read_job`'s answer (for its methods)."""
     # from_db takes the values in the model's field order.
@@ -810,12 +796,6 @@ def submission_image_ids(submission: Submission) -> list[int]:
     return list(submission.user_images.order_by("created", "id").values_list("id", flat=True))
 
 
-def add_machine_tags(user_image: UserImage, names: Sequence[str]) -> None:
-    for name in names:
-        tag, _ = Tag.objects.get_or_create(text=name[:200])
-        TaggedUserImage.objects.get_or_create(user_image=user_image, tag=tag, machine=True)
-
-
 def cancel_job(job: Job, viewer: Viewer) -> None:
     if not (viewer.is_staff or owns(viewer, job.submission)):
         raise ServiceError("only the owner of a job can cancel it", status=403)
@@ -824,44 +804,8 @@ def cancel_job(job: Job, viewer: Viewer) -> None:
     request_cancel(job.id)
 
 
-def request_cancel(job_id: int) -> None:
-    """Cancel a queued job at once; ask the worker running it to stop."""
-    now = timezone.now()
-    cancelled = Job.objects.filter(id=job_id, status=Job.QUEUED).update(
-        status=Job.CANCELLED,
-        cancel_requested=True,
-        finished_at=now,
-        error_code="cancelled",
-        error_message="cancelled by its owner",
-    )
-    if cancelled:
-        job = Job.objects.select_related("user_image__submission").get(id=job_id)
-        job.submission.update_processing_times()
-    else:
-        # Running: the worker's heartbeat sees the flag and stops the solve.
-        Job.objects.filter(id=job_id, status=Job.RUNNING).update(cancel_requested=True)
-
-
-def retry_job(job_id: int) -> bool:
-    """Queue a failed or cancelled job again under its id; False if it is not finished so."""
-    now = timezone.now()
-    changed = Job.objects.filter(id=job_id, status__in=(Job.FAILURE, Job.CANCELLED)).update(
-        status=Job.QUEUED,
-        stage="",
-        queued_at=now,
-        started_at=None,
-        finished_at=None,
-        attempts=0,
-        worker_id="",
-        lease_expires=None,
-        cancel_requested=False,
-        error_code="",
-        error_message="",
-    )
-    if not changed:
-        return False
-    # jobs_by_tag lists the job in its new place.
-    TaggedJob.objects.filter(job_id=job_id).update(queued_at=now)
-    # processing_finished stays: the job exists, which is all it says (as on nova).
-    announce_queued([job_id])
-    return True
+#: Kept under their old names: the admin, the API and the tests call them here.
+request_cancel = transitions.request_cancel
+retry_job = transitions.retry
+add_machine_tags = transitions.add_machine_tags
+note_poll = transitions.note_poll

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.models import Job
+from skysolve.submissions.transitions import PICTURES
 from tests.api.helpers import call, job_of, session_for, submit_xy
 from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
