@@ -25,6 +25,8 @@ from email.message import Message
 from pathlib import Path
 from typing import IO
 
+from skysolve.errors import MultipartError
+
 #: Headers of one part must fit in this many bytes.
 MAX_HEADER_BYTES = 16 * 1024
 #: Fields other than files (request-json) are read into memory up to this size
@@ -33,8 +35,7 @@ MAX_FIELD_BYTES = 16 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
 
 
-class MultipartError(ValueError):
-    pass
+__all__ = ["MultipartError"]  # raised here; it lives in skysolve.errors
 
 
 @dataclass

@@ -10,7 +10,6 @@ import hashlib
 import json
 import math
 import secrets
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,7 @@ from django.utils import timezone
 from skysolve.engine.archives import archive_format
 from skysolve.engine.params import NOT_FROM_REQUESTS, SolveParameters
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
-from skysolve.errors import InvalidParameterError
+from skysolve.errors import InvalidParameterError, NotFound, ServiceError
 from skysolve.submissions import transitions
 from skysolve.submissions.models import (
     Album,
@@ -52,23 +51,7 @@ SAFE_SUFFIXES = {
     ".zip", ".tar", ".tgz", ".bz2", ".xz",
 }  # fmt: skip
 
-
-class ServiceError(Exception):
-    """A request that cannot be honoured; the message is shown to the client."""
-
-    def __init__(self, message: str, status: int = 200) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class NotFound(ServiceError):
-    """No such thing, or one the viewer may not see; ``kind``/``object_id`` name a looked-up id."""
-
-    def __init__(self, message: str, *, kind: str = "", object_id: int | None = None) -> None:
-        super().__init__(message, status=404)
-        self.kind = kind
-        self.object_id = object_id
+__all__ = ["NotFound", "ServiceError"]  # raised here; they live in skysolve.errors
 
 
 @dataclass(frozen=True)
@@ -518,41 +501,20 @@ def get_job(job_id: int, viewer: Viewer, *, pages: bool = False) -> Job:
     return job
 
 
-class _PreparedQuery:
-    """A query by one id of the default database, its SQL compiled once per thread.
+class _QueryById:
+    """A ``values_list`` query by one id: its rows, as tuples, in one query.
 
-    Clients poll the status URLs every second; building and compiling the
-    ORM query cost more CPU than PostgreSQL spends answering it.  The
-    queryset is compiled with a placeholder id, and each call only binds the
-    id, runs the SQL and applies the fields' converters, as the ORM does.
+    It used to compile its SQL once per thread and apply the fields'
+    converters through the ORM's compiler internals (``results_iter``), which
+    a Django upgrade may change; the ORM's own path costs some CPU per status
+    poll but only public API, with the same one query.
     """
-
-    _PLACEHOLDER = -1_234_567_890  # an id no row has; it marks the parameter to bind
 
     def __init__(self, build: Callable[[int], QuerySet[Any]]) -> None:
         self._build = build
-        self._local = threading.local()
 
     def rows(self, value: int) -> list[tuple[Any, ...]]:
-        compiled = getattr(self._local, "compiled", None)
-        if compiled is None:
-            compiled = self._local.compiled = self._compile()
-        compiler, sql, params, index = compiled
-        params = list(params)
-        params[index] = value
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            fetched = cursor.fetchall()
-        return list(compiler.results_iter(results=[fetched], tuple_expected=True))
-
-    def _compile(self) -> tuple[Any, str, tuple[Any, ...], int]:
-        # The compiler belongs to this thread's connection (it holds the
-        # converters), hence one per thread.
-        compiler = self._build(self._PLACEHOLDER).query.get_compiler(using=DEFAULT_DB_ALIAS)
-        sql, params = compiler.as_sql()
-        if list(params).count(self._PLACEHOLDER) != 1:
-            raise AssertionError(f"the id must be the query's one bound value: {sql}")
-        return compiler, sql, tuple(params), list(params).index(self._PLACEHOLDER)
+        return list(self._build(value))
 
 
 #: Who may read a job: its image's visibility and its submission's owner.
@@ -563,11 +525,11 @@ _JOB_PRIVACY = (
 )
 
 
-def _job_query(fields: tuple[str, ...]) -> _PreparedQuery:
+def _job_query(fields: tuple[str, ...]) -> _QueryById:
     def build(job_id: int) -> QuerySet[Any]:
         return Job.objects.filter(pk=job_id).values_list(*_JOB_PRIVACY, "last_polled", *fields)
 
-    return _PreparedQuery(build)
+    return _QueryById(build)
 
 
 #: What the status URLs read of a job (fields of Job, or of its image).
@@ -648,7 +610,7 @@ def _submission_status_query(submission_id: int) -> QuerySet[Any]:
     )
 
 
-_SUBMISSION_STATUS = _PreparedQuery(_submission_status_query)
+_SUBMISSION_STATUS = _QueryById(_submission_status_query)
 
 
 @dataclass(frozen=True)
@@ -689,7 +651,7 @@ def submission_status(submission_id: int, viewer: Viewer) -> SubmissionStatus:
     )
 
 
-_TAG_TEXTS = _PreparedQuery(
+_TAG_TEXTS = _QueryById(
     lambda user_image_id: (
         TaggedUserImage.objects.filter(user_image_id=user_image_id)
         .order_by("id")
