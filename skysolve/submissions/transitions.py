@@ -8,7 +8,7 @@ image (:func:`record_archive_expansion`).  A verified answer is recorded at once
 (:func:`record_files`, stage :data:`FINISHED`); any other outcome is one
 :func:`finish`.  A worker that stops renewing has its job queued again
 (:func:`requeue`) or, past its attempts, failed (:func:`fail_worker_lost`).
-Owners cancel (:func:`request_cancel`), the queue cancels jobs nobody polls
+Owners cancel (:func:`cancel_job`, :func:`request_cancel`), the queue cancels jobs nobody polls
 (:func:`cancel_abandoned`), the staff retry (:func:`retry`).
 
 Each transition is one conditional ``UPDATE`` (it changes the row only from
@@ -32,7 +32,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from skysolve.engine.archives import ExpandedArchive
-from skysolve.errors import AbandonedError, BadInputError, SolveError, WorkerLostError
+from skysolve.errors import (
+    AbandonedError,
+    BadInputError,
+    ServiceError,
+    SolveError,
+    WorkerLostError,
+)
+from skysolve.submissions.access import Viewer, owns
 from skysolve.submissions.jobfiles import publish
 from skysolve.submissions.models import (
     Job,
@@ -459,3 +466,12 @@ def calibration_columns(calibration: dict[str, Any]) -> dict[str, Any]:
 def _finish_submission(job_id: int) -> None:
     job = Job.objects.select_related("user_image__submission").get(id=job_id)
     job.submission.update_processing_times()
+
+
+def cancel_job(job: Job, viewer: Viewer) -> None:
+    """The owner's (or the staff's) cancel: :func:`request_cancel` of an unfinished job."""
+    if not (viewer.is_staff or owns(viewer, job.submission)):
+        raise ServiceError("only the owner of a job can cancel it", status=403)
+    if job.is_finished:
+        raise ServiceError(f"job {job.id} has already finished ({job.status})")
+    request_cancel(job.id)

@@ -87,7 +87,9 @@ def job_writes(source: str, filename: str = "<source>") -> list[str]:
                     and target.attr in STATE_FIELDS
                     and _is_job_name(target.value)
                 ):
-                    found.append(f"{filename}:{node.lineno}: {ast.unparse(node)[:80]}")
+                    found.append(
+                        f"{filename}:{getattr(node, 'lineno', 0)}: {ast.unparse(node)[:80]}"
+                    )
     return sorted(set(found))
 
 
