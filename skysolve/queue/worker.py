@@ -7,7 +7,13 @@ recorded as soon as it is verified, then the files.  Every step is a method
 tests call directly: :meth:`Worker.requeue_expired`,
 :meth:`Worker.claim`, :meth:`Worker.heartbeat`, :meth:`Worker.run_job` and
 :meth:`Worker.run_once`.  :meth:`Worker.run_forever` only loops over them and
-stops between steps after SIGTERM/SIGINT.
+stops between steps after SIGTERM/SIGINT.  Each change of a job's state is
+one transition of :mod:`skysolve.submissions.transitions`; the worker decides
+which, and when.
+
+Kept whole: one class whose queue steps and job steps share the worker's id,
+lease, clock and running job (the dispatcher runs several of them), and tests
+drive each step directly; the state changes themselves live in transitions.
 """
 
 from __future__ import annotations
