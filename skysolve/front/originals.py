@@ -17,8 +17,8 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageDraw
 
-from skysolve.engine.images import load_image, sniff_format
-from skysolve.engine.pictures import stretch_for_display
+from skysolve.engine.inputs.images import load_image, sniff_format
+from skysolve.engine.products.pictures import stretch_for_display
 from skysolve.errors import SolveError
 from skysolve.submissions.models import UserImage
 

@@ -24,7 +24,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from skysolve.engine.archives import archive_format
+from skysolve.engine.inputs.archives import archive_format
 from skysolve.engine.params import NOT_FROM_REQUESTS, SolveParameters
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import InvalidParameterError

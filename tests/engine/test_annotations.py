@@ -15,7 +15,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine.annotations import field_geometry, load_catalogues, objects_in_field
+from skysolve.engine.products.annotations import field_geometry, load_catalogues, objects_in_field
 from skysolve.engine.results import Calibration
 from skysolve.errors import BadInputError
 from tests.gates import needs_binary

@@ -9,20 +9,18 @@ from typing import Any
 
 import pytest
 
-from skysolve.engine.healpix import healpixes_within
-from skysolve.engine.index_manager import (
+from skysolve.engine.indexes.choosing import select_indexes
+from skysolve.engine.indexes.fetch import fetch, parse_mirrors, partial_path
+from skysolve.engine.indexes.files import find_indexes
+from skysolve.engine.indexes.healpix import healpixes_within
+from skysolve.engine.indexes.installed import remove, verify_file
+from skysolve.engine.indexes.series import (
     QUAD_ARCMIN,
     SERIES,
-    fetch,
     field_of_camera,
     files_for,
-    parse_mirrors,
-    partial_path,
     recommend,
-    remove,
-    verify_file,
 )
-from skysolve.engine.indexes import find_indexes, select_indexes
 from skysolve.errors import (
     ConfigurationError,
     IndexFetchError,
@@ -309,7 +307,7 @@ def test_it_builds_one_file_per_healpix_tile_a_catalogue_touches(tmp_path: Path)
     import numpy as np
     from astropy.io import fits
 
-    from skysolve.engine.index_manager import build
+    from skysolve.engine.indexes.build import build
 
     # 4000 stars within 0.8 degrees of RA 157.5, Dec 19.47: a corner of tile 25.
     rng = np.random.default_rng(5)

@@ -248,6 +248,6 @@ def test_it_reads_what_it_can_of_a_damaged_fits_header() -> None:
     ]
     camera = _fits_camera("".join(card.ljust(80) for card in cards).encode())
     assert camera.size is None  # NAXIS2 cannot be read
-    assert camera.keywords == {"INSTRUME": "ZWO ASI294MC"}
+    assert camera.keywords == {"instrument": "ZWO ASI294MC"}
     assert _fits_camera(b"").keywords == {}
     assert _fits_camera(b"\xff" * 2880).size is None

@@ -26,22 +26,23 @@ its CD matrix is already in skysolve's convention (parity included).
 
 The package is laid out by job:
 
-- :mod:`~skysolve.engine.fastpath.database`: where databases live, building them
+- :mod:`~skysolve.engine.solving.fastpath.database`: where databases live, building them
   from a catalogue, loading them (and their reference stars) once per process;
-- :mod:`~skysolve.engine.fastpath.matching`: :class:`PatternHashSolver`, which asks
+- :mod:`~skysolve.engine.solving.fastpath.matching`: :class:`PatternHashSolver`, which asks
   tetra3rs for a candidate and decides with the two modules below;
-- :mod:`~skysolve.engine.fastpath.verification`: the independent check against
+- :mod:`~skysolve.engine.solving.fastpath.verification`: the independent check against
   the catalogue;
-- :mod:`~skysolve.engine.fastpath.tansip` and :mod:`~skysolve.engine.fastpath.refit`:
+- :mod:`~skysolve.engine.solving.fastpath.tansip` and
+  :mod:`~skysolve.engine.solving.fastpath.refit`:
   the TAN-SIP model, its least-squares fit and the match-and-refit loop;
-- :mod:`~skysolve.engine.fastpath.tables`: ``corr.fits`` and ``rdls.fits``.
+- :mod:`~skysolve.engine.solving.fastpath.tables`: ``corr.fits`` and ``rdls.fits``.
 
 The names other modules use are re-exported here.
 """
 
 from __future__ import annotations
 
-from skysolve.engine.fastpath.database import (
+from skysolve.engine.solving.fastpath.database import (
     DatabaseInfo,
     band_paths,
     build_database,
@@ -56,10 +57,14 @@ from skysolve.engine.fastpath.database import (
     stars_path,
     status,
 )
-from skysolve.engine.fastpath.matching import PatternHashSolver
-from skysolve.engine.fastpath.tables import write_fits_table
-from skysolve.engine.fastpath.tansip import TanSip, fit_tan_sip
-from skysolve.engine.fastpath.verification import Verification, binomial_tail, verify_calibration
+from skysolve.engine.solving.fastpath.matching import PatternHashSolver
+from skysolve.engine.solving.fastpath.tables import write_fits_table
+from skysolve.engine.solving.fastpath.tansip import TanSip, fit_tan_sip
+from skysolve.engine.solving.fastpath.verification import (
+    Verification,
+    binomial_tail,
+    verify_calibration,
+)
 
 __all__ = [
     "DatabaseInfo",

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from skysolve.engine.fastpath.database import Stars
-from skysolve.engine.fastpath.refit import REFIT_SOURCES, _Refined
-from skysolve.engine.fastpath.tansip import _card
-from skysolve.engine.fastpath.verification import _references_in_field
 from skysolve.engine.results import SourceList
+from skysolve.engine.solving.fastpath.database import Stars
+from skysolve.engine.solving.fastpath.refit import REFIT_SOURCES, Refined
+from skysolve.engine.solving.fastpath.tansip import fits_card
+from skysolve.engine.solving.fastpath.verification import references_in_field
 
 
-def _write_files(
-    workdir: Path, sources: SourceList, refined: _Refined, stars: Stars
+def write_files(
+    workdir: Path, sources: SourceList, refined: Refined, stars: Stars
 ) -> dict[str, Path]:
     """``corr.fits`` and ``rdls.fits`` with astrometry.net's columns."""
     w, h = sources.width, sources.height
@@ -45,7 +45,7 @@ def _write_files(
             ("FLUX", "E", "", np.asarray(src.flux)[refined.source_rows]),
         ],
     )
-    _, _, rows = _references_in_field(model, w, h, stars, limit=2 * len(src), near=refined.near)
+    _, _, rows = references_in_field(model, w, h, stars, limit=2 * len(src), near=refined.near)
     rdls_path = workdir / "field.rdls"
     write_fits_table(
         rdls_path,
@@ -76,21 +76,26 @@ def write_fits_table(path: Path, columns: list[tuple[str, str, str, np.ndarray]]
     rows = np.zeros(n, dtype=dtype)
     for name, _, _, values in columns:
         rows[name] = values
-    primary = [_card("SIMPLE", True), _card("BITPIX", 8), _card("NAXIS", 0), _card("EXTEND", True)]
+    primary = [
+        fits_card("SIMPLE", True),
+        fits_card("BITPIX", 8),
+        fits_card("NAXIS", 0),
+        fits_card("EXTEND", True),
+    ]
     table = [
-        _card("XTENSION", "BINTABLE"),
-        _card("BITPIX", 8),
-        _card("NAXIS", 2),
-        _card("NAXIS1", dtype.itemsize),
-        _card("NAXIS2", n),
-        _card("PCOUNT", 0),
-        _card("GCOUNT", 1),
-        _card("TFIELDS", len(columns)),
+        fits_card("XTENSION", "BINTABLE"),
+        fits_card("BITPIX", 8),
+        fits_card("NAXIS", 2),
+        fits_card("NAXIS1", dtype.itemsize),
+        fits_card("NAXIS2", n),
+        fits_card("PCOUNT", 0),
+        fits_card("GCOUNT", 1),
+        fits_card("TFIELDS", len(columns)),
     ]
     for k, (name, form, unit, _) in enumerate(columns, start=1):
-        table += [_card(f"TTYPE{k}", name), _card(f"TFORM{k}", "1" + form)]
+        table += [fits_card(f"TTYPE{k}", name), fits_card(f"TFORM{k}", "1" + form)]
         if unit:
-            table.append(_card(f"TUNIT{k}", unit))
+            table.append(fits_card(f"TUNIT{k}", unit))
     data = rows.tobytes()
     with open(path, "wb") as fh:
         fh.write(_block(primary))

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from skysolve.engine.indexes import read_index_header
+from skysolve.engine.indexes.files import read_index_header
 from skysolve.errors import BadInputError, ConfigurationError, CorruptFileError
 
 #: Where Debian's astrometry-data-* packages put their index files.

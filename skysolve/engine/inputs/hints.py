@@ -16,8 +16,9 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from skysolve.engine.images import LoadedImage
-from skysolve.engine.params import FILM_WIDTH_MM, LearnedHint, SolveParameters
+from skysolve.engine.inputs.camera import FOCAL_RANGE_MM, read_camera
+from skysolve.engine.inputs.images import LoadedImage
+from skysolve.engine.params import FILM_WIDTH_MM, Hints, LearnedHint, SolveParameters
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -44,57 +45,8 @@ EXIF_CROP_FACTORS = (1.0, 2.0)
 
 # Plausible ranges; anything outside is a broken keyword, not a strange telescope.
 _SCALE_RANGE = (0.01, 20_000.0)  # arcsec per pixel
-_FOCAL_RANGE = (1.0, 100_000.0)  # mm
-_PIXEL_RANGE = (0.1, 100.0)  # microns
 
 _ARCSEC_PER_RADIAN_OVER_1000 = 206.264806  # arcsec/px per (micron / mm)
-
-
-@dataclass(frozen=True)
-class Hints:
-    """Position and scale hints read from an image's metadata.
-
-    ``center_ra``/``center_dec``/``radius`` are degrees, ``scale_lower`` and
-    ``scale_upper`` arcsec per pixel; None means "no hint".  ``sources`` says,
-    in words, where each hint came from (``"FITS WCS"``, ``"RA/DEC keywords"``,
-    ``"OBJCTRA/OBJCTDEC"``, ``"FOCALLEN and XPIXSZ"``,
-    ``"EXIF FocalLengthIn35mmFilm"``, ...); ``position_source`` and
-    ``scale_source`` say which one gave the position and which the scale.
-    """
-
-    center_ra: float | None = None
-    center_dec: float | None = None
-    radius: float | None = None
-    scale_lower: float | None = None
-    scale_upper: float | None = None
-    sources: tuple[str, ...] = ()
-    position_source: str | None = None
-    scale_source: str | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.center_ra is None and self.scale_lower is None and self.scale_upper is None
-
-    @property
-    def has_position(self) -> bool:
-        return self.center_ra is not None and self.center_dec is not None
-
-    @property
-    def has_scale(self) -> bool:
-        return self.scale_lower is not None and self.scale_upper is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The hints as plain JSON-ready values."""
-        return {
-            "center_ra": self.center_ra,
-            "center_dec": self.center_dec,
-            "radius": self.radius,
-            "scale_lower": self.scale_lower,
-            "scale_upper": self.scale_upper,
-            "sources": list(self.sources),
-            "position_source": self.position_source,
-            "scale_source": self.scale_source,
-        }
 
 
 @dataclass(frozen=True)
@@ -395,23 +347,16 @@ def _from_scale_keywords(header: fits.Header) -> _Scale | None:
 
 
 def _from_optics(header: fits.Header) -> _Scale | None:
-    focal = _number(header.get("FOCALLEN"))
-    if focal is None or not _FOCAL_RANGE[0] <= focal <= _FOCAL_RANGE[1]:
+    camera = read_camera(header)
+    focal, pixel = camera.focal_mm, camera.pixel_um
+    if focal is None or pixel is None:
         return None
-    for key in ("XPIXSZ", "PIXSIZE", "PIXSIZE1"):
-        pixel = _number(header.get(key))
-        if pixel is not None and _PIXEL_RANGE[0] <= pixel <= _PIXEL_RANGE[1]:
-            break
-    else:
-        return None
-    binning = _number(header.get("XBINNING"))
-    if binning is None or binning < 1 or binning > 64 or not float(binning).is_integer():
-        binning = 1.0
+    binning = float(camera.binning or 1)
     unbinned = _ARCSEC_PER_RADIAN_OVER_1000 * pixel / focal
     binned = unbinned * binning
     if not _plausible_scale(binned):
         return None
-    source = f"FOCALLEN and {key}"
+    source = f"FOCALLEN and {camera.pixel_keyword}"
     if binning == 1:
         return _around(binned, OPTICS_SCALE_TOLERANCE, source)
     # Programs disagree whether the pixel size already includes binning (MaxIm DL's
@@ -430,7 +375,7 @@ def _from_exif(exif: dict[str, Any], width: int) -> _Scale | None:
     if width <= 0:
         return None
     equivalent = _number(exif.get("FocalLengthIn35mmFilm"))
-    if equivalent is not None and _FOCAL_RANGE[0] <= equivalent <= _FOCAL_RANGE[1]:
+    if equivalent is not None and FOCAL_RANGE_MM[0] <= equivalent <= FOCAL_RANGE_MM[1]:
         scale = _film_scale(equivalent, width)
         return _Scale(
             lower=scale * EXIF_SCALE_LOWER,
@@ -438,7 +383,7 @@ def _from_exif(exif: dict[str, Any], width: int) -> _Scale | None:
             source="EXIF FocalLengthIn35mmFilm",
         )
     focal = _number(exif.get("FocalLength"))
-    if focal is not None and _FOCAL_RANGE[0] <= focal <= _FOCAL_RANGE[1]:
+    if focal is not None and FOCAL_RANGE_MM[0] <= focal <= FOCAL_RANGE_MM[1]:
         low_crop, high_crop = EXIF_CROP_FACTORS
         return _Scale(
             lower=_film_scale(focal * high_crop, width) * EXIF_SCALE_LOWER,

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skysolve.engine.fastpath.database import Stars
-from skysolve.engine.fastpath.tansip import TanSip, _terms, fit_tan_sip
-from skysolve.engine.fastpath.verification import _nearest, _Neighbourhood, _references_in_field
 from skysolve.engine.results import SourceList
+from skysolve.engine.solving.fastpath.database import Stars
+from skysolve.engine.solving.fastpath.tansip import TanSip, fit_tan_sip, sip_terms
+from skysolve.engine.solving.fastpath.verification import (
+    Neighbourhood,
+    nearest_within,
+    references_in_field,
+)
 
 #: Brightest sources matched for the refit (and listed in corr.fits).
 REFIT_SOURCES = 300
@@ -19,12 +23,12 @@ MAX_RMS = 1.5
 
 
 @dataclass(frozen=True)
-class _Refined:
+class Refined:
     model: TanSip
     source_rows: np.ndarray
     star_rows: np.ndarray
     rms: float
-    near: _Neighbourhood | None = None
+    near: Neighbourhood | None = None
 
 
 def refine(
@@ -34,10 +38,10 @@ def refine(
     *,
     order: int,
     radius: float,
-    near: _Neighbourhood | None = None,
-) -> _Refined:
+    near: Neighbourhood | None = None,
+) -> Refined:
     """Match sources to catalogue stars and refit, the match radius shrinking to ``radius``."""
-    near = near or _Neighbourhood()
+    near = near or Neighbourhood()
     w, h = sources.width, sources.height
     src = sources.head(REFIT_SOURCES)
     sxy = np.column_stack([src.x, src.y])
@@ -49,12 +53,12 @@ def refine(
     previous: tuple[int, ...] = ()
     settled = False  # a fit at the final radius and order has been made
     for r, wanted in schedule:
-        rx, ry, rrow = _references_in_field(
+        rx, ry, rrow = references_in_field(
             model, w, h, stars, limit=2 * len(src), margin=r, near=near
         )
         if len(rrow) < 4:
             break
-        dist, nearest = _nearest(sxy[:, 0], sxy[:, 1], rx, ry, r)
+        dist, nearest = nearest_within(sxy[:, 0], sxy[:, 1], rx, ry, r)
         ok = np.flatnonzero(np.isfinite(dist))
         # One catalogue star per source: the closest source keeps it.
         by_distance = ok[np.argsort(dist[ok], kind="stable")]
@@ -67,7 +71,7 @@ def refine(
         previous = pairs
         rows_s, rows_c = chosen, rrow[nearest[chosen]]
         used = wanted
-        while used > 1 and len(rows_s) < 3 * len(_terms(used)):
+        while used > 1 and len(rows_s) < 3 * len(sip_terms(used)):
             used -= 1
         if len(rows_s) < 6:
             break
@@ -77,4 +81,4 @@ def refine(
         )
         px, py = model.world2pix(ra, dec)
         rms = float(np.sqrt(np.mean((px - src.x[rows_s]) ** 2 + (py - src.y[rows_s]) ** 2)))
-    return _Refined(model, rows_s, rows_c, rms, near)
+    return Refined(model, rows_s, rows_c, rms, near)

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from skysolve.engine.images import MAX_FITS_HDUS, open_decompressed, read_head
+from skysolve.engine.inputs.images import MAX_FITS_HDUS, open_decompressed, read_head
 from skysolve.engine.results import SourceList
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The solver interface: a source list and constraints in, a WCS (or nothing) out.
 
 Solvers are interchangeable behind :class:`Solver`: astrometry.net's engine
-(:mod:`skysolve.engine.astrometry`) and, in front of it, a pattern-hash fast
+(:mod:`skysolve.engine.solving.astrometry`) and, in front of it, a pattern-hash fast
 path.  The pipeline resolves user parameters and automatic hints into one
 :class:`SolveConstraints` before calling any of them.
 """

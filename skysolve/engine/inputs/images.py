@@ -152,7 +152,7 @@ def _sniff_bytes(head: bytes) -> str | None:
     return None
 
 
-def _describe(head: bytes) -> str:
+def describe_head(head: bytes) -> str:
     """A short phrase saying what an unrecognised file looks like."""
     if not head:
         return "no data"
@@ -362,7 +362,7 @@ def load_image(
             raise UnsupportedFormatError(f"the file is compressed twice ({fmt} inside a wrapper)")
         if fmt is None:
             raise UnsupportedFormatError(
-                f"unrecognised file format ({_describe(head)}); "
+                f"unrecognised file format ({describe_head(head)}); "
                 f"supported: {', '.join(IMAGE_FORMATS)}"
             )
         try:

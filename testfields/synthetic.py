@@ -36,7 +36,7 @@ from astropy.wcs import WCS
 from PIL import Image
 from scipy.special import erf
 
-from skysolve.engine.catalog import StarCatalog, default_catalog
+from skysolve.engine.indexes.catalog import StarCatalog, default_catalog
 from skysolve.engine.results import Calibration, SourceList
 from skysolve.errors import InvalidParameterError
 
@@ -391,7 +391,7 @@ def make_field(
     spec : FieldSpec
         The field to make.
     catalog : StarCatalog, optional
-        Stars to use; by default :func:`~skysolve.engine.catalog.default_catalog`
+        Stars to use; by default :func:`~skysolve.engine.indexes.catalog.default_catalog`
         (the densest installed index file).
     render : bool
         Also render the image (otherwise only the star list is made, which is

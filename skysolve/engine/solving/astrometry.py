@@ -1,4 +1,4 @@
-"""astrometry.net's ``astrometry-engine`` as a :class:`~skysolve.engine.solvers.Solver`.
+"""astrometry.net's ``astrometry-engine`` as a :class:`~skysolve.engine.solving.base.Solver`.
 
 ``solve-field`` and nova try one index file after another in one process.  Here
 the indexes that can match the allowed scale range are dealt out to one engine
@@ -29,15 +29,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from skysolve.engine.indexes import (
-    DEFAULT_INDEX_DIRS,
-    IndexFile,
-    find_indexes,
-    select_indexes,
-    split_for_processes,
-)
+from skysolve.engine.indexes.choosing import select_indexes, split_for_processes
+from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS, IndexFile, find_indexes
 from skysolve.engine.results import SourceList
-from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import (
     ConfigurationError,
     SolveCancelledError,

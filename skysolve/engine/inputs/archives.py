@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from skysolve.engine.images import _describe, sniff_format
+from skysolve.engine.inputs.images import describe_head, sniff_format
 from skysolve.errors import (
     BadInputError,
     CorruptFileError,
@@ -283,7 +283,7 @@ def _classify(part: Path, size: int) -> tuple[str | None, str]:
     fmt = sniff_format(part)
     if fmt is None:
         with part.open("rb") as fh:
-            return None, f"not an image ({_describe(fh.read(64))})"
+            return None, f"not an image ({describe_head(fh.read(64))})"
     return fmt, ""
 
 

@@ -65,7 +65,6 @@ def deproject(
     return _deproject(xi, eta, ra0, dec0)
 
 
-_terms = sip_terms
 _design = sip_design
 
 
@@ -75,7 +74,7 @@ class TanSip:
 
     Building an astropy WCS costs milliseconds; the fast path evaluates this
     model many times and writes the FITS header once.  ``a``/``b`` and
-    ``ap``/``bp`` map ``_terms(order, start=2)`` resp. ``_terms(order)`` to
+    ``ap``/``bp`` map ``sip_terms(order, start=2)`` resp. ``sip_terms(order)`` to
     coefficients (pixels, in units of ``s`` pixels: see :func:`_design`).
     """
 
@@ -126,7 +125,7 @@ class TanSip:
     def _distort(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.order < 2 or self.a is None or self.b is None:
             return u, v
-        m = _design(u, v, _terms(self.order, start=2), self.s)
+        m = _design(u, v, sip_terms(self.order, start=2), self.s)
         return u + m @ self.a, v + m @ self.b
 
     def pix2world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +144,7 @@ class TanSip:
         uu, vv = uv[0], uv[1]
         u, v = uu, vv
         if self.order >= 2 and self.ap is not None and self.bp is not None:
-            m = _design(uu, vv, _terms(self.order), self.s)
+            m = _design(uu, vv, sip_terms(self.order), self.s)
             u, v = uu + m @ self.ap, vv + m @ self.bp
             for _ in range(3):  # polish the polynomial inverse against the forward SIP
                 fu, fv = self._distort(u, v)
@@ -187,8 +186,8 @@ class TanSip:
             ):
                 label = "Inv polynomial order" if name.endswith("P") else "Polynomial order"
                 cards.append((f"{name}_ORDER", self.order, label))
-                values = dict(zip(_terms(self.order, start=start), coef, strict=True))
-                for i, j in _terms(self.order):
+                values = dict(zip(sip_terms(self.order, start=start), coef, strict=True))
+                for i, j in sip_terms(self.order):
                     value = float(values.get((i, j), 0.0)) / self.s ** (i + j)
                     cards.append((f"{name}_{i}_{j}", value, "no comment"))
         from astropy.io import fits
@@ -234,7 +233,7 @@ def fit_tan_sip(
     u, v = np.asarray(x, float) - crpix[0], np.asarray(y, float) - crpix[1]
     s = max(width, height) / 2.0
     order = max(1, order)
-    terms = _terms(order)
+    terms = sip_terms(order)
     design = _design(u, v, terms, s)
     ra_arr, dec_arr = np.asarray(ra, float), np.asarray(dec, float)
     ra0, dec0 = crval
@@ -273,7 +272,7 @@ def fit_tan_sip(
     )
 
 
-def _card(key: str, value: Any) -> str:
+def fits_card(key: str, value: Any) -> str:
     if isinstance(value, bool):
         text = f"{'T' if value else 'F':>20}"
     elif isinstance(value, int):
@@ -288,7 +287,7 @@ def _header_card(key: str, value: Any, comment: str) -> str:
     if isinstance(value, float):
         text = f"{repr(value).upper():>20}"  # the shortest exact decimal form
     elif isinstance(value, bool | int):
-        text = _card(key, value)[10:30]
+        text = fits_card(key, value)[10:30]
     else:
         text = f"{chr(39)}{str(value).replace(chr(39), chr(39) * 2):<8}{chr(39)}".ljust(20)
     return f"{key:<8}= {text} / {comment}".ljust(80)[:80]

@@ -11,26 +11,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from skysolve.engine.fastpath.database import (
+from skysolve.engine.results import DeferredHeader, SourceList
+from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.fastpath.database import (
     DatabaseInfo,
     FastpathDatabase,
-    _is_loaded,
     band_paths,
+    is_loaded,
     load_database,
     read_info,
 )
-from skysolve.engine.fastpath.refit import MAX_RMS, REFIT_SOURCES, _Refined, refine
-from skysolve.engine.fastpath.tables import _write_files
-from skysolve.engine.fastpath.tansip import TanSip
-from skysolve.engine.fastpath.verification import (
+from skysolve.engine.solving.fastpath.refit import MAX_RMS, REFIT_SOURCES, Refined, refine
+from skysolve.engine.solving.fastpath.tables import write_files
+from skysolve.engine.solving.fastpath.tansip import TanSip
+from skysolve.engine.solving.fastpath.verification import (
     VERIFY_RADIUS,
+    Neighbourhood,
     Verification,
-    _Neighbourhood,
-    _separation,
+    angular_separation,
     verify_calibration,
 )
-from skysolve.engine.results import DeferredHeader, SourceList
-from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import ConfigurationError, SolveCancelledError
 
 #: Ratio between neighbouring field-of-view guesses of a blind solve.
@@ -109,7 +109,7 @@ class PatternHashSolver(Solver):
             path = self._search_plan(guesses)[0][0]
         except (OSError, ConfigurationError):
             return False
-        if _is_loaded(path):
+        if is_loaded(path):
             return False
 
         def load() -> None:
@@ -189,7 +189,7 @@ class PatternHashSolver(Solver):
         )
         pos_err = max(1.0, float(constraints.positional_error))
         radius = VERIFY_RADIUS * pos_err
-        refined: _Refined | None = None
+        refined: Refined | None = None
         reason = "no pattern matched"
         for number, (path, part) in enumerate(plan):
             try:
@@ -208,7 +208,7 @@ class PatternHashSolver(Solver):
         if refined is None:
             return give_up(reason)
         workdir.mkdir(parents=True, exist_ok=True)
-        files = _write_files(workdir, sources, refined, loaded.stars)
+        files = write_files(workdir, sources, refined, loaded.stars)
         note("wrote corr and rdls")
         return SolverOutcome(
             solved=True,
@@ -236,7 +236,7 @@ class PatternHashSolver(Solver):
         started: float,
         timeout: float,
         cancel: threading.Event | None,
-    ) -> tuple[_Refined | None, str]:
+    ) -> tuple[Refined | None, str]:
         """tetra3rs on one database, FOV guess after guess: the verified refit, or why not."""
         w, h = sources.width, sources.height
         for widest, error, budget in guesses:
@@ -281,7 +281,7 @@ class PatternHashSolver(Solver):
         constraints: SolveConstraints,
         radius: float,
         note: Any,
-    ) -> _Refined | str:
+    ) -> Refined | str:
         """Refit tetra3rs's answer against our catalogue and verify it, or say why not.
 
         The refit comes first: when the FOV guess was far off, tetra3rs's own
@@ -289,7 +289,7 @@ class PatternHashSolver(Solver):
         """
         w, h = sources.width, sources.height
         pos_err = radius / VERIFY_RADIUS
-        near = _Neighbourhood()
+        near = Neighbourhood()
         refined = refine(
             sources,
             tetra_model(attempt, w, h),
@@ -323,7 +323,7 @@ class PatternHashSolver(Solver):
         """
         main = self.db_path
         whole = [(main, guesses)]
-        if len(guesses) != 1 or guesses[0][1] is None or _is_loaded(main):
+        if len(guesses) != 1 or guesses[0][1] is None or is_loaded(main):
             return whole
         fov, error, _ = guesses[0]
         assert error is not None
@@ -442,7 +442,7 @@ def _constraint_problem(
     if constraints.has_position and constraints.radius is not None:
         assert constraints.center_ra is not None and constraints.center_dec is not None
         ra, dec = model.pix2world(np.array([(width + 1) / 2.0]), np.array([(height + 1) / 2.0]))
-        sep = _separation(constraints.center_ra, constraints.center_dec, ra, dec)[0]
+        sep = angular_separation(constraints.center_ra, constraints.center_dec, ra, dec)[0]
         if sep > constraints.radius:
             return f"the field centre is {sep:.2f} deg from the given position"
     return ""

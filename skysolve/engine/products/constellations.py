@@ -118,7 +118,7 @@ def stick_figures() -> dict[str, list[Segment]]:
 
     They are the ones ``plot-constellations -C`` draws (and nova's sky plots
     show), compiled into Debian's ``libastrometry`` and read with ctypes as the
-    bright-star names are (:mod:`skysolve.engine.annotations`).  Without the
+    bright-star names are (:mod:`skysolve.engine.products.annotations`).  Without the
     library there are no lines (an empty dict), and the maps are drawn without.
     """
     import ctypes

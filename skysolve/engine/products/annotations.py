@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skysolve.engine.constellations import constellations
+from skysolve.engine.products.constellations import constellations
 from skysolve.engine.results import Annotation, CelestialWCS
 from skysolve.errors import BadInputError
 

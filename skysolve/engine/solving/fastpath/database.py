@@ -192,7 +192,7 @@ _stars_cache: dict[str, tuple[tuple[int, int], ReferenceStars]] = {}
 _cache_lock = threading.Lock()
 
 
-def _is_loaded(path: Path) -> bool:
+def is_loaded(path: Path) -> bool:
     return str(Path(path).resolve()) in _cache
 
 
@@ -397,7 +397,7 @@ def gaia_stars(*, epoch: float = EPOCH) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def tycho2_stars(index_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RA, Dec and V_T magnitude of the Tycho-2 stars inside one index file."""
-    from skysolve.engine.catalog import read_index_stars
+    from skysolve.engine.indexes.catalog import read_index_stars
 
     cat = read_index_stars(index_path)
     if cat.mag is None:
@@ -448,7 +448,7 @@ def build_database(
         ra, dec, mag = gaia_stars()
     elif catalogue == "tycho2":
         if index_file is None:
-            from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
+            from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS
 
             index_file = _densest_index(DEFAULT_INDEX_DIRS)
         ra, dec, mag = tycho2_stars(index_file)
@@ -513,6 +513,6 @@ def build_database(
 
 
 def _densest_index(index_dirs: tuple[Path, ...]) -> Path:
-    from skysolve.engine.catalog import default_catalog
+    from skysolve.engine.indexes.catalog import default_catalog
 
     return Path(default_catalog(index_dirs).source)

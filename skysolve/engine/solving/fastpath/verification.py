@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skysolve.engine.fastpath.database import Stars
-from skysolve.engine.fastpath.tansip import TanSip
 from skysolve.engine.results import SourceList
+from skysolve.engine.solving.fastpath.database import Stars
+from skysolve.engine.solving.fastpath.tansip import TanSip
 
 #: Brightest sources checked in the verification.
 VERIFY_SOURCES = 100
@@ -49,7 +49,7 @@ def verify_calibration(
     *,
     radius: float = VERIFY_RADIUS,
     checked: int = VERIFY_SOURCES,
-    near: _Neighbourhood | None = None,
+    near: Neighbourhood | None = None,
 ) -> Verification:
     """Check a calibration against the catalogue, independently of how it was found.
 
@@ -65,7 +65,7 @@ def verify_calibration(
         Match radius, pixels.
     checked : int
         How many of the brightest sources to test.
-    near : _Neighbourhood, optional
+    near : Neighbourhood, optional
         Catalogue stars around the field already looked up (a speed-up only).
 
     Returns
@@ -74,11 +74,11 @@ def verify_calibration(
     """
     w, h = sources.width, sources.height
     src = sources.head(checked)
-    refs = _references_in_field(model, w, h, stars, limit=max(2 * len(src), 20), near=near)
+    refs = references_in_field(model, w, h, stars, limit=max(2 * len(src), 20), near=near)
     n_checked = len(src)
     if n_checked == 0 or len(refs[0]) == 0:
         return Verification(n_checked, 0, len(refs[0]), radius, 1.0)
-    dist, _ = _nearest(np.asarray(src.x), np.asarray(src.y), refs[0], refs[1], radius)
+    dist, _ = nearest_within(np.asarray(src.x), np.asarray(src.y), refs[0], refs[1], radius)
     matched = int(np.count_nonzero(np.isfinite(dist)))
     p = min(1.0, len(refs[0]) * math.pi * radius**2 / (w * h))
     # The four pattern stars match by construction: discount them.
@@ -103,7 +103,7 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * math.fsum(math.exp(t - top) for t in terms))
 
 
-def _nearest(
+def nearest_within(
     x: np.ndarray, y: np.ndarray, rx: np.ndarray, ry: np.ndarray, radius: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distance to and index of the nearest (rx, ry) point of each (x, y); inf beyond ``radius``.
@@ -118,7 +118,7 @@ def _nearest(
     return np.where(dist <= radius, dist, np.inf), idx
 
 
-class _Neighbourhood:
+class Neighbourhood:
     """The catalogue stars in a cone around one candidate field, brightest first.
 
     The refit and the verification ask many times for the brightest stars
@@ -139,7 +139,9 @@ class _Neighbourhood:
         """Rows of every star within ``radius`` of (ra, dec) at least, brightest first."""
         if self.centre is not None:
             moved = float(
-                _separation(self.centre[0], self.centre[1], np.array([ra]), np.array([dec]))[0]
+                angular_separation(self.centre[0], self.centre[1], np.array([ra]), np.array([dec]))[
+                    0
+                ]
             )
             if moved + radius <= self.radius:
                 return self.rows
@@ -153,7 +155,7 @@ class _Neighbourhood:
         return rows
 
 
-def _references_in_field(
+def references_in_field(
     model: TanSip,
     w: int,
     h: int,
@@ -161,7 +163,7 @@ def _references_in_field(
     *,
     limit: int,
     margin: float = 0.0,
-    near: _Neighbourhood | None = None,
+    near: Neighbourhood | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel x, y and catalogue row of the ``limit`` brightest stars inside the image."""
     cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
@@ -169,9 +171,9 @@ def _references_in_field(
     py = np.array([cy, 0.5, 0.5, h + 0.5, h + 0.5])
     pra, pdec = model.pix2world(px, py)
     ra0, dec0 = float(pra[0]), float(pdec[0])
-    sep = _separation(ra0, dec0, pra[1:], pdec[1:])
+    sep = angular_separation(ra0, dec0, pra[1:], pdec[1:])
     radius = min(90.0, float(sep.max()) * 1.02 + margin * _pixel_deg(model))
-    rows = (near or _Neighbourhood()).rows_around(stars, ra0, dec0, radius)
+    rows = (near or Neighbourhood()).rows_around(stars, ra0, dec0, radius)
     empty = np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.intp)
     if len(rows) == 0:
         return empty
@@ -207,7 +209,7 @@ def _cone_rows(stars: Stars, ra: float, dec: float, radius: float) -> np.ndarray
     return np.flatnonzero(stars.xyz @ centre >= math.cos(math.radians(radius)))
 
 
-def _separation(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+def angular_separation(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     r0, d0 = math.radians(ra0), math.radians(dec0)
     r, d = np.radians(ra), np.radians(dec)
     c = math.sin(d0) * np.sin(d) + math.cos(d0) * np.cos(d) * np.cos(r - r0)

@@ -709,7 +709,7 @@ def make_pictures(
     catalog_xy : numpy.ndarray or None
         ``N x 2`` 1-based pixel positions of the index stars in the field.
     annotations : sequence of Annotation
-        What :func:`skysolve.engine.annotations.objects_in_field` returned.
+        What :func:`skysolve.engine.products.annotations.objects_in_field` returned.
     out_dir : pathlib.Path
         Directory for the files (created when missing).
     residuals : numpy.ndarray, optional

@@ -6,7 +6,7 @@ and maps the celestial sphere onto "longitude" = RA - 180 degrees and
 corners are the image corners, in KML's order: lower-left, lower-right,
 upper-right, upper-left *of the picture as displayed*.
 
-The picture referred to is one of :mod:`skysolve.engine.pictures`' display
+The picture referred to is one of :mod:`skysolve.engine.products.pictures`' display
 pictures, which show FITS images flipped (row 0 at the bottom).  So for FITS
 (``bottom_up=True``) the displayed lower-left corner is the corner of pixel
 (1, 1); for JPEG/PNG it is the corner of pixel (1, height).  Corners are the
