@@ -439,7 +439,7 @@ def solve(
         # database, 0.1-0.2 s: a third of the solve).
         if first_solvers[0].prefetch(first, image.width, image.height):
             with clock.step("load_catalogues"):
-                from skysolve.engine.products.annotations import load_catalogues
+                from skysolve.engine.products.named_objects import load_catalogues
 
                 load_catalogues()
     sources = sources_for(first_solvers[0].bright_sources)

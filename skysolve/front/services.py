@@ -27,7 +27,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from skysolve.engine.inputs.images import sniff_format
+from skysolve.engine.inputs.formats import sniff_format
 from skysolve.engine.params import SolveParameters
 from skysolve.front import originals
 from skysolve.front.astro import (

@@ -721,7 +721,7 @@ def warm_up() -> None:
     """
     try:
         from skysolve.engine.pipeline import EngineConfig
-        from skysolve.engine.products.annotations import load_catalogues
+        from skysolve.engine.products.named_objects import load_catalogues
         from skysolve.engine.solving.fastpath import load_database
 
         load_catalogues()

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from skysolve.engine.inputs.camera import CAMERA_CARDS, cards_from_head, read_camera
-from skysolve.engine.inputs.images import read_head, sniff_format
+from skysolve.engine.inputs.formats import read_head, sniff_format
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.errors import SolveError
 from skysolve.submissions.models import Job

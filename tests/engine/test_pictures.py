@@ -9,17 +9,16 @@ import pytest
 from astropy.wcs import WCS
 from PIL import Image
 
+from skysolve.engine.products.grid import choose_grid_step, grid_lines
 from skysolve.engine.products.pictures import (
     CATALOG_GREEN,
     DEEP_SKY_COLOR,
     DISPLAY_MAX,
     GRID_COLOR,
     SOURCE_RED,
-    choose_grid_step,
-    grid_lines,
     make_pictures,
-    stretch_for_display,
 )
+from skysolve.engine.products.stretch import stretch_for_display
 from skysolve.engine.results import Annotation, SourceList
 from skysolve.errors import BadInputError
 from tests.engine.test_annotations import APOD4_SIZE, apod4_wcs, tan_wcs
@@ -257,7 +256,7 @@ def test_it_stretches_16_bit_camera_frames_exactly_as_the_plain_curve_does(dtype
 
 
 def test_it_takes_the_percentiles_of_8_and_16_bit_images_as_numpy_does() -> None:
-    from skysolve.engine.products.pictures import _integer_percentiles
+    from skysolve.engine.products.stretch import _integer_percentiles
 
     rng = np.random.default_rng(5)
     for dtype, mean in ((np.uint16, 500.0), (np.uint8, 60.0)):

@@ -25,6 +25,9 @@ Failures are the engine's errors: :class:`~skysolve.errors.UnsupportedFormatErro
 (not an archive), :class:`~skysolve.errors.CorruptFileError` (damaged or
 truncated), :class:`~skysolve.errors.ImageTooLargeError` (a cap) and
 :class:`~skysolve.errors.BadInputError` (no usable image inside).
+
+Kept whole: the tar and the zip reader share the caps, the safe-name rules and
+the taker that enforces them; apart, the checks a bomb must pass would live twice.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from skysolve.engine.inputs.images import describe_head, sniff_format
+from skysolve.engine.inputs.formats import describe_head, sniff_format
 from skysolve.errors import (
     BadInputError,
     CorruptFileError,

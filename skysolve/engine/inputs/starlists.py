@@ -20,7 +20,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from skysolve.engine.inputs.images import MAX_FITS_HDUS, open_decompressed, read_head
+from skysolve.engine.inputs.formats import open_decompressed, read_head
+from skysolve.engine.inputs.images import MAX_FITS_HDUS
 from skysolve.engine.results import SourceList
 
 if TYPE_CHECKING:

@@ -7,12 +7,19 @@ given in skysolve's 1-based FITS pixel convention are mapped accordingly: pixel
 ``(x, y)`` is drawn at column ``x - 1`` and at row ``y - 1`` (top-down files) or
 ``height - y`` (bottom-up files) of the full-size picture, then scaled.
 
+The display stretch is :mod:`~skysolve.engine.products.stretch`'s and the RA/Dec
+grid's geometry :mod:`~skysolve.engine.products.grid`'s.
+
 Two sizes are written: "display" pictures have their longer side scaled down
 to :data:`DISPLAY_MAX` (never up), "full" pictures keep the original size up to
 :data:`FULL_MAX` on the longer side; larger images are binned by a whole
 factor first so memory stays bounded (one float32 copy of the binned image).
 The pictures are drawn and encoded side by side on :data:`PICTURE_THREADS`
 threads; Pillow and zlib release the GIL for most of that work.
+
+Kept whole: with the stretch and the grid's geometry out, what is left draws one
+set of pictures: the frame, the painter and the overlays serve
+:func:`make_pictures` alone.
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ import math
 import os
 import shutil
 import struct
-import warnings
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,18 +38,12 @@ import numpy as np
 from astropy.wcs import WCS
 from PIL import Image, ImageDraw, ImageFont
 
+from skysolve.engine.products.grid import GridLine, format_angle, grid_lines
+from skysolve.engine.products.stretch import stretch_for_display
 from skysolve.engine.results import Annotation, SourceList
 from skysolve.errors import BadInputError
 
-__all__ = [
-    "DISPLAY_MAX",
-    "FULL_MAX",
-    "GRID_STEPS_DEG",
-    "choose_grid_step",
-    "grid_lines",
-    "make_pictures",
-    "stretch_for_display",
-]
+__all__ = ["DISPLAY_MAX", "FULL_MAX", "make_pictures"]
 
 #: Longest side of "display" pictures (nova's display size), pixels.
 DISPLAY_MAX = 800
@@ -60,23 +60,6 @@ def _usable_cores() -> int:
 #: Threads that draw and encode the (up to eight) pictures of one solve: one per
 #: usable core, at most four.
 PICTURE_THREADS = max(1, min(4, _usable_cores()))
-#: Candidate RA/Dec grid spacings, degrees.
-GRID_STEPS_DEG: tuple[float, ...] = (
-    1 / 60,
-    2 / 60,
-    5 / 60,
-    10 / 60,
-    15 / 60,
-    30 / 60,
-    1.0,
-    2.0,
-    5.0,
-    10.0,
-    15.0,
-    30.0,
-)
-#: Most grid lines wanted across the field in each direction.
-MAX_GRID_LINES = 8
 
 # Colours (RGB).
 SOURCE_RED = (255, 40, 40)
@@ -88,118 +71,6 @@ GRID_COLOR = (255, 160, 0)
 #: Colour of a lens solution's horizon line (green, the colour of the ground).
 HORIZON_COLOR = (90, 230, 90)
 TEXT_STROKE = (0, 0, 0)
-
-# Percentiles of the stretch: black point and white point.  The white point
-# ignores the brightest 0.2 % so a few hot pixels cannot dim the whole picture.
-_LOW_PERCENTILE = 1.0
-_HIGH_PERCENTILE = 99.8
-_ASINH_SOFTENING = 10.0
-_STATS_SAMPLE = 1_000_000
-
-
-# -- stretching -----------------------------------------------------------------
-
-
-def _robust_limits(data: np.ndarray) -> tuple[float, float]:
-    flat = data.reshape(-1)
-    step = max(1, flat.size // _STATS_SAMPLE)
-    sample = flat[::step]
-    if not np.issubdtype(sample.dtype, np.integer):
-        sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
-        return 0.0, 1.0
-    if sample.dtype in (np.uint16, np.uint8):
-        lo, hi = _integer_percentiles(sample, (_LOW_PERCENTILE, _HIGH_PERCENTILE))
-    else:
-        lo, hi = np.percentile(sample, [_LOW_PERCENTILE, _HIGH_PERCENTILE])
-    if not hi > lo:
-        hi = float(sample.max())
-        lo = float(sample.min())
-    if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
-
-
-def _integer_percentiles(sample: np.ndarray, percents: Sequence[float]) -> list[float]:
-    """``np.percentile(sample, percents)`` (linear) of unsigned 8- or 16-bit integers.
-
-    Counting the values is several times faster than partitioning a camera
-    frame; the order statistics are the same, interpolated as numpy does.
-    """
-    cumulative = np.cumsum(np.bincount(sample.reshape(-1)))
-    n = int(cumulative[-1])
-    out = []
-    for percent in percents:
-        index = (n - 1) * (percent / 100.0)
-        below = min(math.floor(index), n - 1)
-        a, b = np.searchsorted(cumulative, [below, min(below + 1, n - 1)], side="right")
-        a, b = float(a), float(b)
-        t = index - below
-        # numpy's lerp: from the nearer end, so t = 0 and t = 1 are exact.
-        out.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t))
-    return out
-
-
-def _asinh_to_uint8(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    if data.dtype in (np.uint16, np.int16) and data.size > 4 * 65536:
-        # A 16-bit camera image has at most 65536 values: map each value once
-        # (the same arithmetic, so the same picture) and look the pixels up.
-        info = np.iinfo(data.dtype)
-        values = np.arange(info.min, info.max + 1, dtype=data.dtype)
-        table = _asinh_curve(values, lo, hi)
-        offset = data.view(np.uint16) ^ np.uint16(0x8000) if info.min < 0 else data
-        return table[offset]
-    return _asinh_curve(data, lo, hi)
-
-
-def _asinh_curve(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    t = (np.asarray(data, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
-    t = np.nan_to_num(t, nan=0.0, posinf=1.0, neginf=0.0)
-    np.clip(t, 0.0, 1.0, out=t)
-    a = np.float32(_ASINH_SOFTENING)
-    out = np.arcsinh(a * t) / np.arcsinh(a)
-    return np.round(out * 255.0).astype(np.uint8)
-
-
-def stretch_for_display(data: np.ndarray, *, color: np.ndarray | None = None) -> np.ndarray:
-    """An 8-bit picture of image data, robust to hot pixels.
-
-    Parameters
-    ----------
-    data : numpy.ndarray
-        2-D image (any numeric dtype), file row order.
-    color : numpy.ndarray, optional
-        ``(H, W, 3)`` colour version of the same image.  When given, the
-        result is colour.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``uint8`` array, ``(H, W)`` or ``(H, W, 3)``.  8-bit input is already
-        meant for display (JPEG, PNG) and is returned unchanged (as a copy).
-        Other input is mapped from its 1st percentile (black) to its 99.8th
-        percentile (white) through an asinh curve, which lifts faint nebulosity
-        without burning out stars; colour channels are stretched separately,
-        which also neutralises the sky background.  NaNs become black.
-    """
-    image = np.asarray(data)
-    if image.ndim != 2:
-        raise BadInputError(f"image data must be 2-D, not {image.ndim}-D")
-    if image.size == 0:
-        raise BadInputError("image data is empty")
-    if color is not None:
-        rgb = np.asarray(color)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[:2] != image.shape:
-            raise BadInputError(
-                f"colour data must have shape {image.shape + (3,)}, not {rgb.shape}"
-            )
-        if rgb.dtype == np.uint8:
-            return rgb.copy()
-        channels = [rgb[:, :, i] for i in range(3)]
-        return np.stack([_asinh_to_uint8(c, *_robust_limits(c)) for c in channels], axis=-1)
-    if image.dtype == np.uint8:
-        return image.copy()
-    return _asinh_to_uint8(image, *_robust_limits(image))
 
 
 # -- geometry of the pictures ----------------------------------------------------
@@ -431,154 +302,6 @@ def _draw_annotations(painter: _Painter, annotations: Sequence[Annotation]) -> N
                 painter.label(x, y, text, DEEP_SKY_COLOR, offset=r + 3)
 
 
-def choose_grid_step(extent_deg: float) -> float:
-    """The finest spacing of :data:`GRID_STEPS_DEG` giving at most 8 lines over ``extent_deg``.
-
-    Parameters
-    ----------
-    extent_deg : float
-        Extent of the field along one coordinate, degrees.
-
-    Returns
-    -------
-    float
-        Grid spacing in degrees; fields of any width get 3 to 8 lines except
-        fields smaller than 3 arcmin (the finest step is 1') and larger than
-        240 degrees (the coarsest is 30).
-    """
-    if not (extent_deg > 0 and math.isfinite(extent_deg)):
-        raise BadInputError(f"field extent must be a positive number, not {extent_deg!r}")
-    for step in GRID_STEPS_DEG:
-        if extent_deg / step <= MAX_GRID_LINES:
-            return step
-    return GRID_STEPS_DEG[-1]
-
-
-def _ra_arc(ra: np.ndarray) -> tuple[float, float]:
-    """Start and length (deg) of the shortest RA arc covering all ``ra``."""
-    s = np.sort(np.mod(ra, 360.0))
-    gaps = np.diff(np.r_[s, s[0] + 360.0])
-    k = int(np.argmax(gaps))
-    start = s[(k + 1) % len(s)]
-    return float(start), float(360.0 - gaps[k])
-
-
-def _inside_image(wcs: WCS, ra: float, dec: float, width: int, height: int) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pix = wcs.all_world2pix([[ra, dec]], 1, quiet=True)[0]
-    if not np.all(np.isfinite(pix)):
-        return False
-    back = wcs.all_pix2world([pix], 1)[0]
-    if abs(back[1] - dec) > 1e-3:
-        return False
-    return bool(0.5 <= pix[0] <= width + 0.5 and 0.5 <= pix[1] <= height + 0.5)
-
-
-@dataclass(frozen=True)
-class GridLine:
-    """One RA or Dec line: its kind ("ra"/"dec"), value (deg) and 1-based pixel polylines."""
-
-    kind: str
-    value: float
-    segments: list[np.ndarray]  # each (N, 2) x, y
-
-
-def grid_lines(wcs: WCS, width: int, height: int) -> list[GridLine]:
-    """RA and Dec lines crossing an image, as pixel polylines.
-
-    Parameters
-    ----------
-    wcs : astropy.wcs.WCS
-        Celestial WCS, 1-based FITS pixels; SIP honoured.
-    width, height : int
-        Image size.
-
-    Returns
-    -------
-    list of GridLine
-        Lines at multiples of :func:`choose_grid_step` spacings (RA spacing
-        chosen from the RA extent, which grows towards the poles); polylines
-        are cut where they leave the image by more than a tenth of its size or
-        where the WCS cannot be inverted.  Fields containing a pole get RA
-        lines all round and Dec circles; RA wraps at 0/360.
-    """
-    nx, ny = 33, 25
-    gx, gy = np.meshgrid(np.linspace(0.5, width + 0.5, nx), np.linspace(0.5, height + 0.5, ny))
-    world = wcs.all_pix2world(np.column_stack([gx.ravel(), gy.ravel()]), 1)
-    world = world[np.all(np.isfinite(world), axis=1)]
-    if len(world) == 0:
-        return []
-    dec_min, dec_max = float(world[:, 1].min()), float(world[:, 1].max())
-    north = _inside_image(wcs, 0.0, 90.0, width, height)
-    south = _inside_image(wcs, 0.0, -90.0, width, height)
-    if north:
-        dec_max = 90.0
-    if south:
-        dec_min = -90.0
-    if north or south:
-        ra_start, ra_len = 0.0, 360.0
-    else:
-        ra_start, ra_len = _ra_arc(world[:, 0])
-    dec_step = choose_grid_step(dec_max - dec_min)
-    ra_step = choose_grid_step(max(ra_len, 1e-6))
-
-    lines: list[GridLine] = []
-    margin_x, margin_y = 0.1 * width, 0.1 * height
-    pixscale = math.sqrt(abs(float(np.linalg.det(wcs.celestial.pixel_scale_matrix))))
-
-    def trace(ra: np.ndarray, dec: np.ndarray) -> list[np.ndarray]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pix = wcs.all_world2pix(np.column_stack([ra, dec]), 1, quiet=True)
-            back = wcs.all_pix2world(pix, 1)
-        ok = np.all(np.isfinite(pix), axis=1) & np.all(np.isfinite(back), axis=1)
-        ok &= (pix[:, 0] > 0.5 - margin_x) & (pix[:, 0] < width + 0.5 + margin_x)
-        ok &= (pix[:, 1] > 0.5 - margin_y) & (pix[:, 1] < height + 0.5 + margin_y)
-        # Reject points the (SIP) inverse sent to the wrong place.
-        dra = (back[:, 0] - ra + 180.0) % 360.0 - 180.0
-        err = np.hypot(dra * np.cos(np.radians(dec)), back[:, 1] - dec)
-        ok &= np.nan_to_num(err, nan=np.inf) < max(3 * pixscale, 1 / 3600)
-        segments = []
-        start = None
-        for i, good in enumerate(np.r_[ok, False]):
-            if good and start is None:
-                start = i
-            elif not good and start is not None:
-                if i - start >= 2:
-                    segments.append(pix[start:i].copy())
-                start = None
-        return segments
-
-    n_samples = 400
-    first_ra = math.ceil(ra_start / ra_step) * ra_step
-    ra_values = np.arange(first_ra, ra_start + ra_len + 1e-9, ra_step)
-    dec_samples = np.linspace(max(dec_min, -89.999), min(dec_max, 89.999), n_samples)
-    for ra in ra_values:
-        value = float(ra % 360.0)
-        segments = trace(np.full(n_samples, value), dec_samples)
-        if segments:
-            lines.append(GridLine("ra", value, segments))
-    ra_samples = np.linspace(ra_start, ra_start + ra_len, n_samples) % 360.0
-    first_dec = math.ceil(dec_min / dec_step) * dec_step
-    for dec in np.arange(first_dec, dec_max + 1e-9, dec_step):
-        if abs(dec) >= 90.0:
-            continue
-        segments = trace(ra_samples, np.full(n_samples, float(dec)))
-        if segments:
-            lines.append(GridLine("dec", float(dec), segments))
-    return lines
-
-
-def _format_angle(value: float, step: float, *, signed: bool) -> str:
-    sign = "-" if value < 0 else ("+" if signed else "")
-    minutes = round(abs(value) * 60)
-    degrees, arcmin = divmod(minutes, 60)
-    if step >= 1.0 or arcmin == 0:
-        return f"{sign}{degrees}°"
-    return f"{sign}{degrees}°{arcmin:02d}'"
-
-
 def _draw_grid(painter: _Painter, lines: Sequence[GridLine]) -> None:
     frame = painter.frame
     steps = {
@@ -591,7 +314,7 @@ def _draw_grid(painter: _Painter, lines: Sequence[GridLine]) -> None:
             points = list(zip(px.tolist(), py.tolist(), strict=True))
             painter.draw.line(points, fill=GRID_COLOR, width=painter.line)
         # Label where the line first enters the picture.
-        label = _format_angle(line.value, steps[line.kind], signed=line.kind == "dec")
+        label = format_angle(line.value, steps[line.kind], signed=line.kind == "dec")
         for segment in line.segments:
             px, py = frame.to_picture(segment[:, 0], segment[:, 1])
             inside = np.flatnonzero((px >= 0) & (px < w) & (py >= 0) & (py < h))

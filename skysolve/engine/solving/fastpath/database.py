@@ -1,4 +1,8 @@
-"""Fast-path databases: where they live, how they are built from a catalogue, loading them once."""
+"""Fast-path databases: where they live, how they are built from a catalogue, loading them once.
+
+Kept whole: where a database lives, building one and loading it share the file
+names and the once-per-process cache that a build replaces.
+"""
 
 from __future__ import annotations
 

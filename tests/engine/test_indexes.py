@@ -1,4 +1,4 @@
-"""The index manager: astrometry.net's choice rule, tiles, verified resumable fetches."""
+"""Index files (engine/indexes/): astrometry.net's choice rule, tiles, verified resumable fetches."""
 
 from __future__ import annotations
 
