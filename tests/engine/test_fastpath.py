@@ -404,7 +404,7 @@ def test_it_loads_only_the_band_a_hint_needs_in_a_new_process(
     assert out.solved, out.log
     assert out.index == "banded.fov22-32.t3db"
     assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
-    assert not database._is_loaded(db_with_band)
+    assert not database.is_loaded(db_with_band)
     # A hint the band does not cover, or no hint, uses the whole database ...
     g = field(21.0)
     out = PatternHashSolver(db_with_band).solve(g.sources, hint(g), tmp_path, timeout=30)
@@ -517,10 +517,10 @@ def test_it_starts_loading_the_database_a_hint_needs_before_the_solve(
     solver = PatternHashSolver(db_with_band)
     assert solver.prefetch(hint(f, 0.05), WIDTH, HEIGHT)
     deadline = time.monotonic() + 60
-    while not database._is_loaded(band) and time.monotonic() < deadline:
+    while not database.is_loaded(band) and time.monotonic() < deadline:
         time.sleep(0.01)
     # The band the solve will search, not the whole database.
-    assert database._is_loaded(band) and not database._is_loaded(db_with_band)
+    assert database.is_loaded(band) and not database.is_loaded(db_with_band)
     assert not solver.prefetch(hint(f, 0.05), WIDTH, HEIGHT)  # loaded already
     out = solver.solve(f.sources, hint(f, 0.05), tmp_path, timeout=30)
     assert out.solved and out.index == band.name
@@ -589,7 +589,7 @@ def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_da
     f = field(24.0, rotation=40.0)
     out = solver.solve(f.sources, around(24.0), tmp_path, timeout=30)
     assert out.solved and out.index == band.name, out.log
-    assert not database._is_loaded(db_with_band)
+    assert not database.is_loaded(db_with_band)
     assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
     # A field at the hint's lower end, below the band's margin: the whole
     # database finds it after the band, as it did before bands were tried.

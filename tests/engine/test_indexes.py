@@ -1,4 +1,4 @@
-"""Index files (engine/indexes/): astrometry.net's choice rule, tiles, verified resumable fetches."""
+"""Index files (engine/indexes/): the choice rule, tiles, verified resumable fetches."""
 
 from __future__ import annotations
 
