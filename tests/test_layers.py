@@ -267,3 +267,24 @@ def test_no_long_module_without_a_reason_to_stay_whole() -> None:
             f"line starting {KEPT_WHOLE!r} that says why they must stay whole:\n  "
             + "\n  ".join(bad)
         )
+
+
+# -- test fields stay out of the package ------------------------------------------
+
+
+def test_the_package_imports_no_test_fields() -> None:
+    """``testfields/`` sits beside ``skysolve/`` and is not installed with it."""
+    bad = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            bad += [
+                f"{path.relative_to(ROOT.parent)}:{node.lineno}: {name}"
+                for name in names
+                if name.split(".")[0] == "testfields"
+            ]
+    assert not bad, "the installed package imports the test fields:\n" + "\n".join(bad)
