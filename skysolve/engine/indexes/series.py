@@ -66,7 +66,7 @@ class Series:
     #: Healpix nside of each tiled scale; scales not listed are one whole-sky file.
     nside: Mapping[int, int]
     #: Whole-sky size of each scale in bytes.  For 4100 these are the files'
-    #: real sizes; for 4200 and 5200 estimates (see README): ``fetch`` prints
+    #: real sizes; for 4200 and 5200 estimates (see docs/running.md): ``fetch`` prints
     #: the mirror's own sizes.
     sky_bytes: Mapping[int, int]
     sizes_exact: bool
