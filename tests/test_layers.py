@@ -277,11 +277,12 @@ def test_the_package_imports_no_test_fields() -> None:
     bad = []
     for path in sorted(ROOT.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module or ""]
+            else:
+                continue
             bad += [
                 f"{path.relative_to(ROOT.parent)}:{node.lineno}: {name}"
                 for name in names
