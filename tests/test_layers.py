@@ -24,16 +24,25 @@ ROOT = Path(__file__).resolve().parents[1] / "skysolve"
 
 #: Lowest first.  The engine (and the error tree it raises) imports no Django;
 #: ``remote`` is the engine run on another machine, Django-free as well;
-#: ``submissions`` is the data model and input preparation; ``queue`` moves jobs;
-#: the web applications sit on top of it, ``web`` (settings, URLs, checks)
-#: assembles them and ``cli`` starts everything.
+#: ``submissions`` (submissions, images, jobs and input preparation),
+#: ``accounts`` (who submits: profiles, API keys, sessions, rate limits) and
+#: ``community`` (albums, tags, comments, flags) are the data model and its
+#: rules; ``queue`` moves jobs; the web applications sit on top of it, ``web``
+#: (settings, URLs, checks) assembles them and ``cli`` starts everything.
+#:
+#: The three apps of the data model share a layer because their models are
+#: one graph of foreign keys: a submission names its album and is made with
+#: its submitter's profile defaults and API session, and the solver's machine
+#: tags are the community's tags; the community's models point at images and
+#: jobs.  Within the layer the models go one way (see
+#: :func:`test_the_submissions_models_name_no_other_app`).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("engine",),
     ("remote",),
-    ("submissions",),
+    ("accounts", "submissions", "community"),
     ("queue",),
-    ("accounts", "api", "front", "ops"),
+    ("api", "front", "ops"),
     ("web",),
     ("cli",),
 )
@@ -289,3 +298,16 @@ def test_the_package_imports_no_test_fields() -> None:
                 if name.split(".")[0] == "testfields"
             ]
     assert not bad, "the installed package imports the test fields:\n" + "\n".join(bad)
+
+
+def test_the_submissions_models_name_no_other_app() -> None:
+    # Accounts' and the community's models point at submissions, images and
+    # jobs; the submissions' models name them only by string
+    # (``Submission.album``), so the data model has one direction.
+    path = ROOT / "submissions" / "models.py"
+    others = {
+        f"{line}: {module}"
+        for line, module in imported(path)
+        if module.split(".")[1] not in ("engine", "errors", "submissions")
+    }
+    assert not others, f"skysolve/submissions/models.py imports {sorted(others)}"

@@ -27,9 +27,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from skysolve.community.models import Album
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult
-from skysolve.submissions.models import Album, Job, Submission
+from skysolve.submissions.models import Job, Submission
 from tests.api.helpers import session_for, solve_all
 from tests.webfixtures import FakeSolver
 

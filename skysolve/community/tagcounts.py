@@ -27,7 +27,8 @@ from typing import Any
 from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from skysolve.submissions.models import Job, Tag, TaggedJob, TaggedUserImage, UserImage
+from skysolve.community.models import Tag, TaggedJob, TaggedUserImage
+from skysolve.submissions.models import Job, UserImage
 
 
 def _is_public(image_id: int) -> bool:
