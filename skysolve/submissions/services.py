@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from skysolve.accounts.models import ApiKey, ApiSession, Profile
 from skysolve.community.models import Album, Tag, TaggedJob, TaggedUserImage
-from skysolve.engine.archives import archive_format
+from skysolve.engine.inputs.archives import archive_format
 from skysolve.engine.params import NOT_FROM_REQUESTS, SolveParameters
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import InvalidParameterError
