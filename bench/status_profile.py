@@ -28,8 +28,9 @@ import django
 
 
 def solved_submission() -> tuple[int, int]:
+    from skysolve.accounts.models import ApiSession
     from skysolve.submissions import services
-    from skysolve.submissions.models import ApiSession, Job
+    from skysolve.submissions.models import Job
 
     rng = random.Random(1)
     viewer = services.Viewer.of_session(ApiSession.start(None))

@@ -22,11 +22,11 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from skysolve.accounts.models import ApiSession
 from skysolve.accounts.ratelimit import check_id_lookups, client_ip, record_miss
 from skysolve.api import multipart, responses
 from skysolve.errors import NotFound, ServiceError
 from skysolve.submissions import uploads
-from skysolve.submissions.models import ApiSession
 from skysolve.submissions.services import Viewer, find_session
 
 

@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from skysolve.accounts.models import ApiSession
 from skysolve.errors import NotFound
-from skysolve.submissions.models import (
-    ApiSession,
-    Job,
-    Submission,
-)
+from skysolve.submissions.models import Job, Submission
 
 
 @dataclass(frozen=True)

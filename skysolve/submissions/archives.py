@@ -31,7 +31,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from skysolve.engine.archives import expand_archive
+from skysolve.engine.inputs.archives import expand_archive
 from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.transitions import record_archive_expansion
 
@@ -54,7 +54,8 @@ def expand_submission_archive(
 
     Returns the file of the first image, which ``job`` goes on to solve.
     Raises the engine's errors for an unusable archive (see
-    :func:`skysolve.engine.archives.expand_archive`) and :class:`~skysolve.errors.WorkerLostError`
+    :func:`skysolve.engine.inputs.archives.expand_archive`) and
+    :class:`~skysolve.errors.WorkerLostError`
     when the job stopped being ``worker_id``'s meanwhile.
     """
     submission = job.submission

@@ -9,13 +9,9 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
 
+from skysolve.community.models import Tag, TaggedJob
 from skysolve.submissions.access import Viewer
-from skysolve.submissions.models import (
-    Job,
-    Submission,
-    Tag,
-    TaggedJob,
-)
+from skysolve.submissions.models import Job, Submission
 
 
 def jobs_of(viewer: Viewer) -> list[int]:

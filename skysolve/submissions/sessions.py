@@ -7,12 +7,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from skysolve.accounts.models import ApiKey, ApiSession, Profile
 from skysolve.errors import ServiceError
-from skysolve.submissions.models import (
-    ApiKey,
-    ApiSession,
-    Profile,
-)
 
 
 def create_api_key(username: str, *, email: str = "", label: str = "") -> ApiKey:

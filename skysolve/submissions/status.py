@@ -19,14 +19,11 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from skysolve.community.models import TaggedUserImage
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import NotFound
 from skysolve.submissions.access import Viewer, may_read_ids, valid_id
-from skysolve.submissions.models import (
-    Job,
-    Submission,
-    TaggedUserImage,
-)
+from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.transitions import note_poll
 
 #: Columns the status readers convert as the ORM would (the others come as they are).

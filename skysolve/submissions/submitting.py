@@ -20,17 +20,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from skysolve.engine.archives import archive_format
+from skysolve.accounts.models import Profile
+from skysolve.community.models import Album
+from skysolve.engine.inputs.archives import archive_format
 from skysolve.engine.params import NOT_FROM_REQUESTS, SolveParameters
 from skysolve.errors import InvalidParameterError, ServiceError
 from skysolve.submissions.access import Viewer
-from skysolve.submissions.models import (
-    Album,
-    Job,
-    Profile,
-    Submission,
-    UserImage,
-)
+from skysolve.submissions.models import Job, Submission, UserImage
 from skysolve.submissions.signals import announce_queued
 
 #: Upload suffixes kept on stored files (the engine sniffs content, but a

@@ -31,7 +31,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from skysolve.engine.archives import ExpandedArchive
+from skysolve.community.models import Tag, TaggedJob, TaggedUserImage
+from skysolve.engine.inputs.archives import ExpandedArchive
 from skysolve.errors import (
     AbandonedError,
     BadInputError,
@@ -41,14 +42,7 @@ from skysolve.errors import (
 )
 from skysolve.submissions.access import Viewer, owns
 from skysolve.submissions.jobfiles import publish
-from skysolve.submissions.models import (
-    Job,
-    Submission,
-    Tag,
-    TaggedJob,
-    TaggedUserImage,
-    UserImage,
-)
+from skysolve.submissions.models import Job, Submission, UserImage
 from skysolve.submissions.signals import announce_queued
 from skysolve.submissions.sky import sky_columns
 

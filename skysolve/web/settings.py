@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "skysolve.web.apps.WebConfig",
     "skysolve.submissions",
+    "skysolve.community",
     "skysolve.queue",
     "skysolve.api",
     "skysolve.front",

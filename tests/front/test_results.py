@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from skysolve.submissions.models import Profile
+from skysolve.accounts.models import Profile
 from skysolve.submissions.transitions import PICTURES
 from tests.front.helpers import fail, job_of, make_user, solve, submit
 

@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from skysolve.community.models import TaggedUserImage
 from skysolve.submissions import status
-from skysolve.submissions.models import Job, Submission, TaggedUserImage
+from skysolve.submissions.models import Job, Submission
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
