@@ -118,6 +118,8 @@ class Run:
     #: wall time (which may include a lingering second solver thread).
     solve_seconds: float | None = None
     process_seconds: float | None = None
+    #: skysolve: seconds per stage of the solve (its JSON's ``timings``).
+    timings: dict[str, float] | None = None
 
 
 def reference_of(entry: dict[str, Any]) -> dict[str, float] | None:
@@ -242,9 +244,10 @@ def run_skysolve(case: Case, limit: float, fastpath: bool, fastpath_db: Path) ->
     except ValueError:
         doc = {}
     cal = doc.get("calibration") if doc.get("solved") else None
+    timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else None
     if not cal:
         message = str((doc.get("error") or {}).get("message", f"exit {status}"))
-        return Run(tool, case.name, False, seconds, error=message[:120])
+        return Run(tool, case.name, False, seconds, error=message[:120], timings=timings)
     return Run(
         tool,
         case.name,
@@ -254,6 +257,7 @@ def run_skysolve(case: Case, limit: float, fastpath: bool, fastpath_db: Path) ->
         cal["dec"],
         cal["pixscale"],
         str(doc.get("solver", "")),
+        timings=timings,
     )
 
 
