@@ -319,12 +319,13 @@ def run_stellarsolver(case: Case, limit: float, binary: Path, dirs: list[Path]) 
         process_seconds, _, out, status = timed(cmd + stellarsolver_hint_args(case.hints), limit)
     doc = parse_ssharness(out.decode(errors="replace"))
     if not doc:
+        killed = " (killed at the limit + 30 s)" if status == -9 else ""
         return Run(
             "stellarsolver",
             case.name,
             False,
             process_seconds,
-            error=f"exit {status}, no RESULT",
+            error=f"exit {status}, no RESULT{killed}",
             process_seconds=process_seconds,
         )
     seconds = float(doc.get("seconds_total", doc.get("seconds", process_seconds)))
@@ -509,6 +510,11 @@ class PeerComparison:
     worst_case: str
     #: (case, ratio) of every image where ours took over the factor's times the faster peer.
     over: list[tuple[str, float]]
+    #: The median of skysolve's own solve time (its ``timings["total"]``: no
+    #: interpreter start-up, like StellarSolver's library time) over the same
+    #: images, and its worst ratio to the faster peer; None when a run lacks it.
+    inprocess_median: float | None = None
+    inprocess_worst: float | None = None
 
 
 def faster_peer(case: Case, runs: dict[tuple[str, str], Run], right_px: float) -> Run | None:
@@ -553,6 +559,14 @@ def compare_with_peers(
     ours_median = statistics.median(ours.seconds for _, ours, _ in pairs)
     peer_median = statistics.median(peer.seconds for _, _, peer in pairs)
     worst_case, worst = max(ratios, key=lambda item: item[1])
+    inprocess = [(ours.timings or {}).get("total") for _, ours, _ in pairs]
+    inprocess_median = inprocess_worst = None
+    if all(t is not None for t in inprocess):
+        totals = [float(t) for t in inprocess if t is not None]
+        inprocess_median = statistics.median(totals)
+        inprocess_worst = max(
+            t / max(peer.seconds, 1e-3) for t, (_, _, peer) in zip(totals, pairs, strict=True)
+        )
     return PeerComparison(
         cases=len(members),
         unsolved_by_peers=len(members) - len(pairs),
@@ -563,6 +577,8 @@ def compare_with_peers(
         worst_ratio=worst,
         worst_case=worst_case,
         over=sorted(((n, r) for n, r in ratios if r > factor), key=lambda item: -item[1]),
+        inprocess_median=inprocess_median,
+        inprocess_worst=inprocess_worst,
     )
 
 
@@ -573,8 +589,9 @@ def summarise_peers(
     lines = [
         "| category | mode | skysolve | cases (no peer right) | faster peer: solve-field / "
         "StellarSolver | skysolve median s | faster peer median s | median / faster peer "
-        f"median | worst image ratio | over {factor:g}x the faster peer |",
-        "|" + "---|" * 10,
+        f"median | worst image ratio | over {factor:g}x the faster peer | skysolve in-process "
+        "median s (/ faster peer median; worst image ratio) |",
+        "|" + "---|" * 11,
     ]
     for category, mode in _groups(cases):
         group = [c for c in cases if c.mode == mode and category in ("all", c.category)]
@@ -584,11 +601,18 @@ def summarise_peers(
                 continue
             label = "with fast path" if tool == "skysolve" else "astrometry.net only"
             over = ", ".join(f"{n.rsplit(' ', 1)[0]} {r:.2f}x" for n, r in cmp.over) or "none"
+            inproc = "-"
+            if cmp.inprocess_median is not None and cmp.inprocess_worst is not None:
+                inproc = (
+                    f"{cmp.inprocess_median:.2f} ({cmp.inprocess_median / cmp.peer_median:.2f}; "
+                    f"{cmp.inprocess_worst:.2f})"
+                )
             lines.append(
                 f"| {category} | {mode} | {label} | {cmp.cases} ({cmp.unsolved_by_peers}) | "
                 f"{cmp.faster['solve-field']} / {cmp.faster['stellarsolver']} | "
                 f"{cmp.ours_median:.2f} | {cmp.peer_median:.2f} | {cmp.median_ratio:.2f} | "
-                f"{cmp.worst_ratio:.2f} ({cmp.worst_case.rsplit(' ', 1)[0]}) | {over} |"
+                f"{cmp.worst_ratio:.2f} ({cmp.worst_case.rsplit(' ', 1)[0]}) | {over} | "
+                f"{inproc} |"
             )
     return "\n".join(lines)
 
