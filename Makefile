@@ -58,8 +58,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check skysolve tests bench
-	$(BIN)/ruff format --check skysolve tests bench
+	$(BIN)/ruff check skysolve testfields tests bench
+	$(BIN)/ruff format --check skysolve testfields tests bench
 
 typecheck: venv
 	$(BIN)/mypy

@@ -69,9 +69,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_load  # noqa: E402
 from engine_bench import REFERENCE, timed  # noqa: E402
 
-from skysolve.engine.fastpath import default_db_path  # noqa: E402
-from skysolve.engine.indexes import DEFAULT_INDEX_DIRS  # noqa: E402
+from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS  # noqa: E402
 from skysolve.engine.results import Calibration, wcs_from_header  # noqa: E402
+from skysolve.engine.solving.fastpath import default_db_path  # noqa: E402
 
 SHARED_IMAGES = Path(os.environ.get("SKYSOLVE_TEST_IMAGES", REPO.parent / "shared" / "images"))
 CORPUS = Path(os.environ.get("SKYSOLVE_CORPUS", SHARED_IMAGES / "corpus"))

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 
-from skysolve.submissions.models import Profile
+from skysolve.accounts.models import Profile
 
 
 class SignupForm(UserCreationForm):

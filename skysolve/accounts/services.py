@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from skysolve.submissions.models import ApiKey, Profile
+from skysolve.accounts.models import ApiKey, Profile
 
 
 def create_account(username: str, email: str, password: str) -> User:

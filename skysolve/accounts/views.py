@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from skysolve.accounts import services
 from skysolve.accounts.forms import DefaultsForm, SignupForm
-from skysolve.submissions.models import Profile
+from skysolve.accounts.models import Profile
 
 
 def _next_url(request: HttpRequest, default: str) -> str:

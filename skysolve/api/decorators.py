@@ -22,10 +22,10 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
+from skysolve.accounts.models import ApiSession
 from skysolve.accounts.ratelimit import check_id_lookups, client_ip, record_miss
 from skysolve.api import multipart, responses
 from skysolve.submissions import uploads
-from skysolve.submissions.models import ApiSession
 from skysolve.submissions.services import NotFound, ServiceError, Viewer, find_session
 
 

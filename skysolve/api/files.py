@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from skysolve.api import responses
 from skysolve.api.decorators import ApiCall, api_view
-from skysolve.engine.kml import kmz_bytes
+from skysolve.engine.products.kml import kmz_bytes
 from skysolve.errors import BadInputError
 from skysolve.submissions import services
 from skysolve.submissions.jobfiles import PICTURES, job_dir

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from skysolve.accounts.ratelimit import submission_slots
 from skysolve.api import responses
 from skysolve.api.decorators import ApiCall, api_view
+from skysolve.community.tags import image_tag_texts
 from skysolve.submissions import services
 from skysolve.submissions.models import Submission, nova_time
 
@@ -147,7 +148,7 @@ def tags(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
 @api_view()
 def machine_tags(request: HttpRequest, call: ApiCall, job_id: str) -> HttpResponse:
     job = services.get_job(int(job_id), call.viewer)
-    return responses.json_response({"tags": job.user_image.tag_texts(machine=True)})
+    return responses.json_response({"tags": image_tag_texts(job.user_image, machine=True)})
 
 
 @api_view()

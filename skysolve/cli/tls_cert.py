@@ -5,7 +5,7 @@ KStars/Ekos (StellarSolver 2.5 and later) reaches an astrometry.net server only 
 whose subjectAltNames match the host in the URL; a certificate with a common name
 alone fails as soon as KStars is pointed at an IP address.  This command writes a
 certificate naming every name and address this host answers to (or the ones given),
-for nginx (``deploy/nginx-skysolve.conf``) and for the clients' trust stores (README,
+for nginx (``deploy/nginx-skysolve.conf``) and for the clients' trust stores (docs/running.md,
 "TLS on a LAN").
 """
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {cert_path} and {key_path}")
     print("names:     " + (", ".join(names) or "(none)"))
     print("addresses: " + (", ".join(str(a) for a in addresses) or "(none)"))
-    print("Put skysolve.crt in each client's trust store (README, 'TLS on a LAN').")
+    print("Put skysolve.crt in each client's trust store (docs/running.md, 'TLS on a LAN').")
     return 0
 
 

@@ -26,9 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver, source_table
-from skysolve.engine.fastpath import PatternHashSolver, TanSip, default_db_path
-from skysolve.engine.indexes import DEFAULT_INDEX_DIRS
+from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import (
     Calibration,
@@ -39,7 +37,9 @@ from skysolve.engine.results import (
     local_cd_matrix,
     wcs_from_header,
 )
-from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.astrometry import AstrometryConfig, AstrometryNetSolver, source_table
+from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.fastpath import PatternHashSolver, TanSip, default_db_path
 from skysolve.errors import (
     ConfigurationError,
     NoMatchError,
@@ -226,7 +226,6 @@ def solve(
     :class:`~skysolve.errors.SolveCancelledError` when ``cancel`` is set and
     :class:`~skysolve.errors.SolverFailedError` when the solver crashed.
     """
-    from skysolve.engine import hints as hints_mod
     from skysolve.engine.extraction import (
         SOLVER_UNIFORMIZE_CELLS,
         extract_bright_sources,
@@ -234,8 +233,9 @@ def solve(
         resort,
         uniformize,
     )
-    from skysolve.engine.images import LoadedImage, load_image
-    from skysolve.engine.starlists import looks_like_star_list, read_star_list
+    from skysolve.engine.inputs import hints as hints_mod
+    from skysolve.engine.inputs.images import LoadedImage, load_image
+    from skysolve.engine.inputs.starlists import looks_like_star_list, read_star_list
 
     config = config or EngineConfig.from_env()
     if not params.pictures:
@@ -439,7 +439,7 @@ def solve(
         # database, 0.1-0.2 s: a third of the solve).
         if first_solvers[0].prefetch(first, image.width, image.height):
             with clock.step("load_catalogues"):
-                from skysolve.engine.annotations import load_catalogues
+                from skysolve.engine.products.named_objects import load_catalogues
 
                 load_catalogues()
     sources = sources_for(first_solvers[0].bright_sources)
@@ -668,7 +668,7 @@ def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
 
 
 def _coverage_hint(config: EngineConfig) -> str:
-    from skysolve.engine.indexes import describe_coverage, find_indexes
+    from skysolve.engine.indexes.files import describe_coverage, find_indexes
 
     try:
         indexes = find_indexes(config.index_dirs, allow_empty=True)
@@ -727,7 +727,7 @@ def _blind_solvers(solvers: list[Solver], image: Any, note: Progress) -> list[So
     fast = solvers[0]
     if image is None or len(solvers) < 2 or not isinstance(fast, PatternHashSolver):
         return solvers
-    from skysolve.engine.hints import largest_scale
+    from skysolve.engine.inputs.hints import largest_scale
 
     found = largest_scale(image)
     if found is None:
@@ -848,7 +848,7 @@ def _refit_stars(
     densest index file's stars around the field.  The choice depends on the
     field and the installed files, never on which solver or index found it.
     """
-    from skysolve.engine.fastpath import reference_stars
+    from skysolve.engine.solving.fastpath import reference_stars
 
     cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
     corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, height + 0.5]])
@@ -875,7 +875,7 @@ def _refit_stars(
             if np.count_nonzero(inside) >= MIN_REFERENCE_STARS:
                 return stars, "G" if stars.catalogue == "gaia" else "VT"
     # Imported here: the index reader brings astropy (a quarter of a second).
-    from skysolve.engine.catalog import densest_index, index_cone
+    from skysolve.engine.indexes.catalog import densest_index, index_cone
 
     try:
         path = densest_index(config.index_dirs)
@@ -971,7 +971,7 @@ def _finish_solved(
     clock: _Clock,
     verified: Verified | None,
 ) -> None:
-    from skysolve.engine.annotations import objects_in_field
+    from skysolve.engine.products.annotations import objects_in_field
 
     width, height = result.image_width, result.image_height
     # The final fit's model (or the fast path's own) describes the answer as
@@ -1046,7 +1046,7 @@ def _finish_solved(
             result.files["new_fits"] = _write_new_fits(
                 out_dir / FILE_NAMES["new_fits"], image, header
             )
-        from skysolve.engine.kml import write_kml
+        from skysolve.engine.products.kml import write_kml
 
         # Not for an all-sky lens model: a ground overlay of a hemisphere (its
         # corners below the horizon) means nothing to Google Sky.
@@ -1081,7 +1081,7 @@ def _pictures(
     residuals: np.ndarray | None = None,
     lines: Sequence[Any] = (),
 ) -> None:
-    from skysolve.engine.pictures import make_pictures
+    from skysolve.engine.products.pictures import make_pictures
 
     if image is not None:
         data, color, bottom_up = image.data, image.color, image.bottom_up

@@ -11,13 +11,13 @@ from typing import Any
 
 from django import forms
 
+from skysolve.community.edits import ImageEdit
+from skysolve.community.models import Album
 from skysolve.front.astro import parse_dec, parse_ra
-from skysolve.front.community import ImageEdit
 from skysolve.submissions.models import (
     LICENCE_COMMERCIAL_CHOICES,
     LICENCE_MODIFICATIONS_CHOICES,
     VISIBILITY_CHOICES,
-    Album,
 )
 
 #: Scale presets: (lower, upper) field width in degrees.

@@ -17,8 +17,9 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageDraw
 
-from skysolve.engine.images import load_image, sniff_format
-from skysolve.engine.pictures import stretch_for_display
+from skysolve.engine.inputs.formats import sniff_format
+from skysolve.engine.inputs.images import load_image
+from skysolve.engine.products.stretch import stretch_for_display
 from skysolve.errors import SolveError
 from skysolve.submissions.models import UserImage
 

@@ -720,16 +720,16 @@ def warm_up() -> None:
     the job to report.
     """
     try:
-        from skysolve.engine.annotations import load_catalogues
-        from skysolve.engine.fastpath import load_database
         from skysolve.engine.pipeline import EngineConfig
+        from skysolve.engine.products.named_objects import load_catalogues
+        from skysolve.engine.solving.fastpath import load_database
 
         load_catalogues()
         config = EngineConfig.from_env()
         if config.fastpath_db is not None:
             load_database(config.fastpath_db)
         else:
-            from skysolve.engine.fastpath import default_db_path
+            from skysolve.engine.solving.fastpath import default_db_path
 
             # Not an error (astrometry.net solves everything), but every job is
             # slower: say so where an operator looks.

@@ -1,1 +1,1 @@
-"""Submissions, user images, jobs, albums, tags and API keys: the domain models."""
+"""Submissions, user images and the jobs that solve them: the data model and its rules."""

@@ -5,18 +5,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from skysolve.submissions import services
-from skysolve.submissions.models import (
-    Album,
-    ApiKey,
-    Comment,
-    Flag,
-    Job,
-    Profile,
-    Submission,
-    UserImage,
-)
+from skysolve.submissions.models import Job, Submission, UserImage
 
-admin.site.register([Profile, ApiKey, Album, Submission, UserImage])
+admin.site.register([Submission, UserImage])
 
 
 @admin.register(Job)
@@ -62,20 +53,3 @@ class JobAdmin(admin.ModelAdmin):
         for job_id in pending:
             services.request_cancel(job_id)
         self.message_user(request, f"{len(pending)} job(s) cancelled", messages.SUCCESS)
-
-
-@admin.register(Comment)
-class CommentAdmin(admin.ModelAdmin):
-    """Moderation: staff find comments by author or text and delete them."""
-
-    list_display = ("id", "author", "user_image", "album", "created")
-    search_fields = ("author__username", "text")
-    list_select_related = ("author",)
-    raw_id_fields = ("user_image", "album")
-
-
-@admin.register(Flag)
-class FlagAdmin(admin.ModelAdmin):
-    list_display = ("kind", "user_image", "user", "created")
-    list_filter = ("kind",)
-    raw_id_fields = ("user_image",)

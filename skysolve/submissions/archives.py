@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from skysolve.engine.archives import ExpandedArchive, expand_archive
+from skysolve.engine.inputs.archives import ExpandedArchive, expand_archive
 from skysolve.errors import WorkerLostError
 from skysolve.submissions.models import Job, Submission, UserImage
 from skysolve.submissions.signals import announce_queued
@@ -58,7 +58,8 @@ def expand_submission_archive(
 
     Returns the file of the first image, which ``job`` goes on to solve.
     Raises the engine's errors for an unusable archive (see
-    :func:`skysolve.engine.archives.expand_archive`) and :class:`~skysolve.errors.WorkerLostError`
+    :func:`skysolve.engine.inputs.archives.expand_archive`) and
+    :class:`~skysolve.errors.WorkerLostError`
     when the job stopped being ``worker_id``'s meanwhile.
     """
     submission = job.submission

@@ -1,20 +1,22 @@
-"""The data model of the service.
+"""The data model of submissions, their images and the jobs that solve them.
 
 A :class:`Submission` is one request (an upload, a URL or an x/y list).  It
 holds one :class:`UserImage` per image (one, or one per star list of a batch
 or per image of a tar/zip archive), and each user image is solved by one or
 more :class:`Job` (one per attempt the user asks for; a worker restart keeps
-the same job).  Submissions, user images,
-jobs and albums have random public ids (see :mod:`skysolve.submissions.ids`).
+the same job).  Submissions, user images and jobs have random public ids (see
+:mod:`skysolve.submissions.ids`).
+
+Who submits (profiles, API keys and sessions) is :mod:`skysolve.accounts.models`;
+what people add to images (albums, tags, comments, flags) is
+:mod:`skysolve.community.models`.
 """
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
@@ -35,16 +37,6 @@ LICENCE_MODIFICATIONS_CHOICES = [
     ("sa", "yes, share alike"),
 ]
 VISIBILITY_CHOICES = [("y", "public"), ("n", "private")]
-
-
-def new_api_key() -> str:
-    """An API key like nova's: 16 lowercase letters (clients validate nothing more)."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz"
-    return "".join(secrets.choice(alphabet) for _ in range(16))
-
-
-def new_session_key() -> str:
-    return secrets.token_hex(16)
 
 
 class RandomIdModel(models.Model):
@@ -73,128 +65,6 @@ class RandomIdModel(models.Model):
                     raise
         self.pk = None
         raise IntegrityError(f"no free random id for {type(self).__name__} after 20 tries")
-
-
-class Profile(models.Model):
-    """Per-user defaults for new submissions."""
-
-    user: models.OneToOneField[User] = models.OneToOneField(
-        User, on_delete=models.CASCADE, related_name="profile"
-    )
-    display_name: models.CharField[str, str] = models.CharField(max_length=100, blank=True)
-    default_allow_commercial_use: models.CharField[str, str] = models.CharField(
-        max_length=2, choices=LICENCE_COMMERCIAL_CHOICES, default="d"
-    )
-    default_allow_modifications: models.CharField[str, str] = models.CharField(
-        max_length=2, choices=LICENCE_MODIFICATIONS_CHOICES, default="d"
-    )
-    default_publicly_visible: models.CharField[str, str] = models.CharField(
-        max_length=1, choices=VISIBILITY_CHOICES, default="y"
-    )
-
-    def __str__(self) -> str:
-        return f"profile of {self.user.username}"
-
-    @classmethod
-    def for_user(cls, user: User) -> Profile:
-        profile, _ = cls.objects.get_or_create(user=user)
-        return profile
-
-
-class ApiKey(models.Model):
-    """A key a client exchanges for a session at /api/login; a user may hold several."""
-
-    user: models.ForeignKey[User] = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="api_keys"
-    )
-    key: models.CharField[str, str] = models.CharField(
-        max_length=64, unique=True, default=new_api_key
-    )
-    label: models.CharField[str, str] = models.CharField(max_length=100, blank=True)
-    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
-    last_used: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
-        null=True, blank=True
-    )
-
-    def __str__(self) -> str:
-        return f"API key of {self.user.username} ({self.label or 'unlabelled'})"
-
-    @classmethod
-    def create_for(cls, user: User, label: str = "") -> ApiKey:
-        return cls.objects.create(user=user, label=label)
-
-    def regenerate(self) -> str:
-        """Replace the key (the old one stops working at once) and return the new one."""
-        self.key = new_api_key()
-        self.created = timezone.now()
-        self.save(update_fields=["key", "created"])
-        # Sessions made with the leaked key must not outlive it.
-        ApiSession.objects.filter(api_key=self).delete()
-        return self.key
-
-
-class ApiSession(models.Model):
-    """What /api/login hands out; later requests carry its key as ``session``.
-
-    ``user`` is None for an anonymous session (SKYSOLVE_ALLOW_ANY_APIKEY); such
-    a session owns the submissions made through it.
-    """
-
-    key: models.CharField[str, str] = models.CharField(
-        max_length=64, unique=True, default=new_session_key
-    )
-    user: models.ForeignKey[User | None] = models.ForeignKey(
-        User, on_delete=models.CASCADE, null=True, blank=True, related_name="api_sessions"
-    )
-    api_key: models.ForeignKey[ApiKey | None] = models.ForeignKey(
-        ApiKey, on_delete=models.CASCADE, null=True, blank=True, related_name="sessions"
-    )
-    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
-    expires: models.DateTimeField[datetime, datetime] = models.DateTimeField()
-
-    class Meta:
-        indexes = [models.Index(fields=["expires"])]
-
-    def __str__(self) -> str:
-        return f"API session of {self.user.username if self.user else 'anonymous'}"
-
-    @classmethod
-    def start(cls, user: User | None, api_key: ApiKey | None = None) -> ApiSession:
-        now = timezone.now()
-        days = max(14, settings.SKYSOLVE_SESSION_DAYS)
-        return cls.objects.create(
-            user=user, api_key=api_key, created=now, expires=now + timedelta(days=days)
-        )
-
-    @property
-    def is_expired(self) -> bool:
-        return self.expires <= timezone.now()
-
-
-class Album(RandomIdModel):
-    owner: models.ForeignKey[User] = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="albums"
-    )
-    title: models.CharField[str, str] = models.CharField(max_length=200)
-    description: models.TextField[str, str] = models.TextField(blank=True)
-    publicly_visible: models.CharField[str, str] = models.CharField(
-        max_length=1, choices=VISIBILITY_CHOICES, default="y"
-    )
-    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
-    user_images: models.ManyToManyField[UserImage, Any] = models.ManyToManyField(
-        "UserImage", related_name="albums", blank=True
-    )
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["publicly_visible", "created", "id"], name="album_visible_created")
-        ]
-        constraints = [
-            models.UniqueConstraint(fields=["owner", "title"], name="album_title_per_owner")
-        ]
-
-    def __str__(self) -> str:
-        return self.title
 
 
 class Submission(RandomIdModel):
@@ -239,8 +109,15 @@ class Submission(RandomIdModel):
     publicly_visible: models.CharField[str, str] = models.CharField(
         max_length=1, choices=VISIBILITY_CHOICES, default="y"
     )
-    album: models.ForeignKey[Album | None] = models.ForeignKey(
-        Album, on_delete=models.SET_NULL, null=True, blank=True, related_name="submissions"
+    #: The album its images go into (named by the uploader).  Referenced by
+    #: name: the community app builds on this one, so this module imports none
+    #: of it (``community.Album``; typed loosely for the same reason).
+    album: models.ForeignKey[Any] = models.ForeignKey(
+        "community.Album",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="submissions",
     )
     #: When a client last asked for its status (kept only with SKYSOLVE_ABANDON_SECONDS).
     last_polled: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
@@ -302,16 +179,6 @@ class Submission(RandomIdModel):
             self.refresh_from_db(fields=["processing_started", "processing_finished"])
 
 
-class Tag(models.Model):
-    text: models.CharField[str, str] = models.CharField(max_length=200, unique=True)
-    #: Public images carrying the tag, kept by :mod:`skysolve.submissions.tagcounts`
-    #: (the tag list shows it without counting a join of millions of rows).
-    public_count: models.IntegerField[int, int] = models.IntegerField(default=0)
-
-    def __str__(self) -> str:
-        return self.text
-
-
 class UserImage(RandomIdModel):
     submission: models.ForeignKey[Submission] = models.ForeignKey(
         Submission, on_delete=models.CASCADE, related_name="user_images"
@@ -338,9 +205,6 @@ class UserImage(RandomIdModel):
     archive_member: models.IntegerField[int | None, int | None] = models.IntegerField(
         null=True, blank=True
     )
-    tags: models.ManyToManyField[Tag, Any] = models.ManyToManyField(
-        Tag, through="TaggedUserImage", related_name="user_images"
-    )
 
     class Meta:
         indexes = [
@@ -356,7 +220,6 @@ class UserImage(RandomIdModel):
 
     if TYPE_CHECKING:
         jobs: RelatedManager[Job]
-        taggeduserimage_set: RelatedManager[TaggedUserImage]
 
     def __str__(self) -> str:
         return f"user image {self.id}"
@@ -365,111 +228,8 @@ class UserImage(RandomIdModel):
     def is_public(self) -> bool:
         return self.publicly_visible == "y"
 
-    def tag_texts(self, *, machine: bool, limit: int | None = None) -> list[str]:
-        rows = self.taggeduserimage_set.filter(machine=machine).order_by("id")
-        return list(rows.values_list("tag__text", flat=True)[:limit])
-
-    def all_tag_texts(self) -> list[str]:
-        """Every tag, user and machine, once each, in the order they were added (nova's tags)."""
-        rows = self.taggeduserimage_set.select_related("tag").order_by("id")
-        return list(dict.fromkeys(row.tag.text for row in rows))
-
     def latest_job(self) -> Job | None:
         return self.jobs.order_by("-queued_at", "-id").first()
-
-
-class TaggedUserImage(models.Model):
-    """A tag on an image; ``machine`` tags are added by the solver (objects in field)."""
-
-    user_image: models.ForeignKey[UserImage] = models.ForeignKey(
-        UserImage, on_delete=models.CASCADE
-    )
-    tag: models.ForeignKey[Tag] = models.ForeignKey(Tag, on_delete=models.CASCADE)
-    machine: models.BooleanField[bool, bool] = models.BooleanField(default=False)
-    added_by: models.ForeignKey[User | None] = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True
-    )
-    added: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
-    #: Whether the image (and its submission) is public, kept by
-    #: :mod:`skysolve.submissions.tagcounts` (the counts and :class:`TaggedJob`
-    #: follow it without looking the image up).
-    public: models.BooleanField[bool, bool] = models.BooleanField(default=False)
-
-    class Meta:
-        indexes = [
-            # A tag's page and jobs_by_tag: its images, most recently tagged first.
-            models.Index(fields=["tag", "id"], name="tagged_tag_id"),
-        ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user_image", "tag", "machine"], name="one_tag_per_image"
-            )
-        ]
-
-
-class Comment(RandomIdModel):
-    """A comment on an image or on an album (exactly one of the two).
-
-    Its author or the owner of what it is on may delete it.
-    """
-
-    author: models.ForeignKey[User] = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="comments"
-    )
-    user_image: models.ForeignKey[UserImage | None] = models.ForeignKey(
-        UserImage, on_delete=models.CASCADE, null=True, blank=True, related_name="comments"
-    )
-    album: models.ForeignKey[Album | None] = models.ForeignKey(
-        Album, on_delete=models.CASCADE, null=True, blank=True, related_name="comments"
-    )
-    text: models.TextField[str, str] = models.TextField()
-    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(user_image__isnull=False, album__isnull=True)
-                | models.Q(user_image__isnull=True, album__isnull=False),
-                name="comment_on_one_thing",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"comment {self.id} by {self.author.username}"
-
-
-class Flag(models.Model):
-    """One person's flag of one kind on an image (nova's flags); staff review them."""
-
-    ABUSE = "abuse"
-    NICE = "nice"
-    SHOULD_HAVE_SOLVED = "should_have_solved"
-    GOOD_DEMO = "good_demo"
-    BUG = "bug"
-    KIND_CHOICES = [
-        (ABUSE, "report abuse"),
-        (NICE, "nice solve"),
-        (SHOULD_HAVE_SOLVED, "should have solved"),
-        (GOOD_DEMO, "good demo"),
-        (BUG, "report bug"),
-    ]
-
-    user_image: models.ForeignKey[UserImage] = models.ForeignKey(
-        UserImage, on_delete=models.CASCADE, related_name="flags"
-    )
-    user: models.ForeignKey[User] = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="flags"
-    )
-    kind: models.CharField[str, str] = models.CharField(max_length=20, choices=KIND_CHOICES)
-    created: models.DateTimeField[datetime, datetime] = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user_image", "user", "kind"], name="one_flag_per_kind")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} on image {self.user_image_id} by {self.user_id}"  # type: ignore[attr-defined]
 
 
 class Job(RandomIdModel):
@@ -648,28 +408,3 @@ def nova_time(value: datetime | None) -> str:
     if timezone.is_aware(value):
         value = value.astimezone(UTC).replace(tzinfo=None)
     return str(value)
-
-
-class TaggedJob(models.Model):
-    """A job whose image carries a tag, with what ``/api/jobs_by_tag`` reads of it.
-
-    Kept by :mod:`skysolve.submissions.tagcounts` (a tag put on or taken off
-    an image, an image's visibility) and :func:`~skysolve.submissions.services.retry_job`
-    (``queued_at``), so that a tag's public jobs in their order are one range
-    of one index instead of a lookup of each image's jobs.
-    """
-
-    tag: models.ForeignKey[Tag] = models.ForeignKey(Tag, on_delete=models.CASCADE)
-    job: models.ForeignKey[Job] = models.ForeignKey(Job, on_delete=models.CASCADE)
-    public: models.BooleanField[bool, bool] = models.BooleanField(default=False)
-    queued_at: models.DateTimeField[datetime, datetime] = models.DateTimeField()
-
-    class Meta:
-        indexes = [
-            models.Index(
-                fields=["tag", "queued_at", "job"],
-                name="taggedjob_public",
-                condition=models.Q(public=True),
-            ),
-        ]
-        constraints = [models.UniqueConstraint(fields=["tag", "job"], name="one_job_per_tag")]

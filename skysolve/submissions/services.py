@@ -24,22 +24,13 @@ from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from skysolve.engine.archives import archive_format
+from skysolve.accounts.models import ApiKey, ApiSession, Profile
+from skysolve.community.models import Album, Tag, TaggedJob, TaggedUserImage
+from skysolve.engine.inputs.archives import archive_format
 from skysolve.engine.params import NOT_FROM_REQUESTS, SolveParameters
 from skysolve.engine.results import CALIBRATION_FIELDS, nova_orientation
 from skysolve.errors import InvalidParameterError
-from skysolve.submissions.models import (
-    Album,
-    ApiKey,
-    ApiSession,
-    Job,
-    Profile,
-    Submission,
-    Tag,
-    TaggedJob,
-    TaggedUserImage,
-    UserImage,
-)
+from skysolve.submissions.models import Job, Submission, UserImage
 from skysolve.submissions.signals import announce_queued
 
 #: Upload suffixes kept on stored files (the engine sniffs content, but a

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "skysolve.web.apps.WebConfig",
     "skysolve.submissions",
+    "skysolve.community",
     "skysolve.queue",
     "skysolve.api",
     "skysolve.front",
@@ -225,7 +226,7 @@ SKYSOLVE_WORKER_POLL_SECONDS = envfloat("SKYSOLVE_WORKER_POLL_SECONDS", 1.0)
 # recorded first, the pictures follow) is waited for this long, then 404.
 SKYSOLVE_FILE_WAIT_SECONDS = envfloat("SKYSOLVE_FILE_WAIT_SECONDS", 10.0)
 # A queued or running job whose job and submission no client has asked about
-# for this long is cancelled (0: never; see README "KStars and NINA").
+# for this long is cancelled (0: never; see docs/running.md, "Running for KStars and NINA").
 SKYSOLVE_ABANDON_SECONDS = envfloat("SKYSOLVE_ABANDON_SECONDS", 0.0)
 #: Niceness of the embedded solve workers `skysolve serve` starts: solves use
 #: the CPU that web requests leave, so status polls stay fast during a burst.

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from skysolve.accounts.models import ApiKey, Profile
 from skysolve.submissions import services
-from skysolve.submissions.models import ApiKey, Profile
 from tests.front.helpers import make_user
 
 pytestmark = pytest.mark.django_db

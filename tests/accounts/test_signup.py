@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from skysolve.submissions.models import ApiKey, Profile
+from skysolve.accounts.models import ApiKey, Profile
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from django.test import Client
 
+from skysolve.accounts.models import ApiSession
 from skysolve.queue.worker import Worker
-from skysolve.submissions.models import ApiSession, Job, Submission
+from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.services import create_api_key
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from skysolve.submissions.models import ApiSession
+from skysolve.accounts.models import ApiSession
 from skysolve.submissions.services import create_api_key
 
 pytestmark = pytest.mark.django_db

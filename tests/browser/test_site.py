@@ -295,8 +295,8 @@ def test_every_page_fits_a_phone_and_names_no_server_path(browser: Any, live_ser
     from django.conf import settings
     from django.utils import timezone
 
+    from skysolve.community.models import Album, Comment, Flag, Tag, TaggedUserImage
     from skysolve.submissions.jobfiles import PICTURES
-    from skysolve.submissions.models import Album, Comment, Flag, Tag, TaggedUserImage
     from tests.front.helpers import fail, make_user, submit
 
     picture = picture_bytes(images_dir())
@@ -502,7 +502,8 @@ def test_it_asks_before_what_cannot_be_undone_and_says_what_it_did(
 ) -> None:
     from playwright.sync_api import expect
 
-    from skysolve.submissions.models import ApiKey, Comment
+    from skysolve.accounts.models import ApiKey
+    from skysolve.community.models import Comment
     from skysolve.submissions.services import create_api_key
     from tests.front.helpers import make_user
 

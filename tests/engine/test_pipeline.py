@@ -13,8 +13,8 @@ from skysolve.engine.fitting.quality import read_residuals
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
 from skysolve.engine.results import SolveResult, SourceList, nova_orientation
-from skysolve.engine.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
 from skysolve.errors import BadInputError, NoMatchError, NoStarsError, SolveCancelledError
+from testfields.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
 from tests.gates import needs_binary
 
 pytestmark = needs_binary("astrometry-engine")
@@ -294,7 +294,7 @@ def test_it_solves_the_shared_images(tmp_path: Path, shared_images: Path, name: 
     assert cal.parity == 1.0
     assert angle_diff(cal.orientation, orientation) < 0.5
     # What the API reports for a JPEG: nova's (180 - t) mod 360; for apod4.jpg 121.5
-    # (solve-field's WCS gives 114.5, its t being measured at its CRPIX: see README).
+    # (solve-field's WCS gives 114.5, its t being measured at its CRPIX: see docs/using.md).
     assert result.image_format == "jpeg"
     reported = nova_orientation(cal.orientation, result.image_format)
     assert angle_diff(reported, 180 - orientation) < 0.5

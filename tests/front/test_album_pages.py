@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from skysolve.submissions.models import Album, UserImage
+from skysolve.community.models import Album
+from skysolve.submissions.models import UserImage
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db

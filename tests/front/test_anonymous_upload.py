@@ -6,7 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from skysolve.submissions.models import Album, Job, Submission
+from skysolve.community.models import Album
+from skysolve.submissions.models import Job, Submission
 from tests.front.helpers import form
 
 pytestmark = pytest.mark.django_db

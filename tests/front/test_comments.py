@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from skysolve.submissions.models import Album, Comment
+from skysolve.community.models import Album, Comment
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db

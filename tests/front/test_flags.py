@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from skysolve.submissions.models import Flag
+from skysolve.community.models import Flag
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from skysolve.front.services import public_images
+from skysolve.community.models import Album
+from skysolve.front.listings import public_images
 from skysolve.submissions import services
-from skysolve.submissions.models import Album, Submission, UserImage
+from skysolve.submissions.models import Submission, UserImage
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from skysolve.submissions.models import Comment, Flag
+from skysolve.community.models import Comment, Flag
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
@@ -19,8 +19,8 @@ def test_it_lets_a_superuser_find_comments_and_flags_in_the_admin(client: Client
     boss.is_superuser = True
     boss.save()
     client.force_login(boss)
-    found = client.get("/admin/submissions/comment/", {"q": "cheap"}).content.decode()
+    found = client.get("/admin/community/comment/", {"q": "cheap"}).content.decode()
     assert "1 result (" in found
     assert found.count('class="action-select"') == 1
-    flags = client.get("/admin/submissions/flag/", {"kind__exact": "abuse"})
+    flags = client.get("/admin/community/flag/", {"kind__exact": "abuse"})
     assert flags.status_code == 200 and "report abuse" in flags.content.decode()

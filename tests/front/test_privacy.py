@@ -18,7 +18,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from PIL import Image as PILImage
 
-from skysolve.submissions.models import Album, Job, Tag
+from skysolve.community.models import Album, Tag
+from skysolve.submissions.models import Job
 from skysolve.submissions.services import upload_path
 from tests.front.helpers import make_user, solve, submit
 

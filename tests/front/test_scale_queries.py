@@ -18,8 +18,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from skysolve.submissions import tagcounts
-from skysolve.submissions.models import Album, Comment, Job, Tag, TaggedUserImage, UserImage
+from skysolve.community import tagcounts
+from skysolve.community.models import Album, Comment, Tag, TaggedUserImage
+from skysolve.submissions.models import Job, UserImage
 from tests.front.helpers import job_of, make_user, solve, submit
 
 pytestmark = pytest.mark.django_db
@@ -173,10 +174,10 @@ def test_the_api_lists_are_what_json_dumps_writes(client: Client, alice: User) -
     assert by_tag.content.decode() == json.dumps(expected)
     assert client.get("/api/jobs_by_tag?query=nothing").content == b'{"job_ids": []}'
     # Two tags match the search and one image has both: its job is listed once.
-    from skysolve.front import community
+    from skysolve.community import tags
     from skysolve.submissions.services import Viewer
 
-    community.add_tag(retried.user_image.pk, Viewer(user=alice), "Whirlpool")
+    tags.add_tag(retried.user_image.pk, Viewer(user=alice), "Whirlpool")
     both = client.get("/api/jobs_by_tag?query=whirlpool")
     assert both.content.decode() == json.dumps(expected)
 
@@ -203,7 +204,7 @@ def test_an_image_with_many_tags_and_comments(client: Client, alice: User) -> No
 
 
 def test_tag_counts_follow_tags_and_visibility(client: Client, alice: User) -> None:
-    from skysolve.front import community
+    from skysolve.community import edits, tags
     from skysolve.submissions.services import Viewer
 
     whirlpool = Tag.objects.get(text="Whirlpool Galaxy")
@@ -211,7 +212,7 @@ def test_tag_counts_follow_tags_and_visibility(client: Client, alice: User) -> N
     image = UserImage.objects.filter(user=alice).first()
     assert image is not None
     viewer = Viewer(user=alice)
-    community.add_tag(image.id, viewer, "Whirlpool Galaxy")  # the same tag again: one image
+    tags.add_tag(image.id, viewer, "Whirlpool Galaxy")  # the same tag again: one image
     whirlpool.refresh_from_db()
     assert whirlpool.public_count == 2
     # The tag rows carry the visibility jobs_by_tag reads.
@@ -219,22 +220,22 @@ def test_tag_counts_follow_tags_and_visibility(client: Client, alice: User) -> N
     assert rows.count() > 1 and all(rows.values_list("public", flat=True))
     by_tag = "/api/jobs_by_tag?query=Whirlpool"
     assert len(json.loads(client.get(by_tag).content)["job_ids"]) == 2
-    community.set_visibility(image.id, viewer, public=False)
+    edits.set_visibility(image.id, viewer, public=False)
     whirlpool.refresh_from_db()
     assert whirlpool.public_count == 1
     assert not any(rows.values_list("public", flat=True))
     hidden = set(image.jobs.values_list("id", flat=True))
     assert not hidden & set(json.loads(client.get(by_tag).content)["job_ids"])
-    community.add_tag(image.id, viewer, "Spiral")  # a new tag on a private image
+    tags.add_tag(image.id, viewer, "Spiral")  # a new tag on a private image
     assert TaggedUserImage.objects.get(user_image=image, tag__text="Spiral").public is False
     assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {"job_ids": []}
-    community.set_visibility(image.id, viewer, public=True)
+    edits.set_visibility(image.id, viewer, public=True)
     assert all(rows.values_list("public", flat=True))
     assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {
         "job_ids": sorted(hidden, reverse=True)
     }
     spiral = TaggedUserImage.objects.get(user_image=image, tag__text="Spiral")
-    community.remove_tag(spiral.pk, viewer)
+    tags.remove_tag(spiral.pk, viewer)
     assert json.loads(client.get("/api/jobs_by_tag?query=Spiral").content) == {"job_ids": []}
     image.delete()
     whirlpool.refresh_from_db()

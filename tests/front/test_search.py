@@ -85,7 +85,7 @@ def test_it_finds_fields_that_contain_a_point_or_overlap_a_circle(client: Client
 
 
 def test_it_lists_the_nearest_first_and_at_most_the_limit(db: None) -> None:
-    from skysolve.front import services as front
+    from skysolve.front import search_page as front
 
     bob = make_user("bob")
     for i in range(12):
@@ -100,7 +100,7 @@ def test_it_lists_the_nearest_first_and_at_most_the_limit(db: None) -> None:
 def test_a_common_tag_is_checked_job_by_job_with_the_same_answer(
     client: Client, sky: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skysolve.front import services as front
+    from skysolve.front import search_page as front
 
     monkeypatch.setattr(front, "COMMON_TAG", 0)  # every tag counts as common
     assert names(client, "object=m+101") == ["dipper.jpg"]

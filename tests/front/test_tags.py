@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from skysolve.community.models import Tag, TaggedUserImage
 from skysolve.submissions import services
-from skysolve.submissions.models import Tag, TaggedUserImage
 from tests.front.helpers import make_user, solve, submit
 
 pytestmark = pytest.mark.django_db

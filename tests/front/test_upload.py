@@ -6,7 +6,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from skysolve.submissions.models import Album, Job, Profile, Submission
+from skysolve.accounts.models import Profile
+from skysolve.community.models import Album
+from skysolve.submissions.models import Job, Submission
 from tests.front.helpers import form, make_user
 
 pytestmark = pytest.mark.django_db

@@ -13,16 +13,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from skysolve.submissions.models import (
-    Album,
-    ApiKey,
-    ApiSession,
-    Comment,
-    Flag,
-    Submission,
-    Tag,
-    TaggedUserImage,
-)
+from skysolve.accounts.models import ApiKey, ApiSession
+from skysolve.community.models import Album, Comment, Flag, Tag, TaggedUserImage
+from skysolve.submissions.models import Submission
 from skysolve.submissions.services import create_api_key
 from skysolve.web.checks import check_settings
 from tests.front.helpers import solve, submit

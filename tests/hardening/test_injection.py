@@ -27,9 +27,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from skysolve.community.models import Album
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult
-from skysolve.submissions.models import Album, Job, Submission
+from skysolve.submissions.models import Job, Submission
 from tests.api.helpers import session_for, solve_all
 from tests.webfixtures import FakeSolver
 
@@ -224,7 +225,7 @@ def test_it_gives_the_real_engine_only_generated_names(
     tmp_path: Path, data_dir: Path, settings: Any, client: Client
 ) -> None:
     from skysolve.engine.pipeline import solve
-    from skysolve.engine.synthetic import FieldSpec, make_field, write_fits
+    from testfields.synthetic import FieldSpec, make_field, write_fits
 
     settings.SKYSOLVE_PICTURES = False
     outside = tmp_path / "outside"

@@ -22,17 +22,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from PIL import Image as PILImage
 
+from skysolve.accounts.models import ApiKey, ApiSession
 from skysolve.api.files import RESULT_FILES
-from skysolve.submissions.models import (
-    Album,
-    ApiKey,
-    ApiSession,
-    Comment,
-    Flag,
-    Job,
-    Tag,
-    TaggedUserImage,
-)
+from skysolve.community.models import Album, Comment, Flag, Tag, TaggedUserImage
+from skysolve.submissions.models import Job
 from skysolve.submissions.services import create_api_key, upload_path
 from tests.front.helpers import solve, submit
 

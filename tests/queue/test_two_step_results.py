@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from skysolve.community.models import TaggedUserImage
 from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.models import Job
 from tests.api.helpers import call, job_of, session_for, submit_xy
@@ -49,7 +50,7 @@ def test_it_shows_the_answer_while_the_pictures_are_drawn(client: Client, settin
     assert "annotated_display" in job.result["files"]
     assert status_of(client, f"/annotated_display/{job_id}") == 200
     assert job.log == "fake solver log\n"
-    assert job.user_image.tags.count() == 2  # tagged once, in the first step
+    assert TaggedUserImage.objects.filter(user_image=job.user_image).count() == 2  # the first step
 
 
 def test_it_keeps_the_answer_when_the_pictures_fail(client: Client) -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from skysolve.accounts.models import ApiKey
 from skysolve.cli import main
-from skysolve.submissions.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 

@@ -75,9 +75,9 @@ def test_the_scale_migrations_fill_a_populated_database() -> None:
 
     migrate()
 
+    from skysolve.community.models import Tag as NewTag
     from skysolve.queue.models import ServedOwner
     from skysolve.submissions.models import Job as NewJob
-    from skysolve.submissions.models import Tag as NewTag
 
     for job in NewJob.objects.filter(ra__isnull=False):
         expected = sky.sky_columns(job.ra, job.dec, job.radius)
@@ -86,12 +86,12 @@ def test_the_scale_migrations_fill_a_populated_database() -> None:
     # 20 images tagged twice each, two of them private: 18 public images.
     assert NewTag.objects.get(text="M 31").public_count == 18
     # Each tag row carries its image's visibility (jobs_by_tag reads it).
-    from skysolve.submissions.models import TaggedUserImage as NewTagged
+    from skysolve.community.models import TaggedUserImage as NewTagged
 
     flags = dict(NewTagged.objects.values_list("user_image_id", "public"))
     assert flags == {i + 1: i % 10 != 0 for i in range(20)}
     # ... and each tagged job is listed once under the tag, with its order.
-    from skysolve.submissions.models import TaggedJob
+    from skysolve.community.models import TaggedJob
 
     listed = set(TaggedJob.objects.values_list("job_id", "public", "queued_at"))
     assert listed == {

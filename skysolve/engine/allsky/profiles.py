@@ -36,7 +36,7 @@ def profile_dir(environ: dict[str, str] | None = None) -> Path:
     configured = env.get("SKYSOLVE_ALLSKY_PROFILES")
     if configured:
         return Path(configured)
-    from skysolve.engine.annotations import cache_dir
+    from skysolve.engine.products.named_objects import cache_dir
 
     return cache_dir() / "allsky-profiles"
 

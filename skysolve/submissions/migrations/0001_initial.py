@@ -5,7 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import skysolve.submissions.models
+import skysolve.accounts.models
 
 
 class Migration(migrations.Migration):
@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
                 (
                     "key",
                     models.CharField(
-                        default=skysolve.submissions.models.new_api_key, max_length=64, unique=True
+                        default=skysolve.accounts.models.new_api_key, max_length=64, unique=True
                     ),
                 ),
                 ("label", models.CharField(blank=True, max_length=100)),
@@ -349,7 +349,7 @@ class Migration(migrations.Migration):
                 (
                     "key",
                     models.CharField(
-                        default=skysolve.submissions.models.new_session_key,
+                        default=skysolve.accounts.models.new_session_key,
                         max_length=64,
                         unique=True,
                     ),

@@ -1,0 +1,1 @@
+"""The community: albums, tags, comments and flags on images, and their rules."""
