@@ -262,11 +262,12 @@ def run_skysolve(case: Case, limit: float, fastpath: bool, fastpath_db: Path) ->
 
 
 def ssharness_binary(explicit: str | None) -> Path | None:
-    """``--ssharness``, ``SKYSOLVE_SSHARNESS``, this checkout's ``.venv/bin/ssharness``."""
-    for candidate in (explicit, os.environ.get("SKYSOLVE_SSHARNESS"), REPO / ".venv/bin/ssharness"):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
+    """``--ssharness``, else ``SKYSOLVE_SSHARNESS``, else this checkout's
+    ``.venv/bin/ssharness``; None when the one named is not an executable file."""
+    candidate = Path(
+        explicit or os.environ.get("SKYSOLVE_SSHARNESS") or REPO / ".venv/bin/ssharness"
+    )
+    return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
 
 
 def index_dirs() -> list[Path]:
@@ -644,8 +645,7 @@ def main() -> int:
         "--tools",
         nargs="+",
         choices=TOOLS,
-        default=list(TOOLS),
-        help="which runs to make (solve-field is always needed for the tables)",
+        help="which runs to make (default all; solve-field is always needed for the tables)",
     )
     ap.add_argument(
         "--ssharness",
@@ -684,13 +684,17 @@ def main() -> int:
         print(summarise(cases, runs, args.right_px, args.peer_factor))
         return 0
 
+    ssharness = ssharness_binary(args.ssharness)
+    if args.tools is None:
+        args.tools = [t for t in TOOLS if t != "stellarsolver" or ssharness is not None]
+        if ssharness is None:
+            print("note: no ssharness (make client-tools): StellarSolver left out", file=sys.stderr)
+    elif "stellarsolver" in args.tools and ssharness is None:
+        print("no ssharness: run make client-tools, or give --ssharness", file=sys.stderr)
+        return 2
     fastpath_db = default_db_path({**os.environ, "SKYSOLVE_DATA_DIR": str(REPO / "var")})
     if "skysolve" in args.tools and not fastpath_db.is_file():
         print(f"no fast-path database at {fastpath_db}: run make setup", file=sys.stderr)
-        return 2
-    ssharness = ssharness_binary(args.ssharness)
-    if "stellarsolver" in args.tools and ssharness is None:
-        print("no ssharness: run make client-tools, or give --ssharness", file=sys.stderr)
         return 2
     dirs = index_dirs()
     cases = load_cases(args)
