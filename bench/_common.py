@@ -18,6 +18,10 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+# testfields/ (synthetic star fields) sits at the repository root, outside the
+# installed package: every benchmark that imports this module can import it.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 #: ``skysolve`` in the current interpreter, whether or not the venv's script is on PATH.
 CLI = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
 
@@ -30,10 +34,10 @@ CENTRES = [(200.0, -30.0), (40.0, 20.0), (300.0, 60.0), (120.0, -10.0), (83.8, -
 def star_lists(count: int) -> list[dict[str, Any]]:
     """``count`` url_upload payloads (x/y lists, image size, +-10 % scale hint) that solve.
 
-    Real sky through :func:`skysolve.engine.synthetic.make_field`, as astroquery's
+    Real sky through :func:`testfields.synthetic.make_field`, as astroquery's
     ``solve_from_source_list`` sends it; the distinct fields are cycled.
     """
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     distinct = []
     for seed, (ra, dec) in enumerate(CENTRES[:count]):
@@ -85,7 +89,7 @@ def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
         SKYSOLVE_RATE_LIMIT_USER_PER_HOUR="0",
         SKYSOLVE_RATE_LIMIT_IP_PER_HOUR="0",
     )
-    from skysolve.engine.fastpath import default_db_path
+    from skysolve.engine.solving.fastpath import default_db_path
 
     # The shared database (make setup), else one an older checkout built in ./var.
     fastpath = default_db_path({**os.environ, "SKYSOLVE_DATA_DIR": str(REPO / "var")})

@@ -57,10 +57,10 @@ from _common import machine_load  # noqa: E402
 from engine_bench import timed  # noqa: E402
 from real_bench import Case, load_cases  # noqa: E402
 
-from skysolve.engine.catalog import default_catalog  # noqa: E402
 from skysolve.engine.extraction import extract_sources  # noqa: E402
-from skysolve.engine.fastpath import default_db_path  # noqa: E402
-from skysolve.engine.images import load_image  # noqa: E402
+from skysolve.engine.indexes.catalog import default_catalog  # noqa: E402
+from skysolve.engine.inputs.images import load_image  # noqa: E402
+from skysolve.engine.solving.fastpath import default_db_path  # noqa: E402
 
 TOOLS = ("solve-field", "skysolve", "skysolve-no-fastpath")
 #: Match radius of the scoring, pixels.

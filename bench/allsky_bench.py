@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from skysolve.engine.allsky.blind import bright_stars, solve_allsky
     from skysolve.engine.allsky.solver import observation_time, site_below
     from skysolve.engine.allsky.wcs import to_fits_header
-    from skysolve.engine.images import load_image
+    from skysolve.engine.inputs.images import load_image
 
     manifest = json.loads((args.corpus / "manifest.json").read_text())
     frames = [e for e in manifest if e.get("category") == "allsky"]

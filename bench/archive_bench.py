@@ -3,7 +3,7 @@ and how soon it stops bombs.
 
 Builds, in a temporary directory, archives of ``--images`` synthetic 16-bit FITS
 images (``--size`` pixels square, star-field-like noise) in each format, then
-times :func:`skysolve.engine.archives.expand_archive` on each (best of
+times :func:`skysolve.engine.inputs.archives.expand_archive` on each (best of
 ``--repeat``) and prints a Markdown table: archive size, uncompressed size, time,
 throughput and peak traced memory.  Then the time and peak memory to refuse a
 3 GB tar.gz bomb and a 2.5 GB zip bomb with the default caps.
@@ -29,7 +29,7 @@ from astropy.io import fits
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skysolve.engine.archives import expand_archive  # noqa: E402
+from skysolve.engine.inputs.archives import expand_archive  # noqa: E402
 from skysolve.errors import ImageTooLargeError  # noqa: E402
 from tests.hardening.files import Entry, tar_bomb_gz, tar_bytes, zip_bomb, zip_bytes  # noqa: E402
 

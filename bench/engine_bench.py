@@ -179,7 +179,7 @@ def real_cases() -> list[Case]:
 
 
 def synthetic_cases(n: int, seed: int, workdir: Path) -> list[Case]:
-    from skysolve.engine.synthetic import FieldSpec, make_field, random_specs, write_fits
+    from testfields.synthetic import FieldSpec, make_field, random_specs, write_fits
 
     options: dict[str, Any] = dict(
         fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, missing_fraction=0.1, hot_pixels=20
@@ -251,7 +251,7 @@ def target_cases(n: int, seed: int, workdir: Path) -> list[Case]:
     of the catalogue stars missing, as many spurious sources as real ones), too
     narrow for the fast path's database: the astrometry.net path alone.
     """
-    from skysolve.engine.synthetic import FieldSpec, make_field, random_specs, write_fits
+    from testfields.synthetic import FieldSpec, make_field, random_specs, write_fits
 
     options: dict[str, Any] = dict(
         fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, missing_fraction=0.1, hot_pixels=20
@@ -355,7 +355,7 @@ def memory_loop(n: int, workdir: Path) -> str:
     """Solve the same star list ``n`` times in one process; report RSS and open files."""
     from skysolve.engine.params import SolveParameters
     from skysolve.engine.pipeline import EngineConfig, solve
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     spec = FieldSpec(ra=83.8, dec=-5.4, pixscale=20.0, width=800, height=600, rotation=10, seed=5)
     sources = make_field(spec, render=False).sources

@@ -43,8 +43,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skysolve.engine.fastpath import default_db_path, load_database, stars_path  # noqa: E402
-from skysolve.engine.synthetic import SyntheticField, make_field, random_specs  # noqa: E402
+from skysolve.engine.solving.fastpath import default_db_path, load_database, stars_path  # noqa: E402
+from testfields.synthetic import SyntheticField, make_field, random_specs  # noqa: E402
 
 CLI = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
 

@@ -38,21 +38,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skysolve.engine.astrometry import AstrometryNetSolver  # noqa: E402
 from skysolve.engine.extraction import (  # noqa: E402
     SOLVER_UNIFORMIZE_CELLS,
     extract_bright_sources,
     extract_sources,
     uniformize,
 )
-from skysolve.engine.fastpath import PatternHashSolver, default_db_path, load_database  # noqa: E402
-from skysolve.engine.images import load_image  # noqa: E402
+from skysolve.engine.inputs.images import load_image  # noqa: E402
 from skysolve.engine.params import SolveParameters  # noqa: E402
 from skysolve.engine.pipeline import EngineConfig  # noqa: E402
 from skysolve.engine.pipeline import solve as pipeline_solve  # noqa: E402
 from skysolve.engine.results import SourceList, wcs_from_header  # noqa: E402
-from skysolve.engine.solvers import SolveConstraints, SolverOutcome  # noqa: E402
-from skysolve.engine.synthetic import SyntheticField, make_field, random_specs, write_fits  # noqa: E402
+from skysolve.engine.solving.astrometry import AstrometryNetSolver  # noqa: E402
+from skysolve.engine.solving.base import SolveConstraints, SolverOutcome  # noqa: E402
+from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path, load_database  # noqa: E402
+from testfields.synthetic import SyntheticField, make_field, random_specs, write_fits  # noqa: E402
 
 
 @dataclass

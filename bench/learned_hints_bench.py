@@ -7,13 +7,17 @@ scale and centre).  Run: ``.venv/bin/python bench/learned_hints_bench.py``.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+# testfields/ sits at the repository root, outside the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.pipeline import EngineConfig, solve
-from skysolve.engine.synthetic import FieldSpec, make_field
+from testfields.synthetic import FieldSpec, make_field
 
 CONFIG = EngineConfig(make_pictures=False, write_files=False)
 

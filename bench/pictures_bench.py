@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from fastpath_api_bench import bench_specs, jpeg_of, tiff16_of  # noqa: E402
 
-from skysolve.engine.fastpath import default_db_path, load_database  # noqa: E402
 from skysolve.engine.params import SolveParameters  # noqa: E402
 from skysolve.engine.pipeline import EngineConfig, solve  # noqa: E402
-from skysolve.engine.synthetic import make_field  # noqa: E402
+from skysolve.engine.solving.fastpath import default_db_path, load_database  # noqa: E402
+from testfields.synthetic import make_field  # noqa: E402
 
 
 def main() -> int:
@@ -44,8 +44,8 @@ def main() -> int:
     ap.add_argument("--format", choices=("tiff16", "jpeg"), default="tiff16")
     args = ap.parse_args()
     from skysolve.engine.extraction import extract_sources
-    from skysolve.engine.images import load_image
-    from skysolve.engine.pictures import make_pictures
+    from skysolve.engine.inputs.images import load_image
+    from skysolve.engine.products.pictures import make_pictures
 
     info = load_database(default_db_path()).info
     size = (1024, 768) if args.format == "tiff16" else (800, 600)

@@ -108,7 +108,7 @@ def start(mode: str, broker: str, tmp: Path) -> Cluster:
         "SKYSOLVE_RATE_LIMIT_USER_PER_HOUR": "0",
         "SKYSOLVE_RATE_LIMIT_IP_PER_HOUR": "0",
     }
-    from skysolve.engine.fastpath import default_db_path
+    from skysolve.engine.solving.fastpath import default_db_path
 
     # The shared database (make setup), else one an older checkout built in ./var.
     fastpath = default_db_path({**os.environ, "SKYSOLVE_DATA_DIR": str(REPO / "var")})

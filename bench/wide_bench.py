@@ -2,7 +2,7 @@
 
 Frames of 800x600 pixels are drawn from the real sky through a rectilinear
 lens with radial (Brown) distortion
-(:func:`skysolve.engine.allsky.synthetic.wide_angle_lens`) at seeded random
+(:func:`testfields.allsky.wide_angle_lens`) at seeded random
 pointings; the brightest sources are found as the pipeline finds them, and
 every guess of the blind ladder is tried on them with tetra3rs alone (the
 added wide guesses with their pattern budget).  Prints, per field width and
@@ -25,18 +25,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skysolve.engine.allsky.blind import bright_stars
-from skysolve.engine.allsky.synthetic import (
-    corner_angle,
-    render_allsky,
-    wide_angle_lens,
-)
 from skysolve.engine.extraction import (
     SOLVER_UNIFORMIZE_CELLS,
     extract_bright_sources,
     uniformize,
 )
-from skysolve.engine.fastpath import PatternHashSolver, default_db_path, load_database
-from skysolve.engine.solvers import SolveConstraints
+from skysolve.engine.solving.base import SolveConstraints
+from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path, load_database
+from testfields.allsky import (
+    corner_angle,
+    render_allsky,
+    wide_angle_lens,
+)
 
 OLD_LADDER = (4.8, 14.4, 43.2)
 WIDTH, HEIGHT = 800, 600

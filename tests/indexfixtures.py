@@ -66,8 +66,8 @@ def make_catalogue(path: Path, *, stars: int = 25000, seed: int = 11) -> Path:
 
 
 def render_field(catalogue: Path, path: Path) -> Path:
-    from skysolve.engine.catalog import StarCatalog
-    from skysolve.engine.synthetic import FieldSpec, make_field, write_fits
+    from skysolve.engine.indexes.catalog import StarCatalog
+    from testfields.synthetic import FieldSpec, make_field, write_fits
 
     table = fits.getdata(catalogue, 1)
     stars = StarCatalog(
@@ -85,7 +85,7 @@ def render_field(catalogue: Path, path: Path) -> Path:
 
 
 def build_sky(root: Path) -> SyntheticSky:
-    from skysolve.engine.index_manager import build
+    from skysolve.engine.indexes.build import build
 
     root.mkdir(parents=True, exist_ok=True)
     catalogue = make_catalogue(root / "catalogue.fits")

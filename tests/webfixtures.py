@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine.hints import apply_learned
+from skysolve.engine.inputs.hints import apply_learned
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import Annotation, Calibration, SolveResult, SourceList
 from skysolve.errors import NoMatchError, SolveCancelledError

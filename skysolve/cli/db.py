@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from skysolve.engine.fastpath import build_db_path
+    from skysolve.engine.solving.fastpath import build_db_path
 
     path = args.output or build_db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,12 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _build_locked(args: argparse.Namespace, path: Path) -> int:
-    from skysolve.engine.fastpath import build_database, database_files, legacy_db_path, stars_path
+    from skysolve.engine.solving.fastpath import (
+        build_database,
+        database_files,
+        legacy_db_path,
+        stars_path,
+    )
 
     if args.if_missing and path.is_file() and stars_path(path).is_file():
         print(f"skysolve: {path} exists; not rebuilt", file=sys.stderr)
@@ -120,7 +125,7 @@ def _build_locked(args: argparse.Namespace, path: Path) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from skysolve.engine.fastpath import default_db_path, legacy_db_path, load_database
+    from skysolve.engine.solving.fastpath import default_db_path, legacy_db_path, load_database
 
     path = args.path or default_db_path()
     if args.path is None and not path.is_file():
@@ -142,7 +147,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def _print_bands(path: Path) -> None:
-    from skysolve.engine.fastpath import band_paths, read_info
+    from skysolve.engine.solving.fastpath import band_paths, read_info
 
     for band in band_paths(path):
         info = read_info(band)

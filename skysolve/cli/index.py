@@ -4,7 +4,7 @@ The engine solves with whatever index files sit in ``SKYSOLVE_INDEX_DIRS``;
 these commands say what is there, what a field size needs, and put it there
 (into the first of those directories, or ``--dir``).  A running service sees
 new files at its next solve.  The work is done by
-:mod:`skysolve.engine.index_manager`; this module parses and prints.
+:mod:`skysolve.engine.indexes`; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def register(subparsers: Any) -> None:
 
 
 def _dirs() -> tuple[Path, ...]:
-    from skysolve.engine.index_manager import index_dirs_from_env
+    from skysolve.engine.indexes.installed import index_dirs_from_env
 
     return index_dirs_from_env()
 
@@ -121,8 +121,8 @@ def _job_records() -> Any:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from skysolve.engine.index_manager import describe
-    from skysolve.engine.indexes import find_indexes
+    from skysolve.engine.indexes.files import find_indexes
+    from skysolve.engine.indexes.installed import describe
 
     try:
         indexes = find_indexes(_dirs(), allow_empty=True)
@@ -161,8 +161,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
-    from skysolve.engine.index_manager import field_of_camera, recommend
-    from skysolve.engine.indexes import find_indexes, format_arcmin
+    from skysolve.engine.indexes.files import find_indexes, format_arcmin
+    from skysolve.engine.indexes.series import field_of_camera, recommend
 
     if args.fov_deg is not None:
         low = high = args.fov_deg
@@ -261,7 +261,8 @@ class _Bar:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from skysolve.engine.index_manager import fetch, files_for, mirrors_from_env
+    from skysolve.engine.indexes.fetch import fetch, mirrors_from_env
+    from skysolve.engine.indexes.series import files_for
 
     center = (args.ra, args.dec) if args.ra is not None and args.dec is not None else None
     if (args.ra is None) != (args.dec is None):
@@ -272,7 +273,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         mirror = args.mirror or mirrors_from_env()[args.series]
         dest = args.dir or _dirs()[0]
         print(f"skysolve: {len(names)} file(s) from {mirror} into {dest}", file=sys.stderr)
-        from skysolve.engine.indexes import find_indexes
+        from skysolve.engine.indexes.files import find_indexes
 
         report = fetch(
             names,
@@ -307,7 +308,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from skysolve.engine.index_manager import build
+    from skysolve.engine.indexes.build import build
 
     dest = args.dir or _dirs()[0]
     try:
@@ -328,7 +329,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from skysolve.engine.index_manager import remove
+    from skysolve.engine.indexes.installed import remove
 
     try:
         removed = remove(args.names, _dirs())
@@ -341,7 +342,7 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from skysolve.engine.index_manager import describe, verify_file
+    from skysolve.engine.indexes.installed import describe, verify_file
 
     checks = []
     for directory in _dirs():

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = EngineConfig.from_env()
     if config.fastpath_db is None:
-        from skysolve.engine.fastpath import default_db_path
+        from skysolve.engine.solving.fastpath import default_db_path
 
         print(
             f"skysolve: note: no fast-path database at {default_db_path()}: astrometry.net "

@@ -9,10 +9,12 @@ checks (:mod:`skysolve.web.checks`), so a mistake shows at start-up rather
 than at the first solve.  No other engine module reads ``os.environ``.
 
 The solvers themselves are part of the configuration (``solvers``): None
-builds the installed ones (the fast path when its database exists, then
-astrometry.net); tests pass fakes.
+means the installed ones (the fast path when its database exists, then
+astrometry.net: :func:`skysolve.engine.solving.search.solver_chain`); tests
+pass fakes.
 
-This module is a leaf: it imports nothing from the engine at module level.
+This module is a leaf: it imports nothing from the engine, so every engine
+module can read its settings here.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from skysolve.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from skysolve.engine.solvers import Solver
+    from skysolve.engine.solving.base import Solver
 
 #: Where Debian's ``astrometry-data-*`` packages install index files.
 DEFAULT_INDEX_DIRS: tuple[Path, ...] = (Path("/usr/share/astrometry"),)
@@ -155,8 +157,8 @@ class EngineConfig:
     #: ``skysolve index`` puts new ones).
     index_dirs: tuple[Path, ...] = DEFAULT_INDEX_DIRS
     #: ``SKYSOLVE_INDEX_MIRRORS`` as written (``SERIES=URL`` items), parsed by
-    #: :func:`skysolve.engine.index_manager.parse_mirrors` where used and
-    #: checked by :func:`problems`.
+    #: :func:`skysolve.engine.indexes.fetch.parse_mirrors` where used (and by
+    #: the web's system check ``skysolve.E040``).
     index_mirrors: str = ""
     #: ``SKYSOLVE_ENGINE_BINARY``.
     engine_binary: str = "astrometry-engine"
@@ -176,7 +178,8 @@ class EngineConfig:
     #: Write the result files (WCS, new FITS image, source and match lists, KML,
     #: log).  ``skysolve solve`` without ``--out`` reads only the returned result.
     write_files: bool = True
-    #: The solvers to try, fastest first; None: :meth:`installed_solvers`.
+    #: The solvers to try, fastest first; None: the installed ones
+    #: (:func:`skysolve.engine.solving.search.solver_chain`).
     solvers: tuple[Solver, ...] | None = None
 
     @classmethod
@@ -184,7 +187,7 @@ class EngineConfig:
         """Every engine and ssh setting of ``environ``.
 
         Raises :class:`~skysolve.errors.ConfigurationError` for the first bad
-        value (:func:`problems` lists them all, the index mirrors included).
+        value (:func:`problems` lists them all).
         """
         values: dict[str, Any] = {}
         for read in _READERS:
@@ -195,30 +198,6 @@ class EngineConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
         """:meth:`from_environ` of ``environ``, or of this process's environment."""
         return cls.from_environ(os.environ if environ is None else environ)
-
-    def solver_chain(self) -> list[Solver]:
-        """The solvers to try, fastest first: ``solvers``, else the installed ones."""
-        if self.solvers is not None:
-            return list(self.solvers)
-        return self.installed_solvers()
-
-    def installed_solvers(self) -> list[Solver]:
-        """The fast path when its database exists, then astrometry.net."""
-        from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver
-        from skysolve.engine.fastpath import PatternHashSolver
-
-        fast: list[Solver] = []
-        if self.fastpath_db is not None and self.fastpath_db.is_file():
-            fast.append(PatternHashSolver(self.fastpath_db))
-        return fast + [
-            AstrometryNetSolver(
-                AstrometryConfig(
-                    binary=self.engine_binary,
-                    index_dirs=self.index_dirs,
-                    processes=self.processes,
-                )
-            )
-        ]
 
 
 def problems(environ: Mapping[str, str]) -> dict[str, str]:
@@ -251,16 +230,9 @@ def _index_dirs(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _index_mirrors(env: Mapping[str, str]) -> dict[str, Any]:
-    # Parsed where used (skysolve index fetch) and by the checks: a solve needs
-    # none of it, and the index manager takes 0.05-0.1 s to import.
+    # Parsed where used (skysolve index fetch) and by the web's check E040: a
+    # solve needs none of it, and the series table lives with the index files.
     return {"index_mirrors": env.get("SKYSOLVE_INDEX_MIRRORS", "")}
-
-
-def _check_index_mirrors(env: Mapping[str, str]) -> None:
-    # Imported here: this module stays a leaf; the series live with the index manager.
-    from skysolve.engine.index_manager import parse_mirrors
-
-    parse_mirrors(env.get("SKYSOLVE_INDEX_MIRRORS", ""))
 
 
 def _engine_binary(env: Mapping[str, str]) -> dict[str, Any]:
@@ -377,7 +349,6 @@ _READERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
 )  # fmt: skip
 #: What :func:`problems` checks: each variable that can be wrong, with its reader.
 _CHECKED: tuple[tuple[str, Reader], ...] = (
-    ("SKYSOLVE_INDEX_MIRRORS", _check_index_mirrors),
     ("SKYSOLVE_SOLVER_PROCESSES", _processes),
     ("SKYSOLVE_ALLSKY", _allsky),
     ("SKYSOLVE_SSH_PORT", _ssh_port),

@@ -6,7 +6,7 @@ its sources travel.  The steps of :func:`skysolve.engine.pipeline.solve` that
 need the pixels then run here, with the engine's own functions:
 
 * :func:`image_sources` reads the image, its metadata hints (the same
-  :func:`skysolve.engine.hints.hints_from_image` the pipeline calls on a file)
+  :func:`skysolve.engine.inputs.hints.hints_from_image` the pipeline calls on a file)
   and its sources (the same extractor and options).  The hints go in
   ``params.file_hints``; the pipeline on the other machine applies them to the
   source list as it would the file's own, blind retry included, so a large
@@ -38,8 +38,8 @@ def image_sources(path: Path, params: SolveParameters) -> tuple[SourceList, Solv
     The hints are left out when ``params.use_hints`` is off or the file has none.
     """
     from skysolve.engine.extraction import extract_sources
-    from skysolve.engine.hints import hints_from_image
-    from skysolve.engine.images import load_image
+    from skysolve.engine.inputs.hints import hints_from_image
+    from skysolve.engine.inputs.images import load_image
 
     image = load_image(path)
     hints = hints_from_image(image) if params.use_hints else None
@@ -64,7 +64,7 @@ def draw_pictures(
     the pixels); returns ``result``.
     """
     from skysolve.engine.fitting.quality import read_residuals
-    from skysolve.engine.images import load_image
+    from skysolve.engine.inputs.images import load_image
     from skysolve.engine.products.files import catalog_xy, draw_result_pictures
 
     image = load_image(path)

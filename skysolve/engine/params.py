@@ -11,12 +11,9 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from skysolve.errors import InvalidParameterError
-
-if TYPE_CHECKING:
-    from skysolve.engine.hints import Hints
 
 ScaleUnits = Literal["degwidth", "arcminwidth", "arcsecperpix", "focalmm"]
 ScaleType = Literal["ul", "ev"]
@@ -41,6 +38,53 @@ NOT_FROM_REQUESTS: tuple[str, ...] = ("learned_hints", "file_hints", "pictures")
 def focal_mm_to_degwidth(focal_mm: float) -> float:
     """Field width in degrees of a 35 mm frame behind a lens of ``focal_mm``."""
     return math.degrees(2.0 * math.atan(FILM_WIDTH_MM / (2.0 * focal_mm)))
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Position and scale hints read from an image's metadata.
+
+    ``center_ra``/``center_dec``/``radius`` are degrees, ``scale_lower`` and
+    ``scale_upper`` arcsec per pixel; None means "no hint".  ``sources`` says,
+    in words, where each hint came from (``"FITS WCS"``, ``"RA/DEC keywords"``,
+    ``"OBJCTRA/OBJCTDEC"``, ``"FOCALLEN and XPIXSZ"``,
+    ``"EXIF FocalLengthIn35mmFilm"``, ...); ``position_source`` and
+    ``scale_source`` say which one gave the position and which the scale.
+    """
+
+    center_ra: float | None = None
+    center_dec: float | None = None
+    radius: float | None = None
+    scale_lower: float | None = None
+    scale_upper: float | None = None
+    sources: tuple[str, ...] = ()
+    position_source: str | None = None
+    scale_source: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.center_ra is None and self.scale_lower is None and self.scale_upper is None
+
+    @property
+    def has_position(self) -> bool:
+        return self.center_ra is not None and self.center_dec is not None
+
+    @property
+    def has_scale(self) -> bool:
+        return self.scale_lower is not None and self.scale_upper is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hints as plain JSON-ready values."""
+        return {
+            "center_ra": self.center_ra,
+            "center_dec": self.center_dec,
+            "radius": self.radius,
+            "scale_lower": self.scale_lower,
+            "scale_upper": self.scale_upper,
+            "sources": list(self.sources),
+            "position_source": self.position_source,
+            "scale_source": self.scale_source,
+        }
 
 
 @dataclass(frozen=True)
@@ -106,7 +150,7 @@ class SolveParameters:
     the queue, never by the request): tried first, like the file's hints, when
     ``use_hints`` is on and the user gave no scale and no position.
     ``file_hints`` are the hints of an image's metadata
-    (:func:`skysolve.engine.hints.hints_from_image`) sent beside the image's
+    (:func:`skysolve.engine.inputs.hints.hints_from_image`) sent beside the image's
     source list when the image itself does not travel to the solver (set by
     the sender, never by the request): the pipeline uses them as it would the
     file's own, with the blind retry behind them.
@@ -348,8 +392,6 @@ def _number(name: str, raw: Any) -> float:
 
 def _file_hints(values: Any) -> Hints:
     """Read ``file_hints`` back from :meth:`SolveParameters.to_dict`."""
-    from skysolve.engine.hints import Hints
-
     if not isinstance(values, Mapping):
         raise InvalidParameterError("file_hints must be an object")
     numbers: dict[str, float | None] = {}

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from skysolve.engine.config import ALLSKY_MODES, EngineConfig
 from skysolve.engine.extraction.supply import Supply
-from skysolve.engine.fastpath import TanSip
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.products.files import (
     FILE_NAMES,
@@ -53,8 +52,9 @@ from skysolve.engine.results import (
     SourceList,
     wcs_from_header,
 )
-from skysolve.engine.solvers import SolverOutcome
 from skysolve.engine.solving.answer import answer_header, final_fit_of, lens_fit, start_wcs
+from skysolve.engine.solving.base import SolverOutcome
+from skysolve.engine.solving.fastpath import TanSip
 from skysolve.engine.solving.ladder import (
     Clock,
     constraints_for,
@@ -65,6 +65,7 @@ from skysolve.engine.solving.search import (
     blind_solvers_for,
     find_answer,
     lead_sources,
+    solver_chain,
 )
 from skysolve.errors import (
     NoMatchError,
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
     from astropy.wcs import WCS
 
     from skysolve.engine.fitting.final import FinalFit
-    from skysolve.engine.images import LoadedImage
+    from skysolve.engine.inputs.images import LoadedImage
     from skysolve.engine.results import CelestialWCS
 
 Progress = Callable[[str, str], None]
@@ -157,7 +158,7 @@ def solve(
     with clock.step("read"):
         given = read_input(source, params, log.note)
     supply = Supply(given.image, given.star_list, params, clock=clock, note=log.note)
-    solvers = config.solver_chain()
+    solvers = solver_chain(config)
     blind = blind_solvers_for(solvers, given.image, log.note)
     sources = lead_sources(given.image, given.hinted, solvers, blind, supply, clock=clock)
     result = SolveResult(
@@ -207,9 +208,9 @@ def read_input(source: Path | SourceList, params: SolveParameters, note: Progres
     """Read the image, star-list file or :class:`SourceList` and derive the hints:
     the file's (unless ``params.use_hints`` is off), then an earlier solve's
     of the same user for what the file left open."""
-    from skysolve.engine import hints as hints_mod
-    from skysolve.engine.images import load_image
-    from skysolve.engine.starlists import looks_like_star_list, read_star_list
+    from skysolve.engine.inputs import hints as hints_mod
+    from skysolve.engine.inputs.images import load_image
+    from skysolve.engine.inputs.starlists import looks_like_star_list, read_star_list
 
     image: LoadedImage | None = None
     star_list: SourceList | None = None
@@ -381,7 +382,7 @@ def _objects_in_field(
 ) -> list[Any]:
     """The named objects and annotations of ``result``; returns the pictures'
     overlay lines (an all-sky frame's constellation figures and horizon)."""
-    from skysolve.engine.annotations import objects_in_field
+    from skysolve.engine.products.annotations import objects_in_field
 
     width, height = result.image_width, result.image_height
     names, annotations = objects_in_field(wcs, width, height)

@@ -39,7 +39,7 @@ class CelestialWCS(Protocol):
     """The part of astropy's celestial WCS the calibration and the annotations use.
 
     :class:`astropy.wcs.WCS` has it, and so has the fast path's numpy
-    :class:`~skysolve.engine.fastpath.tansip.TanSip`.
+    :class:`~skysolve.engine.solving.fastpath.tansip.TanSip`.
     """
 
     @property
@@ -58,7 +58,7 @@ class DeferredHeader:
     A solver that knows its WCS as a model (the fast path's TAN-SIP) hands
     this instead of a :class:`~astropy.io.fits.Header`; reading the
     ``wcs_header`` of a :class:`SolveResult` or
-    :class:`~skysolve.engine.solvers.SolverOutcome` builds the header then
+    :class:`~skysolve.engine.solving.base.SolverOutcome` builds the header then
     (importing astropy), so a solve nobody asks a header of never imports it.
     """
 

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from skysolve.community.models import Album
-from skysolve.engine.images import sniff_format
+from skysolve.engine.inputs.formats import sniff_format
 from skysolve.front import originals
 from skysolve.front.astro import small_circle
 from skysolve.front.listings import public_jobs

@@ -22,7 +22,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from skysolve.engine.annotations import deep_sky_names
+from skysolve.engine.products.named_objects import deep_sky_names
 
 #: Catalogue prefixes people type -> the prefix fields use.
 _CATALOGUES = {

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skysolve.community.tags import image_tag_texts
-from skysolve.engine.images import sniff_format
+from skysolve.engine.inputs.formats import sniff_format
 from skysolve.front import originals
 from skysolve.front.astro import angle_text, dec_dms, ra_hms
 from skysolve.front.listings import file_url

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from skysolve.engine.constellations import stick_figures
+from skysolve.engine.products.constellations import stick_figures
 from skysolve.front.astro import angle_text, hammer, small_circle
 
 #: Half-width of the Hammer-Aitoff ellipse in projection units.

@@ -41,7 +41,7 @@ def fastpath_status() -> str:
     A stat of two files: cheap enough for every /health request, and a
     database removed or never built shows up without a restart.
     """
-    from skysolve.engine.fastpath import status
+    from skysolve.engine.solving.fastpath import status
 
     report = status()
     if report["fastpath"] != "ok" and report["path"] not in _warned:

@@ -63,8 +63,8 @@ def outgoing(
     """
     if not isinstance(source, Path) or source.stat().st_size <= max_file_bytes:
         return Outgoing(source, params)
+    from skysolve.engine.inputs.starlists import looks_like_star_list, read_star_list
     from skysolve.engine.offload import image_sources
-    from skysolve.engine.starlists import looks_like_star_list, read_star_list
 
     if looks_like_star_list(source):
         found = read_star_list(

@@ -43,8 +43,10 @@ def overview(fov_deg: float | None = None, *, mirrors: str = "") -> dict[str, An
     jobs each solved, the field sizes they cover, and a recommendation (for
     ``fov_deg``, else for the recent jobs' field sizes) with the commands that
     fetch what is missing from this installation's mirrors."""
-    from skysolve.engine.index_manager import index_dirs_from_env, parse_mirrors, recommend
-    from skysolve.engine.indexes import describe_coverage, find_indexes, format_arcmin
+    from skysolve.engine.indexes.fetch import parse_mirrors
+    from skysolve.engine.indexes.files import describe_coverage, find_indexes, format_arcmin
+    from skysolve.engine.indexes.installed import index_dirs_from_env
+    from skysolve.engine.indexes.series import recommend
     from skysolve.errors import SolveError
 
     dirs = index_dirs_from_env()

@@ -11,8 +11,9 @@ request itself gave no scale and no position.
 A hint from another camera costs time (a wrong centre up to the pipeline's
 learned share of the budget, 10 s), so an earlier solve is offered only when
 its camera matches: the same image size, and where both files are FITS with
-them, the same ``INSTRUME``, ``TELESCOP``, ``FOCALLEN`` and ``XPIXSZ``.  The
-new image's size and header are read from its file before the solve (a few
+them, the same ``INSTRUME``, ``TELESCOP``, ``FOCALLEN`` and pixel size
+(``XPIXSZ``, ``PIXSIZE`` or ``PIXSIZE1``, read as the image's own hints read
+them).  The new image's size and header are read from its file before the solve (a few
 kilobytes); a file that cannot be read is judged by what is known.
 """
 
@@ -25,11 +26,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from astropy.io import fits
 from django.conf import settings
 from django.utils import timezone
 
-from skysolve.engine.images import read_head, sniff_format
+from skysolve.engine.inputs.camera import CAMERA_CARDS, cards_from_head, read_camera
+from skysolve.engine.inputs.formats import read_head, sniff_format
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.errors import SolveError
 from skysolve.submissions.models import Job
@@ -41,14 +42,16 @@ MAX_HINTS = 5
 #: Relative half-width of the scale range around the earlier pixel scale: a
 #: refocus or another filter changes it by far less.
 SCALE_TOLERANCE = 0.15
-#: FITS keywords that name a camera and its optics: where both images have one,
-#: they must agree (text case-insensitively, numbers within NUMBER_TOLERANCE).
-CAMERA_KEYWORDS = ("INSTRUME", "TELESCOP", "FOCALLEN", "XPIXSZ")
-#: Relative difference of FOCALLEN or XPIXSZ still taken as the same value
+#: Where both images name the camera, its optics or its pixel size
+#: (:func:`~skysolve.engine.inputs.camera.read_camera`), they must agree: text
+#: case-insensitively, numbers within NUMBER_TOLERANCE.
+#: Relative difference of focal length or pixel size still taken as the same value
 #: (rounding by the capture program); another reducer or binning is far more.
 NUMBER_TOLERANCE = 0.02
 #: Bytes read from the start of a FITS file for its headers (12 blocks).
 _HEADER_BYTES = 2880 * 12
+#: The cards that give the image size (``ZNAXIS*`` of a tile-compressed image).
+_SIZE_CARDS = ("NAXIS", "NAXIS1", "NAXIS2", "ZNAXIS1", "ZNAXIS2")
 
 
 def learned_hints_for(
@@ -100,7 +103,7 @@ def learned_hints_for(
 
 @dataclass
 class _Camera:
-    """What a job's file says about the camera: its image size and FITS keywords."""
+    """What a job's file says about the camera: its image size and identity."""
 
     size: tuple[int, int] | None = None
     keywords: dict[str, str | float] = field(default_factory=dict)
@@ -143,39 +146,18 @@ def _camera_of(job: Job) -> _Camera:
 
 
 def _fits_camera(head: bytes) -> _Camera:
-    """Image size and camera keywords from the first bytes of a FITS file.
+    """Image size and camera from the first bytes of a FITS file.
 
     The primary header, and when it has no image (a tile-compressed ``.fz``
     file) the first extension's; a truncated or damaged header gives what was
-    read before the damage.
+    read before the damage.  The cards are read by the engine's one camera
+    reader, as the hints of the image itself are.
     """
     camera = _Camera()
     start = 0
     for _hdu in range(2):
-        cards: dict[str, Any] = {}
-        end = None
-        for at in range(start, len(head) - 79, 80):
-            keyword = head[at : at + 8].decode("ascii", "replace").strip()
-            if keyword == "END":
-                end = at + 80
-                break
-            if keyword in (*CAMERA_KEYWORDS, "NAXIS", "NAXIS1", "NAXIS2", "ZNAXIS1", "ZNAXIS2"):
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # a bad card is skipped, not fixed
-                        card = fits.Card.fromstring(head[at : at + 80].decode("ascii"))
-                        cards[keyword] = card.value
-                except (ValueError, UnicodeDecodeError, fits.VerifyError):
-                    continue
-        for key in CAMERA_KEYWORDS:
-            value = cards.get(key)
-            if isinstance(value, bool) or value is None or value == "":
-                continue
-            if isinstance(value, (int, float)):
-                if math.isfinite(value) and value > 0:
-                    camera.keywords[key] = float(value)
-            else:
-                camera.keywords[key] = str(value)
+        cards, end = cards_from_head(head, start, _SIZE_CARDS + CAMERA_CARDS)
+        camera.keywords.update(read_camera(cards).identity())
         width = cards.get("ZNAXIS1", cards.get("NAXIS1"))
         height = cards.get("ZNAXIS2", cards.get("NAXIS2"))
         if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:

@@ -24,7 +24,7 @@ In order:
 
 Hints written in the image's own metadata (FITS WCS, RA/DEC, focal length,
 EXIF) are read by the engine from the file while solving
-(:mod:`skysolve.engine.hints`); where the file does not travel to the solver
+(:mod:`skysolve.engine.inputs.hints`); where the file does not travel to the solver
 (a large image sent to a Celery worker as a source list), the sender reads
 them with the same function and sends them along (:mod:`skysolve.queue.transfer`).
 """
@@ -44,10 +44,10 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from skysolve.engine.archives import archive_format
+from skysolve.engine.inputs.archives import archive_format
+from skysolve.engine.inputs.starlists import star_list_from_xy
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.results import SourceList
-from skysolve.engine.starlists import star_list_from_xy
 from skysolve.errors import BadInputError
 from skysolve.submissions.archives import expand_submission_archive
 from skysolve.submissions.fetch import fetch_url

@@ -109,7 +109,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     try:
-        from skysolve.engine.index_manager import parse_mirrors
+        from skysolve.engine.indexes.fetch import parse_mirrors
 
         parse_mirrors(settings.SKYSOLVE_INDEX_MIRRORS)
     except SolveError as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from skysolve.engine.fastpath.database import default_db_path
+from skysolve.engine.solving.fastpath.database import default_db_path
 from tests.liveserver import LiveServer, start_server
 
 pytestmark = pytest.mark.skipif(

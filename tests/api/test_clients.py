@@ -398,7 +398,7 @@ def test_it_answers_kstars_request_for_request(server: LiveServer, tmp_path: Pat
 def test_it_solves_a_kstars_star_list_with_the_real_engine(
     real_server: LiveServer, tmp_path: Path
 ) -> None:
-    from skysolve.engine.synthetic import FieldSpec, make_field, write_xyls
+    from testfields.synthetic import FieldSpec, make_field, write_xyls
 
     field = make_field(
         FieldSpec(ra=200.0, dec=-30.0, pixscale=30.0, width=800, height=600, seed=2),

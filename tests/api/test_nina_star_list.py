@@ -18,8 +18,8 @@ from django.test import Client
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SourceList
-from skysolve.engine.synthetic import FieldSpec, make_field
 from skysolve.submissions.models import Job
+from testfields.synthetic import FieldSpec, make_field
 from tests.api.helpers import solve_all
 from tests.webfixtures import FakeSolver
 

@@ -149,7 +149,7 @@ def image_path(shared_images: Path, ref: Reference) -> Path:
 def brightest_stars(image: Path, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x, y (1-based, rows as stored) and flux of the ``count`` brightest stars."""
     from skysolve.engine.extraction import extract_sources
-    from skysolve.engine.images import load_image
+    from skysolve.engine.inputs.images import load_image
 
     sources = extract_sources(load_image(image).data, max_sources=count)
     return np.asarray(sources.x), np.asarray(sources.y), np.asarray(sources.flux)
@@ -574,7 +574,7 @@ def nina_solve(
 
 def test_it_answers_ninas_image_solver(real_server: LiveServer, shared_images: Path) -> None:
     """NINA saves the frame as a 16-bit FITS under a random name and uploads that."""
-    from skysolve.engine.images import load_image
+    from skysolve.engine.inputs.images import load_image
 
     pixels = load_image(image_path(shared_images, APOD2)).data
     frame = np.clip(pixels * 256.0, 0, 65535).astype(np.uint16)[::-1]  # FITS rows bottom-up

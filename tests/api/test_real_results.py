@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from skysolve.engine.kml import KML_NS
+from skysolve.engine.products.kml import KML_NS
 from tests.liveserver import LiveServer, start_server
 
 # ../shared/images/README.md: solve-field's wcsinfo angle at the centre of apod4.jpg's

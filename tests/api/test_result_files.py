@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from skysolve.engine.kml import KML_NS, write_kml
+from skysolve.engine.products.kml import KML_NS, write_kml
 from skysolve.submissions.models import Job
 from tests.api.helpers import job_of, session_for, solve_all, submit_xy
 from tests.webfixtures import FakeSolver, fake_wcs

@@ -14,8 +14,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from skysolve.engine.allsky.model import LensModel
-from skysolve.engine.allsky.synthetic import render_allsky
-from skysolve.engine.fastpath.database import default_db_path
+from skysolve.engine.solving.fastpath.database import default_db_path
+from testfields.allsky import render_allsky
 from tests.conftest import REPO_ROOT
 
 CLI = [sys.executable, "-c", "from skysolve.cli import console; console()"]

@@ -97,7 +97,7 @@ def test_it_fails_cleanly_for_a_missing_database(
 
 def test_it_reports_the_database_make_setup_built(capsys: pytest.CaptureFixture[str]) -> None:
     """`make setup` builds the checkout's database; a failed build must not pass CI quietly."""
-    from skysolve.engine.fastpath.database import build_db_path
+    from skysolve.engine.solving.fastpath.database import build_db_path
 
     installed = build_db_path()  # the shared location, where `make setup` builds it
     require_file(installed, "the fast-path database `make setup` builds (skysolve db build)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from skysolve.engine.synthetic import FieldSpec, make_field, write_xyls
+from testfields.synthetic import FieldSpec, make_field, write_xyls
 from tests.conftest import REPO_ROOT
 from tests.gates import needs_binary
 

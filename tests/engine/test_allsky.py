@@ -21,10 +21,10 @@ from skysolve.engine.allsky.solver import (
     site_below,
     zenith_radec,
 )
-from skysolve.engine.allsky.synthetic import render_allsky
 from skysolve.engine.allsky.wcs import LensWCS, to_fits_header
-from skysolve.engine.fastpath.database import default_db_path
+from skysolve.engine.solving.fastpath.database import default_db_path
 from skysolve.errors import BadInputError
+from testfields.allsky import render_allsky
 
 
 def _model(projection: str, **changes: float) -> LensModel:

@@ -12,8 +12,8 @@ from PIL import Image
 
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz
 from skysolve.engine.allsky.solver import lens_lines
-from skysolve.engine.constellations import stick_figures
-from skysolve.engine.pictures import HORIZON_COLOR, make_pictures
+from skysolve.engine.products.constellations import stick_figures
+from skysolve.engine.products.pictures import HORIZON_COLOR, make_pictures
 
 WIDTH, HEIGHT = 900, 800
 MODEL = LensModel("equidistant", 449.5, 399.5, 80.0, 30.0, 15.0, 240.0, k1=0.01)
@@ -92,7 +92,7 @@ def test_the_annotated_picture_draws_the_lines(tmp_path: Path) -> None:
         out_dir=tmp_path / "plain",
     )
     assert "annotated_full" not in files  # no WCS: no annotated picture at all
-    from skysolve.engine.synthetic import FieldSpec, make_wcs
+    from testfields.synthetic import FieldSpec, make_wcs
 
     wcs = make_wcs(FieldSpec(ra=80.0, dec=30.0, pixscale=400.0, width=WIDTH, height=HEIGHT))
     files = make_pictures(

@@ -15,7 +15,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine.annotations import field_geometry, load_catalogues, objects_in_field
+from skysolve.engine.products.annotations import field_geometry, objects_in_field
+from skysolve.engine.products.named_objects import load_catalogues
 from skysolve.engine.results import Calibration
 from skysolve.errors import BadInputError
 from tests.gates import needs_binary

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from skysolve.engine.archives import archive_format, expand_archive
+from skysolve.engine.inputs.archives import archive_format, expand_archive
 from skysolve.errors import (
     BadInputError,
     CorruptFileError,

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-from skysolve.engine.astrometry import AstrometryConfig, AstrometryNetSolver, write_axy
-from skysolve.engine.indexes import find_indexes, select_indexes, split_for_processes
+from skysolve.engine.indexes.choosing import select_indexes, split_for_processes
+from skysolve.engine.indexes.files import find_indexes
 from skysolve.engine.results import Calibration, wcs_from_header
-from skysolve.engine.solvers import SolveConstraints
-from skysolve.engine.synthetic import FieldSpec, make_field
+from skysolve.engine.solving.astrometry import AstrometryConfig, AstrometryNetSolver, write_axy
+from skysolve.engine.solving.base import SolveConstraints
 from skysolve.errors import (
     ConfigurationError,
     NoIndexError,
@@ -18,6 +18,7 @@ from skysolve.errors import (
     SolverFailedError,
     SolveTimeoutError,
 )
+from testfields.synthetic import FieldSpec, make_field
 from tests.gates import needs_binary
 
 pytestmark = needs_binary("astrometry-engine")

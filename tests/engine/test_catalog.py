@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from skysolve.engine.catalog import (
+from skysolve.engine.indexes.catalog import (
     StarCatalog,
     default_catalog,
     densest_index,

@@ -1,8 +1,8 @@
 import numpy as np
 from astropy.coordinates import SkyCoord, get_constellation
 
-from skysolve.engine.constellations import _table as boundary_table
-from skysolve.engine.constellations import constellations, precess_to_b1875
+from skysolve.engine.products.constellations import _table as boundary_table
+from skysolve.engine.products.constellations import constellations, precess_to_b1875
 
 
 def _arcsec_to_nearest_boundary(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_it_names_points_exactly_on_a_table_boundary() -> None:
 
 
 def test_it_reads_the_stick_figures() -> None:
-    from skysolve.engine.constellations import stick_figures
+    from skysolve.engine.products.constellations import stick_figures
 
     figures = stick_figures()
     assert len(figures) == 88

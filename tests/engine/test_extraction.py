@@ -501,7 +501,7 @@ def test_it_keeps_hot_pixels_out_of_the_brightest_sources(field: Field) -> None:
 def test_it_places_the_brightest_sources_of_a_rendered_sky_within_a_tenth_of_a_pixel() -> None:
     from scipy.spatial import cKDTree
 
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     spec = FieldSpec(
         ra=120.0, dec=-20.0, pixscale=60.0, width=800, height=600, rotation=35.0, seed=11,

@@ -9,7 +9,9 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from skysolve.engine.fastpath import (
+from skysolve.engine.results import SourceList, wcs_from_header
+from skysolve.engine.solving.base import SolveConstraints
+from skysolve.engine.solving.fastpath import (
     PatternHashSolver,
     TanSip,
     band_paths,
@@ -23,10 +25,8 @@ from skysolve.engine.fastpath import (
     read_info,
     verify_calibration,
 )
-from skysolve.engine.results import SourceList, wcs_from_header
-from skysolve.engine.solvers import SolveConstraints
-from skysolve.engine.synthetic import FieldSpec, SyntheticField, make_field
 from skysolve.errors import ConfigurationError, InvalidParameterError
+from testfields.synthetic import FieldSpec, SyntheticField, make_field
 from tests.gates import INDEX_PACKAGE, needs_binary, require_file
 
 WIDTH, HEIGHT = 800, 600
@@ -303,7 +303,7 @@ def test_it_fits_sip_distortion_by_least_squares() -> None:
 
 @needs_binary("astrometry-engine")
 def test_it_agrees_with_astrometry_net(db_20_30: Path, tmp_path: Path) -> None:
-    from skysolve.engine.astrometry import AstrometryNetSolver
+    from skysolve.engine.solving.astrometry import AstrometryNetSolver
 
     f = field(22.0, rotation=195.0, parity=1, ra=50.0, dec=50.0)
     fast = PatternHashSolver(db_20_30).solve(f.sources, hint(f), tmp_path / "fast", timeout=30)
@@ -324,16 +324,17 @@ def test_it_agrees_with_astrometry_net(db_20_30: Path, tmp_path: Path) -> None:
 def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(
     db_20_30: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skysolve.engine.astrometry import AstrometryNetSolver
     from skysolve.engine.params import SolveParameters
     from skysolve.engine.pipeline import EngineConfig, solve
+    from skysolve.engine.solving.astrometry import AstrometryNetSolver
+    from skysolve.engine.solving.search import solver_chain
 
     config = EngineConfig.from_env({"SKYSOLVE_FASTPATH_DB": str(db_20_30)})
     assert config.fastpath_db == db_20_30
-    assert [type(s) for s in config.solver_chain()] == [PatternHashSolver, AstrometryNetSolver]
+    assert [type(s) for s in solver_chain(config)] == [PatternHashSolver, AstrometryNetSolver]
     nowhere = {"SKYSOLVE_DATA_DIR": str(tmp_path), "SKYSOLVE_FASTPATH_DIR": str(tmp_path / "no")}
     assert EngineConfig.from_env(nowhere).fastpath_db is None
-    assert [type(s) for s in EngineConfig().solver_chain()] == [AstrometryNetSolver]
+    assert [type(s) for s in solver_chain(EngineConfig())] == [AstrometryNetSolver]
 
     f = field(23.0, rotation=140.0, parity=-1)
     params = SolveParameters(scale_units="degwidth", scale_lower=20.0, scale_upper=26.0)
@@ -404,7 +405,7 @@ def test_it_loads_only_the_band_a_hint_needs_in_a_new_process(
     assert out.solved, out.log
     assert out.index == "banded.fov22-32.t3db"
     assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
-    assert not database._is_loaded(db_with_band)
+    assert not database.is_loaded(db_with_band)
     # A hint the band does not cover, or no hint, uses the whole database ...
     g = field(21.0)
     out = PatternHashSolver(db_with_band).solve(g.sources, hint(g), tmp_path, timeout=30)
@@ -439,7 +440,7 @@ def test_it_extracts_only_the_brightest_stars_for_the_fast_path_of_the_pipeline(
 ) -> None:
     from skysolve.engine.params import SolveParameters
     from skysolve.engine.pipeline import FIT_SOURCES, EngineConfig, solve
-    from skysolve.engine.synthetic import write_fits
+    from testfields.synthetic import write_fits
 
     spec = FieldSpec(
         ra=200.0, dec=40.0, pixscale=25.0 * 3600.0 / WIDTH, width=WIDTH, height=HEIGHT,
@@ -473,7 +474,7 @@ def test_it_extracts_only_the_brightest_stars_for_the_fast_path_of_the_pipeline(
 def test_it_describes_its_answer_with_its_own_model_as_astropy_would_with_the_header(
     db_20_30: Path, tmp_path: Path
 ) -> None:
-    from skysolve.engine.annotations import objects_in_field
+    from skysolve.engine.products.annotations import objects_in_field
     from skysolve.engine.results import Calibration, DeferredHeader, HeaderField
 
     f = field(24.0, rotation=65.0, parity=-1, ra=80.0, dec=-5.0)
@@ -517,10 +518,10 @@ def test_it_starts_loading_the_database_a_hint_needs_before_the_solve(
     solver = PatternHashSolver(db_with_band)
     assert solver.prefetch(hint(f, 0.05), WIDTH, HEIGHT)
     deadline = time.monotonic() + 60
-    while not database._is_loaded(band) and time.monotonic() < deadline:
+    while not database.is_loaded(band) and time.monotonic() < deadline:
         time.sleep(0.01)
     # The band the solve will search, not the whole database.
-    assert database._is_loaded(band) and not database._is_loaded(db_with_band)
+    assert database.is_loaded(band) and not database.is_loaded(db_with_band)
     assert not solver.prefetch(hint(f, 0.05), WIDTH, HEIGHT)  # loaded already
     out = solver.solve(f.sources, hint(f, 0.05), tmp_path, timeout=30)
     assert out.solved and out.index == band.name
@@ -539,7 +540,7 @@ def test_a_fast_path_answer_without_files_imports_no_astropy(
     import subprocess
     import sys
 
-    from skysolve.engine.synthetic import write_png
+    from testfields.synthetic import write_png
 
     spec = FieldSpec(
         ra=200.0, dec=40.0, pixscale=25.0 * 3600.0 / WIDTH, width=WIDTH, height=HEIGHT,
@@ -589,7 +590,7 @@ def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_da
     f = field(24.0, rotation=40.0)
     out = solver.solve(f.sources, around(24.0), tmp_path, timeout=30)
     assert out.solved and out.index == band.name, out.log
-    assert not database._is_loaded(db_with_band)
+    assert not database.is_loaded(db_with_band)
     assert out.wcs_header is not None and worst_pixel_error(out.wcs_header, f.wcs) < 0.2
     # A field at the hint's lower end, below the band's margin: the whole
     # database finds it after the band, as it did before bands were tried.
@@ -604,7 +605,7 @@ def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_da
 def test_it_knows_which_fields_are_too_narrow_for_its_blind_ladder(
     db_20_30: Path, tmp_path: Path
 ) -> None:
-    from skysolve.engine.fastpath.matching import BLIND_REACH
+    from skysolve.engine.solving.fastpath.matching import BLIND_REACH
 
     solver = PatternHashSolver(db_20_30)
     assert solver.too_narrow(BLIND_REACH * 20.0 - 0.1)
@@ -626,7 +627,7 @@ def test_a_blind_field_its_file_says_is_too_narrow_goes_straight_to_astrometry_n
 ) -> None:
     from skysolve.engine.params import SolveParameters
     from skysolve.engine.pipeline import EngineConfig, solve
-    from skysolve.engine.synthetic import write_fits
+    from testfields.synthetic import write_fits
 
     calls: list[str] = []
     original_solve, original_prefetch = PatternHashSolver.solve, PatternHashSolver.prefetch

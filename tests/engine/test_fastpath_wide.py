@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from skysolve.engine.allsky.blind import bright_stars
-from skysolve.engine.allsky.synthetic import corner_angle, render_allsky, wide_angle_lens
 from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_bright_sources, uniformize
-from skysolve.engine.fastpath import PatternHashSolver, default_db_path
-from skysolve.engine.fastpath.matching import WIDE_SPACING, wide_ladder
-from skysolve.engine.solvers import SolveConstraints
+from skysolve.engine.solving.base import SolveConstraints
+from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path
+from skysolve.engine.solving.fastpath.matching import WIDE_SPACING, wide_ladder
+from testfields.allsky import corner_angle, render_allsky, wide_angle_lens
 
 WIDTH, HEIGHT = 800, 600
 

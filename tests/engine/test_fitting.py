@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from skysolve.engine.catalog import default_catalog
-from skysolve.engine.fastpath.tansip import TanSip, fit_tan_sip, sip_terms
 from skysolve.engine.fitting import choose_order, fit_wcs, match_one_to_one, pairs_within, refit
 from skysolve.engine.fitting.final import final_fit
 from skysolve.engine.fitting.quality import header_cards, star_shapes, zero_point
+from skysolve.engine.indexes.catalog import default_catalog
 from skysolve.engine.results import Calibration
+from skysolve.engine.solving.fastpath.tansip import TanSip, fit_tan_sip, sip_terms
 
 GRID = 17
 

@@ -22,7 +22,7 @@ import pytest
 from skysolve.engine.extraction import extract_sources
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.pipeline import EngineConfig, solve
-from skysolve.engine.synthetic import (
+from testfields.synthetic import (
     FieldSpec,
     SyntheticField,
     make_field,

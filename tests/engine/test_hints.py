@@ -7,9 +7,9 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from skysolve.engine.hints import Hints, apply_hints, hints_from_image, largest_scale
-from skysolve.engine.images import LoadedImage, load_image
-from skysolve.engine.params import SolveParameters
+from skysolve.engine.inputs.hints import apply_hints, hints_from_image, largest_scale
+from skysolve.engine.inputs.images import LoadedImage, load_image
+from skysolve.engine.params import Hints, SolveParameters
 
 WIDTH, HEIGHT = 800, 600
 

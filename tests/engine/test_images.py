@@ -11,7 +11,8 @@ import tifffile
 from astropy.io import fits
 from PIL import Image
 
-from skysolve.engine.images import REC709_WEIGHTS, load_image, open_decompressed, sniff_format
+from skysolve.engine.inputs.formats import open_decompressed, sniff_format
+from skysolve.engine.inputs.images import REC709_WEIGHTS, load_image
 from skysolve.errors import (
     BadInputError,
     CorruptFileError,
@@ -535,9 +536,9 @@ def test_it_stops_inflating_a_bzip2_bomb_at_the_limit(tmp_path: Path) -> None:
 def test_it_spills_large_decompressed_files_to_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import skysolve.engine.images as images
+    import skysolve.engine.inputs.formats as formats
 
-    monkeypatch.setattr(images, "_IN_MEMORY_LIMIT", 10_000)
+    monkeypatch.setattr(formats, "_IN_MEMORY_LIMIT", 10_000)
     data = _ramp(100, 120, dtype=np.int16)
     plain = tmp_path / "plain.fits"
     fits.PrimaryHDU(data).writeto(plain)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from skysolve.engine.kml import GX_NS, KML_NS, kml_corners, kmz_bytes, write_kml
+from skysolve.engine.products.kml import GX_NS, KML_NS, kml_corners, kmz_bytes, write_kml
 from skysolve.errors import BadInputError
 from tests.engine.test_annotations import APOD2_SIZE, apod2_wcs, tan_wcs
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from skysolve.engine.config import EngineConfig
-from skysolve.engine.hints import Hints
+from skysolve.engine.inputs.hints import Hints
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.pipeline import solve
 from skysolve.engine.results import SourceList
-from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
 from skysolve.engine.solving.ladder import (
     HINTED_TIME_SHARE,
     LEARNED_MAX_SECONDS,

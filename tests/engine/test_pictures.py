@@ -9,17 +9,16 @@ import pytest
 from astropy.wcs import WCS
 from PIL import Image
 
-from skysolve.engine.pictures import (
+from skysolve.engine.products.grid import choose_grid_step, grid_lines
+from skysolve.engine.products.pictures import (
     CATALOG_GREEN,
     DEEP_SKY_COLOR,
     DISPLAY_MAX,
     GRID_COLOR,
     SOURCE_RED,
-    choose_grid_step,
-    grid_lines,
     make_pictures,
-    stretch_for_display,
 )
+from skysolve.engine.products.stretch import stretch_for_display
 from skysolve.engine.results import Annotation, SourceList
 from skysolve.errors import BadInputError
 from tests.engine.test_annotations import APOD4_SIZE, apod4_wcs, tan_wcs
@@ -257,7 +256,7 @@ def test_it_stretches_16_bit_camera_frames_exactly_as_the_plain_curve_does(dtype
 
 
 def test_it_takes_the_percentiles_of_8_and_16_bit_images_as_numpy_does() -> None:
-    from skysolve.engine.pictures import _integer_percentiles
+    from skysolve.engine.products.stretch import _integer_percentiles
 
     rng = np.random.default_rng(5)
     for dtype, mean in ((np.uint16, 500.0), (np.uint8, 60.0)):
@@ -272,7 +271,7 @@ def test_it_takes_the_percentiles_of_8_and_16_bit_images_as_numpy_does() -> None
 
 
 def test_it_writes_pngs_that_read_back_pixel_for_pixel(tmp_path: Path) -> None:
-    from skysolve.engine.pictures import _write_png
+    from skysolve.engine.products.pictures import _write_png
 
     rng = np.random.default_rng(9)
     for shape in ((1, 1, 3), (7, 13, 3), (600, 801, 3)):
@@ -287,7 +286,7 @@ def test_it_writes_pngs_that_read_back_pixel_for_pixel(tmp_path: Path) -> None:
 def test_it_draws_the_same_pictures_on_one_thread_as_on_several(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skysolve.engine import pictures
+    from skysolve.engine.products import pictures
 
     wcs = tan_wcs(83.8, -5.4, 20.0, WIDTH, HEIGHT)
     rng = np.random.default_rng(2)

@@ -13,8 +13,8 @@ from skysolve.engine.fitting.quality import read_residuals
 from skysolve.engine.params import LearnedHint, SolveParameters
 from skysolve.engine.pipeline import EngineConfig, reproduce_command, solve
 from skysolve.engine.results import SolveResult, SourceList, nova_orientation
-from skysolve.engine.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
 from skysolve.errors import BadInputError, NoMatchError, NoStarsError, SolveCancelledError
+from testfields.synthetic import FieldSpec, make_field, write_fits, write_png, write_xyls
 from tests.gates import needs_binary
 
 pytestmark = needs_binary("astrometry-engine")

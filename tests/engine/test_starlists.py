@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from skysolve.engine.starlists import looks_like_star_list, read_star_list, star_list_from_xy
+from skysolve.engine.inputs.starlists import looks_like_star_list, read_star_list, star_list_from_xy
 from skysolve.errors import BadInputError, ImageTooLargeError, InvalidParameterError
 
 
@@ -261,6 +261,6 @@ def test_it_judges_a_compressed_fits_image_from_its_first_header(
     def inflate_everything(*args: object, **kwargs: object) -> None:
         raise AssertionError("the whole file was inflated")
 
-    monkeypatch.setattr("skysolve.engine.starlists.open_decompressed", inflate_everything)
+    monkeypatch.setattr("skysolve.engine.inputs.starlists.open_decompressed", inflate_everything)
     assert not looks_like_star_list(packed)
     assert not looks_like_star_list(buffer)

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from skysolve.engine.catalog import StarCatalog, read_index_stars
+from skysolve.engine.indexes.catalog import StarCatalog, read_index_stars
 from skysolve.engine.results import Calibration
-from skysolve.engine.synthetic import (
+from skysolve.errors import InvalidParameterError
+from testfields.synthetic import (
     BENCH_SIZES,
     SATURATION,
     FieldSpec,
@@ -25,7 +26,6 @@ from skysolve.engine.synthetic import (
     write_png,
     write_xyls,
 )
-from skysolve.errors import InvalidParameterError
 from tests.gates import needs_binary, needs_file
 
 INDEX_DIR = Path("/usr/share/astrometry")
@@ -394,7 +394,7 @@ def test_it_makes_star_lists_astrometry_net_solves_to_the_truth(tmp_path: Path) 
 
 
 def test_it_writes_a_jpeg_with_its_artefacts(small_field: SyntheticField, tmp_path: Path) -> None:
-    from skysolve.engine.synthetic import write_jpeg
+    from testfields.synthetic import write_jpeg
 
     good = write_jpeg(small_field, tmp_path / "good.jpg", quality=95)
     poor = write_jpeg(small_field, tmp_path / "poor.jpg", quality=20)

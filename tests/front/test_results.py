@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from skysolve.accounts.models import Profile
-from skysolve.submissions.jobfiles import PICTURES
+from skysolve.submissions.transitions import PICTURES
 from tests.front.helpers import fail, job_of, make_user, solve, submit
 
 pytestmark = pytest.mark.django_db

@@ -84,10 +84,9 @@ def run_worker_measured(data_dir: Path) -> tuple[int, int]:
     """Run the real worker on the queue; peak traced memory and peak RSS growth, bytes."""
     # Modules the engine imports on first use are not what is measured.
     import skysolve.engine.extraction
-    import skysolve.engine.hints
-    import skysolve.engine.images
-    import skysolve.engine.pipeline
-    import skysolve.engine.starlists  # noqa: F401
+    import skysolve.engine.inputs.hints
+    import skysolve.engine.inputs.images
+    import skysolve.engine.inputs.starlists  # noqa: F401
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     tracemalloc.start()

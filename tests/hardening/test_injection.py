@@ -225,7 +225,7 @@ def test_it_gives_the_real_engine_only_generated_names(
     tmp_path: Path, data_dir: Path, settings: Any, client: Client
 ) -> None:
     from skysolve.engine.pipeline import solve
-    from skysolve.engine.synthetic import FieldSpec, make_field, write_fits
+    from testfields.synthetic import FieldSpec, make_field, write_fits
 
     settings.SKYSOLVE_PICTURES = False
     outside = tmp_path / "outside"

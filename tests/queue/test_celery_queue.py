@@ -106,7 +106,7 @@ def test_a_large_image_keeps_its_header_hints_and_gets_its_pictures(tmp_path: Pa
     and its pictures are drawn on the web host, on the image itself: at
     2100 px wide the worker, which never sees the pixels, draws none.
     """
-    from skysolve.engine.fastpath import default_db_path
+    from skysolve.engine.solving.fastpath import default_db_path
     from tests.gates import require_file
     from tests.queue.test_transfer import hinted_fits
 

@@ -58,7 +58,7 @@ def test_it_sends_a_small_file_as_bytes(tmp_path: Path) -> None:
 
 
 def test_it_extracts_the_sources_of_a_large_image_first(tmp_path: Path) -> None:
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     field = make_field(FieldSpec(ra=10.0, dec=20.0, pixscale=20.0, width=300, height=200, seed=1))
     assert field.image is not None
@@ -75,7 +75,7 @@ def hinted_fits(path: Path, *, width: int = 300, height: int = 200) -> Path:
     """A synthetic field's image with the pointing and the scale in its header."""
     from astropy.io import fits
 
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     spec = FieldSpec(ra=84.0, dec=-5.0, pixscale=30.0, width=width, height=height, seed=3)
     field = make_field(spec)
@@ -136,8 +136,8 @@ def test_a_request_cannot_turn_the_pictures_off() -> None:
 @pytest.mark.slow
 def test_the_worker_solves_a_large_image_with_its_header_hints(tmp_path: Path) -> None:
     """The worker's side: the source list comes with the file's hints, used first."""
-    from skysolve.engine.fastpath import default_db_path
     from skysolve.engine.pipeline import solve
+    from skysolve.engine.solving.fastpath import default_db_path
     from tests.gates import require_file
 
     require_file(default_db_path(), "make setup (skysolve db build)")

@@ -24,7 +24,7 @@ def test_it_logs_a_missing_fastpath_database_at_start(
 def test_it_says_nothing_when_the_database_is_there(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from skysolve.engine.fastpath import build_database
+    from skysolve.engine.solving.fastpath import build_database
 
     db = build_database(tmp_path / "db.t3db", min_fov=50, max_fov=60, bands=()).path
     monkeypatch.setenv("SKYSOLVE_FASTPATH_DB", str(db))

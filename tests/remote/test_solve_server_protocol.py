@@ -475,7 +475,7 @@ def test_it_returns_an_unsolved_result_with_its_reason(tmp_path: Path) -> None:
 
 @needs_engine
 def test_it_solves_a_star_list_through_the_local_pipe(tmp_path: Path) -> None:
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     spec = FieldSpec(ra=200.0, dec=-30.0, pixscale=30.0, width=800, height=600, seed=2)
     sources = make_field(spec, render=False).sources

@@ -164,7 +164,7 @@ def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
 def test_it_solves_a_star_list_over_ssh(
     sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     sshd.client_env(monkeypatch)
     spec = FieldSpec(ra=200.0, dec=-30.0, pixscale=30.0, width=800, height=600, seed=2)

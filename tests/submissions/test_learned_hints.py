@@ -248,6 +248,29 @@ def test_it_reads_what_it_can_of_a_damaged_fits_header() -> None:
     ]
     camera = _fits_camera("".join(card.ljust(80) for card in cards).encode())
     assert camera.size is None  # NAXIS2 cannot be read
-    assert camera.keywords == {"INSTRUME": "ZWO ASI294MC"}
+    assert camera.keywords == {"instrument": "ZWO ASI294MC"}
     assert _fits_camera(b"").keywords == {}
     assert _fits_camera(b"\xff" * 2880).size is None
+
+
+def test_it_reads_a_camera_as_the_images_own_hints_do() -> None:
+    """PIXSIZE is the pixel size for both readers (learned hints once ignored it)."""
+    from skysolve.engine.inputs.hints import hints_from_image
+    from skysolve.engine.inputs.images import LoadedImage
+    from skysolve.submissions.learned_hints import _fits_camera, _same_camera
+
+    def frame(**cards: float) -> fits.Header:
+        header = fits.PrimaryHDU(np.zeros((300, 400), dtype=np.int16)).header
+        header.update(FOCALLEN=400.0, **cards)
+        return header
+
+    pixsize = frame(PIXSIZE=2.4)
+    image = LoadedImage(data=np.zeros((300, 400), np.float32), format="fits", header=pixsize)
+    assert hints_from_image(image).scale_source == "FOCALLEN and PIXSIZE"
+    camera = _fits_camera(pixsize.tostring().encode("ascii"))
+    assert camera.keywords == {"focal length": 400.0, "pixel size": 2.4}
+    xpixsz = _fits_camera(frame(XPIXSZ=3.76).tostring().encode("ascii"))
+    assert not _same_camera(camera.keywords, xpixsz.keywords)
+    assert _same_camera(
+        camera.keywords, _fits_camera(frame(PIXSIZE1=2.4).tostring().encode()).keywords
+    )

@@ -25,7 +25,7 @@ def test_it_solves_through_astroquery(
 ) -> None:
     from astroquery.astrometry_net import AstrometryNet
 
-    from skysolve.engine.synthetic import FieldSpec, make_field
+    from testfields.synthetic import FieldSpec, make_field
 
     url, key = server
     client = AstrometryNet()

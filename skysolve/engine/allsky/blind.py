@@ -14,6 +14,10 @@
    projections and keep the best.
 5. Verify across the whole sky region: the matched stars must be far more than
    chance could give (the fast path's binomial test) and the residuals small.
+
+Kept whole: the five steps share the matched-star set, its time budget and the
+thinning of it; :func:`solve_allsky` is their sequence, and each step alone is a
+few dozen lines.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ from scipy.spatial import cKDTree
 from skysolve.engine.allsky.fit import PARAMETER_SIZES, LensFit, fit_lens, with_projection
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
 from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
-from skysolve.engine.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
 from skysolve.engine.results import SourceList
+from skysolve.engine.solving.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
 from skysolve.errors import SolveCancelledError
 
 #: Fewest sources on the sky for a blind search to be worth starting.
@@ -88,7 +92,7 @@ def bright_stars(faintest: float = FAINTEST) -> BrightStars:
     It carries Hipparcos's brightest stars, which Tycho-2 (and so the index
     files) leave out, and an all-sky camera sees little else.
     """
-    from skysolve.engine.fastpath.database import gaia_stars
+    from skysolve.engine.solving.fastpath.database import gaia_stars
 
     ra, dec, mag = gaia_stars()
     keep = mag <= faintest
@@ -253,9 +257,9 @@ def _first_match(
     Returns ``guess`` pointed at the sky (rotation and parity from the match),
     or None when the fast path found nothing.
     """
-    from skysolve.engine.fastpath.database import default_db_path
-    from skysolve.engine.fastpath.matching import PatternHashSolver
-    from skysolve.engine.solvers import SolveConstraints
+    from skysolve.engine.solving.base import SolveConstraints
+    from skysolve.engine.solving.fastpath.database import default_db_path
+    from skysolve.engine.solving.fastpath.matching import PatternHashSolver
 
     x, y = np.asarray(sources.x), np.asarray(sources.y)
     # The guess's camera frame: any rotation will do, only directions matter.

@@ -26,7 +26,7 @@ from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
 from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
 from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
 from skysolve.engine.results import Annotation
-from skysolve.engine.solvers import SolverOutcome
+from skysolve.engine.solving.base import SolverOutcome
 
 SOLVER_NAME = "allsky-lens"
 
@@ -201,11 +201,11 @@ def lens_lines(path: Path, width: int, height: int) -> list[Any]:
     90 degrees from the optical axis (where an all-sky camera pointed at the
     zenith has its horizon).  Figures are drawn only above that horizon and
     within the off-axis reach of the matched stars (beyond it the model is an
-    extrapolation).  Returns :class:`~skysolve.engine.pictures.OverlayLine`s
+    extrapolation).  Returns :class:`~skysolve.engine.products.pictures.OverlayLine`s
     (none when the file is unreadable).
     """
-    from skysolve.engine.constellations import stick_figures
-    from skysolve.engine.pictures import OverlayLine
+    from skysolve.engine.products.constellations import stick_figures
+    from skysolve.engine.products.pictures import OverlayLine
 
     try:
         doc = json.loads(Path(path).read_text())
@@ -372,7 +372,7 @@ def allsky_attempt(
     start: LensModel | None = None,
     profiles: bool = True,
 ) -> tuple[SolverOutcome, AllskySolution]:
-    """Solve an all-sky or fisheye image (a :class:`~skysolve.engine.images.LoadedImage`).
+    """Solve an all-sky or fisheye image (a :class:`~skysolve.engine.inputs.images.LoadedImage`).
 
     With ``profiles``, the camera's stored profile (:mod:`.profiles`) is the
     start when ``start`` is not given, and a solved model is stored as it.

@@ -27,7 +27,7 @@ _HOT_PIXEL_NEIGHBOUR_RATIO = 0.1
 
 #: Objects more elongated than this (major/minor axis) are trails, diffraction
 #: spikes or nebular filaments; their centroids are useless to a solver.
-_MAX_ELONGATION = 3.0
+MAX_ELONGATION = 3.0
 
 
 class SourceExtractor(ABC):
@@ -84,7 +84,7 @@ class SourceExtractor(ABC):
         """
 
 
-def _check_options(max_sources: int, downsample: float | None, timeout: float) -> None:
+def check_options(max_sources: int, downsample: float | None, timeout: float) -> None:
     if isinstance(max_sources, bool) or not isinstance(max_sources, int | np.integer):
         raise InvalidParameterError("max_sources must be an integer")
     if max_sources < 1:
@@ -137,7 +137,7 @@ def _bin(image: np.ndarray, factor: int) -> np.ndarray:
     return np.ascontiguousarray(mean, dtype=np.float32)
 
 
-def _unbin(coord: np.ndarray, factor: int) -> np.ndarray:
+def unbin(coord: np.ndarray, factor: int) -> np.ndarray:
     """Map 1-based coordinates on the binned grid back to the original grid.
 
     Binned pixel ``k`` (0-based) covers original pixels ``k*f .. k*f+f-1``, so its
@@ -146,7 +146,7 @@ def _unbin(coord: np.ndarray, factor: int) -> np.ndarray:
     return (np.asarray(coord, dtype=float) - 1.0) * factor + (factor - 1) / 2.0 + 1.0
 
 
-def _prepare(
+def prepare_image(
     data: np.ndarray, *, downsample: float | None, invert: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
     """The working copies of ``data``.
@@ -167,7 +167,7 @@ def _prepare(
     return image, binned, _fill_non_finite(binned), factor
 
 
-def _empty(shape: tuple[int, ...], *, with_background: bool = True) -> SourceList:
+def empty_sources(shape: tuple[int, ...], *, with_background: bool = True) -> SourceList:
     zero = np.zeros(0, dtype=float)
     return SourceList(
         x=zero,
@@ -179,7 +179,7 @@ def _empty(shape: tuple[int, ...], *, with_background: bool = True) -> SourceLis
     )
 
 
-def _finish(
+def finish_sources(
     x: np.ndarray,
     y: np.ndarray,
     flux: np.ndarray,
@@ -195,13 +195,13 @@ def _finish(
     y = np.asarray(y, dtype=float)
     flux = np.asarray(flux, dtype=float)
     if factor > 1:
-        x, y = _unbin(x, factor), _unbin(y, factor)
+        x, y = unbin(x, factor), unbin(y, factor)
         # Flux is a sum over pixels: a binned pixel stands for factor**2 originals.
         # A binned background is a mean per original pixel already: no rescaling.
         flux = flux * factor * factor
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(flux)
     if reject_hot_pixels:
-        ok[ok] &= ~_hot_pixels(original, x[ok], y[ok], factor=factor)
+        ok[ok] &= ~hot_pixels(original, x[ok], y[ok], factor=factor)
     sources = SourceList(
         x=x[ok],
         y=y[ok],
@@ -213,7 +213,7 @@ def _finish(
     return sources.sorted_by_flux().head(max_sources)
 
 
-def _hot_pixels(image: np.ndarray, x: np.ndarray, y: np.ndarray, *, factor: int) -> np.ndarray:
+def hot_pixels(image: np.ndarray, x: np.ndarray, y: np.ndarray, *, factor: int) -> np.ndarray:
     """Mask of detections that are a single bright pixel (hot pixel, cosmic ray).
 
     Judged on the full-resolution ``image``: find the brightest pixel near each

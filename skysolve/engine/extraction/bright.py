@@ -7,11 +7,11 @@ import math
 import numpy as np
 
 from skysolve.engine.extraction.base import (
-    _MAX_ELONGATION,
-    _check_options,
-    _empty,
-    _finish,
-    _prepare,
+    MAX_ELONGATION,
+    check_options,
+    empty_sources,
+    finish_sources,
+    prepare_image,
 )
 from skysolve.engine.results import SourceList
 from skysolve.errors import (
@@ -61,17 +61,17 @@ def extract_bright_sources(
 
     if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
         raise InvalidParameterError("count must be a whole number of at least 1")
-    _check_options(count, downsample, 1.0)
-    original, image, bad, factor = _prepare(data, downsample=downsample, invert=invert)
+    check_options(count, downsample, 1.0)
+    original, image, bad, factor = prepare_image(data, downsample=downsample, invert=invert)
     if bad is not None and bad.all():
-        return _empty(original.shape)
+        return empty_sources(original.shape)
     h, w = image.shape
     found = tetra3rs.extract_centroids(
         image,
         sigma_threshold=BRIGHT_THRESHOLD_SIGMA,
         min_pixels=3,
         max_centroids=count,
-        max_elongation=_MAX_ELONGATION,
+        max_elongation=MAX_ELONGATION,
         deblend="reject",
         # The matched filter finds fainter stars, which are not wanted here; on
         # the test fields it also lost a bright star 15 px from a fainter one.
@@ -79,7 +79,7 @@ def extract_bright_sources(
     ).centroids
     n = len(found)
     if n == 0:
-        return _empty(original.shape)
+        return empty_sources(original.shape)
     # tetra3rs puts the origin at the image centre: x - (w + 1) / 2 in 1-based pixels.
     x0 = np.array([c.x for c in found], dtype=float) + (w - 1) / 2.0
     y0 = np.array([c.y for c in found], dtype=float) + (h - 1) / 2.0
@@ -90,7 +90,7 @@ def extract_bright_sources(
     spread = float(np.median(moments)) if moments else 2.0
     psf_sigma = float(np.clip(math.sqrt(max(spread, 0.0) / 2.0), 0.6, 3.0))
     x, y, background = _windowed_centroids(image, x0, y0, np.full(n, psf_sigma))
-    return _finish(
+    return finish_sources(
         x + 1.0,
         y + 1.0,
         flux,

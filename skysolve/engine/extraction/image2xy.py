@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from skysolve.engine.extraction.programs import _ProgramExtractor, _read_table, _run
+from skysolve.engine.extraction.programs import ProgramExtractor, read_table, run_program
 
 
-class Image2xyExtractor(_ProgramExtractor):
+class Image2xyExtractor(ProgramExtractor):
     """astrometry.net's ``image2xy`` (``simplexy``), nova's default extractor.
 
     The (inverted, binned) image is written to a temporary float32 FITS file;
@@ -24,12 +24,12 @@ class Image2xyExtractor(_ProgramExtractor):
     def _run_program(
         self, binary: str, work: Path, image: np.ndarray, timeout: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-        _run(
+        run_program(
             [binary, "-O", "-o", str(work / "image.xy.fits"), str(work / "image.fits")],
             timeout=timeout,
             cwd=work,
         )
-        cols = _read_table(work / "image.xy.fits", 1, ("X", "Y", "FLUX", "BACKGROUND"))
+        cols = read_table(work / "image.xy.fits", 1, ("X", "Y", "FLUX", "BACKGROUND"))
         if cols is None:
             return None
         return cols["X"], cols["Y"], cols["FLUX"], cols["BACKGROUND"]

@@ -13,10 +13,10 @@ import numpy as np
 
 from skysolve.engine.extraction.base import (
     SourceExtractor,
-    _check_options,
-    _empty,
-    _finish,
-    _prepare,
+    check_options,
+    empty_sources,
+    finish_sources,
+    prepare_image,
 )
 from skysolve.engine.results import SourceList
 from skysolve.errors import (
@@ -40,7 +40,7 @@ def _find_binary(program: str) -> str:
     return path
 
 
-def _run(argv: list[str], *, timeout: float, cwd: Path) -> None:
+def run_program(argv: list[str], *, timeout: float, cwd: Path) -> None:
     """Run a program without a shell; translate its failures."""
     try:
         # argv is a list (no shell) of a binary found by shutil.which and our temp paths.
@@ -72,7 +72,7 @@ def _write_fits(path: Path, image: np.ndarray) -> None:
     fits.PrimaryHDU(data=image.astype(np.float32, copy=False)).writeto(path, overwrite=True)
 
 
-def _read_table(path: Path, hdu: int, columns: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+def read_table(path: Path, hdu: int, columns: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """The named columns of a FITS binary table; ``None`` when there are no rows."""
     from astropy.io import fits
 
@@ -94,7 +94,7 @@ def _read_table(path: Path, hdu: int, columns: tuple[str, ...]) -> dict[str, np.
         raise SolverFailedError(f"cannot read {path.name}: {exc}") from exc
 
 
-class _ProgramExtractor(SourceExtractor):
+class ProgramExtractor(SourceExtractor):
     """An extractor that runs an outside program on a temporary FITS file.
 
     Subclasses name the ``program`` and implement :meth:`_run_program`, which
@@ -113,22 +113,22 @@ class _ProgramExtractor(SourceExtractor):
         invert: bool = False,
         timeout: float = 120.0,
     ) -> SourceList:
-        _check_options(max_sources, downsample, timeout)
+        check_options(max_sources, downsample, timeout)
         binary = _find_binary(self.program)
-        original, image, bad, factor = _prepare(data, downsample=downsample, invert=invert)
+        original, image, bad, factor = prepare_image(data, downsample=downsample, invert=invert)
         shape = original.shape
         if (bad is not None and bad.all()) or float(np.ptp(image)) == 0.0:
             # A flat image has no noise to scale a threshold by: the programs
             # divide by it and report garbage.
-            return _empty(shape)
+            return empty_sources(shape)
         with tempfile.TemporaryDirectory(prefix=f"skysolve-{self.name}-") as tmp:
             work = Path(tmp)
             _write_fits(work / "image.fits", image)
             found = self._run_program(binary, work, image, timeout)
         if found is None:
-            return _empty(shape)
+            return empty_sources(shape)
         x, y, flux, background = found
-        return _finish(
+        return finish_sources(
             x, y, flux, background, original=original, factor=factor, max_sources=max_sources
         )
 

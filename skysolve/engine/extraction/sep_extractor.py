@@ -9,14 +9,14 @@ import numpy as np
 import sep
 
 from skysolve.engine.extraction.base import (
-    _MAX_ELONGATION,
+    MAX_ELONGATION,
     SourceExtractor,
-    _check_options,
-    _empty,
-    _finish,
-    _hot_pixels,
-    _prepare,
-    _unbin,
+    check_options,
+    empty_sources,
+    finish_sources,
+    hot_pixels,
+    prepare_image,
+    unbin,
 )
 from skysolve.engine.results import SourceList
 from skysolve.errors import (
@@ -74,12 +74,12 @@ class SepExtractor(SourceExtractor):
         invert: bool = False,
         timeout: float = 120.0,
     ) -> SourceList:
-        _check_options(max_sources, downsample, timeout)
+        check_options(max_sources, downsample, timeout)
         start = time.monotonic()
-        original, image, bad, factor = _prepare(data, downsample=downsample, invert=invert)
+        original, image, bad, factor = prepare_image(data, downsample=downsample, invert=invert)
         shape = original.shape
         if bad is not None and bad.all():
-            return _empty(shape)
+            return empty_sources(shape)
 
         h, w = image.shape
         mesh = int(np.clip(min(h, w) // 8, 8, 64))
@@ -96,28 +96,28 @@ class SepExtractor(SourceExtractor):
             # A noiseless (synthetic) or flat image: fall back to the spread of the data.
             spread = float(np.ptp(sub))
             if not (math.isfinite(spread) and spread > 0):
-                return _empty(shape)
+                return empty_sources(shape)
             rms = 1e-3 * spread
 
         objects = self._detect(sub, rms, bad, start=start, timeout=timeout)
         if objects is None or len(objects) == 0:
-            return _empty(shape)
+            return empty_sources(shape)
         objects = objects[self._plausible(objects)]
         objects = objects[self._compact(objects, sub, back, image)]
         # Refining centroids is the slow step: do it only for the sources kept, i.e.
         # the brightest max_sources that are not hot pixels (judged at rough positions).
-        rough_x = _unbin(objects["x"] + 1.0, factor)
-        rough_y = _unbin(objects["y"] + 1.0, factor)
-        objects = objects[~_hot_pixels(original, rough_x, rough_y, factor=factor)]
+        rough_x = unbin(objects["x"] + 1.0, factor)
+        rough_y = unbin(objects["y"] + 1.0, factor)
+        objects = objects[~hot_pixels(original, rough_x, rough_y, factor=factor)]
         objects = objects[np.argsort(-objects["flux"], kind="stable")[:max_sources]]
         if len(objects) == 0:
-            return _empty(shape)
+            return empty_sources(shape)
 
         x, y = self._refine(sub, objects, bad)
         iy = np.clip(np.rint(objects["y"]).astype(int), 0, h - 1)
         ix = np.clip(np.rint(objects["x"]).astype(int), 0, w - 1)
         # sep's x/y are 0-based; SourceList is 1-based.
-        return _finish(
+        return finish_sources(
             x + 1.0,
             y + 1.0,
             objects["flux"],
@@ -181,7 +181,7 @@ class SepExtractor(SourceExtractor):
         ok = np.isfinite(flux) & (flux > 0) & np.isfinite(a) & np.isfinite(b)
         ok &= (objects["flag"] & sep.OBJ_SINGU) == 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            ok &= a <= _MAX_ELONGATION * b
+            ok &= a <= MAX_ELONGATION * b
         return np.asarray(ok, dtype=bool)
 
     @staticmethod

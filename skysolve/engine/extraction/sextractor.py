@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skysolve.engine.extraction.base import _MAX_ELONGATION
-from skysolve.engine.extraction.programs import _ProgramExtractor, _read_table, _run
+from skysolve.engine.extraction.base import MAX_ELONGATION
+from skysolve.engine.extraction.programs import ProgramExtractor, read_table, run_program
 
 
 #: 5x5 Gaussian convolution kernel, FWHM 2 px (SExtractor's ``gauss_2.0_5x5``
@@ -34,7 +34,7 @@ _SEXTRACTOR_PARAMS = (
 )
 
 
-class SExtractorExtractor(_ProgramExtractor):
+class SExtractorExtractor(ProgramExtractor):
     """Debian's ``source-extractor`` (SExtractor 2.x), nova's ``use_sextractor``.
 
     Runs with a configuration written to a temporary directory: 1.5 sigma
@@ -87,19 +87,19 @@ class SExtractorExtractor(_ProgramExtractor):
         (work / "skysolve.sex").write_text(
             "".join(f"{key:<16} {value}\n" for key, value in config.items())
         )
-        _run(
+        run_program(
             [binary, str(work / "image.fits"), "-c", str(work / "skysolve.sex")],
             timeout=timeout,
             cwd=work,
         )
-        cols = _read_table(work / "catalog.fits", 1, _SEXTRACTOR_PARAMS)
+        cols = read_table(work / "catalog.fits", 1, _SEXTRACTOR_PARAMS)
         if cols is None:
             return None
         # Keep neighbours (1), deblended (2), saturated (4) and incomplete Kron
         # apertures (16: a flux problem, not a position one); drop objects cut by
         # the image edge (8) and those with corrupted isophotes or overflows (32+).
         ok = (cols["FLAGS"].astype(int) & ~(1 | 2 | 4 | 16)) == 0
-        ok &= cols["ELONGATION"] <= _MAX_ELONGATION
+        ok &= cols["ELONGATION"] <= MAX_ELONGATION
         ok &= cols["FLUX_AUTO"] > 0
         # Windowed centroids are far less biased by neighbours and noise than the
         # isophotal X_IMAGE; keep the isophotal ones where the window failed.

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from skysolve.engine.fastpath.tansip import TanSip
 from skysolve.engine.fitting.matching import match_one_to_one
 from skysolve.engine.fitting.quality import (
     fit_quality,
@@ -23,6 +22,7 @@ from skysolve.engine.fitting.quality import (
     zero_point,
 )
 from skysolve.engine.fitting.refine import Catalogue, Projection, Refit, refit
+from skysolve.engine.solving.fastpath.tansip import TanSip
 
 #: The refit may fit its stars this much worse than the verified WCS (relative,
 #: plus pixels) and still be taken: it explains more of them.

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from skysolve.engine.fastpath.tables import write_fits_table
 from skysolve.engine.fitting.refine import Refit
+from skysolve.engine.solving.fastpath.tables import write_fits_table
 
 #: Fewer matched, unsaturated stars than this give no zero point and no star shapes.
 MIN_PHOTOMETRY_STARS = 5

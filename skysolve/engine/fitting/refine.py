@@ -18,8 +18,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from skysolve.engine.fastpath.database import Stars
-from skysolve.engine.fastpath.verification import binomial_tail
 from skysolve.engine.fitting.matching import match_one_to_one
 from skysolve.engine.fitting.wcsfit import (
     MAX_ORDER,
@@ -28,6 +26,8 @@ from skysolve.engine.fitting.wcsfit import (
     fit_wcs,
     usable_order,
 )
+from skysolve.engine.solving.fastpath.database import Stars
+from skysolve.engine.solving.fastpath.verification import binomial_tail
 
 #: Fewer matched stars than this cannot refit (and cannot judge) an answer.
 MIN_STARS = 8
@@ -59,7 +59,7 @@ MAX_CHANCE = 1e-4
 
 
 #: Star positions (J2000 degrees), magnitudes and unit vectors: an index file's
-#: :class:`~skysolve.engine.catalog.StarCatalog` or the fast path's reference
+#: :class:`~skysolve.engine.indexes.catalog.StarCatalog` or the fast path's reference
 #: stars; the fast path's verification reads the same.
 Catalogue = Stars
 

@@ -1,6 +1,6 @@
 """TAN-SIP least squares with the covariance of the fit, and the choice of its order.
 
-The model is the fast path's :class:`~skysolve.engine.fastpath.tansip.TanSip`
+The model is the fast path's :class:`~skysolve.engine.solving.fastpath.tansip.TanSip`
 (CRPIX at the image centre, the tangent point moved to the sky position of
 CRPIX): a polynomial of total degree ``order`` in the pixel offsets maps to
 the tangent plane, its linear part is the CD matrix and the rest, divided by
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skysolve.engine.fastpath.tansip import (
+from skysolve.engine.solving.fastpath.tansip import (
     TanSip,
     fit_tan_sip,
     gnomonic,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skysolve.engine.astrometry import source_table
 from skysolve.engine.results import SolveResult, SourceList
+from skysolve.engine.solving.astrometry import source_table
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -186,7 +186,7 @@ def write_result_files(
             out_dir / FILE_NAMES["new_fits"], image, result.wcs_header
         )
     if kml_wcs is not None:
-        from skysolve.engine.kml import write_kml
+        from skysolve.engine.products.kml import write_kml
 
         result.files["kml"] = write_kml(
             kml_wcs,
@@ -218,7 +218,7 @@ def draw_result_pictures(
     ``residuals``: rows of (x, y, dx, dy) (:func:`residual_arrows`); ``lines``:
     overlay polylines (an all-sky frame's curved figures).
     """
-    from skysolve.engine.pictures import make_pictures
+    from skysolve.engine.products.pictures import make_pictures
 
     if image is not None:
         data, color, bottom_up = image.data, image.color, image.bottom_up

@@ -19,7 +19,7 @@ import numpy as np
 from skysolve.engine.config import EngineConfig
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SourceList, local_cd_matrix, wcs_from_header
-from skysolve.engine.solvers import SolverOutcome
+from skysolve.engine.solving.base import SolverOutcome
 from skysolve.errors import ConfigurationError, SolveError
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def refit_stars(
     densest index file's stars around the field.  The choice depends on the
     field and the installed files, never on which solver or index found it.
     """
-    from skysolve.engine.fastpath import reference_stars
+    from skysolve.engine.solving.fastpath import reference_stars
 
     cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
     corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, height + 0.5]])
@@ -85,7 +85,7 @@ def refit_stars(
             if np.count_nonzero(inside) >= MIN_REFERENCE_STARS:
                 return stars, "G" if stars.catalogue == "gaia" else "VT"
     # Imported here: the index reader brings astropy (a quarter of a second).
-    from skysolve.engine.catalog import densest_index, index_cone
+    from skysolve.engine.indexes.catalog import densest_index, index_cone
 
     try:
         path = densest_index(config.index_dirs)

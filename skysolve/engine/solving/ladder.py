@@ -14,7 +14,7 @@ up: every attempt but the last gets a share of the time left
 Where the sources come from is the caller's :class:`SourceSupply` (see
 :mod:`skysolve.engine.extraction.supply`): a solver that looks only at the
 brightest few asks for those, one that searches several lists
-(:attr:`~skysolve.engine.solvers.Solver.several_lists`) is offered the
+(:attr:`~skysolve.engine.solving.base.Solver.several_lists`) is offered the
 companion lists as they are made.
 """
 
@@ -31,7 +31,7 @@ from typing import Protocol
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SourceList
-from skysolve.engine.solvers import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import SolveCancelledError, SolveTimeoutError
 
 Progress = Callable[[str, str], None]
@@ -259,7 +259,7 @@ def blind_solvers(
     """The solvers for an attempt without a scale: ``solvers``, less those for
     which the field, by the image's own metadata at most ``widest_fov_deg``
     wide (``where`` names the metadata), is too narrow
-    (:meth:`~skysolve.engine.solvers.Solver.too_narrow`); never none.
+    (:meth:`~skysolve.engine.solving.base.Solver.too_narrow`); never none.
 
     The metadata only decides which solvers run, never what they search: a
     blind solve (``--no-hints``) stays blind, and a wrong header costs the

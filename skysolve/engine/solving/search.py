@@ -21,7 +21,7 @@ from skysolve.engine.config import EngineConfig
 from skysolve.engine.extraction.supply import MIN_SOURCES, Supply
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SourceList
-from skysolve.engine.solvers import Solver, SolverOutcome
+from skysolve.engine.solving.base import Solver, SolverOutcome
 from skysolve.engine.solving.ladder import (
     Climb,
     Clock,
@@ -47,6 +47,28 @@ Progress = Callable[[str, str], None]
 ALLSKY_MAX_SECONDS = 20.0
 #: A field narrower than the file's metadata says by this factor is not expected.
 METADATA_FOV_MARGIN = 1.5
+
+
+def solver_chain(config: EngineConfig) -> list[Solver]:
+    """The solvers to try, fastest first: the configuration's own, else the
+    fast path when its database exists, then astrometry.net."""
+    if config.solvers is not None:
+        return list(config.solvers)
+    from skysolve.engine.solving.astrometry import AstrometryConfig, AstrometryNetSolver
+    from skysolve.engine.solving.fastpath import PatternHashSolver
+
+    fast: list[Solver] = []
+    if config.fastpath_db is not None and config.fastpath_db.is_file():
+        fast.append(PatternHashSolver(config.fastpath_db))
+    return fast + [
+        AstrometryNetSolver(
+            AstrometryConfig(
+                binary=config.engine_binary,
+                index_dirs=config.index_dirs,
+                processes=config.processes,
+            )
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -86,7 +108,7 @@ def lead_sources(
     clock: Clock,
 ) -> SourceList:
     """The sources of the first attempt's first solver, which meanwhile starts
-    loading what it needs (:meth:`~skysolve.engine.solvers.Solver.prefetch`)."""
+    loading what it needs (:meth:`~skysolve.engine.solving.base.Solver.prefetch`)."""
     first = constraints_for(hinted.effective, hinted.width)
     lead = (blind if is_blind(first) else solvers)[0]
     if image is not None and lead.prefetch(first, image.width, image.height):
@@ -94,7 +116,7 @@ def lead_sources(
         # catalogues (for a hinted solve of a 10-degree field the whole
         # database, 0.1-0.2 s: a third of the solve).
         with clock.step("load_catalogues"):
-            from skysolve.engine.annotations import load_catalogues
+            from skysolve.engine.products.named_objects import load_catalogues
 
             load_catalogues()
     return supply.sources_for(lead.bright_sources)
@@ -198,7 +220,7 @@ def _without_learned_position(hinted: Hinted) -> SolveParameters | None:
     a learned position was used."""
     if "center" not in hinted.learned:
         return None
-    from skysolve.engine.hints import apply_learned
+    from skysolve.engine.inputs.hints import apply_learned
 
     without, _ = apply_learned(
         hinted.from_file, image_width=hinted.width, image_height=hinted.height, position=False
@@ -214,7 +236,7 @@ def blind_solvers_for(solvers: list[Solver], image: Any, note: Progress) -> list
     solve would use), ``METADATA_FOV_MARGIN`` times wider."""
     if image is None or len(solvers) < 2:
         return solvers
-    from skysolve.engine.hints import largest_scale
+    from skysolve.engine.inputs.hints import largest_scale
 
     found = largest_scale(image)
     if found is None:
@@ -265,7 +287,7 @@ def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
 
 
 def _coverage_hint(config: EngineConfig) -> str:
-    from skysolve.engine.indexes import describe_coverage, find_indexes
+    from skysolve.engine.indexes.files import describe_coverage, find_indexes
 
     try:
         indexes = find_indexes(config.index_dirs, allow_empty=True)

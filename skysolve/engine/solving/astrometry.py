@@ -1,0 +1,414 @@
+"""astrometry.net's ``astrometry-engine`` as a :class:`~skysolve.engine.solving.base.Solver`.
+
+``solve-field`` and nova try one index file after another in one process.  Here
+the indexes that can match the allowed scale range are dealt out to one engine
+process per core; each process checks its indexes "in parallel" (the engine's
+``inparallel`` mode: all indexes at each depth of field stars before going
+deeper), and the first process to solve stops the others.  Given several
+source lists of one image (:meth:`AstrometryNetSolver.solve_lists`: skysolve's
+own extraction and the list ``solve-field`` would make), the processes are
+shared between the lists, each list searching every index, so the engine
+is never worse off than ``solve-field`` with its own list.  Parameters travel
+in the header of the augmented star list (``.axy``) that we write, exactly as
+``augment-xylist`` would, and the engine is always started with an argument
+list, never through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from skysolve.engine.indexes.choosing import select_indexes, split_for_processes
+from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS, IndexFile, find_indexes
+from skysolve.engine.results import SourceList
+from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
+from skysolve.errors import (
+    ConfigurationError,
+    SolveCancelledError,
+    SolverFailedError,
+    SolveTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from astropy.io import fits
+
+#: How often the watcher checks processes, cancel flags and the clock.
+POLL_SECONDS = 0.01
+
+_SOLVED_WITH = re.compile(r"solved with index (\S+?)\.?$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class AstrometryConfig:
+    """How to run the engine: binary, index directories, processes."""
+
+    binary: str = "astrometry-engine"
+    index_dirs: tuple[Path, ...] = DEFAULT_INDEX_DIRS
+    processes: int = 2
+    #: Depths of field stars to try, in steps (astrometry.net's ANDPL/ANDPU pairs).
+    depths: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 80, 100, 150, 200)
+    #: Log-odds ratio needed to accept a match (astrometry.net's default is 1e9).
+    odds_to_solve: float = 1e9
+
+
+def write_axy(
+    path: Path,
+    sources: SourceList,
+    constraints: SolveConstraints,
+    *,
+    outputs: dict[str, Path],
+    cpu_limit: float,
+    depths: tuple[int, ...],
+    odds_to_solve: float,
+) -> Path:
+    """Write an augmented star list: the sources plus every solve parameter.
+
+    ``outputs`` maps the engine's output keywords (solved, match, rdls, wcs,
+    corr, cancel) to the files it should write.
+    """
+    from astropy.io import fits
+
+    hdr = fits.Header()
+    hdr["IMAGEW"] = (int(sources.width), "image width")
+    hdr["IMAGEH"] = (int(sources.height), "image height")
+    hdr["ANRUN"] = (True, "Solve this field!")
+    hdr["ANCLIM"] = (max(1, int(np.ceil(cpu_limit))), "CPU time limit (seconds)")
+    hdr["ANVERUNI"] = (True, "Uniformize field during verification")
+    hdr["ANVERDUP"] = (False, "Deduplicate field during verification")
+    hdr["ANODDSSL"] = (float(odds_to_solve), "Odds ratio to consider a field solved")
+    hdr["ANPOSERR"] = (float(constraints.positional_error), "star position error (pixels)")
+    if constraints.scale_low is not None or constraints.scale_high is not None:
+        lo = constraints.scale_low or 0.0
+        hi = constraints.scale_high if constraints.scale_high is not None else 1e6
+        hdr["ANAPPL1"] = (float(lo), "scale: arcsec/pixel min")
+        hdr["ANAPPU1"] = (float(min(hi, 1e6)), "scale: arcsec/pixel max")
+    if constraints.crpix_center:
+        hdr["ANCRPIXC"] = (True, "Set CRPIX to the image center.")
+    if constraints.tweak_order > 0:
+        hdr["ANTWEAK"] = (True, "Tweak: yes please!")
+        hdr["ANTWEAKO"] = (int(constraints.tweak_order), "Tweak order")
+    else:
+        hdr["ANTWEAK"] = (False, "Tweak: no, thanks.")
+    if constraints.parity in (0, 1):
+        hdr["ANPARITY"] = ("POS" if constraints.parity == 0 else "NEG", "parity to search")
+    if constraints.has_position:
+        hdr["ANERA"] = (float(constraints.center_ra or 0.0), "RA center estimate (deg)")
+        hdr["ANEDEC"] = (float(constraints.center_dec or 0.0), "Dec center estimate (deg)")
+        hdr["ANERAD"] = (float(constraints.radius or 180.0), "Search radius (deg)")
+    lower = 1
+    for i, upper in enumerate(depths, start=1):
+        hdr[f"ANDPL{i}"] = lower
+        hdr[f"ANDPU{i}"] = upper
+        lower = upper + 1
+    keys = {
+        "solved": "ANSOLVED",
+        "match": "ANMATCH",
+        "rdls": "ANRDLS",
+        "wcs": "ANWCS",
+        "corr": "ANCORR",
+        "cancel": "ANCANCEL",
+    }
+    for name, key in keys.items():
+        if name in outputs:
+            hdr[key] = str(outputs[name])
+    fits.HDUList([fits.PrimaryHDU(header=hdr), source_table(sources)]).writeto(path, overwrite=True)
+    return path
+
+
+def source_table(sources: SourceList) -> fits.BinTableHDU:
+    """The sources as the X, Y, FLUX[, BACKGROUND] table astrometry.net reads."""
+    from astropy.io import fits
+
+    cols = [
+        fits.Column(name="X", format="E", array=np.asarray(sources.x, np.float32)),
+        fits.Column(name="Y", format="E", array=np.asarray(sources.y, np.float32)),
+        fits.Column(name="FLUX", format="E", array=np.asarray(sources.flux, np.float32)),
+    ]
+    if sources.background is not None:
+        cols.append(
+            fits.Column(
+                name="BACKGROUND", format="E", array=np.asarray(sources.background, np.float32)
+            )
+        )
+    table = fits.BinTableHDU.from_columns(cols)
+    table.header["IMAGEW"] = sources.width
+    table.header["IMAGEH"] = sources.height
+    return table
+
+
+def write_engine_config(path: Path, indexes: list[IndexFile], *, cpu_limit: float) -> Path:
+    """An engine config naming exactly these indexes, checked in parallel."""
+    lines = ["# written by skysolve", "inparallel", f"cpulimit {max(1, int(np.ceil(cpu_limit)))}"]
+    lines += [f"index {ix.path}" for ix in indexes]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class _Run:
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    log_path: Path
+    outputs: dict[str, Path]
+    command: list[str]
+    indexes: list[IndexFile]
+    #: Which source list this process searches, and the list itself.
+    label: str = ""
+    sources: SourceList | None = None
+
+
+class AstrometryNetSolver(Solver):
+    """Solve with Debian's ``astrometry-engine`` and the installed index files."""
+
+    name: ClassVar[str] = "astrometry.net"
+    several_lists: ClassVar[bool] = True
+
+    def __init__(self, config: AstrometryConfig | None = None) -> None:
+        self.config = config or AstrometryConfig()
+
+    def solve(
+        self,
+        sources: SourceList,
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> SolverOutcome:
+        return self.solve_lists(
+            [("sources", sources)], constraints, workdir, timeout=timeout, cancel=cancel
+        )
+
+    def solve_lists(
+        self,
+        lists: Sequence[tuple[str, SourceList]],
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+        later: Callable[[], list[tuple[str, SourceList]] | None] | None = None,
+    ) -> SolverOutcome:
+        """Search several source lists of one image at once; the first solution wins.
+
+        The engine processes are shared out between the lists (at least one
+        each); each list's processes split the indexes between them.  ``later``
+        is polled while the engine runs: None while a list is still being
+        made, then the lists to add (each with as many processes again), so
+        a list that takes longer to extract does not hold back the others.  The
+        outcome's ``sources`` is the list that solved, ``source_list`` its label.
+        """
+        if not lists:
+            raise ValueError("solve_lists needs at least one source list")
+        started = time.monotonic()
+        first = lists[0][1]
+        indexes = select_indexes(
+            find_indexes(self.config.index_dirs),
+            width=first.width,
+            height=first.height,
+            scale_low=constraints.scale_low or 0.0,
+            scale_high=constraints.scale_high if constraints.scale_high is not None else np.inf,
+            center=_center(constraints),
+            radius=constraints.radius,
+        )
+        per_list = max(1, self.config.processes // len(lists))
+        workdir.mkdir(parents=True, exist_ok=True)
+        runs: list[_Run] = []
+        several = len(lists) > 1 or later is not None
+
+        def start(new_lists: Sequence[tuple[str, SourceList]]) -> list[_Run]:
+            started_runs = []
+            for label, sources in new_lists:
+                for group in split_for_processes(indexes, per_list):
+                    remaining = max(0.5, timeout - (time.monotonic() - started))
+                    run = self._start(len(runs), group, sources, constraints, workdir, remaining)
+                    run.label = label if several else ""
+                    run.sources = sources
+                    runs.append(run)
+                    started_runs.append(run)
+            return started_runs
+
+        def more() -> list[_Run] | None:
+            assert later is not None
+            found = later()
+            return None if found is None else start(found)
+
+        try:
+            start(lists)
+            winner = self._watch(
+                list(runs),
+                started=started,
+                timeout=timeout,
+                cancel=cancel,
+                more=more if later is not None else None,
+            )
+        finally:
+            for run in runs:
+                _stop(run.process)
+        log = _collect_logs(runs)
+        elapsed = time.monotonic() - started
+        if winner is None:
+            failed = [r for r in runs if r.process.returncode not in (0, None)]
+            if failed and len(failed) == len(runs):
+                tail = "\n".join(log.strip().splitlines()[-15:])
+                raise SolverFailedError(
+                    f"astrometry-engine exited with status {failed[0].process.returncode}: {tail}"
+                )
+            return SolverOutcome(
+                solved=False,
+                solver=self.name,
+                log=log,
+                command=runs[0].command if runs else [],
+                seconds=elapsed,
+            )
+        files = {
+            name: path
+            for name, path in winner.outputs.items()
+            if name in ("wcs", "corr", "rdls", "match") and path.exists()
+        }
+        files["axy"] = winner.workdir / "field.axy"
+        from astropy.io import fits
+
+        header = fits.getheader(files["wcs"], 0)
+        return SolverOutcome(
+            solved=True,
+            solver=self.name,
+            wcs_header=header,
+            index=_solved_index(winner),
+            files=files,
+            log=log,
+            command=winner.command,
+            seconds=elapsed,
+            sources=winner.sources if several else None,
+            source_list=winner.label if several else "",
+        )
+
+    # -- process management --------------------------------------------------
+
+    def _start(
+        self,
+        k: int,
+        group: list[IndexFile],
+        sources: SourceList,
+        constraints: SolveConstraints,
+        workdir: Path,
+        timeout: float,
+    ) -> _Run:
+        # The engine runs inside its directory (cwd=pdir): every path it is
+        # given, in its command and in the .axy, must not be relative to ours.
+        pdir = Path(workdir).absolute() / f"engine-{k}"
+        pdir.mkdir(parents=True, exist_ok=True)
+        outputs = {
+            name: pdir / f"field.{name}" for name in ("solved", "match", "rdls", "wcs", "corr")
+        }
+        outputs["cancel"] = pdir / "field.cancel"
+        axy = write_axy(
+            pdir / "field.axy",
+            sources,
+            constraints,
+            outputs=outputs,
+            cpu_limit=timeout + 5,
+            depths=self.config.depths,
+            odds_to_solve=self.config.odds_to_solve,
+        )
+        cfg = write_engine_config(pdir / "engine.cfg", group, cpu_limit=timeout + 5)
+        command = [self.config.binary, "--config", str(cfg), str(axy)]
+        log_path = pdir / "engine.log"
+        try:
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=pdir,
+                    start_new_session=True,
+                )
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"{self.config.binary} not found: install the Debian package astrometry.net"
+            ) from None
+        return _Run(process, pdir, log_path, outputs, command, group)
+
+    def _watch(
+        self,
+        runs: list[_Run],
+        *,
+        started: float,
+        timeout: float,
+        cancel: threading.Event | None,
+        more: Callable[[], list[_Run] | None] | None = None,
+    ) -> _Run | None:
+        pending = list(runs)
+        while pending or more is not None:
+            if cancel is not None and cancel.is_set():
+                raise SolveCancelledError("the solve was cancelled")
+            if time.monotonic() - started > timeout:
+                raise SolveTimeoutError(f"no solution within the time limit of {timeout:g} s")
+            if more is not None:
+                added = more()
+                if added is not None:
+                    pending += added
+                    more = None
+            for run in list(pending):
+                if run.process.poll() is None:
+                    continue
+                pending.remove(run)
+                if run.outputs["solved"].exists() and run.outputs["wcs"].exists():
+                    return run
+            time.sleep(POLL_SECONDS)
+        return None
+
+
+def _center(constraints: SolveConstraints) -> tuple[float, float] | None:
+    if constraints.center_ra is None or constraints.center_dec is None:
+        return None
+    return (constraints.center_ra, constraints.center_dec)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill the engine and anything it started; reap it."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            process.kill()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a zombie we cannot reap
+        pass
+
+
+def _collect_logs(runs: list[_Run]) -> str:
+    parts = []
+    for k, run in enumerate(runs):
+        try:
+            text = run.log_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        names = ", ".join(ix.name for ix in run.indexes)
+        of = f"{run.label} list, " if run.label else ""
+        parts.append(f"== astrometry-engine process {k} ({of}indexes: {names})\n{text}")
+    return "\n".join(parts)
+
+
+def _solved_index(run: _Run) -> str | None:
+    try:
+        text = run.log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    found = _SOLVED_WITH.findall(text)
+    if found:
+        return Path(found[-1]).name
+    return None

@@ -1,0 +1,449 @@
+"""The pattern-hash solver: tetra3rs proposes, the verification and the refit decide."""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from skysolve.engine.results import DeferredHeader, SourceList
+from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.fastpath.database import (
+    DatabaseInfo,
+    FastpathDatabase,
+    band_paths,
+    is_loaded,
+    load_database,
+    read_info,
+)
+from skysolve.engine.solving.fastpath.refit import MAX_RMS, REFIT_SOURCES, Refined, refine
+from skysolve.engine.solving.fastpath.tables import write_files
+from skysolve.engine.solving.fastpath.tansip import TanSip
+from skysolve.engine.solving.fastpath.verification import (
+    VERIFY_RADIUS,
+    Neighbourhood,
+    Verification,
+    angular_separation,
+    verify_calibration,
+)
+from skysolve.errors import ConfigurationError, SolveCancelledError
+
+#: Ratio between neighbouring field-of-view guesses of a blind solve.
+LADDER_STEP = 3.0
+#: A scale hint spanning at most this ratio is searched in one bounded pass.
+HINTED_RANGE = 2.5
+#: A band database is used for a hinted range at least this factor inside its FOV range
+#: (fields at the very edge of a database's range are found less reliably).
+BAND_MARGIN = 1.05
+#: Why :meth:`PatternHashSolver._search` stopped when the time was up.
+OUT_OF_TIME = "out of time"
+#: Sources handed to tetra3rs (our own verification and refit use more).
+TETRA_CENTROIDS = 100
+#: A blind field is left to the next solver when its file says it is narrower than
+#: this share of the database's smallest FOV: the ladder's first guess (1.2 times
+#: that FOV) finds fields down to about 0.7 times its width, 0.84 of the smallest.
+BLIND_REACH = 0.7
+#: Wide blind guesses are spaced by at most this much in ``tan(fov / 2) ** 2``.  A
+#: guess makes tetra3rs turn pixels into angles through a pinhole of that field,
+#: and across a wide field a wrong focal length bends the patterns as a radial
+#: distortion does (a third-order term in ``tan(fov / 2) ** 2``); measured on
+#: synthetic 20-70 degree pinhole fields and real ones, a guess finds fields
+#: within about 0.1 of it in that measure (``apod4.jpg``, 34 degrees: guesses of
+#: 25-40 degrees, not the ladder's 14.4 or 43.2).  Barrel distortion moves a
+#: field the other way, as a narrower one: the spacing covers both.
+WIDE_SPACING = 0.12
+#: Below this field (degrees) the ladder's factor LADDER_STEP alone decides.
+WIDE_FROM = 20.0
+#: At most this many guesses past the ladder's widest (a database of very wide fields).
+WIDE_EXTRA = 6
+#: tetra3rs checks at most this many image patterns for an added wide guess: a
+#: wide field matches within its first thousand (``apod4.jpg``: 500-1000), and a
+#: field that matches none costs 2-10 ms per guess instead of 20-60.
+WIDE_PATTERNS = 3000
+
+#: One FOV guess: widest side (deg), allowed error (None: any), pattern budget (None: tetra3rs's).
+Guess = tuple[float, float | None, int | None]
+
+
+def tetra_model(result: Any, width: int, height: int) -> TanSip:
+    """The TAN WCS tetra3rs found, in skysolve's pixel convention."""
+    off = np.asarray(result.crpix, dtype=float)
+    return TanSip(
+        crval=(float(result.crval_ra_deg), float(result.crval_dec_deg)),
+        crpix=((width + 1) / 2.0 + float(off[0]), (height + 1) / 2.0 + float(off[1])),
+        cd=np.degrees(np.asarray(result.cd_matrix, dtype=float)),
+    )
+
+
+class PatternHashSolver(Solver):
+    """tetra3rs's pattern hash, verified and refitted against the catalogue."""
+
+    name: ClassVar[str] = "pattern-hash"
+    bright_sources: ClassVar[int | None] = REFIT_SOURCES
+    quick: ClassVar[bool] = True
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+
+    def prefetch(self, constraints: SolveConstraints, width: int, height: int) -> bool:
+        """Start loading the database a solve with ``constraints`` will search.
+
+        The load (0.1-0.2 s for the whole default database, in tetra3rs, which
+        lets other threads run) goes on in a background thread while the
+        caller reads hints and finds the brightest sources; :meth:`solve`
+        then finds it loaded, or waits for the rest.  Returns whether a load
+        was started (nothing to do: no database, a scale it does not cover, or
+        already loaded).
+        """
+        try:
+            info = read_info(self.db_path)
+            if info is None:
+                return False
+            guesses = self._fov_guesses(info, constraints, max(width, height))
+            if not guesses:
+                return False
+            path = self._search_plan(guesses)[0][0]
+        except (OSError, ConfigurationError):
+            return False
+        if is_loaded(path):
+            return False
+
+        def load() -> None:
+            try:
+                load_database(path)
+            except ConfigurationError:
+                pass  # solve() reports it and leaves the field to the next solver
+
+        threading.Thread(target=load, name="fastpath-load", daemon=True).start()
+        return True
+
+    def too_narrow(self, widest_fov_deg: float) -> bool:
+        """Whether a field at most ``widest_fov_deg`` wide (its widest side) is too
+        narrow for this database: its blind ladder could not find it, and trying
+        costs the load of the whole database and the ladder (0.3-0.7 s measured
+        on 1.3-degree Seestar frames) before the next solver starts.
+
+        False when the database's description cannot be read (then the fast
+        path is tried, as always).
+        """
+        try:
+            info = read_info(self.db_path)
+        except (OSError, ConfigurationError):
+            return False
+        return info is not None and widest_fov_deg < BLIND_REACH * info.min_fov
+
+    def solve(
+        self,
+        sources: SourceList,
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> SolverOutcome:
+        started = time.monotonic()
+        log: list[str] = []
+
+        def note(message: str) -> None:
+            log.append(f"pattern-hash [{(time.monotonic() - started) * 1000:8.1f} ms] {message}")
+
+        def give_up(reason: str) -> SolverOutcome:
+            note(f"not solved: {reason}; leaving the field to the next solver")
+            return SolverOutcome(
+                solved=False,
+                solver=self.name,
+                index=self.db_path.name,
+                log="\n".join(log) + "\n",
+                seconds=time.monotonic() - started,
+            )
+
+        w, h = sources.width, sources.height
+        try:
+            # The JSON description tells the FOV range without loading anything,
+            # so a field the database cannot cover costs nothing.
+            info = read_info(self.db_path) or load_database(self.db_path).info
+            guesses = self._fov_guesses(info, constraints, max(w, h))
+            if not guesses:
+                return give_up(
+                    f"the scale range is outside the database's FOV range "
+                    f"{info.min_fov:g}-{info.max_fov:g} deg"
+                )
+            plan = self._search_plan(guesses)
+        except ConfigurationError as exc:
+            return give_up(str(exc))
+        cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
+        # tetra3rs builds patterns from the brightest two dozen and checks a
+        # match against all it is given: the first hundred of the (uniformized)
+        # list are plenty, and the search takes half as long as with 300.
+        head = sources.head(TETRA_CENTROIDS)
+        centroids = np.column_stack(
+            [
+                np.asarray(head.x, float) - cx,
+                np.asarray(head.y, float) - cy,
+                np.asarray(head.flux, float),
+            ]
+        )
+        pos_err = max(1.0, float(constraints.positional_error))
+        radius = VERIFY_RADIUS * pos_err
+        refined: Refined | None = None
+        reason = "no pattern matched"
+        for number, (path, part) in enumerate(plan):
+            try:
+                loaded = load_database(path)
+            except ConfigurationError as exc:
+                # A database removed under a running service costs speed, not the solve.
+                return give_up(str(exc))
+            later = " (over the part of the hinted range it covers; the whole database next)"
+            note(f"database {loaded.info.describe()}{later if number < len(plan) - 1 else ''}")
+            refined, reason = self._search(
+                loaded, part, centroids, sources, constraints, radius, note, reason,
+                started=started, timeout=timeout, cancel=cancel,
+            )  # fmt: skip
+            if refined is not None or reason == OUT_OF_TIME:
+                break
+        if refined is None:
+            return give_up(reason)
+        workdir.mkdir(parents=True, exist_ok=True)
+        files = write_files(workdir, sources, refined, loaded.stars)
+        note("wrote corr and rdls")
+        return SolverOutcome(
+            solved=True,
+            solver=self.name,
+            # Built when read: a solve that writes no files never imports astropy.
+            wcs_header=DeferredHeader(functools.partial(refined.model.to_header, w, h)),
+            wcs_model=refined.model,
+            index=loaded.info.path.name,
+            files=files,
+            log="\n".join(log) + "\n",
+            seconds=time.monotonic() - started,
+        )
+
+    def _search(
+        self,
+        loaded: FastpathDatabase,
+        guesses: list[Guess],
+        centroids: np.ndarray,
+        sources: SourceList,
+        constraints: SolveConstraints,
+        radius: float,
+        note: Any,
+        reason: str,
+        *,
+        started: float,
+        timeout: float,
+        cancel: threading.Event | None,
+    ) -> tuple[Refined | None, str]:
+        """tetra3rs on one database, FOV guess after guess: the verified refit, or why not."""
+        w, h = sources.width, sources.height
+        for widest, error, budget in guesses:
+            if cancel is not None and cancel.is_set():
+                raise SolveCancelledError("the solve was cancelled")
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                return None, OUT_OF_TIME
+            # tetra3rs takes the horizontal FOV.
+            horizontal = widest * w / max(w, h)
+            attempt = loaded.database.solve_from_centroids(
+                centroids,
+                fov_estimate_deg=horizontal,
+                fov_max_error_deg=None if error is None else error * w / max(w, h),
+                image_width=w,
+                image_height=h,
+                solve_timeout_ms=max(1, int(min(remaining, 5.0) * 1000)),
+                **({} if budget is None else {"max_patterns_checked": budget}),
+            )
+            err_text = "any" if error is None else f"{error:.2f}"
+            if not attempt:
+                note(f"FOV guess {widest:.2f} deg (+/- {err_text}): {attempt.status}")
+                continue
+            note(
+                f"FOV guess {widest:.2f} deg (+/- {err_text}): tetra3rs matched RA "
+                f"{attempt.ra_deg:.4f} Dec {attempt.dec_deg:.4f} FOV {attempt.fov_deg:.3f} deg, "
+                f"{attempt.num_matches} stars, probability {attempt.probability:.2g}"
+            )
+            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note)
+            if isinstance(candidate, str):
+                reason = candidate
+                note(f"rejected: {candidate}")
+                continue
+            return candidate, reason
+        return None, reason
+
+    @staticmethod
+    def _confirm(
+        attempt: Any,
+        sources: SourceList,
+        loaded: FastpathDatabase,
+        constraints: SolveConstraints,
+        radius: float,
+        note: Any,
+    ) -> Refined | str:
+        """Refit tetra3rs's answer against our catalogue and verify it, or say why not.
+
+        The refit comes first: when the FOV guess was far off, tetra3rs's own
+        WCS can be several pixels out at the edges although the match is right.
+        """
+        w, h = sources.width, sources.height
+        pos_err = radius / VERIFY_RADIUS
+        near = Neighbourhood()
+        refined = refine(
+            sources,
+            tetra_model(attempt, w, h),
+            loaded.stars,
+            order=constraints.tweak_order,
+            radius=radius,
+            near=near,
+        )
+        kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
+        note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
+        check = verify_calibration(sources, refined.model, loaded.stars, radius=radius, near=near)
+        note(_describe(check))
+        if not check.accepted:
+            return "the match failed verification"
+        if not refined.rms <= MAX_RMS * pos_err:
+            return f"the refit leaves an RMS of {refined.rms:.2f} px"
+        problem = _constraint_problem(refined.model, constraints, w, h)
+        return problem or refined
+
+    def _search_plan(self, guesses: list[Guess]) -> list[tuple[Path, list[Guess]]]:
+        """The databases to search, in turn, each with its FOV guesses.
+
+        A process that has the whole database loaded already (a service
+        worker) keeps using it.  A new process (``skysolve solve``) with a
+        hinted range loads the smallest band that covers it, a tenth of the
+        load time.  When no band covers the whole range but one covers its
+        middle (a 10-degree field hinted +-10 %: the 9-30 degree band, 32 MB,
+        against the whole 178 MB database), that band is searched first over
+        the part it covers, and the whole database after it over the whole
+        range, so what the fast path finds is the same, only sooner.
+        """
+        main = self.db_path
+        whole = [(main, guesses)]
+        if len(guesses) != 1 or guesses[0][1] is None or is_loaded(main):
+            return whole
+        fov, error, _ = guesses[0]
+        assert error is not None
+        lo, hi = fov - error, fov + error
+        bands = [info for band in band_paths(main) if (info := read_info(band)) is not None]
+        covering = [
+            info
+            for info in bands
+            if info.min_fov * BAND_MARGIN <= lo and hi * BAND_MARGIN <= info.max_fov
+        ]
+        if covering:
+            return [(min(covering, key=lambda info: info.size_bytes).path, guesses)]
+        middle = [
+            info
+            for info in bands
+            if info.min_fov * BAND_MARGIN <= fov and fov * BAND_MARGIN <= info.max_fov
+        ]
+        if not middle:
+            return whole
+        band = min(middle, key=lambda info: info.size_bytes)
+        part_lo, part_hi = max(lo, band.min_fov * BAND_MARGIN), min(hi, band.max_fov / BAND_MARGIN)
+        part: list[Guess] = [((part_lo + part_hi) / 2.0, (part_hi - part_lo) / 2.0, None)]
+        return [(band.path, part), *whole]
+
+    @staticmethod
+    def _fov_guesses(
+        info: DatabaseInfo, constraints: SolveConstraints, widest_px: int
+    ) -> list[Guess]:
+        """(widest-side FOV, allowed error, pattern budget) to try, degrees."""
+        lo_db, hi_db = info.min_fov, info.max_fov
+        if constraints.scale_low is not None or constraints.scale_high is not None:
+            lo = (constraints.scale_low or 0.0) * widest_px / 3600.0
+            hi = (constraints.scale_high or math.inf) * widest_px / 3600.0
+            lo, hi = max(lo, lo_db / 1.1), min(hi, hi_db * 1.1)
+            if lo > hi:
+                return []
+            if hi / max(lo, 1e-9) <= HINTED_RANGE:
+                return [((lo + hi) / 2.0, (hi - lo) / 2.0 + 0.02 * hi, None)]
+            lo_db, hi_db = lo, hi
+        # Without a bound on the FOV error tetra3rs matches patterns of any size
+        # and uses the estimate only to pick its database level.  Measured on
+        # the 4-70 degree database: a guess finds fields from about 0.7 to 3
+        # times its width (wider more readily than narrower) in 1-50 ms, where
+        # a bounded sweep of the same range costs ten times more.  So a few
+        # guesses, narrow first, a factor LADDER_STEP apart.
+        ladder: list[float] = []
+        fov = min(lo_db * 1.2, hi_db)
+        while True:
+            ladder.append(fov)
+            if fov * math.sqrt(LADDER_STEP) >= hi_db:
+                break
+            fov = min(fov * LADDER_STEP, hi_db)
+        return [
+            (fov, None, None if fov in ladder else WIDE_PATTERNS)
+            for fov in wide_ladder(ladder, lo_db, hi_db)
+        ]
+
+
+def _bend(fov: float) -> float:
+    """``tan(fov / 2) ** 2``: how much a pinhole of ``fov`` degrees bends across its field."""
+    return math.tan(math.radians(min(fov, 170.0)) / 2.0) ** 2
+
+
+def _unbend(bend: float) -> float:
+    return 2.0 * math.degrees(math.atan(math.sqrt(max(bend, 0.0))))
+
+
+def wide_ladder(ladder: list[float], lo: float, hi: float) -> list[float]:
+    """The blind ladder with guesses added where fields are wide, ascending.
+
+    Between neighbouring guesses wider than :data:`WIDE_FROM` degrees, and from
+    the widest one to ``hi``, guesses are added so that no field from ``lo`` to
+    ``hi`` is farther than about ``WIDE_SPACING / 2`` (in :func:`_bend`) from
+    one (see :data:`WIDE_SPACING`).  The ladder's own guesses stay, in their
+    order, so a field found today is found by the same guess.
+    """
+    out: list[float] = []
+    for fov in sorted(ladder):
+        if out and fov > WIDE_FROM:
+            low = max(out[-1], lo)
+            gaps = math.ceil((_bend(fov) - _bend(low)) / WIDE_SPACING - 1e-9)
+            for i in range(1, gaps):
+                out.append(_unbend(_bend(low) + i * (_bend(fov) - _bend(low)) / gaps))
+        out.append(fov)
+    # Past the widest guess, which finds fields about WIDE_SPACING wider (in
+    # _bend), one more guess each WIDE_SPACING up to the database's widest.
+    top = _bend(hi)
+    added = 0
+    while out and _bend(out[-1]) + WIDE_SPACING < top and added < WIDE_EXTRA:
+        out.append(_unbend(_bend(out[-1]) + WIDE_SPACING))
+        added += 1
+    return out
+
+
+def _describe(v: Verification) -> str:
+    return (
+        f"verification: {v.matched} of the {v.checked} brightest sources within "
+        f"{v.radius:g} px of the {v.references} brightest catalogue stars in the field; "
+        f"false-positive probability {v.false_positive:.2g}"
+    )
+
+
+def _constraint_problem(
+    model: TanSip, constraints: SolveConstraints, width: int, height: int
+) -> str:
+    det = float(np.linalg.det(model.cd))
+    pixscale = 3600.0 * math.sqrt(abs(det))
+    if constraints.parity == 0 and det > 0:
+        return "parity 0 asks for det(CD) < 0"
+    if constraints.parity == 1 and det < 0:
+        return "parity 1 asks for det(CD) > 0"
+    if constraints.scale_low is not None and pixscale < constraints.scale_low * 0.99:
+        return f"pixel scale {pixscale:.3f} arcsec is below the allowed range"
+    if constraints.scale_high is not None and pixscale > constraints.scale_high * 1.01:
+        return f"pixel scale {pixscale:.3f} arcsec is above the allowed range"
+    if constraints.has_position and constraints.radius is not None:
+        assert constraints.center_ra is not None and constraints.center_dec is not None
+        ra, dec = model.pix2world(np.array([(width + 1) / 2.0]), np.array([(height + 1) / 2.0]))
+        sep = angular_separation(constraints.center_ra, constraints.center_dec, ra, dec)[0]
+        if sep > constraints.radius:
+            return f"the field centre is {sep:.2f} deg from the given position"
+    return ""
