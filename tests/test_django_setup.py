@@ -6,6 +6,7 @@ imports no Django at all, while collecting a web test package sets it up.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -22,9 +23,13 @@ sys.exit(code)
 
 
 def django_imported(*args: str) -> bool:
+    # As a person runs it: not inheriting the settings module that this run's
+    # Django packages (collected before this file) put into the environment.
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=REPO_ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
