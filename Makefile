@@ -90,12 +90,13 @@ bench: setup
 bench-target: setup
 	nice $(BIN)/python bench/engine_bench.py --target 5 --limit 180
 
-# skysolve against solve-field on the real-image corpus (../shared/images/corpus
+# skysolve against solve-field and StellarSolver (KStars' solver, through
+# ssharness from client-tools) on the real-image corpus (../shared/images/corpus
 # or SKYSOLVE_CORPUS), blind and hinted, with and without the fast path; long
-# (an image solve-field cannot solve costs the limit three times): run parts
+# (an image no tool can solve costs the limit four times): run parts
 # with e.g. `make bench-real BENCH_REAL_ARGS="--solved-only --modes blind"`.
 BENCH_REAL_ARGS ?=
-bench-real: setup
+bench-real: setup client-tools
 	nice $(BIN)/python bench/real_bench.py $(BENCH_REAL_ARGS)
 
 # How well each tool's WCS fits: every corpus image solve-field solves (and

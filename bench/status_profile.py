@@ -28,11 +28,12 @@ import django
 
 
 def solved_submission() -> tuple[int, int]:
+    from skysolve.accounts.models import ApiSession
     from skysolve.submissions import services
     from skysolve.submissions.models import Job
 
     rng = random.Random(1)
-    viewer = services.Viewer.of_session(services.ApiSession.start(None))
+    viewer = services.Viewer.of_session(ApiSession.start(None))
     args = {
         "x": [rng.uniform(0, 2000) for _ in range(2000)],
         "y": [rng.uniform(0, 1500) for _ in range(2000)],

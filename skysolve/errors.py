@@ -1,9 +1,18 @@
 """The one exception tree of skysolve.
 
-Everything that goes wrong outside our own code (a library that cannot read a
-file, the solver binary, a remote solve host) is translated at the edge into one
-of these, so callers need to know only this module.  ``retryable`` tells the
-queue whether trying the same job again may succeed.
+Two branches under :class:`SkysolveError`:
+
+- :class:`SolveError`: what goes wrong with a solve.  Everything that goes
+  wrong outside our own code (a library that cannot read a file, the solver
+  binary, a remote solve host) is translated at the edge into one of these,
+  so callers need to know only this module.  ``retryable`` tells the queue
+  whether trying the same job again may succeed.
+- :class:`ServiceError`: a request the service refuses (a bad parameter, an
+  id the viewer may not see, too many submissions, too large an upload, a
+  broken multipart body, no picture to show).  Its message is for the client
+  and its ``status`` the HTTP status; the API's decorator
+  (``skysolve.api.decorators``) and the web site's views turn it into the
+  answer, nothing below them knows about HTTP.
 """
 
 from __future__ import annotations
@@ -12,8 +21,12 @@ from collections.abc import Iterator
 from typing import Any
 
 
-class SolveError(Exception):
+class SkysolveError(Exception):
     """Base class of every error skysolve raises on purpose."""
+
+
+class SolveError(SkysolveError):
+    """Something went wrong with a solve (the input, the solver, the indexes, the time)."""
 
     #: Short machine-readable reason, stable across versions (used in metrics and the API).
     code: str = "solve_error"
@@ -130,6 +143,80 @@ class WorkerLostError(SolveError):
     """The job was taken away from this worker (its lease ran out) while it worked on it."""
 
     code = "worker_lost"
+
+
+# -- requests the service refuses --------------------------------------------------------
+
+
+class ServiceError(SkysolveError):
+    """A request that cannot be honoured; the message is shown to the client.
+
+    ``status`` is the HTTP status of the answer (200 by default: nova answers
+    a refused API call with ``{"status": "error"}`` and 200); ``headers`` go
+    with it.
+    """
+
+    status: int = 200
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers: dict[str, str] = {}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(ServiceError):
+    """No such thing, or one the viewer may not see; ``kind``/``object_id`` name a looked-up id."""
+
+    status = 404
+
+    def __init__(self, message: str, *, kind: str = "", object_id: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.object_id = object_id
+
+
+class RateLimited(ServiceError):
+    """Too many submissions (or missed ids) lately; ``retry_after`` is in seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+def too_large_message(limit: int) -> str:
+    return f"upload larger than {limit} bytes ({limit // (1024 * 1024)} MB)"
+
+
+class UploadTooLarge(ServiceError):
+    """The request body passed SKYSOLVE_MAX_UPLOAD_MB; reading stopped there."""
+
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(too_large_message(limit))
+        self.limit = limit
+
+
+class MultipartError(ServiceError, ValueError):
+    """A multipart body that cannot be read (no boundary, a part cut short...)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"bad multipart body: {detail}")
+        self.detail = detail
+
+
+class NoPicture(ServiceError):
+    """There is nothing to show for this image (no file yet, or not an image)."""
+
+    status = 404
 
 
 # -- one serialisation, for every transport (Celery task, ssh solve host) ---------------

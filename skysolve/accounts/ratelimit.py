@@ -26,20 +26,14 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from skysolve.accounts.models import LookupMiss, SubmissionEvent
-from skysolve.submissions.services import ServiceError
+from skysolve.errors import RateLimited
 
 WINDOW = timedelta(hours=1)
 
 log = logging.getLogger(__name__)
 
 
-class RateLimited(ServiceError):
-    """Too many submissions in the last hour; ``retry_after`` is in seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, status=429)
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
+__all__ = ["RateLimited"]  # raised here; it lives in skysolve.errors
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -25,8 +25,9 @@ from django.views.decorators.csrf import csrf_exempt
 from skysolve.accounts.models import ApiSession
 from skysolve.accounts.ratelimit import check_id_lookups, client_ip, record_miss
 from skysolve.api import multipart, responses
+from skysolve.errors import NotFound, ServiceError
 from skysolve.submissions import uploads
-from skysolve.submissions.services import NotFound, ServiceError, Viewer, find_session
+from skysolve.submissions.services import Viewer, find_session
 
 
 @dataclass
@@ -81,16 +82,14 @@ def api_view(
                     if exc.object_id is not None and not call.viewer.is_staff:
                         record_miss(call.client_ip, exc.kind, exc.object_id)
                     raise
-            except ServiceError as exc:
+            except ServiceError as exc:  # the one translation of skysolve.errors' refusals
                 response = responses.error(exc.message, status=exc.status)
-                for name, value in getattr(exc, "headers", {}).items():
+                for name, value in exc.headers.items():
                     response[name] = value
                 if exc.status == 429:
                     # Clients that stop at the status code show the reason phrase.
                     response.reason_phrase = f"Too Many Requests ({exc.message})"
                 return response
-            except uploads.UploadTooLarge as exc:
-                return responses.error(str(exc), status=413)
             except RequestDataTooBig:
                 return responses.error("request too large for a form body", status=413)
             except SuspiciousOperation as exc:
@@ -212,10 +211,8 @@ def _raw_json_and_files(request: HttpRequest) -> tuple[str | None, dict[str, mul
     if request.method == "POST" and content_type.lower().startswith("multipart/"):
         # Streamed to disk and capped while it arrives; parts stay on disk.
         with uploads.spool_body(request, settings.SKYSOLVE_MAX_UPLOAD_BYTES) as body:
-            try:
-                parts = multipart.parse_file(body, content_type, uploads.spool_file)
-            except multipart.MultipartError as exc:
-                raise ServiceError(f"bad multipart body: {exc}") from None
+            # A broken body raises MultipartError, a ServiceError.
+            parts = multipart.parse_file(body, content_type, uploads.spool_file)
         files = {p.name: p for p in parts if p.filename is not None}
         for part in parts:
             if part.filename is not None and files[part.name] is not part:

@@ -15,9 +15,10 @@ from skysolve.api.decorators import ApiCall, api_view
 from skysolve.engine.products.kml import kmz_bytes
 from skysolve.errors import BadInputError
 from skysolve.submissions import services
-from skysolve.submissions.jobfiles import PICTURES, job_dir
+from skysolve.submissions.jobfiles import job_dir
 from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Job
+from skysolve.submissions.transitions import PICTURES
 
 #: URL name -> key of SolveResult.files.
 RESULT_FILES: dict[str, str] = {

@@ -11,9 +11,15 @@ file parts to their own temporary files, so an upload is never held in
 memory whole; :func:`parse` does the same on bytes (small bodies, tests).
 
 Why not Django's MultiPartParser: Django 5.2 does read the reference client's
-body (checked), but it silently drops a file part cut before its closing
-boundary, so a truncated upload would be answered as a request without a file
-instead of as what it is.
+body and ordinary ones (checked), but it silently drops a file part in two
+cases.  One, a part cut before its closing boundary, a check of the spooled
+body could catch first.  The other it decides alone: a file part whose
+filename sanitizes to nothing (``..``, ``photos/``) is skipped without a
+word, so the upload would be answered as a request without a file
+(``tests/api/test_upload.py::test_it_keeps_a_file_part_whose_name_django_would_drop``).
+Django also unescapes HTML entities in filenames, decodes base64 parts and
+skips parts without a name, where this parser keeps the bytes and the name
+as sent or refuses the body.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from email.message import Message
 from pathlib import Path
 from typing import IO
 
+from skysolve.errors import MultipartError
+
 #: Headers of one part must fit in this many bytes.
 MAX_HEADER_BYTES = 16 * 1024
 #: Fields other than files (request-json) are read into memory up to this size
@@ -33,8 +41,7 @@ MAX_FIELD_BYTES = 16 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
 
 
-class MultipartError(ValueError):
-    pass
+__all__ = ["MultipartError"]  # raised here; it lives in skysolve.errors
 
 
 @dataclass

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from skysolve.engine.inputs.formats import sniff_format
 from skysolve.engine.inputs.images import load_image
 from skysolve.engine.products.stretch import stretch_for_display
-from skysolve.errors import SolveError
+from skysolve.errors import NoPicture, SolveError
 from skysolve.submissions.models import UserImage
 
 #: Longest side of each rendering, in pixels (display matches the overlays).
@@ -41,8 +41,7 @@ CONTENT_TYPES = {
 }
 
 
-class NoPicture(Exception):
-    """There is nothing to show for this image (no file yet, or not an image)."""
+__all__ = ["NoPicture"]  # raised here; it lives in skysolve.errors
 
 
 def original_path(image: UserImage) -> Path | None:

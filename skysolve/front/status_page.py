@@ -10,9 +10,9 @@ from django.utils import timezone
 from skysolve.engine.params import SolveParameters
 from skysolve.front.astro import dec_dms, ra_hms
 from skysolve.submissions import services as submissions
-from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.logs import shown_log
 from skysolve.submissions.models import Job, Submission
+from skysolve.submissions.transitions import PICTURES
 
 #: How many lines of the solver log the status page shows.
 LOG_TAIL_LINES = 30

@@ -7,7 +7,13 @@ recorded as soon as it is verified, then the files.  Every step is a method
 tests call directly: :meth:`Worker.requeue_expired`,
 :meth:`Worker.claim`, :meth:`Worker.heartbeat`, :meth:`Worker.run_job` and
 :meth:`Worker.run_once`.  :meth:`Worker.run_forever` only loops over them and
-stops between steps after SIGTERM/SIGINT.
+stops between steps after SIGTERM/SIGINT.  Each change of a job's state is
+one transition of :mod:`skysolve.submissions.transitions`; the worker decides
+which, and when.
+
+Kept whole: one class whose queue steps and job steps share the worker's id,
+lease, clock and running job (the dispatcher runs several of them), and tests
+drive each step directly; the state changes themselves live in transitions.
 """
 
 from __future__ import annotations
@@ -34,16 +40,14 @@ from django.db import (
     OperationalError,
     close_old_connections,
     connection,
-    transaction,
 )
-from django.db.models import F, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from skysolve.engine.results import SolveFunction, SolveResult
 from skysolve.errors import (
     AbandonedError,
-    BadInputError,
     SolveCancelledError,
     SolveError,
     SolveTimeoutError,
@@ -53,11 +57,11 @@ from skysolve.errors import (
 from skysolve.queue import waiting, wakeup
 from skysolve.queue.heartbeat import alive
 from skysolve.queue.models import ServedOwner
-from skysolve.submissions.jobfiles import PICTURES, attempt_dir, publish
-from skysolve.submissions.models import Job, Submission
-from skysolve.submissions.preparation import prepare
-from skysolve.submissions.services import add_machine_tags
-from skysolve.submissions.sky import sky_columns
+from skysolve.submissions import transitions
+from skysolve.submissions.jobfiles import attempt_dir
+from skysolve.submissions.models import Job
+from skysolve.submissions.preparation import Prepared, prepare
+from skysolve.submissions.transitions import PREPARING
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,11 @@ class Running:
     published: bool = False
     #: Cancelled because no client asked for it (SKYSOLVE_ABANDON_SECONDS).
     abandoned: bool = False
+    #: This attempt's own directory (see :func:`attempt_dir`).
+    out_dir: Path = field(default_factory=Path)
+    #: The heartbeat thread renewing the lease, and what stops it.
+    beater: threading.Thread | None = None
+    stop_beating: threading.Event = field(default_factory=threading.Event)
 
 
 class Worker:
@@ -126,9 +135,7 @@ class Worker:
         """
         now = self.clock()
         # A worker that died drawing the pictures of a success: they will not come.
-        drawing = Job.objects.filter(status=Job.SUCCESS, stage=PICTURES, lease_expires__lt=now)
-        if drawing.exists():  # a read first: an UPDATE would take SQLite's write lock
-            drawing.update(stage="finished", lease_expires=None)
+        transitions.give_up_pictures(now)
         return self._requeue_jobs(
             Job.objects.filter(status=Job.RUNNING, lease_expires__lt=now).only(
                 "id", "attempts", "worker_id"
@@ -167,21 +174,12 @@ class Worker:
     def _requeue_jobs(self, running: QuerySet[Job], now: datetime) -> int:
         count = 0
         for job in running:
-            # Conditional on the worker id: a late heartbeat of the old worker
-            # or another worker's requeue must not be overwritten.
-            same = Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=job.worker_id)
             if job.attempts >= self.max_attempts:
-                changed = same.update(
-                    status=Job.FAILURE,
-                    finished_at=now,
-                    lease_expires=None,
-                    error_code="worker_lost",
-                    error_message=f"the worker running this job stopped {job.attempts} times",
+                changed = transitions.fail_worker_lost(
+                    job.id, job.worker_id, attempts=job.attempts, now=now
                 )
-                if changed:
-                    self._finish_submission(job.id)
             else:
-                changed = same.update(status=Job.QUEUED, worker_id="", lease_expires=None, stage="")
+                changed = transitions.requeue(job.id, job.worker_id)
                 if changed:
                     waiting.job_queued(Job, job.id)
             count += changed
@@ -226,30 +224,21 @@ class Worker:
         return None
 
     def _claim_row(self, job_id: int) -> bool:
-        now = self.clock()
-        changed = Job.objects.filter(id=job_id, status=Job.QUEUED).update(
-            status=Job.RUNNING,
-            stage="preparing",
-            worker_id=self.worker_id,
-            started_at=now,
-            lease_expires=now + self.lease,
-            attempts=F("attempts") + 1,
-        )
-        return changed == 1
+        return transitions.claim(job_id, self.worker_id, now=self.clock(), lease=self.lease)
 
     def heartbeat(self, running: Running) -> None:
         """Renew the lease; stop the solve when cancelled, timed out or taken away."""
         now = self.clock()
         # After the answer is recorded the job is a success still drawing its pictures.
-        status = Job.SUCCESS if running.published else Job.RUNNING
-        mine = Job.objects.filter(id=running.job_id, status=status, worker_id=self.worker_id)
-        if not mine.update(lease_expires=now + self.lease):
+        if not transitions.renew(
+            running.job_id, self.worker_id, now=now, lease=self.lease, answered=running.published
+        ):
             running.lost = True
             running.cancel.set()
             return
         if not running.published:
-            requested = mine.filter(cancel_requested=True).values_list("error_code", flat=True)
-            for code in requested[:1]:
+            code = transitions.stop_requested(running.job_id, self.worker_id)
+            if code is not None:
                 running.abandoned = code == AbandonedError.code
                 running.cancel.set()
         if now >= running.deadline:
@@ -267,32 +256,7 @@ class Worker:
         limit = settings.SKYSOLVE_ABANDON_SECONDS
         if not limit:
             return 0
-        now = self.clock()
-        cutoff = now - timedelta(seconds=limit)
-        job_quiet = Q(last_polled__lt=cutoff) | Q(last_polled__isnull=True, queued_at__lt=cutoff)
-        submission_quiet = Q(user_image__submission__last_polled__lt=cutoff) | Q(
-            user_image__submission__last_polled__isnull=True,
-            user_image__submission__created__lt=cutoff,
-        )
-        message = f"nobody asked for this job for {limit:g} s (SKYSOLVE_ABANDON_SECONDS)"
-        abandoned = Job.objects.filter(job_quiet, submission_quiet)
-        count = 0
-        for job_id in abandoned.filter(status=Job.QUEUED).values_list("id", flat=True)[:100]:
-            if Job.objects.filter(id=job_id, status=Job.QUEUED).update(
-                status=Job.CANCELLED,
-                cancel_requested=True,
-                finished_at=now,
-                error_code=AbandonedError.code,
-                error_message=message,
-            ):
-                count += 1
-                log.info("job %s: cancelled, abandoned by its client", job_id)
-                self._finish_submission(job_id)
-        # A running one: its worker's heartbeat sees the request and stops the solve.
-        count += Job.objects.filter(
-            id__in=abandoned.filter(status=Job.RUNNING, cancel_requested=False).values("id")
-        ).update(cancel_requested=True, error_code=AbandonedError.code, error_message=message)
-        return count
+        return transitions.cancel_abandoned(now=self.clock(), limit=limit)
 
     def run_once(self) -> bool:
         """One step: requeue lost jobs, claim one and run it.  True if a job ran."""
@@ -363,140 +327,163 @@ class Worker:
 
         The solve runs under the heartbeat thread (:meth:`heartbeat` renews
         the lease and stops the solve when the job is cancelled, timed out or
-        taken away).  A verified solution is recorded at once
-        (:meth:`_record_answer`); the pictures and other files follow
-        (:meth:`_record_files`).  Anything else ends in :meth:`_finish`.
+        taken away).  A verified solution is recorded the moment the solver
+        has it (:meth:`_record_answer`, called back from the solve); the
+        pictures and other files follow (:meth:`_record_outcome`).  Whatever
+        the input or the solve raises ends in :meth:`_failed`.
         """
-        submission = job.submission
-        Submission.objects.filter(pk=submission.pk, processing_started__isnull=True).update(
-            processing_started=self.clock()
-        )
+        running = self._begin(job)
+        if running is None:
+            return
+        try:
+            try:
+                prepared = self._prepare(job, running)  # 1. the input
+                # 2. the solve; 3. its answer is recorded on the way, once verified
+                result = self._solve(job, running, prepared)
+            except Exception as exc:
+                self._failed(job, running, exc)
+                return
+            self._record_outcome(job, running, result)  # 4. the files (or why none)
+        finally:
+            self._end(running)
+
+    def _begin(self, job: Job) -> Running | None:
+        """The job's attempt directory and its heartbeat; None when the directory cannot be made."""
+        transitions.start_processing(job.submission.pk, now=self.clock())
         # Until the parameters are read, the queue's own limit bounds the preparation.
-        timeout = self.job_timeout
-        running = Running(job.id, deadline=self.clock() + timedelta(seconds=timeout))
-        out_dir = attempt_dir(job.id, job.attempts)
+        running = Running(
+            job.id,
+            deadline=self.clock() + timedelta(seconds=self.job_timeout),
+            timeout=self.job_timeout,
+            out_dir=attempt_dir(job.id, job.attempts),
+        )
         log.info(
             "job %s (submission %s): started by %s, attempt %d",
-            job.id, submission.pk, self.worker_id, job.attempts,
+            job.id, job.submission.pk, self.worker_id, job.attempts,
         )  # fmt: skip
         try:
             # A fresh directory: a requeued job starts again from nothing, and
             # an earlier attempt still running somewhere keeps its own.
-            out_dir.mkdir(parents=True)
+            running.out_dir.mkdir(parents=True)
         except OSError as exc:
-            self._finish(job, Job.FAILURE, error=_storage_error(out_dir, exc))
-            return
+            self._finish(job, Job.FAILURE, error=_storage_error(running.out_dir, exc))
+            return None
         self.current = running
-        stop_beating = threading.Event()
-        beater = None
         if self.heartbeat_thread:
-            beater = threading.Thread(
-                target=self._beat, args=(running, stop_beating), name="heartbeat", daemon=True
+            running.beater = threading.Thread(
+                target=self._beat, args=(running,), name="heartbeat", daemon=True
             )
-            beater.start()
+            running.beater.start()
+        return running
+
+    def _end(self, running: Running) -> None:
+        running.stop_beating.set()
+        if running.beater is not None:
+            running.beater.join()
+        self.current = None
+        if not running.published:  # lost, requeued or unrecorded: nobody reads it
+            shutil.rmtree(running.out_dir, ignore_errors=True)
+
+    def _prepare(self, job: Job, running: Running) -> Prepared:
+        """Step 1, the input: fetched, expanded, star list, parameters and learned hints."""
+        try:
+            return prepare(
+                job,
+                worker_id=self.worker_id,
+                cancel=running.cancel,
+                progress=lambda message: self._progress(running, PREPARING, message),
+                progress_interval=self.archive_progress_interval,
+            )
+        except WorkerLostError:
+            running.lost = True
+            raise
+
+    def _solve(self, job: Job, running: Running, prepared: Prepared) -> SolveResult:
+        """Step 2, the solve, which calls back step 3 (:meth:`_record_answer`) once verified."""
+        # The solve gets its whole time, from now on (a URL or an archive
+        # took what it took, under the queue's own limit).
+        timeout = min(prepared.params.timeout, self.job_timeout)
+        running.timeout = timeout
+        running.deadline = self.clock() + timedelta(seconds=timeout)
 
         def answer(partial: SolveResult) -> None:
-            # The solve is verified: record it now, the pictures follow.
             if running.cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
-            if not self._retrying(job, lambda: self._record_answer(job, partial, out_dir)):
+            if not self._retrying(job, lambda: self._record_answer(job, partial, running.out_dir)):
                 running.lost = True
                 raise SolveCancelledError("the job was cancelled or taken away")
 
-        try:
+        solver = self.solver or load_solver()
+        return solver(
+            prepared.source,
+            prepared.params.replace(timeout=timeout),
+            running.out_dir,
+            cancel=running.cancel,
+            progress=lambda stage, message: self._progress(running, stage, message),
+            verified=answer,
+        )
+
+    def _record_outcome(self, job: Job, running: Running, result: SolveResult) -> None:
+        """Step 4: the files of a recorded answer, or the outcome of a solve that found none."""
+        if running.lost:
+            return
+        out_dir = running.out_dir
+        if running.published:
+            self._retrying(job, lambda: self._record_files(job, result, out_dir, None))
+        elif running.timed_out and not result.solved:
+            error = _timeout(running.timeout)
+            self._finish(job, Job.FAILURE, error=error, result=result, out_dir=out_dir)
+        elif result.solved:
+            self._finish(job, Job.SUCCESS, result=result, out_dir=out_dir)
+        else:
+            self._finish(job, Job.FAILURE, error=result.failure, result=result, out_dir=out_dir)
+
+    def _failed(self, job: Job, running: Running, exc: Exception) -> None:
+        """The one place where an input or a solve that raised ``exc`` ends (from its except)."""
+        out_dir = running.out_dir
+        if running.published:
+            # The answer stands; only some pictures or files are missing.
+            log.warning("job %s: after the answer: %s: %s", job.id, type(exc).__name__, exc)
             try:
-                # 1. Input: fetched, expanded, star list, parameters and learned hints.
-                try:
-                    prepared = prepare(
-                        job,
-                        worker_id=self.worker_id,
-                        cancel=running.cancel,
-                        progress=lambda message: self._progress(running, "preparing", message),
-                        progress_interval=self.archive_progress_interval,
-                    )
-                except WorkerLostError:
-                    running.lost = True
-                    raise
-                # 2. The solve gets its whole time, from now on (a URL or an
-                # archive took what it took, under the queue's own limit).
-                timeout = min(prepared.params.timeout, self.job_timeout)
-                running.timeout = timeout
-                running.deadline = self.clock() + timedelta(seconds=timeout)
-                solver = self.solver or load_solver()
-                result = solver(
-                    prepared.source,
-                    prepared.params.replace(timeout=timeout),
-                    out_dir,
-                    cancel=running.cancel,
-                    progress=lambda stage, message: self._progress(running, stage, message),
-                    verified=answer,
-                )
-            except Exception as exc:
-                if not running.published:
-                    raise
-                # The answer stands; only some pictures or files are missing.
-                log.warning("job %s: after the answer: %s: %s", job.id, type(exc).__name__, exc)
-                failed: Exception = exc
-                self._retrying(job, lambda: self._record_files(job, None, out_dir, failed))
-                return
-        except SolveCancelledError as exc:
-            if running.lost:
-                return
+                self._retrying(job, lambda: self._record_files(job, None, out_dir, exc))
+            except (OperationalError, InterfaceError) as db_exc:
+                log.warning("job %s: database unavailable during the solve: %s", job.id, db_exc)
+            except Exception:
+                log.exception("job %s (submission %s) crashed", job.id, job.submission.pk)
+            return
+        if isinstance(exc, OperationalError | InterfaceError):
+            # Left running: when its lease runs out it is queued again, same id.
+            log.warning("job %s: database unavailable during the solve: %s", job.id, exc)
+            return
+        if running.lost and isinstance(exc, SolveError | OSError):
+            return  # the job is another worker's now
+        if isinstance(exc, SolveCancelledError):
             if running.timed_out:
-                self._finish(job, Job.FAILURE, error=_timeout(timeout), out_dir=out_dir)
+                self._finish(job, Job.FAILURE, error=_timeout(running.timeout), out_dir=out_dir)
             elif running.abandoned:
                 abandoned = AbandonedError("nobody asked for this job any more: stopped")
                 self._finish(job, Job.CANCELLED, error=abandoned, out_dir=out_dir)
             else:
                 self._finish(job, Job.CANCELLED, error=exc, out_dir=out_dir)
-        except SolveError as exc:
-            if running.lost:
-                return
+        elif isinstance(exc, SolveError):
             if exc.retryable and job.attempts < self.max_attempts:
                 self._requeue(job, exc)
             else:
                 self._finish(job, Job.FAILURE, error=exc, out_dir=out_dir)
-        except (OperationalError, InterfaceError) as exc:
-            # Left running: when its lease runs out it is queued again, same id.
-            log.warning("job %s: database unavailable during the solve: %s", job.id, exc)
-        except OSError as exc:
-            if running.lost:
-                return
+        elif isinstance(exc, OSError):
             # Disk full or unwritable data directory: fail clearly, keep serving.
             self._finish(job, Job.FAILURE, error=_storage_error(out_dir, exc))
-        except Exception as exc:  # a bug in the engine must not kill the worker
-            log.exception("job %s (submission %s) crashed", job.id, submission.pk)
+        else:  # a bug in the engine must not kill the worker
+            log.exception("job %s (submission %s) crashed", job.id, job.submission.pk)
             crash = SolveError(f"internal error: {type(exc).__name__}: {exc}")
             self._finish(
                 job, Job.FAILURE, error=crash, log_text=traceback.format_exc(), out_dir=out_dir
             )
-        else:
-            # 3. The answer, if verified, was recorded by ``answer``: now the files, or
-            # the outcome of a solve that found none.
-            if running.lost:
-                return
-            if running.published:
-                self._retrying(job, lambda: self._record_files(job, result, out_dir, None))
-            elif running.timed_out and not result.solved:
-                self._finish(
-                    job, Job.FAILURE, error=_timeout(timeout), result=result, out_dir=out_dir
-                )
-            elif result.solved:
-                self._finish(job, Job.SUCCESS, result=result, out_dir=out_dir)
-            else:
-                self._finish(job, Job.FAILURE, error=result.failure, result=result, out_dir=out_dir)
-        finally:
-            stop_beating.set()
-            if beater is not None:
-                beater.join()
-            self.current = None
-            if not running.published:  # lost, requeued or unrecorded: nobody reads it
-                shutil.rmtree(out_dir, ignore_errors=True)
 
-    def _beat(self, running: Running, stop: threading.Event) -> None:
+    def _beat(self, running: Running) -> None:
         interval = max(0.5, self.lease.total_seconds() / 3)
         try:
-            while not stop.wait(interval):
+            while not running.stop_beating.wait(interval):
                 try:
                     self.heartbeat(running)
                 except Exception:
@@ -505,11 +492,10 @@ class Worker:
             connection.close()
 
     def _progress(self, running: Running, stage: str, message: str = "") -> None:
-        mine = Job.objects.filter(id=running.job_id, status=Job.RUNNING, worker_id=self.worker_id)
         running.lines.append(f"{stage}: {message}" if message else stage)
         try:
             # The whole engine log replaces this when the job finishes.
-            mine.update(stage=stage[:20], log="\n".join(running.lines[-200:]))
+            transitions.note_stage(running.job_id, self.worker_id, stage, running.lines)
         except (OperationalError, InterfaceError) as exc:
             # The stage is for display: a database away for a moment must not stop the solve.
             log.warning("job %s: cannot record the stage: %s", running.job_id, exc)
@@ -519,14 +505,7 @@ class Worker:
 
     def _requeue(self, job: Job, error: SolveError) -> None:
         log.info("job %s: queued again after %s: %s", job.id, error.code, error.message)
-        Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=self.worker_id).update(
-            status=Job.QUEUED,
-            worker_id="",
-            lease_expires=None,
-            stage="",
-            error_code=error.code,
-            error_message=f"retrying after: {error.message}",
-        )
+        transitions.requeue(job.id, self.worker_id, error=error)
         waiting.job_queued(Job, job.id)
 
     def _finish(self, job: Job, status: str, **kwargs: Any) -> None:
@@ -554,59 +533,41 @@ class Worker:
                 connection.close()
                 time.sleep(1.0)
 
-    def _record_answer(self, job: Job, partial: SolveResult, out_dir: Path) -> bool:
-        """Step one of a success: calibration, WCS and objects, visible at once.
+    def _mark_published(self, job: Job) -> None:
+        if self.current is not None and self.current.job_id == job.id:
+            self.current.published = True
 
-        The job becomes a success in stage ``pictures``, keeping its lease
-        while the pictures and the other files are made (step two,
-        :meth:`_record_files`).  False when the job is no longer this worker's.
+    def _record_answer(self, job: Job, partial: SolveResult, out_dir: Path) -> bool:
+        """Step three: calibration, WCS and objects, visible at once (see ``transitions``).
+
+        False when the job is no longer this worker's.
         """
         assert partial.calibration is not None
-        now = self.clock()
-        values: dict[str, Any] = {
-            "status": Job.SUCCESS,
-            "stage": PICTURES,
-            "finished_at": now,
-            "lease_expires": now + self.lease,
-            "error_code": "",
-            "error_message": "",
-            "result": partial.to_json(),
-            **_calibration_columns(partial.calibration.to_nova()),
-        }
-        if self.current is not None and self.current.job_id == job.id:
-            values["log"] = "\n".join(self.current.lines[-200:])
-        with transaction.atomic():
-            changed = Job.objects.filter(
-                id=job.id, status=Job.RUNNING, worker_id=self.worker_id
-            ).update(**values)
-            if not changed:
-                log.info("job %s: answer dropped, the job was cancelled or taken away", job.id)
-                return False
-            publish(job.id, out_dir)
-            if self.current is not None and self.current.job_id == job.id:
-                self.current.published = True
-            add_machine_tags(job.user_image, partial.objects_in_field)
-        log.info("job %s (submission %s): success (pictures follow)", job.id, job.submission.pk)
-        self._finish_submission(job.id)
-        return True
+        mine = self.current is not None and self.current.job_id == job.id
+        return transitions.record_answer(
+            job,
+            self.worker_id,
+            now=self.clock(),
+            lease=self.lease,
+            result=partial.to_json(),
+            calibration=partial.calibration.to_nova(),
+            objects_in_field=partial.objects_in_field,
+            out_dir=out_dir,
+            log_lines=self.current.lines if mine and self.current is not None else None,
+            on_published=lambda: self._mark_published(job),
+        )
 
     def _record_files(
         self, job: Job, result: SolveResult | None, out_dir: Path, error: Exception | None
     ) -> None:
-        """Step two of a success: the whole result with every file, or why some are missing."""
-        values: dict[str, Any] = {"stage": "finished", "lease_expires": None}
-        if result is not None:
-            values["result"] = result.to_json()
-            values["log"] = result.log or _read_log(result)
-        else:
-            values["log"] = F("log")  # keep step one's
-        changed = Job.objects.filter(
-            id=job.id, status=Job.SUCCESS, stage=PICTURES, worker_id=self.worker_id
-        ).update(**values)
-        if error is not None and changed:
-            log.warning("job %s: some result files are missing: %s", job.id, error)
-        if not changed:
-            log.info("job %s: files dropped, the job was retried or taken away", job.id)
+        """Step four of a success: the whole result with every file, or why some are missing."""
+        transitions.record_files(
+            job.id,
+            self.worker_id,
+            result=None if result is None else result.to_json(),
+            log_text="" if result is None else (result.log or _read_log(result)),
+            error=error,
+        )
 
     def _finish_once(
         self,
@@ -618,49 +579,23 @@ class Worker:
         log_text: str = "",
         out_dir: Path | None = None,
     ) -> None:
-        now = self.clock()
-        values: dict[str, Any] = {
-            "status": status,
-            "stage": "finished",
-            "finished_at": now,
-            "lease_expires": None,
-            "error_code": "" if error is None else error.code,
-            "error_message": "" if error is None else error.message,
-        }
-        if result is not None:
-            values["result"] = result.to_json()
-            values["log"] = result.log or _read_log(result)
-            if result.solved and result.calibration is not None:
-                values.update(_calibration_columns(result.calibration.to_nova()))
-        elif log_text:
-            values["log"] = log_text
-        with transaction.atomic():
-            changed = Job.objects.filter(
-                id=job.id, status=Job.RUNNING, worker_id=self.worker_id
-            ).update(**values)
-            if not changed:
-                log.info("job %s: result dropped, the job was cancelled or taken away", job.id)
-                return  # cancelled or requeued meanwhile: this result is stale
-            if out_dir is not None and out_dir.is_dir():
-                # Still inside the transaction: if the files cannot be published
-                # the result is not recorded either.
-                publish(job.id, out_dir)
-                if self.current is not None and self.current.job_id == job.id:
-                    self.current.published = True
-            if result is not None and result.solved:
-                add_machine_tags(job.user_image, result.objects_in_field)
-            # An image of an archive fails alone: the submission's message is the archive's.
-            if isinstance(error, BadInputError) and job.user_image.archive_member is None:
-                Submission.objects.filter(pk=job.submission.pk).update(error_message=error.message)
-        log.info(
-            "job %s (submission %s): %s%s",
-            job.id, job.submission.pk, status, f" ({error.code}: {error.message})" if error else "",
-        )  # fmt: skip
-        self._finish_submission(job.id)
-
-    def _finish_submission(self, job_id: int) -> None:
-        job = Job.objects.select_related("user_image__submission").get(id=job_id)
-        job.submission.update_processing_times()
+        solved = result is not None and result.solved
+        calibration = None
+        if solved and result is not None and result.calibration is not None:
+            calibration = result.calibration.to_nova()
+        transitions.finish(
+            job,
+            self.worker_id,
+            status,
+            now=self.clock(),
+            error=error,
+            result=None if result is None else result.to_json(),
+            calibration=calibration,
+            objects_in_field=result.objects_in_field if solved and result is not None else (),
+            log_text=(result.log or _read_log(result)) if result is not None else log_text or None,
+            out_dir=out_dir,
+            on_published=lambda: self._mark_published(job),
+        )
 
 
 def _process_of(worker_id: str) -> str:
@@ -740,9 +675,3 @@ def warm_up() -> None:
             )
     except Exception:  # a broken catalogue shows up in the first job's error
         log.warning("warming up the engine failed", exc_info=True)
-
-
-def _calibration_columns(calibration: dict[str, Any]) -> dict[str, Any]:
-    """The job's calibration columns with the sky index's, which follow the centre."""
-    sky = sky_columns(calibration.get("ra"), calibration.get("dec"), calibration.get("radius"))
-    return {**calibration, **sky}

@@ -27,17 +27,13 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
-from skysolve.engine.inputs.archives import ExpandedArchive, expand_archive
-from skysolve.errors import WorkerLostError
-from skysolve.submissions.models import Job, Submission, UserImage
-from skysolve.submissions.signals import announce_queued
+from skysolve.engine.inputs.archives import expand_archive
+from skysolve.submissions.models import Job, Submission
+from skysolve.submissions.transitions import record_archive_expansion
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +72,7 @@ def expand_submission_archive(
         progress=progress,
     )
     try:
-        job_ids = _record(job, expanded, worker_id=worker_id)
+        job_ids = record_archive_expansion(job, expanded, worker_id=worker_id)
     except BaseException:
         shutil.rmtree(attempt, ignore_errors=True)
         raise
@@ -85,54 +81,3 @@ def expand_submission_archive(
         job.id, submission.pk, expanded.summary(), len(job_ids),
     )  # fmt: skip
     return expanded.members[0].path
-
-
-def _record(job: Job, expanded: ExpandedArchive, *, worker_id: str) -> list[int]:
-    submission = job.submission
-    upload_dir = Path(settings.SKYSOLVE_UPLOAD_DIR)
-    first, *others = expanded.members
-    now = timezone.now()
-    job_ids: list[int] = []
-    with transaction.atomic():
-        # Both updates are conditional: on PostgreSQL they lock the rows until
-        # the commit, on SQLite the first takes the write lock.
-        mine = Job.objects.filter(id=job.id, status=Job.RUNNING, worker_id=worker_id).update(
-            stage="preparing"
-        )
-        if not mine:
-            raise WorkerLostError("the job was taken away while its archive was read")
-        placeholder = job.user_image
-        claimed = UserImage.objects.filter(
-            pk=placeholder.pk, archive_member__isnull=True, disk_file=""
-        ).update(
-            archive_member=first.index,
-            disk_file=str(first.path.relative_to(upload_dir)),
-            original_filename=first.name,
-        )
-        if not claimed:
-            raise WorkerLostError("the archive was expanded already")
-        album = submission.album
-        for member in others:
-            # Created and queued in archive order (ids are random, times are not).
-            offset = timedelta(microseconds=member.index)
-            image = UserImage.objects.create(
-                submission=submission,
-                user=submission.user,
-                original_filename=member.name,
-                publicly_visible=placeholder.publicly_visible,
-                created=placeholder.created + offset,
-                disk_file=str(member.path.relative_to(upload_dir)),
-                archive_member=member.index,
-            )
-            if album is not None:
-                album.user_images.add(image)
-            new = Job.objects.create(
-                user_image=image, owner_key=job.owner_key, queued_at=now + offset
-            )
-            job_ids.append(new.id)
-        Submission.objects.filter(pk=submission.pk).update(
-            error_message=expanded.summary() if expanded.skipped else ""
-        )
-        transaction.on_commit(lambda: announce_queued(job_ids))
-    placeholder.refresh_from_db()
-    return job_ids

@@ -14,9 +14,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-#: The stage of a success whose pictures and other files are still being made.
-PICTURES = "pictures"
-
 #: Under the jobs directory: one directory per attempt, ``<job>.<attempt>.<random>``.
 ATTEMPTS = ".attempts"
 

@@ -26,6 +26,8 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest, QueryDict
 from django.utils.datastructures import MultiValueDict
 
+from skysolve.errors import UploadTooLarge, too_large_message
+
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
@@ -33,16 +35,7 @@ CHUNK = 64 * 1024
 TOO_LARGE_FLAG = "skysolve_upload_too_large"
 
 
-class UploadTooLarge(Exception):
-    """The request body passed SKYSOLVE_MAX_UPLOAD_MB; reading stopped there."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(too_large_message(limit))
-        self.limit = limit
-
-
-def too_large_message(limit: int) -> str:
-    return f"upload larger than {limit} bytes ({limit // (1024 * 1024)} MB)"
+__all__ = ["UploadTooLarge", "too_large_message"]  # they live in skysolve.errors
 
 
 def spool_dir() -> Path:

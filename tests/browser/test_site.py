@@ -145,7 +145,7 @@ def test_it_fills_in_the_pictures_of_a_job_solved_a_moment_ago(
     from django.utils import timezone
     from playwright.sync_api import expect
 
-    from skysolve.submissions.jobfiles import PICTURES
+    from skysolve.submissions.transitions import PICTURES
     from tests.front.helpers import make_user
 
     alice = make_user("alice")
@@ -296,7 +296,7 @@ def test_every_page_fits_a_phone_and_names_no_server_path(browser: Any, live_ser
     from django.utils import timezone
 
     from skysolve.community.models import Album, Comment, Flag, Tag, TaggedUserImage
-    from skysolve.submissions.jobfiles import PICTURES
+    from skysolve.submissions.transitions import PICTURES
     from tests.front.helpers import fail, make_user, submit
 
     picture = picture_bytes(images_dir())

@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from skysolve.accounts.models import Profile
-from skysolve.submissions.jobfiles import PICTURES
+from skysolve.submissions.transitions import PICTURES
 from tests.front.helpers import fail, make_user, solve, submit
 from tests.jobs import job_of
 

@@ -269,7 +269,7 @@ class Cluster:
         """Wait until ``count`` jobs ended and their files are recorded too.
 
         A solved job is ``success`` as soon as its answer is recorded, while
-        its stage is still ``pictures`` (skysolve.submissions.jobfiles.PICTURES: results
+        its stage is still ``pictures`` (skysolve.submissions.transitions.PICTURES: results
         in two steps).
         """
 

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from skysolve.community.models import TaggedUserImage
-from skysolve.submissions.jobfiles import PICTURES
 from skysolve.submissions.models import Job
+from skysolve.submissions.transitions import PICTURES
 from tests.api.helpers import call, session_for, submit_xy
 from tests.jobs import job_of
 from tests.queuefixtures import Clock, worker
