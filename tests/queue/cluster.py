@@ -28,7 +28,7 @@ import requests
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
-from skysolve.errors import error_classes
+from skysolve.errors import SolveCancelledError, error_classes
 from tests.conftest import REPO_ROOT
 from tests.services import POSTGRES_URL, REDIS_URL
 from tests.waiting import hold_while_exists, poll
@@ -54,11 +54,16 @@ def sleepy_fake_solve(
     """The fake solver, after sleeping SKYSOLVE_FAKE_SLEEP seconds (cancellable).
 
     SKYSOLVE_FAKE_ERROR names an error code (``solver_failed``, ``no_match``...)
-    to raise instead of solving.  SKYSOLVE_FAKE_PICTURE_GATE names a file: after
-    the answer, the pictures wait while it exists (the test removes it).
+    to raise instead of solving.  SKYSOLVE_FAKE_GATE names a file: the solve
+    waits while it exists (cancellable), so a test acts in the middle of a solve
+    for certain and then removes it.  SKYSOLVE_FAKE_PICTURE_GATE names a file:
+    after the answer, the pictures wait while it exists.
     """
     if progress:
         progress("solving", "sleeping")
+    solve_gate = os.environ.get("SKYSOLVE_FAKE_GATE")
+    if solve_gate and hold_while_exists(Path(solve_gate), cancel=cancel):
+        raise SolveCancelledError("cancelled")
     pause = float(os.environ.get("SKYSOLVE_FAKE_SLEEP", "0"))
     if cancel is not None:
         cancel.wait(pause)
