@@ -1,4 +1,11 @@
-"""Fixtures shared by every test layer."""
+"""Fixtures shared by every test layer, and Django for the packages that need it.
+
+The web, API and queue packages (:data:`DJANGO_PACKAGES`) get Django configured
+(``tests/djangosetup.py``) when pytest starts collecting them, and every test in
+them runs with :func:`tests.webfixtures.data_dir`.  Nothing else configures or
+imports Django, so the engine, CLI and remote tests run without it (checked by
+``tests/test_django_setup.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,31 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = REPO_ROOT / "tests"
+
+#: The test packages that run against Django (settings, models, the test client).
+DJANGO_PACKAGES = frozenset(
+    {"accounts", "api", "front", "hardening", "ops", "queue", "submissions", "web"}
+)
+
+# The fixtures data_dir and fake_solver (the module imports no Django).
+pytest_plugins = ("tests.webfixtures",)
+
+
+def in_django_package(path: Path) -> bool:
+    """Whether ``path`` is in one of :data:`DJANGO_PACKAGES`."""
+    parts = path.relative_to(TESTS_DIR).parts if path.is_relative_to(TESTS_DIR) else ()
+    return len(parts) > 1 and parts[0] in DJANGO_PACKAGES
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    # Before a Django package's test module is imported: configure Django, and
+    # give every test in it its own data directory.  (On modules: pytest 9.2 does
+    # not call this hook of tests/conftest.py for the sub-package nodes.)
+    if isinstance(collector, pytest.Module) and in_django_package(collector.path):
+        import tests.djangosetup  # noqa: F401
+
+        collector.add_marker(pytest.mark.usefixtures("data_dir"))
 
 
 @pytest.fixture(scope="session")

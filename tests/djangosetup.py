@@ -1,7 +1,8 @@
-"""Configure Django for the web, API and queue tests (imported first by their conftests).
+"""Configure Django for the web, API and queue tests.
 
-pytest-django needs the settings module; pyproject.toml is shared, so the web
-test packages configure Django themselves when they are collected.
+pytest-django needs the settings module; pyproject.toml is shared, so
+tests/conftest.py imports this when pytest starts collecting a Django test
+package (``DJANGO_PACKAGES`` there), and engine-only runs never import Django.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import requests
 
 from tests.conftest import REPO_ROOT
+from tests.waiting import poll
 
 CLI = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
 
@@ -89,13 +89,17 @@ def start_server(
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):  # waiting for start-up, not a timed assertion
+
+            def up() -> bool:
                 try:
                     requests.get(url + "/api/openapi.json", timeout=1).close()
-                    break
+                    return True
                 except requests.ConnectionError:
                     assert process.poll() is None, log_path.read_text()
-                    time.sleep(0.1)
+                    return False
+
+            # Waiting for start-up, not a timed assertion.
+            poll(up, what="the server to start", patience=60.0, interval=0.1)
             yield LiveServer(url, key, tmp_path / "var")
         finally:
             process.terminate()

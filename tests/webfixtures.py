@@ -1,4 +1,7 @@
-"""Shared fixtures of the web, API and queue tests: settings, users, a fake solver."""
+"""Shared fixtures of the web, API and queue tests: a data directory, a fake solver.
+
+A pytest plugin (listed once, in tests/conftest.py); it imports no Django.
+"""
 
 from __future__ import annotations
 
@@ -144,9 +147,11 @@ def configured_fake_solver(*args: Any, **kwargs: Any) -> SolveResult:
     return solver(*args, **kwargs)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def data_dir(settings: Any, tmp_path: Path) -> Path:
     """Every test writes uploads and results under its own temporary directory.
+
+    Every test of a Django package uses it (tests/conftest.py marks them).
 
     It also starts with no address remembered as guessing ids: the rows that
     put one there were rolled back with the test that made them.

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
 from skysolve.errors import SolveCancelledError
+from tests.waiting import hold_while_exists
 from tests.webfixtures import FakeSolver
-
-#: Longest hold, so a test that dies without removing the gate cannot wedge a worker.
-MAX_HOLD_SECONDS = 900.0
 
 
 def gated_fake_solve(
@@ -35,12 +32,8 @@ def gated_fake_solve(
     gate = Path(os.environ["SKYSOLVE_FAKE_GATE"])
     if progress:
         progress("solving", "held by the test's gate")
-    deadline = time.monotonic() + MAX_HOLD_SECONDS
-    while gate.exists() and time.monotonic() < deadline:
-        if cancel is not None and cancel.wait(0.2):
-            raise SolveCancelledError("cancelled")
-        if cancel is None:
-            time.sleep(0.2)
+    if hold_while_exists(gate, cancel=cancel):
+        raise SolveCancelledError("cancelled")
     return FakeSolver()(
         source, params, out_dir, cancel=cancel, progress=progress, verified=verified
     )

@@ -9,7 +9,7 @@ from django.test import Client
 
 from skysolve.accounts.models import ApiSession
 from skysolve.queue.worker import Worker
-from skysolve.submissions.models import Job, Submission
+from skysolve.submissions.models import Submission
 from skysolve.submissions.services import create_api_key
 
 
@@ -39,10 +39,6 @@ def submit_xy(client: Client, session: str, **options: Any) -> int:
     data = call(client, "/api/url_upload", payload)
     assert data["status"] == "success", data
     return int(data["subid"])
-
-
-def job_of(subid: int) -> Job:
-    return Job.objects.get(user_image__submission_id=subid)
 
 
 def solve_all(solver: Any) -> None:

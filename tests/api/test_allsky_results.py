@@ -4,7 +4,6 @@ calibration at the centre, the lens model served at /lens_file/N, the web page's
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import requests
 
 from skysolve.engine.solving.fastpath.database import default_db_path
 from tests.liveserver import LiveServer, start_server
+from tests.waiting import finished_job
 
 pytestmark = pytest.mark.skipif(
     not default_db_path().is_file(), reason="the fast-path database is not built"
@@ -51,17 +51,8 @@ def test_it_answers_an_all_sky_frame_with_a_lens_model(
                 files={"file": (frame.name, f, "application/fits")},
             )
         )["subid"]
-    job_id = None
-    for _ in range(1200):  # stops a hang; it times nothing
-        jobs = _json(requests.get(f"{url}/api/submissions/{subid}"))["jobs"]
-        if jobs and jobs[0] is not None:
-            status = _json(requests.get(f"{url}/api/jobs/{jobs[0]}"))["status"]
-            if status in ("success", "failure"):
-                assert status == "success"
-                job_id = int(jobs[0])
-                break
-        time.sleep(0.25)
-    assert job_id is not None, "the job never finished"
+    job_id, status = finished_job(lambda path: _json(requests.get(url + path)), subid)
+    assert status == "success"
 
     calibration = _json(requests.get(f"{url}/api/jobs/{job_id}/calibration"))
     # MAGIC's camera on La Palma (28.76 N) looks up: the frame's centre is near

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from astropy.io import fits
 from PIL import Image
 
 from tests.liveserver import LiveServer, start_server
+from tests.waiting import poll
 
 FAKE_SOLVER = "tests.webfixtures.fake_solve"
 # The fake solver's answer (tests.webfixtures.fake_wcs).
@@ -45,16 +46,6 @@ def json_of(response: requests.Response) -> Any:
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("text/plain"), response.headers
     return response.json()
-
-
-def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], *, interval: float) -> Any:
-    """Fetch until ``done``; the attempt cap only stops a hang, it times nothing."""
-    for _ in range(int(600 / interval)):
-        answer = fetch()
-        if done(answer):
-            return answer
-        time.sleep(interval)
-    raise AssertionError(f"never done; last answer {answer!r}")
 
 
 def small_fits(path: Path) -> Path:

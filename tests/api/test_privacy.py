@@ -7,7 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from tests.api.helpers import job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import session_for, solve_all, submit_xy
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

@@ -42,10 +42,10 @@ from tests.api.test_clients import (
     FAKE_RA,
     json_of,
     point_astrometry_net_client,
-    poll,
 )
 from tests.conftest import REPO_ROOT
 from tests.liveserver import LiveServer, start_server
+from tests.waiting import poll
 
 pytestmark = [pytest.mark.slow]
 
@@ -263,13 +263,14 @@ class QueueWait:
     def _wait_for_kstars_job(
         self, server: LiveServer, process: subprocess.Popen[bytes]
     ) -> tuple[int, float]:
-        for _ in range(1200):  # a hang guard only
-            rows = [row for row in jobs_table(server) if row["id"] != self.blocker_job]
-            if rows:
-                return int(rows[0]["id"]), time.monotonic()
+        def kstars_rows() -> list[dict[str, Any]]:
             assert process.poll() is None, (self.tmp / "ssharness.log").read_text()
-            time.sleep(0.1)
-        raise AssertionError("StellarSolver's upload never made a job")
+            return [row for row in jobs_table(server) if row["id"] != self.blocker_job]
+
+        rows = poll(
+            kstars_rows, what="StellarSolver's upload to make a job", interval=0.1, patience=120.0
+        )  # a hang guard only
+        return int(rows[0]["id"]), time.monotonic()
 
 
 def jobs_table(server: LiveServer) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import requests
 
 from skysolve.engine.products.kml import KML_NS
 from tests.liveserver import LiveServer, start_server
+from tests.waiting import finished_job
 
 # ../shared/images/README.md: solve-field's wcsinfo angle at the centre of apod4.jpg's
 # field is 58.46 (65.47 at its CRPIX); skysolve measures at the centre.
@@ -48,15 +48,9 @@ def _solve(server: LiveServer, image: Path) -> int:
                 files={"file": (image.name, f, "image/jpeg")},
             )
         )["subid"]
-    for _ in range(1200):  # stops a hang; it times nothing
-        jobs = _json(requests.get(f"{server.url}/api/submissions/{subid}"))["jobs"]
-        if jobs and jobs[0] is not None:
-            status = _json(requests.get(f"{server.url}/api/jobs/{jobs[0]}"))["status"]
-            if status in ("success", "failure"):
-                assert status == "success"
-                return int(jobs[0])
-        time.sleep(0.25)
-    raise AssertionError("the job never finished")
+    job_id, status = finished_job(lambda path: _json(requests.get(server.url + path)), subid)
+    assert status == "success"
+    return job_id
 
 
 def _angle_diff(a: float, b: float) -> float:

@@ -13,7 +13,8 @@ from django.test import Client
 
 from skysolve.engine.products.kml import KML_NS, write_kml
 from skysolve.submissions.models import Job
-from tests.api.helpers import job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import session_for, solve_all, submit_xy
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver, fake_wcs
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,10 @@ from astropy.io import fits
 from django.test import Client
 
 from skysolve.submissions.models import Submission
-from tests.api.helpers import call, job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import call, session_for, solve_all, submit_xy
 from tests.hardening.files import png_bytes
 from tests.hardening.service import upload_ok
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

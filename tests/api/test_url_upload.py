@@ -4,7 +4,8 @@ import pytest
 from django.test import Client
 
 from skysolve.submissions.models import Submission
-from tests.api.helpers import call, job_of, session_for, submit_xy
+from tests.api.helpers import call, session_for, submit_xy
+from tests.jobs import job_of
 
 pytestmark = pytest.mark.django_db
 

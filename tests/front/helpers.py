@@ -12,6 +12,7 @@ from django.utils import timezone
 from skysolve.submissions import services
 from skysolve.submissions.jobfiles import job_dir
 from skysolve.submissions.models import Job, Submission
+from tests.jobs import job_of
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake picture"
 
@@ -36,11 +37,6 @@ def submit(
         args["album"] = album
     viewer = services.Viewer(user=user, session_key="" if user else "anon-session")
     return services.submit_upload(viewer, args, b"not really an image", filename)
-
-
-def job_of(submission: Submission) -> Job:
-    job = Job.objects.get(user_image__submission=submission)
-    return job
 
 
 def solve(

@@ -12,7 +12,8 @@ from PIL import Image
 
 from skysolve.submissions import services
 from skysolve.submissions.models import Submission
-from tests.front.helpers import fail, job_of, make_user
+from tests.front.helpers import fail, make_user
+from tests.jobs import job_of
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from skysolve.accounts.models import Profile
 from skysolve.submissions.transitions import PICTURES
-from tests.front.helpers import fail, job_of, make_user, solve, submit
+from tests.front.helpers import fail, make_user, solve, submit
+from tests.jobs import job_of
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,8 @@ from django.utils import timezone
 from skysolve.community import tagcounts
 from skysolve.community.models import Album, Comment, Tag, TaggedUserImage
 from skysolve.submissions.models import Job, UserImage
-from tests.front.helpers import job_of, make_user, solve, submit
+from tests.front.helpers import make_user, solve, submit
+from tests.jobs import job_of
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,8 @@ from django.test import Client
 
 from skysolve.queue.worker import Worker
 from skysolve.submissions.models import Job
-from tests.front.helpers import fail, job_of, make_user, solve, submit
+from tests.front.helpers import fail, make_user, solve, submit
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

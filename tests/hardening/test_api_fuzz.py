@@ -22,7 +22,7 @@ from django.test import Client
 from hypothesis import given
 
 from skysolve.api.openapi import build
-from tests.api.helpers import job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import session_for, solve_all, submit_xy
 from tests.hardening.fuzzing import (
     FuzzRequest,
     Known,
@@ -33,6 +33,7 @@ from tests.hardening.fuzzing import (
     operations,
     submission_requests,
 )
+from tests.jobs import job_of
 from tests.liveserver import LiveServer, start_server
 from tests.webfixtures import FakeSolver
 

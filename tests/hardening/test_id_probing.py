@@ -13,7 +13,8 @@ from pytest_django import DjangoAssertNumQueries
 from skysolve.accounts.models import LookupMiss
 from skysolve.accounts.ratelimit import forget_blocked_addresses
 from skysolve.web.checks import check_settings
-from tests.api.helpers import job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import session_for, solve_all, submit_xy
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.submissions.models import Job
-from tests.api.helpers import job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import session_for, solve_all, submit_xy
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

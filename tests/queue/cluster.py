@@ -28,9 +28,10 @@ import requests
 
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
-from skysolve.errors import error_classes
+from skysolve.errors import SolveCancelledError, error_classes
 from tests.conftest import REPO_ROOT
 from tests.services import POSTGRES_URL, REDIS_URL
+from tests.waiting import hold_while_exists, poll
 from tests.webfixtures import FakeSolver
 
 CLI = [sys.executable, "-c", "import sys; from skysolve.cli import main; sys.exit(main())"]
@@ -53,10 +54,16 @@ def sleepy_fake_solve(
     """The fake solver, after sleeping SKYSOLVE_FAKE_SLEEP seconds (cancellable).
 
     SKYSOLVE_FAKE_ERROR names an error code (``solver_failed``, ``no_match``...)
-    to raise instead of solving.
+    to raise instead of solving.  SKYSOLVE_FAKE_GATE names a file: the solve
+    waits while it exists (cancellable), so a test acts in the middle of a solve
+    for certain and then removes it.  SKYSOLVE_FAKE_PICTURE_GATE names a file:
+    after the answer, the pictures wait while it exists.
     """
     if progress:
         progress("solving", "sleeping")
+    solve_gate = os.environ.get("SKYSOLVE_FAKE_GATE")
+    if solve_gate and hold_while_exists(Path(solve_gate), cancel=cancel):
+        raise SolveCancelledError("cancelled")
     pause = float(os.environ.get("SKYSOLVE_FAKE_SLEEP", "0"))
     if cancel is not None:
         cancel.wait(pause)
@@ -66,10 +73,14 @@ def sleepy_fake_solve(
     if code:
         raise error_classes()[code](f"fake {code}")
     solver = FakeSolver()
-    drawing = float(os.environ.get("SKYSOLVE_FAKE_PICTURE_SLEEP", "0"))
-    if drawing:
-        # Pictures that take a while after the answer, as large images' do.
-        solver.after_answer = lambda: time.sleep(drawing)
+    gate = os.environ.get("SKYSOLVE_FAKE_PICTURE_GATE")
+    if gate:
+        # Pictures that take a while after the answer, as large images' do:
+        # exactly until the test lets them be drawn.
+        def draw_when_let() -> None:
+            hold_while_exists(Path(gate))
+
+        solver.after_answer = draw_when_let
     return solver(source, params, out_dir, cancel=cancel, progress=progress, verified=verified)
 
 
@@ -249,12 +260,12 @@ class Cluster:
 
     def wait_for(self, ready: Callable[[], bool], what: str, patience: float = PATIENCE) -> None:
         """Poll until ``ready()``; fail naming ``what`` only if it never happens."""
-        give_up = time.monotonic() + patience
-        while not ready():
-            if time.monotonic() > give_up:
-                logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs())
-                raise AssertionError(f"gave up waiting for {what}; jobs: {self.jobs()}\n{logs}")
-            time.sleep(0.2)
+
+        def details() -> str:
+            logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs())
+            return f"jobs: {self.jobs()}\n{logs}"
+
+        poll(ready, what=what, patience=patience, interval=0.2, details=details)
 
     def logs(self) -> Iterator[Path]:
         return iter(sorted(self.tmp.glob("*.log")))

@@ -10,7 +10,8 @@ from django.test import Client
 from django.utils import timezone
 
 from skysolve.submissions.models import Job, Submission
-from tests.api.helpers import call, job_of, session_for, submit_xy
+from tests.api.helpers import call, session_for, submit_xy
+from tests.jobs import job_of
 from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
 

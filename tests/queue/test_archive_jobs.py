@@ -14,9 +14,10 @@ from skysolve.errors import CorruptFileError
 from skysolve.queue.worker import Running, Worker
 from skysolve.submissions.archives import archive_root
 from skysolve.submissions.models import Job, Submission, UserImage
-from tests.api.helpers import call, job_of, session_for, submit_xy
+from tests.api.helpers import call, session_for, submit_xy
 from tests.hardening.files import Entry, png_bytes, tar_bytes, zip_bytes
 from tests.hardening.service import jobs_of, run_all, serving, submission_status, upload_ok
+from tests.jobs import job_of
 from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
 

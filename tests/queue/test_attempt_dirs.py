@@ -12,7 +12,8 @@ from django.test import Client
 
 from skysolve.submissions.jobfiles import ATTEMPTS, attempt_dir, job_dir, job_id_of, publish
 from skysolve.submissions.models import Job
-from tests.api.helpers import job_of, session_for, submit_xy
+from tests.api.helpers import session_for, submit_xy
+from tests.jobs import job_of
 from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
 

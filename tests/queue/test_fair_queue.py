@@ -14,7 +14,8 @@ from skysolve.queue import waiting
 from skysolve.queue.models import ServedOwner
 from skysolve.submissions.models import Job, Submission, UserImage
 from skysolve.submissions.services import retry_job
-from tests.api.helpers import job_of, session_for, submit_xy
+from tests.api.helpers import session_for, submit_xy
+from tests.jobs import job_of
 from tests.queuefixtures import worker
 from tests.webfixtures import FakeSolver
 

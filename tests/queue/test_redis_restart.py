@@ -7,7 +7,6 @@ uses, and always starts it again, also when the test fails.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from tests.check_services import reachable
 from tests.queue.cluster import Cluster, celery_env
 from tests.services import require_service
+from tests.waiting import poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -26,11 +26,12 @@ REDIS_START = [
 
 
 def wait_until(condition: bool) -> None:
-    for _ in range(300):
-        if reachable("127.0.0.1", 6379) is condition:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"redis did not become {'reachable' if condition else 'unreachable'}")
+    poll(
+        lambda: reachable("127.0.0.1", 6379) is condition,
+        what=f"redis to become {'reachable' if condition else 'unreachable'}",
+        patience=30.0,
+        interval=0.1,
+    )
 
 
 def restart_redis() -> None:

@@ -39,7 +39,9 @@ def test_it_finishes_every_job_across_a_restart(tmp_path: Path) -> None:
 def test_it_leaves_a_separate_workers_job_alone_across_a_restart(tmp_path: Path) -> None:
     """`serve` restarted mid-solve: the separate worker's job finishes once, same attempt."""
     require_service("postgresql")
-    cluster = Cluster(tmp_path, SKYSOLVE_FAKE_SLEEP="6")
+    gate = tmp_path / "solve-gate"  # the solve lasts until the restarts are done
+    gate.write_text("held")
+    cluster = Cluster(tmp_path, SKYSOLVE_FAKE_GATE=str(gate))
     try:
         web = cluster.start_web(workers=1)
         separate = cluster.start("separate", "worker")
@@ -53,10 +55,12 @@ def test_it_leaves_a_separate_workers_job_alone_across_a_restart(tmp_path: Path)
         cluster.stop(web)
         # The restarted serve has a worker of its own that would take a requeued job.
         cluster.start_web(workers=1)
+        gate.unlink()
         cluster.wait_finished(1)
         assert cluster.jobs() == [(job_id, "success", 1, "", holder)]
         # Never queued again: started once, when the separate worker claimed it.
         assert cluster.query("SELECT started_at FROM submissions_job") == [(started,)]
         assert cluster.log("separate").count(f"job {job_id} ") == 2  # started, success
     finally:
+        gate.unlink(missing_ok=True)
         cluster.close()

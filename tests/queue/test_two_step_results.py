@@ -11,7 +11,8 @@ from django.test import Client
 from skysolve.community.models import TaggedUserImage
 from skysolve.submissions.models import Job
 from skysolve.submissions.transitions import PICTURES
-from tests.api.helpers import call, job_of, session_for, submit_xy
+from tests.api.helpers import call, session_for, submit_xy
+from tests.jobs import job_of
 from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
 

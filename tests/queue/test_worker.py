@@ -14,7 +14,8 @@ from skysolve.queue.heartbeat import Heartbeat
 from skysolve.queue.models import WorkerHeartbeat
 from skysolve.submissions.models import Job
 from skysolve.submissions.services import request_cancel
-from tests.api.helpers import job_of, session_for, submit_xy
+from tests.api.helpers import session_for, submit_xy
+from tests.jobs import job_of
 from tests.queuefixtures import Clock, worker
 from tests.webfixtures import FakeSolver
 

@@ -14,13 +14,22 @@ from tests.services import require_service
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
+def held_solves(tmp_path: Path) -> Path:
+    """The gate that keeps every solve going until the test removes it."""
+    gate = tmp_path / "solve-gate"
+    gate.write_text("held")
+    return gate
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     require_service("postgresql")
-    cluster = Cluster(tmp_path, SKYSOLVE_LEASE_SECONDS="5", SKYSOLVE_FAKE_SLEEP="3")
+    gate = held_solves(tmp_path)
+    cluster = Cluster(tmp_path, SKYSOLVE_LEASE_SECONDS="5", SKYSOLVE_FAKE_GATE=str(gate))
     try:
         yield cluster
     finally:
+        gate.unlink(missing_ok=True)
         cluster.close()
 
 
@@ -31,7 +40,8 @@ def test_it_finishes_the_job_of_a_killed_embedded_worker(cluster: Cluster) -> No
     cluster.wait_for(lambda: cluster.statuses() == ["running"], "the worker to start the job")
     [(job_id, _, _, _, worker_id)] = cluster.jobs()
     assert f":{doomed.pid}:" in worker_id
-    cluster.stop(doomed, signal.SIGKILL)
+    cluster.stop(doomed, signal.SIGKILL)  # in the middle of the solve: it is held
+    (cluster.tmp / "solve-gate").unlink()
     cluster.start("survivor", "worker")
     cluster.wait_finished(1)
     [(same_id, status, attempts, _, survivor_id)] = cluster.jobs()
@@ -54,13 +64,17 @@ def test_it_finishes_the_job_of_a_killed_embedded_worker(cluster: Cluster) -> No
 def test_it_finishes_the_job_of_a_killed_celery_worker(tmp_path: Path) -> None:
     require_service("postgresql")
     require_service("redis")
-    cluster = Cluster(tmp_path, **celery_env(), SKYSOLVE_LEASE_SECONDS="5", SKYSOLVE_FAKE_SLEEP="3")
+    gate = held_solves(tmp_path)
+    cluster = Cluster(
+        tmp_path, **celery_env(), SKYSOLVE_LEASE_SECONDS="5", SKYSOLVE_FAKE_GATE=str(gate)
+    )
     try:
         cluster.start_web(workers=1)  # the dispatcher
         doomed = cluster.start("doomed", "worker", "--concurrency", "1")
         [subid] = cluster.submit_xy(cluster.session(), 1)
         cluster.wait_for(lambda: "solving (task" in cluster.log("doomed"), "a worker to start")
         cluster.stop(doomed, signal.SIGKILL)  # the whole worker: main process and child
+        gate.unlink()
         cluster.start("survivor", "worker", "--concurrency", "1")
         cluster.wait_finished(1)
         [(job_id, status, attempts, _, _)] = cluster.jobs()
@@ -77,4 +91,5 @@ def test_it_finishes_the_job_of_a_killed_celery_worker(tmp_path: Path) -> None:
         )
         assert tags == [(2,)]
     finally:
+        gate.unlink(missing_ok=True)
         cluster.close()

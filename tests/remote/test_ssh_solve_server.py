@@ -25,6 +25,7 @@ from skysolve.engine.params import SolveParameters
 from skysolve.errors import BadInputError, SolveCancelledError, SolverFailedError
 from skysolve.remote.ssh import solve
 from tests.conftest import REPO_ROOT
+from tests.waiting import poll
 
 pytestmark = pytest.mark.slow
 
@@ -133,17 +134,18 @@ def start_sshd(root: Path) -> Sshd:
             stderr=err,
         )
     sshd = Sshd(process, port, root / "client_key", known_hosts, host_work, log)
-    for _ in range(600):
+
+    def listening() -> bool:
         if process.poll() is not None:
             pytest.fail(f"sshd exited with {process.returncode}:\n{log.read_text()}")
-        if "Server listening" in log.read_text():
-            return sshd
-        try:
-            process.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            pass
-    sshd.stop()
-    pytest.fail(f"sshd did not start listening:\n{log.read_text()}")
+        return "Server listening" in log.read_text()
+
+    try:
+        poll(listening, what="sshd to listen", patience=60.0, interval=0.1, details=log.read_text)
+    except AssertionError:
+        sshd.stop()
+        raise
+    return sshd
 
 
 @pytest.fixture(scope="module")
@@ -238,12 +240,12 @@ def test_it_hangs_up_on_cancel_and_the_host_cleans_up(
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
     # The host sees its stdin close, cancels the solve and removes the job's
     # directory; wait for that (bounded), the order of events is what matters.
-    pause = threading.Event()
-    for _ in range(600):
-        if not list(sshd.host_work.iterdir()):
-            break
-        pause.wait(0.1)
-    assert list(sshd.host_work.iterdir()) == []
+    poll(
+        lambda: list(sshd.host_work.iterdir()) == [],
+        what="the host to remove the cancelled job's directory",
+        patience=60.0,
+        interval=0.1,
+    )
 
 
 def test_it_reports_a_stopped_sshd_as_retryable(

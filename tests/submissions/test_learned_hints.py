@@ -16,7 +16,8 @@ from PIL import Image
 
 from skysolve.submissions.learned_hints import learned_hints_for
 from skysolve.submissions.models import Job
-from tests.api.helpers import call, job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import call, session_for, solve_all, submit_xy
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ from skysolve.engine.results import SourceList
 from skysolve.errors import BadInputError, InvalidParameterError
 from skysolve.submissions.models import Job, Submission
 from skysolve.submissions.preparation import prepare
-from tests.api.helpers import job_of, session_for, solve_all, submit_xy
+from tests.api.helpers import session_for, solve_all, submit_xy
+from tests.jobs import job_of
 from tests.webfixtures import FakeSolver
 
 pytestmark = pytest.mark.django_db

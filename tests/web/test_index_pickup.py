@@ -12,7 +12,6 @@ import json
 import shlex
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.indexfixtures import (
 )
 from tests.liveserver import CLI, LiveServer, start_server
 from tests.localhttp import serve_http
+from tests.waiting import finished_job
 
 
 @pytest.fixture
@@ -55,16 +55,9 @@ def upload_and_wait(server: LiveServer, session: str, field: Path) -> tuple[int,
             timeout=60,
         ).json()
     assert upload["status"] == "success", upload
-    job_id = 0
-    for _ in range(1200):  # a cap against a hang, not a timing
-        jobs = requests.get(f"{server.url}/api/submissions/{upload['subid']}", timeout=10).json()
-        if jobs["jobs"] and jobs["jobs"][0] is not None:
-            job_id = int(jobs["jobs"][0])
-            status = requests.get(f"{server.url}/api/jobs/{job_id}", timeout=10).json()
-            if status["status"] in ("success", "failure"):
-                return job_id, str(status["status"])
-        time.sleep(0.25)
-    raise AssertionError("the job never finished")
+    return finished_job(
+        lambda path: requests.get(server.url + path, timeout=10).json(), int(upload["subid"])
+    )
 
 
 def job_error(server: LiveServer, job_id: int) -> tuple[str, str]:
