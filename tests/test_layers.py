@@ -198,11 +198,7 @@ def test_no_module_imports_itself_in_a_circle() -> None:
 
 #: ``from module import _name`` that another change removes; each entry must
 #: still occur, so a stale one fails and is deleted.
-PRIVATE_IMPORTS_BEING_REMOVED: set[tuple[str, str]] = {
-    # The solve-in-stages change (#18 item 2) gives these a public home.
-    ("skysolve.engine.offload", "skysolve.engine.pipeline._catalog_xy"),
-    ("skysolve.engine.offload", "skysolve.engine.pipeline._pictures"),
-}
+PRIVATE_IMPORTS_BEING_REMOVED: set[tuple[str, str]] = set()
 
 
 def private_imports() -> set[tuple[str, str]]:
@@ -245,10 +241,7 @@ KEPT_WHOLE = "Kept whole:"
 SIZE_CHECKED = (ROOT / "engine",)
 #: Long modules another change is splitting; each must still be long and
 #: unmarked, so a stale entry fails and is deleted.
-BEING_SPLIT = {
-    # The solve in stages (#18 item 2).
-    "skysolve/engine/pipeline.py",
-}
+BEING_SPLIT: set[str] = set()
 
 
 def long_modules_without_reason() -> list[str]:

@@ -65,18 +65,18 @@ def draw_pictures(
     """
     from skysolve.engine.fitting.quality import read_residuals
     from skysolve.engine.inputs.images import load_image
-    from skysolve.engine.pipeline import _catalog_xy, _pictures
+    from skysolve.engine.products.files import catalog_xy, draw_result_pictures
 
     image = load_image(path)
     if result.solved and result.wcs_header is not None:
         wcs = wcs_from_header(result.wcs_header, result.image_width, result.image_height)
-        catalog_xy = _catalog_xy(result.files.get("rdls"), wcs)
+        catalogue = catalog_xy(result.files.get("rdls"), wcs)
         # The final fit's residuals travelled in corr.fits.
         residuals = read_residuals(result.files.get("corr"))
-        _pictures(
-            result, image, sources, wcs, catalog_xy, result.annotations, out_dir,
+        draw_result_pictures(
+            result, image, sources, wcs, catalogue, result.annotations, out_dir,
             residuals=residuals,
         )  # fmt: skip
     else:
-        _pictures(result, image, sources, None, None, [], out_dir)
+        draw_result_pictures(result, image, sources, None, None, [], out_dir)
     return result

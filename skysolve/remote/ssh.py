@@ -7,7 +7,7 @@ authorized key forces ``skysolve solve-server`` (see
 answer (:mod:`skysolve.remote.protocol`) and writes the result files into
 ``out_dir``.
 
-Settings, read from the environment at each solve:
+Settings, read from the environment at each solve (by :mod:`skysolve.engine.config`):
 
 ``SKYSOLVE_SSH_DESTINATION``
     ``user@host`` of the solve host (required).
@@ -45,11 +45,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from astropy.io import fits
 
 from skysolve.engine import wire
+from skysolve.engine.config import EngineConfig
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SolveResult, SourceList
 from skysolve.errors import (
@@ -63,9 +64,6 @@ from skysolve.errors import (
 )
 from skysolve.remote import protocol
 from skysolve.remote.transports import LocalPipeTransport, SshTransport, Transport
-
-if TYPE_CHECKING:
-    from skysolve.engine.pipeline import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +94,13 @@ def solve(
 ) -> SolveResult:
     """Solve on the solve host named by ``SKYSOLVE_SSH_DESTINATION``.
 
-    Same contract as :func:`skysolve.engine.pipeline.solve`; ``config`` is
-    ignored (the host uses its own engine configuration), and ``verified`` is
-    never called: the protocol answers once, with the pictures.
+    Same contract as :func:`skysolve.engine.pipeline.solve`; only ``config``'s
+    ssh settings are used (default: :meth:`EngineConfig.from_env`; the host
+    solves with its own engine configuration), and ``verified`` is never
+    called: the protocol answers once, with the pictures.
     """
-    return solve_via(
-        SshTransport.from_env(), source, params, out_dir, cancel=cancel, progress=progress
-    )
+    transport = SshTransport.from_settings((config or EngineConfig.from_env()).ssh)
+    return solve_via(transport, source, params, out_dir, cancel=cancel, progress=progress)
 
 
 def solve_via(

@@ -2,25 +2,27 @@
 
 A :class:`Transport` names the command whose stdin and stdout carry the
 protocol (:mod:`skysolve.remote.protocol`); :class:`SshTransport` reads its
-settings from the ``SKYSOLVE_SSH_*`` variables (see :mod:`skysolve.remote.ssh`).
+settings from the ``SKYSOLVE_SSH_*`` variables, read by
+:mod:`skysolve.engine.config` (see :mod:`skysolve.remote.ssh`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from skysolve.errors import (
-    ConfigurationError,
+from skysolve.engine.config import (
+    EngineConfig,
+    SshSettings,
+    check_ssh_destination,
+    check_ssh_option,
 )
-
-_OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*=\S.*$")
+from skysolve.errors import ConfigurationError
 
 
 class Transport(Protocol):
@@ -53,15 +55,9 @@ class SshTransport:
     connect_failure_status: int | None = 255
 
     def __post_init__(self) -> None:
-        if not self.destination or self.destination.startswith("-") or " " in self.destination:
-            raise ConfigurationError(
-                f"SKYSOLVE_SSH_DESTINATION must be user@host, not {self.destination!r}"
-            )
+        check_ssh_destination(self.destination)
         for option in self.options:
-            if not _OPTION.match(option):
-                raise ConfigurationError(
-                    f"SKYSOLVE_SSH_OPTIONS items must be Key=Value, not {option!r}"
-                )
+            check_ssh_option(option)
 
     @property
     def name(self) -> str:
@@ -69,26 +65,21 @@ class SshTransport:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SshTransport:
-        env = os.environ if environ is None else environ
-        destination = env.get("SKYSOLVE_SSH_DESTINATION", "").strip()
-        if not destination:
+        """The transport of the engine configuration's ``SKYSOLVE_SSH_*`` settings."""
+        return cls.from_settings(EngineConfig.from_env(environ).ssh)
+
+    @classmethod
+    def from_settings(cls, settings: SshSettings | None) -> SshTransport:
+        """The transport of ``SKYSOLVE_SSH_*`` settings read by :mod:`skysolve.engine.config`."""
+        if settings is None:
             raise ConfigurationError("SKYSOLVE_SSH_DESTINATION (user@host) is not set")
-        port = _number(env, "SKYSOLVE_SSH_PORT", int)
-        if port is not None and not 0 < port < 65536:
-            raise ConfigurationError(f"SKYSOLVE_SSH_PORT must be a port number, not {port}")
-        timeout = _number(env, "SKYSOLVE_SSH_CONNECT_TIMEOUT", float)
-        identity = env.get("SKYSOLVE_SSH_IDENTITY", "").strip()
-        try:
-            options = tuple(shlex.split(env.get("SKYSOLVE_SSH_OPTIONS", "")))
-        except ValueError as exc:
-            raise ConfigurationError(f"SKYSOLVE_SSH_OPTIONS: {exc}") from None
         return cls(
-            destination=destination,
-            port=port,
-            identity=Path(identity) if identity else None,
-            options=options,
-            command=env.get("SKYSOLVE_SSH_COMMAND", "").strip() or cls.command,
-            connect_timeout=timeout if timeout and timeout > 0 else cls.connect_timeout,
+            destination=settings.destination,
+            port=settings.port,
+            identity=settings.identity,
+            options=settings.options,
+            command=settings.command,
+            connect_timeout=settings.connect_timeout,
         )
 
     def argv(self) -> list[str]:
@@ -137,13 +128,3 @@ class LocalPipeTransport:
         if self.environ is None:
             return None
         return {**os.environ, **self.environ}
-
-
-def _number(env: Mapping[str, str], name: str, kind: type[Any]) -> Any:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None

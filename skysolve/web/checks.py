@@ -130,6 +130,45 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return messages
 
 
+#: The engine and ssh settings' check ids (SKYSOLVE_INDEX_MIRRORS is E040 above).
+ENGINE_CHECK_IDS = {
+    "SKYSOLVE_SOLVER_PROCESSES": "skysolve.E041",
+    "SKYSOLVE_ALLSKY": "skysolve.E042",
+    "SKYSOLVE_SSH_PORT": "skysolve.E043",
+    "SKYSOLVE_SSH_CONNECT_TIMEOUT": "skysolve.E044",
+    "SKYSOLVE_SSH_OPTIONS": "skysolve.E045",
+    "SKYSOLVE_SSH_DESTINATION": "skysolve.E046",
+}
+SSH_SOLVER = "skysolve.remote.ssh.solve"
+
+
+@register()
+def check_engine_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The engine's own settings, read from the environment as the engine reads
+    them (:mod:`skysolve.engine.config`): a bad value shows at start-up, not at
+    the first solve."""
+    from skysolve.engine.config import problems
+
+    found = problems(os.environ)
+    messages: list[CheckMessage] = [
+        Error(message, id=ENGINE_CHECK_IDS[name])
+        for name, message in found.items()
+        if name in ENGINE_CHECK_IDS
+    ]
+    if (
+        settings.SKYSOLVE_SOLVER == SSH_SOLVER
+        and not os.environ.get("SKYSOLVE_SSH_DESTINATION", "").strip()
+    ):
+        messages.append(
+            Error(
+                "SKYSOLVE_SSH_DESTINATION (user@host) is not set",
+                hint=f"SKYSOLVE_SOLVER={SSH_SOLVER} solves on the host it names.",
+                id="skysolve.E046",
+            )
+        )
+    return messages
+
+
 def _celery_messages() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     broker = settings.SKYSOLVE_BROKER_URL

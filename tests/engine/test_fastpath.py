@@ -327,13 +327,14 @@ def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(
     from skysolve.engine.params import SolveParameters
     from skysolve.engine.pipeline import EngineConfig, solve
     from skysolve.engine.solving.astrometry import AstrometryNetSolver
+    from skysolve.engine.solving.search import solver_chain
 
     config = EngineConfig.from_env({"SKYSOLVE_FASTPATH_DB": str(db_20_30)})
     assert config.fastpath_db == db_20_30
-    assert [type(s) for s in config.solvers()] == [PatternHashSolver, AstrometryNetSolver]
+    assert [type(s) for s in solver_chain(config)] == [PatternHashSolver, AstrometryNetSolver]
     nowhere = {"SKYSOLVE_DATA_DIR": str(tmp_path), "SKYSOLVE_FASTPATH_DIR": str(tmp_path / "no")}
     assert EngineConfig.from_env(nowhere).fastpath_db is None
-    assert [type(s) for s in EngineConfig().solvers()] == [AstrometryNetSolver]
+    assert [type(s) for s in solver_chain(EngineConfig())] == [AstrometryNetSolver]
 
     f = field(23.0, rotation=140.0, parity=-1)
     params = SolveParameters(scale_units="degwidth", scale_lower=20.0, scale_upper=26.0)
@@ -655,7 +656,7 @@ def test_a_blind_field_its_file_says_is_too_narrow_goes_straight_to_astrometry_n
     assert result.calibration is not None
     assert result.calibration.pixscale == pytest.approx(narrow.truth.pixscale, rel=0.01)
     # Neither the database's load nor the ladder came before astrometry.net...
-    assert calls == [] and "too narrow for the fast path" in result.log
+    assert calls == [] and "too narrow for pattern-hash" in result.log
     assert "extract_bright" not in result.timings
     # ...and the solve stayed blind: the file's scale chose the solvers only.
     assert result.hints == {} and "--no-hints" in result.command

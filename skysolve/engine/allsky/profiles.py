@@ -31,14 +31,10 @@ from skysolve.errors import BadInputError
 
 
 def profile_dir(environ: dict[str, str] | None = None) -> Path:
-    """Where camera profiles are kept."""
-    env = os.environ if environ is None else environ
-    configured = env.get("SKYSOLVE_ALLSKY_PROFILES")
-    if configured:
-        return Path(configured)
-    from skysolve.engine.products.named_objects import cache_dir
+    """Where camera profiles are kept: ``SKYSOLVE_ALLSKY_PROFILES``, else in the cache dir."""
+    from skysolve.engine.config import DataPaths
 
-    return cache_dir() / "allsky-profiles"
+    return DataPaths.from_env(environ).profile_dir
 
 
 def camera_key(

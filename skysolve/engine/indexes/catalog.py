@@ -41,11 +41,9 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from skysolve.engine.config import DEFAULT_INDEX_DIRS
 from skysolve.engine.indexes.files import read_index_header
 from skysolve.errors import BadInputError, ConfigurationError, CorruptFileError
-
-#: Where Debian's astrometry-data-* packages put their index files.
-DEFAULT_INDEX_DIRS: tuple[Path, ...] = (Path("/usr/share/astrometry"),)
 
 #: numpy element types of the kd-tree data, by the KDT_DATA keyword.
 _KDT_TYPES: dict[str, str] = {"double": "f8", "float": "f4", "u32": "u4", "u16": "u2"}

@@ -62,8 +62,10 @@ def parse_mirrors(text: str | None) -> dict[int, str]:
 
 
 def mirrors_from_env(environ: Mapping[str, str] | None = None) -> dict[int, str]:
-    env = os.environ if environ is None else environ
-    return parse_mirrors(env.get("SKYSOLVE_INDEX_MIRRORS"))
+    """``SKYSOLVE_INDEX_MIRRORS`` of the engine's configuration, parsed."""
+    from skysolve.engine.config import EngineConfig
+
+    return parse_mirrors(EngineConfig.from_env(environ).index_mirrors)
 
 
 #: Bytes read per step: big enough that system calls cost nothing next to the

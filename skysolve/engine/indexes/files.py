@@ -15,12 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from skysolve.engine.config import DEFAULT_INDEX_DIRS
 from skysolve.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-#: Where Debian's astrometry-data-* packages put their index files.
-DEFAULT_INDEX_DIRS: tuple[Path, ...] = (Path("/usr/share/astrometry"),)
 
 #: astrometry.net skips quads smaller than this fraction of the image's smaller side.
 MIN_QUAD_FRACTION = 0.1

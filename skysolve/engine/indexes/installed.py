@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,9 @@ from skysolve.errors import (
 
 def index_dirs_from_env(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
     """``SKYSOLVE_INDEX_DIRS`` as the engine reads it (first one: where files go)."""
-    from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS
+    from skysolve.engine.config import index_dirs_from
 
-    env = os.environ if environ is None else environ
-    dirs = env.get("SKYSOLVE_INDEX_DIRS", "")
-    return tuple(Path(d) for d in dirs.split(os.pathsep) if d) if dirs else DEFAULT_INDEX_DIRS
+    return index_dirs_from(environ)
 
 
 @dataclass(frozen=True)

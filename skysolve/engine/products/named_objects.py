@@ -84,10 +84,9 @@ def _format_designation(name: str) -> str:
 
 def cache_dir() -> Path:
     """Where derived catalogues are kept: ``SKYSOLVE_CACHE_DIR`` or ~/.cache/skysolve."""
-    configured = os.environ.get("SKYSOLVE_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skysolve"
+    from skysolve.engine.config import DataPaths
+
+    return DataPaths.from_env().cache_dir
 
 
 @functools.lru_cache(maxsize=1)

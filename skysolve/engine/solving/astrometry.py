@@ -172,6 +172,7 @@ class AstrometryNetSolver(Solver):
     """Solve with Debian's ``astrometry-engine`` and the installed index files."""
 
     name: ClassVar[str] = "astrometry.net"
+    several_lists: ClassVar[bool] = True
 
     def __init__(self, config: AstrometryConfig | None = None) -> None:
         self.config = config or AstrometryConfig()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -75,6 +76,14 @@ class Solver(ABC):
     #: pipeline find just those (milliseconds) and leave the full extraction to
     #: the solvers after it.
     bright_sources: ClassVar[int | None] = None
+    #: Answers within about a second or gives up (the fast path): the pipeline
+    #: tries it before the all-sky search of a frame that looks like a fisheye
+    #: (a vignetted wide field looks like one too).
+    quick: ClassVar[bool] = False
+    #: Searches several source lists of one image at once (:meth:`solve_lists`
+    #: with ``later``): the pipeline offers it solve-field's own list beside
+    #: skysolve's.  Others are given one list, in :meth:`solve`.
+    several_lists: ClassVar[bool] = False
 
     @abstractmethod
     def solve(
@@ -97,3 +106,40 @@ class Solver(ABC):
         SolverFailedError
             The solver crashed (retryable).
         """
+
+    def solve_lists(
+        self,
+        lists: Sequence[tuple[str, SourceList]],
+        constraints: SolveConstraints,
+        workdir: Path,
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+        later: Callable[[], list[tuple[str, SourceList]] | None] | None = None,
+    ) -> SolverOutcome:
+        """Search several labelled source lists of one image; the first solution wins.
+
+        ``later`` is polled while the search runs: None while a list is still
+        being made, then the lists to add.  The outcome's ``sources`` is the
+        list that solved and ``source_list`` its label.  This default searches
+        only the first list (for solvers without :attr:`several_lists`).
+        """
+        if not lists:
+            raise ValueError("solve_lists needs at least one source list")
+        return self.solve(lists[0][1], constraints, workdir, timeout=timeout, cancel=cancel)
+
+    def prefetch(self, constraints: SolveConstraints, width: int, height: int) -> bool:
+        """Start loading, in the background, what a solve with ``constraints`` of
+        a ``width`` x ``height`` image will need; whether a load was started.
+
+        The pipeline then loads the annotation catalogues beside it.  Default:
+        nothing to load.
+        """
+        return False
+
+    def too_narrow(self, widest_fov_deg: float) -> bool:
+        """Whether a field at most ``widest_fov_deg`` wide (its widest side) is
+        too narrow for this solver to find blind: a blind attempt then leaves it
+        out.  Default: no field is.
+        """
+        return False

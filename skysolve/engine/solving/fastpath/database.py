@@ -7,7 +7,6 @@ names and the once-per-process cache that a build replaces.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -17,12 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from skysolve.engine.config import DataPaths
 from skysolve.errors import ConfigurationError, InvalidParameterError
 
-#: Sub-directory of the data directory that holds databases.
-FASTPATH_DIR = "fastpath"
-#: File name of the default database inside it.
-DEFAULT_DB_NAME = "default.t3db"
 #: Suffix of the reference-star file next to a database.
 STARS_SUFFIX = ".stars.npz"
 #: Suffix of the JSON description next to a database.
@@ -49,49 +45,25 @@ def shared_dir(environ: Mapping[str, str] | None = None) -> Path:
     (``~/.local/share/skysolve/fastpath``).  The database is derived from a pip
     package and is the same for every data directory, so it lives outside them:
     a second installation, a worker started elsewhere or ``skysolve solve`` run
-    from any directory find the same file.  Always absolute.
+    from any directory find the same file.  Always absolute.  (Read by
+    :class:`skysolve.engine.config.DataPaths`, like every path setting.)
     """
-    env = os.environ if environ is None else environ
-    explicit = env.get("SKYSOLVE_FASTPATH_DIR", "").strip()
-    if explicit:
-        return Path(explicit).expanduser().resolve()
-    xdg = env.get("XDG_DATA_HOME", "").strip()
-    # The XDG spec ignores a relative XDG_DATA_HOME.
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
-    return base / "skysolve" / FASTPATH_DIR
+    return DataPaths.from_env(environ).fastpath_dir
 
 
 def legacy_db_path(environ: Mapping[str, str] | None = None) -> Path:
     """Where installations before the shared location built it: ``<data dir>/fastpath/``."""
-    env = os.environ if environ is None else environ
-    data_dir = env.get("SKYSOLVE_DATA_DIR", "").strip() or "var"
-    return (Path(data_dir) / FASTPATH_DIR / DEFAULT_DB_NAME).resolve()
+    return DataPaths.from_env(environ).legacy_db_path()
 
 
 def build_db_path(environ: Mapping[str, str] | None = None) -> Path:
     """Where ``skysolve db build`` writes: ``SKYSOLVE_FASTPATH_DB``, else the shared dir."""
-    env = os.environ if environ is None else environ
-    explicit = env.get("SKYSOLVE_FASTPATH_DB", "").strip()
-    if explicit:
-        return Path(explicit).expanduser().resolve()
-    return shared_dir(env) / DEFAULT_DB_NAME
+    return DataPaths.from_env(environ).build_db_path()
 
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
-    """The database the engine uses; the file need not exist.
-
-    ``SKYSOLVE_FASTPATH_DB`` when set; else the shared location
-    (:func:`shared_dir`); else, for an installation that built it before the
-    shared location existed, ``$SKYSOLVE_DATA_DIR/fastpath/default.t3db``
-    when that file exists.  Without any, the shared path (so messages name
-    where ``skysolve db build`` would put it).
-    """
-    env = os.environ if environ is None else environ
-    path = build_db_path(env)
-    if env.get("SKYSOLVE_FASTPATH_DB", "").strip() or path.is_file():
-        return path
-    legacy = legacy_db_path(env)
-    return legacy if legacy.is_file() else path
+    """The database the engine uses (:meth:`~skysolve.engine.config.DataPaths.default_db_path`)."""
+    return DataPaths.from_env(environ).default_db_path()
 
 
 def database_files(db_path: Path) -> list[Path]:

@@ -85,6 +85,7 @@ class PatternHashSolver(Solver):
 
     name: ClassVar[str] = "pattern-hash"
     bright_sources: ClassVar[int | None] = REFIT_SOURCES
+    quick: ClassVar[bool] = True
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)

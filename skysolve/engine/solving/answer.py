@@ -1,0 +1,187 @@
+"""From a verified answer to the one recorded: its final fit and its WCS header.
+
+Whichever solver verified the field, its WCS is only the start: the final fit
+(:mod:`skysolve.engine.fitting`) matches it against a catalogue chosen by the
+field and the installed files (:func:`refit_stars`), never by which solver or
+index found it.  An all-sky answer keeps its lens model's own fit
+(:func:`lens_fit`).  :func:`answer_header` is the WCS header the result gives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from skysolve.engine.config import EngineConfig
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import SourceList, local_cd_matrix, wcs_from_header
+from skysolve.engine.solving.base import SolverOutcome
+from skysolve.errors import ConfigurationError, SolveError
+
+if TYPE_CHECKING:
+    from astropy.io import fits
+
+    from skysolve.engine.fitting.final import FinalFit
+    from skysolve.engine.fitting.refine import Catalogue
+    from skysolve.engine.results import CelestialWCS
+
+Progress = Callable[[str, str], None]
+
+
+def start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS | Any:
+    """The solver's WCS: the fast path's own model, or astropy's of its header."""
+    if outcome.wcs_model is not None:
+        return outcome.wcs_model
+    assert outcome.wcs_header is not None
+    return wcs_from_header(outcome.wcs_header, width, height)
+
+
+#: Fewer fast-path reference stars than this in the frame: the final fit matches
+#: against the densest index file's stars instead (Tycho-2 to V_T 15 against
+#: Gaia to G 10: narrower or sparser fields).
+MIN_REFERENCE_STARS = 100
+#: The fast path's reference stars per square degree, on average (Gaia to G 10).
+GAIA_PER_SQ_DEG = 11.7
+
+
+def refit_stars(
+    config: EngineConfig, wcs: Any, width: int, height: int
+) -> tuple[Catalogue, str] | None:
+    """The catalogue the final fit matches against, and its magnitude band.
+
+    The fast path's reference stars (in memory already after a fast-path
+    answer) where ``MIN_REFERENCE_STARS`` of them fall in the frame, else the
+    densest index file's stars around the field.  The choice depends on the
+    field and the installed files, never on which solver or index found it.
+    """
+    from skysolve.engine.solving.fastpath import reference_stars
+
+    cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
+    corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, height + 0.5]])
+    corners = np.vstack([corners, [[0.5, height + 0.5], [width + 0.5, 0.5]]])
+    ra, dec = np.radians(np.asarray(wcs.all_pix2world(corners, 1), dtype=float)).T
+    xyz = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    reach = math.degrees(float(np.max(np.arccos(np.clip(xyz[1:] @ xyz[0], -1.0, 1.0)))))
+    # A field whose area holds too few of them even at three times the average
+    # density does not load them (0.2-0.3 s when the fast path did not).
+    area = abs(float(np.linalg.det(local_cd_matrix(wcs, cx, cy)))) * width * height
+    dense_enough = area * 3.0 * GAIA_PER_SQ_DEG >= MIN_REFERENCE_STARS
+    if config.fastpath_db is not None and dense_enough:
+        try:
+            stars = reference_stars(config.fastpath_db)
+        except ConfigurationError:
+            stars = None
+        if stars is not None:
+            cone = np.flatnonzero(stars.xyz @ xyz[0] >= math.cos(math.radians(reach)))
+            sky = np.column_stack([np.asarray(stars.ra)[cone], np.asarray(stars.dec)[cone]])
+            with np.errstate(all="ignore"):
+                xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), dtype=float)
+            inside = (xy[:, 0] > 0.5) & (xy[:, 0] < width + 0.5)
+            inside &= (xy[:, 1] > 0.5) & (xy[:, 1] < height + 0.5)
+            if np.count_nonzero(inside) >= MIN_REFERENCE_STARS:
+                return stars, "G" if stars.catalogue == "gaia" else "VT"
+    # Imported here: the index reader brings astropy (a quarter of a second).
+    from skysolve.engine.indexes.catalog import densest_index, index_cone
+
+    try:
+        path = densest_index(config.index_dirs)
+        stars_near = index_cone(
+            path, math.degrees(ra[0]), math.degrees(dec[0]), reach * 1.15 + 0.05
+        )
+    except SolveError:  # no index files, or a broken one: the verified answer stands
+        return None
+    return stars_near, "VT"
+
+
+def final_fit_of(
+    outcome: SolverOutcome,
+    image: Any,
+    sources: SourceList,
+    params: SolveParameters,
+    config: EngineConfig,
+    note: Progress,
+) -> FinalFit:
+    """The one final fit of every verified answer (:mod:`skysolve.engine.fitting`)."""
+    from threadpoolctl import threadpool_limits
+
+    from skysolve.engine.fitting.final import FinalFit
+
+    width, height = sources.width, sources.height
+    start = start_wcs(outcome, width, height)
+    found = refit_stars(config, start, width, height)
+    if found is None:
+        note("solving", "final fit: no catalogue to match against; the verified WCS stays")
+        return FinalFit("kept", None, reason="no catalogue")
+    stars, band = found
+    note("solving", f"final fit against {len(stars.ra)} catalogue stars ({band})")
+    # Hundreds of small least-squares problems: BLAS threads only wait for
+    # each other (1.2 s against 0.2 s on a busy two-core machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        final = _run_final_fit(sources, image, start, stars, band, params)
+    q = final.quality
+    if final.verdict == "refit":
+        note(
+            "solving",
+            f"final fit: SIP order {q['sip_order']} through {q['matched_stars']} stars, "
+            f"RMS {q['rms_px']} px (the verified WCS: {q['verified_rms_px']} px on them)",
+        )
+    else:
+        note("solving", f"final fit: {final.verdict}: {final.reason}")
+    return final
+
+
+def lens_fit(outcome: SolverOutcome) -> FinalFit:
+    """An all-sky answer's own fit: the lens search fits its model to every matched
+    star out to the horizon (:mod:`skysolve.engine.allsky`), where a tangent
+    plane with a polynomial, the final fit's model, cannot reach."""
+    from skysolve.engine.fitting.final import FinalFit
+
+    doc = json.loads(outcome.files["lens"].read_text())
+    quality = {
+        "matched_stars": doc.get("matched_stars"),
+        "rms_px": doc.get("rms_px"),
+        "lens_projection": (doc.get("lens_model") or {}).get("projection"),
+    }
+    kept = {key: value for key, value in quality.items() if value is not None}
+    return FinalFit("kept", None, quality=kept, reason="an all-sky lens model")
+
+
+def _run_final_fit(
+    sources: SourceList,
+    image: Any,
+    start: Any,
+    stars: Catalogue,
+    band: str,
+    params: SolveParameters,
+) -> FinalFit:
+    from skysolve.engine.fitting.final import final_fit
+
+    return final_fit(
+        np.asarray(sources.x), np.asarray(sources.y), np.asarray(sources.flux),
+        width=sources.width, height=sources.height, start=start, stars=stars, band=band,
+        order=params.tweak_order, positional_error=params.positional_error,
+        image=None if image is None else image.data,
+    )  # fmt: skip
+
+
+def answer_header(outcome: SolverOutcome, final: FinalFit, width: int, height: int) -> fits.Header:
+    """The answer's WCS header: the final fit's (or the verified one), with the
+    quality cards."""
+    from skysolve.engine.fitting.quality import header_cards
+
+    if final.model is not None:
+        header = final.model.to_header(width, height)
+        header["HISTORY"] = (
+            f"Refitted by skysolve to every matched star (the answer of {outcome.solver})."
+        )
+    else:
+        raw = outcome.wcs_header
+        assert raw is not None
+        header = raw.copy()
+    for key, value, comment in header_cards(final.quality):
+        header[key] = (value, comment)
+    return header

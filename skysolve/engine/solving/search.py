@@ -1,0 +1,299 @@
+"""The solving stage: the attempt ladder over the solvers, with the all-sky hook.
+
+:func:`lead_sources` starts the first solver (its prefetch beside the
+extraction of its sources); :func:`find_answer` runs the all-sky lens-model
+search first for a frame that looks like a fisheye (after a quick solver's
+try), else the attempt ladder (:mod:`skysolve.engine.solving.ladder`) and the
+all-sky search when the ladder fails; it says why nothing was found: too few
+stars, no match (and for a blind solve which fields the indexes cover), or
+the time limit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skysolve.engine.config import EngineConfig
+from skysolve.engine.extraction.supply import MIN_SOURCES, Supply
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.results import SourceList
+from skysolve.engine.solving.base import Solver, SolverOutcome
+from skysolve.engine.solving.ladder import (
+    Climb,
+    Clock,
+    blind_solvers,
+    constraints_for,
+    is_blind,
+    plan_attempts,
+    run_attempts,
+    run_solvers,
+)
+from skysolve.errors import (
+    ConfigurationError,
+    NoMatchError,
+    NoStarsError,
+    SolveError,
+    SolveTimeoutError,
+)
+
+Progress = Callable[[str, str], None]
+
+#: Most seconds the all-sky search takes: a clear frame solves in a few, and a
+#: frame it cannot solve (cloud, glare) should not hold the ordinary solvers up.
+ALLSKY_MAX_SECONDS = 20.0
+#: A field narrower than the file's metadata says by this factor is not expected.
+METADATA_FOV_MARGIN = 1.5
+
+
+def solver_chain(config: EngineConfig) -> list[Solver]:
+    """The solvers to try, fastest first: the configuration's own, else the
+    fast path when its database exists, then astrometry.net."""
+    if config.solvers is not None:
+        return list(config.solvers)
+    from skysolve.engine.solving.astrometry import AstrometryConfig, AstrometryNetSolver
+    from skysolve.engine.solving.fastpath import PatternHashSolver
+
+    fast: list[Solver] = []
+    if config.fastpath_db is not None and config.fastpath_db.is_file():
+        fast.append(PatternHashSolver(config.fastpath_db))
+    return fast + [
+        AstrometryNetSolver(
+            AstrometryConfig(
+                binary=config.engine_binary,
+                index_dirs=config.index_dirs,
+                processes=config.processes,
+            )
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Hinted:
+    """The parameters the attempts start from."""
+
+    #: With every hint applied.
+    effective: SolveParameters
+    #: With the file's hints only.
+    from_file: SolveParameters
+    #: The hints used, for the result (``learned`` and ``sources`` included).
+    hints_used: dict[str, Any]
+    #: What an earlier solve of the same user gave, when anything.
+    learned: dict[str, Any]
+    #: The image's size (the learned hints are per image size).
+    width: int
+    height: int
+
+
+@dataclass
+class Answer:
+    """What :func:`find_answer` found: the outcome (None: no solver ran), the
+    source list it solved from (or the last one tried) and why not solved."""
+
+    outcome: SolverOutcome | None
+    sources: SourceList
+    failure: SolveError | None = None
+
+
+def lead_sources(
+    image: Any,
+    hinted: Hinted,
+    solvers: list[Solver],
+    blind: list[Solver],
+    supply: Supply,
+    *,
+    clock: Clock,
+) -> SourceList:
+    """The sources of the first attempt's first solver, which meanwhile starts
+    loading what it needs (:meth:`~skysolve.engine.solving.base.Solver.prefetch`)."""
+    first = constraints_for(hinted.effective, hinted.width)
+    lead = (blind if is_blind(first) else solvers)[0]
+    if image is not None and lead.prefetch(first, image.width, image.height):
+        # The database loads beside the source extraction and the annotation
+        # catalogues (for a hinted solve of a 10-degree field the whole
+        # database, 0.1-0.2 s: a third of the solve).
+        with clock.step("load_catalogues"):
+            from skysolve.engine.products.named_objects import load_catalogues
+
+            load_catalogues()
+    return supply.sources_for(lead.bright_sources)
+
+
+def find_answer(
+    image: Any,
+    hinted: Hinted,
+    params: SolveParameters,
+    config: EngineConfig,
+    solvers: list[Solver],
+    blind: list[Solver],
+    supply: Supply,
+    sources: SourceList,
+    *,
+    clock: Clock,
+    work: Path,
+    note: Progress,
+) -> Answer:
+    """The solving stage: the all-sky hook and the attempt ladder.
+
+    ``image``: the loaded image (None for a star list); ``sources``: what
+    the lead solver was given.  Raises
+    :class:`~skysolve.errors.SolveTimeoutError` (naming what the indexes
+    cover, for a blind solve) when the time runs out.
+    """
+    outcome: SolverOutcome | None = None
+    # The all-sky hook: a fisheye frame's lens model, fitted to the stars out to
+    # the horizon, where no tangent plane reaches (skysolve.engine.allsky).
+    allsky_first = image is not None and _allsky_first(config, image.data)
+    allsky_reason = ""
+    if allsky_first and len(sources) >= MIN_SOURCES and solvers[0].quick:
+        # A vignetted wide field looks like a fisheye too: the fast path (well
+        # under a second) answers those before the all-sky search.
+        first = constraints_for(hinted.effective, hinted.width)
+        outcome, sources = run_solvers(
+            solvers[:1], supply, first, work=work, clock=clock, note=note, label="as given"
+        )
+    if allsky_first and not (outcome is not None and outcome.solved):
+        outcome, allsky_reason = _allsky(image, work, clock, note)
+    if outcome is not None and outcome.solved:
+        return Answer(outcome, sources)
+    if allsky_first and allsky_reason.startswith(("too few stars", "no sky region")):
+        # An image circle without stars (cloud, daylight, a lens cap): no
+        # ordinary solver finds stars the all-sky search could not.
+        failure: SolveError = NoStarsError(f"all-sky frame: {allsky_reason}")
+        note("solving", failure.message)
+        return Answer(outcome, sources, failure)
+    if len(sources) < MIN_SOURCES:
+        failure = NoStarsError(
+            f"only {len(sources)} sources found; at least {MIN_SOURCES} are needed"
+        )
+        note("solving", failure.message)
+        return Answer(outcome, sources, failure)
+    attempts = plan_attempts(
+        hinted.effective, params, hints_used=hinted.hints_used,
+        without_learned_position=_without_learned_position(hinted),
+    )  # fmt: skip
+    # An all-sky frame without a dark surround fails the ordinary solvers
+    # only at the time limit: the all-sky search after them keeps its time.
+    allsky_after = image is not None and config.allsky == "auto" and not allsky_first
+    solve_clock = clock
+    if allsky_after and clock.remaining > 2 * ALLSKY_MAX_SECONDS:
+        solve_clock = clock.share(1.0 - ALLSKY_MAX_SECONDS / clock.remaining, math.inf)
+    timed_out: SolveTimeoutError | None = None
+    climb = Climb(outcome, sources)
+    try:
+        run_attempts(
+            attempts, solvers, blind, supply, climb, width=hinted.width,
+            clock=solve_clock, work=work, note=note, learned=bool(hinted.learned),
+        )  # fmt: skip
+    except SolveTimeoutError as exc:
+        if solve_clock is not clock and clock.remaining > 1.0:
+            note("solving", "the ordinary solvers' time is up; the all-sky search has the rest")
+            timed_out = exc
+        elif params.has_scale:
+            raise
+        else:
+            # A blind search that runs out of time has most often been given a
+            # field no installed index covers: say which fields they do.
+            raise SolveTimeoutError(f"{exc.message}; {_coverage_hint(config)}") from None
+    outcome, sources = climb.outcome, climb.sources
+    if (outcome is None or not outcome.solved) and allsky_after and clock.remaining > 1.0:
+        outcome, allsky_reason = _allsky(image, work, clock, note)
+    if (outcome is None or not outcome.solved) and timed_out is not None:
+        # As without the all-sky search: the ordinary solvers' time ran out.
+        hint = "" if params.has_scale else f"; {_coverage_hint(config)}"
+        raise SolveTimeoutError(f"{timed_out.message}{hint}; all-sky lens search: {allsky_reason}")
+    if outcome is None or not outcome.solved:
+        message = _no_match_message(params, config)
+        if allsky_reason:
+            message = f"{message}; all-sky lens search: {allsky_reason}"
+        failure = NoMatchError(message)
+        note("solving", failure.message)
+        return Answer(outcome, sources, failure)
+    return Answer(outcome, sources)
+
+
+def _without_learned_position(hinted: Hinted) -> SolveParameters | None:
+    """The parameters with the learned scale but not the learned position, when
+    a learned position was used."""
+    if "center" not in hinted.learned:
+        return None
+    from skysolve.engine.inputs.hints import apply_learned
+
+    without, _ = apply_learned(
+        hinted.from_file, image_width=hinted.width, image_height=hinted.height, position=False
+    )
+    return without
+
+
+def blind_solvers_for(solvers: list[Solver], image: Any, note: Progress) -> list[Solver]:
+    """The solvers for an attempt without a scale
+    (:func:`~skysolve.engine.solving.ladder.blind_solvers`) for the widest
+    field the image's own metadata allows (a FITS WCS, scale keywords,
+    ``FOCALLEN`` with a pixel size, EXIF focal lengths: the hints a hinted
+    solve would use), ``METADATA_FOV_MARGIN`` times wider."""
+    if image is None or len(solvers) < 2:
+        return solvers
+    from skysolve.engine.inputs.hints import largest_scale
+
+    found = largest_scale(image)
+    if found is None:
+        return solvers
+    scale, where = found
+    widest = METADATA_FOV_MARGIN * scale * max(image.width, image.height) / 3600.0
+    return blind_solvers(solvers, widest, where=where, note=note)
+
+
+def _allsky_first(config: EngineConfig, data: Any) -> bool:
+    """Whether the all-sky attempt goes before the ordinary solvers."""
+    if config.allsky == "first":
+        return True
+    if config.allsky == "off":
+        return False
+    from skysolve.engine.allsky.sky import looks_like_allsky
+
+    return looks_like_allsky(data)
+
+
+def _allsky(image: Any, work: Path, clock: Clock, note: Progress) -> tuple[SolverOutcome, str]:
+    """The all-sky lens-model attempt; its outcome and, when not solved, why."""
+    from skysolve.engine.allsky.solver import allsky_attempt
+
+    note("solving", "all-sky lens model")
+    with clock.step("solve:allsky"):
+        outcome, solution = allsky_attempt(
+            image,
+            work / "allsky",
+            timeout=max(1.0, min(clock.remaining, ALLSKY_MAX_SECONDS)),
+            cancel=clock.cancel,
+            note=lambda line: note("solving", line),
+        )
+    return outcome, "" if outcome.solved else solution.reason
+
+
+def _no_match_message(params: SolveParameters, config: EngineConfig) -> str:
+    """ "no solution found", and for a blind solve which fields the indexes cover.
+
+    Without a scale hint a field of any size was tried against every index, so
+    the likeliest reason is a field outside what they cover: say what that is.
+    (The last attempt is ``params`` itself: hints from the file, if any, were
+    tried first and dropped for the blind retry.)
+    """
+    if params.has_scale:
+        return "no solution found"
+    return f"no solution found (blind): {_coverage_hint(config)}"
+
+
+def _coverage_hint(config: EngineConfig) -> str:
+    from skysolve.engine.indexes.files import describe_coverage, find_indexes
+
+    try:
+        indexes = find_indexes(config.index_dirs, allow_empty=True)
+    except ConfigurationError:
+        return "the index files could not be listed"
+    return (
+        f"{describe_coverage(indexes)}; a field outside that range needs other index "
+        "files (`skysolve index recommend --fov-deg WIDTH`)"
+    )
