@@ -63,8 +63,11 @@ GUESSES: tuple[tuple[float, float], ...] = (
 #: machine), a wrong one uses all its time, so the whole ladder is tried
 #: quickly first ...
 QUICK_GUESS_SECONDS = 0.8
-#: ... and then again with this much each, while the time lasts.
-GUESS_SECONDS = 2.0
+#: ... and then again with this much each, while the time lasts (the two
+#: passes together take no longer than one pass of 2 s each did).
+GUESS_SECONDS = 1.2
+#: Seconds for the camera's stored lens at a new pointing (one guess, not a ladder).
+STORED_LENS_SECONDS = 2.0
 #: Brightest catalogue magnitude cut used for matching (fainter never helps
 #: all-sky cameras, whose pixels span many arcminutes).
 FAINTEST = 7.0
@@ -597,7 +600,7 @@ def _solve_allsky(
             # moved): the stored lens maps the central stars exactly.
             lens = replace(start, a=0.0, b=0.0, parity=1)
             first = _first_match(
-                lens, sources, 27.0, timeout=min(check(), GUESS_SECONDS), cancel=cancel, note=note
+                lens, sources, 27.0, timeout=min(check(), STORED_LENS_SECONDS), cancel=cancel, note=note
             )
             profiled = first is not None
             if profiled:
