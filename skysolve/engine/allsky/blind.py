@@ -600,7 +600,12 @@ def _solve_allsky(
             # moved): the stored lens maps the central stars exactly.
             lens = replace(start, a=0.0, b=0.0, parity=1)
             first = _first_match(
-                lens, sources, 27.0, timeout=min(check(), STORED_LENS_SECONDS), cancel=cancel, note=note
+                lens,
+                sources,
+                27.0,
+                timeout=min(check(), STORED_LENS_SECONDS),
+                cancel=cancel,
+                note=note,
             )
             profiled = first is not None
             if profiled:
