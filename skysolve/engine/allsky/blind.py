@@ -58,16 +58,8 @@ GUESSES: tuple[tuple[float, float], ...] = (
     (1.0, 27.0), (1.11, 27.0), (1.0, 35.0), (0.79, 27.0), (1.3, 27.0),
     (1.57, 27.0), (0.87, 27.0), (1.15, 35.0), (0.65, 27.0),
 )  # fmt: skip
-#: Seconds the fast path may spend on one guess in the ladder's first pass:
-#: a right guess is matched in 0.05-0.6 s (the corpus, on a busy two-core
-#: machine), a wrong one uses all its time, so the whole ladder is tried
-#: quickly first ...
-QUICK_GUESS_SECONDS = 0.8
-#: ... and then again with this much each, while the time lasts (the two
-#: passes together take no longer than one pass of 2 s each did).
-GUESS_SECONDS = 1.2
-#: Seconds for the camera's stored lens at a new pointing (one guess, not a ladder).
-STORED_LENS_SECONDS = 2.0
+#: Seconds the fast path may spend on one guess (a miss costs about one).
+GUESS_SECONDS = 2.0
 #: Brightest catalogue magnitude cut used for matching (fainter never helps
 #: all-sky cameras, whose pixels span many arcminutes).
 FAINTEST = 7.0
@@ -600,31 +592,19 @@ def _solve_allsky(
             # moved): the stored lens maps the central stars exactly.
             lens = replace(start, a=0.0, b=0.0, parity=1)
             first = _first_match(
-                lens,
-                sources,
-                27.0,
-                timeout=min(check(), STORED_LENS_SECONDS),
-                cancel=cancel,
-                note=note,
+                lens, sources, 27.0, timeout=min(check(), GUESS_SECONDS), cancel=cancel, note=note
             )
             profiled = first is not None
             if profiled:
                 note("the camera's stored lens matched at a new pointing")
     if first is None:
         radius_px = max(region.radius, 0.25 * max(region.mask.shape))
-        tries = 0
-        ladder = [(f, c, QUICK_GUESS_SECONDS) for f, c in GUESSES]
-        ladder += [(f, c, GUESS_SECONDS) for f, c in GUESSES]
-        for factor, central_deg, seconds in ladder:
+        for factor, central_deg in GUESSES:
             remaining = check()
             if remaining <= 1.0:
                 return finish(
                     AllskySolution(
-                        None,
-                        reason=f"out of time: the central stars matched no catalogue "
-                        f"field in {tries} tries",
-                        region=region,
-                        n_sources=len(sources),
+                        None, reason="out of time", region=region, n_sources=len(sources)
                     )
                 )
             focal = radius_px / float(radial(np.array(math.pi / 2), "equidistant")) * factor
@@ -633,14 +613,13 @@ def _solve_allsky(
             )
             note(
                 f"guess: equidistant, 90 deg at {radius_px * factor:.0f} px, "
-                f"central {central_deg:g} deg, {seconds:g} s"
+                f"central {central_deg:g} deg"
             )
-            tries += 1
             first = _first_match(
                 guess,
                 sources,
                 central_deg,
-                timeout=min(remaining, seconds),
+                timeout=min(remaining, GUESS_SECONDS),
                 cancel=cancel,
                 note=note,
             )
