@@ -551,6 +551,7 @@ def _solve_allsky(
             note(f"not solved: {solution.reason}")
         return solution
 
+    data = gray(data)  # once: the sky region and the sources both read it
     region = find_sky(data)
     note(
         f"sky region {region.sky_fraction:.0%} of the frame, circle centre "
