@@ -356,6 +356,48 @@ def _grow(
     return fit, matched
 
 
+def _from_profile(
+    start: LensModel,
+    sources: SourceList,
+    stars: BrightStars,
+    region: SkyRegion,
+    note: Note,
+) -> tuple[LensFit, MatchedStars] | None:
+    """The stored model of the camera, repointed to this frame, or None if it does not hold.
+
+    The stored lens (centre, scale, radial terms, shear) is kept; only the
+    pointing is refitted, from every star out to the horizon matched within a
+    loose radius, then matched again within what the residuals allow.  It
+    holds when that match passes the same chance test as the final answer;
+    otherwise the caller tries the stored lens at another pointing, then the
+    blind search.
+    """
+    pixel_deg = math.degrees(1.0 / start.focal)
+    radius = max(3.0, 0.6 / pixel_deg)
+    head, limit = _match_budget(sources, region, radius)
+    matched = match_stars(
+        start, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+    )
+    if 2 * len(matched) <= 3 * PARAMETER_SIZES["rotation"]:
+        note(f"the camera's stored model: only {len(matched)} stars near its predictions")
+        return None
+    some = _thin(matched)
+    fit = fit_lens(some.x, some.y, some.ra, some.dec, start, free=("rotation",))
+    radius = min(radius, _next_radius(fit.residuals))
+    head, limit = _match_budget(sources, region, radius)
+    matched = match_stars(
+        fit.model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+    )
+    _, hits, false_positive = _verify(fit.model, sources, stars, region, radius)
+    note(
+        f"the camera's stored model repointed: {len(matched)} stars within {radius:.1f} px, "
+        f"false-positive probability {false_positive:.1e}"
+    )
+    if len(matched) < MIN_MATCHED or false_positive > MAX_FALSE_POSITIVE:
+        return None
+    return fit, matched
+
+
 def _match_budget(sources: SourceList, region: SkyRegion, radius: float) -> tuple[SourceList, int]:
     """The brightest sources, and how many catalogue stars, to match at ``radius``.
 
@@ -472,6 +514,27 @@ def solve_allsky(
     AllskySolution
         ``solved`` with the model, matched stars and region; or the reason why not.
     """
+    from threadpoolctl import threadpool_limits
+
+    # Hundreds of small least-squares problems (a 2000 x 13 Jacobian's SVD):
+    # BLAS threads only wait for each other, 5-300 ms an SVD on a busy
+    # two-core machine against under 1 ms on one thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _solve_allsky(
+            data, timeout=timeout, cancel=cancel, progress=progress, stars=stars, start=start
+        )
+
+
+def _solve_allsky(
+    data: np.ndarray,
+    *,
+    timeout: float,
+    cancel: threading.Event | None,
+    progress: Note | None,
+    stars: BrightStars | None,
+    start: LensModel | None,
+) -> AllskySolution:
+    """:func:`solve_allsky`'s search, BLAS on one thread."""
     started = time.monotonic()
     log: list[str] = []
 
@@ -488,6 +551,7 @@ def solve_allsky(
             note(f"not solved: {solution.reason}")
         return solution
 
+    data = gray(data)  # once: the sky region and the sources both read it
     region = find_sky(data)
     note(
         f"sky region {region.sky_fraction:.0%} of the frame, circle centre "
@@ -517,14 +581,14 @@ def solve_allsky(
     first: LensModel | None = None
     grown: tuple[LensFit, MatchedStars] | None = None
     profiled = False  # the camera's stored lens is used: its projection is kept
+    direct = False  # the stored model matched as it is: no growing, one final fit
     if start is not None:
-        grown = _grow(start, sources, stars, region, note)
-        if len(grown[1]) >= MIN_MATCHED:
+        grown = _from_profile(start, sources, stars, region, note)
+        if grown is not None:
             first = grown[0].model
-            profiled = True
+            profiled = direct = True
             note("the camera's stored model matched")
         else:
-            grown = None
             # Same lens, another pointing (the sky turned since, or the camera
             # moved): the stored lens maps the central stars exactly.
             lens = replace(start, a=0.0, b=0.0, parity=1)
@@ -573,7 +637,12 @@ def solve_allsky(
         )
     fit, matched = grown or _grow(first, sources, stars, region, note)
     radius = _next_radius(fit.residuals) if len(fit.residuals) else 3.0
-    best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
+    if direct:
+        # The stored model, repointed, already holds the lens: the final fit
+        # below (every star out to the horizon, twice) is all it needs.
+        best_model, best, best_radius = fit.model, matched, radius
+    else:
+        best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
     note(f"{best_model.projection}: {len(best)} stars, RMS {best.rms():.2f} px")
     for projection in PROJECTIONS:
         if profiled:
@@ -587,7 +656,7 @@ def solve_allsky(
         note(f"{projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
         if _score(matched) > _score(best):
             best_model, best, best_radius = model, matched, used
-    if best.rms() > 1.0 and check() > 1.0:
+    if best.rms() > 1.0 and not direct and check() > 1.0:
         # A loose first match can settle the shear and radial terms wrongly
         # from few central stars; grown again from the whole-sky model (its
         # shear reset), the match set usually doubles and the residuals shrink.
