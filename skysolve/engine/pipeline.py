@@ -160,7 +160,7 @@ def solve(
     supply = Supply(given.image, given.star_list, params, clock=clock, note=log.note)
     solvers = solver_chain(config)
     blind = blind_solvers_for(solvers, given.image, log.note)
-    sources = lead_sources(given.image, given.hinted, solvers, blind, supply, clock=clock)
+    sources = lead_sources(given.image, given.hinted, solvers, blind, supply)
     result = SolveResult(
         solved=False,
         image_width=sources.width,

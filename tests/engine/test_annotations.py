@@ -15,6 +15,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from skysolve.engine.products import named_objects
 from skysolve.engine.products.annotations import field_geometry, objects_in_field
 from skysolve.engine.products.named_objects import load_catalogues
 from skysolve.engine.results import Calibration
@@ -253,3 +254,20 @@ def test_it_loads_the_catalogues() -> None:
     n_deep_sky, n_stars = load_catalogues()
     assert n_deep_sky > 13000
     assert n_stars > 3000
+
+
+def test_a_background_load_reads_each_catalogue_once_and_names_the_same_objects() -> None:
+    """A solve starts the load in a thread; annotating before it is done waits
+    for that read rather than reading the tables a second time."""
+    wcs = apod2_wcs()
+    before = objects_in_field(wcs, *APOD2_SIZE)
+    named_objects._deep_sky_catalogue.cache_clear()  # as in a new process
+    named_objects._star_catalogue.cache_clear()
+    thread = named_objects.load_catalogues_in_background()
+    named_objects.deep_sky_catalogue()  # while the thread reads it
+    during = objects_in_field(wcs, *APOD2_SIZE)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert named_objects._deep_sky_catalogue.cache_info().misses == 1
+    assert named_objects._star_catalogue.cache_info().misses == 1
+    assert during == before

@@ -531,10 +531,11 @@ def test_it_starts_loading_the_database_a_hint_needs_before_the_solve(
     assert database._cache == {}
 
 
-def test_a_fast_path_answer_without_files_imports_no_astropy(
+def test_a_fast_path_answer_without_files_imports_no_astropy_nor_scipy_ndimage(
     db_20_30: Path, tmp_path: Path
 ) -> None:
-    """`skysolve solve` without --out: astropy's quarter of a second is not paid."""
+    """`skysolve solve` without --out: astropy's quarter of a second is not paid,
+    nor scipy.ndimage's (the all-sky check that every image gets needs numpy alone)."""
     import json
     import os
     import subprocess
@@ -552,7 +553,8 @@ def test_a_fast_path_answer_without_files_imports_no_astropy(
         "from skysolve.cli import main\n"
         "status = main(sys.argv[1:])\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'astropy')\n"
-        "print(json.dumps({'status': status, 'astropy': loaded}))\n"
+        "ndimage = sorted(m for m in sys.modules if m.startswith('scipy.ndimage'))\n"
+        "print(json.dumps({'status': status, 'astropy': loaded, 'ndimage': ndimage}))\n"
     )
     args = ["solve", str(image), "--json", "--no-pictures", "--scale-units", "degwidth"]
     args += ["--scale-low", "22", "--scale-high", "28"]
@@ -566,7 +568,7 @@ def test_a_fast_path_answer_without_files_imports_no_astropy(
     assert result["solved"] and result["solver"] == "pattern-hash"
     assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
     assert result["objects_in_field"]
-    assert report == {"status": 0, "astropy": []}
+    assert report == {"status": 0, "astropy": [], "ndimage": []}
 
 
 def test_it_searches_a_band_that_covers_the_middle_of_a_hint_before_the_whole_database(

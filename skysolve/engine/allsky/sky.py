@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from skysolve.errors import BadInputError
 
@@ -86,6 +85,11 @@ def find_sky(data: np.ndarray) -> SkyRegion:
     SkyRegion
         The mask (may be empty: a frame with no sky region) and the circle.
     """
+    # scipy.ndimage is imported here, not with the module: every image solve
+    # runs :func:`looks_like_allsky` (numpy alone), and the import costs a
+    # quarter to half a second of a fast-path solve that finds no fisheye.
+    from scipy import ndimage
+
     image = gray(data)
     h, w = image.shape
     factor = max(1, math.ceil(max(h, w) / BINNED_SIDE))

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,10 @@ COMMON_NAME_FIXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "IC0434": (("Flame Nebula",), ()),
     "NGC2024": ((), ("Flame Nebula",)),
 }
+#: Held while a catalogue is read: a solve reads them in a background thread
+#: (:func:`load_catalogues_in_background`), and a caller that needs one before
+#: that thread is done waits for it rather than reading it a second time.
+_READING = threading.Lock()
 # -- catalogues ---------------------------------------------------------------
 
 
@@ -89,8 +94,14 @@ def cache_dir() -> Path:
     return DataPaths.from_env().cache_dir
 
 
-@functools.lru_cache(maxsize=1)
 def deep_sky_catalogue() -> _DeepSkyCatalogue:
+    """The OpenNGC table, read once per process."""
+    with _READING:
+        return _deep_sky_catalogue()
+
+
+@functools.lru_cache(maxsize=1)
+def _deep_sky_catalogue() -> _DeepSkyCatalogue:
     # Building pyongc's objects takes about 1.5 s; every solve in a new process
     # would pay it, so the distilled table is cached as JSON per pyongc version.
     try:
@@ -227,8 +238,14 @@ def _empty_star_catalogue() -> _StarCatalogue:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def star_catalogue() -> _StarCatalogue:
+    """The named bright stars of ``libastrometry``, read once per process."""
+    with _READING:
+        return _star_catalogue()
+
+
+@functools.lru_cache(maxsize=1)
+def _star_catalogue() -> _StarCatalogue:
     path = ctypes.util.find_library("astrometry")
     if path is None:
         logger.warning("libastrometry not found: no bright star names in annotations")
@@ -287,3 +304,17 @@ def load_catalogues() -> tuple[int, int]:
         Number of deep-sky objects and of named bright stars available.
     """
     return len(deep_sky_catalogue().names), len(star_catalogue().designation)
+
+
+def load_catalogues_in_background() -> threading.Thread:
+    """Start :func:`load_catalogues` in a daemon thread and return it.
+
+    A solve starts it before finding sources, so the 0.1-0.3 s of reading the
+    tables (most of it JSON parsing) overlaps extraction and solving instead
+    of coming before them; :func:`objects_in_field
+    <skysolve.engine.products.annotations.objects_in_field>` then finds the
+    tables read, or waits for the rest.
+    """
+    thread = threading.Thread(target=load_catalogues, name="catalogues-load", daemon=True)
+    thread.start()
+    return thread

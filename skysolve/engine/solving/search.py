@@ -104,21 +104,20 @@ def lead_sources(
     solvers: list[Solver],
     blind: list[Solver],
     supply: Supply,
-    *,
-    clock: Clock,
 ) -> SourceList:
     """The sources of the first attempt's first solver, which meanwhile starts
     loading what it needs (:meth:`~skysolve.engine.solving.base.Solver.prefetch`)."""
     first = constraints_for(hinted.effective, hinted.width)
     lead = (blind if is_blind(first) else solvers)[0]
-    if image is not None and lead.prefetch(first, image.width, image.height):
-        # The database loads beside the source extraction and the annotation
-        # catalogues (for a hinted solve of a 10-degree field the whole
-        # database, 0.1-0.2 s: a third of the solve).
-        with clock.step("load_catalogues"):
-            from skysolve.engine.products.named_objects import load_catalogues
+    if image is not None:
+        # The database loads beside the source extraction (for a hinted solve
+        # of a 10-degree field the whole database, 0.1-0.2 s: a third of the
+        # solve), and so do the annotation catalogues, in their own thread,
+        # which the annotation stage waits for (already loaded: nothing to do).
+        lead.prefetch(first, image.width, image.height)
+    from skysolve.engine.products.named_objects import load_catalogues_in_background
 
-            load_catalogues()
+    load_catalogues_in_background()
     return supply.sources_for(lead.bright_sources)
 
 
