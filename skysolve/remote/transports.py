@@ -13,7 +13,6 @@ import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from skysolve.engine.config import (
@@ -45,23 +44,19 @@ class Transport(Protocol):
 class SshTransport:
     """``ssh`` to a solve host, configured by the ``SKYSOLVE_SSH_*`` settings."""
 
-    destination: str
-    port: int | None = None
-    identity: Path | None = None
-    options: tuple[str, ...] = ()
-    command: str = "skysolve solve-server"
-    connect_timeout: float = 15.0
+    #: Where and how to connect, as :mod:`skysolve.engine.config` read them.
+    settings: SshSettings
     ssh_binary: str = "ssh"
     connect_failure_status: int | None = 255
 
     def __post_init__(self) -> None:
-        check_ssh_destination(self.destination)
-        for option in self.options:
+        check_ssh_destination(self.settings.destination)
+        for option in self.settings.options:
             check_ssh_option(option)
 
     @property
     def name(self) -> str:
-        return f"solve host {self.destination}"
+        return f"solve host {self.settings.destination}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SshTransport:
@@ -73,16 +68,10 @@ class SshTransport:
         """The transport of ``SKYSOLVE_SSH_*`` settings read by :mod:`skysolve.engine.config`."""
         if settings is None:
             raise ConfigurationError("SKYSOLVE_SSH_DESTINATION (user@host) is not set")
-        return cls(
-            destination=settings.destination,
-            port=settings.port,
-            identity=settings.identity,
-            options=settings.options,
-            command=settings.command,
-            connect_timeout=settings.connect_timeout,
-        )
+        return cls(settings)
 
     def argv(self) -> list[str]:
+        ssh = self.settings
         args = [
             self.ssh_binary,
             "-T",  # no terminal: the stream is binary
@@ -91,7 +80,7 @@ class SshTransport:
             "-o",
             "BatchMode=yes",
             "-o",
-            f"ConnectTimeout={max(1, round(self.connect_timeout))}",
+            f"ConnectTimeout={max(1, round(ssh.connect_timeout))}",
             "-o",
             "ServerAliveInterval=15",
             "-o",
@@ -99,13 +88,13 @@ class SshTransport:
             "-o",
             "LogLevel=ERROR",
         ]
-        if self.port is not None:
-            args += ["-p", str(self.port)]
-        if self.identity is not None:
-            args += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
-        for option in self.options:
+        if ssh.port is not None:
+            args += ["-p", str(ssh.port)]
+        if ssh.identity is not None:
+            args += ["-i", str(ssh.identity), "-o", "IdentitiesOnly=yes"]
+        for option in ssh.options:
             args += ["-o", option]
-        return [*args, "--", self.destination, *shlex.split(self.command)]
+        return [*args, "--", ssh.destination, *shlex.split(ssh.command)]
 
     def env(self) -> Mapping[str, str] | None:
         return None
