@@ -1,0 +1,94 @@
+"""`skysolve solve` imports what its solve needs and nothing more.
+
+A fast-path answer is a one-second process (#17 item 4: StellarSolver's
+command-line driver takes 0.7-1.4 s on the same images), and every module it
+imports is paid again at each start.  No timing is asserted here: the
+benchmark measures the time, these tests say which modules must stay out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skysolve.cli import COMMAND_MODULES, build_parser
+from skysolve.engine.solving.fastpath import build_database
+from testfields.synthetic import FieldSpec, make_field, write_jpeg
+
+#: Packages no fast-path `skysolve solve` needs: the web layer's, and the
+#: engine's slow-path or file-writing ones (astropy: 0.25 s; scipy.ndimage).
+HEAVY_PACKAGES = ("django", "rest_framework", "celery", "scipy", "astropy", "matplotlib")
+#: Pillow's readers of other formats than the JPEG being solved (40 ms together).
+OTHER_PILLOW_PLUGINS = (
+    "PIL.PngImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.BmpImagePlugin",
+    "PIL.TiffImagePlugin",
+    "PIL.WebPImagePlugin",
+)
+#: The other sub-commands' modules (sockets, secrets, TLS, Django's settings...).
+OTHER_COMMANDS = tuple(f"skysolve.cli.{name}" for name in COMMAND_MODULES if name != "solve")
+
+REPORT = (
+    "import json, sys\n"
+    "from skysolve.cli import main\n"
+    "status = main(sys.argv[1:])\n"
+    "print(json.dumps({'status': status, 'modules': sorted(sys.modules)}))\n"
+)
+
+
+def test_a_fast_path_solve_of_a_jpeg_imports_no_heavy_package_other_command_or_reader(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "fastpath" / "test.t3db"
+    db.parent.mkdir()
+    build_database(db, min_fov=20.0, max_fov=30.0)
+    width, height = 800, 600
+    spec = FieldSpec(
+        ra=200.0, dec=40.0, pixscale=25.0 * 3600.0 / width, width=width, height=height,
+        rotation=60.0, seed=5, fwhm=2.5, noise=8.0, sky=500.0,
+    )  # fmt: skip
+    image = write_jpeg(make_field(spec), tmp_path / "wide.jpg", quality=95)
+    args = ["solve", str(image), "--json", "--no-pictures"]
+    args += ["--scale-units", "degwidth", "--scale-low", "22", "--scale-high", "28"]
+    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db)}
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.rstrip("\n").split("\n")
+    result, report = json.loads("\n".join(printed)), json.loads(last)
+    assert result["solved"] and result["solver"] == "pattern-hash", done.stderr
+    assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
+    assert report["status"] == 0
+    modules = set(report["modules"])
+    assert "PIL.JpegImagePlugin" in modules  # the reader it did need
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY_PACKAGES) == []
+    assert sorted(modules & set(OTHER_COMMANDS)) == []
+    assert sorted(modules & set(OTHER_PILLOW_PLUGINS)) == []
+
+
+def test_the_parser_of_one_command_has_that_command_alone() -> None:
+    parser = build_parser("solve-server")
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    assert list(sub.choices) == ["solve-server"]  # type: ignore[union-attr]
+    assert build_parser("solve").parse_args(["solve", "x.jpg", "--json"]).json
+
+
+@pytest.mark.parametrize("first", [None, "--help", "no-such-command", "solve_server"])
+def test_anything_but_a_command_name_gets_every_command(first: str | None) -> None:
+    parser = build_parser(first)
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    names = set(sub.choices)  # type: ignore[arg-type]
+    assert {"solve", "serve", "worker", "solve-server", "tls-cert", "db", "index"} <= names
+    assert len(names) == len(COMMAND_MODULES)
