@@ -8,16 +8,21 @@ benchmark measures the time, these tests say which modules must stay out.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from skysolve.cli import COMMAND_MODULES, build_parser
-from skysolve.engine.solving.fastpath import build_database
+from skysolve.cli.solve import load_fast_path_early
+from skysolve.engine.config import EngineConfig
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.solving.fastpath import build_database, database
 from testfields.synthetic import FieldSpec, make_field, write_jpeg
 
 #: Packages no fast-path `skysolve solve` needs: the web layer's, and the
@@ -42,12 +47,17 @@ REPORT = (
 )
 
 
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fast-path database for fields 20 to 30 degrees wide (about a second to build)."""
+    path = tmp_path_factory.mktemp("fastpath") / "test.t3db"
+    build_database(path, min_fov=20.0, max_fov=30.0)
+    return path
+
+
 def test_a_fast_path_solve_of_a_jpeg_imports_no_heavy_package_other_command_or_reader(
-    tmp_path: Path,
+    db: Path, tmp_path: Path
 ) -> None:
-    db = tmp_path / "fastpath" / "test.t3db"
-    db.parent.mkdir()
-    build_database(db, min_fov=20.0, max_fov=30.0)
     width, height = 800, 600
     spec = FieldSpec(
         ra=200.0, dec=40.0, pixscale=25.0 * 3600.0 / width, width=width, height=height,
@@ -78,17 +88,47 @@ def test_a_fast_path_solve_of_a_jpeg_imports_no_heavy_package_other_command_or_r
     assert sorted(modules & set(OTHER_PILLOW_PLUGINS)) == []
 
 
+def command_names(parser: argparse.ArgumentParser) -> list[str]:
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    assert isinstance(sub.choices, dict)
+    return list(sub.choices)
+
+
 def test_the_parser_of_one_command_has_that_command_alone() -> None:
     parser = build_parser("solve-server")
-    (sub,) = [a for a in parser._actions if a.dest == "command"]
-    assert list(sub.choices) == ["solve-server"]  # type: ignore[union-attr]
+    assert command_names(parser) == ["solve-server"]
     assert build_parser("solve").parse_args(["solve", "x.jpg", "--json"]).json
 
 
 @pytest.mark.parametrize("first", [None, "--help", "no-such-command", "solve_server"])
 def test_anything_but_a_command_name_gets_every_command(first: str | None) -> None:
-    parser = build_parser(first)
-    (sub,) = [a for a in parser._actions if a.dest == "command"]
-    names = set(sub.choices)  # type: ignore[arg-type]
+    names = set(command_names(build_parser(first)))
     assert {"solve", "serve", "worker", "solve-server", "tls-cert", "db", "index"} <= names
     assert len(names) == len(COMMAND_MODULES)
+
+
+@pytest.mark.parametrize(
+    ("request_", "starts"),
+    [
+        ({"use_hints": False}, True),  # blind, the file's hints unread: the whole database
+        ({"use_hints": True}, False),  # the file may hint a scale: a band, maybe
+        ({"use_hints": False, "scale_lower": 20.0, "scale_upper": 30.0}, False),
+        ({"use_hints": False, "scale_type": "ev", "scale_est": 25.0}, False),
+    ],
+)
+def test_a_blind_solve_without_file_hints_starts_loading_the_database_before_the_engine(
+    db: Path, request_: dict[str, object], starts: bool
+) -> None:
+    database._cache.clear()  # as in a new process
+    config = EngineConfig(fastpath_db=db)
+    assert load_fast_path_early(SolveParameters(**request_), config) is starts  # type: ignore[arg-type]
+    deadline = time.monotonic() + 60
+    while starts and not database.is_loaded(db) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert database.is_loaded(db) is starts
+    # Nothing to load without a database, or with solvers of the caller's own.
+    database._cache.clear()
+    assert not load_fast_path_early(SolveParameters(use_hints=False), EngineConfig())
+    assert not load_fast_path_early(
+        SolveParameters(use_hints=False), EngineConfig(fastpath_db=db, solvers=())
+    )
