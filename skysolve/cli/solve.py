@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.no_pictures:
         config = dataclasses.replace(config, make_pictures=False)
-    load_fast_path_early(params, config)
+    load_fast_path_early(args.file, params, config)
     from skysolve.engine.pipeline import solve
 
     if args.out is None:
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_SOLVED if result.solved else EXIT_NOT_SOLVED
 
 
-def load_fast_path_early(params: Any, config: Any) -> bool:
+def load_fast_path_early(path: Path, params: Any, config: Any) -> bool:
     """Start loading the fast-path database before the engine is imported,
     when what the first search needs is known before the file is read.
 
@@ -168,11 +168,20 @@ def load_fast_path_early(params: Any, config: Any) -> bool:
     of starting after them; the solve finds it loaded, or waits for the
     rest.  A hinted or hint-reading solve may need a narrower band of the
     database instead: the pipeline's own prefetch starts that one once the
-    hints are known.  Returns whether a load was started.
+    hints are known.  Not for a FITS file either: its header may show a
+    field too narrow for the fast path, which the solve then leaves out
+    without loading anything (a Seestar frame).  Returns whether a load was
+    started.
     """
     blind = params.scale_bounds_arcsec_per_pixel(1.0) is None
     if not blind or params.use_hints or config.solvers is not None or config.fastpath_db is None:
         return False
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(9) == b"SIMPLE  =":
+                return False
+    except OSError:
+        return False  # the solve reports it
     from skysolve.engine.solving.base import SolveConstraints
     from skysolve.engine.solving.fastpath import PatternHashSolver
 

@@ -117,18 +117,26 @@ def test_anything_but_a_command_name_gets_every_command(first: str | None) -> No
     ],
 )
 def test_a_blind_solve_without_file_hints_starts_loading_the_database_before_the_engine(
-    db: Path, request_: dict[str, object], starts: bool
+    db: Path, tmp_path: Path, request_: dict[str, object], starts: bool
 ) -> None:
+    image = tmp_path / "field.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
     database._cache.clear()  # as in a new process
     config = EngineConfig(fastpath_db=db)
-    assert load_fast_path_early(SolveParameters(**request_), config) is starts  # type: ignore[arg-type]
+    params = SolveParameters(**request_)  # type: ignore[arg-type]
+    assert load_fast_path_early(image, params, config) is starts
     deadline = time.monotonic() + 60
     while starts and not database.is_loaded(db) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert database.is_loaded(db) is starts
-    # Nothing to load without a database, or with solvers of the caller's own.
+    # Nothing to load without a database, with solvers of the caller's own, or
+    # for a FITS file, whose header may leave the fast path out.
     database._cache.clear()
-    assert not load_fast_path_early(SolveParameters(use_hints=False), EngineConfig())
-    assert not load_fast_path_early(
-        SolveParameters(use_hints=False), EngineConfig(fastpath_db=db, solvers=())
-    )
+    blind = SolveParameters(use_hints=False)
+    assert not load_fast_path_early(image, blind, EngineConfig())
+    assert not load_fast_path_early(image, blind, EngineConfig(fastpath_db=db, solvers=()))
+    fits_file = tmp_path / "frame.fits"
+    fits_file.write_bytes(b"SIMPLE  =                    T" + bytes(50))
+    assert not load_fast_path_early(fits_file, blind, config)
+    assert not load_fast_path_early(tmp_path / "missing.jpg", blind, config)
+    assert not database.is_loaded(db)
