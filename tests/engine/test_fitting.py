@@ -215,7 +215,7 @@ def test_cross_validation_takes_the_lowest_order_that_fits() -> None:
 
 def test_a_small_distortion_that_many_stars_resolve_is_fitted() -> None:
     # 800 stars, 0.3 px centroids, a cubic distortion moving the corners by 1 px:
-    # order 3 predicts the stars left out only 0.2 % better than TAN (under
+    # order 3 predicts the stars left out only 2 % better than TAN (under
     # ORDER_GAIN), but it does so star by star, far beyond chance; TAN is 0.5 px
     # off in the corners.
     rng = np.random.default_rng(0)
