@@ -366,3 +366,17 @@ def test_a_pattern_budget_reaches_tetra3rs_for_every_field_told(
     assert not outcome.solved
     assert [c["fov_estimate_deg"] for c in calls] == [45.0, 47.0]
     assert all(c["max_patterns_checked"] == 1234 and c["fov_max_error_deg"] is None for c in calls)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (120, 97), (15, 16), (3, 40), (64, 2)])
+def test_the_grey_opening_equals_scipys(shape: tuple[int, int]) -> None:
+    from scipy import ndimage
+
+    from skysolve.engine.allsky.sky import grey_opening
+
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    image = rng.normal(100.0, 5.0, shape).astype(np.float32)
+    image[rng.uniform(size=shape) < 0.02] += 500.0  # stars, hot pixels
+    for size in (15, 5, 1):
+        want = ndimage.grey_opening(image, size=(size, size))
+        assert np.array_equal(grey_opening(image, size), want)

@@ -31,13 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from skysolve.engine.allsky.fit import PARAMETER_SIZES, LensFit, fit_lens, with_projection
 from skysolve.engine.allsky.ladder import GUESSES, first_match
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
-from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
+from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray, grey_opening
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
 from skysolve.errors import SolveCancelledError
@@ -141,7 +140,7 @@ def sky_sources(
     # camera's stars over a few: a grey opening (the image's floor under
     # anything smaller than 15 px) taken away leaves the stars on a flat sky,
     # where sep's coarser background would find blobs on every cloud's edge.
-    flat = image - ndimage.grey_opening(image, size=(15, 15))
+    flat = image - grey_opening(image, 15)
     found = extract_sources(flat, method="sep", max_sources=max_sources, timeout=timeout)
     x = np.asarray(found.x, float) - 1.0
     y = np.asarray(found.y, float) - 1.0
