@@ -21,6 +21,7 @@ from skysolve.engine.solving.fastpath.database import (
     load_database,
     read_info,
 )
+from skysolve.engine.solving.fastpath.lens import MIN_K, START_ORDER, start_model, undistort
 from skysolve.engine.solving.fastpath.refit import MAX_RMS, REFIT_SOURCES, Refined, refine
 from skysolve.engine.solving.fastpath.tables import write_files
 from skysolve.engine.solving.fastpath.tansip import TanSip
@@ -66,8 +67,21 @@ WIDE_EXTRA = 6
 #: field that matches none costs 2-10 ms per guess instead of 20-60.
 WIDE_PATTERNS = 3000
 
+#: A blind search that no pinhole guess matched tries the guesses at least this
+#: wide (deg) once more with the centroids undistorted by :data:`BARREL_K`
+#: (:mod:`~skysolve.engine.solving.fastpath.lens`), each with the pattern
+#: budget WIDE_PATTERNS: a wide lens's barrel distortion beyond what the
+#: spacing of the guesses covers (8-15 % at the edges).
+BARREL_FROM = 30.0
+BARREL_K = 0.12
+#: A camera's remembered field is searched within this fraction of it.
+LENS_FOV_ERROR = 0.06
+
 #: One FOV guess: widest side (deg), allowed error (None: any), pattern budget (None: tetra3rs's).
 Guess = tuple[float, float | None, int | None]
+#: The databases to search in turn, each with its guesses and the radial distortion k
+#: undone on the centroids first (0: none).
+Plan = list[tuple[Path, list[Guess], float]]
 
 
 def tetra_model(result: Any, width: int, height: int) -> TanSip:
@@ -173,7 +187,8 @@ class PatternHashSolver(Solver):
                     f"the scale range is outside the database's FOV range "
                     f"{info.min_fov:g}-{info.max_fov:g} deg"
                 )
-            plan = self._search_plan(guesses)
+            plan: Plan = [(path, part, 0.0) for path, part in self._search_plan(guesses)]
+            plan = self._lens_plan(plan, info, constraints, max(w, h))
         except ConfigurationError as exc:
             return give_up(str(exc))
         cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
@@ -192,17 +207,24 @@ class PatternHashSolver(Solver):
         radius = VERIFY_RADIUS * pos_err
         refined: Refined | None = None
         reason = "no pattern matched"
-        for number, (path, part) in enumerate(plan):
+        for number, (path, part, k) in enumerate(plan):
             try:
                 loaded = load_database(path)
             except ConfigurationError as exc:
                 # A database removed under a running service costs speed, not the solve.
                 return give_up(str(exc))
             later = " (over the part of the hinted range it covers; the whole database next)"
-            note(f"database {loaded.info.describe()}{later if number < len(plan) - 1 else ''}")
+            partial = number < len(plan) - 1 and k == 0.0 and plan[number + 1][2] == 0.0
+            note(f"database {loaded.info.describe()}{later if partial else ''}")
+            if k != 0.0:
+                note(f"centroids undistorted with the radial distortion k = {k:+.4f}")
+            undone = centroids
+            if k != 0.0:
+                undone = centroids.copy()
+                undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
             refined, reason = self._search(
-                loaded, part, centroids, sources, constraints, radius, note, reason,
-                started=started, timeout=timeout, cancel=cancel,
+                loaded, part, undone, sources, constraints, radius, note, reason,
+                started=started, timeout=timeout, cancel=cancel, k=k,
             )  # fmt: skip
             if refined is not None or reason == OUT_OF_TIME:
                 break
@@ -237,6 +259,7 @@ class PatternHashSolver(Solver):
         started: float,
         timeout: float,
         cancel: threading.Event | None,
+        k: float = 0.0,
     ) -> tuple[Refined | None, str]:
         """tetra3rs on one database, FOV guess after guess: the verified refit, or why not."""
         w, h = sources.width, sources.height
@@ -266,7 +289,7 @@ class PatternHashSolver(Solver):
                 f"{attempt.ra_deg:.4f} Dec {attempt.dec_deg:.4f} FOV {attempt.fov_deg:.3f} deg, "
                 f"{attempt.num_matches} stars, probability {attempt.probability:.2g}"
             )
-            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note)
+            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note, k=k)
             if isinstance(candidate, str):
                 reason = candidate
                 note(f"rejected: {candidate}")
@@ -282,6 +305,8 @@ class PatternHashSolver(Solver):
         constraints: SolveConstraints,
         radius: float,
         note: Any,
+        *,
+        k: float = 0.0,
     ) -> Refined | str:
         """Refit tetra3rs's answer against our catalogue and verify it, or say why not.
 
@@ -291,13 +316,14 @@ class PatternHashSolver(Solver):
         w, h = sources.width, sources.height
         pos_err = radius / VERIFY_RADIUS
         near = Neighbourhood()
+        start, order, loose = tetra_model(attempt, w, h), constraints.tweak_order, 1
+        if k != 0.0:
+            # tetra3rs's WCS is of the undistorted frame: the real pixels' model
+            # holds the distortion (a cubic), kept through the loose matches.
+            start = start_model(start, k, w, h)
+            order = loose = max(order, START_ORDER)
         refined = refine(
-            sources,
-            tetra_model(attempt, w, h),
-            loaded.stars,
-            order=constraints.tweak_order,
-            radius=radius,
-            near=near,
+            sources, start, loaded.stars, order=order, radius=radius, near=near, loose_order=loose
         )
         kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
         note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
@@ -309,6 +335,28 @@ class PatternHashSolver(Solver):
             return f"the refit leaves an RMS of {refined.rms:.2f} px"
         problem = _constraint_problem(refined.model, constraints, w, h)
         return problem or refined
+
+    def _lens_plan(
+        self, plan: Plan, info: DatabaseInfo, constraints: SolveConstraints, widest_px: int
+    ) -> Plan:
+        """``plan`` with the camera's remembered lens first (when the scale
+        constraints allow its field) and, for a blind search, the wide guesses
+        again with barrel distortion undone last."""
+        out = list(plan)
+        if constraints.lens is not None:
+            k, fov = constraints.lens
+            lo = (constraints.scale_low or 0.0) * widest_px / 3600.0 / 1.2
+            hi = (constraints.scale_high or math.inf) * widest_px / 3600.0 * 1.2
+            if info.min_fov / 1.1 <= fov <= info.max_fov * 1.1 and lo <= fov <= hi:
+                k = k if abs(k) >= MIN_K else 0.0
+                out.insert(0, (self.db_path, [(fov, LENS_FOV_ERROR * fov, WIDE_PATTERNS)], k))
+        if constraints.scale_low is None and constraints.scale_high is None:
+            wide: list[Guess] = [
+                (g, None, WIDE_PATTERNS) for g, _, _ in plan[-1][1] if g >= BARREL_FROM
+            ]
+            if wide:
+                out.append((plan[-1][0], wide, BARREL_K))
+        return out
 
     def _search_plan(self, guesses: list[Guess]) -> list[tuple[Path, list[Guess]]]:
         """The databases to search, in turn, each with its FOV guesses.
