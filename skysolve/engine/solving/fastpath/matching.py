@@ -28,8 +28,8 @@ from skysolve.engine.solving.fastpath.tansip import TanSip
 from skysolve.engine.solving.fastpath.verification import (
     VERIFY_RADIUS,
     Neighbourhood,
-    Verification,
-    angular_separation,
+    constraint_problem,
+    describe,
     verify_calibration,
 )
 from skysolve.errors import ConfigurationError, SolveCancelledError
@@ -314,7 +314,6 @@ class PatternHashSolver(Solver):
         WCS can be several pixels out at the edges although the match is right.
         """
         w, h = sources.width, sources.height
-        pos_err = radius / VERIFY_RADIUS
         near = Neighbourhood()
         start, order, loose = tetra_model(attempt, w, h), constraints.tweak_order, 1
         if k != 0.0:
@@ -325,16 +324,41 @@ class PatternHashSolver(Solver):
         refined = refine(
             sources, start, loaded.stars, order=order, radius=radius, near=near, loose_order=loose
         )
+        verdict = PatternHashSolver._judge(refined, sources, loaded, constraints, radius, note)
+        wide = math.degrees(max(w, h) * math.sqrt(abs(np.linalg.det(np.radians(start.cd)))))
+        if isinstance(verdict, str) and order < START_ORDER and wide >= WIDE_FROM:
+            # A wide lens's barrel distortion is a cubic: the right match of a
+            # pinhole guess leaves a quadratic refit 1.5 px out at the edges.
+            refined = refine(
+                sources, refined.model, loaded.stars, order=START_ORDER, radius=radius,
+                near=near, loose_order=START_ORDER,
+            )  # fmt: skip
+            verdict = PatternHashSolver._judge(refined, sources, loaded, constraints, radius, note)
+        return verdict
+
+    @staticmethod
+    def _judge(
+        refined: Refined,
+        sources: SourceList,
+        loaded: FastpathDatabase,
+        constraints: SolveConstraints,
+        radius: float,
+        note: Any,
+    ) -> Refined | str:
+        """The refit verified and within the constraints, or why not."""
+        w, h = sources.width, sources.height
+        pos_err = radius / VERIFY_RADIUS
         kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
         note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
-        check = verify_calibration(sources, refined.model, loaded.stars, radius=radius, near=near)
-        note(_describe(check))
+        check = verify_calibration(
+            sources, refined.model, loaded.stars, radius=radius, near=refined.near
+        )
+        note(describe(check))
         if not check.accepted:
             return "the match failed verification"
         if not refined.rms <= MAX_RMS * pos_err:
             return f"the refit leaves an RMS of {refined.rms:.2f} px"
-        problem = _constraint_problem(refined.model, constraints, w, h)
-        return problem or refined
+        return constraint_problem(refined.model, constraints, w, h) or refined
 
     def _lens_plan(
         self, plan: Plan, info: DatabaseInfo, constraints: SolveConstraints, widest_px: int
@@ -465,33 +489,3 @@ def wide_ladder(ladder: list[float], lo: float, hi: float) -> list[float]:
         out.append(_unbend(_bend(out[-1]) + WIDE_SPACING))
         added += 1
     return out
-
-
-def _describe(v: Verification) -> str:
-    return (
-        f"verification: {v.matched} of the {v.checked} brightest sources within "
-        f"{v.radius:g} px of the {v.references} brightest catalogue stars in the field; "
-        f"false-positive probability {v.false_positive:.2g}"
-    )
-
-
-def _constraint_problem(
-    model: TanSip, constraints: SolveConstraints, width: int, height: int
-) -> str:
-    det = float(np.linalg.det(model.cd))
-    pixscale = 3600.0 * math.sqrt(abs(det))
-    if constraints.parity == 0 and det > 0:
-        return "parity 0 asks for det(CD) < 0"
-    if constraints.parity == 1 and det < 0:
-        return "parity 1 asks for det(CD) > 0"
-    if constraints.scale_low is not None and pixscale < constraints.scale_low * 0.99:
-        return f"pixel scale {pixscale:.3f} arcsec is below the allowed range"
-    if constraints.scale_high is not None and pixscale > constraints.scale_high * 1.01:
-        return f"pixel scale {pixscale:.3f} arcsec is above the allowed range"
-    if constraints.has_position and constraints.radius is not None:
-        assert constraints.center_ra is not None and constraints.center_dec is not None
-        ra, dec = model.pix2world(np.array([(width + 1) / 2.0]), np.array([(height + 1) / 2.0]))
-        sep = angular_separation(constraints.center_ra, constraints.center_dec, ra, dec)[0]
-        if sep > constraints.radius:
-            return f"the field centre is {sep:.2f} deg from the given position"
-    return ""
