@@ -44,6 +44,19 @@ MAX_K = 0.5
 MIN_K = 0.01
 #: SIP order of the start model of an undistorted match (the radial term is cubic).
 START_ORDER = 3
+#: A blind search that no pinhole guess matched tries the guesses at least this
+#: wide (deg) once more with the centroids undistorted by ``BARREL_K`` (the
+#: matcher's pattern budget for wide guesses on each): a wide lens's barrel
+#: distortion beyond what the spacing of the guesses covers (8-15 % at the edges).
+BARREL_FROM = 30.0
+BARREL_K = 0.12
+#: Largest RMS (px, times the positional error) of the cubic refit of a wide
+#: pinhole match that the quadratic one left too far out (the matcher's
+#: ``PatternHashSolver._confirm``).
+RETRY_RMS = 0.75
+#: A camera's remembered field is searched within this fraction of it.
+LENS_FOV_ERROR = 0.06
+
 #: File name ending of a camera's remembered lens, in the camera profiles' folder.
 SUFFIX = ".radial.json"
 

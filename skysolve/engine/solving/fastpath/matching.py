@@ -21,7 +21,16 @@ from skysolve.engine.solving.fastpath.database import (
     load_database,
     read_info,
 )
-from skysolve.engine.solving.fastpath.lens import MIN_K, START_ORDER, start_model, undistort
+from skysolve.engine.solving.fastpath.lens import (
+    BARREL_FROM,
+    BARREL_K,
+    LENS_FOV_ERROR,
+    MIN_K,
+    RETRY_RMS,
+    START_ORDER,
+    start_model,
+    undistort,
+)
 from skysolve.engine.solving.fastpath.refit import MAX_RMS, REFIT_SOURCES, Refined, refine
 from skysolve.engine.solving.fastpath.tables import write_files
 from skysolve.engine.solving.fastpath.tansip import TanSip
@@ -66,16 +75,6 @@ WIDE_EXTRA = 6
 #: wide field matches within its first thousand (``apod4.jpg``: 500-1000), and a
 #: field that matches none costs 2-10 ms per guess instead of 20-60.
 WIDE_PATTERNS = 3000
-
-#: A blind search that no pinhole guess matched tries the guesses at least this
-#: wide (deg) once more with the centroids undistorted by :data:`BARREL_K`
-#: (:mod:`~skysolve.engine.solving.fastpath.lens`), each with the pattern
-#: budget WIDE_PATTERNS: a wide lens's barrel distortion beyond what the
-#: spacing of the guesses covers (8-15 % at the edges).
-BARREL_FROM = 30.0
-BARREL_K = 0.12
-#: A camera's remembered field is searched within this fraction of it.
-LENS_FOV_ERROR = 0.06
 
 #: One FOV guess: widest side (deg), allowed error (None: any), pattern budget (None: tetra3rs's).
 Guess = tuple[float, float | None, int | None]
@@ -329,11 +328,16 @@ class PatternHashSolver(Solver):
         if isinstance(verdict, str) and order < START_ORDER and wide >= WIDE_FROM:
             # A wide lens's barrel distortion is a cubic: the right match of a
             # pinhole guess leaves a quadratic refit 1.5 px out at the edges.
+            # The cubic's freedom can also bend a poor start onto a third of
+            # the stars (a 66-degree frame with 12 % barrel: RMS 1.4 px, the
+            # centre 10 px out), so it must fit as a lens does: RETRY_RMS.
             refined = refine(
                 sources, refined.model, loaded.stars, order=START_ORDER, radius=radius,
                 near=near, loose_order=START_ORDER,
             )  # fmt: skip
-            verdict = PatternHashSolver._judge(refined, sources, loaded, constraints, radius, note)
+            verdict = PatternHashSolver._judge(
+                refined, sources, loaded, constraints, radius, note, max_rms=RETRY_RMS
+            )
         return verdict
 
     @staticmethod
@@ -344,8 +348,11 @@ class PatternHashSolver(Solver):
         constraints: SolveConstraints,
         radius: float,
         note: Any,
+        *,
+        max_rms: float = MAX_RMS,
     ) -> Refined | str:
-        """The refit verified and within the constraints, or why not."""
+        """The refit verified, within ``max_rms`` (times the positional error)
+        and the constraints, or why not."""
         w, h = sources.width, sources.height
         pos_err = radius / VERIFY_RADIUS
         kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
@@ -356,7 +363,7 @@ class PatternHashSolver(Solver):
         note(describe(check))
         if not check.accepted:
             return "the match failed verification"
-        if not refined.rms <= MAX_RMS * pos_err:
+        if not refined.rms <= max_rms * pos_err:
             return f"the refit leaves an RMS of {refined.rms:.2f} px"
         return constraint_problem(refined.model, constraints, w, h) or refined
 
