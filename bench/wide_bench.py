@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         for distortion in args.distortions:
             hits = {g: 0 for g, _, _ in guesses}
             old = new = 0
-            solved: dict[str, list[float]] = {"blind": [], "remembered lens": []}
+            solved: dict[str, list[float]] = {"blind": []}
+            if radial_of is not None:
+                solved["remembered lens"] = []
             for seed in range(args.frames):
                 ra, roll = rng.uniform(0, 360), rng.uniform(0, 360)
                 dec = math.degrees(math.asin(rng.uniform(-1, 1)))
