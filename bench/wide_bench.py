@@ -45,6 +45,7 @@ from skysolve.engine.extraction import (
 )
 from skysolve.engine.solving.base import SolveConstraints
 from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path, load_database
+from skysolve.engine.solving.fastpath.guesses import fov_guesses
 
 try:
     from skysolve.engine.solving.fastpath.lens import radial_of
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verified-only", action="store_true")
     args = ap.parse_args(argv)
     loaded = load_database(default_db_path())
-    guesses = PatternHashSolver._fov_guesses(loaded.info, SolveConstraints(), WIDTH)
+    guesses = fov_guesses(loaded.info, SolveConstraints(), WIDTH)
     stars = bright_stars(7.0)
     rng = np.random.default_rng(1)
     print("guesses (widest deg, pattern budget):", [(round(g, 1), b) for g, _, b in guesses])
