@@ -8,7 +8,10 @@ deeper), and the first process to solve stops the others.  Given several
 source lists of one image (:meth:`AstrometryNetSolver.solve_lists`: skysolve's
 own extraction and the list ``solve-field`` would make), the processes are
 shared between the lists, each list searching every index, so the engine
-is never worse off than ``solve-field`` with its own list.  Parameters travel
+is never worse off than ``solve-field`` with its own list.  A process that
+searched its indexes with a list to the end without an answer searches them
+again with the fallback lists (skysolve's brightest sources first, then its
+whole list).  Parameters travel
 in the header of the augmented star list (``.axy``) that we write, exactly as
 ``augment-xylist`` would, and the engine is always started with an argument
 list, never through a shell.
@@ -23,7 +26,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -166,6 +169,8 @@ class _Run:
     #: Which source list this process searches, and the list itself.
     label: str = ""
     sources: SourceList | None = None
+    #: The lists the same indexes are searched with when this run ends unsolved.
+    then: list[tuple[str, SourceList]] = field(default_factory=list)
 
 
 class AstrometryNetSolver(Solver):
@@ -199,6 +204,7 @@ class AstrometryNetSolver(Solver):
         timeout: float,
         cancel: threading.Event | None = None,
         later: Callable[[], list[tuple[str, SourceList]] | None] | None = None,
+        fallback: Sequence[tuple[str, SourceList]] = (),
     ) -> SolverOutcome:
         """Search several source lists of one image at once; the first solution wins.
 
@@ -206,8 +212,11 @@ class AstrometryNetSolver(Solver):
         each); each list's processes split the indexes between them.  ``later``
         is polled while the engine runs: None while a list is still being
         made, then the lists to add (each with as many processes again), so
-        a list that takes longer to extract does not hold back the others.  The
-        outcome's ``sources`` is the list that solved, ``source_list`` its label.
+        a list that takes longer to extract does not hold back the others.
+        ``fallback``: when a process of ``lists`` ends without an answer, its
+        indexes are searched again with these, one process each, in its place
+        (no more processes than cores while it runs).  The outcome's
+        ``sources`` is the list that solved, ``source_list`` its label.
         """
         if not lists:
             raise ValueError("solve_lists needs at least one source list")
@@ -225,33 +234,42 @@ class AstrometryNetSolver(Solver):
         per_list = max(1, self.config.processes // len(lists))
         workdir.mkdir(parents=True, exist_ok=True)
         runs: list[_Run] = []
-        several = len(lists) > 1 or later is not None
+        several = len(lists) > 1 or later is not None or bool(fallback)
+
+        def start_one(label: str, sources: SourceList, group: list[IndexFile]) -> _Run:
+            remaining = max(0.5, timeout - (time.monotonic() - started))
+            run = self._start(len(runs), group, sources, constraints, workdir, remaining)
+            run.label = label if several else ""
+            run.sources = sources
+            runs.append(run)
+            return run
 
         def start(new_lists: Sequence[tuple[str, SourceList]]) -> list[_Run]:
-            started_runs = []
-            for label, sources in new_lists:
-                for group in split_for_processes(indexes, per_list):
-                    remaining = max(0.5, timeout - (time.monotonic() - started))
-                    run = self._start(len(runs), group, sources, constraints, workdir, remaining)
-                    run.label = label if several else ""
-                    run.sources = sources
-                    runs.append(run)
-                    started_runs.append(run)
-            return started_runs
+            return [
+                start_one(label, sources, group)
+                for label, sources in new_lists
+                for group in split_for_processes(indexes, per_list)
+            ]
 
         def more() -> list[_Run] | None:
             assert later is not None
             found = later()
             return None if found is None else start(found)
 
+        def follow(run: _Run) -> list[_Run]:
+            """The fallback lists on the indexes of ``run``, which ended unsolved."""
+            return [start_one(label, sources, run.indexes) for label, sources in run.then]
+
         try:
-            start(lists)
+            for run in start(lists):
+                run.then = list(fallback)
             winner = self._watch(
                 list(runs),
                 started=started,
                 timeout=timeout,
                 cancel=cancel,
                 more=more if later is not None else None,
+                follow=follow,
             )
         finally:
             for run in runs:
@@ -349,6 +367,7 @@ class AstrometryNetSolver(Solver):
         timeout: float,
         cancel: threading.Event | None,
         more: Callable[[], list[_Run] | None] | None = None,
+        follow: Callable[[_Run], list[_Run]] | None = None,
     ) -> _Run | None:
         pending = list(runs)
         while pending or more is not None:
@@ -367,6 +386,8 @@ class AstrometryNetSolver(Solver):
                 pending.remove(run)
                 if run.outputs["solved"].exists() and run.outputs["wcs"].exists():
                     return run
+                if follow is not None:
+                    pending += follow(run)
             time.sleep(POLL_SECONDS)
         return None
 
