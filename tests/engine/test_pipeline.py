@@ -318,7 +318,7 @@ def test_it_solves_a_nebula_picture_blind_with_solve_fields_own_source_list(
 ) -> None:
     # The same picture with sep keeping the knots (as it did before they were
     # dropped), and astrometry.net given sep's whole list uniformized alone (as
-    # before it started on the brightest 300, which solve this in a few
+    # before it started on sep's brightest sources, which solve this in a few
     # seconds): that list needs 35-65 s of engine time, more than this budget;
     # image2xy's list in astrometry.net's resort order, searched beside it,
     # solves in a few seconds, as solve-field does.

@@ -44,7 +44,7 @@ HEAD_SOURCES = 30
 SAME_HEAD = 0.8
 #: How many of sep's brightest sources, in brightness order, astrometry.net
 #: searches first (see docs/benchmarks.md, "Against the faster peer, blind").
-BRIGHTEST_FIRST = 300
+BRIGHTEST_FIRST = 150
 
 
 class Supply:
