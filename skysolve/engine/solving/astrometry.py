@@ -63,6 +63,10 @@ class AstrometryConfig:
     depths: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 80, 100, 150, 200)
     #: Log-odds ratio needed to accept a match (astrometry.net's default is 1e9).
     odds_to_solve: float = 1e9
+    #: Seconds after which the fallback lists (:meth:`AstrometryNetSolver.solve_lists`)
+    #: are searched beside the first ones on every index not yet given them: a
+    #: blind search of 150 sources with no answer in them runs past 40 s.
+    fallback_after: float = 10.0
 
 
 def write_axy(
@@ -215,8 +219,10 @@ class AstrometryNetSolver(Solver):
         a list that takes longer to extract does not hold back the others.
         ``fallback``: when a process of ``lists`` ends without an answer, its
         indexes are searched again with these, one process each, in its place
-        (no more processes than cores while it runs).  The outcome's
-        ``sources`` is the list that solved, ``source_list`` its label.
+        (no more processes than cores while it runs); after
+        ``fallback_after`` seconds (the configuration's) beside it on the
+        indexes not yet given them.  The outcome's ``sources`` is the list
+        that solved, ``source_list`` its label.
         """
         if not lists:
             raise ValueError("solve_lists needs at least one source list")
@@ -258,7 +264,18 @@ class AstrometryNetSolver(Solver):
 
         def follow(run: _Run) -> list[_Run]:
             """The fallback lists on the indexes of ``run``, which ended unsolved."""
-            return [start_one(label, sources, run.indexes) for label, sources in run.then]
+            then, run.then = run.then, []
+            return [start_one(label, sources, run.indexes) for label, sources in then]
+
+        def due() -> list[_Run] | None:
+            """Once ``fallback_after`` has passed, the fallback lists beside the
+            first ones still searching."""
+            waiting = [run for run in runs if run.then]
+            if not waiting:
+                return []
+            if time.monotonic() - started < self.config.fallback_after:
+                return None
+            return [new for run in waiting for new in follow(run)]
 
         try:
             for run in start(lists):
@@ -268,7 +285,7 @@ class AstrometryNetSolver(Solver):
                 started=started,
                 timeout=timeout,
                 cancel=cancel,
-                more=more if later is not None else None,
+                more=[poll for poll, used in ((more, later), (due, fallback)) if used],
                 follow=follow,
             )
         finally:
@@ -366,20 +383,24 @@ class AstrometryNetSolver(Solver):
         started: float,
         timeout: float,
         cancel: threading.Event | None,
-        more: Callable[[], list[_Run] | None] | None = None,
+        more: Sequence[Callable[[], list[_Run] | None]] = (),
         follow: Callable[[_Run], list[_Run]] | None = None,
     ) -> _Run | None:
+        """The first run to solve, or None.  ``more``: polled until each returns
+        the runs it started (None: not yet); ``follow``: the runs to start when
+        one ends unsolved."""
         pending = list(runs)
-        while pending or more is not None:
+        polls = list(more)
+        while pending or polls:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
             if time.monotonic() - started > timeout:
                 raise SolveTimeoutError(f"no solution within the time limit of {timeout:g} s")
-            if more is not None:
-                added = more()
+            for poll in list(polls):
+                added = poll()
                 if added is not None:
                     pending += added
-                    more = None
+                    polls.remove(poll)
             for run in list(pending):
                 if run.process.poll() is None:
                     continue
