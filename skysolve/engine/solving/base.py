@@ -38,6 +38,10 @@ class SolveConstraints:
     tweak_order: int = 2
     crpix_center: bool = False
     positional_error: float = 1.0
+    #: A camera's remembered wide-angle lens for the fast path: its radial
+    #: distortion ``k`` and the widest side's field (deg) undistorted
+    #: (:mod:`skysolve.engine.solving.fastpath.lens`); None: none remembered.
+    lens: tuple[float, float] | None = None
 
     @property
     def has_position(self) -> bool:

@@ -164,6 +164,7 @@ def run_attempts(
     work: Path,
     note: Progress,
     learned: bool,
+    lens: tuple[float, float] | None = None,
 ) -> Climb:
     """Climb the ladder: the first verified answer, else the last failure.
 
@@ -174,7 +175,7 @@ def run_attempts(
     :class:`~skysolve.errors.SolveCancelledError` when cancelled.
     """
     for number, attempt in enumerate(attempts):
-        constraints = constraints_for(attempt.params, width)
+        constraints = constraints_for(attempt.params, width, lens=lens)
         attempt_clock = clock
         if number < len(attempts) - 1:
             attempt_clock = (
@@ -298,8 +299,11 @@ def blind_solvers(
     return kept
 
 
-def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:
-    """Turn user parameters into solver constraints (scale in arcsec/pixel)."""
+def constraints_for(
+    params: SolveParameters, image_width: int, *, lens: tuple[float, float] | None = None
+) -> SolveConstraints:
+    """Turn user parameters into solver constraints (scale in arcsec/pixel);
+    ``lens``: the camera's remembered wide-angle lens (k, fov), when hints are on."""
     bounds = params.scale_bounds_arcsec_per_pixel(image_width)
     lo, hi = bounds if bounds is not None else (None, None)
     if hi is not None and math.isinf(hi):
@@ -318,6 +322,7 @@ def constraints_for(params: SolveParameters, image_width: int) -> SolveConstrain
         tweak_order=2 if params.tweak_order is None else params.tweak_order,
         crpix_center=params.crpix_center,
         positional_error=params.positional_error,
+        lens=lens if params.use_hints else None,
     )
 
 
