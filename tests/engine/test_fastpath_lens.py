@@ -33,7 +33,7 @@ class _Pixels:
         return self.lens.pixel_to_world(np.asarray(x) - 1.0, np.asarray(y) - 1.0)  # type: ignore[attr-defined]
 
 
-def _frame(fov: float, distortion: float, ra: float, dec: float, roll: float):  # type: ignore[no-untyped-def]
+def _frame(fov: float, distortion: float, ra: float, dec: float, roll: float):
     lens = wide_angle_lens(fov, WIDTH, HEIGHT, distortion, ra=ra, dec=dec, roll=roll)
     image = render_allsky(
         lens,

@@ -76,7 +76,7 @@ def test_the_engine_gets_the_brightest_first_and_the_final_fit_every_source(
     handed: list[SourceList] = []
     start = AstrometryNetSolver._start
 
-    def record_start(self: AstrometryNetSolver, k: int, group: Any, sources: SourceList, *a: Any):  # type: ignore[no-untyped-def]
+    def record_start(self: AstrometryNetSolver, k: int, group: Any, sources: SourceList, *a: Any):
         handed.append(sources)
         return start(self, k, group, sources, *a)
 
