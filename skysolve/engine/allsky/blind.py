@@ -35,7 +35,13 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from skysolve.engine.allsky.fit import PARAMETER_SIZES, LensFit, fit_lens, with_projection
+from skysolve.engine.allsky.fit import (
+    PARAMETER_SIZES,
+    LensFit,
+    fit_lens,
+    fit_lens_chosen,
+    with_projection,
+)
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
 from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
 from skysolve.engine.results import SourceList
@@ -432,7 +438,11 @@ def _final_fit(
     most: int = FIT_STARS,
     rounds: int = 3,
 ) -> tuple[LensModel, MatchedStars, float]:
-    """Refit to every star out to the horizon, the match radius following the residuals."""
+    """Refit to every star out to the horizon, the match radius following the residuals.
+
+    The decentring terms are fitted too where the stars ask for them
+    (:func:`~skysolve.engine.allsky.fit.fit_lens_chosen`).
+    """
     free = ("rotation", "center", "focal", "k1", "k2", "shear")
     head, limit = _match_budget(sources, region, radius)
     matched = match_stars(
@@ -442,7 +452,7 @@ def _final_fit(
         if len(matched) < MIN_MATCHED:
             break
         some = _thin(matched, most)
-        fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=free)
+        fit = fit_lens_chosen(some.x, some.y, some.ra, some.dec, model, free=free)
         model = fit.model
         radius = min(radius, _next_radius(fit.residuals))
         head, limit = _match_budget(sources, region, radius)
@@ -659,8 +669,10 @@ def _solve_allsky(
     if best.rms() > 1.0 and not direct and check() > 1.0:
         # A loose first match can settle the shear and radial terms wrongly
         # from few central stars; grown again from the whole-sky model (its
-        # shear reset), the match set usually doubles and the residuals shrink.
-        again, _ = _grow(replace(best_model, a=0.0, b=0.0), sources, stars, region, note)
+        # shear and decentring reset), the match set usually doubles and the residuals shrink.
+        again, _ = _grow(
+            replace(best_model, a=0.0, b=0.0, p1=0.0, p2=0.0), sources, stars, region, note
+        )
         model, matched, used = _final_fit(again.model, sources, stars, region, 1.5 * radius)
         note(f"grown again: {len(matched)} stars, RMS {matched.rms():.2f} px")
         if _score(matched) > _score(best):
