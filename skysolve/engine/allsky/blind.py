@@ -437,11 +437,15 @@ def _final_fit(
     *,
     most: int = FIT_STARS,
     rounds: int = 3,
+    optional: tuple[str, ...] = (),
 ) -> tuple[LensModel, MatchedStars, float]:
     """Refit to every star out to the horizon, the match radius following the residuals.
 
-    The decentring terms are fitted too where the stars ask for them
-    (:func:`~skysolve.engine.allsky.fit.fit_lens_chosen`).
+    Then the ``optional`` terms (the decentring) are tried on the stars
+    matched last: kept where the information criterion asks for them
+    (:func:`~skysolve.engine.allsky.fit.fit_lens_chosen`) and the stars then
+    matched at the same radius score better (:func:`_score`), so that a term
+    cannot trade good matches for a looser set.
     """
     free = ("rotation", "center", "focal", "k1", "k2", "shear")
     head, limit = _match_budget(sources, region, radius)
@@ -452,13 +456,28 @@ def _final_fit(
         if len(matched) < MIN_MATCHED:
             break
         some = _thin(matched, most)
-        fit = fit_lens_chosen(some.x, some.y, some.ra, some.dec, model, free=free)
+        fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=free)
         model = fit.model
         radius = min(radius, _next_radius(fit.residuals))
         head, limit = _match_budget(sources, region, radius)
         matched = match_stars(
             model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
         )
+    if not optional or len(matched) < MIN_MATCHED:
+        return model, matched, radius
+    some = _thin(matched, most)
+    fit = fit_lens_chosen(some.x, some.y, some.ra, some.dec, model, free=free, optional=optional)
+    for _ in range(rounds + 1):
+        if fit.free == free:
+            break
+        again = match_stars(
+            fit.model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+        )
+        if _score(again) <= _score(matched):
+            break
+        model, matched = fit.model, again
+        some = _thin(matched, most)
+        fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=fit.free)
     return model, matched, radius
 
 
@@ -678,9 +697,17 @@ def _solve_allsky(
         if _score(matched) > _score(best):
             best_model, best, best_radius = model, matched, used
     # The chosen projection once more, through up to a thousand matched stars
-    # spread over the whole list (more change nothing but the time).
+    # spread over the whole list (more change nothing but the time), with the
+    # decentring where they ask for it.
     best_model, best, best_radius = _final_fit(
-        best_model, sources, stars, region, best_radius, most=FINAL_FIT_STARS, rounds=2
+        best_model,
+        sources,
+        stars,
+        region,
+        best_radius,
+        most=FINAL_FIT_STARS,
+        rounds=2,
+        optional=("decentring",),
     )
     checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
     note(

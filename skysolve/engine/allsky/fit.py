@@ -28,11 +28,13 @@ PARAMETER_SIZES: dict[str, int] = {
 class LensFit:
     """A fitted model and how well it explains the stars it was fitted to.
 
-    ``residuals`` are pixel offsets (observed minus model), shape ``(n, 2)``.
+    ``residuals`` are pixel offsets (observed minus model), shape ``(n, 2)``;
+    ``free`` the parameters that were fitted.
     """
 
     model: LensModel
     residuals: np.ndarray
+    free: tuple[str, ...] = ()
 
     @property
     def rms(self) -> float:
@@ -135,7 +137,7 @@ def fit_lens(
     )
     model = build(solution.x)
     px, py = model.world_to_pixel(ra, dec)
-    return LensFit(model=model, residuals=np.stack([x - px, y - py], axis=1))
+    return LensFit(model=model, residuals=np.stack([x - px, y - py], axis=1), free=tuple(free))
 
 
 def fit_lens_chosen(
