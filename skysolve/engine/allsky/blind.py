@@ -41,6 +41,7 @@ from skysolve.engine.allsky.fit import (
     fit_lens,
     fit_lens_chosen,
     with_projection,
+    without,
 )
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
 from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
@@ -448,6 +449,10 @@ def _final_fit(
     cannot trade good matches for a looser set.
     """
     free = ("rotation", "center", "focal", "k1", "k2", "shear")
+    # The rounds run without the optional terms whatever the start held (a
+    # stored profile's decentring, held fixed while the rest moved, is neither
+    # of the two models the choice compares).
+    model = without(model, optional)
     head, limit = _match_budget(sources, region, radius)
     matched = match_stars(
         model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
@@ -668,7 +673,8 @@ def _solve_allsky(
     radius = _next_radius(fit.residuals) if len(fit.residuals) else 3.0
     if direct:
         # The stored model, repointed, already holds the lens: the final fit
-        # below (every star out to the horizon, twice) is all it needs.
+        # below (every star out to the horizon, three times: the repointed
+        # model's radius is still loose) is all it needs.
         best_model, best, best_radius = fit.model, matched, radius
     else:
         best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
@@ -706,7 +712,7 @@ def _solve_allsky(
         region,
         best_radius,
         most=FINAL_FIT_STARS,
-        rounds=2,
+        rounds=3 if direct else 2,
         optional=("decentring",),
     )
     checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)

@@ -162,10 +162,7 @@ def fit_lens_chosen(
     costs; a decentred lens's lowers them by far more.  Without the term the
     model has it at 0, whatever ``start`` held.
     """
-    zero: dict[str, Any] = {}
-    for name in optional:
-        zero.update(_ZERO[name])
-    fit = fit_lens(x, y, ra, dec, replace(start, **zero), free=free, weights=weights)
+    fit = fit_lens(x, y, ra, dec, without(start, optional), free=free, weights=weights)
     chosen = list(free)
     for name in optional:
         if name in chosen:
@@ -181,6 +178,14 @@ def fit_lens_chosen(
         if information(trial, fit, PARAMETER_SIZES[name]) < 0.0:
             fit, chosen = trial, trial_free
     return fit
+
+
+def without(model: LensModel, terms: Sequence[str]) -> LensModel:
+    """``model`` with the optional ``terms`` (say ``"decentring"``) set to none."""
+    zero: dict[str, Any] = {}
+    for name in terms:
+        zero.update(_ZERO[name])
+    return replace(model, **zero)
 
 
 #: The model's values that mean "no such term", per optional parameter.
