@@ -20,7 +20,11 @@ catalogue star under the tool's WCS), their residual RMS (px), the largest
 offset from the reference over a 17 x 17 grid across the frame (px), the
 offset at the centre (px) and the scale error at the centre (%); then the
 medians per tool.  ``ref cv`` is the reference's cross-validated RMS: where it
-is above 0.5 px the image's stars do not pin the WCS down to that level.
+is above 0.5 px the image's stars do not pin the WCS down to that level; ``1-sigma``
+the reference's own largest 1-sigma error over the grid (from its covariance):
+offsets of a few times that are within what the stars determine.  The
+reference's tangent point is the sky position of the frame's centre, where an
+undistorted camera is its order 1.
 
 With ``--repeat N`` each image is also solved N times by skysolve (both
 modes) while another ``skysolve solve`` runs beside it, and the largest spread
@@ -227,19 +231,40 @@ class Reference:
         self, x: np.ndarray, y: np.ndarray, ra: np.ndarray, dec: np.ndarray, w: int, h: int
     ) -> None:
         self.cx, self.cy, self.s = (w + 1) / 2.0, (h + 1) / 2.0, max(w, h) / 2.0
+        #: Its own largest 1-sigma over the scoring grid (set by score_all).
+        self.worst_sigma = math.nan
         self.ra0, self.dec0 = float(np.median(ra)), float(np.median(dec))
-        keep = np.ones(len(x), bool)
-        for _ in range(5):
-            self.order, self.cv = self._choose(x[keep], y[keep], ra[keep], dec[keep])
-            self.coef = self._fit(x[keep], y[keep], ra[keep], dec[keep], self.order)
-            resid = self._plane(x, y) - _gnomonic(ra, dec, self.ra0, self.dec0)
-            dist = np.hypot(resid[:, 0], resid[:, 1]) / self.pixel
-            sigma = float(np.median(dist[keep])) / 1.1774
-            new = dist <= max(3.0 * 1.5 * sigma, 0.05)
-            if np.array_equal(new, keep):
-                break
-            keep = new
+        # Twice: the second time with the tangent point at the sky position of
+        # the frame's centre, where an undistorted camera is linear (order 1);
+        # off the centre (the median star, degrees away on a sparse wide field)
+        # a pure TAN camera needs order 2 or more in this basis.
+        for tangent in range(2):
+            if tangent:
+                self.ra0, self.dec0 = map(
+                    float, self.pix2world(np.array([self.cx]), np.array([self.cy]))[0]
+                )
+            keep = np.ones(len(x), bool)
+            for _ in range(5):
+                self.order, self.cv = self._choose(x[keep], y[keep], ra[keep], dec[keep])
+                self.coef = self._fit(x[keep], y[keep], ra[keep], dec[keep], self.order)
+                resid = self._plane(x, y) - _gnomonic(ra, dec, self.ra0, self.dec0)
+                dist = np.hypot(resid[:, 0], resid[:, 1]) / self.pixel
+                sigma = float(np.median(dist[keep])) / 1.1774
+                new = dist <= max(3.0 * 1.5 * sigma, 0.05)
+                if np.array_equal(new, keep):
+                    break
+                keep = new
         self.n = int(keep.sum())
+        # Its own precision: the 1-sigma of its position (radial) at each point.
+        design = self._design(x[keep], y[keep], self.order)
+        resid = self._plane(x[keep], y[keep]) - _gnomonic(ra[keep], dec[keep], self.ra0, self.dec0)
+        self._var = float(np.sum(resid**2)) / max(1, 2 * (len(design) - design.shape[1]))
+        self._inv = np.linalg.pinv(design.T @ design)
+
+    def sigma_px(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The reference's own 1-sigma error (radial, pixels) at these pixels."""
+        g = self._design(x, y, self.order)
+        return np.sqrt(2.0 * self._var * np.einsum("ij,jk,ik->i", g, self._inv, g)) / self.pixel
 
     def _design(self, x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
         u, v = (np.asarray(x) - self.cx) / self.s, (np.asarray(y) - self.cy) / self.s
@@ -300,6 +325,8 @@ def score_all(case: Case, answers: list[Answer]) -> tuple[list[Score], Reference
         reference = Reference(x[ii], y[ii], ra[jj], dec[jj], w, h)
     mesh = np.meshgrid(np.linspace(0.5, w + 0.5, GRID), np.linspace(0.5, h + 0.5, GRID))
     gx, gy = mesh[0].ravel(), mesh[1].ravel()
+    if reference is not None:
+        reference.worst_sigma = float(np.max(reference.sigma_px(gx, gy)))
     cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
     for a in solved:
         wcs = wcses[a.tool]
@@ -377,13 +404,15 @@ def _f(value: float, fmt: str) -> str:
 
 def table(scores: list[Score], refs: dict[str, Reference | None]) -> str:
     lines = [
-        "| image | ref stars / order / cv px | tool | matched | RMS px | largest offset px "
-        "| centre px | scale error % | s |",
+        "| image | ref stars / order / cv px / 1-sigma px | tool | matched | RMS px "
+        "| largest offset px | centre px | scale error % | s |",
         "|" + "---|" * 9,
     ]
     for image in dict.fromkeys(s.image for s in scores):
         ref = refs.get(image)
-        ref_text = f"{ref.n} / {ref.order} / {ref.cv:.2f}" if ref is not None else "—"
+        ref_text = "—"
+        if ref is not None:
+            ref_text = f"{ref.n} / {ref.order} / {ref.cv:.2f} / {ref.worst_sigma:.2f}"
         for tool in TOOLS:
             s = next((s for s in scores if s.image == image and s.tool == tool), None)
             if s is None:

@@ -30,8 +30,11 @@ from skysolve.engine.solving.fastpath.tansip import (
 MAX_ORDER = 5
 #: A polynomial needs at least this many stars per coefficient (per axis) to be tried.
 STARS_PER_TERM = 4
-#: A higher order is taken only when it lowers the cross-validated error by this share.
+#: A higher order is taken when it lowers the cross-validated error by this share...
 ORDER_GAIN = 0.03
+#: ... or, by less, when star by star it predicts better by this many standard
+#: errors of the mean difference (hundreds of stars pin a 1 % gain down).
+ORDER_SIGNIFICANCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,9 @@ def choose_order(
 
     Each order from 1 (TAN) to the highest the number of stars allows is scored
     by how well it predicts each star from all the others; the lowest order
-    whose cross-validated RMS is within ``ORDER_GAIN`` of the best wins.
+    whose cross-validated RMS is within ``ORDER_GAIN`` of the best wins, unless
+    the best predicts the stars better one by one beyond
+    ``ORDER_SIGNIFICANCE`` standard errors (many stars resolve a small gain).
 
     Returns
     -------
@@ -209,6 +214,7 @@ def choose_order(
     # diagonal, r / (1 - h): exact, and the same on every run.
     design = sip_design(x - crpix[0], y - crpix[1], sip_terms(top), s)
     scores: dict[int, float] = {}
+    squared: dict[int, np.ndarray] = {}
     pixel_deg = math.nan
     # The first p columns of Q span the first p columns of the design: one QR
     # serves every order.
@@ -221,9 +227,21 @@ def choose_order(
         loo = (plane - design[:, :p] @ coef) / (1.0 - hat)[:, None]
         if order == 1:
             pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
-        scores[order] = float(np.sqrt(np.mean(np.sum(loo**2, axis=1)))) / pixel_deg
-    best = min(scores.values())
+        squared[order] = np.sum(loo**2, axis=1) / pixel_deg**2
+        scores[order] = float(np.sqrt(np.mean(squared[order])))
+    best = min(scores, key=lambda k: (scores[k], k))
     for order in sorted(scores):
-        if scores[order] <= best * (1.0 + ORDER_GAIN):
-            return order, scores
-    return 1, scores  # pragma: no cover - the best order is always within its own margin
+        if order < best and scores[order] <= scores[best] * (1.0 + ORDER_GAIN):
+            if not _significantly_worse(squared[order], squared[best]):
+                return order, scores
+    return best, scores
+
+
+def _significantly_worse(low: np.ndarray, high: np.ndarray) -> bool:
+    """Whether squared leave-one-out errors ``low`` exceed ``high``, star by star,
+    by more than ``ORDER_SIGNIFICANCE`` standard errors of their mean difference."""
+    diff = low - high
+    if len(diff) < 2:
+        return False
+    spread = float(np.std(diff, ddof=1)) / math.sqrt(len(diff))
+    return float(np.mean(diff)) > ORDER_SIGNIFICANCE * spread
