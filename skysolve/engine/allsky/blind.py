@@ -33,7 +33,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.spatial import cKDTree
 
-from skysolve.engine.allsky.fit import PARAMETER_SIZES, LensFit, fit_lens, with_projection
+from skysolve.engine.allsky.fit import (
+    PARAMETER_SIZES,
+    LensFit,
+    fit_lens,
+    fit_lens_chosen,
+    with_projection,
+    without,
+)
 from skysolve.engine.allsky.ladder import GUESSES, first_match
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
 from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray, grey_opening
@@ -339,9 +346,21 @@ def _final_fit(
     *,
     most: int = FIT_STARS,
     rounds: int = 3,
+    optional: tuple[str, ...] = (),
 ) -> tuple[LensModel, MatchedStars, float]:
-    """Refit to every star out to the horizon, the match radius following the residuals."""
+    """Refit to every star out to the horizon, the match radius following the residuals.
+
+    Then the ``optional`` terms (the decentring) are tried on the stars
+    matched last: kept where the information criterion asks for them
+    (:func:`~skysolve.engine.allsky.fit.fit_lens_chosen`) and the stars then
+    matched at the same radius score better (:func:`_score`), so that a term
+    cannot trade good matches for a looser set.
+    """
     free = ("rotation", "center", "focal", "k1", "k2", "shear")
+    # The rounds run without the optional terms whatever the start held (a
+    # stored profile's decentring, held fixed while the rest moved, is neither
+    # of the two models the choice compares).
+    model = without(model, optional)
     head, limit = _match_budget(sources, region, radius)
     matched = match_stars(
         model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
@@ -357,6 +376,21 @@ def _final_fit(
         matched = match_stars(
             model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
         )
+    if not optional or len(matched) < MIN_MATCHED:
+        return model, matched, radius
+    some = _thin(matched, most)
+    fit = fit_lens_chosen(some.x, some.y, some.ra, some.dec, model, free=free, optional=optional)
+    for _ in range(rounds + 1):
+        if fit.free == free:
+            break
+        again = match_stars(
+            fit.model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
+        )
+        if _score(again) <= _score(matched):
+            break
+        model, matched = fit.model, again
+        some = _thin(matched, most)
+        fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=fit.free)
     return model, matched, radius
 
 
@@ -499,7 +533,7 @@ def _solve_allsky(
         else:
             # Same lens, another pointing (the sky turned since, or the camera
             # moved): the stored lens maps the central stars exactly.
-            lens = replace(start, a=0.0, b=0.0, parity=1)
+            lens = replace(start, a=0.0, b=0.0, p1=0.0, p2=0.0, parity=1)
             first = first_match(lens, sources, 27.0, timeout=check(), cancel=cancel, note=note)
             profiled = first is not None
             if profiled:
@@ -540,7 +574,8 @@ def _solve_allsky(
     radius = _next_radius(fit.residuals) if len(fit.residuals) else 3.0
     if direct:
         # The stored model, repointed, already holds the lens: the final fit
-        # below (every star out to the horizon, twice) is all it needs.
+        # below (every star out to the horizon, three times: the repointed
+        # model's radius is still loose) is all it needs.
         best_model, best, best_radius = fit.model, matched, radius
     else:
         best_model, best, best_radius = _final_fit(fit.model, sources, stars, region, radius)
@@ -560,16 +595,26 @@ def _solve_allsky(
     if best.rms() > 1.0 and not direct and check() > 1.0:
         # A loose first match can settle the shear and radial terms wrongly
         # from few central stars; grown again from the whole-sky model (its
-        # shear reset), the match set usually doubles and the residuals shrink.
-        again, _ = _grow(replace(best_model, a=0.0, b=0.0), sources, stars, region, note)
+        # shear and decentring reset), the match set usually doubles and the residuals shrink.
+        again, _ = _grow(
+            replace(best_model, a=0.0, b=0.0, p1=0.0, p2=0.0), sources, stars, region, note
+        )
         model, matched, used = _final_fit(again.model, sources, stars, region, 1.5 * radius)
         note(f"grown again: {len(matched)} stars, RMS {matched.rms():.2f} px")
         if _score(matched) > _score(best):
             best_model, best, best_radius = model, matched, used
     # The chosen projection once more, through up to a thousand matched stars
-    # spread over the whole list (more change nothing but the time).
+    # spread over the whole list (more change nothing but the time), with the
+    # decentring where they ask for it.
     best_model, best, best_radius = _final_fit(
-        best_model, sources, stars, region, best_radius, most=FINAL_FIT_STARS, rounds=2
+        best_model,
+        sources,
+        stars,
+        region,
+        best_radius,
+        most=FINAL_FIT_STARS,
+        rounds=3 if direct else 2,
+        optional=("decentring",),
     )
     checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
     note(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -14,10 +15,12 @@ from skysolve.engine.allsky.model import LensModel
 from skysolve.errors import BadInputError
 
 #: The model's free parameters, in the order the fit uses them.
-PARAMETERS: tuple[str, ...] = ("rotation", "center", "focal", "k1", "k2", "shear")
+PARAMETERS: tuple[str, ...] = (
+    "rotation", "center", "focal", "k1", "k2", "shear", "decentring",
+)  # fmt: skip
 #: Unknowns each free parameter adds.
 PARAMETER_SIZES: dict[str, int] = {
-    "rotation": 3, "center": 2, "focal": 1, "k1": 1, "k2": 1, "shear": 2,
+    "rotation": 3, "center": 2, "focal": 1, "k1": 1, "k2": 1, "shear": 2, "decentring": 2,
 }  # fmt: skip
 
 
@@ -25,11 +28,13 @@ PARAMETER_SIZES: dict[str, int] = {
 class LensFit:
     """A fitted model and how well it explains the stars it was fitted to.
 
-    ``residuals`` are pixel offsets (observed minus model), shape ``(n, 2)``.
+    ``residuals`` are pixel offsets (observed minus model), shape ``(n, 2)``;
+    ``free`` the parameters that were fitted.
     """
 
     model: LensModel
     residuals: np.ndarray
+    free: tuple[str, ...] = ()
 
     @property
     def rms(self) -> float:
@@ -109,6 +114,9 @@ def fit_lens(
             elif name == "shear":
                 changes["a"] = start.a + p[i]
                 changes["b"] = start.b + p[i + 1]
+            elif name == "decentring":
+                changes["p1"] = start.p1 + p[i]
+                changes["p2"] = start.p2 + p[i + 1]
             i += PARAMETER_SIZES[name]
         return start.with_rotation(rotation, **changes)
 
@@ -129,7 +137,80 @@ def fit_lens(
     )
     model = build(solution.x)
     px, py = model.world_to_pixel(ra, dec)
-    return LensFit(model=model, residuals=np.stack([x - px, y - py], axis=1))
+    return LensFit(model=model, residuals=np.stack([x - px, y - py], axis=1), free=tuple(free))
+
+
+def fit_lens_chosen(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    start: LensModel,
+    *,
+    free: Sequence[str],
+    optional: Sequence[str] = ("decentring",),
+    weights: np.ndarray | None = None,
+) -> LensFit:
+    """:func:`fit_lens` with ``free``, and with each ``optional`` term only where the stars want it.
+
+    Each optional term is fitted in addition to ``free`` and kept when it
+    lowers the Bayesian information criterion of the fit,
+    ``n ln(RSS / n) + k ln n`` over the ``n`` coordinates of the stars both
+    fits explain (residual within 3 sigma of the fit without it, so a few
+    wrong matches decide nothing).  A term a lens does not have lowers the
+    residuals by about one ``sigma^2`` each, far less than the ``ln n`` it
+    costs; a decentred lens's lowers them by far more.  Without the term the
+    model has it at 0, whatever ``start`` held.
+    """
+    fit = fit_lens(x, y, ra, dec, without(start, optional), free=free, weights=weights)
+    chosen = list(free)
+    for name in optional:
+        if name in chosen:
+            continue
+        # Started from ``start``'s own value (a stored camera profile's, say).
+        from_start: dict[str, Any] = {k: getattr(start, k) for k in _ZERO[name]}
+        trial_free = [*chosen, name]
+        if 2 * len(fit.residuals) <= 3 * sum(PARAMETER_SIZES[p] for p in trial_free):
+            continue
+        trial = fit_lens(
+            x, y, ra, dec, replace(fit.model, **from_start), free=trial_free, weights=weights
+        )
+        if information(trial, fit, PARAMETER_SIZES[name]) < 0.0:
+            fit, chosen = trial, trial_free
+    return fit
+
+
+def without(model: LensModel, terms: Sequence[str]) -> LensModel:
+    """``model`` with the optional ``terms`` (say ``"decentring"``) set to none."""
+    zero: dict[str, Any] = {}
+    for name in terms:
+        zero.update(_ZERO[name])
+    return replace(model, **zero)
+
+
+#: The model's values that mean "no such term", per optional parameter.
+_ZERO: dict[str, dict[str, Any]] = {
+    "decentring": {"p1": 0.0, "p2": 0.0},
+}
+
+
+def information(more: LensFit, fewer: LensFit, extra: int) -> float:
+    """BIC of ``more`` minus that of ``fewer``, which has ``extra`` fewer unknowns.
+
+    Negative when the extra unknowns explain enough to be worth having.  Both
+    are scored on the same stars: those ``fewer`` leaves within 3 sigma of
+    its robust spread.
+    """
+    r_more = np.sum(more.residuals**2, axis=1)
+    r_fewer = np.sum(fewer.residuals**2, axis=1)
+    sigma2 = float(np.median(r_fewer)) / (2.0 * math.log(2.0))
+    inside = r_fewer <= 9.0 * max(sigma2, 1e-6)
+    n = 2 * int(inside.sum())
+    if n <= extra:
+        return math.inf
+    rss_more = max(float(np.sum(r_more[inside])), 1e-12)
+    rss_fewer = max(float(np.sum(r_fewer[inside])), 1e-12)
+    return n * math.log(rss_more / rss_fewer) + extra * math.log(n)
 
 
 def _scales(free: Sequence[str], start: LensModel) -> np.ndarray:
@@ -144,6 +225,7 @@ def _scales(free: Sequence[str], start: LensModel) -> np.ndarray:
             "k1": [1e-3],
             "k2": [1e-3],
             "shear": [1e-3, 1e-3],
+            "decentring": [1e-4, 1e-4],
         }[name]
     return np.array(sizes)
 
@@ -159,4 +241,6 @@ def with_projection(model: LensModel, projection: str) -> LensModel:
     theta = math.radians(45.0)
     old = float(model.rho(np.array(theta)))
     new = float(radial(np.array(theta), projection))
-    return replace(model, projection=projection, focal=model.focal * old / new, k1=0.0, k2=0.0)
+    return replace(
+        model, projection=projection, focal=model.focal * old / new, k1=0.0, k2=0.0, p1=0.0, p2=0.0
+    )

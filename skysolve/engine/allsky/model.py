@@ -14,10 +14,17 @@ orthographic    sin(theta)            SIN
 ==============  ====================  =========================
 
 and ``k1``, ``k2`` bend it into any other smooth radial law (the "radial
-polynomial").  The focal-plane point ``(rho cos phi, rho sin phi)`` goes to the
-pixel through a 2x2 matrix close to the identity, ``[[1 + a, b], [b, 1 - a]]``,
-(times the parity), which holds a small tilt of the sensor and an elliptical
-lens; the camera's rotation about its axis is in the sky-to-camera rotation.
+polynomial").  The focal-plane point ``(x, y) = (rho / f) (cos phi, sin phi)``
+(in focal lengths) is moved by Brown-Conrady's decentring (tangential) distortion,
+
+    x' = x + 2 p1 x y + p2 (r^2 + 2 x^2),    y' = y + p1 (r^2 + 2 y^2) + 2 p2 x y
+
+(``r^2 = x^2 + y^2``), which holds a lens whose elements are not quite on one
+axis and the first non-radial part of a tilted sensor, and then goes to the
+pixel, times ``f``, through a 2x2 matrix close to the identity,
+``[[1 + a, b], [b, 1 - a]]`` (times the parity), which holds a small tilt of
+the sensor and an elliptical lens; the camera's rotation about its axis is in
+the sky-to-camera rotation.
 
 The model is plain arrays in, arrays out, with no knowledge of how it was
 found, so that the final refit of ordinary solutions can share it.
@@ -146,6 +153,9 @@ class LensModel:
         Radial polynomial terms (``theta**3`` and ``theta**5``).
     a, b : float
         The small stretch and shear of the focal plane (tilt, elliptical lens).
+    p1, p2 : float
+        Decentring (tangential) distortion, Brown-Conrady's, in focal lengths;
+        0 for a lens whose elements share one axis.
     """
 
     projection: str
@@ -160,6 +170,8 @@ class LensModel:
     k2: float = 0.0
     a: float = 0.0
     b: float = 0.0
+    p1: float = 0.0
+    p2: float = 0.0
     _rotation: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -211,6 +223,39 @@ class LensModel:
             [[(1.0 + self.a) * self.parity, self.b], [self.b * self.parity, 1.0 - self.a]]
         )
 
+    def decentre(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Focal-plane points (focal lengths) moved by the decentring distortion."""
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if self.p1 == 0.0 and self.p2 == 0.0:
+            return x, y
+        r2 = x * x + y * y
+        return (
+            x + 2.0 * self.p1 * x * y + self.p2 * (r2 + 2.0 * x * x),
+            y + self.p1 * (r2 + 2.0 * y * y) + 2.0 * self.p2 * x * y,
+        )
+
+    def undecentre(self, xd: np.ndarray, yd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The inverse of :meth:`decentre` (Newton's method on the 2x2 system)."""
+        xd, yd = np.asarray(xd, dtype=float), np.asarray(yd, dtype=float)
+        if self.p1 == 0.0 and self.p2 == 0.0:
+            return xd, yd
+        p1, p2 = self.p1, self.p2
+        x, y = xd.copy(), yd.copy()
+        for _ in range(20):
+            fx, fy = self.decentre(x, y)
+            fx, fy = fx - xd, fy - yd
+            j11 = 1.0 + 2.0 * p1 * y + 6.0 * p2 * x
+            j12 = 2.0 * p1 * x + 2.0 * p2 * y
+            j22 = 1.0 + 6.0 * p1 * y + 2.0 * p2 * x
+            det = j11 * j22 - j12 * j12
+            det = np.where(np.abs(det) > 1e-12, det, 1e-12)
+            sx = (j22 * fx - j12 * fy) / det
+            sy = (j11 * fy - j12 * fx) / det
+            x, y = x - sx, y - sy
+            if np.nanmax(np.abs(sx) + np.abs(sy), initial=0.0) < 1e-14:
+                break
+        return x, y
+
     # -- mappings ---------------------------------------------------------------
     def camera_vectors(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
         """Unit vectors of sky positions in the camera frame, shape ``(n, 3)``."""
@@ -227,18 +272,18 @@ class LensModel:
         v = self.camera_vectors(ra, dec)
         theta = np.arccos(np.clip(v[:, 2], -1.0, 1.0))
         phi = np.arctan2(v[:, 1], v[:, 0])
-        rho = self.focal * self.rho(theta)
+        rho = self.rho(theta)
         rho = np.where(theta <= self.max_theta, rho, np.nan)
-        uv = np.stack([rho * np.cos(phi), rho * np.sin(phi)])
-        dx, dy = self._matrix() @ uv
+        xd, yd = self.decentre(rho * np.cos(phi), rho * np.sin(phi))
+        dx, dy = self._matrix() @ (self.focal * np.stack([xd, yd]))
         return (self.center_x + dx).reshape(shape), (self.center_y + dy).reshape(shape)
 
     def pixel_to_world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sky positions (degrees) of 0-based pixels; NaN where no sky maps."""
         shape = np.shape(x)
         d = np.stack([np.ravel(x) - self.center_x, np.ravel(y) - self.center_y])
-        u, v = np.linalg.solve(self._matrix(), d)
-        rho = np.hypot(u, v) / self.focal
+        u, v = self.undecentre(*(np.linalg.solve(self._matrix(), d) / self.focal))
+        rho = np.hypot(u, v)
         theta = self.theta(rho)
         phi = np.arctan2(v, u)
         cam = np.stack(
@@ -282,14 +327,18 @@ class LensModel:
             "k2": self.k2,
             "a": self.a,
             "b": self.b,
+            "p1": self.p1,
+            "p2": self.p2,
             "pixel_origin": 0,
-            "law": "rho = focal * (g(theta) + k1 theta^3 + k2 theta^5); "
-            "[dx, dy] = [[(1+a) parity, b], [b parity, 1-a]] [rho cos phi, rho sin phi]",
+            "law": "rho = g(theta) + k1 theta^3 + k2 theta^5; "
+            "x = rho cos phi, y = rho sin phi, r^2 = x^2 + y^2; "
+            "x' = x + 2 p1 x y + p2 (r^2 + 2 x^2), y' = y + p1 (r^2 + 2 y^2) + 2 p2 x y; "
+            "[dx, dy] = focal [[(1+a) parity, b], [b parity, 1-a]] [x', y']",
         }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> LensModel:
-        """The model :meth:`to_dict` wrote."""
+        """The model :meth:`to_dict` wrote (or an older version, without ``p1``, ``p2``)."""
         try:
             return cls(
                 projection=str(doc["projection"]),
@@ -304,6 +353,9 @@ class LensModel:
                 k2=float(doc.get("k2", 0.0)),
                 a=float(doc.get("a", 0.0)),
                 b=float(doc.get("b", 0.0)),
+                # Models written before the decentring terms have none.
+                p1=float(doc.get("p1", 0.0)),
+                p2=float(doc.get("p2", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadInputError(f"not a lens model: {exc}") from exc

@@ -81,7 +81,9 @@ class LensWCS:
         ra, dec = np.array(ra, dtype=float), np.array(dec, dtype=float)
         bad = ~(np.isfinite(ra) & np.isfinite(dec))
         if bad.any():
-            plain = replace(m, projection="equidistant", k1=0.0, k2=0.0, a=0.0, b=0.0)
+            plain = replace(
+                m, projection="equidistant", k1=0.0, k2=0.0, a=0.0, b=0.0, p1=0.0, p2=0.0
+            )
             dx, dy = x[bad] - m.center_x, y[bad] - m.center_y
             r = np.hypot(dx, dy)
             shrink = np.minimum(1.0, plain.focal * math.radians(175.0) / np.maximum(r, 1e-9))
@@ -223,7 +225,8 @@ def to_fits_header(
         header[f"BP_{p}_{q}"] = float(bp[k])
     header.add_comment(
         f"All-sky lens model: {model.projection}, focal {model.focal:.3f} px/rad, "
-        f"k1 {model.k1:.3g}, k2 {model.k2:.3g}; SIP fitted within {reach_deg:g} deg "
+        f"k1 {model.k1:.3g}, k2 {model.k2:.3g}, decentring p1 {model.p1:.3g}, "
+        f"p2 {model.p2:.3g}; SIP fitted within {reach_deg:g} deg "
         "of the axis only (the lens model JSON holds the whole field)."
     )
     with warnings.catch_warnings():
