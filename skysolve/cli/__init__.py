@@ -28,12 +28,27 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``skysolve`` parser with every sub-command, or with ``command``'s alone.
+
+    Importing a sub-command's module imports what it needs (sockets, secrets,
+    TLS, Django settings...): a ``skysolve solve`` that is a one-second process
+    should not pay for the other eight.  ``command`` is a sub-command's name
+    as typed (``solve-server``); when no module of that name exists, or the
+    module registers a different name, every sub-command is registered, so
+    usage errors and ``--help`` list them all.
+    """
     parser = argparse.ArgumentParser(
         prog="skysolve", description="Plate solving: find where on the sky an image points."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
+    name = None if command is None else command.replace("-", "_")
+    if name in COMMAND_MODULES:
+        importlib.import_module(f"skysolve.cli.{name}").register(subparsers)
+        if command in subparsers.choices:
+            return parser
+        return build_parser()
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"skysolve.cli.{name}")
         module.register(subparsers)
@@ -41,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(args_list[0] if args_list else None)
+    args = parser.parse_args(args_list)
     status: int = args.func(args)
     return status
 

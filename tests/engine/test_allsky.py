@@ -276,3 +276,107 @@ def test_the_engine_wcs_puts_every_pixel_on_the_sky_even_where_the_lens_law_ends
     assert inside[0] == pytest.approx(
         np.array(model.pixel_to_world(np.array([260.0]), np.array([250.0]))).ravel()
     )
+
+
+class _SlowClock:
+    """A clock on which every reading is a second after the last: a machine so
+    busy that whatever runs between two readings takes a second."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@needs_db
+def test_the_blind_ladder_finds_the_same_answer_on_a_slow_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The ladder's guesses are bounded by the patterns they check, not by
+    # seconds: however slowly the clock says the work goes, the same guess
+    # matches and the same model comes back (only the whole search's time
+    # limit reads the clock).
+    import types
+
+    from skysolve.engine.allsky import blind
+    from skysolve.engine.solving.fastpath import matching
+
+    truth = _model("equisolid", k1=0.01)
+    frame = render_allsky(truth, 480, 480, seed=5)
+    quick = solve_allsky(frame, timeout=1e6)
+    slow = types.SimpleNamespace(monotonic=_SlowClock().monotonic)
+    monkeypatch.setattr(blind, "time", slow)
+    monkeypatch.setattr(matching, "time", slow)
+    busy = solve_allsky(frame, timeout=1e6)
+    assert quick.solved and busy.solved, busy.reason
+    assert quick.model is not None and busy.model is not None
+    guesses = [line.split("] ", 1)[1] for line in quick.log if "guess:" in line]
+    assert guesses == [line.split("] ", 1)[1] for line in busy.log if "guess:" in line]
+    assert busy.model.to_dict() == quick.model.to_dict()
+
+
+def test_the_ladder_tells_tetra3rs_fields_near_where_bent_planes_match_first() -> None:
+    from skysolve.engine.allsky.ladder import FOV_RANGE, FOV_STEP, fov_estimates
+
+    fovs = fov_estimates(55.0)
+    # Every FOV_STEP degrees across the range, each once, nearest 0.82 of the plane first.
+    assert fovs[0] == pytest.approx(0.82 * 55.0)
+    assert len(set(fovs)) == len(fovs)
+    assert min(fovs) >= FOV_RANGE[0] and max(fovs) <= FOV_RANGE[1]
+    assert np.allclose(np.diff(sorted(fovs)), FOV_STEP)
+    distance = [abs(f - fovs[0]) for f in fovs]
+    assert distance == sorted(distance)
+
+
+def test_a_pattern_budget_reaches_tetra3rs_for_every_field_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from skysolve.engine.results import SourceList
+    from skysolve.engine.solving.base import SolveConstraints
+    from skysolve.engine.solving.fastpath import matching
+
+    calls: list[dict[str, object]] = []
+
+    class Failure:
+        status = "no_match"
+
+        def __bool__(self) -> bool:
+            return False
+
+    class Database:
+        def solve_from_centroids(self, centroids: np.ndarray, **kwargs: object) -> Failure:
+            calls.append(kwargs)
+            return Failure()
+
+    info = SimpleNamespace(min_fov=20.0, max_fov=70.0, describe=lambda: "fake", path=tmp_path)
+    loaded = SimpleNamespace(database=Database(), info=info, stars=None)
+    monkeypatch.setattr(matching, "read_info", lambda path: info)
+    monkeypatch.setattr(matching, "load_database", lambda path: loaded)
+    monkeypatch.setattr(matching, "is_loaded", lambda path: True)
+    solver = matching.PatternHashSolver(tmp_path, pattern_budget=1234, fov_estimates=(45.0, 47.0))
+    rng = np.random.default_rng(0)
+    plane = SourceList(
+        rng.uniform(0, 900, 40), rng.uniform(0, 900, 40), rng.uniform(1, 9, 40), 900, 900
+    )
+    outcome = solver.solve(plane, SolveConstraints(), tmp_path, timeout=60.0)
+    assert not outcome.solved
+    assert [c["fov_estimate_deg"] for c in calls] == [45.0, 47.0]
+    assert all(c["max_patterns_checked"] == 1234 and c["fov_max_error_deg"] is None for c in calls)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (120, 97), (15, 16), (3, 40), (64, 2)])
+def test_the_grey_opening_equals_scipys(shape: tuple[int, int]) -> None:
+    from scipy import ndimage
+
+    from skysolve.engine.allsky.sky import grey_opening
+
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    image = rng.normal(100.0, 5.0, shape).astype(np.float32)
+    image[rng.uniform(size=shape) < 0.02] += 500.0  # stars, hot pixels
+    for size in (15, 5, 1):
+        want = ndimage.grey_opening(image, size=(size, size))
+        assert np.array_equal(grey_opening(image, size), want)

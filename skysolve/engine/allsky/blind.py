@@ -6,7 +6,8 @@
    within a few per cent of it over the central 40 degrees).
 3. Map the central stars through the guessed lens onto a tangent plane, where
    they form an ordinary field of about 70 degrees, and let the pattern-hash
-   fast path find it (its own verification against the catalogue included).
+   fast path find it (its own verification against the catalogue included;
+   :mod:`skysolve.engine.allsky.ladder`, bounded by patterns checked, not seconds).
    A few guesses of the scale are tried, since the horizon need not be at the
    circle's edge.
 4. From that first match, grow the set of matched catalogue stars outward to
@@ -24,20 +25,18 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from skysolve.engine.allsky.fit import PARAMETER_SIZES, LensFit, fit_lens, with_projection
+from skysolve.engine.allsky.ladder import GUESSES, first_match
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
-from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray
+from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray, grey_opening
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
 from skysolve.errors import SolveCancelledError
@@ -48,18 +47,6 @@ MIN_SKY_SOURCES = 40
 MIN_MATCHED = 25
 #: Largest RMS of the final fit, pixels, for an answer.
 MAX_FINAL_RMS = 2.0
-#: The guesses tried, in order: (scale relative to "the horizon at the image
-#: circle's edge", radius in degrees of the central field mapped onto the
-#: tangent plane).  27 degrees makes a field of 58, inside the fast path's
-#: range with room to spare; 35 (70) holds more bright stars when the frame's
-#: centre is poor in them.  1.11, 0.79 and 1.57 are where an equisolid, a
-#: stereographic and an orthographic lens put the horizon at the circle's edge.
-GUESSES: tuple[tuple[float, float], ...] = (
-    (1.0, 27.0), (1.11, 27.0), (1.0, 35.0), (0.79, 27.0), (1.3, 27.0),
-    (1.57, 27.0), (0.87, 27.0), (1.15, 35.0), (0.65, 27.0),
-)  # fmt: skip
-#: Seconds the fast path may spend on one guess (a miss costs about one).
-GUESS_SECONDS = 2.0
 #: Brightest catalogue magnitude cut used for matching (fainter never helps
 #: all-sky cameras, whose pixels span many arcminutes).
 FAINTEST = 7.0
@@ -153,7 +140,7 @@ def sky_sources(
     # camera's stars over a few: a grey opening (the image's floor under
     # anything smaller than 15 px) taken away leaves the stars on a flat sky,
     # where sep's coarser background would find blobs on every cloud's edge.
-    flat = image - ndimage.grey_opening(image, size=(15, 15))
+    flat = image - grey_opening(image, 15)
     found = extract_sources(flat, method="sep", max_sources=max_sources, timeout=timeout)
     x = np.asarray(found.x, float) - 1.0
     y = np.asarray(found.y, float) - 1.0
@@ -231,85 +218,6 @@ def _thin(matched: MatchedStars, most: int = FIT_STARS) -> MatchedStars:
 
 
 _FIELDS = ("x", "y", "ra", "dec", "mag", "dx", "dy", "off_axis")
-
-
-def _kabsch(camera: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, float]:
-    """The rotation R (sky to camera) minimising |camera - R sky|, and the RMS left."""
-    h = sky.T @ camera
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    left = camera - sky @ rotation.T
-    return rotation, float(np.sqrt(np.mean(np.sum(left**2, axis=1))))
-
-
-def _first_match(
-    guess: LensModel,
-    sources: SourceList,
-    central_deg: float,
-    *,
-    timeout: float,
-    cancel: threading.Event | None,
-    note: Note,
-) -> LensModel | None:
-    """The central stars through ``guess`` onto a tangent plane, solved by the fast path.
-
-    Returns ``guess`` pointed at the sky (rotation and parity from the match),
-    or None when the fast path found nothing.
-    """
-    from skysolve.engine.solving.base import SolveConstraints
-    from skysolve.engine.solving.fastpath.database import default_db_path
-    from skysolve.engine.solving.fastpath.matching import PatternHashSolver
-
-    x, y = np.asarray(sources.x), np.asarray(sources.y)
-    # The guess's camera frame: any rotation will do, only directions matter.
-    d = np.stack([x - guess.center_x, y - guess.center_y])
-    u, v = d[0], d[1]  # a guess has no shear and parity +1
-    rho = np.hypot(u, v) / guess.focal
-    theta = guess.theta(rho)
-    central = np.flatnonzero(np.isfinite(theta) & (theta < math.radians(central_deg)))[:150]
-    if len(central) < 12:
-        note(f"only {len(central)} sources within {central_deg:g} deg of the guessed axis")
-        return None
-    t, phi = theta[central], np.arctan2(v[central], u[central])
-    # Gnomonic plane at the scale of the frame's centre, so the fast path's
-    # pixel tolerances mean what they mean on an ordinary frame.
-    half = guess.focal * math.tan(math.radians(central_deg)) * 1.02
-    side = int(2 * half) + 2
-    tx = half + 1.0 + guess.focal * np.tan(t) * np.cos(phi)
-    ty = half + 1.0 + guess.focal * np.tan(t) * np.sin(phi)
-    plane = SourceList(tx, ty, np.asarray(sources.flux)[central], side, side)
-    scale = 3600.0 * math.degrees(1.0 / guess.focal)
-    constraints = SolveConstraints(scale_low=scale / 1.6, scale_high=scale * 1.6, tweak_order=3)
-    solver = PatternHashSolver(default_db_path())
-    with tempfile.TemporaryDirectory(prefix="skysolve-allsky-") as work:
-        outcome = solver.solve(plane, constraints, Path(work), timeout=timeout, cancel=cancel)
-    if not outcome.solved or outcome.wcs_model is None:
-        note(f"tangent plane of {len(central)} central stars: not matched")
-        return None
-    wcs = outcome.wcs_model
-    ra, dec = wcs.pix2world(tx, ty)
-    sky = radec_to_xyz(ra, dec)
-    # The match also measured the scale: the tangent plane's true degrees per
-    # pixel against the guessed ones; the central stars' angles off axis follow.
-    found = math.sqrt(abs(float(np.linalg.det(np.asarray(wcs.cd, dtype=float)))))
-    ratio = math.degrees(1.0 / guess.focal) / found
-    guess = replace(guess, focal=guess.focal * ratio)
-    t = np.arctan(np.tan(t) / ratio)
-    camera = np.stack([np.sin(t) * np.cos(phi), np.sin(t) * np.sin(phi), np.cos(t)], axis=-1)
-    best: tuple[float, np.ndarray, int] | None = None
-    for parity in (1, -1):
-        cam = camera * np.array([parity, 1.0, 1.0])
-        rotation, left = _kabsch(cam, sky)
-        if best is None or left < best[0]:
-            best = (left, rotation, parity)
-    assert best is not None
-    left, rotation, parity = best
-    note(
-        f"tangent plane of {len(central)} central stars matched by the fast path "
-        f"(parity {parity:+d}, {math.degrees(left) * 60:.1f} arcmin RMS)"
-    )
-    return guess.with_rotation(rotation, parity=parity)
 
 
 def _grow(
@@ -592,9 +500,7 @@ def _solve_allsky(
             # Same lens, another pointing (the sky turned since, or the camera
             # moved): the stored lens maps the central stars exactly.
             lens = replace(start, a=0.0, b=0.0, parity=1)
-            first = _first_match(
-                lens, sources, 27.0, timeout=min(check(), GUESS_SECONDS), cancel=cancel, note=note
-            )
+            first = first_match(lens, sources, 27.0, timeout=check(), cancel=cancel, note=note)
             profiled = first is not None
             if profiled:
                 note("the camera's stored lens matched at a new pointing")
@@ -616,13 +522,8 @@ def _solve_allsky(
                 f"guess: equidistant, 90 deg at {radius_px * factor:.0f} px, "
                 f"central {central_deg:g} deg"
             )
-            first = _first_match(
-                guess,
-                sources,
-                central_deg,
-                timeout=min(remaining, GUESS_SECONDS),
-                cancel=cancel,
-                note=note,
+            first = first_match(
+                guess, sources, central_deg, timeout=remaining, cancel=cancel, note=note
             )
             if first is not None:
                 break

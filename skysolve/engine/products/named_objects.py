@@ -17,13 +17,13 @@ import ctypes
 import ctypes.util
 import functools
 import importlib.metadata
-import json
 import logging
 import math
 import os
 import re
 import threading
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,47 +103,77 @@ def deep_sky_catalogue() -> _DeepSkyCatalogue:
 @functools.lru_cache(maxsize=1)
 def _deep_sky_catalogue() -> _DeepSkyCatalogue:
     # Building pyongc's objects takes about 1.5 s; every solve in a new process
-    # would pay it, so the distilled table is cached as JSON per pyongc version.
+    # would pay it, so the distilled table is cached per pyongc version.
     try:
         version = importlib.metadata.version("pyongc")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         version = "unknown"
-    path = cache_dir() / f"openngc-{version}-v2.json"  # v2: COMMON_NAME_FIXES applied
+    # v3: numbers as arrays and names as text in an .npz (reading v2's JSON
+    # held the interpreter for 50-60 ms, beside a solve's source extraction).
+    path = cache_dir() / f"openngc-{version}-v3.npz"
     try:
-        doc = json.loads(path.read_text())
-        ra_a, dec_a = np.array(doc["ra"], dtype=float), np.array(doc["dec"], dtype=float)
-        return _DeepSkyCatalogue(
-            xyz=unit_vectors(ra_a, dec_a),
-            ra=ra_a,
-            dec=dec_a,
-            radius_deg=np.array(doc["radius_deg"], dtype=float),
-            names=doc["names"],
-            types=doc["types"],
-            messier=np.array(doc["messier"], dtype=bool),
-            named=np.array(doc["named"], dtype=bool),
-            mag=np.array([math.inf if m is None else m for m in doc["mag"]], dtype=float),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        return _read_deep_sky_cache(path)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
         pass
     catalogue = _build_deep_sky_catalogue()
-    doc = {
-        "ra": catalogue.ra.tolist(),
-        "dec": catalogue.dec.tolist(),
-        "radius_deg": catalogue.radius_deg.tolist(),
-        "names": catalogue.names,
-        "types": catalogue.types,
-        "messier": catalogue.messier.tolist(),
-        "named": catalogue.named.tolist(),
-        "mag": [None if math.isinf(m) else m for m in catalogue.mag.tolist()],
-    }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        _write_deep_sky_cache(path, catalogue)
     except OSError:
         logger.warning("cannot write the OpenNGC cache %s; it is rebuilt per process", path)
     return catalogue
+
+
+#: Separators of the names in the cache: no OpenNGC name contains either.
+_NAME_SEP, _OBJECT_SEP = "\t", "\n"
+
+
+def _read_deep_sky_cache(path: Path) -> _DeepSkyCatalogue:
+    # An open file of our own: np.load leaves the file it opened open when the
+    # archive is damaged.
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+        ra_a, dec_a = data["ra"].astype(float), data["dec"].astype(float)
+        radius, mag = data["radius_deg"].astype(float), data["mag"].astype(float)
+        messier, named = data["messier"].astype(bool), data["named"].astype(bool)
+        names_text = data["names"].tobytes().decode("utf-8")
+        types_text = data["types"].tobytes().decode("utf-8")
+    names = [line.split(_NAME_SEP) for line in names_text.split(_OBJECT_SEP)]
+    types = types_text.split(_OBJECT_SEP)
+    n = len(ra_a)
+    if not n or any(len(a) != n for a in (dec_a, radius, mag, messier, named, names, types)):
+        raise ValueError(f"{path}: columns of different lengths")
+    return _DeepSkyCatalogue(
+        xyz=unit_vectors(ra_a, dec_a),
+        ra=ra_a,
+        dec=dec_a,
+        radius_deg=radius,
+        names=names,
+        types=types,
+        messier=messier,
+        named=named,
+        mag=mag,
+    )
+
+
+def _write_deep_sky_cache(path: Path, catalogue: _DeepSkyCatalogue) -> None:
+    texts = [name for entry in catalogue.names for name in entry] + catalogue.types
+    if any(_NAME_SEP in t or _OBJECT_SEP in t for t in texts):
+        raise OSError("a name contains a tab or a newline")  # kept in memory, not cached
+    names = _OBJECT_SEP.join(_NAME_SEP.join(entry) for entry in catalogue.names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            ra=catalogue.ra,
+            dec=catalogue.dec,
+            radius_deg=catalogue.radius_deg,
+            mag=catalogue.mag,
+            messier=catalogue.messier,
+            named=catalogue.named,
+            names=np.frombuffer(names.encode("utf-8"), dtype=np.uint8),
+            types=np.frombuffer(_OBJECT_SEP.join(catalogue.types).encode("utf-8"), dtype=np.uint8),
+        )
+    os.replace(tmp, path)
 
 
 def deep_sky_names() -> list[list[str]]:

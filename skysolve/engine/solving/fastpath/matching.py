@@ -87,8 +87,20 @@ class PatternHashSolver(Solver):
     bright_sources: ClassVar[int | None] = REFIT_SOURCES
     quick: ClassVar[bool] = True
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        pattern_budget: int | None = None,
+        fov_estimates: tuple[float, ...] | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
+        #: At most this many image patterns checked per FOV guess (None: tetra3rs's
+        #: default): a search bounded by work, whose outcome no load can change.
+        self.pattern_budget = pattern_budget
+        #: When given, the FOV guesses (widest side, degrees) tried in this order,
+        #: each unbounded in error, instead of those the constraints make.
+        self.fov_estimates = fov_estimates
 
     def prefetch(self, constraints: SolveConstraints, width: int, height: int) -> bool:
         """Start loading the database a solve with ``constraints`` will search.
@@ -167,7 +179,11 @@ class PatternHashSolver(Solver):
             # The JSON description tells the FOV range without loading anything,
             # so a field the database cannot cover costs nothing.
             info = read_info(self.db_path) or load_database(self.db_path).info
-            guesses = self._fov_guesses(info, constraints, max(w, h))
+            guesses: list[Guess] = (
+                [(fov, None, None) for fov in self.fov_estimates]
+                if self.fov_estimates is not None
+                else self._fov_guesses(info, constraints, max(w, h))
+            )
             if not guesses:
                 return give_up(
                     f"the scale range is outside the database's FOV range "
@@ -240,7 +256,9 @@ class PatternHashSolver(Solver):
     ) -> tuple[Refined | None, str]:
         """tetra3rs on one database, FOV guess after guess: the verified refit, or why not."""
         w, h = sources.width, sources.height
-        for widest, error, budget in guesses:
+        for widest, error, own_budget in guesses:
+            budgets = [b for b in (own_budget, self.pattern_budget) if b is not None]
+            budget = min(budgets) if budgets else None
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
             remaining = timeout - (time.monotonic() - started)

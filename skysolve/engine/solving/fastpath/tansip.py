@@ -50,7 +50,15 @@ def sip_terms(order: int, *, start: int = 0) -> list[tuple[int, int]]:
 def sip_design(u: np.ndarray, v: np.ndarray, terms: list[tuple[int, int]], s: float) -> np.ndarray:
     """Design matrix of ``terms`` at pixel offsets (u, v) in units of ``s`` pixels."""
     un, vn = np.asarray(u, float) / s, np.asarray(v, float) / s
-    return np.column_stack([un**i * vn**j for i, j in terms])
+    # Each power once (an order-4 fit reuses each of them up to five times);
+    # every column is the same product as ``un**i * vn**j``, bit for bit.
+    top = max((max(i, j) for i, j in terms), default=0)
+    pu = [un**k for k in range(top + 1)]
+    pv = [vn**k for k in range(top + 1)]
+    out = np.empty((un.size, len(terms)))
+    for column, (i, j) in enumerate(terms):
+        np.multiply(pu[i], pv[j], out=out[:, column])
+    return out
 
 
 def gnomonic(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:

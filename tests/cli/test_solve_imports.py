@@ -1,0 +1,142 @@
+"""`skysolve solve` imports what its solve needs and nothing more.
+
+A fast-path answer is a one-second process (#17 item 4: StellarSolver's
+command-line driver takes 0.7-1.4 s on the same images), and every module it
+imports is paid again at each start.  No timing is asserted here: the
+benchmark measures the time, these tests say which modules must stay out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from skysolve.cli import COMMAND_MODULES, build_parser
+from skysolve.cli.solve import load_fast_path_early
+from skysolve.engine.config import EngineConfig
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.solving.fastpath import build_database, database
+from testfields.synthetic import FieldSpec, make_field, write_jpeg
+
+#: Packages no fast-path `skysolve solve` needs: the web layer's, and the
+#: engine's slow-path or file-writing ones (astropy: 0.25 s; scipy.ndimage).
+HEAVY_PACKAGES = ("django", "rest_framework", "celery", "scipy", "astropy", "matplotlib")
+#: Pillow's readers of other formats than the JPEG being solved (40 ms together).
+OTHER_PILLOW_PLUGINS = (
+    "PIL.PngImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.BmpImagePlugin",
+    "PIL.TiffImagePlugin",
+    "PIL.WebPImagePlugin",
+)
+#: The other sub-commands' modules (sockets, secrets, TLS, Django's settings...).
+OTHER_COMMANDS = tuple(f"skysolve.cli.{name}" for name in COMMAND_MODULES if name != "solve")
+
+REPORT = (
+    "import json, sys\n"
+    "from skysolve.cli import main\n"
+    "status = main(sys.argv[1:])\n"
+    "print(json.dumps({'status': status, 'modules': sorted(sys.modules)}))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fast-path database for fields 20 to 30 degrees wide (about a second to build)."""
+    path = tmp_path_factory.mktemp("fastpath") / "test.t3db"
+    build_database(path, min_fov=20.0, max_fov=30.0)
+    return path
+
+
+def test_a_fast_path_solve_of_a_jpeg_imports_no_heavy_package_other_command_or_reader(
+    db: Path, tmp_path: Path
+) -> None:
+    width, height = 800, 600
+    spec = FieldSpec(
+        ra=200.0, dec=40.0, pixscale=25.0 * 3600.0 / width, width=width, height=height,
+        rotation=60.0, seed=5, fwhm=2.5, noise=8.0, sky=500.0,
+    )  # fmt: skip
+    image = write_jpeg(make_field(spec), tmp_path / "wide.jpg", quality=95)
+    args = ["solve", str(image), "--json", "--no-pictures"]
+    args += ["--scale-units", "degwidth", "--scale-low", "22", "--scale-high", "28"]
+    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db)}
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.rstrip("\n").split("\n")
+    result, report = json.loads("\n".join(printed)), json.loads(last)
+    assert result["solved"] and result["solver"] == "pattern-hash", done.stderr
+    assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
+    assert report["status"] == 0
+    modules = set(report["modules"])
+    assert "PIL.JpegImagePlugin" in modules  # the reader it did need
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY_PACKAGES) == []
+    assert sorted(modules & set(OTHER_COMMANDS)) == []
+    assert sorted(modules & set(OTHER_PILLOW_PLUGINS)) == []
+
+
+def command_names(parser: argparse.ArgumentParser) -> list[str]:
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    assert isinstance(sub.choices, dict)
+    return list(sub.choices)
+
+
+def test_the_parser_of_one_command_has_that_command_alone() -> None:
+    parser = build_parser("solve-server")
+    assert command_names(parser) == ["solve-server"]
+    assert build_parser("solve").parse_args(["solve", "x.jpg", "--json"]).json
+
+
+@pytest.mark.parametrize("first", [None, "--help", "no-such-command", "solve_server"])
+def test_anything_but_a_command_name_gets_every_command(first: str | None) -> None:
+    names = set(command_names(build_parser(first)))
+    assert {"solve", "serve", "worker", "solve-server", "tls-cert", "db", "index"} <= names
+    assert len(names) == len(COMMAND_MODULES)
+
+
+@pytest.mark.parametrize(
+    ("request_", "starts"),
+    [
+        ({"use_hints": False}, True),  # blind, the file's hints unread: the whole database
+        ({"use_hints": True}, False),  # the file may hint a scale: a band, maybe
+        ({"use_hints": False, "scale_lower": 20.0, "scale_upper": 30.0}, False),
+        ({"use_hints": False, "scale_type": "ev", "scale_est": 25.0}, False),
+    ],
+)
+def test_a_blind_solve_without_file_hints_starts_loading_the_database_before_the_engine(
+    db: Path, tmp_path: Path, request_: dict[str, object], starts: bool
+) -> None:
+    image = tmp_path / "field.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    database._cache.clear()  # as in a new process
+    config = EngineConfig(fastpath_db=db)
+    params = SolveParameters(**request_)  # type: ignore[arg-type]
+    assert load_fast_path_early(image, params, config) is starts
+    deadline = time.monotonic() + 60
+    while starts and not database.is_loaded(db) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert database.is_loaded(db) is starts
+    # Nothing to load without a database, with solvers of the caller's own, or
+    # for a FITS file, whose header may leave the fast path out.
+    database._cache.clear()
+    blind = SolveParameters(use_hints=False)
+    assert not load_fast_path_early(image, blind, EngineConfig())
+    assert not load_fast_path_early(image, blind, EngineConfig(fastpath_db=db, solvers=()))
+    fits_file = tmp_path / "frame.fits"
+    fits_file.write_bytes(b"SIMPLE  =                    T" + bytes(50))
+    assert not load_fast_path_early(fits_file, blind, config)
+    assert not load_fast_path_early(tmp_path / "missing.jpg", blind, config)
+    assert not database.is_loaded(db)
