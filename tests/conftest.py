@@ -79,3 +79,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     from tests.gates import check_marks
 
     check_marks(item)
+
+
+@pytest.fixture(autouse=True)
+def own_camera_profiles(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> None:
+    """Every test keeps camera profiles (the all-sky lens models, the wide lenses
+    the fast path remembers) in a folder of its own: a solve in one test must
+    not start the next one's from its camera's lens, nor write to the user's cache."""
+    if "SKYSOLVE_ALLSKY_PROFILES" not in os.environ:
+        monkeypatch.setenv("SKYSOLVE_ALLSKY_PROFILES", str(tmp_path_factory.mktemp("profiles")))

@@ -194,6 +194,12 @@ def solve(
             )  # fmt: skip
         # After the answer: the source list is a file, not part of it.
         write_source_file(result, answer.sources, out_dir, config, clock)
+        if given.image is not None and "lens" not in answer.outcome.files:
+            from skysolve.engine.solving.camera_lens import remember_lens
+
+            kept = remember_lens(given.image, final.model or answer.outcome.wcs_model)
+            if kept:
+                log.note("finished", kept)
     else:
         write_source_file(result, answer.sources, out_dir, config, clock)
         if given.image is not None and config.make_pictures:
@@ -254,9 +260,18 @@ def read_input(source: Path | SourceList, params: SolveParameters, note: Progres
         hints_used["learned"] = learned
         hints_used["sources"] = [*hints_used.get("sources", []), learned["source"]]
         note("preparing", f"hints from an earlier solve: {learned}")
+    lens = None
+    if image is not None and params.use_hints:
+        from skysolve.engine.solving.camera_lens import recall_lens
+
+        lens = recall_lens(image)
+        if lens is not None:
+            note(
+                "preparing", f"the camera's remembered lens: k = {lens[0]:+.4f}, {lens[1]:.2f} deg"
+            )
     hinted = Hinted(
         effective=effective, from_file=effective_from_file, hints_used=hints_used,
-        learned=learned or {}, width=width, height=height,
+        learned=learned or {}, width=width, height=height, lens=lens,
     )  # fmt: skip
     return SolveInput(image=image, star_list=star_list, width=width, height=height, hinted=hinted)
 

@@ -1,5 +1,6 @@
 """astrometry-engine as a solver: parameters, parallel processes, limits."""
 
+import math
 import threading
 from pathlib import Path
 
@@ -180,3 +181,56 @@ def test_it_searches_several_source_lists_at_once_and_says_which_solved(tmp_path
     assert out.wcs_header is not None
     cal = Calibration.from_wcs(wcs_from_header(out.wcs_header, 800, 600), 800, 600)
     assert cal.pixscale == pytest.approx(30.0, rel=0.01)
+
+
+def test_a_process_that_finds_nothing_in_its_list_goes_on_with_the_fallback(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    from skysolve.engine.results import SourceList
+
+    f = field()
+    rng = np.random.default_rng(3)
+    junk = SourceList(
+        x=rng.uniform(1, 800, 30),
+        y=rng.uniform(1, 600, 30),
+        flux=np.linspace(1000, 1, 30),
+        width=800,
+        height=600,
+    )
+    # Never at a time: only a process that has searched the junk to the end goes on.
+    solver = AstrometryNetSolver(AstrometryConfig(processes=2, fallback_after=math.inf))
+    out = solver.solve_lists(
+        [("junk", junk)],
+        SolveConstraints(scale_low=27.0, scale_high=33.0),
+        tmp_path,
+        timeout=60,
+        fallback=[("stars", f.sources)],
+    )
+    assert out.solved and out.source_list == "stars" and out.sources is f.sources
+    # Two processes on the junk, then each one's indexes again with the stars.
+    assert out.log.count("(junk list") == 2 and out.log.count("(stars list") >= 1
+
+
+def test_the_fallback_joins_a_search_that_has_not_ended_after_its_time(tmp_path: Path) -> None:
+    import numpy as np
+
+    from skysolve.engine.results import SourceList
+
+    f = field()
+    rng = np.random.default_rng(4)
+    # Blind, 150 sources with no answer in them: the engine's search runs past 40 s.
+    junk = SourceList(
+        x=rng.uniform(1, 800, 150),
+        y=rng.uniform(1, 600, 150),
+        flux=np.linspace(1000, 1, 150),
+        width=800,
+        height=600,
+    )
+    solver = AstrometryNetSolver(AstrometryConfig(processes=2, fallback_after=1.0))
+    out = solver.solve_lists(
+        [("junk", junk)], SolveConstraints(), tmp_path, timeout=30, fallback=[("stars", f.sources)]
+    )
+    assert out.solved and out.source_list == "stars"
+    assert out.log.count("(junk list") == 2 and out.log.count("(stars list") == 2

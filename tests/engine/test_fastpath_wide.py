@@ -10,7 +10,7 @@ from skysolve.engine.allsky.blind import bright_stars
 from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_bright_sources, uniformize
 from skysolve.engine.solving.base import SolveConstraints
 from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path
-from skysolve.engine.solving.fastpath.matching import WIDE_SPACING, wide_ladder
+from skysolve.engine.solving.fastpath.guesses import WIDE_SPACING, wide_ladder
 from testfields.allsky import corner_angle, render_allsky, wide_angle_lens
 
 WIDTH, HEIGHT = 800, 600

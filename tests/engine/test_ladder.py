@@ -22,11 +22,13 @@ from skysolve.engine.pipeline import solve
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
 from skysolve.engine.solving.ladder import (
+    BRIGHTEST_LIST,
     HINTED_TIME_SHARE,
     LEARNED_MAX_SECONDS,
     Attempt,
     Climb,
     Clock,
+    EngineLists,
     LaterLists,
     blind_solvers,
     plan_attempts,
@@ -112,6 +114,9 @@ class FakeSeveralLists(FakeSolver):
     def __init__(self, calls: list[Call]) -> None:
         super().__init__(calls, name="several")
         self.polls = 0
+        self.solve_first = False
+        self.lists: list[tuple[str, SourceList]] = []
+        self.fallback: list[tuple[str, SourceList]] = []
 
     def solve_lists(
         self,
@@ -122,8 +127,13 @@ class FakeSeveralLists(FakeSolver):
         timeout: float,
         cancel: threading.Event | None = None,
         later: LaterLists | None = None,
+        fallback: Sequence[tuple[str, SourceList]] = (),
     ) -> SolverOutcome:
         self.calls.append(Call(self.name, lists[0][1], constraints, timeout))
+        self.lists, self.fallback = list(lists), list(fallback)
+        if self.solve_first:
+            label, sources = lists[0]
+            return SolverOutcome(solved=True, solver=self.name, sources=sources, source_list=label)
         assert later is not None
         added = None
         while added is None:
@@ -137,16 +147,25 @@ class FakeSeveralLists(FakeSolver):
 
 class FakeSupply:
     """The brightest ``count`` of ``full`` when asked for a count, else ``full``;
-    a companion list that is ready on the third poll."""
+    a companion list that is ready on the third poll; for a solver of several
+    lists ``full``, or its ``brightest`` first with ``full`` as the fallback."""
 
-    def __init__(self, full: SourceList, companion: SourceList | None = None) -> None:
+    def __init__(
+        self, full: SourceList, companion: SourceList | None = None, *, brightest: int = 0
+    ) -> None:
         self.full = full
         self.companion = companion
+        self.brightest = brightest
         self.companions_asked = 0
         self.polls = 0
 
     def sources_for(self, count: int | None) -> SourceList:
         return self.full if count is None else self.full.head(count)
+
+    def engine_lists(self) -> EngineLists:
+        if not self.brightest:
+            return [("sep", self.full)], []
+        return [(BRIGHTEST_LIST, self.full.head(self.brightest))], [("sep", self.full)]
 
     def companions(self) -> LaterLists | None:
         self.companions_asked += 1
@@ -312,6 +331,26 @@ def test_a_solver_that_searches_several_lists_gets_the_companion(tmp_path: Path)
     assert found.outcome is not None and found.outcome.source_list == "image2xy"
     assert found.sources is companion
     assert "solving: solved from the image2xy source list" in lines
+
+
+def test_a_solver_of_several_lists_starts_on_the_brightest_and_keeps_the_full_list(
+    tmp_path: Path,
+) -> None:
+    full = source_list(500)
+    supply = FakeSupply(full, source_list(300, seed=2), brightest=300)
+    several = FakeSeveralLists([])
+    several.solve_first = True
+    lines, note = notes()
+
+    found = climb([Attempt("as given", BLIND)], [several], tmp_path, supply=supply, note=note)
+
+    assert [label for label, _ in several.lists] == [BRIGHTEST_LIST]
+    assert len(several.lists[0][1]) == 300
+    assert [(label, len(sources)) for label, sources in several.fallback] == [("sep", 500)]
+    # Solved from the brightest head: the answer (and so the final fit) has the whole list.
+    assert found.outcome is not None and found.outcome.source_list == BRIGHTEST_LIST
+    assert found.sources is full
+    assert f"solving: solved from the {BRIGHTEST_LIST} source list" in lines
 
 
 def test_a_solver_of_one_list_is_not_offered_companions(tmp_path: Path) -> None:

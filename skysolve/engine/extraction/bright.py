@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,14 @@ from skysolve.errors import (
 #: Detection threshold of :func:`extract_bright_sources`, in sigmas of the
 #: matched-filtered noise: only the brightest stars are wanted there.
 BRIGHT_THRESHOLD_SIGMA = 5.0
+#: A frame with fewer sources than this at :data:`BRIGHT_THRESHOLD_SIGMA` is
+#: searched again at :data:`SPARSE_THRESHOLD_SIGMA`: the fast path's
+#: verification needs a dozen stars beyond its pattern, and in a sparse frame
+#: (a small lens, a roof or trees over half of it) the brightest few include
+#: the junk (``cedar_roof.jpg``: 18 sources at 5 sigma, 10 of them stars, the
+#: match right but unverifiable; 43 at 3 sigma, 24 of them verified).
+SPARSE_SOURCES = 30
+SPARSE_THRESHOLD_SIGMA = 3.0
 
 
 def extract_bright_sources(
@@ -35,7 +44,8 @@ def extract_bright_sources(
     What a pattern-hash solver needs: a few hundred bright stars with accurate
     positions, not the faint ones.  ``tetra3rs``'s single-pass detector
     (:data:`BRIGHT_THRESHOLD_SIGMA` sigma, blends with two peaks dropped, hot
-    pixels and streaks rejected) finds them; its centroids
+    pixels and streaks rejected; a sparse frame again at
+    :data:`SPARSE_THRESHOLD_SIGMA`) finds them; its centroids
     (a parabola through the peak) are then replaced by Gaussian-windowed ones
     (SExtractor's ``XWIN``, as :class:`SepExtractor` measures) on the local
     background, which brings them to a few hundredths of a pixel on
@@ -66,17 +76,25 @@ def extract_bright_sources(
     if bad is not None and bad.all():
         return empty_sources(original.shape)
     h, w = image.shape
-    found = tetra3rs.extract_centroids(
-        image,
-        sigma_threshold=BRIGHT_THRESHOLD_SIGMA,
-        min_pixels=3,
-        max_centroids=count,
-        max_elongation=MAX_ELONGATION,
-        deblend="reject",
-        # The matched filter finds fainter stars, which are not wanted here; on
-        # the test fields it also lost a bright star 15 px from a fainter one.
-        matched_filter_sigma=None,
-    ).centroids
+
+    def detect(sigma: float) -> list[Any]:
+        return list(
+            tetra3rs.extract_centroids(
+                image,
+                sigma_threshold=sigma,
+                min_pixels=3,
+                max_centroids=count,
+                max_elongation=MAX_ELONGATION,
+                deblend="reject",
+                # The matched filter finds fainter stars, which are not wanted here; on
+                # the test fields it also lost a bright star 15 px from a fainter one.
+                matched_filter_sigma=None,
+            ).centroids
+        )
+
+    found = detect(BRIGHT_THRESHOLD_SIGMA)
+    if len(found) < min(count, SPARSE_SOURCES):
+        found = detect(SPARSE_THRESHOLD_SIGMA)
     n = len(found)
     if n == 0:
         return empty_sources(original.shape)

@@ -6,9 +6,15 @@ and the full extraction waits until a solver needs it.  While sep finds the
 full list, image2xy (a separate program) makes the list ``solve-field`` would
 make, in a thread beside it: astrometry.net searches both at once, so it is
 never worse off than ``solve-field`` on the same image
-(:meth:`Supply.companions`).  Every list is uniformized: the engine looks at
-field stars in list order, and spreading the first ones over the whole image
-(astrometry.net's ``--uniformize``) finds quads sooner.
+(:meth:`Supply.companions`).  The engine looks at field stars in list order.
+It starts on sep's :data:`BRIGHTEST_FIRST` brightest sources in brightness
+order (the index files hold the brightest stars of each patch of sky, and a
+short list verifies quickly), and each engine process that runs through that
+list without an answer goes on with sep's whole list, uniformized
+(:meth:`Supply.engine_lists`): spreading the first stars over the whole image
+(astrometry.net's ``--uniformize``) finds the fields whose brightest
+detections crowd one corner (a nebula, glare).  The fast path's short list and
+image2xy's list are uniformized too; the final fit takes sep's whole list.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from skysolve.engine.extraction.choosing import extract_sources
 from skysolve.engine.extraction.ordering import SOLVER_UNIFORMIZE_CELLS, resort, uniformize
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.results import SourceList
-from skysolve.engine.solving.ladder import Clock, LaterLists
+from skysolve.engine.solving.ladder import BRIGHTEST_LIST, Clock, EngineLists, LaterLists
 from skysolve.errors import SolveError
 
 Progress = Callable[[str, str], None]
@@ -36,6 +42,9 @@ MIN_SOURCES = 5
 HEAD_SOURCES = 30
 #: Share of image2xy's head found in sep's at or above which sep's list goes alone.
 SAME_HEAD = 0.8
+#: How many of sep's brightest sources, in brightness order, astrometry.net
+#: searches first (see docs/benchmarks.md, "Against the faster peer, blind").
+BRIGHTEST_FIRST = 150
 
 
 class Supply:
@@ -43,7 +52,7 @@ class Supply:
 
     ``image``: the loaded image, or None for a star list, whose
     ``sources`` are then the only list.  ``full`` is the full extraction once
-    made.
+    made (uniformized), ``by_flux`` sep's full extraction in brightness order.
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class Supply:
         self.clock = clock
         self.note = note
         self.bright: SourceList | None = None
+        self.by_flux: SourceList | None = None
         self._companion: SourceList | None = None
         self._companion_job: Future[tuple[SourceList, float]] | None = None
 
@@ -99,20 +109,33 @@ class Supply:
             if params.effective_extractor == "image2xy":
                 full = self._solve_field_list(image.data)
             else:
-                full = uniformize(
-                    extract_sources(
-                        image.data,
-                        method=params.effective_extractor,
-                        max_sources=params.max_sources,
-                        downsample=params.downsample_factor,
-                        invert=params.invert,
-                        timeout=max(1.0, self.clock.remaining),
-                    ),
-                    cells=SOLVER_UNIFORMIZE_CELLS,
-                )
+                found = extract_sources(
+                    image.data,
+                    method=params.effective_extractor,
+                    max_sources=params.max_sources,
+                    downsample=params.downsample_factor,
+                    invert=params.invert,
+                    timeout=max(1.0, self.clock.remaining),
+                ).sorted_by_flux()
+                self.by_flux = found
+                full = uniformize(found, cells=SOLVER_UNIFORMIZE_CELLS)
         self.full = full
         self.note("extracting", f"{len(full)} sources")
         return full
+
+    def engine_lists(self) -> EngineLists:
+        """The lists a solver of several lists (astrometry.net) starts on, and the
+        ones each of its processes goes on with when it has searched those without
+        an answer.
+
+        From sep's extraction of an image: its :data:`BRIGHTEST_FIRST` brightest
+        in brightness order, then the whole list uniformized.  Otherwise (a star
+        list, image2xy's extraction) the full list alone.
+        """
+        full = self.sources_for(None, companion=False)
+        if self.by_flux is None or len(self.by_flux) < MIN_SOURCES:
+            return [("sep", full)], []
+        return [(BRIGHTEST_LIST, self.by_flux.head(BRIGHTEST_FIRST))], [("sep", full)]
 
     def companions(self) -> LaterLists | None:
         """solve-field's own source list, for astrometry.net to search beside sep's.
@@ -210,4 +233,11 @@ def shared_head(ours: SourceList, theirs: SourceList, *, head: int = HEAD_SOURCE
     return float(np.mean(distance.min(axis=1) <= 2.0))
 
 
-__all__ = ["HEAD_SOURCES", "MIN_SOURCES", "SAME_HEAD", "Supply", "shared_head"]
+__all__ = [
+    "BRIGHTEST_FIRST",
+    "HEAD_SOURCES",
+    "MIN_SOURCES",
+    "SAME_HEAD",
+    "Supply",
+    "shared_head",
+]

@@ -8,7 +8,10 @@ deeper), and the first process to solve stops the others.  Given several
 source lists of one image (:meth:`AstrometryNetSolver.solve_lists`: skysolve's
 own extraction and the list ``solve-field`` would make), the processes are
 shared between the lists, each list searching every index, so the engine
-is never worse off than ``solve-field`` with its own list.  Parameters travel
+is never worse off than ``solve-field`` with its own list.  A process that
+searched its indexes with a list to the end without an answer searches them
+again with the fallback lists (skysolve's brightest sources first, then its
+whole list).  Parameters travel
 in the header of the augmented star list (``.axy``) that we write, exactly as
 ``augment-xylist`` would, and the engine is always started with an argument
 list, never through a shell.
@@ -23,7 +26,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -60,6 +63,10 @@ class AstrometryConfig:
     depths: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 80, 100, 150, 200)
     #: Log-odds ratio needed to accept a match (astrometry.net's default is 1e9).
     odds_to_solve: float = 1e9
+    #: Seconds after which the fallback lists (:meth:`AstrometryNetSolver.solve_lists`)
+    #: are searched beside the first ones on every index not yet given them: a
+    #: blind search of 150 sources with no answer in them runs past 40 s.
+    fallback_after: float = 10.0
 
 
 def write_axy(
@@ -166,6 +173,8 @@ class _Run:
     #: Which source list this process searches, and the list itself.
     label: str = ""
     sources: SourceList | None = None
+    #: The lists the same indexes are searched with when this run ends unsolved.
+    then: list[tuple[str, SourceList]] = field(default_factory=list)
 
 
 class AstrometryNetSolver(Solver):
@@ -199,6 +208,7 @@ class AstrometryNetSolver(Solver):
         timeout: float,
         cancel: threading.Event | None = None,
         later: Callable[[], list[tuple[str, SourceList]] | None] | None = None,
+        fallback: Sequence[tuple[str, SourceList]] = (),
     ) -> SolverOutcome:
         """Search several source lists of one image at once; the first solution wins.
 
@@ -206,8 +216,13 @@ class AstrometryNetSolver(Solver):
         each); each list's processes split the indexes between them.  ``later``
         is polled while the engine runs: None while a list is still being
         made, then the lists to add (each with as many processes again), so
-        a list that takes longer to extract does not hold back the others.  The
-        outcome's ``sources`` is the list that solved, ``source_list`` its label.
+        a list that takes longer to extract does not hold back the others.
+        ``fallback``: when a process of ``lists`` ends without an answer, its
+        indexes are searched again with these, one process each, in its place
+        (no more processes than cores while it runs); after
+        ``fallback_after`` seconds (the configuration's) beside it on the
+        indexes not yet given them.  The outcome's ``sources`` is the list
+        that solved, ``source_list`` its label.
         """
         if not lists:
             raise ValueError("solve_lists needs at least one source list")
@@ -225,33 +240,53 @@ class AstrometryNetSolver(Solver):
         per_list = max(1, self.config.processes // len(lists))
         workdir.mkdir(parents=True, exist_ok=True)
         runs: list[_Run] = []
-        several = len(lists) > 1 or later is not None
+        several = len(lists) > 1 or later is not None or bool(fallback)
+
+        def start_one(label: str, sources: SourceList, group: list[IndexFile]) -> _Run:
+            remaining = max(0.5, timeout - (time.monotonic() - started))
+            run = self._start(len(runs), group, sources, constraints, workdir, remaining)
+            run.label = label if several else ""
+            run.sources = sources
+            runs.append(run)
+            return run
 
         def start(new_lists: Sequence[tuple[str, SourceList]]) -> list[_Run]:
-            started_runs = []
-            for label, sources in new_lists:
-                for group in split_for_processes(indexes, per_list):
-                    remaining = max(0.5, timeout - (time.monotonic() - started))
-                    run = self._start(len(runs), group, sources, constraints, workdir, remaining)
-                    run.label = label if several else ""
-                    run.sources = sources
-                    runs.append(run)
-                    started_runs.append(run)
-            return started_runs
+            return [
+                start_one(label, sources, group)
+                for label, sources in new_lists
+                for group in split_for_processes(indexes, per_list)
+            ]
 
         def more() -> list[_Run] | None:
             assert later is not None
             found = later()
             return None if found is None else start(found)
 
+        def follow(run: _Run) -> list[_Run]:
+            """The fallback lists on the indexes of ``run``, which ended unsolved."""
+            then, run.then = run.then, []
+            return [start_one(label, sources, run.indexes) for label, sources in then]
+
+        def due() -> list[_Run] | None:
+            """Once ``fallback_after`` has passed, the fallback lists beside the
+            first ones still searching."""
+            waiting = [run for run in runs if run.then]
+            if not waiting:
+                return []
+            if time.monotonic() - started < self.config.fallback_after:
+                return None
+            return [new for run in waiting for new in follow(run)]
+
         try:
-            start(lists)
+            for run in start(lists):
+                run.then = list(fallback)
             winner = self._watch(
                 list(runs),
                 started=started,
                 timeout=timeout,
                 cancel=cancel,
-                more=more if later is not None else None,
+                more=[poll for poll, used in ((more, later), (due, fallback)) if used],
+                follow=follow,
             )
         finally:
             for run in runs:
@@ -348,25 +383,32 @@ class AstrometryNetSolver(Solver):
         started: float,
         timeout: float,
         cancel: threading.Event | None,
-        more: Callable[[], list[_Run] | None] | None = None,
+        more: Sequence[Callable[[], list[_Run] | None]] = (),
+        follow: Callable[[_Run], list[_Run]] | None = None,
     ) -> _Run | None:
+        """The first run to solve, or None.  ``more``: polled until each returns
+        the runs it started (None: not yet); ``follow``: the runs to start when
+        one ends unsolved."""
         pending = list(runs)
-        while pending or more is not None:
+        polls = list(more)
+        while pending or polls:
             if cancel is not None and cancel.is_set():
                 raise SolveCancelledError("the solve was cancelled")
             if time.monotonic() - started > timeout:
                 raise SolveTimeoutError(f"no solution within the time limit of {timeout:g} s")
-            if more is not None:
-                added = more()
+            for poll in list(polls):
+                added = poll()
                 if added is not None:
                     pending += added
-                    more = None
+                    polls.remove(poll)
             for run in list(pending):
                 if run.process.poll() is None:
                     continue
                 pending.remove(run)
                 if run.outputs["solved"].exists() and run.outputs["wcs"].exists():
                     return run
+                if follow is not None:
+                    pending += follow(run)
             time.sleep(POLL_SECONDS)
         return None
 

@@ -38,6 +38,10 @@ class SolveConstraints:
     tweak_order: int = 2
     crpix_center: bool = False
     positional_error: float = 1.0
+    #: A camera's remembered wide-angle lens for the fast path: its radial
+    #: distortion ``k`` and the widest side's field (deg) undistorted
+    #: (:mod:`skysolve.engine.solving.fastpath.lens`); None: none remembered.
+    lens: tuple[float, float] | None = None
 
     @property
     def has_position(self) -> bool:
@@ -116,13 +120,16 @@ class Solver(ABC):
         timeout: float,
         cancel: threading.Event | None = None,
         later: Callable[[], list[tuple[str, SourceList]] | None] | None = None,
+        fallback: Sequence[tuple[str, SourceList]] = (),
     ) -> SolverOutcome:
         """Search several labelled source lists of one image; the first solution wins.
 
         ``later`` is polled while the search runs: None while a list is still
-        being made, then the lists to add.  The outcome's ``sources`` is the
-        list that solved and ``source_list`` its label.  This default searches
-        only the first list (for solvers without :attr:`several_lists`).
+        being made, then the lists to add.  ``fallback``: the lists searched
+        where a search of ``lists`` ended without an answer.  The outcome's
+        ``sources`` is the list that solved and ``source_list`` its label.
+        This default searches only the first list (for solvers without
+        :attr:`several_lists`).
         """
         if not lists:
             raise ValueError("solve_lists needs at least one source list")

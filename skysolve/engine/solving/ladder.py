@@ -14,8 +14,9 @@ up: every attempt but the last gets a share of the time left
 Where the sources come from is the caller's :class:`SourceSupply` (see
 :mod:`skysolve.engine.extraction.supply`): a solver that looks only at the
 brightest few asks for those, one that searches several lists
-(:attr:`~skysolve.engine.solving.base.Solver.several_lists`) is offered the
-companion lists as they are made.
+(:attr:`~skysolve.engine.solving.base.Solver.several_lists`) starts on the
+supply's first lists, falls back to the others, and is offered the companion
+lists as they are made.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ from skysolve.errors import SolveCancelledError, SolveTimeoutError
 Progress = Callable[[str, str], None]
 #: What a solver that searches several lists polls for more (see Solver.solve_lists).
 LaterLists = Callable[[], list[tuple[str, SourceList]] | None]
+#: The labelled lists a solver of several lists starts on, and those it falls back to.
+EngineLists = tuple[list[tuple[str, SourceList]], list[tuple[str, SourceList]]]
+#: The label of the short list (the brightest of the full one) a solver of
+#: several lists starts on: an answer from it reports the full list.
+BRIGHTEST_LIST = "sep brightest"
 
 #: Share of the time left that an attempt with a learned hint may take before the
 #: next attempt (the learned scale alone, then blind) starts.
@@ -101,6 +107,9 @@ class SourceSupply(Protocol):
     def sources_for(self, count: int | None) -> SourceList:
         """The ``count`` brightest when that is all a solver needs, else the full list."""
 
+    def engine_lists(self) -> EngineLists:
+        """The lists a solver searching several lists starts on, and its fallbacks."""
+
     def companions(self) -> LaterLists | None:
         """What a solver searching several lists polls for more, or None."""
 
@@ -155,6 +164,7 @@ def run_attempts(
     work: Path,
     note: Progress,
     learned: bool,
+    lens: tuple[float, float] | None = None,
 ) -> Climb:
     """Climb the ladder: the first verified answer, else the last failure.
 
@@ -165,7 +175,7 @@ def run_attempts(
     :class:`~skysolve.errors.SolveCancelledError` when cancelled.
     """
     for number, attempt in enumerate(attempts):
-        constraints = constraints_for(attempt.params, width)
+        constraints = constraints_for(attempt.params, width, lens=lens)
         attempt_clock = clock
         if number < len(attempts) - 1:
             attempt_clock = (
@@ -205,9 +215,11 @@ def run_solvers(
 ) -> tuple[SolverOutcome | None, SourceList]:
     """The first solver's solution, or the last one's failure; and the sources used.
 
-    A solver that searches several lists starts on the supply's list and polls
-    its companions for more lists of the same image to search at once; the
-    sources returned are then the list that solved.
+    A solver that searches several lists starts on the supply's first lists
+    (:meth:`SourceSupply.engine_lists`: for astrometry.net sep's brightest, with
+    the whole list as the fallback) and polls its companions for more lists of
+    the same image to search at once; the sources returned are then the list
+    that solved (the full list when its brightest head did).
     """
     outcome: SolverOutcome | None = None
     sources = supply.sources_for(solvers[0].bright_sources)  # what a failure reports
@@ -219,13 +231,15 @@ def run_solvers(
         workdir = work / solver.name.replace(".", "_")
         with clock.step(f"solve:{solver.name}"):
             if later is not None:
+                first, fallback = supply.engine_lists()
                 outcome = solver.solve_lists(
-                    [("sep", sources)],
+                    first,
                     constraints,
                     workdir,
                     timeout=max(0.5, clock.remaining),
                     cancel=clock.cancel,
                     later=later,
+                    fallback=fallback,
                 )
             else:
                 from threadpoolctl import threadpool_limits
@@ -242,7 +256,9 @@ def run_solvers(
                     )
         if outcome.solved:
             if outcome.sources is not None:
-                sources = outcome.sources
+                # The brightest head of the full list: the answer keeps the full one.
+                full = outcome.source_list == BRIGHTEST_LIST
+                sources = supply.sources_for(None) if full else outcome.sources
                 note("solving", f"solved from the {outcome.source_list} source list")
             return outcome, sources
     return outcome, sources
@@ -283,8 +299,11 @@ def blind_solvers(
     return kept
 
 
-def constraints_for(params: SolveParameters, image_width: int) -> SolveConstraints:
-    """Turn user parameters into solver constraints (scale in arcsec/pixel)."""
+def constraints_for(
+    params: SolveParameters, image_width: int, *, lens: tuple[float, float] | None = None
+) -> SolveConstraints:
+    """Turn user parameters into solver constraints (scale in arcsec/pixel);
+    ``lens``: the camera's remembered wide-angle lens (k, fov), when hints are on."""
     bounds = params.scale_bounds_arcsec_per_pixel(image_width)
     lo, hi = bounds if bounds is not None else (None, None)
     if hi is not None and math.isinf(hi):
@@ -303,16 +322,19 @@ def constraints_for(params: SolveParameters, image_width: int) -> SolveConstrain
         tweak_order=2 if params.tweak_order is None else params.tweak_order,
         crpix_center=params.crpix_center,
         positional_error=params.positional_error,
+        lens=lens if params.use_hints else None,
     )
 
 
 __all__ = [
+    "BRIGHTEST_LIST",
     "HINTED_TIME_SHARE",
     "LEARNED_MAX_SECONDS",
     "LEARNED_SHARE",
     "Attempt",
     "Climb",
     "Clock",
+    "EngineLists",
     "SourceSupply",
     "blind_solvers",
     "constraints_for",

@@ -86,6 +86,9 @@ class Hinted:
     #: The image's size (the learned hints are per image size).
     width: int
     height: int
+    #: The camera's remembered wide-angle lens, (k, fov), for the fast path
+    #: (:mod:`skysolve.engine.solving.camera_lens`).
+    lens: tuple[float, float] | None = None
 
 
 @dataclass
@@ -150,7 +153,7 @@ def find_answer(
     if allsky_first and len(sources) >= MIN_SOURCES and solvers[0].quick:
         # A vignetted wide field looks like a fisheye too: the fast path (well
         # under a second) answers those before the all-sky search.
-        first = constraints_for(hinted.effective, hinted.width)
+        first = constraints_for(hinted.effective, hinted.width, lens=hinted.lens)
         outcome, sources = run_solvers(
             solvers[:1], supply, first, work=work, clock=clock, note=note, label="as given"
         )
@@ -186,6 +189,7 @@ def find_answer(
         run_attempts(
             attempts, solvers, blind, supply, climb, width=hinted.width,
             clock=solve_clock, work=work, note=note, learned=bool(hinted.learned),
+            lens=hinted.lens,
         )  # fmt: skip
     except SolveTimeoutError as exc:
         if solve_clock is not clock and clock.remaining > 1.0:

@@ -21,22 +21,29 @@ from skysolve.engine.solving.fastpath.database import (
     load_database,
     read_info,
 )
+from skysolve.engine.solving.fastpath.guesses import WIDE_FROM, WIDE_PATTERNS, Guess, fov_guesses
+from skysolve.engine.solving.fastpath.lens import (
+    BARREL_FROM,
+    BARREL_K,
+    LENS_FOV_ERROR,
+    MIN_K,
+    RETRY_RMS,
+    START_ORDER,
+    start_model,
+    undistort,
+)
 from skysolve.engine.solving.fastpath.refit import MAX_RMS, REFIT_SOURCES, Refined, refine
 from skysolve.engine.solving.fastpath.tables import write_files
 from skysolve.engine.solving.fastpath.tansip import TanSip
 from skysolve.engine.solving.fastpath.verification import (
     VERIFY_RADIUS,
     Neighbourhood,
-    Verification,
-    angular_separation,
+    constraint_problem,
+    describe,
     verify_calibration,
 )
 from skysolve.errors import ConfigurationError, SolveCancelledError
 
-#: Ratio between neighbouring field-of-view guesses of a blind solve.
-LADDER_STEP = 3.0
-#: A scale hint spanning at most this ratio is searched in one bounded pass.
-HINTED_RANGE = 2.5
 #: A band database is used for a hinted range at least this factor inside its FOV range
 #: (fields at the very edge of a database's range are found less reliably).
 BAND_MARGIN = 1.05
@@ -48,26 +55,9 @@ TETRA_CENTROIDS = 100
 #: this share of the database's smallest FOV: the ladder's first guess (1.2 times
 #: that FOV) finds fields down to about 0.7 times its width, 0.84 of the smallest.
 BLIND_REACH = 0.7
-#: Wide blind guesses are spaced by at most this much in ``tan(fov / 2) ** 2``.  A
-#: guess makes tetra3rs turn pixels into angles through a pinhole of that field,
-#: and across a wide field a wrong focal length bends the patterns as a radial
-#: distortion does (a third-order term in ``tan(fov / 2) ** 2``); measured on
-#: synthetic 20-70 degree pinhole fields and real ones, a guess finds fields
-#: within about 0.1 of it in that measure (``apod4.jpg``, 34 degrees: guesses of
-#: 25-40 degrees, not the ladder's 14.4 or 43.2).  Barrel distortion moves a
-#: field the other way, as a narrower one: the spacing covers both.
-WIDE_SPACING = 0.12
-#: Below this field (degrees) the ladder's factor LADDER_STEP alone decides.
-WIDE_FROM = 20.0
-#: At most this many guesses past the ladder's widest (a database of very wide fields).
-WIDE_EXTRA = 6
-#: tetra3rs checks at most this many image patterns for an added wide guess: a
-#: wide field matches within its first thousand (``apod4.jpg``: 500-1000), and a
-#: field that matches none costs 2-10 ms per guess instead of 20-60.
-WIDE_PATTERNS = 3000
-
-#: One FOV guess: widest side (deg), allowed error (None: any), pattern budget (None: tetra3rs's).
-Guess = tuple[float, float | None, int | None]
+#: The databases to search in turn, each with its guesses and the radial distortion k
+#: undone on the centroids first (0: none).
+Plan = list[tuple[Path, list[Guess], float]]
 
 
 def tetra_model(result: Any, width: int, height: int) -> TanSip:
@@ -116,7 +106,7 @@ class PatternHashSolver(Solver):
             info = read_info(self.db_path)
             if info is None:
                 return False
-            guesses = self._fov_guesses(info, constraints, max(width, height))
+            guesses = fov_guesses(info, constraints, max(width, height))
             if not guesses:
                 return False
             path = self._search_plan(guesses)[0][0]
@@ -182,14 +172,18 @@ class PatternHashSolver(Solver):
             guesses: list[Guess] = (
                 [(fov, None, None) for fov in self.fov_estimates]
                 if self.fov_estimates is not None
-                else self._fov_guesses(info, constraints, max(w, h))
+                else fov_guesses(info, constraints, max(w, h))
             )
             if not guesses:
                 return give_up(
                     f"the scale range is outside the database's FOV range "
                     f"{info.min_fov:g}-{info.max_fov:g} deg"
                 )
-            plan = self._search_plan(guesses)
+            plan: Plan = [(path, part, 0.0) for path, part in self._search_plan(guesses)]
+            if self.fov_estimates is None:
+                # Fields the caller told (the all-sky ladder's planes, already
+                # undistorted by its lens guess) are searched as they are.
+                plan = self._lens_plan(plan, info, constraints, max(w, h))
         except ConfigurationError as exc:
             return give_up(str(exc))
         cx, cy = (w + 1) / 2.0, (h + 1) / 2.0
@@ -208,17 +202,24 @@ class PatternHashSolver(Solver):
         radius = VERIFY_RADIUS * pos_err
         refined: Refined | None = None
         reason = "no pattern matched"
-        for number, (path, part) in enumerate(plan):
+        for number, (path, part, k) in enumerate(plan):
             try:
                 loaded = load_database(path)
             except ConfigurationError as exc:
                 # A database removed under a running service costs speed, not the solve.
                 return give_up(str(exc))
             later = " (over the part of the hinted range it covers; the whole database next)"
-            note(f"database {loaded.info.describe()}{later if number < len(plan) - 1 else ''}")
+            partial = number < len(plan) - 1 and k == 0.0 and plan[number + 1][2] == 0.0
+            note(f"database {loaded.info.describe()}{later if partial else ''}")
+            if k != 0.0:
+                note(f"centroids undistorted with the radial distortion k = {k:+.4f}")
+            undone = centroids
+            if k != 0.0:
+                undone = centroids.copy()
+                undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
             refined, reason = self._search(
-                loaded, part, centroids, sources, constraints, radius, note, reason,
-                started=started, timeout=timeout, cancel=cancel,
+                loaded, part, undone, sources, constraints, radius, note, reason,
+                started=started, timeout=timeout, cancel=cancel, k=k,
             )  # fmt: skip
             if refined is not None or reason == OUT_OF_TIME:
                 break
@@ -253,6 +254,7 @@ class PatternHashSolver(Solver):
         started: float,
         timeout: float,
         cancel: threading.Event | None,
+        k: float = 0.0,
     ) -> tuple[Refined | None, str]:
         """tetra3rs on one database, FOV guess after guess: the verified refit, or why not."""
         w, h = sources.width, sources.height
@@ -284,7 +286,7 @@ class PatternHashSolver(Solver):
                 f"{attempt.ra_deg:.4f} Dec {attempt.dec_deg:.4f} FOV {attempt.fov_deg:.3f} deg, "
                 f"{attempt.num_matches} stars, probability {attempt.probability:.2g}"
             )
-            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note)
+            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note, k=k)
             if isinstance(candidate, str):
                 reason = candidate
                 note(f"rejected: {candidate}")
@@ -300,6 +302,8 @@ class PatternHashSolver(Solver):
         constraints: SolveConstraints,
         radius: float,
         note: Any,
+        *,
+        k: float = 0.0,
     ) -> Refined | str:
         """Refit tetra3rs's answer against our catalogue and verify it, or say why not.
 
@@ -307,26 +311,81 @@ class PatternHashSolver(Solver):
         WCS can be several pixels out at the edges although the match is right.
         """
         w, h = sources.width, sources.height
-        pos_err = radius / VERIFY_RADIUS
         near = Neighbourhood()
+        start, order, loose = tetra_model(attempt, w, h), constraints.tweak_order, 1
+        if k != 0.0:
+            # tetra3rs's WCS is of the undistorted frame: the real pixels' model
+            # holds the distortion (a cubic), kept through the loose matches.
+            start = start_model(start, k, w, h)
+            order = loose = max(order, START_ORDER)
         refined = refine(
-            sources,
-            tetra_model(attempt, w, h),
-            loaded.stars,
-            order=constraints.tweak_order,
-            radius=radius,
-            near=near,
+            sources, start, loaded.stars, order=order, radius=radius, near=near, loose_order=loose
         )
+        verdict = PatternHashSolver._judge(refined, sources, loaded, constraints, radius, note)
+        wide = math.degrees(max(w, h) * math.sqrt(abs(np.linalg.det(np.radians(start.cd)))))
+        if isinstance(verdict, str) and order < START_ORDER and wide >= WIDE_FROM:
+            # A wide lens's barrel distortion is a cubic: the right match of a
+            # pinhole guess leaves a quadratic refit 1.5 px out at the edges.
+            # The cubic's freedom can also bend a poor start onto a third of
+            # the stars (a 66-degree frame with 12 % barrel: RMS 1.4 px, the
+            # centre 10 px out), so it must fit as a lens does: RETRY_RMS.
+            refined = refine(
+                sources, refined.model, loaded.stars, order=START_ORDER, radius=radius,
+                near=near, loose_order=START_ORDER,
+            )  # fmt: skip
+            verdict = PatternHashSolver._judge(
+                refined, sources, loaded, constraints, radius, note, max_rms=RETRY_RMS
+            )
+        return verdict
+
+    @staticmethod
+    def _judge(
+        refined: Refined,
+        sources: SourceList,
+        loaded: FastpathDatabase,
+        constraints: SolveConstraints,
+        radius: float,
+        note: Any,
+        *,
+        max_rms: float = MAX_RMS,
+    ) -> Refined | str:
+        """The refit verified, within ``max_rms`` (times the positional error)
+        and the constraints, or why not."""
+        w, h = sources.width, sources.height
+        pos_err = radius / VERIFY_RADIUS
         kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
         note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
-        check = verify_calibration(sources, refined.model, loaded.stars, radius=radius, near=near)
-        note(_describe(check))
+        check = verify_calibration(
+            sources, refined.model, loaded.stars, radius=radius, near=refined.near
+        )
+        note(describe(check))
         if not check.accepted:
             return "the match failed verification"
-        if not refined.rms <= MAX_RMS * pos_err:
+        if not refined.rms <= max_rms * pos_err:
             return f"the refit leaves an RMS of {refined.rms:.2f} px"
-        problem = _constraint_problem(refined.model, constraints, w, h)
-        return problem or refined
+        return constraint_problem(refined.model, constraints, w, h) or refined
+
+    def _lens_plan(
+        self, plan: Plan, info: DatabaseInfo, constraints: SolveConstraints, widest_px: int
+    ) -> Plan:
+        """``plan`` with the camera's remembered lens first (when the scale
+        constraints allow its field) and, for a blind search, the wide guesses
+        again with barrel distortion undone last."""
+        out = list(plan)
+        if constraints.lens is not None:
+            k, fov = constraints.lens
+            lo = (constraints.scale_low or 0.0) * widest_px / 3600.0 / 1.2
+            hi = (constraints.scale_high or math.inf) * widest_px / 3600.0 * 1.2
+            if info.min_fov / 1.1 <= fov <= info.max_fov * 1.1 and lo <= fov <= hi:
+                k = k if abs(k) >= MIN_K else 0.0
+                out.insert(0, (self.db_path, [(fov, LENS_FOV_ERROR * fov, WIDE_PATTERNS)], k))
+        if constraints.scale_low is None and constraints.scale_high is None:
+            wide: list[Guess] = [
+                (g, None, WIDE_PATTERNS) for g, _, _ in plan[-1][1] if g >= BARREL_FROM
+            ]
+            if wide:
+                out.append((plan[-1][0], wide, BARREL_K))
+        return out
 
     def _search_plan(self, guesses: list[Guess]) -> list[tuple[Path, list[Guess]]]:
         """The databases to search, in turn, each with its FOV guesses.
@@ -366,102 +425,3 @@ class PatternHashSolver(Solver):
         part_lo, part_hi = max(lo, band.min_fov * BAND_MARGIN), min(hi, band.max_fov / BAND_MARGIN)
         part: list[Guess] = [((part_lo + part_hi) / 2.0, (part_hi - part_lo) / 2.0, None)]
         return [(band.path, part), *whole]
-
-    @staticmethod
-    def _fov_guesses(
-        info: DatabaseInfo, constraints: SolveConstraints, widest_px: int
-    ) -> list[Guess]:
-        """(widest-side FOV, allowed error, pattern budget) to try, degrees."""
-        lo_db, hi_db = info.min_fov, info.max_fov
-        if constraints.scale_low is not None or constraints.scale_high is not None:
-            lo = (constraints.scale_low or 0.0) * widest_px / 3600.0
-            hi = (constraints.scale_high or math.inf) * widest_px / 3600.0
-            lo, hi = max(lo, lo_db / 1.1), min(hi, hi_db * 1.1)
-            if lo > hi:
-                return []
-            if hi / max(lo, 1e-9) <= HINTED_RANGE:
-                return [((lo + hi) / 2.0, (hi - lo) / 2.0 + 0.02 * hi, None)]
-            lo_db, hi_db = lo, hi
-        # Without a bound on the FOV error tetra3rs matches patterns of any size
-        # and uses the estimate only to pick its database level.  Measured on
-        # the 4-70 degree database: a guess finds fields from about 0.7 to 3
-        # times its width (wider more readily than narrower) in 1-50 ms, where
-        # a bounded sweep of the same range costs ten times more.  So a few
-        # guesses, narrow first, a factor LADDER_STEP apart.
-        ladder: list[float] = []
-        fov = min(lo_db * 1.2, hi_db)
-        while True:
-            ladder.append(fov)
-            if fov * math.sqrt(LADDER_STEP) >= hi_db:
-                break
-            fov = min(fov * LADDER_STEP, hi_db)
-        return [
-            (fov, None, None if fov in ladder else WIDE_PATTERNS)
-            for fov in wide_ladder(ladder, lo_db, hi_db)
-        ]
-
-
-def _bend(fov: float) -> float:
-    """``tan(fov / 2) ** 2``: how much a pinhole of ``fov`` degrees bends across its field."""
-    return math.tan(math.radians(min(fov, 170.0)) / 2.0) ** 2
-
-
-def _unbend(bend: float) -> float:
-    return 2.0 * math.degrees(math.atan(math.sqrt(max(bend, 0.0))))
-
-
-def wide_ladder(ladder: list[float], lo: float, hi: float) -> list[float]:
-    """The blind ladder with guesses added where fields are wide, ascending.
-
-    Between neighbouring guesses wider than :data:`WIDE_FROM` degrees, and from
-    the widest one to ``hi``, guesses are added so that no field from ``lo`` to
-    ``hi`` is farther than about ``WIDE_SPACING / 2`` (in :func:`_bend`) from
-    one (see :data:`WIDE_SPACING`).  The ladder's own guesses stay, in their
-    order, so a field found today is found by the same guess.
-    """
-    out: list[float] = []
-    for fov in sorted(ladder):
-        if out and fov > WIDE_FROM:
-            low = max(out[-1], lo)
-            gaps = math.ceil((_bend(fov) - _bend(low)) / WIDE_SPACING - 1e-9)
-            for i in range(1, gaps):
-                out.append(_unbend(_bend(low) + i * (_bend(fov) - _bend(low)) / gaps))
-        out.append(fov)
-    # Past the widest guess, which finds fields about WIDE_SPACING wider (in
-    # _bend), one more guess each WIDE_SPACING up to the database's widest.
-    top = _bend(hi)
-    added = 0
-    while out and _bend(out[-1]) + WIDE_SPACING < top and added < WIDE_EXTRA:
-        out.append(_unbend(_bend(out[-1]) + WIDE_SPACING))
-        added += 1
-    return out
-
-
-def _describe(v: Verification) -> str:
-    return (
-        f"verification: {v.matched} of the {v.checked} brightest sources within "
-        f"{v.radius:g} px of the {v.references} brightest catalogue stars in the field; "
-        f"false-positive probability {v.false_positive:.2g}"
-    )
-
-
-def _constraint_problem(
-    model: TanSip, constraints: SolveConstraints, width: int, height: int
-) -> str:
-    det = float(np.linalg.det(model.cd))
-    pixscale = 3600.0 * math.sqrt(abs(det))
-    if constraints.parity == 0 and det > 0:
-        return "parity 0 asks for det(CD) < 0"
-    if constraints.parity == 1 and det < 0:
-        return "parity 1 asks for det(CD) > 0"
-    if constraints.scale_low is not None and pixscale < constraints.scale_low * 0.99:
-        return f"pixel scale {pixscale:.3f} arcsec is below the allowed range"
-    if constraints.scale_high is not None and pixscale > constraints.scale_high * 1.01:
-        return f"pixel scale {pixscale:.3f} arcsec is above the allowed range"
-    if constraints.has_position and constraints.radius is not None:
-        assert constraints.center_ra is not None and constraints.center_dec is not None
-        ra, dec = model.pix2world(np.array([(width + 1) / 2.0]), np.array([(height + 1) / 2.0]))
-        sep = angular_separation(constraints.center_ra, constraints.center_dec, ra, dec)[0]
-        if sep > constraints.radius:
-            return f"the field centre is {sep:.2f} deg from the given position"
-    return ""

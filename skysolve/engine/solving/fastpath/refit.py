@@ -39,8 +39,13 @@ def refine(
     order: int,
     radius: float,
     near: Neighbourhood | None = None,
+    loose_order: int = 1,
 ) -> Refined:
-    """Match sources to catalogue stars and refit, the match radius shrinking to ``radius``."""
+    """Match sources to catalogue stars and refit, the match radius shrinking to ``radius``.
+
+    The loose matches are fitted with ``loose_order`` (TAN: a start model of a
+    pinhole; a start model that already holds a lens's distortion keeps it).
+    """
     near = near or Neighbourhood()
     w, h = sources.width, sources.height
     src = sources.head(REFIT_SOURCES)
@@ -49,7 +54,8 @@ def refine(
     rms = math.inf
     # TAN through loose matches first (they include wrong pairs), then the
     # requested order at ``radius`` until the matched set stops changing.
-    schedule = [(4.0 * radius, 1), (2.0 * radius, 1)] + [(radius, max(1, order))] * 4
+    loose = max(1, min(loose_order, order))
+    schedule = [(4.0 * radius, loose), (2.0 * radius, loose)] + [(radius, max(1, order))] * 4
     previous: tuple[int, ...] = ()
     settled = False  # a fit at the final radius and order has been made
     for r, wanted in schedule:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skysolve.engine.results import SourceList
+from skysolve.engine.solving.base import SolveConstraints
 from skysolve.engine.solving.fastpath.database import Stars
 from skysolve.engine.solving.fastpath.tansip import TanSip
 
@@ -214,3 +215,33 @@ def angular_separation(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray)
     r, d = np.radians(ra), np.radians(dec)
     c = math.sin(d0) * np.sin(d) + math.cos(d0) * np.cos(d) * np.cos(r - r0)
     return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+
+
+def describe(v: Verification) -> str:
+    return (
+        f"verification: {v.matched} of the {v.checked} brightest sources within "
+        f"{v.radius:g} px of the {v.references} brightest catalogue stars in the field; "
+        f"false-positive probability {v.false_positive:.2g}"
+    )
+
+
+def constraint_problem(
+    model: TanSip, constraints: SolveConstraints, width: int, height: int
+) -> str:
+    det = float(np.linalg.det(model.cd))
+    pixscale = 3600.0 * math.sqrt(abs(det))
+    if constraints.parity == 0 and det > 0:
+        return "parity 0 asks for det(CD) < 0"
+    if constraints.parity == 1 and det < 0:
+        return "parity 1 asks for det(CD) > 0"
+    if constraints.scale_low is not None and pixscale < constraints.scale_low * 0.99:
+        return f"pixel scale {pixscale:.3f} arcsec is below the allowed range"
+    if constraints.scale_high is not None and pixscale > constraints.scale_high * 1.01:
+        return f"pixel scale {pixscale:.3f} arcsec is above the allowed range"
+    if constraints.has_position and constraints.radius is not None:
+        assert constraints.center_ra is not None and constraints.center_dec is not None
+        ra, dec = model.pix2world(np.array([(width + 1) / 2.0]), np.array([(height + 1) / 2.0]))
+        sep = angular_separation(constraints.center_ra, constraints.center_dec, ra, dec)[0]
+        if sep > constraints.radius:
+            return f"the field centre is {sep:.2f} deg from the given position"
+    return ""

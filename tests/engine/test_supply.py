@@ -1,0 +1,106 @@
+"""The source lists of one solve: which list each solver is handed, and the final fit's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from skysolve.engine.extraction.supply import BRIGHTEST_FIRST, Supply
+from skysolve.engine.inputs.images import load_image
+from skysolve.engine.params import SolveParameters
+from skysolve.engine.pipeline import EngineConfig, solve
+from skysolve.engine.results import SourceList
+from skysolve.engine.solving.astrometry import AstrometryNetSolver
+from skysolve.engine.solving.ladder import BRIGHTEST_LIST, Clock
+from testfields.synthetic import FieldSpec, make_field, write_fits
+from tests.gates import needs_binary
+
+NOISY = dict(fwhm=2.5, noise=8.0, sky=500.0, gradient=0.2, missing_fraction=0.1, hot_pixels=10)
+#: 6 x 4.5 degrees: about 1100 stars, more than astrometry.net's short list.
+SPEC = FieldSpec(
+    ra=84.0, dec=-3.0, pixscale=27.0, width=800, height=600, seed=1, spurious=40,
+    **NOISY,  # type: ignore[arg-type]
+)  # fmt: skip
+
+
+def dense_field(tmp_path: Path) -> Path:
+    return write_fits(make_field(SPEC), tmp_path / "field.fits")
+
+
+def is_brightest_in_order(short: SourceList, full: SourceList) -> bool:
+    flux = np.asarray(short.flux, dtype=float)
+    cut = np.sort(np.asarray(full.flux, dtype=float))[::-1][len(short) - 1]
+    return bool(np.all(np.diff(flux) <= 0) and flux.min() >= cut)
+
+
+def test_astrometry_net_starts_on_seps_brightest_with_the_whole_list_behind(
+    tmp_path: Path,
+) -> None:
+    image = load_image(dense_field(tmp_path))
+    supply = Supply(image, None, SolveParameters(), clock=Clock(60.0, None), note=lambda s, m: None)
+
+    full = supply.sources_for(None)
+    first, fallback = supply.engine_lists()
+
+    assert len(full) > BRIGHTEST_FIRST
+    [(label, short)] = first
+    assert label == BRIGHTEST_LIST and len(short) == BRIGHTEST_FIRST
+    assert is_brightest_in_order(short, full)
+    # The uniformized whole list: what astrometry.net was handed before.
+    assert [name for name, _ in fallback] == ["sep"] and fallback[0][1] is full
+    assert not is_brightest_in_order(full.head(BRIGHTEST_FIRST), full)
+
+
+def test_a_star_list_goes_to_astrometry_net_whole() -> None:
+    rng = np.random.default_rng(2)
+    given = SourceList(
+        rng.uniform(1, 800, 500), rng.uniform(1, 600, 500), np.linspace(900, 1, 500), 800, 600
+    )
+    supply = Supply(None, given, SolveParameters(), clock=Clock(60.0, None), note=lambda s, m: None)
+
+    first, fallback = supply.engine_lists()
+
+    assert [(label, len(sources)) for label, sources in first] == [("sep", 500)]
+    assert fallback == []
+
+
+@needs_binary("astrometry-engine")
+def test_the_engine_gets_the_brightest_first_and_the_final_fit_every_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skysolve.engine import pipeline
+
+    handed: list[SourceList] = []
+    start = AstrometryNetSolver._start
+
+    def record_start(self: AstrometryNetSolver, k: int, group: Any, sources: SourceList, *a: Any):  # type: ignore[no-untyped-def]
+        handed.append(sources)
+        return start(self, k, group, sources, *a)
+
+    fitted: list[SourceList] = []
+    fit = pipeline.final_fit_of
+
+    def record_fit(outcome: Any, image: Any, sources: SourceList, *a: Any) -> Any:
+        fitted.append(sources)
+        return fit(outcome, image, sources, *a)
+
+    monkeypatch.setattr(AstrometryNetSolver, "_start", record_start)
+    monkeypatch.setattr(pipeline, "final_fit_of", record_fit)
+    params = SolveParameters(scale_units="arcsecperpix", scale_lower=25, scale_upper=29)
+
+    result = solve(
+        dense_field(tmp_path), params, tmp_path / "out", config=EngineConfig(make_pictures=False)
+    )
+
+    assert result.solved, result.failure
+    # The engine processes started on the short list in brightness order...
+    first = handed[0]
+    assert len(first) == BRIGHTEST_FIRST and np.all(np.diff(np.asarray(first.flux)) <= 0)
+    assert f"solved from the {BRIGHTEST_LIST} source list" in result.log
+    # ...and the final fit, the answer and its axy.fits have sep's whole list.
+    [whole] = fitted
+    assert len(whole) > BRIGHTEST_FIRST and is_brightest_in_order(first, whole)
+    assert result.n_sources == len(whole)
