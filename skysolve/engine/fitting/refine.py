@@ -18,15 +18,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from skysolve.engine.fitting.matching import match_one_to_one
+from skysolve.engine.fitting.matching import match_one_to_one, pairs_within
 from skysolve.engine.fitting.wcsfit import (
     MAX_ORDER,
     WcsFit,
     choose_order,
     fit_wcs,
+    loo_errors,
     usable_order,
 )
 from skysolve.engine.solving.fastpath.database import Stars
+from skysolve.engine.solving.fastpath.tansip import gnomonic
 from skysolve.engine.solving.fastpath.verification import binomial_tail
 
 #: Fewer matched stars than this cannot refit (and cannot judge) an answer.
@@ -56,6 +58,22 @@ STABLE_SHARE = 0.2
 MAX_ROUNDS = 10
 #: A refit whose matches are likelier than this to be chance says the answer is wrong.
 MAX_CHANCE = 1e-4
+#: Once the fit has settled on the bright stars, the sources it left unmatched
+#: are matched once more against this many catalogue stars per source: a
+#: corner may hold only fainter ones...
+DEEP_STARS_PER_SOURCE = 8.0
+#: ... each to the one star within this many sigmas of the settled fit (at
+#: most ``MIN_RADIUS``: fainter stars only where the fit is sharp)...
+DEEP_SIGMAS = 3.0
+#: ... when no other star or source lies within this many times that radius.
+DEEP_AMBIGUITY = 2.0
+#: The fit with them is taken only when it predicts the stars it shares with the
+#: settled fit (each from all the others) better: by this share in RMS...
+DEEP_GAIN = 0.01
+#: ... and star by star by this many standard errors of the mean.
+DEEP_SIGNIFICANCE = 0.5
+#: Pairs are sought this much wider in the undistorted plane, then measured exactly.
+SLACK = 1.5
 
 
 #: Star positions (J2000 degrees), magnitudes and unit vectors: an index file's
@@ -166,6 +184,9 @@ def refit(
         & (xy[:, 1] < height + 0.5 + pad_y)
     )
     candidates, ra, dec = candidates[near], ra[near], dec[near]
+    # Fainter stars of the cone, for one last match with the settled fit.
+    # (The cone holds about twice the stars of the frame.)
+    fainter = rows[4 * most : 2 * int(DEEP_STARS_PER_SOURCE * len(x))]
 
     def project(model: Projection, radius: float) -> tuple[np.ndarray, np.ndarray]:
         # A catalogue denser than the match radius allows pairs sources with
@@ -241,10 +262,20 @@ def refit(
     n_src = len(x)
     p = min(1.0, in_frame * math.pi * radius**2 / (width * height))
     chance = binomial_tail(len(src_rows), n_src, p)
+    catalogue_rows = np.concatenate([candidates, fainter])
+    if DEEP_STARS_PER_SOURCE > STARS_PER_SOURCE:
+        deep_ra = np.asarray(stars.ra, float)[catalogue_rows]
+        deep_dec = np.asarray(stars.dec, float)[catalogue_rows]
+        deeper = _deepen(
+            x, y, fitted, src_rows, star_rows, deep_ra, deep_dec, width, height,
+            centre=_centre_of(model, cx, cy), order=chosen_order, max_radius=MIN_RADIUS * pos_err,
+        )  # fmt: skip
+        if deeper is not None:
+            fitted, src_rows, star_rows = deeper
     return Refit(
         fit=fitted,
         source_rows=src_rows,
-        star_rows=candidates[star_rows],
+        star_rows=catalogue_rows[star_rows],
         radius=radius,
         order_requested=order is not None,
         order_scores=scores,
@@ -253,6 +284,91 @@ def refit(
         chance=chance,
         rounds=rounds,
     )
+
+
+def _deepen(
+    x: np.ndarray,
+    y: np.ndarray,
+    fitted: WcsFit,
+    src_rows: np.ndarray,
+    star_rows: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    width: int,
+    height: int,
+    *,
+    centre: tuple[float, float],
+    order: int,
+    max_radius: float,
+) -> tuple[WcsFit, np.ndarray, np.ndarray] | None:
+    """The settled fit, refitted at its order with the fainter stars it pairs unambiguously.
+
+    Only sources it left unmatched take part, each with the one catalogue star
+    (``ra``, ``dec``: the settled fit's and fainter ones) within ``DEEP_SIGMAS`` of the fit
+    when no other star lies within ``DEEP_AMBIGUITY`` times that radius, nor
+    another unmatched source near that star.  None when nothing was added, or when the
+    new fit does not predict the stars it shares with the settled one (each
+    from all the others) significantly better: stars that are only fitted,
+    not explained, must not bend the corners.
+    """
+    radius = min(max_radius, DEEP_SIGMAS * fitted.sigma_px)
+    if not radius > 0 or len(src_rows) < MIN_STARS:
+        return None
+    model = fitted.model
+    star_free = np.ones(len(ra), dtype=bool)
+    star_free[star_rows] = False
+    free = np.ones(len(x), dtype=bool)
+    free[src_rows] = False
+    sel = np.flatnonzero(free)
+    # Candidates in the undistorted pixel plane (linear algebra for every star,
+    # the forward SIP for the few free sources), then exact distances for them.
+    with np.errstate(invalid="ignore"):
+        uv = np.linalg.solve(model.cd, gnomonic(ra, dec, *model.crval).T)
+        s_ra, s_dec = model.pix2world(x[sel], y[sel])
+        su, sv = np.linalg.solve(model.cd, gnomonic(s_ra, s_dec, *model.crval).T)
+    reach = DEEP_AMBIGUITY * radius
+    uu = np.where(star_free, uv[0], np.nan)
+    src, star, _ = pairs_within(su, sv, uu, uv[1], SLACK * reach)
+    if len(src) == 0:
+        return None
+    px, py = model.world2pix(ra[star], dec[star])
+    dist = np.hypot(px - x[sel[src]], py - y[sel[src]])
+    close = dist <= reach
+    src, star, dist = src[close], star[close], dist[close]
+    near_src = np.bincount(src, minlength=len(sel))
+    near_star = np.bincount(star, minlength=len(ra))
+    take = (dist <= radius) & (near_src[src] == 1) & (near_star[star] == 1)
+    if not np.any(take):
+        return None
+    s_rows = np.concatenate([src_rows, sel[src[take]]])
+    c_rows = np.concatenate([star_rows, star[take]])
+    attempt = _fit_clipped(
+        x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
+        centre=centre, order=order, max_order=order,
+    )  # fmt: skip
+    if attempt is None:
+        return None
+    new_fit, keep, used, _ = attempt
+    # The stars both fits keep, each predicted from all the others.
+    shared = keep[keep < len(src_rows)]
+    if len(shared) < MIN_STARS:
+        return None
+    before = loo_errors(
+        x[src_rows], y[src_rows], ra[star_rows], dec[star_rows],
+        width=width, height=height, crval=centre, order=order,
+    )[shared]  # fmt: skip
+    after = loo_errors(
+        x[s_rows[keep]], y[s_rows[keep]], ra[c_rows[keep]], dec[c_rows[keep]],
+        width=width, height=height, crval=centre, order=used,
+    )[: len(shared)]  # fmt: skip
+    gain = before**2 - after**2
+    spread = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
+    if not float(np.mean(gain)) > DEEP_SIGNIFICANCE * spread:
+        return None
+    if math.sqrt(float(np.mean(after**2))) > math.sqrt(float(np.mean(before**2))) * (1 - DEEP_GAIN):
+        return None
+    by_source = np.argsort(s_rows[keep], kind="stable")
+    return new_fit, s_rows[keep][by_source], c_rows[keep][by_source]
 
 
 def _fit_clipped(

@@ -237,6 +237,32 @@ def choose_order(
     return best, scores
 
 
+def loo_errors(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    crval: tuple[float, float],
+    order: int,
+) -> np.ndarray:
+    """Each star's leave-one-out error (pixels, radial) at ``order``: how far the
+    fit through all the other stars puts it."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    plane = gnomonic(np.asarray(ra, float), np.asarray(dec, float), *crval)
+    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
+    s = max(width, height) / 2.0
+    design = sip_design(x - crpix[0], y - crpix[1], sip_terms(max(1, order)), s)
+    q, r = np.linalg.qr(design)
+    coef = np.linalg.solve(r, q.T @ plane)
+    hat = np.minimum(np.sum(q**2, axis=1), 0.999)
+    loo = (plane - design @ coef) / (1.0 - hat)[:, None]
+    pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+    return np.sqrt(np.sum(loo**2, axis=1)) / pixel_deg
+
+
 def _significantly_worse(low: np.ndarray, high: np.ndarray) -> bool:
     """Whether squared leave-one-out errors ``low`` exceed ``high``, star by star,
     by more than ``ORDER_SIGNIFICANCE`` standard errors of their mean difference."""
