@@ -13,7 +13,13 @@ from astropy.wcs import WCS
 
 from skysolve.engine.allsky.blind import AllskySolution, MatchedStars, bright_stars, solve_allsky
 from skysolve.engine.allsky.fit import fit_lens
-from skysolve.engine.allsky.model import PROJECTIONS, LensModel
+from skysolve.engine.allsky.model import (
+    PROJECTIONS,
+    LensModel,
+    radec_to_xyz,
+    rotation_angles,
+    sky_rotation,
+)
 from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
 from skysolve.engine.allsky.sky import looks_like_allsky
 from skysolve.engine.allsky.solver import (
@@ -55,6 +61,30 @@ def test_it_maps_pixels_to_sky_and_back(projection: str) -> None:
     # The axis lands on its pixel.
     cx, cy = model.world_to_pixel(np.array([model.ra]), np.array([model.dec]))
     assert cx[0] == pytest.approx(model.center_x) and cy[0] == pytest.approx(model.center_y)
+
+
+@pytest.mark.parametrize("projection", list(PROJECTIONS))
+def test_camera_vectors_map_to_the_same_pixels_as_sky_positions(projection: str) -> None:
+    # The fit turns the stars' vectors itself and maps them with camera_to_pixel.
+    model = _model(projection, k1=0.01, k2=-0.002, a=0.003, b=-0.002, p1=0.004, p2=-0.003)
+    ra, dec = _sky_points(model, 95.0)
+    x, y = model.world_to_pixel(ra, dec)
+    cx, cy = model.camera_to_pixel(radec_to_xyz(ra, dec) @ model.rotation.T)
+    assert np.array_equal(np.isnan(x), np.isnan(cx))
+    assert np.nanmax(np.abs(cx - x)) < 1e-9 and np.nanmax(np.abs(cy - y)) < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("ra", "dec", "roll"), [(0.0, 0.0, 0.0), (83.0, 12.0, 35.0), (291.5, -71.2, -160.0)]
+)
+def test_a_pointing_is_an_orthonormal_rotation_and_reads_back(
+    ra: float, dec: float, roll: float
+) -> None:
+    rotation = sky_rotation(ra, dec, roll)
+    assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-14)
+    assert np.linalg.det(rotation) == pytest.approx(1.0, abs=1e-14)
+    got = rotation_angles(rotation)
+    assert got == pytest.approx((ra, dec, roll), abs=1e-9)
 
 
 def test_it_round_trips_through_json() -> None:

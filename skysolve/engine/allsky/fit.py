@@ -11,7 +11,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from skysolve.engine.allsky.model import LensModel
+from skysolve.engine.allsky.model import LensModel, radec_to_xyz
 from skysolve.errors import BadInputError
 
 #: The model's free parameters, in the order the fit uses them.
@@ -95,8 +95,12 @@ def fit_lens(
     base = start.rotation
 
     def build(p: np.ndarray) -> LensModel:
+        rotation, changes = unpack(p)
+        return start.with_rotation(rotation, **changes)
+
+    def unpack(p: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         i = 0
-        changes: dict[str, float] = {}
+        changes: dict[str, Any] = {}
         rotation = base
         for name in free:
             if name == "rotation":
@@ -118,11 +122,14 @@ def fit_lens(
                 changes["p1"] = start.p1 + p[i]
                 changes["p2"] = start.p2 + p[i + 1]
             i += PARAMETER_SIZES[name]
-        return start.with_rotation(rotation, **changes)
+        return rotation, changes
+
+    sky = radec_to_xyz(ra, dec)  # once: each trial only turns them
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        model = build(p)
-        px, py = model.world_to_pixel(ra, dec)
+        rotation, changes = unpack(p)
+        lens = replace(start, **changes) if changes else start
+        px, py = lens.camera_to_pixel(sky @ rotation.T)
         res = np.concatenate([(x - px) * w, (y - py) * w])
         # A star pushed beyond the lens's reach gets a large, finite residual.
         return np.where(np.isfinite(res), res, 1e4)

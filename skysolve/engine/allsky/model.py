@@ -108,12 +108,18 @@ def sky_rotation(ra_deg: float, dec_deg: float, roll_deg: float) -> np.ndarray:
     at roll 0 camera x points to increasing RA, camera y to the north.
     """
     ra, dec, roll = math.radians(ra_deg), math.radians(dec_deg), math.radians(roll_deg)
-    axis = np.array([math.cos(dec) * math.cos(ra), math.cos(dec) * math.sin(ra), math.sin(dec)])
-    east = np.array([-math.sin(ra), math.cos(ra), 0.0])
-    north = np.cross(axis, east)
-    cx = math.cos(roll) * east + math.sin(roll) * north
-    cy = -math.sin(roll) * east + math.cos(roll) * north
-    return np.vstack([cx, cy, axis])
+    cr, sr, cd, sd = math.cos(ra), math.sin(ra), math.cos(dec), math.sin(dec)
+    axis = (cd * cr, cd * sr, sd)
+    east = (-sr, cr, 0.0)
+    north = (-sd * cr, -sd * sr, cd)  # axis x east, written out (np.cross is slow)
+    c, s = math.cos(roll), math.sin(roll)
+    return np.array(
+        [
+            [c * e + s * n for e, n in zip(east, north, strict=True)],
+            [-s * e + c * n for e, n in zip(east, north, strict=True)],
+            axis,
+        ]
+    )
 
 
 def rotation_angles(rotation: np.ndarray) -> tuple[float, float, float]:
@@ -269,14 +275,22 @@ class LensModel:
     def world_to_pixel(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """0-based pixel coordinates of sky positions (degrees); NaN beyond the lens."""
         shape = np.shape(ra)
-        v = self.camera_vectors(ra, dec)
+        x, y = self.camera_to_pixel(self.camera_vectors(ra, dec))
+        return x.reshape(shape), y.reshape(shape)
+
+    def camera_to_pixel(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """0-based pixel coordinates of camera-frame unit vectors ``(n, 3)``; NaN beyond the lens.
+
+        The model's own pointing is not used: a fit that turns the camera
+        rotates the vectors itself, without a model for every trial pointing.
+        """
         theta = np.arccos(np.clip(v[:, 2], -1.0, 1.0))
         phi = np.arctan2(v[:, 1], v[:, 0])
         rho = self.rho(theta)
         rho = np.where(theta <= self.max_theta, rho, np.nan)
         xd, yd = self.decentre(rho * np.cos(phi), rho * np.sin(phi))
         dx, dy = self._matrix() @ (self.focal * np.stack([xd, yd]))
-        return (self.center_x + dx).reshape(shape), (self.center_y + dy).reshape(shape)
+        return self.center_x + dx, self.center_y + dy
 
     def pixel_to_world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sky positions (degrees) of 0-based pixels; NaN where no sky maps."""
