@@ -203,16 +203,11 @@ def choose_order(
     scores : dict
         Cross-validated RMS (pixels, radial) by order.
     """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    plane = gnomonic(np.asarray(ra, float), np.asarray(dec, float), *crval)
-    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
-    s = max(width, height) / 2.0
-    n = len(x)
-    top = usable_order(n, max_order)
+    top = usable_order(len(x), max_order)
     # One design matrix at the highest order: the terms of a lower order are its
     # first columns.  Leave-one-out residuals come from the hat matrix's
     # diagonal, r / (1 - h): exact, and the same on every run.
-    design = sip_design(x - crpix[0], y - crpix[1], sip_terms(top), s)
+    plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, top)
     scores: dict[int, float] = {}
     squared: dict[int, np.ndarray] = {}
     pixel_deg = math.nan
@@ -250,11 +245,7 @@ def loo_errors(
 ) -> np.ndarray:
     """Each star's leave-one-out error (pixels, radial) at ``order``: how far the
     fit through all the other stars puts it."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    plane = gnomonic(np.asarray(ra, float), np.asarray(dec, float), *crval)
-    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
-    s = max(width, height) / 2.0
-    design = sip_design(x - crpix[0], y - crpix[1], sip_terms(max(1, order)), s)
+    plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, max(1, order))
     q, r = np.linalg.qr(design)
     coef = np.linalg.solve(r, q.T @ plane)
     hat = np.minimum(np.sum(q**2, axis=1), 0.999)
@@ -271,3 +262,22 @@ def _significantly_worse(low: np.ndarray, high: np.ndarray) -> bool:
         return False
     spread = float(np.std(diff, ddof=1)) / math.sqrt(len(diff))
     return float(np.mean(diff)) > ORDER_SIGNIFICANCE * spread
+
+
+def _plane_and_design(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    width: int,
+    height: int,
+    crval: tuple[float, float],
+    order: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The stars' tangent-plane positions about ``crval``, the SIP design matrix
+    of their pixels about the frame's centre at ``order``, and its pixel scale."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    plane = gnomonic(np.asarray(ra, float), np.asarray(dec, float), *crval)
+    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
+    s = max(width, height) / 2.0
+    return plane, sip_design(x - crpix[0], y - crpix[1], sip_terms(order), s), s
