@@ -127,9 +127,13 @@ def test_it_needs_more_stars_than_unknowns() -> None:
         fit_lens(np.ones(9), np.ones(9), np.ones(9), np.ones(9), model, free=("tilt",))
 
 
+@pytest.mark.parametrize("decentring", [(0.0, 0.0), (0.004, -0.003)])
 @pytest.mark.parametrize("projection", list(PROJECTIONS))
-def test_its_fits_wcs_reproduces_the_model_inside_70_degrees(projection: str) -> None:
-    model = _model(projection, k1=0.01, k2=-0.002, a=0.002, b=-0.001, parity=-1)
+def test_its_fits_wcs_reproduces_the_model_inside_70_degrees(
+    projection: str, decentring: tuple[float, float]
+) -> None:
+    p1, p2 = decentring
+    model = _model(projection, k1=0.01, k2=-0.002, a=0.002, b=-0.001, p1=p1, p2=p2, parity=-1)
     header, error = to_fits_header(model, 480, 480)
     assert error < 0.05
     with warnings.catch_warnings():
