@@ -51,11 +51,7 @@ try:
     from skysolve.engine.solving.fastpath.lens import radial_of
 except ImportError:  # a tree from before the lens memory: blind only
     radial_of = None  # type: ignore[assignment]
-from testfields.allsky import (
-    corner_angle,
-    render_allsky,
-    wide_angle_lens,
-)
+from testfields.allsky import wide_frame
 
 OLD_LADDER = (4.8, 14.4, 43.2)
 WIDTH, HEIGHT = 800, 600
@@ -102,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.frames):
                 ra, roll = rng.uniform(0, 360), rng.uniform(0, 360)
                 dec = math.degrees(math.asin(rng.uniform(-1, 1)))
-                lens = wide_angle_lens(fov, WIDTH, HEIGHT, distortion, ra=ra, dec=dec, roll=roll)
-                image = render_allsky(
-                    lens,
+                lens, image = wide_frame(
+                    fov,
                     WIDTH,
                     HEIGHT,
-                    horizon_deg=corner_angle(fov, WIDTH, HEIGHT) + 3.0,
-                    faintest=7.0,
+                    distortion,
+                    ra=ra,
+                    dec=dec,
+                    roll=roll,
                     stars=stars,
                     seed=seed,
                 )

@@ -64,6 +64,33 @@ def corner_angle(fov_deg: float, width: int, height: int) -> float:
     return math.degrees(math.atan(half * math.hypot(width, height) / width))
 
 
+def wide_frame(
+    fov_deg: float,
+    width: int,
+    height: int,
+    edge_distortion: float,
+    *,
+    ra: float,
+    dec: float,
+    roll: float,
+    stars: BrightStars | None = None,
+    seed: int = 0,
+) -> tuple[LensModel, np.ndarray]:
+    """A wide-angle frame (:func:`wide_angle_lens`) rendered to magnitude 7 out
+    past its corners, with the lens it was rendered through."""
+    lens = wide_angle_lens(fov_deg, width, height, edge_distortion, ra=ra, dec=dec, roll=roll)
+    image = render_allsky(
+        lens,
+        width,
+        height,
+        horizon_deg=corner_angle(fov_deg, width, height) + 3.0,
+        faintest=7.0,
+        stars=stars if stars is not None else bright_stars(7.0),
+        seed=seed,
+    )
+    return lens, image
+
+
 def render_allsky(
     model: LensModel,
     width: int,

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skysolve.engine.allsky.blind import bright_stars
 from skysolve.engine.config import EngineConfig
 from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_bright_sources, uniformize
 from skysolve.engine.extraction.bright import SPARSE_SOURCES
@@ -15,7 +14,7 @@ from skysolve.engine.params import SolveParameters
 from skysolve.engine.solving.base import SolveConstraints
 from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path
 from skysolve.engine.solving.fastpath.lens import RadialLens, radial_of, recall, remember
-from testfields.allsky import corner_angle, render_allsky, wide_angle_lens
+from testfields.allsky import wide_angle_lens, wide_frame
 
 WIDTH, HEIGHT = 800, 600
 needs_db = pytest.mark.skipif(
@@ -34,16 +33,7 @@ class _Pixels:
 
 
 def _frame(fov: float, distortion: float, ra: float, dec: float, roll: float):
-    lens = wide_angle_lens(fov, WIDTH, HEIGHT, distortion, ra=ra, dec=dec, roll=roll)
-    image = render_allsky(
-        lens,
-        WIDTH,
-        HEIGHT,
-        horizon_deg=corner_angle(fov, WIDTH, HEIGHT) + 3.0,
-        faintest=7.0,
-        stars=bright_stars(7.0),
-    )
-    return lens, image
+    return wide_frame(fov, WIDTH, HEIGHT, distortion, ra=ra, dec=dec, roll=roll)
 
 
 def _largest_error(lens: object, model: object, margin: float = 0.0) -> float:

@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skysolve.engine.allsky.blind import bright_stars
 from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_bright_sources, uniformize
 from skysolve.engine.solving.base import SolveConstraints
 from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path
 from skysolve.engine.solving.fastpath.guesses import WIDE_SPACING, wide_ladder
-from testfields.allsky import corner_angle, render_allsky, wide_angle_lens
+from testfields.allsky import wide_frame
 
 WIDTH, HEIGHT = 800, 600
 
@@ -44,15 +43,7 @@ def test_it_finds_a_wide_distorted_field_blind(
     tmp_path: Path, fov: float, distortion: float, ra: float, dec: float, roll: float
 ) -> None:
     # The ladder's old guesses (4.8, 14.4 and 43.2 degrees) match neither.
-    lens = wide_angle_lens(fov, WIDTH, HEIGHT, distortion, ra=ra, dec=dec, roll=roll)
-    image = render_allsky(
-        lens,
-        WIDTH,
-        HEIGHT,
-        horizon_deg=corner_angle(fov, WIDTH, HEIGHT) + 3.0,
-        faintest=7.0,
-        stars=bright_stars(7.0),
-    )
+    lens, image = wide_frame(fov, WIDTH, HEIGHT, distortion, ra=ra, dec=dec, roll=roll)
     sources = uniformize(extract_bright_sources(image, count=300), cells=SOLVER_UNIFORMIZE_CELLS)
     out = PatternHashSolver(default_db_path()).solve(
         sources, SolveConstraints(tweak_order=3), tmp_path, timeout=30
