@@ -13,7 +13,11 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from skysolve.engine.config import EngineConfig
+    from skysolve.engine.params import SolveParameters
 
 from skysolve.errors import BadInputError, ConfigurationError, NoIndexError, SolveError
 
@@ -157,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_SOLVED if result.solved else EXIT_NOT_SOLVED
 
 
-def load_fast_path_early(path: Path, params: Any, config: Any) -> bool:
+def load_fast_path_early(path: Path, params: SolveParameters, config: EngineConfig) -> bool:
     """Start loading the fast-path database before the engine is imported,
     when what the first search needs is known before the file is read.
 

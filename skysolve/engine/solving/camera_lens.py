@@ -23,11 +23,9 @@ REMEMBER_FROM = 20.0
 
 
 def _key_and_folder(image: Any) -> tuple[str, Path]:
-    from skysolve.engine.allsky.profiles import camera_key
-    from skysolve.engine.config import DataPaths
+    from skysolve.engine.allsky.profiles import camera_key, profile_dir
 
-    key = camera_key(image.width, image.height, image.header, image.exif)
-    return key, DataPaths.from_env().profile_dir
+    return camera_key(image.width, image.height, image.header, image.exif), profile_dir()
 
 
 def recall_lens(image: Any) -> tuple[float, float] | None:
