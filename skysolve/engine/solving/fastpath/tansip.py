@@ -265,8 +265,12 @@ def fit_tan_sip(
     gu, gv = gx.ravel() - crpix[0], gy.ravel() - crpix[1]
     uu, vv = model._distort(gu, gv)
     inv = _design(uu, vv, terms, s)
-    cu, *_ = np.linalg.lstsq(inv, gu - uu, rcond=None)
-    cv, *_ = np.linalg.lstsq(inv, gv - vv, rcond=None)
+    # Both through the normal equations: the grid's design is well conditioned
+    # (offsets within about one ``s``), and LAPACK's least squares on 625 rows
+    # of an order-4 or 5 polynomial runs threaded, 5-10 ms a call on a busy
+    # two-core machine against 0.05 ms for this.
+    cuv = np.linalg.solve(inv.T @ inv, inv.T @ np.column_stack([gu - uu, gv - vv]))
+    cu, cv = cuv[:, 0], cuv[:, 1]
     return TanSip(
         crval=(ra0, dec0),
         crpix=crpix,
