@@ -15,7 +15,7 @@ import numpy as np
 
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.base import SolveConstraints
-from skysolve.engine.solving.fastpath.crop import GROW_ORDER, grow
+from skysolve.engine.solving.fastpath.crop import GROW_ORDER, edge_problem, grow
 from skysolve.engine.solving.fastpath.database import FastpathDatabase
 from skysolve.engine.solving.fastpath.guesses import WIDE_FROM
 from skysolve.engine.solving.fastpath.lens import RETRY_RMS, START_ORDER, start_model
@@ -72,10 +72,14 @@ def confirm(
     refined = refine(
         sources, start, loaded.stars, order=order, radius=radius, near=near, loose_order=loose
     )
-    verdict = judge(
-        refined, sources, loaded, constraints, radius, note,
-        max_rms=MAX_RMS,
-    )  # fmt: skip
+    if share < 1.0:
+        # A grown fit has the freedom of a lens's: it must fit as one does
+        # (RETRY_RMS) and explain the edges as well as the centre.
+        verdict = judge(refined, sources, loaded, constraints, radius, note, max_rms=RETRY_RMS)
+        if isinstance(verdict, str):
+            return verdict
+        return edge_problem(sources, refined.source_rows, share) or verdict
+    verdict = judge(refined, sources, loaded, constraints, radius, note)
     wide = math.degrees(max(w, h) * math.sqrt(abs(np.linalg.det(np.radians(start.cd)))))
     if isinstance(verdict, str) and order < START_ORDER and wide >= WIDE_FROM:
         # A wide lens's barrel distortion is a cubic: the right match of a

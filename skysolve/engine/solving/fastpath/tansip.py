@@ -152,11 +152,15 @@ class TanSip:
         uu, vv = uv[0], uv[1]
         u, v = uu, vv
         if self.order >= 2 and self.ap is not None and self.bp is not None:
-            m = _design(uu, vv, sip_terms(self.order), self.s)
-            u, v = uu + m @ self.ap, vv + m @ self.bp
-            for _ in range(3):  # polish the polynomial inverse against the forward SIP
-                fu, fv = self._distort(u, v)
-                u, v = u + (uu - fu), v + (vv - fv)
+            # Catalogue stars far outside a wide frame run the polynomials far
+            # past where they were fitted, to inf or NaN: callers keep the
+            # finite positions inside the image.
+            with np.errstate(over="ignore", invalid="ignore"):
+                m = _design(uu, vv, sip_terms(self.order), self.s)
+                u, v = uu + m @ self.ap, vv + m @ self.bp
+                for _ in range(3):  # polish the polynomial inverse against the forward SIP
+                    fu, fv = self._distort(u, v)
+                    u, v = u + (uu - fu), v + (vv - fv)
         return u + self.crpix[0], v + self.crpix[1]
 
     def to_header(self, width: int, height: int) -> fits.Header:
