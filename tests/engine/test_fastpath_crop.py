@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_bright_sources, uniformize
+from skysolve.engine.results import SourceList
 from skysolve.engine.solving.base import SolveConstraints
 from skysolve.engine.solving.fastpath import DatabaseInfo, PatternHashSolver, default_db_path
 from skysolve.engine.solving.fastpath.crop import (
@@ -15,6 +16,7 @@ from skysolve.engine.solving.fastpath.crop import (
     crop_centroids,
     crop_fraction,
     crop_guesses,
+    edge_problem,
 )
 from testfields.allsky import wide_frame
 
@@ -75,6 +77,23 @@ def test_the_crop_is_the_centre_of_the_frame_the_crop_field_wide() -> None:
     assert np.all(np.diff(part[:, 2]) < 0)  # the brightest ones, in order
 
 
+def test_a_grown_match_must_explain_the_edges_as_well_as_the_centre() -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(1, WIDTH, 300), rng.uniform(1, HEIGHT, 300)
+    sources = SourceList(x=x, y=y, flux=np.arange(300, 0, -1.0), width=WIDTH, height=HEIGHT)
+    share = 0.4
+    outside = (np.abs(x - (WIDTH + 1) / 2) > share * WIDTH / 2) | (
+        np.abs(y - (HEIGHT + 1) / 2) > share * HEIGHT / 2
+    )
+    everything = np.arange(300)
+    assert edge_problem(sources, everything, share) == ""
+    # Most of the outside lost: a fit that ran off at the edges.
+    half_outside = everything[~outside | (everything % 2 == 0)]
+    assert "outside the crop" in edge_problem(sources, half_outside, share)
+    # A frame half of whose sources are no stars, everywhere alike: fine.
+    assert edge_problem(sources, everything[everything % 2 == 0], share) == ""
+
+
 def _largest_error(lens: object, model: object, margin: float) -> float:
     """Largest distance (px) between where the known lens and the solved model put
     the sky of a grid over the frame (less ``margin`` of each side)."""
@@ -126,3 +145,33 @@ def test_another_wide_lens_never_gives_a_wrong_answer(
     assert "frame guess" in out.log.splitlines()[0]
     assert out.solved, out.log
     assert _largest_error(lens, out.wcs_model, margin=0.0) < 3.0
+
+
+@needs_db
+def test_the_pipeline_remembers_a_camera_wider_than_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from astropy.io import fits
+
+    from skysolve.engine.config import EngineConfig
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.pipeline import solve
+
+    monkeypatch.setenv("SKYSOLVE_ALLSKY_PROFILES", str(tmp_path / "profiles"))
+    lens, image = wide_frame(100.0, WIDTH, HEIGHT, 0.0, ra=100.0, dec=20.0, roll=30.0)
+    path = tmp_path / "wide.fits"
+    fits.PrimaryHDU(image, header=fits.Header({"INSTRUME": "ultra-wide"})).writeto(path)
+    config = dataclasses.replace(EngineConfig.from_env(), make_pictures=False, write_files=False)
+    first = solve(path, SolveParameters(), tmp_path / "one", config=config)
+    assert first.solved and first.solver == "pattern-hash"
+    assert "kept the camera's lens" in first.log
+    second = solve(path, SolveParameters(), tmp_path / "two", config=config)
+    assert second.solved and second.solver == "pattern-hash"
+    # The remembered field (about 99 degrees) is the first crop tried.
+    first_try = next(line for line in second.log.splitlines() if "frame guess" in line)
+    assert "frame guess 99." in first_try and "tetra3rs matched" in first_try
+    assert second.calibration is not None and first.calibration is not None
+    assert math.isclose(second.calibration.ra, first.calibration.ra, abs_tol=0.05)
+    assert math.isclose(second.calibration.dec, 20.0, abs_tol=0.05)
