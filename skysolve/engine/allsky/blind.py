@@ -177,7 +177,8 @@ def match_stars(
     cam = stars.xyz @ model.rotation.T
     theta = np.degrees(np.arccos(np.clip(cam[:, 2], -1.0, 1.0)))
     rows = np.flatnonzero(theta <= min(max_off_axis, math.degrees(model.max_theta) - 0.5))
-    px, py = model.world_to_pixel(stars.ra[rows], stars.dec[rows])
+    # The camera vectors at hand, not again from RA and Dec (the same pixels).
+    px, py = model.camera_to_pixel(cam[rows])
     ok = np.isfinite(px) & np.isfinite(py)
     ok[ok] = region.contains(px[ok], py[ok])
     rows, px, py = rows[ok][:limit], px[ok][:limit], py[ok][:limit]
