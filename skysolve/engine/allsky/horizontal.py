@@ -42,8 +42,8 @@ GRID_AZIMUTHS = np.arange(0.0, 360.0 - 1e-9, 5.0)
 ROWS_PER_BLOCK = 256
 #: Pixels between the points where altaz.fits evaluates the lens model itself.
 NODE_STEP = 4
-#: Where interpolating between those points would be off by more (degrees), every pixel.
-INTERPOLATION_TOLERANCE_DEG = 0.002
+#: Where interpolating between those points would be off by more (pixels), every pixel.
+INTERPOLATION_TOLERANCE_PX = 0.02
 
 # The speed of light in astronomical units per day, for the aberration.
 _C_AU_PER_DAY = 299792458.0 * 86400.0 / 149597870700.0
@@ -286,7 +286,7 @@ def altaz_planes(
     # Cells wholly below the horizon stay NaN whatever the model says there.
     up = known & (nodes[..., 2] > math.sin(math.radians(-3.0)))
     near = up[:-1, :-1] | up[1:, :-1] | up[:-1, 1:] | up[1:, 1:]
-    rough = _rough_cells(nodes, known) & near
+    rough = _rough_cells(nodes, known, step) & near
     for top in range(0, height, ROWS_PER_BLOCK):
         ys = np.arange(top, min(height, top + ROWS_PER_BLOCK), dtype=float)
         iy = np.minimum((ys // step).astype(int), len(nodes_y) - 2)
@@ -311,19 +311,21 @@ def altaz_planes(
     return out
 
 
-def _rough_cells(nodes: np.ndarray, known: np.ndarray) -> np.ndarray:
+def _rough_cells(nodes: np.ndarray, known: np.ndarray, step: int) -> np.ndarray:
     """Cells between nodes where a straight line between them is off the model by more
-    than :data:`INTERPOLATION_TOLERANCE_DEG`, ``(rows - 1, columns - 1)``.
+    than :data:`INTERPOLATION_TOLERANCE_PX` (of the local pixel scale), shape
+    ``(rows - 1, columns - 1)``.
 
     Judged by the nodes' second differences across the sphere (their part along
     the vector only shortens it, which the angles ignore): a linear
-    interpolation is off by an eighth of them.
+    interpolation is off by at most an eighth of them.
     """
 
     def across(d2: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.asarray(np.linalg.norm(d2 - np.sum(d2 * v, axis=-1)[..., None] * v, axis=-1))
 
     second = np.zeros(known.shape, dtype=np.float32)
+    scale = np.zeros(known.shape, dtype=np.float32)
     if nodes.shape[1] > 2:
         dx = across(nodes[:, :-2] - 2.0 * nodes[:, 1:-1] + nodes[:, 2:], nodes[:, 1:-1])
         second[:, 1:-1] += dx
@@ -334,7 +336,14 @@ def _rough_cells(nodes: np.ndarray, known: np.ndarray) -> np.ndarray:
         second[1:-1] += dy
         second[0] += dy[0]
         second[-1] += dy[-1]
-    bad = (second / 8.0 > math.radians(INTERPOLATION_TOLERANCE_DEG)) & known
+    # Radians per pixel: the larger step between neighbouring nodes, either way.
+    gx = np.linalg.norm(np.diff(nodes, axis=1), axis=-1)
+    gy = np.linalg.norm(np.diff(nodes, axis=0), axis=-1)
+    scale[:, :-1] = np.maximum(scale[:, :-1], gx)
+    scale[:, 1:] = np.maximum(scale[:, 1:], gx)
+    scale[:-1] = np.maximum(scale[:-1], gy)
+    scale[1:] = np.maximum(scale[1:], gy)
+    bad = (second / 8.0 > INTERPOLATION_TOLERANCE_PX * scale / step) & known
     return np.asarray(bad[:-1, :-1] | bad[1:, :-1] | bad[:-1, 1:] | bad[1:, 1:])
 
 
