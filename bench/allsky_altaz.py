@@ -87,11 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             doc = json.loads(outcome.files["lens"].read_text())
             model = LensModel.from_dict(doc["lens_model"])
-            horizon = horizon_at(doc["time"], lat, lon)
+            when = doc["horizontal"]["time"]  # mid-exposure when the header says the exposure
+            horizon = horizon_at(when, lat, lon)
             stars = [s for s in doc["stars"] if s["off_axis_deg"] < 89.0]
             ra = np.array([s["ra"] for s in stars])
             dec = np.array([s["dec"] for s in stars])
-            ref_alt, ref_az = astropy_altaz(ra, dec, doc["time"], lat, lon)
+            ref_alt, ref_az = astropy_altaz(ra, dec, when, lat, lon)
             mx, my = model.world_to_pixel(ra, dec)
             alt, az = pixel_to_altaz(model, horizon, mx, my)
             worst = float(np.nanmax(separation(alt, az, ref_alt, ref_az))) * 3600.0
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             at = at[np.isfinite(at)]
             px, py = model.world_to_pixel(np.array([POLARIS[0]]), np.array([POLARIS[1]]))
             pa, pz = pixel_to_altaz(model, horizon, px, py)
-            qa, qz = astropy_altaz([POLARIS[0]], [POLARIS[1]], doc["time"], lat, lon)
+            qa, qz = astropy_altaz([POLARIS[0]], [POLARIS[1]], when, lat, lon)
             polaris = (
                 f"{pa[0]:.4f}, {pz[0]:.4f} / {qa[0]:.4f}, {qz[0]:.4f}" if qa[0] > 0 else "below"
             )

@@ -159,6 +159,22 @@ def test_a_camera_looking_up_with_north_at_the_top_has_its_compass_where_the_sky
     assert "horizontal" not in _document(model, {"DATE-OBS": WHEN})
 
 
+def test_the_map_is_for_the_middle_of_the_exposure() -> None:
+    horizon = horizon_at(WHEN, *LA_PALMA)
+    model = _camera(horizon, az=0.0, alt=90.0)
+    instant = _document(model, HEADER)
+    exposed = _document(model, {**HEADER, "EXPTIME": 60.0})
+    h = exposed["horizontal"]
+    assert isinstance(h, dict) and h["time"] == "2018-08-17T03:38:58.000"
+    assert "EXPTIME" in h["time_source"] and exposed["time"] == WHEN
+    # 30 s later the zenith is 30 sidereal seconds further east: 0.1253 degree of RA.
+    zenith_then, zenith_now = instant["zenith"], exposed["zenith"]
+    assert isinstance(zenith_then, dict) and isinstance(zenith_now, dict)
+    assert zenith_now["ra"] - zenith_then["ra"] == pytest.approx(0.1253, abs=0.0005)
+    averaged = _document(model, {**HEADER, "EXPTIME": 60.0, "DATE-AVG": "2018-08-17T03:39:00"})
+    assert averaged["horizontal"]["time"] == "2018-08-17T03:39:00.000"  # type: ignore[index]
+
+
 def test_the_lens_file_gives_a_tilted_cameras_pointing_grid_and_model_in_altaz() -> None:
     horizon = horizon_at(WHEN, *LA_PALMA)
     model = _camera(horizon, az=340.0, alt=60.0, roll=0.0, k1=0.01)

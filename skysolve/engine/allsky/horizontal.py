@@ -61,6 +61,35 @@ def earth_frames(iso_time: str) -> tuple[float, np.ndarray]:
     return gst, np.asarray(erfa.pnm06a(tt.jd1, tt.jd2))
 
 
+def mid_exposure(iso_time: str, header: Any = None) -> tuple[str, str]:
+    """The middle of an exposure that starts at ``iso_time`` (UTC), and where it came from.
+
+    FITS ``DATE-OBS`` is the start of the exposure, by the standard's usage,
+    and an all-sky camera's exposures are long (MAGIC's: 60 s, a quarter
+    degree of the sky's turn; its stars sit where they were at the middle).
+    ``DATE-AVG`` is taken as it is; else half of ``EXPTIME`` (or ``EXPOSURE``),
+    seconds, is added.
+    """
+    from astropy.time import Time, TimeDelta
+
+    if header is not None:
+        average = str(header.get("DATE-AVG", "") or "").strip()
+        if average:
+            try:
+                return Time(average, scale="utc").isot, "DATE-AVG"
+            except ValueError:
+                pass
+        for key in ("EXPTIME", "EXPOSURE"):
+            try:
+                seconds = float(header.get(key, "") or "nan")
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(seconds) and 0.0 < seconds < 86400.0:
+                mid = Time(iso_time, scale="utc") + TimeDelta(seconds / 2.0, format="sec")
+                return mid.isot, f"DATE-OBS + {key} / 2 (the middle of the exposure)"
+    return iso_time, "DATE-OBS (no exposure time: taken as the frame's instant)"
+
+
 @dataclass(frozen=True)
 class Horizon:
     """The horizontal frame of a site at a time.

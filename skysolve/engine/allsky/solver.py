@@ -26,7 +26,12 @@ import numpy as np
 
 from skysolve.engine.allsky.blind import AllskySolution, solve_allsky
 from skysolve.engine.allsky.horizontal import earth_frames as _earth_frames
-from skysolve.engine.allsky.horizontal import horizon_at, horizontal_document, write_altaz_fits
+from skysolve.engine.allsky.horizontal import (
+    horizon_at,
+    horizontal_document,
+    mid_exposure,
+    write_altaz_fits,
+)
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
 from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
 from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
@@ -328,18 +333,21 @@ def lens_document(
                     for b, x, y, u in zip(bodies, bx, by, up, strict=True)
                 ]  # fmt: skip
             if site is not None:
-                zra, zdec = zenith_radec(when, site[0], site[1])
+                # The stars' places in the frame are where they were mid-exposure.
+                mid, mid_source = mid_exposure(when, header)
+                zra, zdec = zenith_radec(mid, site[0], site[1])
                 zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
                 doc["site"] = {"latitude": site[0], "longitude": site[1], "source": "header"}
                 doc["zenith"] = {"ra": zra, "dec": zdec, "x": _num(zx[0]), "y": _num(zy[0])}
                 off = model.off_axis(np.array([zra]), np.array([zdec]))
                 doc["axis_altitude_deg"] = _num(90.0 - float(off[0]))
-                horizon = horizon_at(when, site[0], site[1])
+                horizon = horizon_at(mid, site[0], site[1])
                 # A high percentile, not the largest: one false match can sit anywhere.
                 stars_reach = _num(np.percentile(m.off_axis, 99.0)) if len(m) else None
                 doc["horizontal"] = horizontal_document(
                     model, horizon, width, height, reach_deg=stars_reach
                 )
+                doc["horizontal"]["time_source"] = mid_source
             else:
                 lat, lon = site_below(when, model.ra, model.dec)
                 doc["site"] = {
