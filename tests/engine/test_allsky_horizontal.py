@@ -17,6 +17,8 @@ from skysolve.engine.allsky.horizontal import (
     Horizon,
     altaz_planes,
     altaz_to_pixel,
+    exif_site,
+    exif_time,
     horizon_at,
     horizontal_model,
     pixel_to_altaz,
@@ -117,7 +119,9 @@ def test_polaris_is_at_the_sites_latitude_due_north() -> None:
     assert _separation(alt, az, ref_alt, ref_az)[0] * 3600.0 < 5.0
 
 
-def _document(model: LensModel, header: dict[str, object]) -> dict[str, object]:
+def _document(
+    model: LensModel, header: dict[str, object], exif: dict[str, object] | None = None
+) -> dict[str, object]:
     rng = np.random.default_rng(3)
     ra = rng.uniform(0, 360, 4000)
     dec = np.degrees(np.arcsin(rng.uniform(-1, 1, 4000)))
@@ -126,7 +130,8 @@ def _document(model: LensModel, header: dict[str, object]) -> dict[str, object]:
     x, y = model.world_to_pixel(ra, dec)
     zero = np.zeros(len(ra))
     matched = MatchedStars(x, y, ra, dec, zero, zero, zero, model.off_axis(ra, dec))
-    return lens_document(AllskySolution(model=model, matched=matched), 480, 480, header=header)
+    solution = AllskySolution(model=model, matched=matched)
+    return lens_document(solution, 480, 480, header=header, exif=exif)
 
 
 HEADER = {"DATE-OBS": WHEN, "SITELAT": LA_PALMA[0], "SITELONG": LA_PALMA[1]}
@@ -173,6 +178,38 @@ def test_the_map_is_for_the_middle_of_the_exposure() -> None:
     assert zenith_now["ra"] - zenith_then["ra"] == pytest.approx(0.1253, abs=0.0005)
     averaged = _document(model, {**HEADER, "EXPTIME": 60.0, "DATE-AVG": "2018-08-17T03:39:00"})
     assert averaged["horizontal"]["time"] == "2018-08-17T03:39:00.000"  # type: ignore[index]
+
+
+def test_a_jpegs_gps_tags_give_the_site_and_the_time(tmp_path: Path) -> None:
+    from PIL import ExifTags, Image
+
+    from skysolve.engine.inputs.images import load_image
+
+    exif = Image.Exif()
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps.update({1: "N", 2: (28.0, 45.0, 42.84), 3: "W", 4: (17.0, 53.0, 26.16)})
+    gps.update({29: "2018:08:17", 7: (3.0, 38.0, 28.0)})
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.ExposureTime] = 30.0
+    path = tmp_path / "allsky.jpg"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(path, exif=exif)
+    tags = load_image(path).exif
+    assert exif_site(tags) == pytest.approx(LA_PALMA, abs=1e-6)
+    assert exif_time(tags) == "2018-08-17T03:38:28.000"
+    model = _camera(horizon_at(WHEN, *LA_PALMA), az=0.0, alt=90.0)
+    doc = _document(model, {}, exif=tags)
+    h = doc["horizontal"]
+    assert isinstance(h, dict) and isinstance(doc["site"], dict)
+    assert doc["site"]["source"] == "EXIF GPS" and doc["time"] == "2018-08-17T03:38:28.000"
+    assert h["time"] == "2018-08-17T03:38:43.000" and "ExposureTime" in h["time_source"]
+
+
+def test_a_cameras_clock_counts_only_with_its_offset_from_utc() -> None:
+    local = {"DateTimeOriginal": "2018:08:17 04:38:28"}
+    assert exif_time(local) is None  # a time zone nobody knows
+    assert exif_time({**local, "OffsetTimeOriginal": "+01:00"}) == "2018-08-17T03:38:28.000"
+    assert exif_site({"GPSLatitude": (28.0, 45.0, 42.84), "GPSLatitudeRef": "N"}) is None
+    south_west = {"GPSLatitude": 33.5, "GPSLatitudeRef": "S", "GPSLongitude": 70.25}
+    assert exif_site({**south_west, "GPSLongitudeRef": "W"}) == (-33.5, -70.25)
 
 
 def test_the_lens_file_gives_a_tilted_cameras_pointing_grid_and_model_in_altaz() -> None:

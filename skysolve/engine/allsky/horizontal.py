@@ -61,14 +61,67 @@ def earth_frames(iso_time: str) -> tuple[float, np.ndarray]:
     return gst, np.asarray(erfa.pnm06a(tt.jd1, tt.jd2))
 
 
-def mid_exposure(iso_time: str, header: Any = None) -> tuple[str, str]:
+def exif_site(exif: dict[str, Any] | None) -> tuple[float, float] | None:
+    """(latitude, east longitude) degrees of EXIF's GPS tags, if both are there and sane."""
+    if not exif:
+        return None
+    values = []
+    for key, negative in (("GPSLatitude", "S"), ("GPSLongitude", "W")):
+        raw: Any = exif.get(key)
+        ref = str(exif.get(key + "Ref", "") or "").strip().upper()
+        if raw is None:
+            return None
+        try:
+            parts = [float(v) for v in (raw if isinstance(raw, (tuple, list)) else [raw])]
+        except (TypeError, ValueError):
+            return None
+        if not parts or len(parts) > 3 or not all(math.isfinite(v) for v in parts):
+            return None
+        angle = sum(v / 60.0**i for i, v in enumerate(parts))
+        values.append(-angle if ref == negative else angle)
+    lat, lon = values
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 360.0):
+        return None
+    return lat, (lon + 180.0) % 360.0 - 180.0
+
+
+def exif_time(exif: dict[str, Any] | None) -> str | None:
+    """ISO UTC time from EXIF: the GPS date and time (UTC), else ``DateTimeOriginal``
+    with its ``OffsetTimeOriginal`` (a camera's clock without an offset is in an
+    unknown time zone: not used)."""
+    from astropy.time import Time, TimeDelta
+
+    if not exif:
+        return None
+    date, clock = exif.get("GPSDateStamp"), exif.get("GPSTimeStamp")
+    if isinstance(date, str) and isinstance(clock, (tuple, list)) and len(clock) == 3:
+        try:
+            h, m, sec = (float(v) for v in clock)
+            day = Time(date.strip().replace(":", "-"), scale="utc")
+            return str((day + TimeDelta(h * 3600.0 + m * 60.0 + sec, format="sec")).isot)
+        except (TypeError, ValueError):
+            pass
+    stamp = str(exif.get("DateTimeOriginal", "") or "").strip()
+    offset = str(exif.get("OffsetTimeOriginal", "") or exif.get("OffsetTime", "") or "").strip()
+    if len(stamp) >= 19 and len(offset) == 6 and offset[0] in "+-" and offset[3] == ":":
+        try:
+            local = Time(stamp[:10].replace(":", "-") + "T" + stamp[11:19], scale="utc")
+            shift = (int(offset[1:3]) * 60 + int(offset[4:6])) * (1 if offset[0] == "+" else -1)
+            return str((local - TimeDelta(shift * 60.0, format="sec")).isot)
+        except ValueError:
+            return None
+    return None
+
+
+def mid_exposure(iso_time: str, header: Any = None, *, start: str = "DATE-OBS") -> tuple[str, str]:
     """The middle of an exposure that starts at ``iso_time`` (UTC), and where it came from.
 
     FITS ``DATE-OBS`` is the start of the exposure, by the standard's usage,
     and an all-sky camera's exposures are long (MAGIC's: 60 s, a quarter
     degree of the sky's turn; its stars sit where they were at the middle).
-    ``DATE-AVG`` is taken as it is; else half of ``EXPTIME`` (or ``EXPOSURE``),
-    seconds, is added.
+    ``DATE-AVG`` is taken as it is; else half of ``EXPTIME`` (or ``EXPOSURE``,
+    or EXIF's ``ExposureTime`` when ``header`` is a frame's EXIF tags), seconds,
+    is added.  ``start`` names where ``iso_time`` came from.
     """
     from astropy.time import Time, TimeDelta
 
@@ -79,15 +132,15 @@ def mid_exposure(iso_time: str, header: Any = None) -> tuple[str, str]:
                 return Time(average, scale="utc").isot, "DATE-AVG"
             except ValueError:
                 pass
-        for key in ("EXPTIME", "EXPOSURE"):
+        for key in ("EXPTIME", "EXPOSURE", "ExposureTime"):
             try:
                 seconds = float(header.get(key, "") or "nan")
             except (TypeError, ValueError):
                 continue
             if math.isfinite(seconds) and 0.0 < seconds < 86400.0:
                 mid = Time(iso_time, scale="utc") + TimeDelta(seconds / 2.0, format="sec")
-                return mid.isot, f"DATE-OBS + {key} / 2 (the middle of the exposure)"
-    return iso_time, "DATE-OBS (no exposure time: taken as the frame's instant)"
+                return mid.isot, f"{start} + {key} / 2 (the middle of the exposure)"
+    return iso_time, f"{start} (no exposure time: taken as the frame's instant)"
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ import numpy as np
 from skysolve.engine.allsky.blind import AllskySolution, solve_allsky
 from skysolve.engine.allsky.horizontal import earth_frames as _earth_frames
 from skysolve.engine.allsky.horizontal import (
+    exif_site,
+    exif_time,
     horizon_at,
     horizontal_document,
     mid_exposure,
@@ -283,9 +285,14 @@ def lens_document(
     height: int,
     *,
     header: Any = None,
+    exif: dict[str, Any] | None = None,
     wcs_error: float | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a solved frame: model, matched stars, zenith."""
+    """The JSON document of a solved frame: model, matched stars, zenith, alt/az.
+
+    The time and the site come from the FITS header, else from the EXIF tags
+    (GPS, or the original time with its offset from UTC).
+    """
     model = solution.model
     assert model is not None and solution.matched is not None
     m = solution.matched
@@ -315,8 +322,12 @@ def lens_document(
             )
         ],
     }
-    when = observation_time(header)
-    site = observation_site(header)
+    when, site = observation_time(header), observation_site(header)
+    stamps, start, site_source = header, "DATE-OBS", "header"
+    if when is None and exif_time(exif) is not None:
+        when, stamps, start = exif_time(exif), exif, "EXIF time"
+    if site is None and exif_site(exif) is not None:
+        site, site_source = exif_site(exif), "EXIF GPS"
     if when is not None:
         doc["time"] = when
         try:
@@ -334,10 +345,10 @@ def lens_document(
                 ]  # fmt: skip
             if site is not None:
                 # The stars' places in the frame are where they were mid-exposure.
-                mid, mid_source = mid_exposure(when, header)
+                mid, mid_source = mid_exposure(when, stamps, start=start)
                 zra, zdec = zenith_radec(mid, site[0], site[1])
                 zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
-                doc["site"] = {"latitude": site[0], "longitude": site[1], "source": "header"}
+                doc["site"] = {"latitude": site[0], "longitude": site[1], "source": site_source}
                 doc["zenith"] = {"ra": zra, "dec": zdec, "x": _num(zx[0]), "y": _num(zy[0])}
                 off = model.off_axis(np.array([zra]), np.array([zdec]))
                 doc["axis_altitude_deg"] = _num(90.0 - float(off[0]))
@@ -419,8 +430,14 @@ def allsky_attempt(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         header, error = to_fits_header(solution.model, width, height)
+    # ``header`` is the WCS's by now: the time and the site are in the file's own.
     doc = lens_document(
-        solution, width, height, header=getattr(image, "header", None), wcs_error=error
+        solution,
+        width,
+        height,
+        header=getattr(image, "header", None),
+        exif=getattr(image, "exif", None),
+        wcs_error=error,
     )
     work.mkdir(parents=True, exist_ok=True)
     path = work / "lens.json"
