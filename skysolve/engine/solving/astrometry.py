@@ -167,7 +167,9 @@ class AstrometryNetSolver(Solver):
             return [
                 start_one(label, sources, group)
                 for label, sources in new_lists
-                for group in split_for_processes(indexes, per_list)
+                for group in split_for_processes(
+                    indexes, per_list, narrower_than=constraints.narrower_than
+                )
             ]
 
         def more() -> list[_Run] | None:
