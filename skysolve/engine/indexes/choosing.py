@@ -129,8 +129,13 @@ def split_for_processes(
 
     ``narrower_than`` (degrees): the field is likely narrower than that (the
     fast path's blind search of wider fields missed).  The indexes whose quads
-    are at most :data:`NARROW_QUAD_SHARE` of it then get the first process to
-    themselves and the others the rest.  A blind search checks every index at
+    are at most :data:`NARROW_QUAD_SHARE` of it then get one more process of
+    their own, first, and the others are dealt to ``groups`` processes as
+    without: the narrow ones finish within a fraction of a second, and a wide
+    field the fast path missed (a distorted lens) keeps all its processes
+    (``oresat_img_7660`` without the fast path and with the wide indexes in one
+    process took 3.8-7.3 s, dealt to two 2.3-4.3 s, as without the narrow
+    split 2.3-3.3 s; docs/benchmarks.md).  A blind search checks every index at
     each depth of field stars (the engine's ``inparallel``), and the
     wide-quad indexes cost a small field the most: on a 2-degree frame
     (``panoptes_unsolved``) the Tycho-2 indexes 07-09 together answer in
@@ -144,7 +149,7 @@ def split_for_processes(
         narrow = [ix for ix in by_size if ix.scale_upper <= most * (1.0 + 1e-6)]
         rest = [ix for ix in by_size if ix not in narrow]
         if narrow and rest:
-            return [narrow, *split_for_processes(rest, groups - 1)]
+            return [narrow, *split_for_processes(rest, groups)]
     out: list[list[IndexFile]] = [[] for _ in range(groups)]
     for i, ix in enumerate(by_size):
         out[i % groups].append(ix)
