@@ -13,6 +13,7 @@ turns the short, derandomized CI run into a long random one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -79,6 +80,8 @@ class FuzzRequest:
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: The request-json text a submission carries (None: not a submission).
+    json_text: str | None = None
 
     def __repr__(self) -> str:  # short enough to read in a failure report
         body = self.body[:300]
@@ -321,19 +324,49 @@ def submission_requests(known: Known) -> st.SearchStrategy[FuzzRequest]:
         args.update(x=[p[0] for p in points], y=[p[1] for p in points])
         text = json.dumps(args, allow_nan=True)
         form = urlencode({"request-json": text}).encode()
-        return FuzzRequest("POST", "/api/url_upload", form, "application/x-www-form-urlencoded")
+        return FuzzRequest(
+            "POST", "/api/url_upload", form, "application/x-www-form-urlencoded", json_text=text
+        )
 
     def upload(extra: dict[str, Any], filename: str, data: bytes) -> FuzzRequest:
         text = json.dumps({**extra, "session": known.session}, allow_nan=True)
         fields = [("request-json", None, text.encode()), ("file", filename, data)]
         body = _multipart(fields, "xYz", b"\r\n")
-        return FuzzRequest("POST", "/api/upload", body, 'multipart/form-data; boundary="xYz"')
+        return FuzzRequest(
+            "POST", "/api/upload", body, 'multipart/form-data; boundary="xYz"', json_text=text
+        )
 
     names = st.sampled_from(NASTY_STRINGS[:-1]) | st.text(max_size=30)
     return st.one_of(
         st.builds(xy, extras, stars),
         st.builds(upload, extras, names, st.binary(min_size=1, max_size=64)),
     )
+
+
+def storable_submission(text: str) -> bool:
+    """Whether a submission's request-json must be stored: a JSON object of
+    finite numbers whose text PostgreSQL can hold (no NUL, no lone surrogate)."""
+
+    def refuse(token: str) -> Any:
+        raise ValueError(token)
+
+    try:
+        value = json.loads(text, parse_constant=refuse)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and _storable(value)
+
+
+def _storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" not in value and not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 def fixed_requests(spec: dict[str, Any], known: Known) -> list[FuzzRequest]:
