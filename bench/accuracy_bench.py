@@ -309,7 +309,7 @@ def _f(value: float, fmt: str) -> str:
 
 def table(scores: list[Score], refs: dict[str, Reference | None]) -> str:
     lines = [
-        "| image | ref stars / order / cv px / 1-sigma px | tool | matched | RMS px "
+        "| image | ref stars / model / cv px / 1-sigma px | tool | matched | RMS px "
         "| largest offset px | centre px | scale error % | s |",
         "|" + "---|" * 9,
     ]
