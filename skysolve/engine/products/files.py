@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from skysolve.engine.results import SolveResult, SourceList
-from skysolve.engine.solving.astrometry import source_table
+from skysolve.engine.solving.axyfile import source_table
 
 if TYPE_CHECKING:
     from astropy.io import fits
