@@ -14,7 +14,11 @@ things:
   to the tangent plane through the source-star pairs that *every* tool's WCS
   matches (within 3 px), its degree (1 to 5) chosen by 5-fold cross-validation
   averaged over 40 seeded random splits (one split made the degree a coin
-  flip where two nearly tie), 3-sigma outliers dropped.  Its own code below, not skysolve's fitter.
+  flip where two nearly tie), 3-sigma outliers dropped; order 1 or 2 with a
+  cubic radial term about the centre (a lens's distortion) where that
+  predicts the stars 3 % better.  Its own code (``accuracy_reference.py``),
+  not skysolve's fitter.  The table's model column: the order, ``+r`` with the
+  radial term.
 
 Per image and tool it prints: matched stars (sources within 3 px of a
 catalogue star under the tool's WCS), their residual RMS (px), the largest
@@ -59,6 +63,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine_load  # noqa: E402
+from accuracy_reference import Reference  # noqa: E402
 from engine_bench import timed  # noqa: E402
 from real_bench import Case, load_cases  # noqa: E402
 
@@ -74,12 +79,6 @@ MATCH_PX = 3.0
 SOURCES = 1000
 #: Grid across the frame for the largest offset.
 GRID = 17
-#: The reference's order: cross-validated in this many folds...
-FOLDS = 5
-#: ... averaged over this many random splits of its stars into them
-#: (seeded: the same stars give the same reference on every run).
-SPLITS = 40
-SPLIT_SEED = 0
 
 
 @dataclass
@@ -210,120 +209,6 @@ def matches(
     return out
 
 
-def _gnomonic(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
-    r, d, r0, d0 = np.radians(ra), np.radians(dec), math.radians(ra0), math.radians(dec0)
-    cosc = math.sin(d0) * np.sin(d) + math.cos(d0) * np.cos(d) * np.cos(r - r0)
-    xi = np.cos(d) * np.sin(r - r0) / cosc
-    eta = (math.cos(d0) * np.sin(d) - math.sin(d0) * np.cos(d) * np.cos(r - r0)) / cosc
-    return np.column_stack([xi, eta])
-
-
-def _deproject(plane: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
-    x, y = plane[:, 0], plane[:, 1]
-    d0 = math.radians(dec0)
-    rho = np.hypot(x, y)
-    c = np.arctan(rho)
-    safe = np.where(rho > 0, rho, 1.0)
-    dec = np.arcsin(np.cos(c) * math.sin(d0) + y * np.sin(c) * math.cos(d0) / safe)
-    ra = ra0 + np.degrees(
-        np.arctan2(x * np.sin(c), safe * math.cos(d0) * np.cos(c) - y * math.sin(d0) * np.sin(c))
-    )
-    return np.column_stack([ra % 360.0, np.degrees(np.where(rho > 0, dec, d0))])
-
-
-class Reference:
-    """pixels -> tangent plane polynomial through agreed pairs; degree by cross-validation."""
-
-    def __init__(
-        self, x: np.ndarray, y: np.ndarray, ra: np.ndarray, dec: np.ndarray, w: int, h: int
-    ) -> None:
-        self.cx, self.cy, self.s = (w + 1) / 2.0, (h + 1) / 2.0, max(w, h) / 2.0
-        #: Its own largest 1-sigma over the scoring grid (set by score_all).
-        self.worst_sigma = math.nan
-        self.ra0, self.dec0 = float(np.median(ra)), float(np.median(dec))
-        # Twice: the second time with the tangent point at the sky position of
-        # the frame's centre, where an undistorted camera is linear (order 1);
-        # off the centre (the median star, degrees away on a sparse wide field)
-        # a pure TAN camera needs order 2 or more in this basis.
-        for tangent in range(2):
-            if tangent:
-                self.ra0, self.dec0 = map(
-                    float, self.pix2world(np.array([self.cx]), np.array([self.cy]))[0]
-                )
-            keep = np.ones(len(x), bool)
-            for _ in range(5):
-                self.order, self.cv = self._choose(x[keep], y[keep], ra[keep], dec[keep])
-                self.coef = self._fit(x[keep], y[keep], ra[keep], dec[keep], self.order)
-                resid = self._plane(x, y) - _gnomonic(ra, dec, self.ra0, self.dec0)
-                dist = np.hypot(resid[:, 0], resid[:, 1]) / self.pixel
-                sigma = float(np.median(dist[keep])) / 1.1774
-                new = dist <= max(3.0 * 1.5 * sigma, 0.05)
-                if np.array_equal(new, keep):
-                    break
-                keep = new
-        self.n = int(keep.sum())
-        # Its own precision: the 1-sigma of its position (radial) at each point.
-        design = self._design(x[keep], y[keep], self.order)
-        resid = self._plane(x[keep], y[keep]) - _gnomonic(ra[keep], dec[keep], self.ra0, self.dec0)
-        self._var = float(np.sum(resid**2)) / max(1, 2 * (len(design) - design.shape[1]))
-        self._inv = np.linalg.pinv(design.T @ design)
-
-    def sigma_px(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """The reference's own 1-sigma error (radial, pixels) at these pixels."""
-        g = self._design(x, y, self.order)
-        return np.sqrt(2.0 * self._var * np.einsum("ij,jk,ik->i", g, self._inv, g)) / self.pixel
-
-    def _design(self, x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
-        u, v = (np.asarray(x) - self.cx) / self.s, (np.asarray(y) - self.cy) / self.s
-        cols = [u**i * v ** (n - i) for n in range(order + 1) for i in range(n, -1, -1)]
-        return np.column_stack(cols)
-
-    def _fit(self, x: Any, y: Any, ra: Any, dec: Any, order: int) -> np.ndarray:
-        plane = _gnomonic(ra, dec, self.ra0, self.dec0)
-        coef, *_ = np.linalg.lstsq(self._design(x, y, order), plane, rcond=None)
-        if order == 1:
-            self.pixel = math.sqrt(abs(np.linalg.det(coef[1:3]))) / self.s
-        return coef
-
-    def _choose(self, x: Any, y: Any, ra: Any, dec: Any) -> tuple[int, float]:
-        self._fit(x, y, ra, dec, 1)  # sets the pixel size
-        plane = _gnomonic(ra, dec, self.ra0, self.dec0)
-        # Which star falls in which fold decided the order where two orders
-        # nearly tie (cedar_pleiades: 2 or 3, 2.1 px apart in the corners):
-        # the mean over many random splits does not, and the stars are put in
-        # a fixed order first so that the order they come in does not either.
-        rng = np.random.default_rng(SPLIT_SEED)
-        canonical = np.lexsort((np.asarray(y), np.asarray(x)))
-        folds = []
-        for _ in range(SPLITS):
-            fold = np.empty(len(x), dtype=int)
-            fold[canonical] = rng.permutation(len(x)) % FOLDS
-            folds.append(fold)
-        scores: dict[int, float] = {}
-        for order in range(1, 6):
-            terms = (order + 1) * (order + 2) // 2
-            if len(x) < 4 * terms:
-                break
-            design = self._design(x, y, order)
-            sq = 0.0
-            for fold in folds:
-                err = np.zeros_like(plane)
-                for k in range(FOLDS):
-                    coef, *_ = np.linalg.lstsq(design[fold != k], plane[fold != k], rcond=None)
-                    err[fold == k] = plane[fold == k] - design[fold == k] @ coef
-                sq += float(np.mean(np.sum(err**2, axis=1)))
-            scores[order] = math.sqrt(sq / len(folds)) / self.pixel
-        best = min(scores.values())
-        order = min(o for o, v in scores.items() if v <= best * 1.03)
-        return order, scores[order]
-
-    def _plane(self, x: Any, y: Any) -> np.ndarray:
-        return self._design(x, y, self.order) @ self.coef
-
-    def pix2world(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return _deproject(self._plane(x, y), self.ra0, self.dec0)
-
-
 def score_all(case: Case, answers: list[Answer]) -> tuple[list[Score], Reference | None]:
     x, y, w, h = sources_of(case.path)
     solved = [a for a in answers if a.header is not None]
@@ -424,7 +309,7 @@ def _f(value: float, fmt: str) -> str:
 
 def table(scores: list[Score], refs: dict[str, Reference | None]) -> str:
     lines = [
-        "| image | ref stars / order / cv px / 1-sigma px | tool | matched | RMS px "
+        "| image | ref stars / model / cv px / 1-sigma px | tool | matched | RMS px "
         "| largest offset px | centre px | scale error % | s |",
         "|" + "---|" * 9,
     ]
@@ -432,7 +317,7 @@ def table(scores: list[Score], refs: dict[str, Reference | None]) -> str:
         ref = refs.get(image)
         ref_text = "—"
         if ref is not None:
-            ref_text = f"{ref.n} / {ref.order} / {ref.cv:.2f} / {ref.worst_sigma:.2f}"
+            ref_text = f"{ref.n} / {ref.label} / {ref.cv:.2f} / {ref.worst_sigma:.2f}"
         for tool in TOOLS:
             s = next((s for s in scores if s.image == image and s.tool == tool), None)
             if s is None:

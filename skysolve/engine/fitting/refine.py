@@ -401,7 +401,7 @@ def _fit_clipped(
                 width=width, height=height, crval=centre, max_order=max_order,
             )  # fmt: skip
         else:
-            used = usable_order(len(keep), max(1, order))
+            used = usable_order(len(keep), order)
         fit = fit_wcs(
             x[keep], y[keep], ra[keep], dec[keep],
             width=width, height=height, order=used, crval=centre,

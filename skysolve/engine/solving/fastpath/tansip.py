@@ -266,6 +266,22 @@ class TanSip:
         return header
 
 
+def radial_constraint() -> np.ndarray:
+    """The 10 coefficients of an order-3 polynomial (``sip_terms(3)``) from 5:
+    the constant, the two linear terms and a cubic radial term about CRPIX per
+    axis (u r^2, v r^2 with r^2 = u^2 + v^2): a lens's distortion about its axis.
+
+    ``design @ radial_constraint()`` is the constrained design matrix and
+    ``radial_constraint() @ coef`` the order-3 coefficients of its fit."""
+    terms = sip_terms(3)
+    at = {t: i for i, t in enumerate(terms)}
+    c = np.zeros((len(terms), 5))
+    c[at[(0, 0)], 0] = c[at[(1, 0)], 1] = c[at[(0, 1)], 2] = 1.0
+    c[at[(3, 0)], 3] = c[at[(1, 2)], 3] = 1.0  # u r^2 = u^3 + u v^2
+    c[at[(2, 1)], 4] = c[at[(0, 3)], 4] = 1.0  # v r^2 = u^2 v + v^3
+    return c
+
+
 def fit_tan_sip(
     x: np.ndarray,
     y: np.ndarray,
@@ -276,6 +292,7 @@ def fit_tan_sip(
     height: int,
     order: int,
     crval: tuple[float, float],
+    radial: bool = False,
 ) -> TanSip:
     """Least-squares TAN(-SIP) WCS through matched stars, CRPIX at the image centre.
 
@@ -291,6 +308,9 @@ def fit_tan_sip(
         SIP order; below 2 a pure TAN WCS.
     crval : (float, float)
         Starting tangent point (the fit moves it to the sky position of CRPIX).
+    radial : bool
+        TAN plus a cubic radial term about CRPIX (:func:`radial_constraint`),
+        an order-3 SIP of 5 coefficients per axis; ``order`` is then ignored.
 
     Returns
     -------
@@ -300,9 +320,10 @@ def fit_tan_sip(
     crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
     u, v = np.asarray(x, float) - crpix[0], np.asarray(y, float) - crpix[1]
     s = max(width, height) / 2.0
-    order = max(1, order)
+    order = 3 if radial else max(1, order)
     terms = sip_terms(order)
-    design = _design(u, v, terms, s)
+    constraint = radial_constraint() if radial else np.eye(len(terms))
+    design = _design(u, v, terms, s) @ constraint
     ra_arr, dec_arr = np.asarray(ra, float), np.asarray(dec, float)
     ra0, dec0 = crval
     for _ in range(6):
@@ -313,6 +334,7 @@ def fit_tan_sip(
             break
         new_ra, new_dec = _deproject(np.array([xi0]), np.array([eta0]), ra0, dec0)
         ra0, dec0 = float(new_ra[0]), float(new_dec[0])
+    coef = constraint @ coef
     cd = np.array([[coef[1, 0], coef[2, 0]], [coef[1, 1], coef[2, 1]]]) / s
     if order < 2:
         return TanSip(crval=(ra0, dec0), crpix=crpix, cd=cd, order=1, s=s)
