@@ -350,7 +350,7 @@ def _final_fit(
 ) -> tuple[LensModel, MatchedStars, float]:
     """Refit to every star out to the horizon, the match radius following the residuals.
 
-    Then the ``optional`` terms (the decentring) are tried on the stars
+    Then the ``optional`` terms (the decentring, the surface) are tried on the stars
     matched last: kept where the information criterion asks for them
     (:func:`~skysolve.engine.allsky.fit.fit_lens_chosen`) and the stars then
     matched at the same radius score better (:func:`_score`), so that a term
@@ -533,7 +533,9 @@ def _solve_allsky(
         else:
             # Same lens, another pointing (the sky turned since, or the camera
             # moved): the stored lens maps the central stars exactly.
-            lens = replace(start, a=0.0, b=0.0, p1=0.0, p2=0.0, parity=1)
+            lens = replace(
+                start, a=0.0, b=0.0, p1=0.0, p2=0.0, surface_order=0, surface=(), parity=1
+            )
             first = first_match(lens, sources, 27.0, timeout=check(), cancel=cancel, note=note)
             profiled = first is not None
             if profiled:
@@ -597,7 +599,7 @@ def _solve_allsky(
         # from few central stars; grown again from the whole-sky model (its
         # shear and decentring reset), the match set usually doubles and the residuals shrink.
         again, _ = _grow(
-            replace(best_model, a=0.0, b=0.0, p1=0.0, p2=0.0), sources, stars, region, note
+            without(best_model, ("shear", "decentring", "surface")), sources, stars, region, note
         )
         model, matched, used = _final_fit(again.model, sources, stars, region, 1.5 * radius)
         note(f"grown again: {len(matched)} stars, RMS {matched.rms():.2f} px")
@@ -605,7 +607,7 @@ def _solve_allsky(
             best_model, best, best_radius = model, matched, used
     # The chosen projection once more, through up to a thousand matched stars
     # spread over the whole list (more change nothing but the time), with the
-    # decentring where they ask for it.
+    # decentring and the smooth surface where they ask for it.
     best_model, best, best_radius = _final_fit(
         best_model,
         sources,
@@ -614,7 +616,7 @@ def _solve_allsky(
         best_radius,
         most=FINAL_FIT_STARS,
         rounds=3 if direct else 2,
-        optional=("decentring",),
+        optional=("decentring", "surface"),
     )
     checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
     note(
