@@ -334,14 +334,15 @@ class LensModel:
         # slowly: a fixed-point iteration converges within a few steps.
         x, y = xw.copy(), yw.copy()
         step = np.full(x.shape, np.inf)
-        for _ in range(50):
-            fx, fy = self.warp(x, y)
-            ex, ey = fx - xw, fy - yw
-            with np.errstate(invalid="ignore", over="ignore"):
+        # Far outside the stars (a frame's corners) it may run away: NaN there.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for _ in range(50):
+                fx, fy = self.warp(x, y)
+                ex, ey = fx - xw, fy - yw
                 x, y = x - ex, y - ey
                 step = np.abs(ex) + np.abs(ey)
-            if np.nanmax(np.where(np.isfinite(step), step, 0.0), initial=0.0) < 1e-13:
-                break
+                if np.nanmax(np.where(np.isfinite(step), step, 0.0), initial=0.0) < 1e-13:
+                    break
         settled = np.isfinite(step) & (step < 1e-9)
         return np.where(settled, x, np.nan), np.where(settled, y, np.nan)
 

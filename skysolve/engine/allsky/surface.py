@@ -80,7 +80,8 @@ def surface_with_checks(
     size = np.where(size > 0, size, 1.0)
     a = design / size
     robust = np.ones(len(w))
-    coeffs_x = coeffs_y = np.zeros(a.shape[1])
+    coeffs_x: np.ndarray = np.zeros(a.shape[1])
+    coeffs_y: np.ndarray = np.zeros(a.shape[1])
     # Reweighted until the few wrong matches stop pulling (from the plain
     # least squares, a star hundreds of pixels off takes several rounds to fade).
     row = np.ones(len(w))
