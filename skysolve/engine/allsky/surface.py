@@ -47,7 +47,7 @@ def surface_with_checks(
     together with no offset at the places within the stars' reach that no
     star is near (:func:`_empty_places`); scipy's ``soft_l1`` loss is
     imitated by rounds of reweighting (a few wrong matches should not bend
-    the surface).  Beyond the farthest star the surface is held
+    the surface).  A quarter past the farthest star the surface is held
     (``surface_reach``).
 
     Returns
@@ -63,7 +63,10 @@ def surface_with_checks(
     ox, oy = model.pixel_to_focal(np.asarray(x, float), np.asarray(y, float))
     tx, ty = ox - qx, oy - qy
     ok = np.isfinite(tx) & np.isfinite(ty) & np.isfinite(qx) & np.isfinite(qy)
-    reach = float(np.max(np.hypot(qx[ok], qy[ok]), initial=0.0))
+    # The polynomial runs a quarter past the farthest star (held still there
+    # by the empty places), so that the FITS WCS's polynomial, fitted out to
+    # 70 degrees, meets a polynomial and not the bend where it stops.
+    reach = BEYOND * float(np.max(np.hypot(qx[ok], qy[ok]), initial=0.0))
     # Where no star is (trees, a roof, the corners a fisheye's circle leaves
     # out), a polynomial of degree 7 or 9 would swing by a hundred pixels:
     # points of no displacement there keep it quiet.
@@ -101,7 +104,9 @@ def surface_with_checks(
     return replace(model, surface=surface, surface_reach=reach), held_out
 
 
-#: Steps of the grid of :func:`_empty_places` across the stars' reach.
+#: How far the surface's polynomial runs, in units of the farthest star's distance.
+BEYOND = 1.25
+#: Steps of the grid of :func:`_empty_places` across the surface's reach.
 ANCHOR_STEPS = 12
 #: How far (grid steps) a place must be from every star to be held still.
 ANCHOR_GAP = 1.5

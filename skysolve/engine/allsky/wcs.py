@@ -25,7 +25,7 @@ from skysolve.engine.allsky.model import PROJECTIONS, LensModel
 #: The FITS WCS reproduces the model this far from the axis, degrees.
 WCS_REACH_DEG = 70.0
 #: Order of the SIP polynomials (forward and inverse); a model's smooth
-#: surface of a higher degree raises it to that degree.
+#: surface raises it to two more than the surface's degree.
 SIP_ORDER = 7
 
 
@@ -189,7 +189,9 @@ def to_fits_header(
     u = pix[:, 0] + 1.0 - crpix[0]
     v = pix[:, 1] + 1.0 - crpix[1]
     s = max(float(np.max(np.hypot(u, v))), 1.0)
-    order = max(SIP_ORDER, model.surface_order)
+    # The SIP runs from pixels to the sky, the surface the other way: the
+    # inverse of a polynomial warp needs a few more degrees than the warp.
+    order = max(SIP_ORDER, model.surface_order + 2 if model.surface_order else 0)
     terms = _terms(order, 1)
     design = _design(u / s, v / s, terms)
     cx, *_ = np.linalg.lstsq(design, xw, rcond=None)
