@@ -27,7 +27,9 @@ def fit_surface(
     loss_scale: float = 1.0,
 ) -> LensModel:
     """``model`` with its surface fitted to the stars (:func:`surface_with_checks`)."""
-    return surface_with_checks(x, y, ra, dec, model, weights=weights, loss_scale=loss_scale)[0]
+    return surface_with_checks(
+        x, y, ra, dec, model, weights=weights, loss_scale=loss_scale, held_out=False
+    )[0]
 
 
 def surface_with_checks(
@@ -39,6 +41,7 @@ def surface_with_checks(
     *,
     weights: np.ndarray | None = None,
     loss_scale: float = 1.0,
+    held_out: bool = True,
 ) -> tuple[LensModel, np.ndarray]:
     """``model`` with its surface (of its order) fitted to the stars, the rest held.
 
@@ -56,7 +59,8 @@ def surface_with_checks(
         The model with the surface, and each star's leave-one-out residual in
         pixels, shape ``(n, 2)``: its residual when the surface is fitted to
         the others (with the final weights), ``e / (1 - h)`` for the hat
-        matrix's diagonal ``h``.  Infinite for a star the lens cannot place.
+        matrix's diagonal ``h``.  Infinite for a star the lens cannot place;
+        all infinite when ``held_out`` is false (the hat matrix not computed).
     """
     v = radec_to_xyz(np.asarray(ra, float), np.asarray(dec, float)) @ model.rotation.T
     qx, qy = model.focal_plane(v)
@@ -88,20 +92,25 @@ def surface_with_checks(
     # Reweighted until the few wrong matches stop pulling (from the plain
     # least squares, a star hundreds of pixels off takes several rounds to fade).
     row = np.ones(len(w))
-    for _ in range(8):
+    goals = np.column_stack([goal_x, goal_y])
+    for _ in range(6):
         row = np.sqrt(w * robust)
-        coeffs_x = np.linalg.lstsq(a * row[:, None], goal_x * row, rcond=None)[0]
-        coeffs_y = np.linalg.lstsq(a * row[:, None], goal_y * row, rcond=None)[0]
+        # Both coordinates share the design and the weights: one solve.
+        coeffs = np.linalg.lstsq(a * row[:, None], goals * row[:, None], rcond=None)[0]
+        coeffs_x, coeffs_y = coeffs[:, 0], coeffs[:, 1]
         miss = model.focal * np.hypot(goal_x - a @ coeffs_x, goal_y - a @ coeffs_y)
         robust = 1.0 / np.sqrt(1.0 + (miss / loss_scale) ** 2)
     surface = (*(coeffs_x / size).tolist(), *(coeffs_y / size).tolist())
+    fitted = replace(model, surface=surface, surface_reach=reach)
+    residuals = np.full((len(tx), 2), np.inf)
+    if not held_out:
+        return fitted, residuals
     q, _ = np.linalg.qr(a * row[:, None])
     leverage = np.minimum(np.sum(q**2, axis=1), 0.999)
     stars = int(ok.sum())
-    held_out = np.full((len(tx), 2), np.inf)
-    held_out[ok, 0] = model.focal * (goal_x - a @ coeffs_x)[:stars] / (1.0 - leverage[:stars])
-    held_out[ok, 1] = model.focal * (goal_y - a @ coeffs_y)[:stars] / (1.0 - leverage[:stars])
-    return replace(model, surface=surface, surface_reach=reach), held_out
+    residuals[ok, 0] = model.focal * (goal_x - a @ coeffs_x)[:stars] / (1.0 - leverage[:stars])
+    residuals[ok, 1] = model.focal * (goal_y - a @ coeffs_y)[:stars] / (1.0 - leverage[:stars])
+    return fitted, residuals
 
 
 #: How far the surface's polynomial runs, in units of the farthest star's distance.
