@@ -29,6 +29,7 @@ RESULT_FILES: dict[str, str] = {
     "corr_file": "corr",
     "kml_file": "kml",
     "lens_file": "lens",
+    "altaz_file": "altaz",
     "annotated_display": "annotated_display",
     "annotated_full": "annotated_full",
     "red_green_image_display": "red_green_display",
@@ -42,7 +43,7 @@ RESULT_FILES: dict[str, str] = {
     "joblog": "log",
 }
 
-FITS_KEYS = {"wcs", "new_fits", "rdls", "axy", "corr"}
+FITS_KEYS = {"wcs", "new_fits", "rdls", "axy", "corr", "altaz"}
 
 #: The download names nova's views give (``Content-Disposition: attachment``);
 #: the pictures and the log are shown in the browser, as on nova.
@@ -54,6 +55,7 @@ ATTACHMENT_NAMES: dict[str, str] = {
     "corr": "corr.fits",
     "kml": "image.kmz",
     "lens": "lens.json",
+    "altaz": "altaz.fits",
 }
 
 KMZ_TYPE = "application/vnd.google-earth.kmz"

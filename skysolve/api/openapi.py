@@ -140,6 +140,11 @@ FILES: dict[str, tuple[str, str]] = {
         "all-sky frames: the lens model, matched stars and residuals (attachment; lens.json)",
         "application/json",
     ),
+    "altaz_file": (
+        "all-sky frames with a known time and site: every pixel's altitude and azimuth,"
+        " a two-plane FITS cube (attachment; altaz.fits)",
+        "application/fits",
+    ),
     "annotated_display": ("annotated image, display size", "image/jpeg"),
     "annotated_full": ("annotated image, full size", "image/jpeg"),
     "red_green_image_display": ("sources vs catalogue, display size", "image/png"),

@@ -37,6 +37,7 @@ RESULT_FILES: list[tuple[str, str, str]] = [
     ("corr", "corr_file", "matched star pairs (corr.fits)"),
     ("kml", "kml_file", "Google Earth sky overlay (KML)"),
     ("lens", "lens_file", "all-sky lens model and matched stars (lens.json)"),
+    ("altaz", "altaz_file", "altitude and azimuth of every pixel (altaz.fits)"),
     ("annotated_full", "annotated_full", "annotated image, full size"),
     ("red_green_full", "red_green_image_full", "sources vs catalogue, full size"),
     ("extraction_full", "extraction_image_full", "detected sources, full size"),

@@ -46,6 +46,7 @@ def _add_file(job: Job, key: str, name: str, data: bytes) -> Path:
         ("rdls_file", "rdls", "rdls.fits"),
         ("axy_file", "axy", "axy.fits"),
         ("corr_file", "corr", "corr.fits"),
+        ("altaz_file", "altaz", "altaz.fits"),
     ],
 )
 def test_it_names_the_fits_downloads_as_nova(

@@ -85,6 +85,24 @@ def test_it_deals_indexes_out_alternately() -> None:
     assert groups[0][0].scale_lower < groups[1][0].scale_lower < groups[0][1].scale_lower
 
 
+def test_a_field_likely_narrower_gives_its_indexes_a_process_of_their_own() -> None:
+    """After the fast path's blind miss (fields of 4 degrees up): quads up to 80'."""
+    indexes = find_indexes()
+    names = [[ix.name[6:15] for ix in g] for g in split_for_processes(indexes, 2, narrower_than=4)]
+    assert names[0] == ["tycho2-07", "tycho2-08", "tycho2-09"]
+    # The wider ones keep the two processes they would have had.
+    assert names[1] == [f"tycho2-{n:02d}" for n in range(10, 20, 2)]
+    assert names[2] == [f"tycho2-{n:02d}" for n in range(11, 20, 2)]
+    three = split_for_processes(indexes, 3, narrower_than=4)
+    assert [ix.name[6:15] for ix in three[0]] == names[0]
+    assert len(three) == 4
+    assert three[1][0].scale_lower < three[2][0].scale_lower < three[3][0].scale_lower
+    # One process, or no index that narrow, or none wider: as without.
+    assert split_for_processes(indexes, 1, narrower_than=4) == split_for_processes(indexes, 1)
+    assert split_for_processes(indexes, 2, narrower_than=0.1) == split_for_processes(indexes, 2)
+    assert split_for_processes(indexes, 2, narrower_than=1e3) == split_for_processes(indexes, 2)
+
+
 @pytest.mark.parametrize("parity", [1, -1])
 def test_it_solves_a_star_list_of_either_parity(tmp_path: Path, parity: int) -> None:
     f = field(parity=parity)

@@ -614,6 +614,9 @@ def test_it_knows_which_fields_are_too_narrow_for_its_blind_ladder(
     assert not solver.too_narrow(BLIND_REACH * 20.0 + 0.1)
     # Without a description nothing is known: the fast path is tried as before.
     assert not PatternHashSolver(tmp_path / "missing.t3db").too_narrow(0.1)
+    # A blind miss says the field is likely narrower than the database's narrowest.
+    assert solver.narrowest_blind_fov() == pytest.approx(20.0)
+    assert PatternHashSolver(tmp_path / "missing.t3db").narrowest_blind_fov() is None
 
 
 def _with_optics(path: Path, focal_mm: float, pixel_um: float) -> Path:

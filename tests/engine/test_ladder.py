@@ -105,6 +105,9 @@ class FakeSolver(Solver):
     def too_narrow(self, widest_fov_deg: float) -> bool:
         return widest_fov_deg < self.narrowest_deg
 
+    def narrowest_blind_fov(self) -> float | None:
+        return self.narrowest_deg or None
+
 
 class FakeSeveralLists(FakeSolver):
     """Searches several lists: solves with the first list added through ``later``."""
@@ -371,6 +374,30 @@ def test_a_blind_attempt_leaves_out_a_solver_the_field_is_too_narrow_for() -> No
     # Never none: a solver the field is too narrow for beats no solver.
     also = FakeSolver([], name="also-wide-only", narrowest_deg=5.0)
     assert blind_solvers([narrow, also], 2.0, where="FOCALLEN", note=note) == [narrow, also]
+
+
+@pytest.mark.parametrize(
+    ("constraints", "first_range", "told"),
+    [
+        (SolveConstraints(), 4.0, 4.0),  # the fast path's blind miss: likely narrower
+        (SolveConstraints(), 0.0, None),  # a solver of any field says nothing
+        (SolveConstraints(scale_low=9.0, scale_high=11.0), 4.0, None),  # not blind
+    ],
+)
+def test_a_blind_miss_of_a_solver_of_wide_fields_tells_the_next_one(
+    tmp_path: Path, constraints: SolveConstraints, first_range: float, told: float | None
+) -> None:
+    calls: list[Call] = []
+    solvers: list[Solver] = [
+        FakeSolver(calls, name="fast", narrowest_deg=first_range),
+        FakeSolver(calls, name="slow", answer=lambda c: True),
+    ]
+    outcome, _ = run_solvers(
+        solvers, FakeSupply(source_list(500)), constraints,
+        work=tmp_path, clock=Clock(10.0, None), note=lambda s, m: None, label="as given",
+    )  # fmt: skip
+    assert outcome is not None and outcome.solved
+    assert [c.constraints.narrower_than for c in calls] == [None, told]
 
 
 def test_run_solvers_reports_the_last_failure(tmp_path: Path) -> None:

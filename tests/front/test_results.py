@@ -97,6 +97,16 @@ def test_it_links_every_result_file(solved_body: tuple[int, str]) -> None:
     assert f'href="/joblog/{job_id}"' in body
 
 
+def test_it_links_an_all_sky_frames_altitude_and_azimuth_file(client: Client) -> None:
+    job = solve(submit(make_user("alice"), filename="allsky.fits"))
+    files = {**job.result["files"], "altaz": job.result["files"]["wcs"]}
+    job.result = {**job.result, "files": files}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert f'href="/altaz_file/{job.id}"' in body
+    assert "altitude and azimuth of every pixel (altaz.fits)" in body
+
+
 def test_it_lists_objects_map_and_command(solved_body: tuple[int, str]) -> None:
     _, body = solved_body
     assert "Part of the constellation Ursa Major (UMa)" in body

@@ -44,6 +44,7 @@ from skysolve.engine.allsky.fit import (
 from skysolve.engine.allsky.ladder import GUESSES, first_match
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
 from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray, grey_opening
+from skysolve.engine.allsky.targeted import bright_sources, flat_frame, predicted_sources
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
 from skysolve.errors import SolveCancelledError
@@ -176,7 +177,8 @@ def match_stars(
     cam = stars.xyz @ model.rotation.T
     theta = np.degrees(np.arccos(np.clip(cam[:, 2], -1.0, 1.0)))
     rows = np.flatnonzero(theta <= min(max_off_axis, math.degrees(model.max_theta) - 0.5))
-    px, py = model.world_to_pixel(stars.ra[rows], stars.dec[rows])
+    # The camera vectors at hand, not again from RA and Dec (the same pixels).
+    px, py = model.camera_to_pixel(cam[rows])
     ok = np.isfinite(px) & np.isfinite(py)
     ok[ok] = region.contains(px[ok], py[ok])
     rows, px, py = rows[ok][:limit], px[ok][:limit], py[ok][:limit]
@@ -214,6 +216,8 @@ def match_stars(
 FIT_STARS = 400
 #: Most stars the final fit uses.
 FINAL_FIT_STARS = 1000
+#: Most catalogue stars measured at a stored model's predictions, brightest first.
+PREDICTED_STARS = 3000
 
 
 def _thin(matched: MatchedStars, most: int = FIT_STARS) -> MatchedStars:
@@ -501,6 +505,15 @@ def _solve_allsky(
     )
     if region.sky_fraction < MIN_SKY_FRACTION:
         return finish(AllskySolution(None, reason="no sky region found", region=region))
+    if start is not None:
+        # Stars measured where the stored model puts them, without the whole
+        # frame's extraction (most of a stored profile's time); the whole
+        # frame's sources and the usual path when that does not answer.
+        stars = stars or bright_stars()
+        quick = _quick_profile(start, data, region, stars, note)
+        if quick is not None:
+            note("the camera's stored model matched")
+            return finish(quick)
     sources = sky_sources(data, region, timeout=max(1.0, timeout))
     note(f"{len(sources)} sources on the sky")
     if len(sources) < MIN_SKY_SOURCES:
@@ -618,7 +631,22 @@ def _solve_allsky(
         rounds=3 if direct else 2,
         optional=("decentring", "surface"),
     )
-    checked, hits, false_positive = _verify(best_model, sources, stars, region, best_radius)
+    return finish(_verified(best_model, best, best_radius, sources, stars, region, note))
+
+
+def _verified(
+    model: LensModel,
+    matched: MatchedStars,
+    radius: float,
+    sources: SourceList,
+    stars: BrightStars,
+    region: SkyRegion,
+    note: Note,
+    *,
+    n_sources: int | None = None,
+) -> AllskySolution:
+    """The answer if ``model`` passes the chance test on ``sources`` and the residuals are small."""
+    checked, hits, false_positive = _verify(model, sources, stars, region, radius)
     note(
         f"verified: {hits} of the {checked} brightest sources on catalogue stars, "
         f"false-positive probability {false_positive:.1e}"
@@ -626,17 +654,61 @@ def _solve_allsky(
     solution = AllskySolution(
         None,
         region=region,
-        n_sources=len(sources),
-        matched=best,
+        n_sources=len(sources) if n_sources is None else n_sources,
+        matched=matched,
         false_positive=false_positive,
         checked=checked,
     )
-    if len(best) < MIN_MATCHED:
-        solution.reason = f"only {len(best)} stars matched, at least {MIN_MATCHED} needed"
+    if len(matched) < MIN_MATCHED:
+        solution.reason = f"only {len(matched)} stars matched, at least {MIN_MATCHED} needed"
     elif false_positive > MAX_FALSE_POSITIVE:
         solution.reason = f"the match could be chance (probability {false_positive:.1e})"
-    elif not best.rms() <= MAX_FINAL_RMS:
-        solution.reason = f"the lens model leaves an RMS of {best.rms():.2f} px"
+    elif not matched.rms() <= MAX_FINAL_RMS:
+        solution.reason = f"the lens model leaves an RMS of {matched.rms():.2f} px"
     else:
-        solution.model = replace(best_model)
-    return finish(solution)
+        solution.model = replace(model)
+    return solution
+
+
+def _quick_profile(
+    start: LensModel, image: np.ndarray, region: SkyRegion, stars: BrightStars, note: Note
+) -> AllskySolution | None:
+    """The stored model's answer from stars measured where it puts them, or None.
+
+    The chance test that decides whether the stored model holds, and the one
+    on the answer, read sources found without the model (:func:`.bright_sources`);
+    the fit reads the stars measured at the model's predictions
+    (:func:`.predicted_sources`), not a whole-frame extraction.  None when the
+    model does not hold or the answer does not pass: the caller then extracts
+    the whole frame and takes the usual path.
+    """
+    frame = flat_frame(image)
+    bright = bright_sources(frame, region)
+    note(f"{len(bright)} bright sources on the sky (binned detection)")
+    if len(bright) < MIN_SKY_SOURCES:
+        return None
+    held = _from_profile(start, bright, stars, region, note)
+    if held is None:
+        return None
+    fit, _ = held
+    radius = _next_radius(fit.residuals)
+    measured = predicted_sources(
+        frame, fit.model, stars.xyz, region, search=radius, most=PREDICTED_STARS
+    )
+    note(f"{len(measured)} stars measured within {radius:.1f} px of the predictions")
+    model, matched, used = _final_fit(
+        fit.model,
+        measured,
+        stars,
+        region,
+        radius,
+        most=FINAL_FIT_STARS,
+        rounds=3,
+        optional=("decentring",),
+    )
+    note(f"{model.projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
+    solution = _verified(model, matched, used, bright, stars, region, note, n_sources=len(measured))
+    if not solution.solved:
+        note(f"the quick path did not answer ({solution.reason}): the whole frame's sources")
+        return None
+    return solution

@@ -5,7 +5,10 @@ and, as its ``wcs_model``, the lens model itself, so that the calibration at the
 image centre, the objects in the field and the pictures all go through the
 model rather than through a tangent plane.  ``lens.json`` holds the model, the
 matched stars with their residuals and, when the file says when (and where) it
-was taken, the zenith and the altitude of the axis.
+was taken, the zenith and the altitude of the axis; with both the time and the
+site, the frame in altitude and azimuth (:mod:`.horizontal`: the pointing, the
+cardinal points, a grid, the model turned to the horizon) and ``altaz.fits``,
+every pixel's altitude and azimuth.
 """
 
 from __future__ import annotations
@@ -22,6 +25,15 @@ from typing import Any
 import numpy as np
 
 from skysolve.engine.allsky.blind import AllskySolution, solve_allsky
+from skysolve.engine.allsky.horizontal import earth_frames as _earth_frames
+from skysolve.engine.allsky.horizontal import (
+    exif_site,
+    exif_time,
+    horizon_at,
+    horizontal_document,
+    mid_exposure,
+    write_altaz_fits,
+)
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz, xyz_to_radec
 from skysolve.engine.allsky.profiles import camera_key, load_profile, save_profile
 from skysolve.engine.allsky.wcs import WCS_REACH_DEG, LensWCS, to_fits_header
@@ -74,18 +86,6 @@ def _angle(value: Any) -> float:
     numbers = [abs(float(p)) for p in parts]
     total = sum(n / 60.0**i for i, n in enumerate(numbers))
     return sign * total
-
-
-def _earth_frames(iso_time: str) -> tuple[float, np.ndarray]:
-    """(Greenwich apparent sidereal time in radians, J2000-to-true-of-date matrix)."""
-    import erfa
-    from astropy.time import Time
-
-    t = Time(iso_time, scale="utc")
-    tt = t.tt
-    # UT1 as UTC: a second of time is 15 arcsec, far below an all-sky pixel.
-    gst = float(erfa.gst06a(t.jd1, t.jd2, tt.jd1, tt.jd2))
-    return gst, np.asarray(erfa.pnm06a(tt.jd1, tt.jd2))
 
 
 def zenith_radec(iso_time: str, latitude: float, longitude: float) -> tuple[float, float]:
@@ -285,9 +285,14 @@ def lens_document(
     height: int,
     *,
     header: Any = None,
+    exif: dict[str, Any] | None = None,
     wcs_error: float | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a solved frame: model, matched stars, zenith."""
+    """The JSON document of a solved frame: model, matched stars, zenith, alt/az.
+
+    The time and the site come from the FITS header, else from the EXIF tags
+    (GPS, or the original time with its offset from UTC).
+    """
     model = solution.model
     assert model is not None and solution.matched is not None
     m = solution.matched
@@ -317,8 +322,12 @@ def lens_document(
             )
         ],
     }
-    when = observation_time(header)
-    site = observation_site(header)
+    when, site = observation_time(header), observation_site(header)
+    stamps, start, site_source = header, "DATE-OBS", "header"
+    if when is None and exif_time(exif) is not None:
+        when, stamps, start = exif_time(exif), exif, "EXIF time"
+    if site is None and exif_site(exif) is not None:
+        site, site_source = exif_site(exif), "EXIF GPS"
     if when is not None:
         doc["time"] = when
         try:
@@ -335,12 +344,21 @@ def lens_document(
                     for b, x, y, u in zip(bodies, bx, by, up, strict=True)
                 ]  # fmt: skip
             if site is not None:
-                zra, zdec = zenith_radec(when, site[0], site[1])
+                # The stars' places in the frame are where they were mid-exposure.
+                mid, mid_source = mid_exposure(when, stamps, start=start)
+                zra, zdec = zenith_radec(mid, site[0], site[1])
                 zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
-                doc["site"] = {"latitude": site[0], "longitude": site[1], "source": "header"}
+                doc["site"] = {"latitude": site[0], "longitude": site[1], "source": site_source}
                 doc["zenith"] = {"ra": zra, "dec": zdec, "x": _num(zx[0]), "y": _num(zy[0])}
                 off = model.off_axis(np.array([zra]), np.array([zdec]))
                 doc["axis_altitude_deg"] = _num(90.0 - float(off[0]))
+                horizon = horizon_at(mid, site[0], site[1])
+                # A high percentile, not the largest: one false match can sit anywhere.
+                stars_reach = _num(np.percentile(m.off_axis, 99.0)) if len(m) else None
+                doc["horizontal"] = horizontal_document(
+                    model, horizon, width, height, reach_deg=stars_reach
+                )
+                doc["horizontal"]["time_source"] = mid_source
             else:
                 lat, lon = site_below(when, model.ra, model.dec)
                 doc["site"] = {
@@ -412,8 +430,14 @@ def allsky_attempt(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         header, error = to_fits_header(solution.model, width, height)
+    # ``header`` is the WCS's by now: the time and the site are in the file's own.
     doc = lens_document(
-        solution, width, height, header=getattr(image, "header", None), wcs_error=error
+        solution,
+        width,
+        height,
+        header=getattr(image, "header", None),
+        exif=getattr(image, "exif", None),
+        wcs_error=error,
     )
     work.mkdir(parents=True, exist_ok=True)
     path = work / "lens.json"
@@ -426,6 +450,17 @@ def allsky_attempt(
     outcome.wcs_model = LensWCS(solution.model, width, height, reach_deg=reach)
     outcome.index = f"lens model ({solution.model.projection})"
     outcome.files = {"lens": path, **_star_files(work, solution)}
+    horizontal = doc.get("horizontal")
+    if horizontal is not None:
+        # The time and the site are known: every pixel's altitude and azimuth.
+        region = solution.region
+        circle = None
+        if region is not None and region.radius > 0:
+            circle = (region.center_x, region.center_y, region.radius)
+        horizon = horizon_at(horizontal["time"], horizontal["latitude"], horizontal["longitude"])
+        outcome.files["altaz"] = write_altaz_fits(
+            work / "altaz.fits", solution.model, horizon, width, height, circle=circle
+        )
     return outcome, solution
 
 

@@ -113,15 +113,43 @@ def no_index_message(
     return message
 
 
-def split_for_processes(indexes: Sequence[IndexFile], groups: int) -> list[list[IndexFile]]:
+#: With a field likely narrower than ``narrower_than`` degrees, the indexes whose
+#: quads are at most this share of that width get a process of their own.
+NARROW_QUAD_SHARE = 1.0 / 3.0
+
+
+def split_for_processes(
+    indexes: Sequence[IndexFile], groups: int, *, narrower_than: float | None = None
+) -> list[list[IndexFile]]:
     """Deal indexes out to ``groups`` solver processes, alternating by scale.
 
     Neighbouring scales usually both can solve a field, so alternating gives
     every process a candidate at every scale and roughly equal work (the
     finest indexes are by far the largest; dealing them first spreads them).
+
+    ``narrower_than`` (degrees): the field is likely narrower than that (the
+    fast path's blind search of wider fields missed).  The indexes whose quads
+    are at most :data:`NARROW_QUAD_SHARE` of it then get one more process of
+    their own, first, and the others are dealt to ``groups`` processes as
+    without: the narrow ones finish within a fraction of a second, and a wide
+    field the fast path missed (a distorted lens) keeps all its processes
+    (``oresat_img_7660`` without the fast path and with the wide indexes in one
+    process took 3.8-7.3 s, dealt to two 2.3-4.3 s, as without the narrow
+    split 2.3-3.3 s; docs/benchmarks.md).  A blind search checks every index at
+    each depth of field stars (the engine's ``inparallel``), and the
+    wide-quad indexes cost a small field the most: on a 2-degree frame
+    (``panoptes_unsolved``) the Tycho-2 indexes 07-09 together answer in
+    about 0.1 s, 11 alone in 0.2-0.3 s, 12 not in 120 s, and each of the two
+    alternating halves in 0.45-0.6 s (docs/benchmarks.md).
     """
     groups = max(1, min(groups, len(indexes)))
     by_size = sorted(indexes, key=lambda ix: ix.scale_lower)
+    if narrower_than is not None and groups >= 2:
+        most = narrower_than * 3600.0 * NARROW_QUAD_SHARE
+        narrow = [ix for ix in by_size if ix.scale_upper <= most * (1.0 + 1e-6)]
+        rest = [ix for ix in by_size if ix not in narrow]
+        if narrow and rest:
+            return [narrow, *split_for_processes(rest, groups)]
     out: list[list[IndexFile]] = [[] for _ in range(groups)]
     for i, ix in enumerate(by_size):
         out[i % groups].append(ix)

@@ -1,8 +1,9 @@
 """EXIF tags of a camera picture, as plain JSON-ready values.
 
 What Pillow reads from a JPEG, TIFF or WebP: the camera's tags (focal length,
-35 mm equivalent, exposure, date...) the hints read, less the TIFF tags
-that describe the pixel layout rather than the picture.
+35 mm equivalent, exposure, date...) the hints read and the GPS tags (an
+all-sky frame's site and time), less the TIFF tags that describe the pixel
+layout rather than the picture.
 """
 
 from __future__ import annotations
@@ -42,18 +43,24 @@ _LAYOUT_TAGS = frozenset(
 
 
 def exif_tags(img: Any) -> dict[str, Any]:
-    """EXIF tags (main IFD and Exif sub-IFD) by name; unreadable EXIF gives {}."""
+    """EXIF tags (main IFD, Exif and GPS sub-IFDs) by name; unreadable EXIF gives {}.
+
+    The GPS tags keep EXIF's names (``GPSLatitude``, ``GPSLatitudeRef``,
+    ``GPSDateStamp``...): an all-sky frame's site and time come from them.
+    """
     from PIL import ExifTags
 
     try:
         exif = img.getexif()
         items = list(exif.items())
         items += list(exif.get_ifd(ExifTags.IFD.Exif).items())
+        gps = list(exif.get_ifd(ExifTags.IFD.GPSInfo).items())
     except Exception:
         return {}
     out: dict[str, Any] = {}
-    for tag, value in items:
-        name = ExifTags.TAGS.get(tag)
+    named = [(ExifTags.TAGS.get(tag), tag, value) for tag, value in items]
+    named += [(ExifTags.GPSTAGS.get(tag), None, value) for tag, value in gps]
+    for name, tag, value in named:
         if name is None or name in _LAYOUT_TAGS or tag in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):
             continue
         converted = _exif_value(value)

@@ -4,7 +4,8 @@ Every file a solve writes is named in :data:`FILE_NAMES` (relative to the
 solve's ``out_dir``): the WCS header, the image with it (``new-image.fits``),
 the source list (``axy.fits``), the matched pairs with their residuals
 (``corr.fits``), the catalogue stars in the field (``rdls.fits``), the KML
-overlay, the log and an all-sky frame's lens model.  :func:`draw_result_pictures`
+overlay, the log, an all-sky frame's lens model and, when its time and site
+are known, its pixels' altitude and azimuth (``altaz.fits``).  :func:`draw_result_pictures`
 is the picture step, the same for a solve here and for an image whose sources
 were solved elsewhere (:mod:`skysolve.engine.offload`).
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from skysolve.engine.results import SolveResult, SourceList
-from skysolve.engine.solving.astrometry import source_table
+from skysolve.engine.solving.axyfile import source_table
 
 if TYPE_CHECKING:
     from astropy.io import fits
@@ -37,6 +38,7 @@ FILE_NAMES: dict[str, str] = {
     "kml": "field.kml",
     "log": "solve.log",
     "lens": "lens.json",
+    "altaz": "altaz.fits",
 }
 
 
@@ -164,7 +166,7 @@ def write_result_files(
     """The files that follow the answer, added to ``result.files``.
 
     ``corr.fits`` of the final fit (else the solver's), the solver's
-    ``rdls.fits`` and lens model, ``new-image.fits`` (an image only) and
+    ``rdls.fits``, lens model and altitude/azimuth planes, ``new-image.fits`` (an image only) and
     ``field.kml`` (when ``kml_wcs`` is given).
     """
     assert result.calibration is not None
@@ -173,7 +175,7 @@ def write_result_files(
     )
     if corr is not None:
         result.files["corr"] = corr
-    for key in ("rdls", "corr", "lens"):
+    for key in ("rdls", "corr", "lens", "altaz"):
         if key in result.files:
             continue
         if key in solver_files and solver_files[key].exists():

@@ -33,10 +33,16 @@ Progress = Callable[[str, str], None]
 
 
 def start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS | Any:
-    """The solver's WCS: the fast path's own model, or astropy's of its header."""
+    """The solver's WCS: the fast path's own model, the TAN-SIP model of an
+    astrometry.net header, or astropy's of any other header."""
     if outcome.wcs_model is not None:
         return outcome.wcs_model
     assert outcome.wcs_header is not None
+    from skysolve.engine.solving.fastpath.tansip import TanSip
+
+    model = TanSip.from_header(outcome.wcs_header)
+    if model is not None:
+        return model
     return wcs_from_header(outcome.wcs_header, width, height)
 
 

@@ -28,13 +28,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from skysolve.engine.indexes.choosing import select_indexes, split_for_processes
 from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS, IndexFile, find_indexes
 from skysolve.engine.results import SourceList
+from skysolve.engine.solving.axyfile import write_axy
 from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import (
     ConfigurationError,
@@ -42,9 +43,6 @@ from skysolve.errors import (
     SolverFailedError,
     SolveTimeoutError,
 )
-
-if TYPE_CHECKING:
-    from astropy.io import fits
 
 #: How often the watcher checks processes, cancel flags and the clock.
 POLL_SECONDS = 0.01
@@ -67,91 +65,6 @@ class AstrometryConfig:
     #: are searched beside the first ones on every index not yet given them: a
     #: blind search of 150 sources with no answer in them runs past 40 s.
     fallback_after: float = 10.0
-
-
-def write_axy(
-    path: Path,
-    sources: SourceList,
-    constraints: SolveConstraints,
-    *,
-    outputs: dict[str, Path],
-    cpu_limit: float,
-    depths: tuple[int, ...],
-    odds_to_solve: float,
-) -> Path:
-    """Write an augmented star list: the sources plus every solve parameter.
-
-    ``outputs`` maps the engine's output keywords (solved, match, rdls, wcs,
-    corr, cancel) to the files it should write.
-    """
-    from astropy.io import fits
-
-    hdr = fits.Header()
-    hdr["IMAGEW"] = (int(sources.width), "image width")
-    hdr["IMAGEH"] = (int(sources.height), "image height")
-    hdr["ANRUN"] = (True, "Solve this field!")
-    hdr["ANCLIM"] = (max(1, int(np.ceil(cpu_limit))), "CPU time limit (seconds)")
-    hdr["ANVERUNI"] = (True, "Uniformize field during verification")
-    hdr["ANVERDUP"] = (False, "Deduplicate field during verification")
-    hdr["ANODDSSL"] = (float(odds_to_solve), "Odds ratio to consider a field solved")
-    hdr["ANPOSERR"] = (float(constraints.positional_error), "star position error (pixels)")
-    if constraints.scale_low is not None or constraints.scale_high is not None:
-        lo = constraints.scale_low or 0.0
-        hi = constraints.scale_high if constraints.scale_high is not None else 1e6
-        hdr["ANAPPL1"] = (float(lo), "scale: arcsec/pixel min")
-        hdr["ANAPPU1"] = (float(min(hi, 1e6)), "scale: arcsec/pixel max")
-    if constraints.crpix_center:
-        hdr["ANCRPIXC"] = (True, "Set CRPIX to the image center.")
-    if constraints.tweak_order > 0:
-        hdr["ANTWEAK"] = (True, "Tweak: yes please!")
-        hdr["ANTWEAKO"] = (int(constraints.tweak_order), "Tweak order")
-    else:
-        hdr["ANTWEAK"] = (False, "Tweak: no, thanks.")
-    if constraints.parity in (0, 1):
-        hdr["ANPARITY"] = ("POS" if constraints.parity == 0 else "NEG", "parity to search")
-    if constraints.has_position:
-        hdr["ANERA"] = (float(constraints.center_ra or 0.0), "RA center estimate (deg)")
-        hdr["ANEDEC"] = (float(constraints.center_dec or 0.0), "Dec center estimate (deg)")
-        hdr["ANERAD"] = (float(constraints.radius or 180.0), "Search radius (deg)")
-    lower = 1
-    for i, upper in enumerate(depths, start=1):
-        hdr[f"ANDPL{i}"] = lower
-        hdr[f"ANDPU{i}"] = upper
-        lower = upper + 1
-    keys = {
-        "solved": "ANSOLVED",
-        "match": "ANMATCH",
-        "rdls": "ANRDLS",
-        "wcs": "ANWCS",
-        "corr": "ANCORR",
-        "cancel": "ANCANCEL",
-    }
-    for name, key in keys.items():
-        if name in outputs:
-            hdr[key] = str(outputs[name])
-    fits.HDUList([fits.PrimaryHDU(header=hdr), source_table(sources)]).writeto(path, overwrite=True)
-    return path
-
-
-def source_table(sources: SourceList) -> fits.BinTableHDU:
-    """The sources as the X, Y, FLUX[, BACKGROUND] table astrometry.net reads."""
-    from astropy.io import fits
-
-    cols = [
-        fits.Column(name="X", format="E", array=np.asarray(sources.x, np.float32)),
-        fits.Column(name="Y", format="E", array=np.asarray(sources.y, np.float32)),
-        fits.Column(name="FLUX", format="E", array=np.asarray(sources.flux, np.float32)),
-    ]
-    if sources.background is not None:
-        cols.append(
-            fits.Column(
-                name="BACKGROUND", format="E", array=np.asarray(sources.background, np.float32)
-            )
-        )
-    table = fits.BinTableHDU.from_columns(cols)
-    table.header["IMAGEW"] = sources.width
-    table.header["IMAGEH"] = sources.height
-    return table
 
 
 def write_engine_config(path: Path, indexes: list[IndexFile], *, cpu_limit: float) -> Path:
@@ -254,7 +167,9 @@ class AstrometryNetSolver(Solver):
             return [
                 start_one(label, sources, group)
                 for label, sources in new_lists
-                for group in split_for_processes(indexes, per_list)
+                for group in split_for_processes(
+                    indexes, per_list, narrower_than=constraints.narrower_than
+                )
             ]
 
         def more() -> list[_Run] | None:

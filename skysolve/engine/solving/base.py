@@ -42,6 +42,10 @@ class SolveConstraints:
     #: distortion ``k`` and the widest side's field (deg) undistorted
     #: (:mod:`skysolve.engine.solving.fastpath.lens`); None: none remembered.
     lens: tuple[float, float] | None = None
+    #: Degrees: a quick solver's blind search of fields from this wide up missed,
+    #: so the field is likely narrower (astrometry.net then gives the indexes of
+    #: such fields a process of their own); None: nothing known.
+    narrower_than: float | None = None
 
     @property
     def has_position(self) -> bool:
@@ -143,6 +147,14 @@ class Solver(ABC):
         nothing to load.
         """
         return False
+
+    def narrowest_blind_fov(self) -> float | None:
+        """The narrowest field (degrees, widest side) this solver's blind search
+        looks for, when it looks for a limited range: a blind miss then says
+        the field is likely narrower (:attr:`SolveConstraints.narrower_than`).
+        Default: None (any field).
+        """
+        return None
 
     def too_narrow(self, widest_fov_deg: float) -> bool:
         """Whether a field at most ``widest_fov_deg`` wide (its widest side) is

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -254,6 +254,11 @@ def run_solvers(
                         timeout=max(0.5, clock.remaining),
                         cancel=clock.cancel,
                     )
+        narrowest = solver.narrowest_blind_fov() if is_blind(constraints) else None
+        if not outcome.solved and narrowest is not None and constraints.narrower_than is None:
+            # A blind miss of the fast path: the field is likely narrower than
+            # its database covers; the next solvers may search those first.
+            constraints = replace(constraints, narrower_than=narrowest)
         if outcome.solved:
             if outcome.sources is not None:
                 # The brightest head of the full list: the answer keeps the full one.

@@ -124,6 +124,14 @@ class PatternHashSolver(Solver):
         threading.Thread(target=load, name="fastpath-load", daemon=True).start()
         return True
 
+    def narrowest_blind_fov(self) -> float | None:
+        """The database's narrowest field; None when its description cannot be read."""
+        try:
+            info = read_info(self.db_path)
+        except (OSError, ConfigurationError):
+            return None
+        return None if info is None else info.min_fov
+
     def too_narrow(self, widest_fov_deg: float) -> bool:
         """Whether a field at most ``widest_fov_deg`` wide (its widest side) is too
         narrow for this database: its blind ladder could not find it, and trying
