@@ -704,6 +704,9 @@ def _quick_profile(
         radius,
         most=FINAL_FIT_STARS,
         rounds=3,
+        # A stored surface (a dome's) is held as it is, the lens refitted
+        # under it: choosing it anew costs its five fits on a path meant to
+        # take half a second, and the predictions it placed are already right.
         optional=("decentring",),
     )
     note(f"{model.projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
