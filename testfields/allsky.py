@@ -79,11 +79,17 @@ def wide_frame(
     """A wide-angle frame (:func:`wide_angle_lens`) rendered to magnitude 7 out
     past its corners, with the lens it was rendered through."""
     lens = wide_angle_lens(fov_deg, width, height, edge_distortion, ra=ra, dec=dec, roll=roll)
+    # The lens's own corners: barrel distortion puts them farther off axis than
+    # a pinhole's (a 100-degree frame with 15 % barrel: 62 degrees, not 56),
+    # and a frame rendered to the pinhole's would have starless corners.
+    corner = float(lens.theta(np.array([math.hypot(width - 1, height - 1) / 2.0 / lens.focal]))[0])
+    pinhole = corner_angle(fov_deg, width, height)
+    reach = max(pinhole, math.degrees(corner)) if math.isfinite(corner) else pinhole
     image = render_allsky(
         lens,
         width,
         height,
-        horizon_deg=corner_angle(fov_deg, width, height) + 3.0,
+        horizon_deg=reach + 3.0,
         faintest=7.0,
         stars=stars if stars is not None else bright_stars(7.0),
         seed=seed,

@@ -29,7 +29,11 @@ The package is laid out by job:
 - :mod:`~skysolve.engine.solving.fastpath.database`: where databases live, building them
   from a catalogue, loading them (and their reference stars) once per process;
 - :mod:`~skysolve.engine.solving.fastpath.matching`: :class:`PatternHashSolver`, which asks
-  tetra3rs for a candidate and decides with the two modules below;
+  tetra3rs for a candidate (:mod:`~skysolve.engine.solving.fastpath.guesses`: the FOV
+  guesses; :mod:`~skysolve.engine.solving.fastpath.lens`: a wide lens's distortion;
+  :mod:`~skysolve.engine.solving.fastpath.crop`: frames wider than the database, by
+  their centre) and decides with :mod:`~skysolve.engine.solving.fastpath.confirm`
+  and the two modules below;
 - :mod:`~skysolve.engine.solving.fastpath.verification`: the independent check against
   the catalogue;
 - :mod:`~skysolve.engine.solving.fastpath.tansip` and

@@ -52,7 +52,7 @@ BARREL_FROM = 30.0
 BARREL_K = 0.12
 #: Largest RMS (px, times the positional error) of the cubic refit of a wide
 #: pinhole match that the quadratic one left too far out (the matcher's
-#: ``PatternHashSolver._confirm``).
+#: :func:`~skysolve.engine.solving.fastpath.confirm.confirm`).
 RETRY_RMS = 0.75
 #: A camera's remembered field is searched within this fraction of it.
 LENS_FOV_ERROR = 0.06

@@ -13,6 +13,15 @@ import numpy as np
 
 from skysolve.engine.results import DeferredHeader, SourceList
 from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
+from skysolve.engine.solving.fastpath.confirm import confirm
+from skysolve.engine.solving.fastpath.crop import (
+    CROP_FOV,
+    CROP_PATTERNS,
+    Crop,
+    crop_centroids,
+    crop_fraction,
+    crop_guesses,
+)
 from skysolve.engine.solving.fastpath.database import (
     DatabaseInfo,
     FastpathDatabase,
@@ -21,27 +30,17 @@ from skysolve.engine.solving.fastpath.database import (
     load_database,
     read_info,
 )
-from skysolve.engine.solving.fastpath.guesses import WIDE_FROM, WIDE_PATTERNS, Guess, fov_guesses
+from skysolve.engine.solving.fastpath.guesses import WIDE_PATTERNS, Guess, fov_guesses
 from skysolve.engine.solving.fastpath.lens import (
     BARREL_FROM,
     BARREL_K,
     LENS_FOV_ERROR,
     MIN_K,
-    RETRY_RMS,
-    START_ORDER,
-    start_model,
     undistort,
 )
-from skysolve.engine.solving.fastpath.refit import MAX_RMS, REFIT_SOURCES, Refined, refine
+from skysolve.engine.solving.fastpath.refit import REFIT_SOURCES, Refined
 from skysolve.engine.solving.fastpath.tables import write_files
-from skysolve.engine.solving.fastpath.tansip import TanSip
-from skysolve.engine.solving.fastpath.verification import (
-    VERIFY_RADIUS,
-    Neighbourhood,
-    constraint_problem,
-    describe,
-    verify_calibration,
-)
+from skysolve.engine.solving.fastpath.verification import VERIFY_RADIUS
 from skysolve.errors import ConfigurationError, SolveCancelledError
 
 #: A band database is used for a hinted range at least this factor inside its FOV range
@@ -58,16 +57,6 @@ BLIND_REACH = 0.7
 #: The databases to search in turn, each with its guesses and the radial distortion k
 #: undone on the centroids first (0: none).
 Plan = list[tuple[Path, list[Guess], float]]
-
-
-def tetra_model(result: Any, width: int, height: int) -> TanSip:
-    """The TAN WCS tetra3rs found, in skysolve's pixel convention."""
-    off = np.asarray(result.crpix, dtype=float)
-    return TanSip(
-        crval=(float(result.crval_ra_deg), float(result.crval_dec_deg)),
-        crpix=((width + 1) / 2.0 + float(off[0]), (height + 1) / 2.0 + float(off[1])),
-        cd=np.degrees(np.asarray(result.cd_matrix, dtype=float)),
-    )
 
 
 class PatternHashSolver(Solver):
@@ -182,15 +171,17 @@ class PatternHashSolver(Solver):
                 if self.fov_estimates is not None
                 else fov_guesses(info, constraints, max(w, h))
             )
-            if not guesses:
+            # Fields the caller told (the all-sky ladder's planes, already
+            # undistorted by its lens guess) are searched as they are.
+            told = self.fov_estimates is not None
+            first, last = ([], []) if told else crop_guesses(info, constraints, max(w, h))
+            if not guesses and not first + last:
                 return give_up(
                     f"the scale range is outside the database's FOV range "
                     f"{info.min_fov:g}-{info.max_fov:g} deg"
                 )
             plan: Plan = [(path, part, 0.0) for path, part in self._search_plan(guesses)]
-            if self.fov_estimates is None:
-                # Fields the caller told (the all-sky ladder's planes, already
-                # undistorted by its lens guess) are searched as they are.
+            if not told and guesses:
                 plan = self._lens_plan(plan, info, constraints, max(w, h))
         except ConfigurationError as exc:
             return give_up(str(exc))
@@ -210,7 +201,19 @@ class PatternHashSolver(Solver):
         radius = VERIFY_RADIUS * pos_err
         refined: Refined | None = None
         reason = "no pattern matched"
+        # A camera remembered wider than the database: its crop before the ladder.
+        if first:
+            try:
+                loaded = load_database(self.db_path)
+            except ConfigurationError as exc:
+                return give_up(str(exc))
+            refined, reason = self._search_crops(
+                loaded, first, centroids, sources, constraints, radius, note, reason,
+                started=started, timeout=timeout, cancel=cancel,
+            )  # fmt: skip
         for number, (path, part, k) in enumerate(plan):
+            if refined is not None or reason == OUT_OF_TIME:
+                break
             try:
                 loaded = load_database(path)
             except ConfigurationError as exc:
@@ -229,8 +232,15 @@ class PatternHashSolver(Solver):
                 loaded, part, undone, sources, constraints, radius, note, reason,
                 started=started, timeout=timeout, cancel=cancel, k=k,
             )  # fmt: skip
-            if refined is not None or reason == OUT_OF_TIME:
-                break
+        if refined is None and reason != OUT_OF_TIME and last:
+            try:
+                loaded = load_database(self.db_path)
+            except ConfigurationError as exc:
+                return give_up(str(exc))
+            refined, reason = self._search_crops(
+                loaded, last, centroids, sources, constraints, radius, note, reason,
+                started=started, timeout=timeout, cancel=cancel,
+            )  # fmt: skip
         if refined is None:
             return give_up(reason)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -294,7 +304,7 @@ class PatternHashSolver(Solver):
                 f"{attempt.ra_deg:.4f} Dec {attempt.dec_deg:.4f} FOV {attempt.fov_deg:.3f} deg, "
                 f"{attempt.num_matches} stars, probability {attempt.probability:.2g}"
             )
-            candidate = self._confirm(attempt, sources, loaded, constraints, radius, note, k=k)
+            candidate = confirm(attempt, sources, loaded, constraints, radius, note, k=k)
             if isinstance(candidate, str):
                 reason = candidate
                 note(f"rejected: {candidate}")
@@ -302,76 +312,66 @@ class PatternHashSolver(Solver):
             return candidate, reason
         return None, reason
 
-    @staticmethod
-    def _confirm(
-        attempt: Any,
-        sources: SourceList,
+    def _search_crops(
+        self,
         loaded: FastpathDatabase,
+        crops: list[Crop],
+        centroids: np.ndarray,
+        sources: SourceList,
         constraints: SolveConstraints,
         radius: float,
         note: Any,
+        reason: str,
         *,
-        k: float = 0.0,
-    ) -> Refined | str:
-        """Refit tetra3rs's answer against our catalogue and verify it, or say why not.
-
-        The refit comes first: when the FOV guess was far off, tetra3rs's own
-        WCS can be several pixels out at the edges although the match is right.
-        """
+        started: float,
+        timeout: float,
+        cancel: threading.Event | None,
+    ) -> tuple[Refined | None, str]:
+        """tetra3rs on the central crop of each guessed frame width
+        (:mod:`~skysolve.engine.solving.fastpath.crop`): the verified refit, or why not."""
         w, h = sources.width, sources.height
-        near = Neighbourhood()
-        start, order, loose = tetra_model(attempt, w, h), constraints.tweak_order, 1
-        if k != 0.0:
-            # tetra3rs's WCS is of the undistorted frame: the real pixels' model
-            # holds the distortion (a cubic), kept through the loose matches.
-            start = start_model(start, k, w, h)
-            order = loose = max(order, START_ORDER)
-        refined = refine(
-            sources, start, loaded.stars, order=order, radius=radius, near=near, loose_order=loose
-        )
-        verdict = PatternHashSolver._judge(refined, sources, loaded, constraints, radius, note)
-        wide = math.degrees(max(w, h) * math.sqrt(abs(np.linalg.det(np.radians(start.cd)))))
-        if isinstance(verdict, str) and order < START_ORDER and wide >= WIDE_FROM:
-            # A wide lens's barrel distortion is a cubic: the right match of a
-            # pinhole guess leaves a quadratic refit 1.5 px out at the edges.
-            # The cubic's freedom can also bend a poor start onto a third of
-            # the stars (a 66-degree frame with 12 % barrel: RMS 1.4 px, the
-            # centre 10 px out), so it must fit as a lens does: RETRY_RMS.
-            refined = refine(
-                sources, refined.model, loaded.stars, order=START_ORDER, radius=radius,
-                near=near, loose_order=START_ORDER,
-            )  # fmt: skip
-            verdict = PatternHashSolver._judge(
-                refined, sources, loaded, constraints, radius, note, max_rms=RETRY_RMS
+        budget = min(CROP_PATTERNS, self.pattern_budget or CROP_PATTERNS)
+        for frame_fov, k in crops:
+            if cancel is not None and cancel.is_set():
+                raise SolveCancelledError("the solve was cancelled")
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                return None, OUT_OF_TIME
+            undone = centroids
+            if k != 0.0:
+                undone = centroids.copy()
+                undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
+            part, cw, ch = crop_centroids(undone, frame_fov, w, h, limit=TETRA_CENTROIDS)
+            lens = f", radial distortion k = {k:+.4f} undone" if k != 0.0 else ""
+            label = (
+                f"frame guess {frame_fov:.1f} deg{lens}: the central {cw}x{ch} px "
+                f"({len(part)} sources) as a {CROP_FOV:g} deg field"
             )
-        return verdict
-
-    @staticmethod
-    def _judge(
-        refined: Refined,
-        sources: SourceList,
-        loaded: FastpathDatabase,
-        constraints: SolveConstraints,
-        radius: float,
-        note: Any,
-        *,
-        max_rms: float = MAX_RMS,
-    ) -> Refined | str:
-        """The refit verified, within ``max_rms`` (times the positional error)
-        and the constraints, or why not."""
-        w, h = sources.width, sources.height
-        pos_err = radius / VERIFY_RADIUS
-        kind = f"TAN-SIP order {refined.model.order}" if refined.model.order >= 2 else "TAN"
-        note(f"refit {kind} through {len(refined.source_rows)} stars: RMS {refined.rms:.3f} px")
-        check = verify_calibration(
-            sources, refined.model, loaded.stars, radius=radius, near=refined.near
-        )
-        note(describe(check))
-        if not check.accepted:
-            return "the match failed verification"
-        if not refined.rms <= max_rms * pos_err:
-            return f"the refit leaves an RMS of {refined.rms:.2f} px"
-        return constraint_problem(refined.model, constraints, w, h) or refined
+            attempt = loaded.database.solve_from_centroids(
+                part,
+                fov_estimate_deg=CROP_FOV * cw / max(cw, ch),
+                image_width=cw,
+                image_height=ch,
+                solve_timeout_ms=max(1, int(min(remaining, 5.0) * 1000)),
+                max_patterns_checked=budget,
+            )
+            if not attempt:
+                note(f"{label}: {attempt.status}")
+                continue
+            note(
+                f"{label}: tetra3rs matched RA {attempt.ra_deg:.4f} Dec {attempt.dec_deg:.4f}, "
+                f"{attempt.num_matches} stars, probability {attempt.probability:.2g}"
+            )
+            share = crop_fraction(frame_fov)
+            candidate = confirm(
+                attempt, sources, loaded, constraints, radius, note, k=k, share=share
+            )
+            if isinstance(candidate, str):
+                reason = candidate
+                note(f"rejected: {candidate}")
+                continue
+            return candidate, reason
+        return None, reason
 
     def _lens_plan(
         self, plan: Plan, info: DatabaseInfo, constraints: SolveConstraints, widest_px: int

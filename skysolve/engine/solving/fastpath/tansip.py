@@ -208,11 +208,15 @@ class TanSip:
         uu, vv = uv[0], uv[1]
         u, v = uu, vv
         if self.order >= 2 and self.ap is not None and self.bp is not None:
-            m = _design(uu, vv, sip_terms(self.order), self.s)
-            u, v = uu + m @ self.ap, vv + m @ self.bp
-            for _ in range(3):  # polish the polynomial inverse against the forward SIP
-                fu, fv = self._distort(u, v)
-                u, v = u + (uu - fu), v + (vv - fv)
+            # Catalogue stars far outside a wide frame run the polynomials far
+            # past where they were fitted, to inf or NaN: callers keep the
+            # finite positions inside the image.
+            with np.errstate(over="ignore", invalid="ignore"):
+                m = _design(uu, vv, sip_terms(self.order), self.s)
+                u, v = uu + m @ self.ap, vv + m @ self.bp
+                for _ in range(3):  # polish the polynomial inverse against the forward SIP
+                    fu, fv = self._distort(u, v)
+                    u, v = u + (uu - fu), v + (vv - fv)
         return u + self.crpix[0], v + self.crpix[1]
 
     def to_header(self, width: int, height: int) -> fits.Header:
@@ -321,8 +325,12 @@ def fit_tan_sip(
     gu, gv = gx.ravel() - crpix[0], gy.ravel() - crpix[1]
     uu, vv = model._distort(gu, gv)
     inv = _design(uu, vv, terms, s)
-    cu, *_ = np.linalg.lstsq(inv, gu - uu, rcond=None)
-    cv, *_ = np.linalg.lstsq(inv, gv - vv, rcond=None)
+    # Both through the normal equations: the grid's design is well conditioned
+    # (offsets within about one ``s``), and LAPACK's least squares on 625 rows
+    # of an order-4 or 5 polynomial runs threaded, 5-10 ms a call on a busy
+    # two-core machine against 0.05 ms for this.
+    cuv = np.linalg.solve(inv.T @ inv, inv.T @ np.column_stack([gu - uu, gv - vv]))
+    cu, cv = cuv[:, 0], cuv[:, 1]
     return TanSip(
         crval=(ra0, dec0),
         crpix=crpix,
