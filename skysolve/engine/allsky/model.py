@@ -111,6 +111,19 @@ def surface_design(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
     return (np.array(xp)[list(p_idx)] * np.array(yp)[list(q_idx)]).T
 
 
+def _surface_matrix(model: LensModel) -> np.ndarray:
+    """The surface's coefficients as ``(2 (order + 1), order + 1)``: row ``p`` of
+    each half holds the coefficients of ``x^p y^q`` by ``q``, the x half first."""
+    n = model.surface_order + 1
+    out = np.zeros((2, n, n))
+    terms = surface_terms(model.surface_order)
+    half = len(terms)
+    for i, (p, q) in enumerate(terms):
+        out[0, p, q] = model.surface[i]
+        out[1, p, q] = model.surface[half + i]
+    return out.reshape(2 * n, n)
+
+
 def radec_to_xyz(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """Unit vectors, shape ``(..., 3)``."""
     ra = np.radians(np.asarray(ra_deg, dtype=float))
@@ -217,6 +230,7 @@ class LensModel:
     surface: tuple[float, ...] = ()
     surface_reach: float = 0.0
     _rotation: np.ndarray = field(init=False, repr=False, compare=False)
+    _surface_matrix: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.projection not in PROJECTIONS:
@@ -235,6 +249,7 @@ class LensModel:
             )
         object.__setattr__(self, "surface", tuple(float(c) for c in self.surface))
         object.__setattr__(self, "_rotation", sky_rotation(self.ra, self.dec, self.roll))
+        object.__setattr__(self, "_surface_matrix", _surface_matrix(self))
 
     # -- the radial law -------------------------------------------------------
     def rho(self, theta: np.ndarray) -> np.ndarray:
@@ -317,12 +332,20 @@ class LensModel:
             with np.errstate(divide="ignore", invalid="ignore"):
                 shrink = np.minimum(1.0, self.surface_reach / np.hypot(x, y))
             at_x, at_y = x * shrink, y * shrink
-        design = surface_design(at_x, at_y, self.surface_order)
-        half = len(self.surface) // 2
-        coeffs = np.asarray(self.surface)
+        # sum_pq c_pq x^p y^q as sum_p x^p (C y^powers)_p: one small matrix
+        # product instead of every term's column (the fits evaluate this for
+        # each residual; the design took 85 ms of a 0.37 s profile solve).
+        n = self.surface_order + 1
+        fx, fy = np.ravel(at_x), np.ravel(at_y)
+        xp, yp = np.empty((n, fx.size)), np.empty((n, fy.size))
+        xp[0], yp[0] = 1.0, 1.0
+        for k in range(1, n):
+            xp[k] = xp[k - 1] * fx
+            yp[k] = yp[k - 1] * fy
+        both = (self._surface_matrix @ yp).reshape(2, n, -1)
         return (
-            x + (design @ coeffs[:half]).reshape(x.shape),
-            y + (design @ coeffs[half:]).reshape(y.shape),
+            x + np.einsum("pn,pn->n", xp, both[0]).reshape(x.shape),
+            y + np.einsum("pn,pn->n", xp, both[1]).reshape(y.shape),
         )
 
     def unwarp(self, xw: np.ndarray, yw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
