@@ -20,8 +20,12 @@ polynomial").  The focal-plane point ``(x, y) = (rho / f) (cos phi, sin phi)``
     x' = x + 2 p1 x y + p2 (r^2 + 2 x^2),    y' = y + p1 (r^2 + 2 y^2) + 2 p2 x y
 
 (``r^2 = x^2 + y^2``), which holds a lens whose elements are not quite on one
-axis and the first non-radial part of a tilted sensor, and then goes to the
-pixel, times ``f``, through a 2x2 matrix close to the identity,
+axis and the first non-radial part of a tilted sensor, then by an optional
+smooth "surface" (a 2-D polynomial of degree 2 to ``surface_order`` in the same
+focal-plane coordinates, ``x'' = x' + sum c_pq x'^p y'^q`` and likewise for
+``y''``), which holds what no lens term does (a dome or window in front of the
+lens, a warped frame; only fitted where the stars ask for it), and then goes to
+the pixel, times ``f``, through a 2x2 matrix close to the identity,
 ``[[1 + a, b], [b, 1 - a]]`` (times the parity), which holds a small tilt of
 the sensor and an elliptical lens; the camera's rotation about its axis is in
 the sky-to-camera rotation.
@@ -84,6 +88,40 @@ def inverse_radial(rho: np.ndarray, projection: str) -> np.ndarray:
         if projection == "orthographic":
             return np.arcsin(np.where(r <= 1.0, r, np.nan))
     raise BadInputError(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
+
+
+def surface_terms(order: int) -> list[tuple[int, int]]:
+    """The (p, q) exponents of the surface's terms ``x^p y^q``, degrees 2 to ``order``."""
+    return [(p, n - p) for n in range(2, order + 1) for p in range(n, -1, -1)]
+
+
+def surface_design(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
+    """The surface's terms at focal-plane points, shape ``(n, len(surface_terms(order)))``."""
+    x, y = np.ravel(np.asarray(x, dtype=float)), np.ravel(np.asarray(y, dtype=float))
+    terms = surface_terms(order)
+    if not terms:
+        return np.zeros((len(x), 0))
+    # Powers by repeated products, then one gather: np.power on floats is
+    # several times slower, and every residual of a fit with a surface comes here.
+    xp, yp = [np.ones_like(x)], [np.ones_like(y)]
+    for _ in range(order):
+        xp.append(xp[-1] * x)
+        yp.append(yp[-1] * y)
+    p_idx, q_idx = zip(*terms, strict=True)
+    return (np.array(xp)[list(p_idx)] * np.array(yp)[list(q_idx)]).T
+
+
+def _surface_matrix(model: LensModel) -> np.ndarray:
+    """The surface's coefficients as ``(2 (order + 1), order + 1)``: row ``p`` of
+    each half holds the coefficients of ``x^p y^q`` by ``q``, the x half first."""
+    n = model.surface_order + 1
+    out = np.zeros((2, n, n))
+    terms = surface_terms(model.surface_order)
+    half = len(terms)
+    for i, (p, q) in enumerate(terms):
+        out[0, p, q] = model.surface[i]
+        out[1, p, q] = model.surface[half + i]
+    return out.reshape(2 * n, n)
 
 
 def radec_to_xyz(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
@@ -162,6 +200,16 @@ class LensModel:
     p1, p2 : float
         Decentring (tangential) distortion, Brown-Conrady's, in focal lengths;
         0 for a lens whose elements share one axis.
+    surface_order : int
+        Highest degree of the smooth surface (0: none).
+    surface : tuple of float
+        Its coefficients, in focal lengths: those of ``x`` for each of
+        :func:`surface_terms`, then those of ``y``.
+    surface_reach : float
+        Focal lengths from the axis out to which the surface is its
+        polynomial (the stars it was fitted to); beyond, it keeps the value it
+        has there on the same azimuth, instead of growing like ``r**order``
+        where no star held it.  0: no limit.
     """
 
     projection: str
@@ -178,7 +226,11 @@ class LensModel:
     b: float = 0.0
     p1: float = 0.0
     p2: float = 0.0
+    surface_order: int = 0
+    surface: tuple[float, ...] = ()
+    surface_reach: float = 0.0
     _rotation: np.ndarray = field(init=False, repr=False, compare=False)
+    _surface_matrix: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.projection not in PROJECTIONS:
@@ -189,7 +241,15 @@ class LensModel:
             raise BadInputError(f"focal length must be positive, not {self.focal}")
         if self.parity not in (1, -1):
             raise BadInputError(f"parity must be +1 or -1, not {self.parity}")
+        if len(self.surface) != 2 * len(surface_terms(self.surface_order)):
+            raise BadInputError(
+                f"a surface of order {self.surface_order} has "
+                f"{2 * len(surface_terms(self.surface_order))} coefficients, "
+                f"not {len(self.surface)}"
+            )
+        object.__setattr__(self, "surface", tuple(float(c) for c in self.surface))
         object.__setattr__(self, "_rotation", sky_rotation(self.ra, self.dec, self.roll))
+        object.__setattr__(self, "_surface_matrix", _surface_matrix(self))
 
     # -- the radial law -------------------------------------------------------
     def rho(self, theta: np.ndarray) -> np.ndarray:
@@ -262,6 +322,64 @@ class LensModel:
                 break
         return x, y
 
+    def warp(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Focal-plane points (after the decentring) moved by the surface."""
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if not self.surface:
+            return x, y
+        at_x, at_y = x, y
+        if self.surface_reach > 0.0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                shrink = np.minimum(1.0, self.surface_reach / np.hypot(x, y))
+            at_x, at_y = x * shrink, y * shrink
+        # sum_pq c_pq x^p y^q as sum_p x^p (C y^powers)_p: one small matrix
+        # product instead of every term's column (the fits evaluate this for
+        # each residual; the design took 85 ms of a 0.37 s profile solve).
+        n = self.surface_order + 1
+        fx, fy = np.ravel(at_x), np.ravel(at_y)
+        xp, yp = np.empty((n, fx.size)), np.empty((n, fy.size))
+        xp[0], yp[0] = 1.0, 1.0
+        for k in range(1, n):
+            xp[k] = xp[k - 1] * fx
+            yp[k] = yp[k - 1] * fy
+        both = (self._surface_matrix @ yp).reshape(2, n, -1)
+        return (
+            x + np.einsum("pn,pn->n", xp, both[0]).reshape(x.shape),
+            y + np.einsum("pn,pn->n", xp, both[1]).reshape(y.shape),
+        )
+
+    def unwarp(self, xw: np.ndarray, yw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The inverse of :meth:`warp`; NaN where it does not settle (far outside the stars)."""
+        xw, yw = np.asarray(xw, dtype=float), np.asarray(yw, dtype=float)
+        if not self.surface:
+            return xw, yw
+        # The surface moves points by hundredths of a focal length and bends
+        # slowly: a fixed-point iteration converges within a few steps.
+        x, y = xw.copy(), yw.copy()
+        step = np.full(x.shape, np.inf)
+        # Far outside the stars (a frame's corners) it may run away: NaN there.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for _ in range(50):
+                fx, fy = self.warp(x, y)
+                ex, ey = fx - xw, fy - yw
+                x, y = x - ex, y - ey
+                step = np.abs(ex) + np.abs(ey)
+                if np.nanmax(np.where(np.isfinite(step), step, 0.0), initial=0.0) < 1e-13:
+                    break
+        settled = np.isfinite(step) & (step < 1e-9)
+        return np.where(settled, x, np.nan), np.where(settled, y, np.nan)
+
+    def focal_plane(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decentred focal-plane points (focal lengths) of camera-frame unit vectors ``(n, 3)``.
+
+        Before the surface: what the surface's fit regresses on.
+        """
+        theta = np.arccos(np.clip(v[:, 2], -1.0, 1.0))
+        phi = np.arctan2(v[:, 1], v[:, 0])
+        rho = self.rho(theta)
+        rho = np.where(theta <= self.max_theta, rho, np.nan)
+        return self.decentre(rho * np.cos(phi), rho * np.sin(phi))
+
     # -- mappings ---------------------------------------------------------------
     def camera_vectors(self, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
         """Unit vectors of sky positions in the camera frame, shape ``(n, 3)``."""
@@ -284,19 +402,22 @@ class LensModel:
         The model's own pointing is not used: a fit that turns the camera
         rotates the vectors itself, without a model for every trial pointing.
         """
-        theta = np.arccos(np.clip(v[:, 2], -1.0, 1.0))
-        phi = np.arctan2(v[:, 1], v[:, 0])
-        rho = self.rho(theta)
-        rho = np.where(theta <= self.max_theta, rho, np.nan)
-        xd, yd = self.decentre(rho * np.cos(phi), rho * np.sin(phi))
+        xd, yd = self.warp(*self.focal_plane(v))
         dx, dy = self._matrix() @ (self.focal * np.stack([xd, yd]))
         return self.center_x + dx, self.center_y + dy
+
+    def pixel_to_focal(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Focal-plane points (focal lengths, the surface included) of 0-based pixels."""
+        d = np.stack(
+            [np.asarray(x, dtype=float) - self.center_x, np.asarray(y, dtype=float) - self.center_y]
+        )
+        u, v = np.linalg.solve(self._matrix(), d.reshape(2, -1)) / self.focal
+        return u.reshape(np.shape(x)), v.reshape(np.shape(x))
 
     def pixel_to_world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sky positions (degrees) of 0-based pixels; NaN where no sky maps."""
         shape = np.shape(x)
-        d = np.stack([np.ravel(x) - self.center_x, np.ravel(y) - self.center_y])
-        u, v = self.undecentre(*(np.linalg.solve(self._matrix(), d) / self.focal))
+        u, v = self.undecentre(*self.unwarp(*self.pixel_to_focal(np.ravel(x), np.ravel(y))))
         rho = np.hypot(u, v)
         theta = self.theta(rho)
         phi = np.arctan2(v, u)
@@ -343,16 +464,23 @@ class LensModel:
             "b": self.b,
             "p1": self.p1,
             "p2": self.p2,
+            "surface_order": self.surface_order,
+            "surface": list(self.surface),
+            "surface_reach": self.surface_reach,
             "pixel_origin": 0,
             "law": "rho = g(theta) + k1 theta^3 + k2 theta^5; "
             "x = rho cos phi, y = rho sin phi, r^2 = x^2 + y^2; "
             "x' = x + 2 p1 x y + p2 (r^2 + 2 x^2), y' = y + p1 (r^2 + 2 y^2) + 2 p2 x y; "
-            "[dx, dy] = focal [[(1+a) parity, b], [b parity, 1-a]] [x', y']",
+            "x'' = x' + sum_k surface[k] x'^p_k y'^q_k, "
+            "y'' = y' + sum_k surface[K + k] x'^p_k y'^q_k over the K terms (p_k, q_k) "
+            "of degree 2 to surface_order, by degree, p falling, (x', y') taken no farther "
+            "than surface_reach from the axis (if not 0); "
+            "[dx, dy] = focal [[(1+a) parity, b], [b parity, 1-a]] [x'', y'']",
         }
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> LensModel:
-        """The model :meth:`to_dict` wrote (or an older version, without ``p1``, ``p2``)."""
+        """The model :meth:`to_dict` wrote (or an older one: no ``p1``, ``p2`` or surface)."""
         try:
             return cls(
                 projection=str(doc["projection"]),
@@ -370,6 +498,10 @@ class LensModel:
                 # Models written before the decentring terms have none.
                 p1=float(doc.get("p1", 0.0)),
                 p2=float(doc.get("p2", 0.0)),
+                # Nor before the surface.
+                surface_order=int(doc.get("surface_order", 0)),
+                surface=tuple(float(c) for c in doc.get("surface", ())),
+                surface_reach=float(doc.get("surface_reach", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadInputError(f"not a lens model: {exc}") from exc

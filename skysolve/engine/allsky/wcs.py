@@ -1,12 +1,12 @@
 """A lens model as a FITS WCS, and as the celestial-WCS object the engine draws with.
 
 The FITS form is the lens's zenithal projection (ARC, ZEA, STG or SIN) about
-the optical axis, with a SIP polynomial for the radial terms, the shear and the
-decentring.  It is fitted to the model inside :data:`WCS_REACH_DEG` of the axis
-only: a polynomial in pixels cannot follow a lens to the horizon and beyond
-(the radial terms grow like theta^5 there), so past that the FITS file is an
-approximation and the lens model's JSON is the answer.  An orthographic (SIN)
-lens cannot be written past 90 degrees at all.
+the optical axis, with a SIP polynomial for the radial terms, the shear, the
+decentring and the smooth surface.  It is fitted to the model inside
+:data:`WCS_REACH_DEG` of the axis only: a polynomial in pixels cannot follow a
+lens to the horizon and beyond (the radial terms grow like theta^5 there), so
+past that the FITS file is an approximation and the lens model's JSON is the
+answer.  An orthographic (SIN) lens cannot be written past 90 degrees at all.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from skysolve.engine.allsky.model import PROJECTIONS, LensModel
 
 #: The FITS WCS reproduces the model this far from the axis, degrees.
 WCS_REACH_DEG = 70.0
-#: Order of the SIP polynomials (forward and inverse).
+#: Order of the SIP polynomials (forward and inverse); a model's smooth
+#: surface raises it to two more than the surface's degree.
 SIP_ORDER = 7
 
 
@@ -82,7 +83,16 @@ class LensWCS:
         bad = ~(np.isfinite(ra) & np.isfinite(dec))
         if bad.any():
             plain = replace(
-                m, projection="equidistant", k1=0.0, k2=0.0, a=0.0, b=0.0, p1=0.0, p2=0.0
+                m,
+                projection="equidistant",
+                k1=0.0,
+                k2=0.0,
+                a=0.0,
+                b=0.0,
+                p1=0.0,
+                p2=0.0,
+                surface_order=0,
+                surface=(),
             )
             dx, dy = x[bad] - m.center_x, y[bad] - m.center_y
             r = np.hypot(dx, dy)
@@ -179,7 +189,10 @@ def to_fits_header(
     u = pix[:, 0] + 1.0 - crpix[0]
     v = pix[:, 1] + 1.0 - crpix[1]
     s = max(float(np.max(np.hypot(u, v))), 1.0)
-    terms = _terms(SIP_ORDER, 1)
+    # The SIP runs from pixels to the sky, the surface the other way: the
+    # inverse of a polynomial warp needs a few more degrees than the warp.
+    order = max(SIP_ORDER, model.surface_order + 2 if model.surface_order else 0)
+    terms = _terms(order, 1)
     design = _design(u / s, v / s, terms)
     cx, *_ = np.linalg.lstsq(design, xw, rcond=None)
     cy, *_ = np.linalg.lstsq(design, yw, rcond=None)
@@ -203,31 +216,32 @@ def to_fits_header(
     header["CD2_1"], header["CD2_2"] = float(cd[1, 0]), float(cd[1, 1])
     header["CUNIT1"], header["CUNIT2"] = "deg", "deg"
     header["IMAGEW"], header["IMAGEH"] = width, height
-    header["A_ORDER"] = SIP_ORDER
-    header["B_ORDER"] = SIP_ORDER
+    header["A_ORDER"] = order
+    header["B_ORDER"] = order
     for k, (p, q) in enumerate(terms[2:]):
         header[f"A_{p}_{q}"] = float(a_b[0, k])
         header[f"B_{p}_{q}"] = float(a_b[1, k])
     # Inverse SIP: from the intermediate pixel (u + A, v + B) back to (u, v).
     fu = u + _design(u, v, terms[2:]) @ a_b[0]
     fv = v + _design(u, v, terms[2:]) @ a_b[1]
-    inv_terms = _terms(SIP_ORDER, 1)
+    inv_terms = _terms(order, 1)
     sf = max(float(np.max(np.hypot(fu, fv))), 1.0)
     d2 = _design(fu / sf, fv / sf, inv_terms)
     iscale = np.array([sf ** (p + q) for p, q in inv_terms])
     ap, *_ = np.linalg.lstsq(d2, u - fu, rcond=None)
     bp, *_ = np.linalg.lstsq(d2, v - fv, rcond=None)
     ap, bp = ap / iscale, bp / iscale
-    header["AP_ORDER"] = SIP_ORDER
-    header["BP_ORDER"] = SIP_ORDER
+    header["AP_ORDER"] = order
+    header["BP_ORDER"] = order
     for k, (p, q) in enumerate(inv_terms):
         header[f"AP_{p}_{q}"] = float(ap[k])
         header[f"BP_{p}_{q}"] = float(bp[k])
     header.add_comment(
         f"All-sky lens model: {model.projection}, focal {model.focal:.3f} px/rad, "
         f"k1 {model.k1:.3g}, k2 {model.k2:.3g}, decentring p1 {model.p1:.3g}, "
-        f"p2 {model.p2:.3g}; SIP fitted within {reach_deg:g} deg "
-        "of the axis only (the lens model JSON holds the whole field)."
+        f"p2 {model.p2:.3g}, surface of degree {model.surface_order}; "
+        f"SIP fitted within {reach_deg:g} deg of the axis only "
+        "(the lens model JSON holds the whole field)."
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
