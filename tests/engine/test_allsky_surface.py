@@ -13,7 +13,8 @@ import pytest
 
 from skysolve.engine.allsky.blind import solve_allsky
 from skysolve.engine.allsky.fit import fit_lens, fit_lens_chosen, surface_size
-from skysolve.engine.allsky.model import PROJECTIONS, LensModel, surface_design
+from skysolve.engine.allsky.model import PROJECTIONS, LensModel
+from skysolve.engine.allsky.polynomial import surface_design
 from skysolve.engine.allsky.profiles import load_profile
 from skysolve.engine.allsky.wcs import to_fits_header
 from skysolve.engine.solving.fastpath.database import default_db_path

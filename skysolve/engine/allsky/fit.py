@@ -11,7 +11,8 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from skysolve.engine.allsky.model import LensModel, radec_to_xyz, surface_terms
+from skysolve.engine.allsky.model import LensModel, radec_to_xyz
+from skysolve.engine.allsky.polynomial import surface_terms
 from skysolve.engine.allsky.surface import fit_surface, surface_with_checks
 from skysolve.errors import BadInputError
 

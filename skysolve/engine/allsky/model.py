@@ -42,6 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from skysolve.engine.allsky.polynomial import (
+    surface_matrix,
+    surface_offsets,
+    surface_terms,
+)
 from skysolve.errors import BadInputError
 
 #: The radial projections the model knows, by name, with their FITS codes.
@@ -88,40 +93,6 @@ def inverse_radial(rho: np.ndarray, projection: str) -> np.ndarray:
         if projection == "orthographic":
             return np.arcsin(np.where(r <= 1.0, r, np.nan))
     raise BadInputError(f"unknown projection {projection!r}; known: {', '.join(PROJECTIONS)}")
-
-
-def surface_terms(order: int) -> list[tuple[int, int]]:
-    """The (p, q) exponents of the surface's terms ``x^p y^q``, degrees 2 to ``order``."""
-    return [(p, n - p) for n in range(2, order + 1) for p in range(n, -1, -1)]
-
-
-def surface_design(x: np.ndarray, y: np.ndarray, order: int) -> np.ndarray:
-    """The surface's terms at focal-plane points, shape ``(n, len(surface_terms(order)))``."""
-    x, y = np.ravel(np.asarray(x, dtype=float)), np.ravel(np.asarray(y, dtype=float))
-    terms = surface_terms(order)
-    if not terms:
-        return np.zeros((len(x), 0))
-    # Powers by repeated products, then one gather: np.power on floats is
-    # several times slower, and every residual of a fit with a surface comes here.
-    xp, yp = [np.ones_like(x)], [np.ones_like(y)]
-    for _ in range(order):
-        xp.append(xp[-1] * x)
-        yp.append(yp[-1] * y)
-    p_idx, q_idx = zip(*terms, strict=True)
-    return (np.array(xp)[list(p_idx)] * np.array(yp)[list(q_idx)]).T
-
-
-def _surface_matrix(model: LensModel) -> np.ndarray:
-    """The surface's coefficients as ``(2 (order + 1), order + 1)``: row ``p`` of
-    each half holds the coefficients of ``x^p y^q`` by ``q``, the x half first."""
-    n = model.surface_order + 1
-    out = np.zeros((2, n, n))
-    terms = surface_terms(model.surface_order)
-    half = len(terms)
-    for i, (p, q) in enumerate(terms):
-        out[0, p, q] = model.surface[i]
-        out[1, p, q] = model.surface[half + i]
-    return out.reshape(2 * n, n)
 
 
 def radec_to_xyz(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
@@ -249,7 +220,9 @@ class LensModel:
             )
         object.__setattr__(self, "surface", tuple(float(c) for c in self.surface))
         object.__setattr__(self, "_rotation", sky_rotation(self.ra, self.dec, self.roll))
-        object.__setattr__(self, "_surface_matrix", _surface_matrix(self))
+        object.__setattr__(
+            self, "_surface_matrix", surface_matrix(self.surface_order, self.surface)
+        )
 
     # -- the radial law -------------------------------------------------------
     def rho(self, theta: np.ndarray) -> np.ndarray:
@@ -332,21 +305,8 @@ class LensModel:
             with np.errstate(divide="ignore", invalid="ignore"):
                 shrink = np.minimum(1.0, self.surface_reach / np.hypot(x, y))
             at_x, at_y = x * shrink, y * shrink
-        # sum_pq c_pq x^p y^q as sum_p x^p (C y^powers)_p: one small matrix
-        # product instead of every term's column (the fits evaluate this for
-        # each residual; the design took 85 ms of a 0.37 s profile solve).
-        n = self.surface_order + 1
-        fx, fy = np.ravel(at_x), np.ravel(at_y)
-        xp, yp = np.empty((n, fx.size)), np.empty((n, fy.size))
-        xp[0], yp[0] = 1.0, 1.0
-        for k in range(1, n):
-            xp[k] = xp[k - 1] * fx
-            yp[k] = yp[k - 1] * fy
-        both = (self._surface_matrix @ yp).reshape(2, n, -1)
-        return (
-            x + np.einsum("pn,pn->n", xp, both[0]).reshape(x.shape),
-            y + np.einsum("pn,pn->n", xp, both[1]).reshape(y.shape),
-        )
+        dx, dy = surface_offsets(self._surface_matrix, at_x, at_y)
+        return x + dx.reshape(x.shape), y + dy.reshape(y.shape)
 
     def unwarp(self, xw: np.ndarray, yw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The inverse of :meth:`warp`; NaN where it does not settle (far outside the stars)."""

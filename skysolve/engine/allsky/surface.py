@@ -13,7 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from skysolve.engine.allsky.model import LensModel, radec_to_xyz, surface_design
+from skysolve.engine.allsky.model import LensModel, radec_to_xyz
+from skysolve.engine.allsky.polynomial import surface_design
 
 
 def fit_surface(
