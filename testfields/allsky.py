@@ -10,6 +10,7 @@ background and noise, so the whole blind search runs on it as on a real frame.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,37 @@ def wide_frame(
         seed=seed,
     )
     return lens, image
+
+
+def small_lens(projection: str, **changes: Any) -> LensModel:
+    """A lens for a 480 x 480 test frame: the horizon (90 deg) about 215 px from
+    an axis near the middle, pointed at RA 83, Dec 12; ``changes`` override any field."""
+    reach = {"equidistant": math.pi / 2, "equisolid": math.sqrt(2), "stereographic": 2.0}
+    focal = 215.0 / reach.get(projection, 1.0)
+    values: dict[str, Any] = dict(
+        center_x=238.0, center_y=244.0, ra=83.0, dec=12.0, roll=35.0, focal=focal
+    )
+    values.update(changes)
+    return LensModel(projection, **values)
+
+
+def sky_points(model: LensModel, within: float, n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """RA, Dec of ``n`` seeded random sky positions, those within ``within`` degrees of
+    ``model``'s axis."""
+    rng = np.random.default_rng(3)
+    ra = rng.uniform(0, 360, n)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    keep = model.off_axis(ra, dec) < within
+    return ra[keep], dec[keep]
+
+
+def largest_offset(one: LensModel, other: LensModel, within: float) -> float:
+    """Pixels between where two models put the sky, at most, within ``within``
+    degrees of ``one``'s axis."""
+    ra, dec = sky_points(one, within)
+    x1, y1 = one.world_to_pixel(ra, dec)
+    x2, y2 = other.world_to_pixel(ra, dec)
+    return float(np.max(np.hypot(x1 - x2, y1 - y2)))
 
 
 def render_allsky(

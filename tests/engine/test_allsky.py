@@ -30,30 +30,17 @@ from skysolve.engine.allsky.solver import (
 from skysolve.engine.allsky.wcs import LensWCS, to_fits_header
 from skysolve.engine.solving.fastpath.database import default_db_path
 from skysolve.errors import BadInputError
-from testfields.allsky import render_allsky
+from testfields.allsky import render_allsky, sky_points, small_lens
 
 
 def _model(projection: str, **changes: float) -> LensModel:
-    # The focal length puts the horizon (90 deg) about 215 px from the axis.
-    reach = {"equidistant": math.pi / 2, "equisolid": math.sqrt(2), "stereographic": 2.0}
-    focal = 215.0 / reach.get(projection, 1.0)
-    values = dict(center_x=238.0, center_y=244.0, ra=83.0, dec=12.0, roll=35.0, focal=focal)
-    values.update(changes)
-    return LensModel(projection, **values)  # type: ignore[arg-type]
-
-
-def _sky_points(model: LensModel, within: float) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(3)
-    ra = rng.uniform(0, 360, 4000)
-    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, 4000)))
-    keep = model.off_axis(ra, dec) < within
-    return ra[keep], dec[keep]
+    return small_lens(projection, **changes)
 
 
 @pytest.mark.parametrize("projection", list(PROJECTIONS))
 def test_it_maps_pixels_to_sky_and_back(projection: str) -> None:
     model = _model(projection, k1=0.01, k2=-0.002, a=0.003, b=-0.002, parity=-1)
-    ra, dec = _sky_points(model, 85.0)
+    ra, dec = sky_points(model, 85.0)
     x, y = model.world_to_pixel(ra, dec)
     ra2, dec2 = model.pixel_to_world(x, y)
     sep = np.hypot((ra2 - ra + 180) % 360 - 180, 0) * np.cos(np.radians(dec))
@@ -67,7 +54,7 @@ def test_it_maps_pixels_to_sky_and_back(projection: str) -> None:
 def test_camera_vectors_map_to_the_same_pixels_as_sky_positions(projection: str) -> None:
     # The fit turns the stars' vectors itself and maps them with camera_to_pixel.
     model = _model(projection, k1=0.01, k2=-0.002, a=0.003, b=-0.002, p1=0.004, p2=-0.003)
-    ra, dec = _sky_points(model, 95.0)
+    ra, dec = sky_points(model, 95.0)
     x, y = model.world_to_pixel(ra, dec)
     cx, cy = model.camera_to_pixel(radec_to_xyz(ra, dec) @ model.rotation.T)
     assert np.array_equal(np.isnan(x), np.isnan(cx))
@@ -103,7 +90,7 @@ def test_it_refuses_bad_models() -> None:
 
 def test_it_fits_a_known_model_from_a_rough_start() -> None:
     truth = _model("equisolid", k1=0.015, a=0.004, b=-0.003)
-    ra, dec = _sky_points(truth, 88.0)
+    ra, dec = sky_points(truth, 88.0)
     x, y = truth.world_to_pixel(ra, dec)
     noise = np.random.default_rng(1).normal(0.0, 0.2, size=(2, len(x)))
     start = _model("equisolid", center_x=245.0, center_y=238.0, ra=86.0, dec=10.0, roll=30.0)
@@ -139,7 +126,7 @@ def test_its_fits_wcs_reproduces_the_model_inside_70_degrees(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wcs = WCS(header)
-    ra, dec = _sky_points(model, 69.0)
+    ra, dec = sky_points(model, 69.0)
     x, y = model.world_to_pixel(ra, dec)
     inside = (x > 0) & (x < 479) & (y > 0) & (y < 479)
     sx, sy = wcs.all_world2pix(ra[inside], dec[inside], 0)
@@ -185,7 +172,7 @@ def test_it_solves_synthetic_frames_blind_in_each_projection(
     assert got.center_y == pytest.approx(truth.center_y, abs=1.0)
     assert math.degrees(math.acos(np.clip(got.rotation[2] @ truth.rotation[2], -1, 1))) < 0.3
     # Whichever radial law it chose, the model puts the sky where the truth does.
-    ra, dec = _sky_points(truth, 70.0)
+    ra, dec = sky_points(truth, 70.0)
     tx, ty = truth.world_to_pixel(ra, dec)
     gx, gy = got.world_to_pixel(ra, dec)
     assert np.max(np.hypot(gx - tx, gy - ty)) < 1.0
@@ -242,7 +229,7 @@ def test_a_stored_model_a_little_off_is_repointed_without_the_search() -> None:
     got = solution.model
     assert got is not None and solution.matched is not None
     assert solution.matched.rms(70.0) < 0.5
-    ra, dec = _sky_points(truth, 70.0)
+    ra, dec = sky_points(truth, 70.0)
     tx, ty = truth.world_to_pixel(ra, dec)
     gx, gy = got.world_to_pixel(ra, dec)
     assert np.max(np.hypot(gx - tx, gy - ty)) < 1.0
@@ -269,7 +256,7 @@ def test_the_lens_file_gives_the_zenith_pixel_when_the_header_gives_time_and_sit
     ra, dec = zenith_radec(when, 28.76, -17.89)
     # A camera tilted 5 degrees off the zenith, towards decreasing Dec.
     model = _model("equidistant", ra=ra, dec=dec - 5.0)
-    sra, sdec = _sky_points(model, 60.0)
+    sra, sdec = sky_points(model, 60.0)
     x, y = model.world_to_pixel(sra[:30], sdec[:30])
     zero = np.zeros(30)
     matched = MatchedStars(

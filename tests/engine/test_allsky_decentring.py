@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from skysolve.engine.allsky.fit import fit_lens, fit_lens_chosen
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel
 from skysolve.engine.allsky.profiles import load_profile
 from skysolve.engine.solving.fastpath.database import default_db_path
-from testfields.allsky import render_allsky
+from testfields.allsky import largest_offset, render_allsky, sky_points, small_lens
 
 FREE = ("rotation", "center", "focal", "k1", "k2", "shear")
 
@@ -37,33 +36,13 @@ OLD_STARS = {
 
 
 def _model(projection: str = "equidistant", **changes: float) -> LensModel:
-    # The horizon (90 deg) about 215 px from the axis, as in test_allsky.py.
-    reach = {"equidistant": math.pi / 2, "equisolid": math.sqrt(2), "stereographic": 2.0}
-    focal = 215.0 / reach.get(projection, 1.0)
-    values = dict(center_x=238.0, center_y=244.0, ra=83.0, dec=12.0, roll=35.0, focal=focal)
-    values.update(changes)
-    return LensModel(projection, **values)  # type: ignore[arg-type]
-
-
-def _sky_points(model: LensModel, within: float, n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(3)
-    ra = rng.uniform(0, 360, n)
-    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
-    keep = model.off_axis(ra, dec) < within
-    return ra[keep], dec[keep]
-
-
-def _largest_offset(one: LensModel, other: LensModel, within: float) -> float:
-    ra, dec = _sky_points(one, within)
-    x1, y1 = one.world_to_pixel(ra, dec)
-    x2, y2 = other.world_to_pixel(ra, dec)
-    return float(np.max(np.hypot(x1 - x2, y1 - y2)))
+    return small_lens(projection, **changes)
 
 
 @pytest.mark.parametrize("projection", list(PROJECTIONS))
 def test_it_maps_pixels_to_sky_and_back_with_decentring(projection: str) -> None:
     model = _model(projection, k1=0.01, a=0.003, b=-0.002, p1=0.004, p2=-0.003, parity=-1)
-    ra, dec = _sky_points(model, 85.0)
+    ra, dec = sky_points(model, 85.0)
     x, y = model.world_to_pixel(ra, dec)
     ra2, dec2 = model.pixel_to_world(x, y)
     assert np.nanmax(np.abs((ra2 - ra + 180) % 360 - 180) * np.cos(np.radians(dec))) < 1e-7
@@ -91,7 +70,7 @@ def test_a_profile_stored_before_the_decentring_terms_still_loads(tmp_path: Path
 
 
 def _stars(truth: LensModel, noise: float = 0.2) -> tuple[np.ndarray, ...]:
-    ra, dec = _sky_points(truth, 88.0)
+    ra, dec = sky_points(truth, 88.0)
     x, y = truth.world_to_pixel(ra, dec)
     scatter = np.random.default_rng(1).normal(0.0, noise, size=(2, len(x)))
     return x + scatter[0], y + scatter[1], ra, dec
@@ -106,10 +85,10 @@ def test_it_fits_the_decentring_the_stars_show() -> None:
     assert got.p1 == pytest.approx(truth.p1, abs=5e-4)
     assert got.p2 == pytest.approx(truth.p2, abs=5e-4)
     assert fit.rms < 0.32
-    assert _largest_offset(got, truth, 70.0) < 0.15
+    assert largest_offset(got, truth, 70.0) < 0.15
     # Without the term, the same stars leave pixels of structure behind.
     plain = fit_lens(x, y, ra, dec, start, free=FREE)
-    assert plain.rms > 0.5 and _largest_offset(plain.model, truth, 70.0) > 1.0
+    assert plain.rms > 0.5 and largest_offset(plain.model, truth, 70.0) > 1.0
 
 
 def test_it_leaves_the_decentring_out_when_the_stars_do_not_show_it() -> None:
@@ -119,7 +98,7 @@ def test_it_leaves_the_decentring_out_when_the_stars_do_not_show_it() -> None:
     start = _model("equisolid", center_x=242.0, center_y=240.0, p1=0.003, p2=0.002)
     got = fit_lens_chosen(x, y, ra, dec, start, free=FREE).model
     assert got.p1 == 0.0 and got.p2 == 0.0
-    assert _largest_offset(got, truth, 70.0) < 0.3
+    assert largest_offset(got, truth, 70.0) < 0.3
 
 
 @pytest.mark.skipif(not default_db_path().is_file(), reason="the fast-path database is not built")
@@ -133,4 +112,4 @@ def test_it_solves_a_decentred_fisheye_frame_blind() -> None:
     assert got.p1 == pytest.approx(truth.p1, abs=1e-3)
     assert got.p2 == pytest.approx(truth.p2, abs=1e-3)
     assert solution.matched.rms(70.0) < 0.5
-    assert _largest_offset(got, truth, 70.0) < 0.3
+    assert largest_offset(got, truth, 70.0) < 0.3

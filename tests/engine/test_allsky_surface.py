@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,7 @@ from skysolve.engine.allsky.profiles import load_profile
 from skysolve.engine.allsky.wcs import to_fits_header
 from skysolve.engine.solving.fastpath.database import default_db_path
 from skysolve.errors import BadInputError
-from testfields.allsky import render_allsky
+from testfields.allsky import largest_offset, render_allsky, sky_points, small_lens
 
 FREE = ("rotation", "center", "focal", "k1", "k2", "shear")
 OPTIONAL = ("decentring", "surface")
@@ -42,14 +41,7 @@ BEFORE_STARS = {
 
 
 def _model(projection: str = "equidistant", **changes: object) -> LensModel:
-    # The horizon (90 deg) about 215 px from the axis, as in test_allsky.py.
-    reach = {"equidistant": math.pi / 2, "equisolid": math.sqrt(2), "stereographic": 2.0}
-    focal = 215.0 / reach.get(projection, 1.0)
-    values: dict[str, object] = dict(
-        center_x=238.0, center_y=244.0, ra=83.0, dec=12.0, roll=35.0, focal=focal
-    )
-    values.update(changes)
-    return LensModel(projection, **values)  # type: ignore[arg-type]
+    return small_lens(projection, **changes)
 
 
 def _bump(model: LensModel, order: int, pixels: float) -> LensModel:
@@ -67,23 +59,8 @@ def _bump(model: LensModel, order: int, pixels: float) -> LensModel:
     return replace(model, surface_order=order, surface=(*coeffs_x.tolist(), *coeffs_y.tolist()))
 
 
-def _sky_points(model: LensModel, within: float, n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(3)
-    ra = rng.uniform(0, 360, n)
-    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
-    keep = model.off_axis(ra, dec) < within
-    return ra[keep], dec[keep]
-
-
-def _largest_offset(one: LensModel, other: LensModel, within: float) -> float:
-    ra, dec = _sky_points(one, within)
-    x1, y1 = one.world_to_pixel(ra, dec)
-    x2, y2 = other.world_to_pixel(ra, dec)
-    return float(np.max(np.hypot(x1 - x2, y1 - y2)))
-
-
 def _stars(truth: LensModel, noise: float = 0.2) -> tuple[np.ndarray, ...]:
-    ra, dec = _sky_points(truth, 88.0)
+    ra, dec = sky_points(truth, 88.0)
     x, y = truth.world_to_pixel(ra, dec)
     scatter = np.random.default_rng(1).normal(0.0, noise, size=(2, len(x)))
     return x + scatter[0], y + scatter[1], ra, dec
@@ -93,7 +70,7 @@ def _stars(truth: LensModel, noise: float = 0.2) -> tuple[np.ndarray, ...]:
 def test_it_maps_pixels_to_sky_and_back_with_a_surface(projection: str) -> None:
     plain = _model(projection, k1=0.01, a=0.003, p1=0.002, parity=-1)
     model = _bump(plain, 5, 4.0)
-    ra, dec = _sky_points(model, 85.0)
+    ra, dec = sky_points(model, 85.0)
     x, y = model.world_to_pixel(ra, dec)
     ra2, dec2 = model.pixel_to_world(x, y)
     assert np.nanmax(np.abs((ra2 - ra + 180) % 360 - 180) * np.cos(np.radians(dec))) < 1e-7
@@ -140,10 +117,10 @@ def test_it_fits_the_surface_the_stars_show() -> None:
     fit = fit_lens_chosen(x, y, ra, dec, start, free=FREE, optional=OPTIONAL)
     assert fit.model.surface_order >= 5
     assert fit.rms < 0.4
-    assert _largest_offset(fit.model, truth, 70.0) < 0.5
+    assert largest_offset(fit.model, truth, 70.0) < 0.5
     # Without it, the lens terms cannot hold the bulge.
     plain = fit_lens_chosen(x, y, ra, dec, start, free=FREE)
-    assert plain.rms > 0.6 and _largest_offset(plain.model, truth, 70.0) > 2.0
+    assert plain.rms > 0.6 and largest_offset(plain.model, truth, 70.0) > 2.0
 
 
 def test_it_leaves_the_surface_out_when_the_stars_do_not_show_it() -> None:
@@ -153,7 +130,7 @@ def test_it_leaves_the_surface_out_when_the_stars_do_not_show_it() -> None:
     start = _bump(_model("equisolid", center_x=242.0, center_y=240.0), 3, 2.0)
     got = fit_lens_chosen(x, y, ra, dec, start, free=FREE, optional=OPTIONAL).model
     assert got.surface_order == 0 and got.surface == ()
-    assert _largest_offset(got, truth, 70.0) < 0.3
+    assert largest_offset(got, truth, 70.0) < 0.3
 
 
 def test_a_fit_with_a_surface_keeps_the_lens_what_the_stars_say() -> None:
@@ -167,8 +144,8 @@ def test_a_fit_with_a_surface_keeps_the_lens_what_the_stars_say() -> None:
     start = replace(truth, surface_order=9, surface=(0.0,) * surface_size(9))
     fit = fit_lens(x, y, ra, dec, start, free=(*FREE, "surface"))
     bare = replace(fit.model, surface_order=0, surface=(), surface_reach=0.0)
-    assert _largest_offset(bare, lens, 70.0) < 6.0
-    assert _largest_offset(fit.model, truth, 70.0) < 0.5
+    assert largest_offset(bare, lens, 70.0) < 6.0
+    assert largest_offset(fit.model, truth, 70.0) < 0.5
 
 
 def test_the_fits_wcs_holds_the_surface() -> None:
@@ -194,4 +171,4 @@ def test_it_solves_a_fisheye_frame_with_a_bulge_blind() -> None:
     # Held where the stars are thick; towards 70 deg, among fewer stars and
     # another projection's radial law (the search picks it before the
     # surface), the model drifts up to 2 px from the truth.
-    assert _largest_offset(got, truth, 60.0) < 0.8
+    assert largest_offset(got, truth, 60.0) < 0.8
