@@ -82,6 +82,9 @@ class FuzzRequest:
     headers: dict[str, str] = field(default_factory=dict)
     #: The request-json text a submission carries (None: not a submission).
     json_text: str | None = None
+    #: False when a part's header holds a line break (a file name with one): no
+    #: client sends that, and the service may refuse the body or read up to it.
+    well_formed: bool = True
 
     def __repr__(self) -> str:  # short enough to read in a failure report
         body = self.body[:300]
@@ -333,7 +336,12 @@ def submission_requests(known: Known) -> st.SearchStrategy[FuzzRequest]:
         fields = [("request-json", None, text.encode()), ("file", filename, data)]
         body = _multipart(fields, "xYz", b"\r\n")
         return FuzzRequest(
-            "POST", "/api/upload", body, 'multipart/form-data; boundary="xYz"', json_text=text
+            "POST",
+            "/api/upload",
+            body,
+            'multipart/form-data; boundary="xYz"',
+            json_text=text,
+            well_formed="\n" not in filename,
         )
 
     names = st.sampled_from(NASTY_STRINGS[:-1]) | st.text(max_size=30)
