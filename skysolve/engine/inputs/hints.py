@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from skysolve.engine.inputs.camera import FOCAL_RANGE_MM, read_camera
+from skysolve.engine.inputs.fitscards import HeaderCards, astropy_header
 from skysolve.engine.inputs.images import LoadedImage
 from skysolve.engine.params import FILM_WIDTH_MM, Hints, LearnedHint, SolveParameters
 
@@ -266,7 +267,7 @@ def _combine(position: _Position | None, scale: _Scale | None, *, width: int, he
 # -- FITS header ----------------------------------------------------------------
 
 
-def _from_wcs(header: fits.Header, width: int, height: int) -> tuple[_Position, _Scale] | None:
+def _from_wcs(header: fits.Header | HeaderCards, width: int, height: int) -> tuple[_Position, _Scale] | None:
     if not _wcs_keywords_usable(header):
         return None
     try:
@@ -274,7 +275,7 @@ def _from_wcs(header: fits.Header, width: int, height: int) -> tuple[_Position, 
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            wcs = WCS(header, relax=True).celestial
+            wcs = WCS(astropy_header(header), relax=True).celestial
             if not wcs.has_celestial or wcs.naxis != 2:
                 return None
             ra, dec = wcs.all_pix2world([[(width + 1) / 2.0, (height + 1) / 2.0]], 1)[0]
@@ -291,7 +292,7 @@ def _from_wcs(header: fits.Header, width: int, height: int) -> tuple[_Position, 
     return position, _around(pixscale, WCS_SCALE_TOLERANCE, "FITS WCS")
 
 
-def _wcs_keywords_usable(header: fits.Header) -> bool:
+def _wcs_keywords_usable(header: fits.Header | HeaderCards) -> bool:
     """Whether the WCS keywords are numbers; astropy silently defaults broken ones
     (a missing or malformed CD matrix becomes 1 degree per pixel)."""
     if any(_number(header.get(k)) is None for k in ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2")):
@@ -303,7 +304,7 @@ def _wcs_keywords_usable(header: fits.Header) -> bool:
     return _number(header.get("CDELT1")) is not None and _number(header.get("CDELT2")) is not None
 
 
-def _from_ra_dec(header: fits.Header) -> _Position | None:
+def _from_ra_dec(header: fits.Header | HeaderCards) -> _Position | None:
     ra = _angle(header.get("RA"), hours_if_text=True)
     dec = _angle(header.get("DEC"), hours_if_text=False)
     if ra is None or dec is None or not _valid_position(ra, dec):
@@ -311,7 +312,7 @@ def _from_ra_dec(header: fits.Header) -> _Position | None:
     return _Position(ra % 360.0, dec, "RA/DEC keywords")
 
 
-def _from_objct(header: fits.Header) -> _Position | None:
+def _from_objct(header: fits.Header | HeaderCards) -> _Position | None:
     ra_text, dec_text = header.get("OBJCTRA"), header.get("OBJCTDEC")
     if not isinstance(ra_text, str) or not isinstance(dec_text, str):
         return None
@@ -338,7 +339,7 @@ def largest_scale(image: LoadedImage) -> tuple[float, str] | None:
     return None if scale is None else (scale.upper, scale.source)
 
 
-def _from_scale_keywords(header: fits.Header) -> _Scale | None:
+def _from_scale_keywords(header: fits.Header | HeaderCards) -> _Scale | None:
     for key in ("SECPIX", "PIXSCALE", "SECPIX1"):
         value = _number(header.get(key))
         if value is not None and _plausible_scale(value):
@@ -346,7 +347,7 @@ def _from_scale_keywords(header: fits.Header) -> _Scale | None:
     return None
 
 
-def _from_optics(header: fits.Header) -> _Scale | None:
+def _from_optics(header: fits.Header | HeaderCards) -> _Scale | None:
     camera = read_camera(header)
     focal, pixel = camera.focal_mm, camera.pixel_um
     if focal is None or pixel is None:
