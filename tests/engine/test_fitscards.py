@@ -35,7 +35,14 @@ SCALINGS = [
     (-64, None, None),
     (-64, 0.1, 10),
 ]
-_TYPES: dict[int, type[np.number]] = {8: np.uint8, 16: np.int16, 32: np.int32, 64: np.int64, -32: np.float32, -64: np.float64}
+_TYPES: dict[int, type[np.number]] = {
+    8: np.uint8,
+    16: np.int16,
+    32: np.int32,
+    64: np.int64,
+    -32: np.float32,
+    -64: np.float64,
+}
 
 
 def _raw(bitpix: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -200,7 +207,7 @@ def test_files_that_are_not_plain_go_to_astropy(tmp_path: Path) -> None:
     assert isinstance(loaded.header, fits.Header)
     assert np.count_nonzero(np.isin(data, -5)) == 0 or loaded.data.size == 64
     # A truncated file: astropy's reader reports it.
-    whole = (tmp_path / "plain.fits")
+    whole = tmp_path / "plain.fits"
     whole.write_bytes(_fits_bytes(_raw(16, (100, 100)), {}))
     blob = whole.read_bytes()[:-3000]
     assert read_plain_image(io.BytesIO(blob), file_size=len(blob)) is None

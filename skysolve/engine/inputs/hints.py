@@ -267,7 +267,9 @@ def _combine(position: _Position | None, scale: _Scale | None, *, width: int, he
 # -- FITS header ----------------------------------------------------------------
 
 
-def _from_wcs(header: fits.Header | HeaderCards, width: int, height: int) -> tuple[_Position, _Scale] | None:
+def _from_wcs(
+    header: fits.Header | HeaderCards, width: int, height: int
+) -> tuple[_Position, _Scale] | None:
     if not _wcs_keywords_usable(header):
         return None
     try:
