@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from skysolve.engine.inputs.fitscards import HeaderCards, astropy_header, read_plain_image
+from skysolve.engine.inputs.fitscards import (
+    HeaderCards,
+    astropy_header,
+    read_plain_image,
+    read_table_columns,
+    write_plain_image,
+)
 from skysolve.engine.inputs.images import load_image
 
 RNG = np.random.default_rng(17)
@@ -233,3 +239,95 @@ def test_the_size_check_runs_before_the_pixels_are_read(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="too large"):
         read_plain_image(io.BytesIO(blob), file_size=len(blob), check=check)
     assert seen == [(40, 50)]
+
+
+def test_the_written_image_reads_back_through_astropy(tmp_path: Path) -> None:
+    data = RNG.normal(0.0, 1.0, (13, 17)).astype(np.float32)
+    path = tmp_path / "image.fits"
+    write_plain_image(path, data)
+    with fits.open(path) as hdul:
+        hdul.verify("exception")
+        np.testing.assert_array_equal(hdul[0].data, data)
+        assert hdul[0].header["EXTEND"] is True
+    with pytest.raises(ValueError, match="2-D"):
+        write_plain_image(path, data[0])
+
+
+def _table_file(path: Path, columns: list[fits.Column]) -> Path:
+    table = fits.BinTableHDU.from_columns(columns)
+    return _write(path, [fits.PrimaryHDU(data=_raw(16, (4, 4))), table])
+
+
+def test_table_columns_are_astropys(tmp_path: Path) -> None:
+    n = 57
+    columns = [
+        fits.Column(name="X", format="E", array=RNG.normal(0, 100, n)),
+        fits.Column(name="Y", format="D", array=RNG.normal(0, 100, n)),
+        fits.Column(name="FLUX", format="J", array=RNG.integers(-1000, 1000, n)),
+        fits.Column(name="background", format="1I", array=RNG.integers(-9, 9, n)),
+        fits.Column(name="FLAG", format="B", array=RNG.integers(0, 255, n)),
+        fits.Column(name="ID", format="K", array=RNG.integers(0, 2**40, n)),
+    ]
+    path = _table_file(tmp_path / "table.fits", columns)
+    wanted = ("X", "Y", "FLUX", "BACKGROUND", "FLAG", "ID")
+    read = read_table_columns(path, 1, wanted)
+    assert read is not None
+    with fits.open(path) as hdul:
+        for name in wanted:
+            np.testing.assert_array_equal(read[name], np.asarray(hdul[1].data[name], float))
+    assert read_table_columns(path, 1, ("MISSING",)) is None
+    assert read_table_columns(path, 0, ("X",)) is None  # the primary HDU is no table
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        fits.Column(name="X", format="2E", array=np.zeros((3, 2))),
+        fits.Column(name="X", format="E", array=np.zeros(3), bscale=2.0),
+        fits.Column(name="X", format="10A", array=np.array(["a", "b", "c"])),
+    ],
+)
+def test_tables_that_are_not_plain_go_to_astropy(tmp_path: Path, column: fits.Column) -> None:
+    path = _table_file(tmp_path / "table.fits", [column])
+    assert read_table_columns(path, 1, ("X",)) is None
+
+
+def test_index_headers_and_a_solvers_wcs_are_read_without_astropy(tmp_path: Path) -> None:
+    """In a subprocess: astropy is not imported where the cards are plain."""
+    from skysolve.engine.solving.fastpath.tansip import TanSip
+
+    header = fits.Header()
+    header["SCALE_U"], header["SCALE_L"], header["INDEXID"] = 1e-3, 5e-4, 4109
+    header["HEALPIX"], header["HPNSIDE"] = 3, 2
+    index = tmp_path / "index-4109.fits"
+    fits.PrimaryHDU(header=header).writeto(index)
+    model = TanSip(crval=(10.0, 20.0), crpix=(50.5, 40.5), cd=np.diag([-1e-3, 1e-3]))
+    wcs = tmp_path / "wcs.fits"
+    fits.PrimaryHDU(header=model.to_header(100, 80)).writeto(wcs)
+    script = f"""
+import sys
+from pathlib import Path
+from skysolve.engine.indexes.files import read_index_header
+from skysolve.engine.solving.astrometry import _read_wcs_header
+from skysolve.engine.solving.answer import start_wcs
+from skysolve.engine.solving.base import SolverOutcome
+index = read_index_header(Path({str(index)!r}))
+outcome = SolverOutcome(solved=True, solver="astrometry.net", wcs_header=_read_wcs_header(Path({str(wcs)!r})))
+start = start_wcs(outcome, 100, 80)
+print(index.index_id, index.healpix, index.nside, round(index.scale_upper / index.scale_lower, 6))
+print(type(start).__name__, start.crval)
+print("astropy.io.fits" in sys.modules)
+print(outcome.wcs_header["CRVAL1"], "astropy.io.fits" in sys.modules)
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[:4] == [
+        "4109 3 2 2.0",
+        "TanSip (10.0, 20.0)",
+        "False",
+        "10.0 True",
+    ]

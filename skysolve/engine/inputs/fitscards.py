@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
@@ -227,3 +228,81 @@ def _scaled(data: np.ndarray, *, bitpix: int, scale: float, zero: float) -> np.n
     if zero != 0:
         out += kind(zero)
     return out
+
+
+def write_plain_image(path: Path, data: np.ndarray) -> None:
+    """A FITS file of one 2-D float32 primary image, as astropy writes it, without astropy."""
+    image = np.asarray(data, dtype=">f4")
+    if image.ndim != 2:
+        raise ValueError(f"a 2-D image is needed, not {image.shape}")
+    cards = [
+        "SIMPLE  =                    T",
+        "BITPIX  =                  -32",
+        "NAXIS   =                    2",
+        f"NAXIS1  = {image.shape[1]:>20}",
+        f"NAXIS2  = {image.shape[0]:>20}",
+        "EXTEND  =                    T",
+        "END",
+    ]
+    head = "".join(card.ljust(CARD) for card in cards).encode("ascii")
+    body = np.ascontiguousarray(image).tobytes()
+    with open(path, "wb") as fh:
+        fh.write(head + b" " * (-len(head) % BLOCK))
+        fh.write(body + b"\0" * (-len(body) % BLOCK))
+
+
+#: numpy's big-endian element type of each binary-table TFORM letter read here.
+_TFORM_TYPES = {"B": ">u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+
+
+def read_table_columns(
+    path: Path, hdu: int, columns: tuple[str, ...]
+) -> dict[str, np.ndarray] | None:
+    """The named columns (as float) of the binary table in extension ``hdu``,
+    without astropy; None when the file is not that simple (a column that is
+    not one plain number per row, scaled columns, a header :class:`HeaderCards`
+    does not read, a column missing): astropy reads it then."""
+    with open(path, "rb") as fh:
+        cards = HeaderCards.read(fh)
+        for _ in range(hdu):
+            if cards is None:
+                return None
+            fh.seek(_data_bytes(cards), 1)
+            cards = HeaderCards.read(fh)
+        if cards is None or cards.get("XTENSION") != "BINTABLE":
+            return None
+        if cards.get("PCOUNT", 0) != 0 or cards.get("NAXIS") != 2:
+            return None
+        sizes = [cards.get(key) for key in ("NAXIS1", "NAXIS2", "TFIELDS")]
+        if not all(isinstance(v, int) and v >= 0 for v in sizes):
+            return None
+        row_bytes, rows, fields = (int(v or 0) for v in sizes)
+        names: list[tuple[str, str]] = []
+        for n in range(1, fields + 1):
+            form = str(cards.get(f"TFORM{n}", "")).strip().upper().removeprefix("1")
+            if form not in _TFORM_TYPES or f"TSCAL{n}" in cards or f"TZERO{n}" in cards:
+                return None
+            names.append((str(cards.get(f"TTYPE{n}", f"col{n}")).strip(), _TFORM_TYPES[form]))
+        dtype = np.dtype([(f"f{n}", kind) for n, (_, kind) in enumerate(names)])
+        if dtype.itemsize != row_bytes:
+            return None
+        buffer = fh.read(row_bytes * rows)
+    if len(buffer) != row_bytes * rows:
+        return None
+    table = np.frombuffer(buffer, dtype=dtype)
+    by_name = {name.upper(): f"f{n}" for n, (name, _) in reversed(list(enumerate(names)))}
+    if any(col.upper() not in by_name for col in columns):
+        return None
+    return {col: np.array(table[by_name[col.upper()]], dtype=float) for col in columns}
+
+
+def _data_bytes(cards: HeaderCards) -> int:
+    """The bytes of an HDU's data, padded to whole blocks."""
+    naxis = int(cards.get("NAXIS", 0))
+    size = 0
+    if naxis:
+        size = abs(int(cards.get("BITPIX", 8))) // 8 * math.prod(
+            int(cards.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1)
+        )
+        size = int(cards.get("GCOUNT", 1)) * (size + int(cards.get("PCOUNT", 0)))
+    return size + (-size % BLOCK)

@@ -87,18 +87,23 @@ def hints_from_image(image: LoadedImage) -> Hints:
     position = wcs[0] if wcs is not None else None
     if header is not None:
         position = position or _from_ra_dec(header) or _from_objct(header)
-    scale = _scale_of(image, wcs)
+    scale = _scale_of(image.header, image.exif, image.width, wcs)
     return _combine(position, scale, width=image.width, height=image.height)
 
 
-def _scale_of(image: LoadedImage, wcs: tuple[_Position, _Scale] | None) -> _Scale | None:
+def _scale_of(
+    header: fits.Header | HeaderCards | None,
+    exif: dict[str, Any],
+    width: int,
+    wcs: tuple[_Position, _Scale] | None,
+) -> _Scale | None:
     """The image's scale from its metadata, best source first: the celestial WCS
     (``wcs``, already read), the scale keywords, the optics, EXIF."""
     scale = wcs[1] if wcs is not None else None
-    if image.header is not None:
-        scale = scale or _from_scale_keywords(image.header) or _from_optics(image.header)
-    if scale is None and image.exif:
-        scale = _from_exif(image.exif, image.width)
+    if header is not None:
+        scale = scale or _from_scale_keywords(header) or _from_optics(header)
+    if scale is None and exif:
+        scale = _from_exif(exif, width)
     return scale
 
 
@@ -335,9 +340,15 @@ def largest_scale(image: LoadedImage) -> tuple[float, str] | None:
     in the same order, without the position; None when the metadata says
     nothing of the scale.
     """
-    header = image.header
-    wcs = _from_wcs(header, image.width, image.height) if header is not None else None
-    scale = _scale_of(image, wcs)
+    return largest_scale_of(image.header, image.exif, image.width, image.height)
+
+
+def largest_scale_of(
+    header: fits.Header | HeaderCards | None, exif: dict[str, Any], width: int, height: int
+) -> tuple[float, str] | None:
+    """:func:`largest_scale` of an image's header, EXIF tags and size (an image not read yet)."""
+    wcs = _from_wcs(header, width, height) if header is not None else None
+    scale = _scale_of(header, exif, width, wcs)
     return None if scale is None else (scale.upper, scale.source)
 
 
