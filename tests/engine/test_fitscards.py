@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -312,7 +313,8 @@ from skysolve.engine.solving.astrometry import _read_wcs_header
 from skysolve.engine.solving.answer import start_wcs
 from skysolve.engine.solving.base import SolverOutcome
 index = read_index_header(Path({str(index)!r}))
-outcome = SolverOutcome(solved=True, solver="astrometry.net", wcs_header=_read_wcs_header(Path({str(wcs)!r})))
+header = _read_wcs_header(Path({str(wcs)!r}))
+outcome = SolverOutcome(solved=True, solver="astrometry.net", wcs_header=header)
 start = start_wcs(outcome, 100, 80)
 print(index.index_id, index.healpix, index.nside, round(index.scale_upper / index.scale_lower, 6))
 print(type(start).__name__, start.crval)
@@ -322,8 +324,15 @@ print(outcome.wcs_header["CRVAL1"], "astropy.io.fits" in sys.modules)
     import subprocess
     import sys
 
+    import skysolve
+
+    code = str(Path(skysolve.__file__).resolve().parents[1])  # this checkout's code
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": code},
     )
     assert done.stdout.split("\n")[:4] == [
         "4109 3 2 2.0",

@@ -301,8 +301,10 @@ def _data_bytes(cards: HeaderCards) -> int:
     naxis = int(cards.get("NAXIS", 0))
     size = 0
     if naxis:
-        size = abs(int(cards.get("BITPIX", 8))) // 8 * math.prod(
-            int(cards.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1)
+        size = (
+            abs(int(cards.get("BITPIX", 8)))
+            // 8
+            * math.prod(int(cards.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1))
         )
         size = int(cards.get("GCOUNT", 1)) * (size + int(cards.get("PCOUNT", 0)))
     return size + (-size % BLOCK)
