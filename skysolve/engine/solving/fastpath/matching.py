@@ -201,46 +201,46 @@ class PatternHashSolver(Solver):
         radius = VERIFY_RADIUS * pos_err
         refined: Refined | None = None
         reason = "no pattern matched"
-        # A camera remembered wider than the database: its crop before the ladder.
-        if first:
-            try:
-                loaded = load_database(self.db_path)
-            except ConfigurationError as exc:
-                return give_up(str(exc))
-            refined, reason = self._search_crops(
-                loaded, first, centroids, sources, constraints, radius, note, reason,
+
+        def search_crops(
+            crops: list[Crop], reason: str
+        ) -> tuple[FastpathDatabase, Refined | None, str]:
+            """The central crops of ``crops``' frame guesses, searched in the whole database."""
+            whole = load_database(self.db_path)
+            return (whole,) + self._search_crops(
+                whole, crops, centroids, sources, constraints, radius, note, reason,
                 started=started, timeout=timeout, cancel=cancel,
             )  # fmt: skip
-        for number, (path, part, k) in enumerate(plan):
-            if refined is not None or reason == OUT_OF_TIME:
-                break
-            try:
+
+        try:
+            # A camera remembered wider than the database: its crop before the ladder.
+            if first:
+                loaded, refined, reason = search_crops(first, reason)
+            for number, (path, part, k) in enumerate(plan):
+                if refined is not None or reason == OUT_OF_TIME:
+                    break
                 loaded = load_database(path)
-            except ConfigurationError as exc:
-                # A database removed under a running service costs speed, not the solve.
-                return give_up(str(exc))
-            later = " (over the part of the hinted range it covers; the whole database next)"
-            partial = number < len(plan) - 1 and k == 0.0 and plan[number + 1][2] == 0.0
-            note(f"database {loaded.info.describe()}{later if partial else ''}")
-            if k != 0.0:
-                note(f"centroids undistorted with the radial distortion k = {k:+.4f}")
-            undone = centroids
-            if k != 0.0:
-                undone = centroids.copy()
-                undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
-            refined, reason = self._search(
-                loaded, part, undone, sources, constraints, radius, note, reason,
-                started=started, timeout=timeout, cancel=cancel, k=k,
-            )  # fmt: skip
-        if refined is None and reason != OUT_OF_TIME and last:
-            try:
-                loaded = load_database(self.db_path)
-            except ConfigurationError as exc:
-                return give_up(str(exc))
-            refined, reason = self._search_crops(
-                loaded, last, centroids, sources, constraints, radius, note, reason,
-                started=started, timeout=timeout, cancel=cancel,
-            )  # fmt: skip
+                later = " (over the part of the hinted range it covers; the whole database next)"
+                partial = number < len(plan) - 1 and k == 0.0 and plan[number + 1][2] == 0.0
+                note(f"database {loaded.info.describe()}{later if partial else ''}")
+                if k != 0.0:
+                    note(f"centroids undistorted with the radial distortion k = {k:+.4f}")
+                undone = centroids
+                if k != 0.0:
+                    undone = centroids.copy()
+                    undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
+                refined, reason = self._search(
+                    loaded, part, undone, sources, constraints, radius, note, reason,
+                    started=started, timeout=timeout, cancel=cancel, k=k,
+                )  # fmt: skip
+            # Frames wider than the database that the scale allows (every one
+            # for a blind solve): their crops after the ladder.
+            if refined is None and reason != OUT_OF_TIME and last:
+                loaded, refined, reason = search_crops(last, reason)
+        except ConfigurationError as exc:
+            # Only the loads raise it: a database removed under a running
+            # service costs speed, not the solve.
+            return give_up(str(exc))
         if refined is None:
             return give_up(reason)
         workdir.mkdir(parents=True, exist_ok=True)
