@@ -225,10 +225,7 @@ class PatternHashSolver(Solver):
                 note(f"database {loaded.info.describe()}{later if partial else ''}")
                 if k != 0.0:
                     note(f"centroids undistorted with the radial distortion k = {k:+.4f}")
-                undone = centroids
-                if k != 0.0:
-                    undone = centroids.copy()
-                    undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
+                undone = _undistorted(centroids, k, w, h)
                 refined, reason = self._search(
                     loaded, part, undone, sources, constraints, radius, note, reason,
                     started=started, timeout=timeout, cancel=cancel, k=k,
@@ -279,9 +276,7 @@ class PatternHashSolver(Solver):
         for widest, error, own_budget in guesses:
             budgets = [b for b in (own_budget, self.pattern_budget) if b is not None]
             budget = min(budgets) if budgets else None
-            if cancel is not None and cancel.is_set():
-                raise SolveCancelledError("the solve was cancelled")
-            remaining = timeout - (time.monotonic() - started)
+            remaining = _time_left(started, timeout, cancel)
             if remaining <= 0:
                 return None, OUT_OF_TIME
             # tetra3rs takes the horizontal FOV.
@@ -332,15 +327,10 @@ class PatternHashSolver(Solver):
         w, h = sources.width, sources.height
         budget = min(CROP_PATTERNS, self.pattern_budget or CROP_PATTERNS)
         for frame_fov, k in crops:
-            if cancel is not None and cancel.is_set():
-                raise SolveCancelledError("the solve was cancelled")
-            remaining = timeout - (time.monotonic() - started)
+            remaining = _time_left(started, timeout, cancel)
             if remaining <= 0:
                 return None, OUT_OF_TIME
-            undone = centroids
-            if k != 0.0:
-                undone = centroids.copy()
-                undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
+            undone = _undistorted(centroids, k, w, h)
             part, cw, ch = crop_centroids(undone, frame_fov, w, h, limit=TETRA_CENTROIDS)
             lens = f", radial distortion k = {k:+.4f} undone" if k != 0.0 else ""
             label = (
@@ -433,3 +423,21 @@ class PatternHashSolver(Solver):
         part_lo, part_hi = max(lo, band.min_fov * BAND_MARGIN), min(hi, band.max_fov / BAND_MARGIN)
         part: list[Guess] = [((part_lo + part_hi) / 2.0, (part_hi - part_lo) / 2.0, None)]
         return [(band.path, part), *whole]
+
+
+def _time_left(started: float, timeout: float, cancel: threading.Event | None) -> float:
+    """Seconds left of a solve started at ``started`` (``time.monotonic``) with
+    ``timeout``; raises :class:`SolveCancelledError` when ``cancel`` is set."""
+    if cancel is not None and cancel.is_set():
+        raise SolveCancelledError("the solve was cancelled")
+    return timeout - (time.monotonic() - started)
+
+
+def _undistorted(centroids: np.ndarray, k: float, width: int, height: int) -> np.ndarray:
+    """``centroids`` (rows of x, y offsets from the image centre, flux) with the
+    radial distortion ``k`` undone on their x, y: a copy, or themselves when k is 0."""
+    if k == 0.0:
+        return centroids
+    undone = centroids.copy()
+    undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, width, height)
+    return undone
