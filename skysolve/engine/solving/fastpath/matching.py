@@ -6,8 +6,9 @@ import functools
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -263,7 +264,7 @@ class PatternHashSolver(Solver):
         sources: SourceList,
         constraints: SolveConstraints,
         radius: float,
-        note: Any,
+        note: Callable[[str], None],
         reason: str,
         *,
         started: float,
@@ -315,7 +316,7 @@ class PatternHashSolver(Solver):
         sources: SourceList,
         constraints: SolveConstraints,
         radius: float,
-        note: Any,
+        note: Callable[[str], None],
         reason: str,
         *,
         started: float,
