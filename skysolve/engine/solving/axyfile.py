@@ -93,6 +93,7 @@ def header_bytes(cards: Sequence[str]) -> bytes:
 
 
 def _pad(data: bytes, fill: bytes) -> bytes:
+    """``data`` filled with ``fill`` up to a whole block."""
     return data + fill * (-len(data) % BLOCK)
 
 
@@ -178,8 +179,8 @@ def write_axy(
 
     ``outputs`` maps the engine's output keywords (solved, match, rdls, wcs,
     corr, cancel) to the files it should write.  Written directly
-    (:mod:`~skysolve.engine.solving.axyfile`), or by astropy when a value needs
-    more than one header card (a long path).
+    (:func:`write_float_table`), or by astropy when a value needs more than
+    one header card (a long path).
     """
     cards = axy_cards(
         sources,
