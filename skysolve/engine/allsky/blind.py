@@ -735,6 +735,8 @@ def _quick_profile(
     note(f"{model.projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
     solution = _verified(model, matched, used, bright, stars, region, note, n_sources=len(measured))
     if not solution.solved:
-        note(f"the quick path did not answer ({solution.reason}): the whole frame's sources")
+        # What comes next is the caller's: the whole frame's sources for a
+        # stored profile, the answer as it was for a blind answer measured again.
+        note(f"the stars measured at the predictions did not answer ({solution.reason})")
         return None
     return solution
