@@ -12,7 +12,9 @@ them).  Anything else -- a card they cannot read exactly (complex, undefined,
 ``HIERARCH``, ``CONTINUE``, bytes outside ASCII), an image in an extension, a
 tile-compressed or random-groups file, ``BLANK``, a truncated file -- gives
 None, and the caller reads the file with astropy as before, so no file reads
-differently, it only reads faster.
+differently, it only reads faster.  :func:`write_plain_image` and
+:func:`read_table_columns` do the same for image2xy's input image and its
+source table (plain binary columns), which run beside sep in such a solve.
 """
 
 from __future__ import annotations
