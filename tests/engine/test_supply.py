@@ -13,7 +13,7 @@ import pytest
 from skysolve.engine.extraction.supply import BRIGHTEST_FIRST, Supply
 from skysolve.engine.inputs.images import load_image
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.pipeline import EngineConfig, solve
+from skysolve.engine.pipeline import FIT_SOURCES, EngineConfig, solve
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.astrometry import AstrometryNetSolver
 from skysolve.engine.solving.base import SolverOutcome
@@ -153,8 +153,10 @@ def test_the_final_fit_is_the_same_whichever_solver_answered(tmp_path: Path) -> 
     # The fast path answers from the brightest sources with its TAN model, a
     # little off; astrometry.net from the full extraction with its own start,
     # off the other way.  Before, each answer was refitted to its own list (the
-    # fast path's 300 brightest, sep's 1000) and the two ended 0.1-0.3 px apart.
-    spec = replace(SPEC, width=1024, height=768, pixscale=20.0, seed=3)
+    # fast path's 300 brightest, sep's whole list: faint, partly blended stars here)
+    # and the two ended 0.025 px apart on this field (0.2 px on apod2.jpg);
+    # now both fit the same sources to the same stars.
+    spec = replace(SPEC, width=1024, height=768, pixscale=60.0, fwhm=3.5, seed=3)
     field = make_field(spec)
     image = load_image(write_fits(field, tmp_path / "field.fits"))
     wcs = field.wcs.wcs
@@ -171,6 +173,6 @@ def test_the_final_fit_is_the_same_whichever_solver_answered(tmp_path: Path) -> 
         model, fitted = _solver_answer(image, view, start, tmp_path)
         models.append(model)
         lists.append(fitted)
-    assert len(lists[0]) == len(lists[1]) == REFIT_SOURCES
+    assert len(lists[0]) == len(lists[1]) >= FIT_SOURCES
     assert np.array_equal(np.asarray(lists[0].x), np.asarray(lists[1].x))
-    assert largest_offset(models[0], models[1], 1024, 768) < 0.05
+    assert largest_offset(models[0], models[1], 1024, 768) < 0.01
