@@ -14,7 +14,9 @@ list without an answer goes on with sep's whole list, uniformized
 (:meth:`Supply.engine_lists`): spreading the first stars over the whole image
 (astrometry.net's ``--uniformize``) finds the fields whose brightest
 detections crowd one corner (a nebula, glare).  The fast path's short list and
-image2xy's list are uniformized too; the final fit takes sep's whole list.
+image2xy's list are uniformized too.  The final fit takes the same list
+whichever solver answered (:meth:`Supply.fit_list`): the fast path's when it
+is long enough, else sep's whole list.
 """
 
 from __future__ import annotations
