@@ -132,7 +132,9 @@ class Supply:
             return self.sources_for(None, companion=False)
         # Found already by the fast path, or now (no fast path, a hinted field
         # too narrow for it): the list it would have had.
-        bright = self.bright if self.bright is not None else self._extract_bright(count)
+        bright = self.bright
+        if bright is None:
+            bright = self._extract_bright(count, step="extract_bright_fit")
         if len(bright) >= enough:
             return bright
         return self.sources_for(None, companion=False)
@@ -165,9 +167,10 @@ class Supply:
         self._start_companion()
         return self._poll_companion
 
-    def _extract_bright(self, count: int) -> SourceList:
-        """The ``count`` brightest sources (``bright``), uniformized as the solvers see them."""
-        with self.clock.step("extract_bright"):
+    def _extract_bright(self, count: int, *, step: str = "extract_bright") -> SourceList:
+        """The ``count`` brightest sources (``bright``), uniformized as the solvers
+        see them; timed as ``step``."""
+        with self.clock.step(step):
             self.bright = uniformize(
                 extract_bright_sources(
                     self.image.data,
