@@ -270,10 +270,7 @@ def _grow(
         note(f"  reach {reach:g}: {len(matched)} stars, RMS {fit.rms:.2f}, radius {radius:.1f}")
     if fit is None:
         fit = LensFit(model=model, residuals=np.zeros((0, 2)))
-    head, limit = _match_budget(sources, region, radius)
-    matched = match_stars(
-        model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
-    )
+    matched = _match_all(model, sources, stars, region, radius)
     note(f"grown to {len(matched)} stars out to the horizon, radius {radius:.1f} px")
     return fit, matched
 
@@ -296,20 +293,14 @@ def _from_profile(
     """
     pixel_deg = math.degrees(1.0 / start.focal)
     radius = max(3.0, 0.6 / pixel_deg)
-    head, limit = _match_budget(sources, region, radius)
-    matched = match_stars(
-        start, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
-    )
+    matched = _match_all(start, sources, stars, region, radius)
     if 2 * len(matched) <= 3 * PARAMETER_SIZES["rotation"]:
         note(f"the camera's stored model: only {len(matched)} stars near its predictions")
         return None
     some = _thin(matched)
     fit = fit_lens(some.x, some.y, some.ra, some.dec, start, free=("rotation",))
     radius = min(radius, _next_radius(fit.residuals))
-    head, limit = _match_budget(sources, region, radius)
-    matched = match_stars(
-        fit.model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
-    )
+    matched = _match_all(fit.model, sources, stars, region, radius)
     _, hits, false_positive = _verify(fit.model, sources, stars, region, radius)
     note(
         f"the camera's stored model repointed: {len(matched)} stars within {radius:.1f} px, "
@@ -318,6 +309,15 @@ def _from_profile(
     if len(matched) < MIN_MATCHED or false_positive > MAX_FALSE_POSITIVE:
         return None
     return fit, matched
+
+
+def _match_all(
+    model: LensModel, sources: SourceList, stars: BrightStars, region: SkyRegion, radius: float
+) -> MatchedStars:
+    """The stars matched out to the horizon within ``radius`` pixels, within
+    :func:`_match_budget`'s counts."""
+    head, limit = _match_budget(sources, region, radius)
+    return match_stars(model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit)
 
 
 def _match_budget(sources: SourceList, region: SkyRegion, radius: float) -> tuple[SourceList, int]:
@@ -368,10 +368,7 @@ def _final_fit(
     # stored profile's decentring, held fixed while the rest moved, is neither
     # of the two models the choice compares).
     model = without(model, optional)
-    head, limit = _match_budget(sources, region, radius)
-    matched = match_stars(
-        model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
-    )
+    matched = _match_all(model, sources, stars, region, radius)
     for _ in range(rounds):
         if len(matched) < MIN_MATCHED:
             break
@@ -379,10 +376,7 @@ def _final_fit(
         fit = fit_lens(some.x, some.y, some.ra, some.dec, model, free=free)
         model = fit.model
         radius = min(radius, _next_radius(fit.residuals))
-        head, limit = _match_budget(sources, region, radius)
-        matched = match_stars(
-            model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
-        )
+        matched = _match_all(model, sources, stars, region, radius)
     if not optional or len(matched) < MIN_MATCHED:
         return model, matched, radius
     some = _thin(matched, most)
@@ -390,9 +384,7 @@ def _final_fit(
     for _ in range(rounds + 1):
         if fit.free == free:
             break
-        again = match_stars(
-            fit.model, head, stars, region, radius=radius, max_off_axis=180.0, limit=limit
-        )
+        again = _match_all(fit.model, sources, stars, region, radius)
         if _score(again) <= _score(matched):
             break
         model, matched = fit.model, again
@@ -743,6 +735,8 @@ def _quick_profile(
     note(f"{model.projection}: {len(matched)} stars, RMS {matched.rms():.2f} px")
     solution = _verified(model, matched, used, bright, stars, region, note, n_sources=len(measured))
     if not solution.solved:
-        note(f"the quick path did not answer ({solution.reason}): the whole frame's sources")
+        # What comes next is the caller's: the whole frame's sources for a
+        # stored profile, the answer as it was for a blind answer measured again.
+        note(f"the stars measured at the predictions did not answer ({solution.reason})")
         return None
     return solution

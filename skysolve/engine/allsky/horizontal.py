@@ -89,10 +89,10 @@ def exif_time(exif: dict[str, Any] | None) -> str | None:
     """ISO UTC time from EXIF: the GPS date and time (UTC), else ``DateTimeOriginal``
     with its ``OffsetTimeOriginal`` (a camera's clock without an offset is in an
     unknown time zone: not used)."""
-    from astropy.time import Time, TimeDelta
-
     if not exif:
         return None
+    from astropy.time import Time, TimeDelta
+
     date, clock = exif.get("GPSDateStamp"), exif.get("GPSTimeStamp")
     if isinstance(date, str) and isinstance(clock, (tuple, list)) and len(clock) == 3:
         try:
@@ -190,6 +190,7 @@ class Horizon:
         return xyz_to_radec(u)
 
     def as_dict(self) -> dict[str, Any]:
+        """The time and the site, as lens.json's ``horizontal`` part gives them."""
         return {"time": self.time, "latitude": self.latitude, "longitude": self.longitude}
 
 
@@ -246,9 +247,10 @@ def horizontal_model(model: LensModel, horizon: Horizon) -> LensModel:
 
 
 def _point(x: float, y: float, width: int, height: int) -> dict[str, Any]:
+    """A 0-based pixel for lens.json (None where it does not map), and if it is in the frame."""
     ok = math.isfinite(x) and math.isfinite(y)
     inside = ok and -0.5 <= x < width - 0.5 and -0.5 <= y < height - 0.5
-    return {"x": _num(x), "y": _num(y), "in_frame": bool(inside)}
+    return {"x": json_number(x), "y": json_number(y), "in_frame": bool(inside)}
 
 
 def horizontal_document(
@@ -267,14 +269,14 @@ def horizontal_document(
     if math.isfinite(zx0) and math.isfinite(zy0):
         # The sky a few pixels towards the first row from the zenith's pixel.
         _, az = pixel_to_altaz(model, horizon, np.array([zx0]), np.array([zy0 - 3.0]))
-        up_azimuth = _num(az[0])
+        up_azimuth = json_number(az[0])
     roll = None
     if float(axis_alt) < 89.0:
         # Which way altitude rises through the axis's pixel, clockwise from the first row's side.
         px, py = altaz_to_pixel(model, horizon, np.array([axis_alt + 0.5]), np.array([axis_az]))
         dx, dy = float(px[0]) - model.center_x, float(py[0]) - model.center_y
         if math.isfinite(dx) and math.isfinite(dy):
-            roll = _num(math.degrees(math.atan2(dx, -dy)) % 360.0)
+            roll = json_number(math.degrees(math.atan2(dx, -dy)) % 360.0)
     names = ("north", "east", "south", "west")
     cx, cy = altaz_to_pixel(model, horizon, np.zeros(4), np.array([0.0, 90.0, 180.0, 270.0]))
     # The pole of the date (the sky turns about it), not J2000's: 0.1 degree apart by 2018.
@@ -289,10 +291,10 @@ def horizontal_document(
         "pixel_origin": 0,
         **horizon.as_dict(),
         "pointing": {
-            "altitude_deg": _num(axis_alt),
-            "azimuth_deg": _num(axis_az),
-            "x": _num(model.center_x),
-            "y": _num(model.center_y),
+            "altitude_deg": json_number(axis_alt),
+            "azimuth_deg": json_number(axis_az),
+            "x": json_number(model.center_x),
+            "y": json_number(model.center_y),
         },
         "roll_deg": roll,
         "roll": "at the axis's pixel, the direction of rising altitude, degrees clockwise "
@@ -317,8 +319,8 @@ def horizontal_document(
         "grid": {
             "altitude_deg": GRID_ALTITUDES.tolist(),
             "azimuth_deg": GRID_AZIMUTHS.tolist(),
-            "x": [[_num(v, 2) for v in row] for row in gx],
-            "y": [[_num(v, 2) for v in row] for row in gy],
+            "x": [[json_number(v, 2) for v in row] for row in gx],
+            "y": [[json_number(v, 2) for v in row] for row in gy],
         },
         "model": {k: (float(v) if isinstance(v, np.floating) else v) for k, v in flat.items()},
         "model_use": "the lens model with ra = 360 - azimuth and dec = altitude "
@@ -464,6 +466,7 @@ def write_altaz_fits(
     return path
 
 
-def _num(value: Any, digits: int = 4) -> float | None:
+def json_number(value: Any, digits: int = 4) -> float | None:
+    """``value`` rounded to ``digits`` decimals for a JSON document; None when not finite."""
     f = float(value)
     return round(f, digits) if math.isfinite(f) else None

@@ -31,6 +31,7 @@ from skysolve.engine.allsky.horizontal import (
     exif_time,
     horizon_at,
     horizontal_document,
+    json_number,
     mid_exposure,
     write_altaz_fits,
 )
@@ -301,21 +302,21 @@ def lens_document(
         "image_width": width,
         "image_height": height,
         "matched_stars": len(m),
-        "rms_px": _num(m.rms()),
-        f"rms_px_within_{WCS_REACH_DEG:g}_deg": _num(m.rms(WCS_REACH_DEG)),
+        "rms_px": json_number(m.rms()),
+        f"rms_px_within_{WCS_REACH_DEG:g}_deg": json_number(m.rms(WCS_REACH_DEG)),
         "false_positive_probability": solution.false_positive,
-        "fits_wcs_max_error_px": None if wcs_error is None else _num(wcs_error),
+        "fits_wcs_max_error_px": None if wcs_error is None else json_number(wcs_error),
         "fits_wcs_reach_deg": WCS_REACH_DEG,
         "stars": [
             {
-                "x": _num(x),
-                "y": _num(y),
-                "ra": _num(r),
-                "dec": _num(d),
-                "mag": _num(g),
-                "dx": _num(dx),
-                "dy": _num(dy),
-                "off_axis_deg": _num(o),
+                "x": json_number(x),
+                "y": json_number(y),
+                "ra": json_number(r),
+                "dec": json_number(d),
+                "mag": json_number(g),
+                "dx": json_number(dx),
+                "dy": json_number(dy),
+                "off_axis_deg": json_number(o),
             }  # fmt: skip
             for x, y, r, d, g, dx, dy, o in zip(
                 m.x, m.y, m.ra, m.dec, m.mag, m.dx, m.dy, m.off_axis, strict=True
@@ -324,10 +325,10 @@ def lens_document(
     }
     when, site = observation_time(header), observation_site(header)
     stamps, start, site_source = header, "DATE-OBS", "header"
-    if when is None and exif_time(exif) is not None:
-        when, stamps, start = exif_time(exif), exif, "EXIF time"
-    if site is None and exif_site(exif) is not None:
-        site, site_source = exif_site(exif), "EXIF GPS"
+    if when is None and (taken := exif_time(exif)) is not None:
+        when, stamps, start = taken, exif, "EXIF time"
+    if site is None and (gps := exif_site(exif)) is not None:
+        site, site_source = gps, "EXIF GPS"
     if when is not None:
         doc["time"] = when
         try:
@@ -339,8 +340,8 @@ def lens_document(
                 bx, by = model.world_to_pixel(bra, bdec)
                 up = model.off_axis(bra, bdec) <= reach
                 doc["planets"] = [
-                    {"name": b[0], "ra": b[1], "dec": b[2], "x": _num(x) if u else None,
-                     "y": _num(y) if u else None}
+                    {"name": b[0], "ra": b[1], "dec": b[2], "x": json_number(x) if u else None,
+                     "y": json_number(y) if u else None}
                     for b, x, y, u in zip(bodies, bx, by, up, strict=True)
                 ]  # fmt: skip
             if site is not None:
@@ -349,12 +350,17 @@ def lens_document(
                 zra, zdec = zenith_radec(mid, site[0], site[1])
                 zx, zy = model.world_to_pixel(np.array([zra]), np.array([zdec]))
                 doc["site"] = {"latitude": site[0], "longitude": site[1], "source": site_source}
-                doc["zenith"] = {"ra": zra, "dec": zdec, "x": _num(zx[0]), "y": _num(zy[0])}
+                doc["zenith"] = {
+                    "ra": zra,
+                    "dec": zdec,
+                    "x": json_number(zx[0]),
+                    "y": json_number(zy[0]),
+                }
                 off = model.off_axis(np.array([zra]), np.array([zdec]))
-                doc["axis_altitude_deg"] = _num(90.0 - float(off[0]))
+                doc["axis_altitude_deg"] = json_number(90.0 - float(off[0]))
                 horizon = horizon_at(mid, site[0], site[1])
                 # A high percentile, not the largest: one false match can sit anywhere.
-                stars_reach = _num(np.percentile(m.off_axis, 99.0)) if len(m) else None
+                stars_reach = json_number(np.percentile(m.off_axis, 99.0)) if len(m) else None
                 doc["horizontal"] = horizontal_document(
                     model, horizon, width, height, reach_deg=stars_reach
                 )
@@ -369,11 +375,6 @@ def lens_document(
         except (ValueError, ImportError) as exc:
             doc["time_error"] = str(exc)
     return doc
-
-
-def _num(value: Any) -> float | None:
-    f = float(value)
-    return round(f, 4) if math.isfinite(f) else None
 
 
 def _plain(doc: dict[str, Any]) -> dict[str, Any]:

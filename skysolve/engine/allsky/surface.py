@@ -16,6 +16,15 @@ import numpy as np
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz
 from skysolve.engine.allsky.polynomial import surface_design
 
+#: How far the surface's polynomial runs, in units of the farthest star's distance.
+BEYOND = 1.25
+#: Steps of the grid of :func:`_empty_places` across the surface's reach.
+ANCHOR_STEPS = 12
+#: How far (grid steps) a place must be from every star to be held still.
+ANCHOR_GAP = 1.5
+#: Weight of each such place against a star's 1.
+ANCHOR_WEIGHT = 1.0
+
 
 def fit_surface(
     x: np.ndarray,
@@ -112,16 +121,6 @@ def surface_with_checks(
     residuals[ok, 0] = model.focal * (goal_x - a @ coeffs_x)[:stars] / (1.0 - leverage[:stars])
     residuals[ok, 1] = model.focal * (goal_y - a @ coeffs_y)[:stars] / (1.0 - leverage[:stars])
     return fitted, residuals
-
-
-#: How far the surface's polynomial runs, in units of the farthest star's distance.
-BEYOND = 1.25
-#: Steps of the grid of :func:`_empty_places` across the surface's reach.
-ANCHOR_STEPS = 12
-#: How far (grid steps) a place must be from every star to be held still.
-ANCHOR_GAP = 1.5
-#: Weight of each such place against a star's 1.
-ANCHOR_WEIGHT = 1.0
 
 
 def _empty_places(x: np.ndarray, y: np.ndarray, reach: float) -> np.ndarray:

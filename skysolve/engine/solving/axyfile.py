@@ -1,4 +1,4 @@
-"""Writing a source list as a FITS binary table without astropy's table machinery.
+"""Writing a source list (and any small binary table) as FITS without astropy's table machinery.
 
 astrometry.net reads its parameters and sources from an augmented star list
 (``.axy``): a primary header of keywords and a binary table of X, Y, FLUX
@@ -8,7 +8,9 @@ imports :mod:`astropy.table` (and :mod:`astropy.io.ascii`) the first time:
 first engine process starts (measured in docs/benchmarks.md, "Against the
 faster peer, blind: the engine's start").  The format of such a file is
 small enough to write directly: 80-character header cards in blocks of 2880
-bytes, then the rows as big-endian float32, zero-padded to a block.
+bytes, then the rows as big-endian float32, zero-padded to a block.  The fast
+path's ``corr`` and ``rdls`` tables and the final fit's ``corr.fits`` are
+written the same way (:func:`write_fits_table`).
 
 A value that does not fit one card (a string longer than 68 characters, which
 astropy would split over ``CONTINUE`` cards) raises :class:`CardTooLong`; the
@@ -91,27 +93,39 @@ def header_bytes(cards: Sequence[str]) -> bytes:
 
 
 def _pad(data: bytes, fill: bytes) -> bytes:
+    """``data`` filled with ``fill`` up to a whole block."""
     return data + fill * (-len(data) % BLOCK)
 
 
-def write_float_table(
+#: The binary-table formats written, by their ``TFORM`` letter: 64-bit and
+#: 32-bit reals, 32-bit integers.
+TABLE_FORMATS = {"D": ">f8", "E": ">f4", "J": ">i4"}
+#: One table column: its name, ``TFORM`` letter, unit ("" for none) and values.
+Column = tuple[str, str, str, np.ndarray]
+
+
+def write_fits_table(
     path: Path,
-    primary: Sequence[Card],
-    columns: Sequence[tuple[str, np.ndarray]],
+    columns: Sequence[Column],
+    *,
+    primary: Sequence[Card] = (),
     table: Sequence[Card] = (),
 ) -> Path:
     """Write a FITS file: a data-less primary HDU with the ``primary`` cards, and a
-    binary table of single-precision ``columns`` (name, values) whose header also
-    holds the ``table`` cards.
+    binary table of ``columns`` (formats of :data:`TABLE_FORMATS`) whose header
+    also holds the ``table`` cards.
 
-    Raises :class:`CardTooLong` (writing nothing) when a value needs more than one card.
+    astropy takes tens of milliseconds for a small table (the fast path's whole
+    budget) and imports its table machinery the first time.  Raises
+    :class:`CardTooLong` (writing nothing) when a value needs more than one card.
     """
-    rows = len(columns[0][1]) if columns else 0
-    data = np.empty(rows, dtype=[(name, ">f4") for name, _ in columns])
-    for name, values in columns:
+    rows = len(columns[0][3]) if columns else 0
+    dtype = np.dtype([(name, TABLE_FORMATS[form]) for name, form, _, _ in columns])
+    data = np.zeros(rows, dtype=dtype)
+    for name, _, _, values in columns:
         if len(values) != rows:
             raise ValueError("the columns of a table must have one length")
-        data[name] = np.asarray(values, dtype=np.float32)
+        data[name] = values
     head = [
         card("SIMPLE", True, "conforms to FITS standard"),
         card("BITPIX", 8, "array data type"),
@@ -122,19 +136,33 @@ def write_float_table(
         card("XTENSION", "BINTABLE", "binary table extension"),
         card("BITPIX", 8, "array data type"),
         card("NAXIS", 2, "number of array dimensions"),
-        card("NAXIS1", 4 * len(columns), "length of dimension 1"),
+        card("NAXIS1", dtype.itemsize, "length of dimension 1"),
         card("NAXIS2", rows, "length of dimension 2"),
         card("PCOUNT", 0, "number of group parameters"),
         card("GCOUNT", 1, "number of groups"),
         card("TFIELDS", len(columns), "number of table fields"),
     ]
-    for i, (name, _) in enumerate(columns, start=1):
-        ext += [card(f"TTYPE{i}", name), card(f"TFORM{i}", "E")]
+    for i, (name, form, unit, _) in enumerate(columns, start=1):
+        ext += [card(f"TTYPE{i}", name), card(f"TFORM{i}", form)]
+        if unit:
+            ext.append(card(f"TUNIT{i}", unit))
     ext += [card(*c) for c in table]
     blob = header_bytes(head) + header_bytes(ext) + _pad(data.tobytes(), b"\0")
     path = Path(path)
     path.write_bytes(blob)
     return path
+
+
+def write_float_table(
+    path: Path,
+    primary: Sequence[Card],
+    columns: Sequence[tuple[str, np.ndarray]],
+    table: Sequence[Card] = (),
+) -> Path:
+    """:func:`write_fits_table` with single-precision ``columns`` (name, values)
+    and no units, as astrometry.net's star lists are."""
+    floats = [(name, "E", "", values) for name, values in columns]
+    return write_fits_table(path, floats, primary=primary, table=table)
 
 
 def write_axy(
@@ -151,8 +179,8 @@ def write_axy(
 
     ``outputs`` maps the engine's output keywords (solved, match, rdls, wcs,
     corr, cancel) to the files it should write.  Written directly
-    (:mod:`~skysolve.engine.solving.axyfile`), or by astropy when a value needs
-    more than one header card (a long path).
+    (:func:`write_float_table`), or by astropy when a value needs more than
+    one header card (a long path).
     """
     cards = axy_cards(
         sources,
@@ -262,7 +290,9 @@ def source_table(sources: SourceList) -> fits.BinTableHDU:
 
 __all__ = [
     "BLOCK",
+    "TABLE_FORMATS",
     "CardTooLong",
+    "Column",
     "axy_cards",
     "card",
     "format_value",
@@ -270,5 +300,6 @@ __all__ = [
     "source_columns",
     "source_table",
     "write_axy",
+    "write_fits_table",
     "write_float_table",
 ]

@@ -9,6 +9,7 @@ matched) and verified independently; the refit, or why not.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def confirm(
     loaded: FastpathDatabase,
     constraints: SolveConstraints,
     radius: float,
-    note: Any,
+    note: Callable[[str], None],
     *,
     k: float = 0.0,
     share: float = 1.0,
@@ -101,7 +102,7 @@ def judge(
     loaded: FastpathDatabase,
     constraints: SolveConstraints,
     radius: float,
-    note: Any,
+    note: Callable[[str], None],
     *,
     max_rms: float = MAX_RMS,
 ) -> Refined | str:

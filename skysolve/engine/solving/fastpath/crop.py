@@ -43,6 +43,9 @@ CROP_FRAMES = (90.0, 120.0, 75.0, 105.0)
 #: A blind search crops frames only after the ladder failed, and only with a
 #: database this wide at least (a narrower one's fields are nothing like 75 degrees).
 CROP_DATABASE_FROM = 40.0
+#: Widest frame (degrees) a crop is taken from: towards 180 degrees a pinhole's
+#: tangent plane runs to infinity and the crop to nothing.
+WIDEST_FRAME = 170.0
 #: tetra3rs checks at most this many of the crop's patterns (a crop that matches
 #: does so within its first few hundred; one that does not costs 2-10 ms).
 CROP_PATTERNS = 3000
@@ -104,7 +107,7 @@ def crop_guesses(
     first: list[Crop] = []
     if constraints.lens is not None:
         k, fov = constraints.lens
-        if info.max_fov * 1.1 < fov < 170.0 and lo / 1.2 <= fov <= hi * 1.2:
+        if info.max_fov * 1.1 < fov < WIDEST_FRAME and lo / 1.2 <= fov <= hi * 1.2:
             first.append((fov, k if abs(k) >= MIN_K else 0.0))
     last: list[Crop] = []
     if info.max_fov >= CROP_DATABASE_FROM:
@@ -114,7 +117,7 @@ def crop_guesses(
 
 def crop_fraction(frame_fov: float) -> float:
     """The crop's share of each side when the frame's widest side is ``frame_fov`` degrees."""
-    half = math.radians(min(frame_fov, 170.0) / 2.0)
+    half = math.radians(min(frame_fov, WIDEST_FRAME) / 2.0)
     return min(1.0, math.tan(math.radians(CROP_FOV / 2.0)) / math.tan(half))
 
 

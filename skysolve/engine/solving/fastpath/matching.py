@@ -6,8 +6,9 @@ import functools
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -201,46 +202,43 @@ class PatternHashSolver(Solver):
         radius = VERIFY_RADIUS * pos_err
         refined: Refined | None = None
         reason = "no pattern matched"
-        # A camera remembered wider than the database: its crop before the ladder.
-        if first:
-            try:
-                loaded = load_database(self.db_path)
-            except ConfigurationError as exc:
-                return give_up(str(exc))
-            refined, reason = self._search_crops(
-                loaded, first, centroids, sources, constraints, radius, note, reason,
+
+        def search_crops(
+            crops: list[Crop], reason: str
+        ) -> tuple[FastpathDatabase, Refined | None, str]:
+            """The central crops of ``crops``' frame guesses, searched in the whole database."""
+            whole = load_database(self.db_path)
+            return (whole,) + self._search_crops(
+                whole, crops, centroids, sources, constraints, radius, note, reason,
                 started=started, timeout=timeout, cancel=cancel,
             )  # fmt: skip
-        for number, (path, part, k) in enumerate(plan):
-            if refined is not None or reason == OUT_OF_TIME:
-                break
-            try:
+
+        try:
+            # A camera remembered wider than the database: its crop before the ladder.
+            if first:
+                loaded, refined, reason = search_crops(first, reason)
+            for number, (path, part, k) in enumerate(plan):
+                if refined is not None or reason == OUT_OF_TIME:
+                    break
                 loaded = load_database(path)
-            except ConfigurationError as exc:
-                # A database removed under a running service costs speed, not the solve.
-                return give_up(str(exc))
-            later = " (over the part of the hinted range it covers; the whole database next)"
-            partial = number < len(plan) - 1 and k == 0.0 and plan[number + 1][2] == 0.0
-            note(f"database {loaded.info.describe()}{later if partial else ''}")
-            if k != 0.0:
-                note(f"centroids undistorted with the radial distortion k = {k:+.4f}")
-            undone = centroids
-            if k != 0.0:
-                undone = centroids.copy()
-                undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
-            refined, reason = self._search(
-                loaded, part, undone, sources, constraints, radius, note, reason,
-                started=started, timeout=timeout, cancel=cancel, k=k,
-            )  # fmt: skip
-        if refined is None and reason != OUT_OF_TIME and last:
-            try:
-                loaded = load_database(self.db_path)
-            except ConfigurationError as exc:
-                return give_up(str(exc))
-            refined, reason = self._search_crops(
-                loaded, last, centroids, sources, constraints, radius, note, reason,
-                started=started, timeout=timeout, cancel=cancel,
-            )  # fmt: skip
+                later = " (over the part of the hinted range it covers; the whole database next)"
+                partial = number < len(plan) - 1 and k == 0.0 and plan[number + 1][2] == 0.0
+                note(f"database {loaded.info.describe()}{later if partial else ''}")
+                if k != 0.0:
+                    note(f"centroids undistorted with the radial distortion k = {k:+.4f}")
+                undone = _undistorted(centroids, k, w, h)
+                refined, reason = self._search(
+                    loaded, part, undone, sources, constraints, radius, note, reason,
+                    started=started, timeout=timeout, cancel=cancel, k=k,
+                )  # fmt: skip
+            # Frames wider than the database that the scale allows (every one
+            # for a blind solve): their crops after the ladder.
+            if refined is None and reason != OUT_OF_TIME and last:
+                loaded, refined, reason = search_crops(last, reason)
+        except ConfigurationError as exc:
+            # Only the loads raise it: a database removed under a running
+            # service costs speed, not the solve.
+            return give_up(str(exc))
         if refined is None:
             return give_up(reason)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +264,7 @@ class PatternHashSolver(Solver):
         sources: SourceList,
         constraints: SolveConstraints,
         radius: float,
-        note: Any,
+        note: Callable[[str], None],
         reason: str,
         *,
         started: float,
@@ -279,9 +277,7 @@ class PatternHashSolver(Solver):
         for widest, error, own_budget in guesses:
             budgets = [b for b in (own_budget, self.pattern_budget) if b is not None]
             budget = min(budgets) if budgets else None
-            if cancel is not None and cancel.is_set():
-                raise SolveCancelledError("the solve was cancelled")
-            remaining = timeout - (time.monotonic() - started)
+            remaining = _time_left(started, timeout, cancel)
             if remaining <= 0:
                 return None, OUT_OF_TIME
             # tetra3rs takes the horizontal FOV.
@@ -320,7 +316,7 @@ class PatternHashSolver(Solver):
         sources: SourceList,
         constraints: SolveConstraints,
         radius: float,
-        note: Any,
+        note: Callable[[str], None],
         reason: str,
         *,
         started: float,
@@ -332,15 +328,10 @@ class PatternHashSolver(Solver):
         w, h = sources.width, sources.height
         budget = min(CROP_PATTERNS, self.pattern_budget or CROP_PATTERNS)
         for frame_fov, k in crops:
-            if cancel is not None and cancel.is_set():
-                raise SolveCancelledError("the solve was cancelled")
-            remaining = timeout - (time.monotonic() - started)
+            remaining = _time_left(started, timeout, cancel)
             if remaining <= 0:
                 return None, OUT_OF_TIME
-            undone = centroids
-            if k != 0.0:
-                undone = centroids.copy()
-                undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, w, h)
+            undone = _undistorted(centroids, k, w, h)
             part, cw, ch = crop_centroids(undone, frame_fov, w, h, limit=TETRA_CENTROIDS)
             lens = f", radial distortion k = {k:+.4f} undone" if k != 0.0 else ""
             label = (
@@ -433,3 +424,21 @@ class PatternHashSolver(Solver):
         part_lo, part_hi = max(lo, band.min_fov * BAND_MARGIN), min(hi, band.max_fov / BAND_MARGIN)
         part: list[Guess] = [((part_lo + part_hi) / 2.0, (part_hi - part_lo) / 2.0, None)]
         return [(band.path, part), *whole]
+
+
+def _time_left(started: float, timeout: float, cancel: threading.Event | None) -> float:
+    """Seconds left of a solve started at ``started`` (``time.monotonic``) with
+    ``timeout``; raises :class:`SolveCancelledError` when ``cancel`` is set."""
+    if cancel is not None and cancel.is_set():
+        raise SolveCancelledError("the solve was cancelled")
+    return timeout - (time.monotonic() - started)
+
+
+def _undistorted(centroids: np.ndarray, k: float, width: int, height: int) -> np.ndarray:
+    """``centroids`` (rows of x, y offsets from the image centre, flux) with the
+    radial distortion ``k`` undone on their x, y: a copy, or themselves when k is 0."""
+    if k == 0.0:
+        return centroids
+    undone = centroids.copy()
+    undone[:, :2] = undistort(centroids[:, 0], centroids[:, 1], k, width, height)
+    return undone

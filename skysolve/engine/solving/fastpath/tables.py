@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from skysolve.engine.results import SourceList
+from skysolve.engine.solving.axyfile import write_fits_table
 from skysolve.engine.solving.fastpath.database import Stars
 from skysolve.engine.solving.fastpath.refit import REFIT_SOURCES, Refined
-from skysolve.engine.solving.fastpath.tansip import fits_card
 from skysolve.engine.solving.fastpath.verification import references_in_field
 
 
@@ -55,50 +55,3 @@ def write_files(
         ],
     )
     return {"corr": corr_path, "rdls": rdls_path}
-
-
-_FITS_TYPES = {"D": ">f8", "E": ">f4", "J": ">i4"}
-
-
-def _block(cards: list[str]) -> bytes:
-    text = "".join(cards) + "END".ljust(80)
-    return (text + " " * (-len(text) % 2880)).encode("ascii")
-
-
-def write_fits_table(path: Path, columns: list[tuple[str, str, str, np.ndarray]]) -> Path:
-    """Write a FITS file with one binary table (formats D, E, J only).
-
-    astropy takes tens of milliseconds for a small table; the fast path's whole
-    budget is about that, and these tables are plain.
-    """
-    n = len(columns[0][3]) if columns else 0
-    dtype = np.dtype([(name, _FITS_TYPES[form]) for name, form, _, _ in columns])
-    rows = np.zeros(n, dtype=dtype)
-    for name, _, _, values in columns:
-        rows[name] = values
-    primary = [
-        fits_card("SIMPLE", True),
-        fits_card("BITPIX", 8),
-        fits_card("NAXIS", 0),
-        fits_card("EXTEND", True),
-    ]
-    table = [
-        fits_card("XTENSION", "BINTABLE"),
-        fits_card("BITPIX", 8),
-        fits_card("NAXIS", 2),
-        fits_card("NAXIS1", dtype.itemsize),
-        fits_card("NAXIS2", n),
-        fits_card("PCOUNT", 0),
-        fits_card("GCOUNT", 1),
-        fits_card("TFIELDS", len(columns)),
-    ]
-    for k, (name, form, unit, _) in enumerate(columns, start=1):
-        table += [fits_card(f"TTYPE{k}", name), fits_card(f"TFORM{k}", "1" + form)]
-        if unit:
-            table.append(fits_card(f"TUNIT{k}", unit))
-    data = rows.tobytes()
-    with open(path, "wb") as fh:
-        fh.write(_block(primary))
-        fh.write(_block(table))
-        fh.write(data + b"\0" * (-len(data) % 2880))
-    return path

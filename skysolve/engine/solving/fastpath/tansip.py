@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from skysolve.engine.solving.axyfile import format_value
+
 if TYPE_CHECKING:
     from astropy.io import fits
 
@@ -366,22 +368,10 @@ def fit_tan_sip(
     )
 
 
-def fits_card(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        text = f"{'T' if value else 'F':>20}"
-    elif isinstance(value, int):
-        text = f"{value:>20d}"
-    else:
-        text = f"'{str(value).replace(chr(39), chr(39) * 2):<8}'"
-    return f"{key:<8}= {text}".ljust(80)[:80]
-
-
 def _header_card(key: str, value: Any, comment: str) -> str:
     """One 80-character header card: ``KEY     = value / comment``."""
     if isinstance(value, float):
         text = f"{repr(value).upper():>20}"  # the shortest exact decimal form
-    elif isinstance(value, bool | int):
-        text = fits_card(key, value)[10:30]
     else:
-        text = f"{chr(39)}{str(value).replace(chr(39), chr(39) * 2):<8}{chr(39)}".ljust(20)
+        text = format_value(value)
     return f"{key:<8}= {text} / {comment}".ljust(80)[:80]
