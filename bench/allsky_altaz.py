@@ -17,6 +17,7 @@ Run: ``flock -x /tmp/skysolve-bench.lock nice .venv/bin/python bench/allsky_alta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from skysolve.engine.allsky.horizontal import altaz_planes, horizon_at, pixel_to_altaz
     from skysolve.engine.allsky.model import LensModel
     from skysolve.engine.allsky.solver import allsky_attempt
+    from skysolve.engine.inputs.fitscards import astropy_header
     from skysolve.engine.inputs.images import load_image
 
     iers.conf.auto_download = False
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, lat, lon in FRAMES:
             image = load_image(corpus / name)
             assert image.header is not None  # FITS frames
-            image.header["SITELAT"], image.header["SITELONG"] = lat, lon
+            header = astropy_header(image.header).copy()  # with the site added
+            header["SITELAT"], header["SITELONG"] = lat, lon
+            image = dataclasses.replace(image, header=header)
             outcome, _ = allsky_attempt(image, Path(tmp) / name, timeout=30, profiles=False)
             if not outcome.solved:
                 print(f"| {name} | not solved | | | | | |")

@@ -174,15 +174,17 @@ def load_fast_path_early(path: Path, params: SolveParameters, config: EngineConf
     database instead: the pipeline's own prefetch starts that one once the
     hints are known.  Not for a FITS file either: its header may show a
     field too narrow for the fast path, which the solve then leaves out
-    without loading anything (a Seestar frame).  Returns whether a load was
-    started.
+    without loading anything (a Seestar frame): a FITS file's load starts
+    here only when its primary header, read without astropy, holds the
+    image and says nothing of its scale (:func:`fits_says_no_scale`).
+    Returns whether a load was started.
     """
     blind = params.scale_bounds_arcsec_per_pixel(1.0) is None
     if not blind or params.use_hints or config.solvers is not None or config.fastpath_db is None:
         return False
     try:
         with open(path, "rb") as fh:
-            if fh.read(9) == b"SIMPLE  =":
+            if fh.read(9) == b"SIMPLE  =" and not fits_says_no_scale(path):
                 return False
     except OSError:
         return False  # the solve reports it
@@ -192,6 +194,25 @@ def load_fast_path_early(path: Path, params: SolveParameters, config: EngineConf
     # Without a scale the image's size plays no part in the search plan.
     started: bool = PatternHashSolver(config.fastpath_db).prefetch(SolveConstraints(), 1, 1)
     return started
+
+
+def fits_says_no_scale(path: Path) -> bool:
+    """Whether a FITS file's primary header holds its image and gives no scale
+    the solve's blind attempt would narrow its solvers by
+    (:func:`~skysolve.engine.inputs.hints.largest_scale`: a WCS, scale
+    keywords, the optics); False for anything it cannot tell (an image in an
+    extension, a header astropy alone reads)."""
+    from skysolve.engine.inputs.fitscards import HeaderCards
+    from skysolve.engine.inputs.hints import largest_scale_of
+
+    with open(path, "rb") as fh:
+        cards = HeaderCards.read(fh)
+    if cards is None or not isinstance(cards.get("NAXIS"), int) or cards["NAXIS"] < 2:
+        return False
+    width, height = cards.get("NAXIS1"), cards.get("NAXIS2")
+    if not isinstance(width, int) or not isinstance(height, int) or min(width, height) < 1:
+        return False
+    return largest_scale_of(cards, {}, width, height) is None
 
 
 def _fail(args: argparse.Namespace, exc: SolveError) -> None:

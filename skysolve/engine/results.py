@@ -62,8 +62,12 @@ class DeferredHeader:
     (importing astropy), so a solve nobody asks a header of never imports it.
     """
 
-    def __init__(self, make: Callable[[], fits.Header]) -> None:
+    def __init__(self, make: Callable[[], fits.Header], *, cards: Any = None) -> None:
         self._make = make
+        #: The header's values as a read-only mapping when they are known
+        #: without building it (astrometry.net's ``wcs.fits`` read without
+        #: astropy), else None.
+        self.cards = cards
 
     def build(self) -> fits.Header:
         return self._make()

@@ -16,14 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import skysolve
 from skysolve.cli import COMMAND_MODULES, build_parser
 from skysolve.cli.solve import load_fast_path_early
 from skysolve.engine.config import EngineConfig
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.solving.fastpath import build_database, database
-from testfields.synthetic import FieldSpec, make_field, write_jpeg
+from testfields.synthetic import FieldSpec, make_field, write_fits, write_jpeg
 
 #: Packages no fast-path `skysolve solve` needs: the web layer's, and the
 #: engine's slow-path or file-writing ones (astropy: 0.25 s; scipy.ndimage).
@@ -88,6 +90,74 @@ def test_a_fast_path_solve_of_a_jpeg_imports_no_heavy_package_other_command_or_r
     assert sorted(modules & set(OTHER_PILLOW_PLUGINS)) == []
 
 
+def test_a_fast_path_solve_of_a_plain_fits_frame_imports_no_astropy(
+    db: Path, tmp_path: Path
+) -> None:
+    """The FITS read, blind, with the database loaded at process start
+    (the header gives no scale); astrometry.net's own reads are tested in
+    tests/engine/test_fitscards.py."""
+    width, height = 800, 600
+    spec = FieldSpec(
+        ra=120.0, dec=-30.0, pixscale=25.0 * 3600.0 / width, width=width, height=height,
+        rotation=20.0, seed=9, fwhm=2.5, noise=8.0, sky=500.0,
+    )  # fmt: skip
+    image = write_fits(make_field(spec), tmp_path / "wide.fits")
+    args = ["solve", str(image), "--json", "--no-pictures", "--no-hints"]
+    # The code under test, whichever checkout's tests these are.
+    code = str(Path(skysolve.__file__).resolve().parents[1])
+    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db), "PYTHONPATH": code}
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.rstrip("\n").split("\n")
+    result, report = json.loads("\n".join(printed)), json.loads(last)
+    assert result["solved"] and result["solver"] == "pattern-hash", done.stderr
+    assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
+    modules = set(report["modules"])
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY_PACKAGES) == []
+
+
+def _fits_frame(path: Path, cards: dict[str, object], *, in_extension: bool = False) -> Path:
+    from astropy.io import fits
+
+    data = np.zeros((20, 30), dtype=np.int16)
+    hdu = fits.ImageHDU(data=data) if in_extension else fits.PrimaryHDU(data=data)
+    for key, value in cards.items():
+        hdu.header[key] = value
+    hdus = [fits.PrimaryHDU(), hdu] if in_extension else [hdu]
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("cards", "in_extension", "starts"),
+    [
+        ({"OBJECT": "KIC 8462852", "EXPTIME": 120.4}, False, True),
+        ({"FOCALLEN": 85.0, "XPIXSZ": 4.3}, False, False),  # optics: maybe too narrow
+        ({"SECPIX": 10.0}, False, False),
+        ({"OBJECT": "M 31"}, True, False),  # the image elsewhere: astropy's to read
+    ],
+)
+def test_a_fits_frame_starts_the_load_early_when_its_header_gives_no_scale(
+    db: Path, tmp_path: Path, cards: dict[str, object], in_extension: bool, starts: bool
+) -> None:
+    frame = _fits_frame(tmp_path / "frame.fits", cards, in_extension=in_extension)
+    database._cache.clear()
+    config = EngineConfig(fastpath_db=db)
+    assert load_fast_path_early(frame, SolveParameters(use_hints=False), config) is starts
+    deadline = time.monotonic() + 60
+    while starts and not database.is_loaded(db) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert database.is_loaded(db) is starts
+    database._cache.clear()
+
+
 def command_names(parser: argparse.ArgumentParser) -> list[str]:
     (sub,) = [a for a in parser._actions if a.dest == "command"]
     assert isinstance(sub.choices, dict)
@@ -130,7 +200,8 @@ def test_a_blind_solve_without_file_hints_starts_loading_the_database_before_the
         time.sleep(0.01)
     assert database.is_loaded(db) is starts
     # Nothing to load without a database, with solvers of the caller's own, or
-    # for a FITS file, whose header may leave the fast path out.
+    # for a FITS file whose header cannot be read without astropy (it may
+    # leave the fast path out).
     database._cache.clear()
     blind = SolveParameters(use_hints=False)
     assert not load_fast_path_early(image, blind, EngineConfig())

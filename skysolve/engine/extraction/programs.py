@@ -18,6 +18,7 @@ from skysolve.engine.extraction.base import (
     finish_sources,
     prepare_image,
 )
+from skysolve.engine.inputs.fitscards import read_table_columns, write_plain_image
 from skysolve.engine.results import SourceList
 from skysolve.errors import (
     ConfigurationError,
@@ -67,17 +68,23 @@ def run_program(argv: list[str], *, timeout: float, cwd: Path) -> None:
 
 
 def _write_fits(path: Path, image: np.ndarray) -> None:
-    from astropy.io import fits
-
-    fits.PrimaryHDU(data=image.astype(np.float32, copy=False)).writeto(path, overwrite=True)
+    # Without astropy: image2xy runs beside sep in a blind solve that
+    # astrometry.net answers, which otherwise never imports it (0.2 s).
+    write_plain_image(path, image)
 
 
 def read_table(path: Path, hdu: int, columns: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     """The named columns of a FITS binary table; ``None`` when there are no rows."""
-    from astropy.io import fits
-
     if not path.exists():
         raise SolverFailedError(f"the source extractor wrote no output file {path.name}")
+    try:
+        plain = read_table_columns(path, hdu, columns)
+    except (OSError, ValueError) as exc:
+        raise SolverFailedError(f"cannot read {path.name}: {exc}") from exc
+    if plain is not None:
+        return plain if len(plain[columns[0]]) else None
+    from astropy.io import fits
+
     try:
         with fits.open(path, memmap=False) as hdul:
             if len(hdul) <= hdu or hdul[hdu].data is None or len(hdul[hdu].data) == 0:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from skysolve.engine.config import DEFAULT_INDEX_DIRS
 from skysolve.errors import ConfigurationError
@@ -76,10 +77,18 @@ class IndexFile:
 
 def read_index_header(path: Path) -> IndexFile:
     """Read an index file's identity and scale range from its primary header."""
-    from astropy.io import fits  # here: a fast-path solve never reads an index
+    from skysolve.engine.inputs.fitscards import HeaderCards
 
+    header: Any = None
     try:
-        header = fits.getheader(path, 0)
+        with open(path, "rb") as fh:
+            # Read without astropy (its import is a quarter of a second of a
+            # blind solve that astrometry.net answers); astropy reads the rest.
+            header = HeaderCards.read(fh)
+        if header is None:
+            from astropy.io import fits
+
+            header = fits.getheader(path, 0)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(
             f"{path} is not a readable astrometry.net index file: {exc}"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from skysolve.engine.inputs.camera import FOCAL_RANGE_MM, read_camera
+from skysolve.engine.inputs.fitscards import HeaderCards, astropy_header
 from skysolve.engine.inputs.images import LoadedImage
 from skysolve.engine.params import FILM_WIDTH_MM, Hints, LearnedHint, SolveParameters
 
@@ -86,18 +87,23 @@ def hints_from_image(image: LoadedImage) -> Hints:
     position = wcs[0] if wcs is not None else None
     if header is not None:
         position = position or _from_ra_dec(header) or _from_objct(header)
-    scale = _scale_of(image, wcs)
+    scale = _scale_of(image.header, image.exif, image.width, wcs)
     return _combine(position, scale, width=image.width, height=image.height)
 
 
-def _scale_of(image: LoadedImage, wcs: tuple[_Position, _Scale] | None) -> _Scale | None:
+def _scale_of(
+    header: fits.Header | HeaderCards | None,
+    exif: dict[str, Any],
+    width: int,
+    wcs: tuple[_Position, _Scale] | None,
+) -> _Scale | None:
     """The image's scale from its metadata, best source first: the celestial WCS
     (``wcs``, already read), the scale keywords, the optics, EXIF."""
     scale = wcs[1] if wcs is not None else None
-    if image.header is not None:
-        scale = scale or _from_scale_keywords(image.header) or _from_optics(image.header)
-    if scale is None and image.exif:
-        scale = _from_exif(image.exif, image.width)
+    if header is not None:
+        scale = scale or _from_scale_keywords(header) or _from_optics(header)
+    if scale is None and exif:
+        scale = _from_exif(exif, width)
     return scale
 
 
@@ -266,7 +272,9 @@ def _combine(position: _Position | None, scale: _Scale | None, *, width: int, he
 # -- FITS header ----------------------------------------------------------------
 
 
-def _from_wcs(header: fits.Header, width: int, height: int) -> tuple[_Position, _Scale] | None:
+def _from_wcs(
+    header: fits.Header | HeaderCards, width: int, height: int
+) -> tuple[_Position, _Scale] | None:
     if not _wcs_keywords_usable(header):
         return None
     try:
@@ -274,7 +282,7 @@ def _from_wcs(header: fits.Header, width: int, height: int) -> tuple[_Position, 
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            wcs = WCS(header, relax=True).celestial
+            wcs = WCS(astropy_header(header), relax=True).celestial
             if not wcs.has_celestial or wcs.naxis != 2:
                 return None
             ra, dec = wcs.all_pix2world([[(width + 1) / 2.0, (height + 1) / 2.0]], 1)[0]
@@ -291,7 +299,7 @@ def _from_wcs(header: fits.Header, width: int, height: int) -> tuple[_Position, 
     return position, _around(pixscale, WCS_SCALE_TOLERANCE, "FITS WCS")
 
 
-def _wcs_keywords_usable(header: fits.Header) -> bool:
+def _wcs_keywords_usable(header: fits.Header | HeaderCards) -> bool:
     """Whether the WCS keywords are numbers; astropy silently defaults broken ones
     (a missing or malformed CD matrix becomes 1 degree per pixel)."""
     if any(_number(header.get(k)) is None for k in ("CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2")):
@@ -303,7 +311,7 @@ def _wcs_keywords_usable(header: fits.Header) -> bool:
     return _number(header.get("CDELT1")) is not None and _number(header.get("CDELT2")) is not None
 
 
-def _from_ra_dec(header: fits.Header) -> _Position | None:
+def _from_ra_dec(header: fits.Header | HeaderCards) -> _Position | None:
     ra = _angle(header.get("RA"), hours_if_text=True)
     dec = _angle(header.get("DEC"), hours_if_text=False)
     if ra is None or dec is None or not _valid_position(ra, dec):
@@ -311,7 +319,7 @@ def _from_ra_dec(header: fits.Header) -> _Position | None:
     return _Position(ra % 360.0, dec, "RA/DEC keywords")
 
 
-def _from_objct(header: fits.Header) -> _Position | None:
+def _from_objct(header: fits.Header | HeaderCards) -> _Position | None:
     ra_text, dec_text = header.get("OBJCTRA"), header.get("OBJCTDEC")
     if not isinstance(ra_text, str) or not isinstance(dec_text, str):
         return None
@@ -332,13 +340,19 @@ def largest_scale(image: LoadedImage) -> tuple[float, str] | None:
     in the same order, without the position; None when the metadata says
     nothing of the scale.
     """
-    header = image.header
-    wcs = _from_wcs(header, image.width, image.height) if header is not None else None
-    scale = _scale_of(image, wcs)
+    return largest_scale_of(image.header, image.exif, image.width, image.height)
+
+
+def largest_scale_of(
+    header: fits.Header | HeaderCards | None, exif: dict[str, Any], width: int, height: int
+) -> tuple[float, str] | None:
+    """:func:`largest_scale` of an image's header, EXIF tags and size (an image not read yet)."""
+    wcs = _from_wcs(header, width, height) if header is not None else None
+    scale = _scale_of(header, exif, width, wcs)
     return None if scale is None else (scale.upper, scale.source)
 
 
-def _from_scale_keywords(header: fits.Header) -> _Scale | None:
+def _from_scale_keywords(header: fits.Header | HeaderCards) -> _Scale | None:
     for key in ("SECPIX", "PIXSCALE", "SECPIX1"):
         value = _number(header.get(key))
         if value is not None and _plausible_scale(value):
@@ -346,7 +360,7 @@ def _from_scale_keywords(header: fits.Header) -> _Scale | None:
     return None
 
 
-def _from_optics(header: fits.Header) -> _Scale | None:
+def _from_optics(header: fits.Header | HeaderCards) -> _Scale | None:
     camera = read_camera(header)
     focal, pixel = camera.focal_mm, camera.pixel_um
     if focal is None or pixel is None:

@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from skysolve.engine.inputs.exif import exif_tags
+from skysolve.engine.inputs.fitscards import HeaderCards, read_plain_image
 from skysolve.engine.inputs.formats import (
     HEAD_BYTES,
     IMAGE_FORMATS,
@@ -68,9 +69,12 @@ class LoadedImage:
         values are finite.
     format : str
         One of :data:`IMAGE_FORMATS`.
-    header : astropy.io.fits.Header or None
+    header : astropy.io.fits.Header, HeaderCards or None
         Header of the FITS HDU the data came from (the image header for a
-        tile-compressed HDU); None for other formats.
+        tile-compressed HDU): its cards read without astropy for a plain
+        primary image (:mod:`~skysolve.engine.inputs.fitscards`; astropy's
+        header from :func:`~skysolve.engine.inputs.fitscards.astropy_header`);
+        None for other formats.
     exif : dict
         EXIF and TIFF tags by name (``FocalLength``, ``FocalLengthIn35mmFilm``,
         ``Make``, ``Model``, ``DateTimeOriginal``, ...); rationals as floats.
@@ -83,7 +87,7 @@ class LoadedImage:
 
     data: np.ndarray
     format: str
-    header: fits.Header | None = None
+    header: fits.Header | HeaderCards | None = None
     exif: dict[str, Any] = field(default_factory=dict)
     bottom_up: bool = False
     color: np.ndarray | None = None
@@ -173,7 +177,7 @@ def _finish(
     pixels: np.ndarray,
     *,
     fmt: str,
-    header: fits.Header | None = None,
+    header: fits.Header | HeaderCards | None = None,
     exif: dict[str, Any] | None = None,
     bottom_up: bool = False,
 ) -> LoadedImage:
@@ -216,10 +220,23 @@ def _replace_non_finite(plane: np.ndarray, *, fmt: str) -> None:
 
 
 def _load_fits(fh: IO[bytes], *, max_pixels: int) -> LoadedImage:
-    from astropy.io import fits
-
     file_size = fh.seek(0, os.SEEK_END)
     fh.seek(0)
+    # A plain primary image is read without astropy (its import is most of a
+    # small frame's read); anything else by astropy, from the start again.
+    plain = read_plain_image(
+        fh,
+        file_size=file_size,
+        check=lambda width, height: _check_size(width, height, max_pixels=max_pixels, what="FITS"),
+    )
+    if plain is not None:
+        data, cards = plain
+        if data.ndim == 3:
+            data = np.moveaxis(data, 0, -1)
+        return _finish(data, fmt="fits", header=cards, bottom_up=True)
+    fh.seek(0)
+    from astropy.io import fits
+
     # Readers warn about non-standard headers that are still readable; real damage raises.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -119,9 +119,11 @@ def write_new_fits(path: Path, image: Any, wcs_header: fits.Header) -> Path:
     """``new-image.fits``: the image's pixels with its own header cards and the WCS."""
     from astropy.io import fits
 
+    from skysolve.engine.inputs.fitscards import astropy_header
+
     header = fits.Header()
     if image.header is not None:
-        for card in image.header.cards:
+        for card in astropy_header(image.header).cards:
             if card.keyword in ("SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT"):
                 continue
             if card.keyword.startswith("NAXIS") or card.keyword in ("BSCALE", "BZERO"):

@@ -18,7 +18,13 @@ import numpy as np
 
 from skysolve.engine.config import EngineConfig
 from skysolve.engine.params import SolveParameters
-from skysolve.engine.results import SourceList, local_cd_matrix, wcs_from_header
+from skysolve.engine.results import (
+    DeferredHeader,
+    HeaderField,
+    SourceList,
+    local_cd_matrix,
+    wcs_from_header,
+)
 from skysolve.engine.solving.base import SolverOutcome
 from skysolve.errors import ConfigurationError, SolveError
 
@@ -37,9 +43,15 @@ def start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS |
     astrometry.net header, or astropy's of any other header."""
     if outcome.wcs_model is not None:
         return outcome.wcs_model
-    assert outcome.wcs_header is not None
     from skysolve.engine.solving.fastpath.tansip import TanSip
 
+    raw = HeaderField.raw(outcome, "wcs_header")
+    if isinstance(raw, DeferredHeader) and raw.cards is not None:
+        # Read without astropy: building the header would import it.
+        model = TanSip.from_header(raw.cards)
+        if model is not None:
+            return model
+    assert outcome.wcs_header is not None
     model = TanSip.from_header(outcome.wcs_header)
     if model is not None:
         return model

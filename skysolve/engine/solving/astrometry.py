@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from skysolve.engine.indexes.choosing import select_indexes, split_for_processes
 from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS, IndexFile, find_indexes
-from skysolve.engine.results import SourceList
+from skysolve.engine.results import DeferredHeader, SourceList
 from skysolve.engine.solving.axyfile import write_axy
 from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
 from skysolve.errors import (
@@ -43,6 +43,9 @@ from skysolve.errors import (
     SolverFailedError,
     SolveTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 #: How often the watcher checks processes, cancel flags and the clock.
 POLL_SECONDS = 0.01
@@ -228,9 +231,7 @@ class AstrometryNetSolver(Solver):
             if name in ("wcs", "corr", "rdls", "match") and path.exists()
         }
         files["axy"] = winner.workdir / "field.axy"
-        from astropy.io import fits
-
-        header = fits.getheader(files["wcs"], 0)
+        header = _read_wcs_header(files["wcs"])
         return SolverOutcome(
             solved=True,
             solver=self.name,
@@ -369,3 +370,21 @@ def _solved_index(run: _Run) -> str | None:
     if found:
         return Path(found[-1]).name
     return None
+
+
+def _read_wcs_header(path: Path) -> fits.Header | DeferredHeader:
+    """astrometry.net's ``wcs.fits`` header: read without astropy, built as
+    astropy's header when first asked for (its cards let the final fit start
+    without astropy: :func:`~skysolve.engine.solving.answer.start_wcs`); by
+    astropy when a card is not plain."""
+    from skysolve.engine.inputs.fitscards import HeaderCards
+
+    with open(path, "rb") as fh:
+        cards = HeaderCards.read(fh)
+    if cards is None:
+        from astropy.io import fits
+
+        return fits.getheader(path, 0)
+    # The text, not the file: the solve's work directory is gone by the time
+    # a result's header may be read.
+    return DeferredHeader(cards.to_astropy, cards=cards)
