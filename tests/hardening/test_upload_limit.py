@@ -353,8 +353,10 @@ def test_it_keeps_memory_flat_for_an_upload_near_the_limit(live: LiveServer) -> 
     size = (LIVE_LIMIT_MB - 1) * 1024 * 1024
     assert upload(size)["status"] == "success"
     growth_mb = max(peak_rss_kb(pid) - before[pid] for pid in pids) / 1024
-    # Held in memory whole it would be at least the upload's 31 MB.
-    assert growth_mb < 8, growth_mb
+    # Held in memory whole it would be at least the upload's 31 MB; streamed to
+    # disk the peak grows 4 MB on a quiet machine and 8 MB on a loaded one (a
+    # clean clone's CI run measured 8.07), the socket's and parser's buffers.
+    assert growth_mb < size / 1024 / 1024 / 2, growth_mb
 
 
 @pytest.mark.slow
