@@ -57,6 +57,25 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _solve_and_report(args: list[str], db: Path, cwd: Path) -> tuple[dict, dict]:
+    """``skysolve`` run with ``args`` under :data:`REPORT`, from ``cwd``, with the
+    test database: its JSON result and the report of what it imported."""
+    # The code under test, whichever checkout's tests these are.
+    code = str(Path(skysolve.__file__).resolve().parents[1])
+    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db), "PYTHONPATH": code}
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.rstrip("\n").split("\n")
+    return json.loads("\n".join(printed)), json.loads(last)
+
+
 def test_a_fast_path_solve_of_a_jpeg_imports_no_heavy_package_other_command_or_reader(
     db: Path, tmp_path: Path
 ) -> None:
@@ -68,19 +87,8 @@ def test_a_fast_path_solve_of_a_jpeg_imports_no_heavy_package_other_command_or_r
     image = write_jpeg(make_field(spec), tmp_path / "wide.jpg", quality=95)
     args = ["solve", str(image), "--json", "--no-pictures"]
     args += ["--scale-units", "degwidth", "--scale-low", "22", "--scale-high", "28"]
-    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db)}
-    done = subprocess.run(
-        [sys.executable, "-c", REPORT, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    *printed, last = done.stdout.rstrip("\n").split("\n")
-    result, report = json.loads("\n".join(printed)), json.loads(last)
-    assert result["solved"] and result["solver"] == "pattern-hash", done.stderr
+    result, report = _solve_and_report(args, db, tmp_path)
+    assert result["solved"] and result["solver"] == "pattern-hash", result
     assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
     assert report["status"] == 0
     modules = set(report["modules"])
@@ -103,21 +111,8 @@ def test_a_fast_path_solve_of_a_plain_fits_frame_imports_no_astropy(
     )  # fmt: skip
     image = write_fits(make_field(spec), tmp_path / "wide.fits")
     args = ["solve", str(image), "--json", "--no-pictures", "--no-hints"]
-    # The code under test, whichever checkout's tests these are.
-    code = str(Path(skysolve.__file__).resolve().parents[1])
-    env = {**os.environ, "SKYSOLVE_FASTPATH_DB": str(db), "PYTHONPATH": code}
-    done = subprocess.run(
-        [sys.executable, "-c", REPORT, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    *printed, last = done.stdout.rstrip("\n").split("\n")
-    result, report = json.loads("\n".join(printed)), json.loads(last)
-    assert result["solved"] and result["solver"] == "pattern-hash", done.stderr
+    result, report = _solve_and_report(args, db, tmp_path)
+    assert result["solved"] and result["solver"] == "pattern-hash", result
     assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
     modules = set(report["modules"])
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY_PACKAGES) == []
