@@ -143,14 +143,24 @@ def fit_wcs(
         base = np.linalg.inv(normal)
     except np.linalg.LinAlgError:
         base = np.linalg.pinv(normal)
-    ra_err = math.sqrt(max(0.0, var_xi * base[0, 0])) * 3600.0
-    dec_err = math.sqrt(max(0.0, var_eta * base[0, 0])) * 3600.0
+    cov_xi, cov_eta = var_xi * base, var_eta * base
+    if weights is not None:
+        # The weights are a model (capped for the brighter stars, fitted to few
+        # residuals): the coefficients' covariance from the residuals themselves
+        # (the sandwich estimator, each residual scaled by its leverage), which
+        # holds whether or not the weights are the true inverse variances.
+        hat = np.minimum(np.einsum("ij,jk,ik->i", design, base, design) * w, 0.999)
+        scaled = (w / (1.0 - hat))[:, None] * resid
+        cov_xi = base @ (design.T @ (design * scaled[:, :1] ** 2)) @ base
+        cov_eta = base @ (design.T @ (design * scaled[:, 1:] ** 2)) @ base
+    ra_err = math.sqrt(max(0.0, cov_xi[0, 0])) * 3600.0
+    dec_err = math.sqrt(max(0.0, cov_eta[0, 0])) * 3600.0
     # Scale and rotation are functions of the four linear coefficients; the xi
     # and eta coefficients are independent, each with its axis's variance.
     lin = np.array([coef[1, 0], coef[2, 0], coef[1, 1], coef[2, 1]])
     cov = np.zeros((4, 4))
-    cov[:2, :2] = var_xi * base[1:3, 1:3]
-    cov[2:, 2:] = var_eta * base[1:3, 1:3]
+    cov[:2, :2] = cov_xi[1:3, 1:3]
+    cov[2:, 2:] = cov_eta[1:3, 1:3]
     scale = _scale(lin, model.s)
     jac_scale = _gradient(lambda q: _scale(q, model.s), lin)
     jac_rot = _gradient(_rotation, lin)
