@@ -313,6 +313,27 @@ def loo_errors(
     return np.sqrt(np.sum(loo**2, axis=1)) / pixel_deg
 
 
+def squared_residuals(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    crval: tuple[float, float],
+    order: int,
+) -> np.ndarray:
+    """Each star's squared radial residual (px^2) from the unweighted least squares
+    at ``order`` in the tangent plane about ``crval``: :func:`fit_wcs`'s residuals
+    without building its WCS (no inverse polynomials, no new tangent point)."""
+    plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, order)
+    coef, *_ = np.linalg.lstsq(design, plane, rcond=None)
+    resid = plane - design @ coef
+    pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+    return np.sum(resid**2, axis=1) / pixel_deg**2
+
+
 def _unit_weights(n: int, weights: np.ndarray | None) -> np.ndarray:
     """``weights`` scaled to a mean of 1 (all ones when None)."""
     if weights is None:
