@@ -8,8 +8,10 @@ uncompressed image right behind it.  :class:`HeaderCards` reads such a header
 into a read-only mapping whose values are those astropy gives (``bool``,
 ``int``, ``float``, ``str``), and :func:`read_plain_image` reads such an image
 into the array astropy gives (``BSCALE``/``BZERO`` applied as astropy applies
-them).  Anything else -- a card they cannot read exactly (complex, undefined,
-``HIERARCH``, ``CONTINUE``, bytes outside ASCII), an image in an extension, a
+them).  ESO's ``HIERARCH`` cards (a Seestar's ``HIERARCH
+ASTAP_ZEMOSAIC_SOLVED``) and long strings on ``CONTINUE`` cards read as astropy
+reads them.  Anything else -- a card they cannot read exactly (complex,
+undefined, record-valued, bytes outside ASCII), an image in an extension, a
 tile-compressed or random-groups file, ``BLANK``, a truncated file -- gives
 None, and the caller reads the file with astropy as before, so no file reads
 differently, it only reads faster.  :func:`write_plain_image` and
@@ -48,25 +50,27 @@ class _Unreadable(Exception):
     """A card this reader does not read exactly as astropy does."""
 
 
+#: A string value and its comment, astropy's pattern (``Card._strg`` and its
+#: comment field): the string ends at the first quote followed by a blank, a
+#: slash or the end from which the rest reads as a comment.
+_STRING = re.compile(r"'(?P<strg>(?:[ -~]+?|''|) *?)'(?=$|/| ) *(?:/ *(?P<comm>.*))?$")
+#: A record-valued keyword card's value (``DP1 = 'AXIS.1: 1'``): astropy reads
+#: it as the number under the keyword ``DP1.AXIS.1``.
+_RECORD_VALUE = re.compile(
+    r" *'[a-zA-Z_]\w*(?:\.\d+)?(?:\.[a-zA-Z_]\w*(?:\.\d+)?)*: +"
+    r"[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?' *(?:/ *[ -~]*)?$"
+)
+
+
 def _card_value(field: str) -> bool | int | float | str:
-    """The value of one card's value field (columns 11-80), as astropy reads it."""
-    text = field.lstrip()
+    """The value of one card's value field (what follows the value indicator),
+    as astropy reads it."""
+    text = field.strip()
     if text.startswith("'"):
-        chars: list[str] = []
-        at = 1
-        while True:
-            end = text.find("'", at)
-            if end < 0:
-                raise _Unreadable("unterminated string")
-            chars.append(text[at:end])
-            if text[end + 1 : end + 2] == "'":
-                chars.append("'")
-                at = end + 2
-                continue
-            rest = text[end + 1 :].strip()
-            if rest and not rest.startswith("/"):
-                raise _Unreadable("text after a string")
-            return "".join(chars).rstrip()
+        match = _STRING.match(text)
+        if match is None:
+            raise _Unreadable("not a string and comment")
+        return match["strg"].replace("''", "'").rstrip()
     value = text.split("/", 1)[0].strip()
     if value in ("T", "F"):
         return value == "T"
@@ -77,6 +81,54 @@ def _card_value(field: str) -> bool | int | float | str:
         if math.isfinite(number):
             return number
     raise _Unreadable(f"value {value!r}")
+
+
+def _long_string(first: str, continued: list[str]) -> str:
+    """The value field astropy makes of a string card and its ``CONTINUE``
+    cards: each card's string without its trailing blanks and one ``&``,
+    joined, and their comments joined."""
+    pieces: list[str] = []
+    comments: list[str] = []
+    for at, field in enumerate([first, *(card[9:] for card in continued)]):
+        if at and continued[at - 1][8] != " ":
+            raise _Unreadable("CONTINUE without a blank after it")
+        match = _STRING.match(field.strip())
+        if match is None:
+            raise _Unreadable("a long string's part is not a string")
+        piece = match["strg"].rstrip()
+        pieces.append(piece[:-1] if piece.endswith("&") else piece)
+        if match["comm"]:
+            comments.append(match["comm"].rstrip())
+    return f"'{''.join(pieces)}' / {' '.join(comments)}"
+
+
+def _logical_card(cards: list[str]) -> tuple[str, bool | int | float | str] | None:
+    """The keyword and value of one card and the ``CONTINUE`` cards after it,
+    as astropy reads them; None for a commentary card."""
+    card = cards[0]
+    keyword = card[:8].rstrip()
+    if keyword in _COMMENTARY:
+        if len(cards) > 1:
+            raise _Unreadable("CONTINUE after commentary")
+        return None
+    if keyword == "HIERARCH" and card[8] == " " and "=" in card:
+        # ESO's convention: "HIERARCH key words = value / comment"; astropy
+        # looks the key up in upper case, words and inner blanks as written.
+        name, field = card[9:].split("=", 1)
+        keyword = name.strip().upper()
+        if not keyword or "." in keyword or keyword.startswith("HIERARCH"):
+            raise _Unreadable(f"HIERARCH keyword {keyword!r}")
+    elif card[8:10] == "= " and _KEYWORD.fullmatch(keyword) and keyword != "CONTINUE":
+        field = card[10:]
+        # astropy reads the card and its first part on their own each.
+        whole = "".join([field, *cards[1:]])
+        if ": " in field and (_RECORD_VALUE.match(field) or _RECORD_VALUE.match(whole)):
+            raise _Unreadable("record-valued keyword card")
+    else:
+        raise _Unreadable(f"keyword {keyword!r}")
+    if len(cards) > 1:
+        field = _long_string(field, cards[1:])
+    return keyword, _card_value(field)
 
 
 class HeaderCards(Mapping[str, Any]):
@@ -97,22 +149,24 @@ class HeaderCards(Mapping[str, Any]):
         """The cards of ``text`` (whole 80-character cards up to ``END``), or
         None when one of them is not read exactly as astropy reads it."""
         values: dict[str, Any] = {}
-        for at in range(0, len(text) - CARD + 1, CARD):
-            card = text[at : at + CARD]
-            keyword = card[:8].rstrip()
-            if keyword == "END":
-                if card[3:].strip():
+        cards = [text[at : at + CARD] for at in range(0, len(text) - CARD + 1, CARD)]
+        at = 0
+        while at < len(cards):
+            if cards[at][:8].rstrip() == "END":
+                if cards[at][3:].strip():
                     return None
-                return cls(text[: at + CARD], values)
-            if keyword in _COMMENTARY:
-                continue
-            if card[8:10] != "= " or not _KEYWORD.fullmatch(keyword) or keyword == "CONTINUE":
-                return None
+                return cls(text[: (at + 1) * CARD], values)
+            # astropy joins every CONTINUE card to the card before it.
+            end = at + 1
+            while end < len(cards) and cards[end][:8] == "CONTINUE":
+                end += 1
             try:
-                value = _card_value(card[10:])
+                entry = _logical_card(cards[at:end])
             except _Unreadable:
                 return None
-            values.setdefault(keyword, value)
+            if entry is not None:
+                values.setdefault(*entry)
+            at = end
         return None
 
     @classmethod
@@ -296,6 +350,31 @@ def read_table_columns(
     if any(col.upper() not in by_name for col in columns):
         return None
     return {col: np.array(table[by_name[col.upper()]], dtype=float) for col in columns}
+
+
+def read_headers(path: Path) -> list[tuple[HeaderCards, int]] | None:
+    """Every HDU's header and the byte offset of its data, without astropy
+    (the data is not read); None when a header is not one :class:`HeaderCards`
+    reads, or the file does not end where the last HDU's padded data ends:
+    astropy reads it then."""
+    size = path.stat().st_size
+    found: list[tuple[HeaderCards, int]] = []
+    with open(path, "rb") as fh:
+        at = 0
+        while at < size:
+            fh.seek(at)
+            cards = HeaderCards.read(fh)
+            if cards is None:
+                return None
+            try:
+                nbytes = _data_bytes(cards)
+            except (TypeError, ValueError):
+                return None
+            if nbytes < 0:
+                return None
+            found.append((cards, fh.tell()))
+            at = fh.tell() + nbytes
+    return found if at == size else None
 
 
 def _data_bytes(cards: HeaderCards) -> int:
