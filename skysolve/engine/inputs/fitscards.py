@@ -17,13 +17,15 @@ None, and the caller reads the file with astropy as before, so no file reads
 differently, it only reads faster.  :func:`write_plain_image` and
 :func:`read_table_columns` do the same for image2xy's input image and its
 source table (plain binary columns), which run beside sep in such a solve.
+:func:`card` and :func:`header_bytes` write header cards as astropy writes
+them (the ``.axy`` files and the fast path's tables use them too).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -286,25 +288,85 @@ def _scaled(data: np.ndarray, *, bitpix: int, scale: float, zero: float) -> np.n
     return out
 
 
+# -- Writing cards ----------------------------------------------------------------
+
+#: A header value: a logical, an integer, a real or a string; with its comment.
+Value = bool | int | float | str
+Card = tuple[str, Value, str]
+
+
+class CardTooLong(ValueError):
+    """A keyword's value does not fit on one header card."""
+
+
+def format_value(value: Value) -> str:
+    """A value as it stands in columns 11-30 (longer for a string) of a card."""
+    if isinstance(value, bool):
+        return f"{'T' if value else 'F':>20}"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):>20}"
+    if isinstance(value, float | np.floating):
+        return f"{_format_real(float(value)):>20}"
+    text = "'" + str(value).replace("'", "''").ljust(8) + "'"
+    if len(text) > CARD - 10:
+        raise CardTooLong(f"a string of {len(str(value))} characters needs more than one card")
+    return f"{text:<20}"
+
+
+def _format_real(value: float) -> str:
+    """A real in at most 20 characters, with a decimal point, as astropy writes it."""
+    if not math.isfinite(value):
+        raise ValueError(f"FITS header values must be finite, got {value}")
+    for digits in (16, 15, 14, 13, 12):
+        text = f"{value:.{digits}G}"
+        if "." not in text:
+            mantissa, _, exponent = text.partition("E")
+            text = mantissa + ".0" + (f"E{exponent}" if exponent else "")
+        if len(text) <= 20:
+            return text
+    raise ValueError(f"cannot write {value!r} in 20 characters")  # pragma: no cover
+
+
+def card(keyword: str, value: Value, comment: str = "") -> str:
+    """One 80-character header card (a comment that does not fit is shortened)."""
+    if len(keyword) > 8 or not keyword.isascii():
+        raise ValueError(f"not a FITS keyword: {keyword!r}")
+    text = f"{keyword.upper():<8}= {format_value(value)}"
+    if comment:
+        text = f"{text} / {comment}"
+    if not text.isascii():
+        raise ValueError(f"FITS headers are ASCII: {text!r}")
+    return text[:CARD].ljust(CARD)
+
+
+def header_bytes(cards: Sequence[str]) -> bytes:
+    """The cards, ``END`` and blank cards up to a whole block."""
+    text = "".join(cards) + "END".ljust(CARD)
+    return pad_block(text.encode("ascii"), b" ")
+
+
+def pad_block(data: bytes, fill: bytes) -> bytes:
+    """``data`` filled with ``fill`` up to a whole block."""
+    return data + fill * (-len(data) % BLOCK)
+
+
 def write_plain_image(path: Path, data: np.ndarray) -> None:
     """A FITS file of one 2-D float32 primary image, as astropy writes it, without astropy."""
     image = np.asarray(data, dtype=">f4")
     if image.ndim != 2:
         raise ValueError(f"a 2-D image is needed, not {image.shape}")
     cards = [
-        "SIMPLE  =                    T",
-        "BITPIX  =                  -32",
-        "NAXIS   =                    2",
-        f"NAXIS1  = {image.shape[1]:>20}",
-        f"NAXIS2  = {image.shape[0]:>20}",
-        "EXTEND  =                    T",
-        "END",
+        card("SIMPLE", True),
+        card("BITPIX", -32),
+        card("NAXIS", 2),
+        card("NAXIS1", image.shape[1]),
+        card("NAXIS2", image.shape[0]),
+        card("EXTEND", True),
     ]
-    head = "".join(card.ljust(CARD) for card in cards).encode("ascii")
     body = np.ascontiguousarray(image).tobytes()
     with open(path, "wb") as fh:
-        fh.write(head + b" " * (-len(head) % BLOCK))
-        fh.write(body + b"\0" * (-len(body) % BLOCK))
+        fh.write(header_bytes(cards))
+        fh.write(pad_block(body, b"\0"))
 
 
 #: numpy's big-endian element type of each binary-table TFORM letter read here.
