@@ -1,11 +1,12 @@
-"""The final fit: grow the matched stars from the centre out, reject outliers, fit, repeat.
+"""The final fit: grow the matched stars from the start's out, reject outliers, fit, repeat.
 
 A solver's verified WCS is right near the stars it used and may be pixels off
 elsewhere (an order-2 tweak through the 15 stars of one index, a TAN model of a
 wide-angle lens).  Matching the whole frame against it at once would pair the
-edge stars with wrong neighbours, so the matched region grows from the centre
-outwards in rings, each fit extrapolating a little further than the last; then
-the whole frame is matched with a radius set by the fit's own scatter until
+edge stars with wrong neighbours, so the matched region grows in rings from
+where the start explains the most stars (near the stars it was verified on),
+each fit extrapolating a little further than the last; then the whole frame
+is matched with a radius set by the fit's own scatter until
 the matched set stops changing.  The answer depends only on that final set,
 not on which solver, index or process found the field.
 """
@@ -37,7 +38,8 @@ MIN_STARS = 8
 MAX_SOURCES = 1000
 #: Catalogue stars considered per source matched.
 STARS_PER_SOURCE = 2.0
-#: Shares of the half-diagonal matched while the region grows from the centre.
+#: Shares of the frame matched while the region grows (of the farthest corner's
+#: distance from where the growth starts; the half-diagonal from the centre).
 GROWTH = (0.35, 0.5, 0.65, 0.8, 1.0)
 #: Match radius while growing, pixels (times the positional error).
 GROW_RADIUS = 5.0
@@ -203,8 +205,14 @@ def refit(
         inside[beyond] = False
         return np.where(inside, px, np.nan), np.where(inside, py, np.nan)
 
-    half_diagonal = math.hypot(width, height) / 2.0
-    dist_centre = np.hypot(x - cx, y - cy)
+    # The rings grow from where the start explains the most stars, not from the
+    # frame's centre: a solver's WCS is right near the stars it was verified on
+    # and may be pixels off across the rest (an order-2 tweak through one
+    # index's stars in one corner).
+    seed = _seed(x, y, *project(start, GROW_RADIUS * pos_err), GROW_RADIUS * pos_err,
+                 ring=GROWTH[0] * math.hypot(width, height) / 2.0, centre=(cx, cy))  # fmt: skip
+    reach = float(np.max(np.hypot(corners[1:, 0] - seed[0], corners[1:, 1] - seed[1])))
+    dist_seed = np.hypot(x - seed[0], y - seed[1])
     model: Projection = start
     fitted: WcsFit | None = None
     chosen_order = 1 if order is None else max(1, int(order))
@@ -218,7 +226,7 @@ def refit(
     for share in schedule:
         if share is not None:
             radius = GROW_RADIUS * pos_err
-            region = dist_centre <= share * half_diagonal
+            region = dist_seed <= share * reach
         else:
             sigma = fitted.sigma_px if fitted is not None else math.inf
             radius = min(GROW_RADIUS * pos_err, max(MIN_RADIUS * pos_err, RADIUS_SIGMAS * sigma))
@@ -284,6 +292,31 @@ def refit(
         chance=chance,
         rounds=rounds,
     )
+
+
+def _seed(
+    x: np.ndarray,
+    y: np.ndarray,
+    px: np.ndarray,
+    py: np.ndarray,
+    radius: float,
+    *,
+    ring: float,
+    centre: tuple[float, float],
+) -> tuple[float, float]:
+    """Where the growth starts: the matched source with the most other matched
+    sources within ``ring`` (the first ring's radius), the start's stars
+    matched within ``radius``; the nearest such to ``centre`` on ties, and
+    ``centre`` itself when fewer than ``MIN_STARS`` match."""
+    s_rows, _ = match_one_to_one(x, y, px, py, radius)
+    if len(s_rows) < MIN_STARS:
+        return centre
+    mx, my = x[s_rows], y[s_rows]
+    near = np.hypot(mx[:, None] - mx[None, :], my[:, None] - my[None, :]) <= ring
+    count = np.count_nonzero(near, axis=1)
+    best = np.flatnonzero(count == count.max())
+    k = best[np.argmin(np.hypot(mx[best] - centre[0], my[best] - centre[1]))]
+    return float(mx[k]), float(my[k])
 
 
 def _deepen(
