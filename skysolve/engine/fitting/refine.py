@@ -258,6 +258,8 @@ def refit(
             centre=_centre_of(model, cx, cy), order=order, max_order=max_order,
         )  # fmt: skip
         if attempt is None:
+            if share is not None and share < 1.0:
+                continue  # too few left after clipping: grow
             break
         fitted, keep, chosen_order, scores = attempt
         src_rows, star_rows = s_rows[keep], c_rows[keep]
