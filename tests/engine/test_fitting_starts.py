@@ -25,8 +25,8 @@ def corner_start(truth: TanSip, anchor: tuple[float, float], far_px: float) -> T
     """An order-2 WCS right at ``anchor`` and ``far_px`` off at the farthest corner,
     growing with the square of the distance: the way a tweak through the stars
     of one corner extrapolates."""
-    gx, gy = np.meshgrid(np.linspace(0.5, WIDTH + 0.5, 17), np.linspace(0.5, HEIGHT + 0.5, 13))
-    gx, gy = gx.ravel(), gy.ravel()
+    grid = np.meshgrid(np.linspace(0.5, WIDTH + 0.5, 17), np.linspace(0.5, HEIGHT + 0.5, 13))
+    gx, gy = grid[0].ravel(), grid[1].ravel()
     corners = [(cx, cy) for cx in (0.5, WIDTH + 0.5) for cy in (0.5, HEIGHT + 0.5)]
     far = max(math.hypot(cx - anchor[0], cy - anchor[1]) for cx, cy in corners)
     grow = ((gx - anchor[0]) ** 2 + (gy - anchor[1]) ** 2) / far**2
