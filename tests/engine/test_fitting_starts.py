@@ -37,10 +37,11 @@ def corner_start(truth: TanSip, anchor: tuple[float, float], far_px: float) -> T
 @pytest.mark.parametrize("seed", [2, 6])
 def test_a_start_right_only_in_one_corner_ends_where_a_good_start_does(seed: int) -> None:
     # A 30-degree frame whose lower 35 % is foreground, the 300 brightest
-    # sources.  Before, the rings grew from the frame's centre, where this
-    # start is 6 px off: too few matched until the whole frame, whose chance
-    # pairs on the far side bent an order-4 fit (152 and 131 stars, thousands
-    # of pixels off at a corner); the good start matched all 300.
+    # sources.  The rings grow from the frame's centre, where this start is
+    # 6 px off: none holds a fit until the whole frame, whose chance pairs on
+    # the far side bent an order-4 fit (152 and 131 stars, thousands of pixels
+    # off at a corner) before the growth from the start's own stars was added;
+    # the good start matches all 300.
     truth = camera(250.0, -30.0, 30.0, 2, width=WIDTH, height=HEIGHT, seed=seed, rotation=33.0,
                    corner_px=0.5)  # fmt: skip
     field = observe(truth, width=WIDTH, height=HEIGHT, noise=0.1, sources=700, seed=seed)
