@@ -55,6 +55,7 @@ from skysolve.engine.results import (
 from skysolve.engine.solving.answer import answer_header, final_fit_of, lens_fit, start_wcs
 from skysolve.engine.solving.base import SolverOutcome
 from skysolve.engine.solving.fastpath import TanSip
+from skysolve.engine.solving.fastpath.refit import REFIT_SOURCES
 from skysolve.engine.solving.ladder import (
     Clock,
     constraints_for,
@@ -85,8 +86,9 @@ Progress = Callable[[str, str], None]
 #: Called with the result so far when the solution is verified (see :func:`solve`).
 Verified = Callable[[SolveResult], None]
 
-#: The final fit takes the fast path's brightest sources when they are this many
-#: (the most it finds is 300), else the full extraction.
+#: The final fit takes the fast path's brightest sources (``REFIT_SOURCES``, 300
+#: at most) when they are this many, else the full extraction, whichever solver
+#: answered.
 FIT_SOURCES = 250
 
 
@@ -294,14 +296,13 @@ def final_fit_stage(
         return lens_fit(outcome), sources
     if HeaderField.raw(outcome, "wcs_header") is None:
         return None, sources
-    # The final fit matches sep's list whichever list solved (image2xy's
-    # for astrometry.net, say); the fast path's brightest few only when
-    # they are enough: the full extraction costs 0.05-0.2 s, a fast-path
-    # answer 0.3 s in all.
+    # The final fit matches the same sep list whichever solver answered and
+    # whichever list solved (image2xy's for astrometry.net, say): the fast
+    # path's brightest few when they are enough (the full extraction costs
+    # 0.05-0.2 s, a fast-path answer 0.3 s in all), else the full list.
     fit_sources = sources
     if image is None or params.effective_extractor == "sep":
-        if supply.full is not None or len(sources) < FIT_SOURCES:
-            fit_sources = supply.sources_for(None, companion=False)
+        fit_sources = supply.fit_list(REFIT_SOURCES, enough=FIT_SOURCES)
     with clock.step("final_fit"):
         final = final_fit_of(outcome, image, fit_sources, params, config, note)
     return final, fit_sources

@@ -26,6 +26,7 @@ from skysolve.engine.config import EngineConfig
 from skysolve.engine.params import SolveParameters
 from skysolve.engine.solving.fastpath import build_database, database
 from testfields.synthetic import FieldSpec, make_field, write_fits, write_jpeg
+from tests.gates import INDEX_DIR, needs_binary, needs_file
 
 #: Packages no fast-path `skysolve solve` needs: the web layer's, and the
 #: engine's slow-path or file-writing ones (astropy: 0.25 s; scipy.ndimage).
@@ -114,6 +115,24 @@ def test_a_fast_path_solve_of_a_plain_fits_frame_imports_no_astropy(
     result, report = _solve_and_report(args, db, tmp_path)
     assert result["solved"] and result["solver"] == "pattern-hash", result
     assert result["calibration"]["pixscale"] == pytest.approx(spec.pixscale, rel=1e-3)
+    modules = set(report["modules"])
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY_PACKAGES) == []
+
+
+@needs_binary("astrometry-engine")
+@needs_file(INDEX_DIR / "index-tycho2-07.littleendian.fits")
+@pytest.mark.parametrize("name", ["seestar_ngc7023_10s.fit", "seestar_ngc7023_20s.fit"])
+def test_a_blind_solve_of_a_seestar_frame_imports_no_astropy(
+    db: Path, tmp_path: Path, shared_images: Path, name: str
+) -> None:
+    """A narrow field astrometry.net answers: its header (a HIERARCH card, an
+    earlier solve's PC/CDELT WCS), the index files' tables for the final fit
+    and astrometry.net's answer are all read without astropy."""
+    frame = shared_images / "corpus" / name
+    args = ["solve", str(frame), "--json", "--no-pictures", "--no-hints"]
+    result, report = _solve_and_report(args, db, tmp_path)
+    assert result["solved"] and result["solver"] == "astrometry.net", result
+    assert result["calibration"]["pixscale"] == pytest.approx(2.4, abs=0.05)
     modules = set(report["modules"])
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY_PACKAGES) == []
 

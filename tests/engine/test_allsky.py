@@ -351,6 +351,29 @@ def test_the_ladder_tells_tetra3rs_fields_near_where_bent_planes_match_first() -
     assert distance == sorted(distance)
 
 
+def test_a_blind_solve_takes_the_frames_grey_opening_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole frame's extraction and the stars measured again at the
+    answer's predictions read the same floorless frame (16 ms a 2-megapixel
+    opening)."""
+    from skysolve.engine.allsky import sky
+
+    sizes: list[tuple[int, ...]] = []
+    opening = sky.grey_opening
+
+    def counted(image: np.ndarray, size: int = 15) -> np.ndarray:
+        sizes.append(image.shape)
+        return opening(image, size)
+
+    monkeypatch.setattr(sky, "grey_opening", counted)
+    frame = render_allsky(_model("equidistant", k1=0.01), 480, 480, seed=5)
+    solution = solve_allsky(frame, timeout=30.0)
+    assert solution.solved, solution.reason
+    assert any("binned detection" in line for line in solution.log)  # measured again
+    assert sizes == [(480, 480)]
+
+
 def test_a_pattern_budget_reaches_tetra3rs_for_every_field_told(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -1,7 +1,10 @@
 """Frames wider than the fast path's database: their centre matched, grown outward, verified."""
 
 import math
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from skysolve.engine.solving.fastpath import DatabaseInfo, PatternHashSolver, de
 from skysolve.engine.solving.fastpath.crop import (
     CROP_FOV,
     CROP_FRAMES,
+    CROP_PATTERNS,
     crop_centroids,
     crop_fraction,
     crop_guesses,
@@ -175,3 +179,39 @@ def test_the_pipeline_remembers_a_camera_wider_than_the_database(
     assert second.calibration is not None and first.calibration is not None
     assert math.isclose(second.calibration.ra, first.calibration.ra, abs_tol=0.05)
     assert math.isclose(second.calibration.dec, 20.0, abs_tol=0.05)
+
+
+class _NoMatch:
+    status = "no_match"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(("budget", "ladder", "crop"), [
+    (None, None, CROP_PATTERNS), (0, 0, 0), (100, 100, 100), (10**6, 10**6, CROP_PATTERNS),
+])  # fmt: skip
+def test_a_pattern_budget_bounds_the_crops_as_it_bounds_the_ladder(
+    tmp_path: Path, budget: int | None, ladder: int | None, crop: int
+) -> None:
+    """None is no budget of the caller's (tetra3rs's unbounded search on the
+    ladder, the crop's own bound on a crop); 0 is a budget of none, as
+    tetra3rs reads it, on both."""
+    calls: list[dict[str, object]] = []
+
+    class Database:
+        def solve_from_centroids(self, centroids: np.ndarray, **kwargs: object) -> _NoMatch:
+            calls.append(kwargs)
+            return _NoMatch()
+
+    loaded: Any = SimpleNamespace(database=Database())
+    rng = np.random.default_rng(4)
+    sources = SourceList(rng.uniform(0, WIDTH, 60), rng.uniform(0, HEIGHT, 60),
+                         rng.uniform(1, 9, 60), WIDTH, HEIGHT)  # fmt: skip
+    centroids = np.column_stack([sources.x - WIDTH / 2, sources.y - HEIGHT / 2, sources.flux])
+    solver = PatternHashSolver(tmp_path, pattern_budget=budget)
+    args = (centroids, sources, SolveConstraints(), 2.0, lambda text: None, "none")
+    timing: Any = {"started": time.monotonic(), "timeout": 60.0, "cancel": None}
+    assert solver._search_crops(loaded, [(100.0, 0.0)], *args, **timing)[0] is None
+    assert solver._search(loaded, [(20.0, None, None)], *args, **timing)[0] is None
+    assert [call.get("max_patterns_checked") for call in calls] == [crop, ladder]

@@ -15,6 +15,7 @@ from astropy.io import fits
 from skysolve.engine.inputs.fitscards import (
     HeaderCards,
     astropy_header,
+    read_headers,
     read_plain_image,
     read_table_columns,
     write_plain_image,
@@ -181,14 +182,151 @@ def test_free_format_values_read_as_astropy_reads_them(text: str, value: object)
         "KEY     = 'unterminated",
         "KEY     = 1 2",
         "KEY     = nan",
-        "HIERARCH ESO DET CHIP = 1",
-        "CONTINUE  'more'",
+        "CONTINUE  'more'",  # after no string card
+        "HIERARCH  = 1",  # no key
+        "HIERARCH ESO.DET = 1",  # astropy's record-valued key syntax
+        "hierarch ESO DET = 1",
+        "DP1     = 'AXIS.1: 1'",  # record-valued: astropy's DP1.AXIS.1 = 1.0
         "KEY       no value indicator",
         "key     = 1",
     ],
 )
 def test_cards_it_cannot_read_exactly_leave_the_header_to_astropy(card: str) -> None:
     assert HeaderCards.parse(card.ljust(80) + "END".ljust(80)) is None
+
+
+def _assert_read_as_astropy_reads(text: str) -> HeaderCards:
+    """Every keyword's value and type as astropy's, none more, none less."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header = fits.Header.fromstring(text)
+    cards = HeaderCards.parse(text)
+    assert cards is not None, text
+    keys = {card.keyword.upper() for card in header.cards} - {"COMMENT", "HISTORY", ""}
+    assert set(cards) == keys
+    for key in keys:
+        assert cards[key] == header[key], key
+        assert type(cards[key]) is type(header[key]), key
+    return cards
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "HIERARCH ESO DET CHIP NAME = 'CCD-44' / the chip",
+        "HIERARCH ESO TEL AIRM START = 1.234 / airmass",
+        "HIERARCH ESO DET WIN1 NX = 2048",
+        "HIERARCH ESO DET WIN1 NX=-7",
+        "HIERARCH ESO INS FILT1 ID = T",
+        "HIERARCH ESO OBS SKIPPED =F / no",
+        "HIERARCH ASTAP_ZEMOSAIC_SOLVED = T / ASTAP_ZeMosaic solution",
+        "HIERARCH eso det  id= 1.5D2",  # lower case, two blanks inside: kept
+        "HIERARCH ESO PRO REC1 PARAM1 VALUE = 'a=b, c=d' / an = in the value",
+        "HIERARCH ESO OBS NAME = 'it''s' / a quote",
+        "HIERARCH A VERY LONG KEYWORD OF MANY WORDS THAT FILL THE CARD = 1",
+        "HIERARCH SHORT = 'x'",
+    ],
+)
+def test_hierarch_cards_read_as_astropy_reads_them(card: str) -> None:
+    cards = _assert_read_as_astropy_reads(
+        "SIMPLE  =                    T".ljust(80) + card.ljust(80) + "END".ljust(80)
+    )
+    assert len(cards) == 2
+
+
+def test_long_strings_read_as_astropy_reads_them() -> None:
+    header = fits.Header()
+    header["LONG"] = ("a long string " * 12, "and a comment " * 4)
+    header["QUOTES"] = "'quoted' and don''t " * 6 + "&"
+    header["AMPS"] = "& " * 70
+    header["HIERARCH ESO OBS LONG NAME"] = "x" * 100
+    header["AFTER"] = 1
+    text = header.tostring()
+    assert text.count("CONTINUE") >= 8
+    _assert_read_as_astropy_reads(text)
+    by_hand = [
+        "SHORT   = 'one &'",
+        "CONTINUE  'two&'  / first",
+        "CONTINUE  '' / second",
+        "CONTINUE  'three'",
+        "NOAMP   = 'no ampersand'",
+        "CONTINUE  ' still joined'",
+        "END",
+    ]
+    cards = _assert_read_as_astropy_reads("".join(c.ljust(80) for c in by_hand))
+    assert cards["SHORT"] == "one twothree"
+
+
+@pytest.mark.parametrize(
+    "cards",
+    [
+        ["KEY     = 1", "CONTINUE  'more'"],  # a number cannot go on
+        ["COMMENT   text", "CONTINUE  'more'"],
+        ["KEY     = 'a&'", "CONTINUE  / no string"],
+        ["KEY     = 'a&'", "CONTINUE'more'"],
+        ["DP1     = 'AXIS.1: 1'", "CONTINUE  'more'"],  # astropy fails on it
+    ],
+)
+def test_continue_cards_it_cannot_read_exactly_leave_the_header_to_astropy(
+    cards: list[str],
+) -> None:
+    assert HeaderCards.parse("".join(c.ljust(80) for c in [*cards, "END"])) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "'a'' / b'",  # astropy's string ends at the quote before " /"
+        "'it'' s'",
+        "'A: b'",  # not a record value: a string
+        "'it''s ok' / c 'quoted' comment",
+    ],
+)
+def test_strings_end_where_astropys_end(value: str) -> None:
+    _assert_read_as_astropy_reads(f"KEY     = {value}".ljust(80) + "END".ljust(80))
+
+
+@pytest.mark.parametrize(
+    "name", ["seestar_ngc7023_10s.fit", "seestar_ngc7023_20s.fit", "seestar_m94_10s.fit"]
+)
+def test_seestar_headers_are_astropys(shared_images: Path, name: str) -> None:
+    path = shared_images / "corpus" / name
+    with open(path, "rb") as fh:
+        cards = HeaderCards.read(fh)
+    assert cards is not None
+    _assert_read_as_astropy_reads(cards.text)
+    assert cards.get("INSTRUME") == "Seestar S50"
+    if name == "seestar_ngc7023_10s.fit":
+        assert cards["ASTAP_ZEMOSAIC_SOLVED"] is True
+    loaded = load_image(path)
+    assert isinstance(loaded.header, HeaderCards)
+    assert loaded.data.shape == (1920, 1080)
+
+
+def test_every_hdus_header_and_data_offset_are_astropys(tmp_path: Path) -> None:
+    table = fits.BinTableHDU.from_columns([fits.Column(name="X", format="E", array=np.ones(7))])
+    image = fits.ImageHDU(data=_raw(16, (9, 11)))
+    path = _write(tmp_path / "many.fits", [fits.PrimaryHDU(), table, image, fits.ImageHDU()])
+    found = read_headers(path)
+    assert found is not None
+    with fits.open(path) as hdul:
+        assert len(found) == len(hdul)
+        for n, (cards, offset) in enumerate(found):
+            assert offset == hdul.fileinfo(n)["datLoc"]
+            assert cards.get("NAXIS") == hdul[n].header["NAXIS"]
+    short = tmp_path / "short.fits"
+    short.write_bytes(path.read_bytes()[:-100])
+    assert read_headers(short) is None
+    short.write_bytes(path.read_bytes()[: found[2][1] + 100])  # the image's data cut
+    assert read_headers(short) is None
+    odd = tmp_path / "odd.fits"
+    long_string = fits.PrimaryHDU()
+    long_string.header["LONGSTR"] = "y" * 200
+    _write(odd, [long_string, table])
+    assert read_headers(odd) is not None
+    blob = odd.read_bytes().replace(b"LONGSTR = ", b"LONGSTR =(")
+    odd.write_bytes(blob)
+    assert read_headers(odd) is None
 
 
 def _write(path: Path, hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU]) -> Path:

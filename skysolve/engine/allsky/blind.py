@@ -43,7 +43,7 @@ from skysolve.engine.allsky.fit import (
 )
 from skysolve.engine.allsky.ladder import GUESSES, first_match
 from skysolve.engine.allsky.model import PROJECTIONS, LensModel, radec_to_xyz, radial
-from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray, grey_opening
+from skysolve.engine.allsky.sky import SkyRegion, find_sky, gray, less_floor
 from skysolve.engine.allsky.targeted import bright_sources, flat_frame, predicted_sources
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.fastpath.verification import MAX_FALSE_POSITIVE, binomial_tail
@@ -138,17 +138,23 @@ class AllskySolution:
 
 
 def sky_sources(
-    data: np.ndarray, region: SkyRegion, *, max_sources: int = 3000, timeout: float = 30.0
+    data: np.ndarray,
+    region: SkyRegion,
+    *,
+    max_sources: int = 3000,
+    timeout: float = 30.0,
+    flat: np.ndarray | None = None,
 ) -> SourceList:
-    """Sources on the sky region, brightest first, 0-based pixel coordinates."""
+    """Sources on the sky region, brightest first, 0-based pixel coordinates.
+
+    Found on the image less its floor (:func:`.less_floor`; ``flat``, when
+    the caller has it), where sep's coarser background would find blobs on
+    every cloud's edge.
+    """
     from skysolve.engine.extraction import extract_sources
 
-    image = gray(data)
-    # Clouds, glare and the Milky Way vary over tens of pixels, an all-sky
-    # camera's stars over a few: a grey opening (the image's floor under
-    # anything smaller than 15 px) taken away leaves the stars on a flat sky,
-    # where sep's coarser background would find blobs on every cloud's edge.
-    flat = image - grey_opening(image, 15)
+    if flat is None:
+        flat = less_floor(gray(data))
     found = extract_sources(flat, method="sep", max_sources=max_sources, timeout=timeout)
     x = np.asarray(found.x, float) - 1.0
     y = np.asarray(found.y, float) - 1.0
@@ -500,16 +506,17 @@ def _solve_allsky(
     )
     if region.sky_fraction < MIN_SKY_FRACTION:
         return finish(AllskySolution(None, reason="no sky region found", region=region))
+    flat = less_floor(data)  # once: the whole frame's sources and the measured ones read it
     if start is not None:
         # Stars measured where the stored model puts them, without the whole
         # frame's extraction (most of a stored profile's time); the whole
         # frame's sources and the usual path when that does not answer.
         stars = stars or bright_stars()
-        quick = _quick_profile(start, data, region, stars, note)
+        quick = _quick_profile(start, data, region, stars, note, flat=flat)
         if quick is not None:
             note("the camera's stored model matched")
             return finish(quick)
-    sources = sky_sources(data, region, timeout=max(1.0, timeout))
+    sources = sky_sources(data, region, timeout=max(1.0, timeout), flat=flat)
     note(f"{len(sources)} sources on the sky")
     if len(sources) < MIN_SKY_SOURCES:
         return finish(
@@ -633,7 +640,7 @@ def _solve_allsky(
         # recovers stars the whole frame's extraction merged or missed, and
         # the lens is refitted to them (iallsky_no_clouds 1.11 -> 0.8 px).
         remeasured = _quick_profile(
-            best_model, data, region, stars, note, optional=("decentring", "surface")
+            best_model, data, region, stars, note, optional=("decentring", "surface"), flat=flat
         )
         if remeasured is not None and _measured_better(remeasured, answer):
             note("measured again at the answer's predictions: kept")
@@ -694,6 +701,7 @@ def _quick_profile(
     note: Note,
     *,
     optional: tuple[str, ...] = ("decentring",),
+    flat: np.ndarray | None = None,
 ) -> AllskySolution | None:
     """The stored model's answer from stars measured where it puts them, or None.
 
@@ -704,7 +712,7 @@ def _quick_profile(
     model does not hold or the answer does not pass: the caller then extracts
     the whole frame and takes the usual path.
     """
-    frame = flat_frame(image)
+    frame = flat_frame(image, flat=flat)
     bright = bright_sources(frame, region)
     note(f"{len(bright)} bright sources on the sky (binned detection)")
     if len(bright) < MIN_SKY_SOURCES:

@@ -51,11 +51,20 @@ _C_AU_PER_DAY = 299792458.0 * 86400.0 / 149597870700.0
 
 def earth_frames(iso_time: str) -> tuple[float, np.ndarray]:
     """(Greenwich apparent sidereal time in radians, J2000-to-true-of-date matrix) at a UTC time."""
-    import erfa
+    return _earth_frames(*_utc_and_tt(iso_time))
+
+
+def _utc_and_tt(iso_time: str) -> tuple[Any, Any]:
+    """astropy's Time of a UTC time, and the same time in TT."""
     from astropy.time import Time
 
     t = Time(iso_time, scale="utc")
-    tt = t.tt
+    return t, t.tt
+
+
+def _earth_frames(t: Any, tt: Any) -> tuple[float, np.ndarray]:
+    import erfa
+
     # UT1 as UTC: a second of time is 15 arcsec, far below an all-sky pixel.
     gst = float(erfa.gst06a(t.jd1, t.jd2, tt.jd1, tt.jd2))
     return gst, np.asarray(erfa.pnm06a(tt.jd1, tt.jd2))
@@ -197,14 +206,13 @@ class Horizon:
 def horizon_at(iso_time: str, latitude: float, longitude: float) -> Horizon:
     """The horizontal frame of a site (geodetic degrees, east longitude) at a UTC time."""
     import erfa
-    from astropy.time import Time
 
-    gst, pnm = earth_frames(iso_time)
+    t, tt = _utc_and_tt(iso_time)  # parsed once: the frames and the Earth's velocity
+    gst, pnm = _earth_frames(t, tt)
     lst, lat = gst + math.radians(longitude), math.radians(latitude)
     up = np.array([math.cos(lat) * math.cos(lst), math.cos(lat) * math.sin(lst), math.sin(lat)])
     east = np.array([-math.sin(lst), math.cos(lst), 0.0])
     north = np.cross(up, east)
-    tt = Time(iso_time, scale="utc").tt
     _, barycentric = erfa.epv00(tt.jd1, tt.jd2)
     beta = np.asarray(barycentric["v"], float).reshape(3) / _C_AU_PER_DAY
     return Horizon(

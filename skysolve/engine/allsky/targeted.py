@@ -27,7 +27,7 @@ import numpy as np
 import sep
 
 from skysolve.engine.allsky.model import LensModel
-from skysolve.engine.allsky.sky import SkyRegion, binned, grey_opening
+from skysolve.engine.allsky.sky import SkyRegion, binned, less_floor
 from skysolve.engine.extraction.base import MAX_ELONGATION
 from skysolve.engine.extraction.sep_extractor import SEP_THRESHOLD_SIGMA
 from skysolve.engine.results import SourceList
@@ -56,14 +56,15 @@ class FlatFrame:
     filtered: np.ndarray
 
 
-def flat_frame(image: np.ndarray) -> FlatFrame:
+def flat_frame(image: np.ndarray, *, flat: np.ndarray | None = None) -> FlatFrame:
     """The 2-D float32 ``image`` less its 15-px grey opening and sep's background mesh.
 
     The same steps as the full extraction's (:func:`~skysolve.engine.allsky.blind.sky_sources`
     and :class:`~skysolve.engine.extraction.SepExtractor`), so a centroid
-    measured here is the one measured there.
+    measured here is the one measured there.  ``flat``: ``image`` less its
+    grey opening (:func:`.less_floor`), when the caller has it.
     """
-    flat = np.ascontiguousarray(image - grey_opening(image, 15), dtype=np.float32)
+    flat = np.ascontiguousarray(less_floor(image) if flat is None else flat, dtype=np.float32)
     h, w = flat.shape
     mesh = int(np.clip(min(h, w) // 8, 8, 64))
     bkg = sep.Background(flat, bw=mesh, bh=mesh, fw=3, fh=3)

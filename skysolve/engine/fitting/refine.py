@@ -6,8 +6,15 @@ wide-angle lens).  Matching the whole frame against it at once would pair the
 edge stars with wrong neighbours, so the matched region grows from the centre
 outwards in rings, each fit extrapolating a little further than the last; then
 the whole frame is matched with a radius set by the fit's own scatter until
-the matched set stops changing.  The answer depends only on that final set,
-not on which solver, index or process found the field.
+the matched set stops changing.  Where no ring around the centre holds a fit
+(the start was verified on the stars of one corner and is off at the centre),
+the rings grow again from where the start explains the most stars.  The answer
+depends only on the final set, not on which solver, index or process found
+the field.
+
+Kept whole: the growth, its second start and the fainter stars' pass share the
+catalogue's projection at each radius (one closure over the stars and sources);
+apart, each would take a dozen arguments.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ MIN_STARS = 8
 MAX_SOURCES = 1000
 #: Catalogue stars considered per source matched.
 STARS_PER_SOURCE = 2.0
-#: Shares of the half-diagonal matched while the region grows from the centre.
+#: Shares of the frame matched while the region grows (of the distance from where
+#: it starts to the farthest corner: the half-diagonal from the centre).
 GROWTH = (0.35, 0.5, 0.65, 0.8, 1.0)
 #: Match radius while growing, pixels (times the positional error).
 GROW_RADIUS = 5.0
@@ -114,6 +122,22 @@ class Refit:
     @property
     def plausible(self) -> bool:
         return self.chance <= MAX_CHANCE
+
+
+@dataclass(frozen=True)
+class _Grown:
+    """One growth's settled fit (see :func:`refit`)."""
+
+    fit: WcsFit
+    source_rows: np.ndarray
+    star_rows: np.ndarray
+    scores: dict[int, float]
+    radius: float
+    rounds: int
+    #: The fit before the fainter stars (:func:`_deepen`) and whether a ring
+    #: short of the whole frame held it.
+    settled: WcsFit
+    ringed: bool
 
 
 def refit(
@@ -203,87 +227,146 @@ def refit(
         inside[beyond] = False
         return np.where(inside, px, np.nan), np.where(inside, py, np.nan)
 
-    half_diagonal = math.hypot(width, height) / 2.0
-    dist_centre = np.hypot(x - cx, y - cy)
-    model: Projection = start
-    fitted: WcsFit | None = None
-    chosen_order = 1 if order is None else max(1, int(order))
-    scores: dict[int, float] = {}
-    src_rows = star_rows = np.zeros(0, dtype=np.intp)
-    radius = GROW_RADIUS * pos_err
-    previous: tuple[bytes, bytes] | None = None
-    rounds = 0
-    schedule: list[float | None] = [*GROWTH, *([None] * MAX_ROUNDS)]
-    last_xy: tuple[np.ndarray, np.ndarray] | None = None
-    for share in schedule:
-        if share is not None:
-            radius = GROW_RADIUS * pos_err
-            region = dist_centre <= share * half_diagonal
-        else:
-            sigma = fitted.sigma_px if fitted is not None else math.inf
-            radius = min(GROW_RADIUS * pos_err, max(MIN_RADIUS * pos_err, RADIUS_SIGMAS * sigma))
-            region = np.ones(len(x), dtype=bool)
-        px, py = project(model, radius)
-        if share is not None and last_xy is not None and share < 1.0:
-            # The fit through the centre puts every star in the frame where the
-            # model before it did: the start was good, growing further is moot.
-            with np.errstate(invalid="ignore"):
-                moved = np.hypot(px - last_xy[0], py - last_xy[1])
-            if np.any(np.isfinite(moved)) and np.nanmax(moved) < STABLE_SHARE * radius:
-                continue
-        last_xy = (px, py)
-        sel = np.flatnonzero(region)
-        s_rows, c_rows = match_one_to_one(x[sel], y[sel], px, py, radius)
-        s_rows = sel[s_rows]
-        if len(s_rows) < MIN_STARS:
-            if share is not None and share < 1.0:
-                continue  # too few near the centre: grow
-            break
-        key = (s_rows.tobytes(), c_rows.tobytes())
-        if share is None:
-            rounds += 1
-            if key == previous:
+    catalogue_rows = np.concatenate([candidates, fainter])
+    deep_ra = np.asarray(stars.ra, float)[catalogue_rows]
+    deep_dec = np.asarray(stars.dec, float)[catalogue_rows]
+
+    def grow(seed: tuple[float, float]) -> _Grown | None:
+        reach = float(np.max(np.hypot(corners[1:, 0] - seed[0], corners[1:, 1] - seed[1])))
+        dist_seed = np.hypot(x - seed[0], y - seed[1])
+        model: Projection = start
+        fitted: WcsFit | None = None
+        chosen_order = 1 if order is None else max(1, int(order))
+        scores: dict[int, float] = {}
+        src_rows = star_rows = np.zeros(0, dtype=np.intp)
+        radius = GROW_RADIUS * pos_err
+        previous: tuple[bytes, bytes] | None = None
+        rounds = 0
+        schedule: list[float | None] = [*GROWTH, *([None] * MAX_ROUNDS)]
+        last_xy: tuple[np.ndarray, np.ndarray] | None = None
+        ringed = False
+        for share in schedule:
+            if share is not None:
+                radius = GROW_RADIUS * pos_err
+                region = dist_seed <= share * reach
+            else:
+                sigma = fitted.sigma_px if fitted is not None else math.inf
+                radius = min(
+                    GROW_RADIUS * pos_err, max(MIN_RADIUS * pos_err, RADIUS_SIGMAS * sigma)
+                )
+                region = np.ones(len(x), dtype=bool)
+            px, py = project(model, radius)
+            if share is not None and last_xy is not None and share < 1.0:
+                # The fit through the first rings puts every star in the frame where
+                # the model before it did: the start was good, growing further is moot.
+                with np.errstate(invalid="ignore"):
+                    moved = np.hypot(px - last_xy[0], py - last_xy[1])
+                if np.any(np.isfinite(moved)) and np.nanmax(moved) < STABLE_SHARE * radius:
+                    continue
+            last_xy = (px, py)
+            sel = np.flatnonzero(region)
+            s_rows, c_rows = match_one_to_one(x[sel], y[sel], px, py, radius)
+            s_rows = sel[s_rows]
+            if len(s_rows) < MIN_STARS:
+                if share is not None and share < 1.0:
+                    continue  # too few near the seed: grow
                 break
-        previous = key
-        attempt = _fit_clipped(
-            x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
-            centre=_centre_of(model, cx, cy), order=order, max_order=max_order,
-        )  # fmt: skip
-        if attempt is None:
-            break
-        fitted, keep, chosen_order, scores = attempt
-        src_rows, star_rows = s_rows[keep], c_rows[keep]
-        model = fitted.model
-    if fitted is None or len(src_rows) < MIN_STARS:
+            key = (s_rows.tobytes(), c_rows.tobytes())
+            if share is None:
+                rounds += 1
+                if key == previous:
+                    break
+            previous = key
+            attempt = _fit_clipped(
+                x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
+                centre=_centre_of(model, cx, cy), order=order, max_order=max_order,
+            )  # fmt: skip
+            if attempt is None:
+                if share is not None and share < 1.0:
+                    continue  # too few left after clipping: grow
+                break
+            fitted, keep, chosen_order, scores = attempt
+            src_rows, star_rows = s_rows[keep], c_rows[keep]
+            model = fitted.model
+            ringed = ringed or (share is not None and share < 1.0)
+        if fitted is None or len(src_rows) < MIN_STARS:
+            return None
+        settled = fitted
+        if DEEP_STARS_PER_SOURCE > STARS_PER_SOURCE:
+            deeper = _deepen(
+                x, y, fitted, src_rows, star_rows, deep_ra, deep_dec, width, height,
+                centre=_centre_of(model, cx, cy), order=chosen_order,
+                max_radius=MIN_RADIUS * pos_err,
+            )  # fmt: skip
+            if deeper is not None:
+                fitted, src_rows, star_rows = deeper
+        return _Grown(fitted, src_rows, star_rows, scores, radius, rounds, settled, ringed)
+
+    best = grow((cx, cy))
+    if best is None or not best.ringed:
+        # No ring around the centre held a fit: the start is not right there (a
+        # solver's WCS is right near the stars it was verified on, and an order-2
+        # tweak through one index's stars in a corner can be pixels off at the
+        # centre), and the whole frame matched at once lets chance pairs on the
+        # far side hold the fit.  The rings grow again from where the start
+        # explains the most stars; the growth keeping more stars, then fitting
+        # them better, is taken.
+        seed = _seed(x, y, *project(start, GROW_RADIUS * pos_err), GROW_RADIUS * pos_err,
+                     ring=GROWTH[0] * math.hypot(width, height) / 2.0, centre=(cx, cy))  # fmt: skip
+        other = grow(seed) if seed != (cx, cy) else None
+        if other is not None and (best is None or _better(other, best)):
+            best = other
+    if best is None:
         return None
+    fitted, src_rows, star_rows = best.fit, best.source_rows, best.star_rows
     # The chance that random sources would land as close to as many stars.
-    px, py = project(model, radius)
+    px, py = project(best.settled.model, best.radius)
     in_frame = int(np.count_nonzero(np.isfinite(px)))
     n_src = len(x)
-    p = min(1.0, in_frame * math.pi * radius**2 / (width * height))
-    chance = binomial_tail(len(src_rows), n_src, p)
-    catalogue_rows = np.concatenate([candidates, fainter])
-    if DEEP_STARS_PER_SOURCE > STARS_PER_SOURCE:
-        deep_ra = np.asarray(stars.ra, float)[catalogue_rows]
-        deep_dec = np.asarray(stars.dec, float)[catalogue_rows]
-        deeper = _deepen(
-            x, y, fitted, src_rows, star_rows, deep_ra, deep_dec, width, height,
-            centre=_centre_of(model, cx, cy), order=chosen_order, max_radius=MIN_RADIUS * pos_err,
-        )  # fmt: skip
-        if deeper is not None:
-            fitted, src_rows, star_rows = deeper
+    p = min(1.0, in_frame * math.pi * best.radius**2 / (width * height))
+    chance = binomial_tail(len(best.settled.residual_x), n_src, p)
     return Refit(
         fit=fitted,
         source_rows=src_rows,
         star_rows=catalogue_rows[star_rows],
-        radius=radius,
+        radius=best.radius,
         order_requested=order is not None,
-        order_scores=scores,
+        order_scores=best.scores,
         stars_in_field=in_frame,
         sources_used=n_src,
         chance=chance,
-        rounds=rounds,
+        rounds=best.rounds,
     )
+
+
+def _better(a: _Grown, b: _Grown) -> bool:
+    """Whether growth ``a`` keeps more stars than ``b``, or as many fitted better."""
+    return (len(a.source_rows), -a.fit.rms_px) > (len(b.source_rows), -b.fit.rms_px)
+
+
+def _seed(
+    x: np.ndarray,
+    y: np.ndarray,
+    px: np.ndarray,
+    py: np.ndarray,
+    radius: float,
+    *,
+    ring: float,
+    centre: tuple[float, float],
+) -> tuple[float, float]:
+    """Where the growth starts: the matched source with the most other matched
+    sources within ``ring`` (the first ring's radius), the start's stars
+    matched within ``radius``; the nearest such to ``centre`` on ties, and
+    ``centre`` itself when fewer than ``MIN_STARS`` match."""
+    s_rows, _ = match_one_to_one(x, y, px, py, radius)
+    if len(s_rows) < MIN_STARS:
+        return centre
+    mx, my = x[s_rows], y[s_rows]
+    near = np.hypot(mx[:, None] - mx[None, :], my[:, None] - my[None, :]) <= ring
+    count = np.count_nonzero(near, axis=1)
+    best = np.flatnonzero(count == count.max())
+    k = best[np.argmin(np.hypot(mx[best] - centre[0], my[best] - centre[1]))]
+    return float(mx[k]), float(my[k])
 
 
 def _deepen(

@@ -8,20 +8,24 @@ uncompressed image right behind it.  :class:`HeaderCards` reads such a header
 into a read-only mapping whose values are those astropy gives (``bool``,
 ``int``, ``float``, ``str``), and :func:`read_plain_image` reads such an image
 into the array astropy gives (``BSCALE``/``BZERO`` applied as astropy applies
-them).  Anything else -- a card they cannot read exactly (complex, undefined,
-``HIERARCH``, ``CONTINUE``, bytes outside ASCII), an image in an extension, a
+them).  ESO's ``HIERARCH`` cards (a Seestar's ``HIERARCH
+ASTAP_ZEMOSAIC_SOLVED``) and long strings on ``CONTINUE`` cards read as astropy
+reads them.  Anything else -- a card they cannot read exactly (complex,
+undefined, record-valued, bytes outside ASCII), an image in an extension, a
 tile-compressed or random-groups file, ``BLANK``, a truncated file -- gives
 None, and the caller reads the file with astropy as before, so no file reads
 differently, it only reads faster.  :func:`write_plain_image` and
 :func:`read_table_columns` do the same for image2xy's input image and its
 source table (plain binary columns), which run beside sep in such a solve.
+:func:`card` and :func:`header_bytes` write header cards as astropy writes
+them (the ``.axy`` files and the fast path's tables use them too).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -48,25 +52,27 @@ class _Unreadable(Exception):
     """A card this reader does not read exactly as astropy does."""
 
 
+#: A string value and its comment, astropy's pattern (``Card._strg`` and its
+#: comment field): the string ends at the first quote followed by a blank, a
+#: slash or the end from which the rest reads as a comment.
+_STRING = re.compile(r"'(?P<strg>(?:[ -~]+?|''|) *?)'(?=$|/| ) *(?:/ *(?P<comm>.*))?$")
+#: A record-valued keyword card's value (``DP1 = 'AXIS.1: 1'``): astropy reads
+#: it as the number under the keyword ``DP1.AXIS.1``.
+_RECORD_VALUE = re.compile(
+    r" *'[a-zA-Z_]\w*(?:\.\d+)?(?:\.[a-zA-Z_]\w*(?:\.\d+)?)*: +"
+    r"[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?' *(?:/ *[ -~]*)?$"
+)
+
+
 def _card_value(field: str) -> bool | int | float | str:
-    """The value of one card's value field (columns 11-80), as astropy reads it."""
-    text = field.lstrip()
+    """The value of one card's value field (what follows the value indicator),
+    as astropy reads it."""
+    text = field.strip()
     if text.startswith("'"):
-        chars: list[str] = []
-        at = 1
-        while True:
-            end = text.find("'", at)
-            if end < 0:
-                raise _Unreadable("unterminated string")
-            chars.append(text[at:end])
-            if text[end + 1 : end + 2] == "'":
-                chars.append("'")
-                at = end + 2
-                continue
-            rest = text[end + 1 :].strip()
-            if rest and not rest.startswith("/"):
-                raise _Unreadable("text after a string")
-            return "".join(chars).rstrip()
+        match = _STRING.match(text)
+        if match is None:
+            raise _Unreadable("not a string and comment")
+        return match["strg"].replace("''", "'").rstrip()
     value = text.split("/", 1)[0].strip()
     if value in ("T", "F"):
         return value == "T"
@@ -77,6 +83,54 @@ def _card_value(field: str) -> bool | int | float | str:
         if math.isfinite(number):
             return number
     raise _Unreadable(f"value {value!r}")
+
+
+def _long_string(first: str, continued: list[str]) -> str:
+    """The value field astropy makes of a string card and its ``CONTINUE``
+    cards: each card's string without its trailing blanks and one ``&``,
+    joined, and their comments joined."""
+    pieces: list[str] = []
+    comments: list[str] = []
+    for at, field in enumerate([first, *(card[9:] for card in continued)]):
+        if at and continued[at - 1][8] != " ":
+            raise _Unreadable("CONTINUE without a blank after it")
+        match = _STRING.match(field.strip())
+        if match is None:
+            raise _Unreadable("a long string's part is not a string")
+        piece = match["strg"].rstrip()
+        pieces.append(piece[:-1] if piece.endswith("&") else piece)
+        if match["comm"]:
+            comments.append(match["comm"].rstrip())
+    return f"'{''.join(pieces)}' / {' '.join(comments)}"
+
+
+def _logical_card(cards: list[str]) -> tuple[str, bool | int | float | str] | None:
+    """The keyword and value of one card and the ``CONTINUE`` cards after it,
+    as astropy reads them; None for a commentary card."""
+    card = cards[0]
+    keyword = card[:8].rstrip()
+    if keyword in _COMMENTARY:
+        if len(cards) > 1:
+            raise _Unreadable("CONTINUE after commentary")
+        return None
+    if keyword == "HIERARCH" and card[8] == " " and "=" in card:
+        # ESO's convention: "HIERARCH key words = value / comment"; astropy
+        # looks the key up in upper case, words and inner blanks as written.
+        name, field = card[9:].split("=", 1)
+        keyword = name.strip().upper()
+        if not keyword or "." in keyword or keyword.startswith("HIERARCH"):
+            raise _Unreadable(f"HIERARCH keyword {keyword!r}")
+    elif card[8:10] == "= " and _KEYWORD.fullmatch(keyword) and keyword != "CONTINUE":
+        field = card[10:]
+        # astropy reads the card and its first part on their own each.
+        whole = "".join([field, *cards[1:]])
+        if ": " in field and (_RECORD_VALUE.match(field) or _RECORD_VALUE.match(whole)):
+            raise _Unreadable("record-valued keyword card")
+    else:
+        raise _Unreadable(f"keyword {keyword!r}")
+    if len(cards) > 1:
+        field = _long_string(field, cards[1:])
+    return keyword, _card_value(field)
 
 
 class HeaderCards(Mapping[str, Any]):
@@ -97,22 +151,24 @@ class HeaderCards(Mapping[str, Any]):
         """The cards of ``text`` (whole 80-character cards up to ``END``), or
         None when one of them is not read exactly as astropy reads it."""
         values: dict[str, Any] = {}
-        for at in range(0, len(text) - CARD + 1, CARD):
-            card = text[at : at + CARD]
-            keyword = card[:8].rstrip()
-            if keyword == "END":
-                if card[3:].strip():
+        cards = [text[at : at + CARD] for at in range(0, len(text) - CARD + 1, CARD)]
+        at = 0
+        while at < len(cards):
+            if cards[at][:8].rstrip() == "END":
+                if cards[at][3:].strip():
                     return None
-                return cls(text[: at + CARD], values)
-            if keyword in _COMMENTARY:
-                continue
-            if card[8:10] != "= " or not _KEYWORD.fullmatch(keyword) or keyword == "CONTINUE":
-                return None
+                return cls(text[: (at + 1) * CARD], values)
+            # astropy joins every CONTINUE card to the card before it.
+            end = at + 1
+            while end < len(cards) and cards[end][:8] == "CONTINUE":
+                end += 1
             try:
-                value = _card_value(card[10:])
+                entry = _logical_card(cards[at:end])
             except _Unreadable:
                 return None
-            values.setdefault(keyword, value)
+            if entry is not None:
+                values.setdefault(*entry)
+            at = end
         return None
 
     @classmethod
@@ -232,25 +288,85 @@ def _scaled(data: np.ndarray, *, bitpix: int, scale: float, zero: float) -> np.n
     return out
 
 
+# -- Writing cards ----------------------------------------------------------------
+
+#: A header value: a logical, an integer, a real or a string; with its comment.
+Value = bool | int | float | str
+Card = tuple[str, Value, str]
+
+
+class CardTooLong(ValueError):
+    """A keyword's value does not fit on one header card."""
+
+
+def format_value(value: Value) -> str:
+    """A value as it stands in columns 11-30 (longer for a string) of a card."""
+    if isinstance(value, bool):
+        return f"{'T' if value else 'F':>20}"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):>20}"
+    if isinstance(value, float | np.floating):
+        return f"{_format_real(float(value)):>20}"
+    text = "'" + str(value).replace("'", "''").ljust(8) + "'"
+    if len(text) > CARD - 10:
+        raise CardTooLong(f"a string of {len(str(value))} characters needs more than one card")
+    return f"{text:<20}"
+
+
+def _format_real(value: float) -> str:
+    """A real in at most 20 characters, with a decimal point, as astropy writes it."""
+    if not math.isfinite(value):
+        raise ValueError(f"FITS header values must be finite, got {value}")
+    for digits in (16, 15, 14, 13, 12):
+        text = f"{value:.{digits}G}"
+        if "." not in text:
+            mantissa, _, exponent = text.partition("E")
+            text = mantissa + ".0" + (f"E{exponent}" if exponent else "")
+        if len(text) <= 20:
+            return text
+    raise ValueError(f"cannot write {value!r} in 20 characters")  # pragma: no cover
+
+
+def card(keyword: str, value: Value, comment: str = "") -> str:
+    """One 80-character header card (a comment that does not fit is shortened)."""
+    if len(keyword) > 8 or not keyword.isascii():
+        raise ValueError(f"not a FITS keyword: {keyword!r}")
+    text = f"{keyword.upper():<8}= {format_value(value)}"
+    if comment:
+        text = f"{text} / {comment}"
+    if not text.isascii():
+        raise ValueError(f"FITS headers are ASCII: {text!r}")
+    return text[:CARD].ljust(CARD)
+
+
+def header_bytes(cards: Sequence[str]) -> bytes:
+    """The cards, ``END`` and blank cards up to a whole block."""
+    text = "".join(cards) + "END".ljust(CARD)
+    return pad_block(text.encode("ascii"), b" ")
+
+
+def pad_block(data: bytes, fill: bytes) -> bytes:
+    """``data`` filled with ``fill`` up to a whole block."""
+    return data + fill * (-len(data) % BLOCK)
+
+
 def write_plain_image(path: Path, data: np.ndarray) -> None:
     """A FITS file of one 2-D float32 primary image, as astropy writes it, without astropy."""
     image = np.asarray(data, dtype=">f4")
     if image.ndim != 2:
         raise ValueError(f"a 2-D image is needed, not {image.shape}")
     cards = [
-        "SIMPLE  =                    T",
-        "BITPIX  =                  -32",
-        "NAXIS   =                    2",
-        f"NAXIS1  = {image.shape[1]:>20}",
-        f"NAXIS2  = {image.shape[0]:>20}",
-        "EXTEND  =                    T",
-        "END",
+        card("SIMPLE", True),
+        card("BITPIX", -32),
+        card("NAXIS", 2),
+        card("NAXIS1", image.shape[1]),
+        card("NAXIS2", image.shape[0]),
+        card("EXTEND", True),
     ]
-    head = "".join(card.ljust(CARD) for card in cards).encode("ascii")
     body = np.ascontiguousarray(image).tobytes()
     with open(path, "wb") as fh:
-        fh.write(head + b" " * (-len(head) % BLOCK))
-        fh.write(body + b"\0" * (-len(body) % BLOCK))
+        fh.write(header_bytes(cards))
+        fh.write(pad_block(body, b"\0"))
 
 
 #: numpy's big-endian element type of each binary-table TFORM letter read here.
@@ -296,6 +412,31 @@ def read_table_columns(
     if any(col.upper() not in by_name for col in columns):
         return None
     return {col: np.array(table[by_name[col.upper()]], dtype=float) for col in columns}
+
+
+def read_headers(path: Path) -> list[tuple[HeaderCards, int]] | None:
+    """Every HDU's header and the byte offset of its data, without astropy
+    (the data is not read); None when a header is not one :class:`HeaderCards`
+    reads, or the file does not end where the last HDU's padded data ends:
+    astropy reads it then."""
+    size = path.stat().st_size
+    found: list[tuple[HeaderCards, int]] = []
+    with open(path, "rb") as fh:
+        at = 0
+        while at < size:
+            fh.seek(at)
+            cards = HeaderCards.read(fh)
+            if cards is None:
+                return None
+            try:
+                nbytes = _data_bytes(cards)
+            except (TypeError, ValueError):
+                return None
+            if nbytes < 0:
+                return None
+            found.append((cards, fh.tell()))
+            at = fh.tell() + nbytes
+    return found if at == size else None
 
 
 def _data_bytes(cards: HeaderCards) -> int:

@@ -8,7 +8,9 @@ imports :mod:`astropy.table` (and :mod:`astropy.io.ascii`) the first time:
 first engine process starts (measured in docs/benchmarks.md, "Against the
 faster peer, blind: the engine's start").  The format of such a file is
 small enough to write directly: 80-character header cards in blocks of 2880
-bytes, then the rows as big-endian float32, zero-padded to a block.  The fast
+bytes (written by :mod:`skysolve.engine.inputs.fitscards`, which writes
+image2xy's input image the same way), then the rows as big-endian float32,
+zero-padded to a block.  The fast
 path's ``corr`` and ``rdls`` tables and the final fit's ``corr.fits`` are
 written the same way (:func:`write_fits_table`).
 
@@ -19,83 +21,26 @@ caller then writes the file with astropy as before.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from skysolve.engine.inputs.fitscards import (
+    BLOCK,
+    Card,
+    CardTooLong,
+    card,
+    format_value,
+    header_bytes,
+    pad_block,
+)
 from skysolve.engine.results import SourceList
 from skysolve.engine.solving.base import SolveConstraints
 
 if TYPE_CHECKING:
     from astropy.io import fits
-
-#: A FITS file is made of blocks of this many bytes.
-BLOCK = 2880
-#: The length of one header card.
-CARD = 80
-
-#: A header value: a logical, an integer, a real or a string; with its comment.
-Value = bool | int | float | str
-Card = tuple[str, Value, str]
-
-
-class CardTooLong(ValueError):
-    """A keyword's value does not fit on one header card."""
-
-
-def format_value(value: Value) -> str:
-    """A value as it stands in columns 11-30 (longer for a string) of a card."""
-    if isinstance(value, bool):
-        return f"{'T' if value else 'F':>20}"
-    if isinstance(value, int | np.integer):
-        return f"{int(value):>20}"
-    if isinstance(value, float | np.floating):
-        return f"{_format_real(float(value)):>20}"
-    text = "'" + str(value).replace("'", "''").ljust(8) + "'"
-    if len(text) > CARD - 10:
-        raise CardTooLong(f"a string of {len(str(value))} characters needs more than one card")
-    return f"{text:<20}"
-
-
-def _format_real(value: float) -> str:
-    """A real in at most 20 characters, with a decimal point, as astropy writes it."""
-    if not math.isfinite(value):
-        raise ValueError(f"FITS header values must be finite, got {value}")
-    for digits in (16, 15, 14, 13, 12):
-        text = f"{value:.{digits}G}"
-        if "." not in text:
-            mantissa, _, exponent = text.partition("E")
-            text = mantissa + ".0" + (f"E{exponent}" if exponent else "")
-        if len(text) <= 20:
-            return text
-    raise ValueError(f"cannot write {value!r} in 20 characters")  # pragma: no cover
-
-
-def card(keyword: str, value: Value, comment: str = "") -> str:
-    """One 80-character header card (a comment that does not fit is shortened)."""
-    if len(keyword) > 8 or not keyword.isascii():
-        raise ValueError(f"not a FITS keyword: {keyword!r}")
-    text = f"{keyword.upper():<8}= {format_value(value)}"
-    if comment:
-        text = f"{text} / {comment}"
-    if not text.isascii():
-        raise ValueError(f"FITS headers are ASCII: {text!r}")
-    return text[:CARD].ljust(CARD)
-
-
-def header_bytes(cards: Sequence[str]) -> bytes:
-    """The cards, ``END`` and blank cards up to a whole block."""
-    text = "".join(cards) + "END".ljust(CARD)
-    return _pad(text.encode("ascii"), b" ")
-
-
-def _pad(data: bytes, fill: bytes) -> bytes:
-    """``data`` filled with ``fill`` up to a whole block."""
-    return data + fill * (-len(data) % BLOCK)
-
 
 #: The binary-table formats written, by their ``TFORM`` letter: 64-bit and
 #: 32-bit reals, 32-bit integers.
@@ -147,7 +92,7 @@ def write_fits_table(
         if unit:
             ext.append(card(f"TUNIT{i}", unit))
     ext += [card(*c) for c in table]
-    blob = header_bytes(head) + header_bytes(ext) + _pad(data.tobytes(), b"\0")
+    blob = header_bytes(head) + header_bytes(ext) + pad_block(data.tobytes(), b"\0")
     path = Path(path)
     path.write_bytes(blob)
     return path
@@ -291,6 +236,7 @@ def source_table(sources: SourceList) -> fits.BinTableHDU:
 __all__ = [
     "BLOCK",
     "TABLE_FORMATS",
+    "Card",
     "CardTooLong",
     "Column",
     "axy_cards",

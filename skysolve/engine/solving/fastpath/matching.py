@@ -326,7 +326,9 @@ class PatternHashSolver(Solver):
         """tetra3rs on the central crop of each guessed frame width
         (:mod:`~skysolve.engine.solving.fastpath.crop`): the verified refit, or why not."""
         w, h = sources.width, sources.height
-        budget = min(CROP_PATTERNS, self.pattern_budget or CROP_PATTERNS)
+        # The caller's budget bounds the crops as it bounds the ladder (0 too).
+        caller = self.pattern_budget
+        budget = CROP_PATTERNS if caller is None else min(CROP_PATTERNS, caller)
         for frame_fov, k in crops:
             remaining = _time_left(started, timeout, cancel)
             if remaining <= 0:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from skysolve.engine.solving.axyfile import format_value
+from skysolve.engine.inputs.fitscards import format_value
 
 if TYPE_CHECKING:
     from astropy.io import fits
