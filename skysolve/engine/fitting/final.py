@@ -90,7 +90,7 @@ def final_fit(
     x, y, flux = np.asarray(x, float), np.asarray(y, float), np.asarray(flux, float)
     result = refit(
         x, y, width=width, height=height, start=start, stars=stars, order=order,
-        positional_error=positional_error,
+        positional_error=positional_error, flux=flux,
     )  # fmt: skip
     if result is None:
         return FinalFit("kept", None, reason="too few stars matched for a refit")
@@ -116,7 +116,7 @@ def final_fit(
         # the same stars at the verified order then, which cannot fit worse.
         again = refit(
             x, y, width=width, height=height, start=start, stars=stars, order=verified_order,
-            positional_error=positional_error,
+            positional_error=positional_error, flux=flux,
         )  # fmt: skip
         if again is not None and again.plausible:
             matches, rms = _verified_on(again, x, y, width, height, start, stars)

@@ -10,7 +10,9 @@ the matched set stops changing.  Where no ring around the centre holds a fit
 (the start was verified on the stars of one corner and is off at the centre),
 the rings grow again from where the start explains the most stars.  The answer
 depends only on the final set, not on which solver, index or process found
-the field.
+the field.  Given the sources' fluxes, each star is weighted by its expected
+centroid error (:mod:`~skysolve.engine.fitting.weights`): faint stars scatter
+more.
 
 Kept whole: the growth, its second start and the fainter stars' pass share the
 catalogue's projection at each radius (one closure over the stars and sources);
@@ -30,10 +32,12 @@ from skysolve.engine.fitting.wcsfit import (
     MAX_ORDER,
     WcsFit,
     choose_order,
+    design_matrix,
     fit_wcs,
     loo_errors,
     usable_order,
 )
+from skysolve.engine.fitting.weights import candidate_radius, centroid_weights, errors_of_fit
 from skysolve.engine.solving.fastpath.database import Stars
 from skysolve.engine.solving.fastpath.tansip import gnomonic
 from skysolve.engine.solving.fastpath.verification import binomial_tail
@@ -151,6 +155,7 @@ def refit(
     order: int | None = None,
     positional_error: float = 1.0,
     max_order: int = MAX_ORDER,
+    flux: np.ndarray | None = None,
 ) -> Refit | None:
     """Refit a verified WCS to every star it explains.
 
@@ -171,6 +176,10 @@ def refit(
         Expected centroid error, pixels: widens the match radii.
     max_order : int
         Highest order tried when choosing.
+    flux : ndarray, optional
+        The sources' fluxes: each star is then weighted by its expected
+        centroid error, and a fainter star matched last is judged by its own.
+        None: every star alike.
 
     Returns
     -------
@@ -179,6 +188,7 @@ def refit(
     """
     x = np.asarray(x, float)[:MAX_SOURCES]
     y = np.asarray(y, float)[:MAX_SOURCES]
+    fl = None if flux is None else np.asarray(flux, float)[:MAX_SOURCES]
     pos_err = max(1.0, float(positional_error))
     cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
     corners = np.array([[cx, cy], [0.5, 0.5], [width + 0.5, 0.5], [0.5, height + 0.5]])
@@ -280,6 +290,7 @@ def refit(
             attempt = _fit_clipped(
                 x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
                 centre=_centre_of(model, cx, cy), order=order, max_order=max_order,
+                flux=None if fl is None else fl[s_rows],
             )  # fmt: skip
             if attempt is None:
                 if share is not None and share < 1.0:
@@ -296,7 +307,7 @@ def refit(
             deeper = _deepen(
                 x, y, fitted, src_rows, star_rows, deep_ra, deep_dec, width, height,
                 centre=_centre_of(model, cx, cy), order=chosen_order,
-                max_radius=MIN_RADIUS * pos_err,
+                max_radius=MIN_RADIUS * pos_err, flux=fl,
             )  # fmt: skip
             if deeper is not None:
                 fitted, src_rows, star_rows = deeper
@@ -383,6 +394,7 @@ def _deepen(
     centre: tuple[float, float],
     order: int,
     max_radius: float,
+    flux: np.ndarray | None = None,
 ) -> tuple[WcsFit, np.ndarray, np.ndarray] | None:
     """The settled fit, refitted at its order with the fainter stars it pairs unambiguously.
 
@@ -392,11 +404,22 @@ def _deepen(
     another unmatched source near that star.  None when nothing was added, or when the
     new fit does not predict the stars it shares with the settled one (each
     from all the others) significantly better: stars that are only fitted,
-    not explained, must not bend the corners.
+    not explained, must not bend the corners.  With ``flux`` each candidate's
+    radius is ``DEEP_SIGMAS`` times its own expected error: its centroid's at
+    its flux plus the settled fit's where it lies (a faint star alone in a
+    corner of a weighted fit); the test stays unweighted, each shared star's
+    prediction counted alike.
     """
     radius = min(max_radius, DEEP_SIGMAS * fitted.sigma_px)
     if not radius > 0 or len(src_rows) < MIN_STARS:
         return None
+    errors = None
+    if flux is not None:
+        errors = errors_of_fit(
+            x[src_rows], y[src_rows], ra[star_rows], dec[star_rows], flux[src_rows],
+            width, height, centre, order,
+        )  # fmt: skip
+        radius = max_radius
     model = fitted.model
     star_free = np.ones(len(ra), dtype=bool)
     star_free[star_rows] = False
@@ -416,11 +439,22 @@ def _deepen(
         return None
     px, py = model.world2pix(ra[star], dec[star])
     dist = np.hypot(px - x[sel[src]], py - y[sel[src]])
-    close = dist <= reach
-    src, star, dist = src[close], star[close], dist[close]
+    pair_radius = np.full(len(src), radius)
+    if errors is not None and flux is not None:
+        cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
+        scale = max(width, height) / 2.0
+        pair_radius = candidate_radius(
+            errors, flux[sel[src]],
+            design_matrix(x[src_rows] - cx, y[src_rows] - cy, order, scale),
+            centroid_weights(errors, flux[src_rows]),
+            design_matrix(x[sel[src]] - cx, y[sel[src]] - cy, order, scale),
+            sigmas=DEEP_SIGMAS, most=max_radius,
+        )  # fmt: skip
+    close = dist <= DEEP_AMBIGUITY * pair_radius
+    src, star, dist, pair_radius = src[close], star[close], dist[close], pair_radius[close]
     near_src = np.bincount(src, minlength=len(sel))
     near_star = np.bincount(star, minlength=len(ra))
-    take = (dist <= radius) & (near_src[src] == 1) & (near_star[star] == 1)
+    take = (dist <= pair_radius) & (near_src[src] == 1) & (near_star[star] == 1)
     if not np.any(take):
         return None
     s_rows = np.concatenate([src_rows, sel[src[take]]])
@@ -428,6 +462,7 @@ def _deepen(
     attempt = _fit_clipped(
         x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
         centre=centre, order=order, max_order=order,
+        flux=None if flux is None else flux[s_rows],
     )  # fmt: skip
     if attempt is None:
         return None
@@ -465,10 +500,14 @@ def _fit_clipped(
     centre: tuple[float, float],
     order: int | None,
     max_order: int,
+    flux: np.ndarray | None = None,
 ) -> tuple[WcsFit, np.ndarray, int, dict[int, float]] | None:
     """Fit, drop residuals beyond ``CLIP_SIGMAS`` robust sigmas, refit until none are.
 
-    Returns the fit, the rows of the stars kept, the order and the order scores.
+    With ``flux`` every fit (and the order's choice) is weighted by the stars'
+    expected centroid errors, the error model fitted each round to the
+    unweighted residuals of the stars kept.  Returns the fit, the rows of the
+    stars kept, the order and the order scores.
     """
     keep = np.arange(len(x))
     scores: dict[int, float] = {}
@@ -485,9 +524,21 @@ def _fit_clipped(
             )  # fmt: skip
         else:
             used = usable_order(len(keep), order)
+        weights = None
+        if flux is not None:
+            errors = errors_of_fit(
+                x[keep], y[keep], ra[keep], dec[keep], flux[keep], width, height, centre, used
+            )
+            weights = centroid_weights(errors, flux[keep])
+            if attempt == 0 and order is None:
+                used, scores = choose_order(
+                    x[keep], y[keep], ra[keep], dec[keep],
+                    width=width, height=height, crval=centre, max_order=max_order,
+                    weights=weights,
+                )  # fmt: skip
         fit = fit_wcs(
             x[keep], y[keep], ra[keep], dec[keep],
-            width=width, height=height, order=used, crval=centre,
+            width=width, height=height, order=used, crval=centre, weights=weights,
         )  # fmt: skip
         distance = np.hypot(fit.residual_x, fit.residual_y)
         # The median radial distance of a 2-D Gaussian is 1.1774 sigma.

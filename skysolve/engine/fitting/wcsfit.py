@@ -87,6 +87,7 @@ def fit_wcs(
     height: int,
     order: int,
     crval: tuple[float, float],
+    weights: np.ndarray | None = None,
 ) -> WcsFit:
     """Least-squares TAN-SIP WCS of ``order`` through matched stars, with its covariance.
 
@@ -103,6 +104,12 @@ def fit_wcs(
         radial term.
     crval : (float, float)
         Starting tangent point, degrees (the fit moves it to the centre).
+    weights : ndarray, optional
+        Each star's weight, the inverse of its expected centroid variance in
+        units of a weight-1 star's
+        (:func:`~skysolve.engine.fitting.weights.centroid_weights`); None: all
+        alike.  ``sigma_px`` is then a weight-1 star's scatter, and the
+        uncertainties follow from the weighted covariance.
 
     Returns
     -------
@@ -112,34 +119,48 @@ def fit_wcs(
     order = RADIAL if radial else max(1, int(order))
     x, y = np.asarray(x, float), np.asarray(y, float)
     ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, float)
     model = fit_tan_sip(
-        x, y, ra, dec, width=width, height=height, order=order, crval=crval, radial=radial
-    )
+        x, y, ra, dec, width=width, height=height, order=order, crval=crval, radial=radial,
+        weights=weights,
+    )  # fmt: skip
     px, py = model.world2pix(ra, dec)
     rx, ry = px - x, py - y
     # The covariance of the tangent-plane coefficients at the final tangent point.
     u, v = x - model.crpix[0], y - model.crpix[1]
     design = _design(u, v, order, model.s)
     plane = gnomonic(ra, dec, *model.crval)
-    coef, *_ = np.linalg.lstsq(design, plane, rcond=None)
+    root = np.sqrt(w)[:, None]
+    coef, *_ = np.linalg.lstsq(design * root, plane * root, rcond=None)
     resid = plane - design @ coef
     n, p = design.shape
     dof = max(1, n - p)
     # Per axis: xi (East) and eta (North) may scatter differently.
-    var_xi = float(np.sum(resid[:, 0] ** 2)) / dof  # degrees^2
-    var_eta = float(np.sum(resid[:, 1] ** 2)) / dof
+    var_xi = float(np.sum(w * resid[:, 0] ** 2)) / dof  # degrees^2
+    var_eta = float(np.sum(w * resid[:, 1] ** 2)) / dof
+    normal = design.T @ (design * w[:, None])
     try:
-        base = np.linalg.inv(design.T @ design)
+        base = np.linalg.inv(normal)
     except np.linalg.LinAlgError:
-        base = np.linalg.pinv(design.T @ design)
-    ra_err = math.sqrt(max(0.0, var_xi * base[0, 0])) * 3600.0
-    dec_err = math.sqrt(max(0.0, var_eta * base[0, 0])) * 3600.0
+        base = np.linalg.pinv(normal)
+    cov_xi, cov_eta = var_xi * base, var_eta * base
+    if weights is not None:
+        # The weights are a model (capped for the brighter stars, fitted to few
+        # residuals): the coefficients' covariance from the residuals themselves
+        # (the sandwich estimator, each residual scaled by its leverage), which
+        # holds whether or not the weights are the true inverse variances.
+        hat = np.minimum(np.einsum("ij,jk,ik->i", design, base, design) * w, 0.999)
+        scaled = (w / (1.0 - hat))[:, None] * resid
+        cov_xi = base @ (design.T @ (design * scaled[:, :1] ** 2)) @ base
+        cov_eta = base @ (design.T @ (design * scaled[:, 1:] ** 2)) @ base
+    ra_err = math.sqrt(max(0.0, cov_xi[0, 0])) * 3600.0
+    dec_err = math.sqrt(max(0.0, cov_eta[0, 0])) * 3600.0
     # Scale and rotation are functions of the four linear coefficients; the xi
     # and eta coefficients are independent, each with its axis's variance.
     lin = np.array([coef[1, 0], coef[2, 0], coef[1, 1], coef[2, 1]])
     cov = np.zeros((4, 4))
-    cov[:2, :2] = var_xi * base[1:3, 1:3]
-    cov[2:, 2:] = var_eta * base[1:3, 1:3]
+    cov[:2, :2] = cov_xi[1:3, 1:3]
+    cov[2:, 2:] = cov_eta[1:3, 1:3]
     scale = _scale(lin, model.s)
     jac_scale = _gradient(lambda q: _scale(q, model.s), lin)
     jac_rot = _gradient(_rotation, lin)
@@ -206,6 +227,7 @@ def choose_order(
     height: int,
     crval: tuple[float, float],
     max_order: int = MAX_ORDER,
+    weights: np.ndarray | None = None,
 ) -> tuple[int, dict[int, float]]:
     """The SIP order the stars support, by leave-one-out cross-validation.
 
@@ -215,7 +237,8 @@ def choose_order(
     the best predicts the stars better one by one beyond
     ``ORDER_SIGNIFICANCE`` standard errors (many stars resolve a small gain).
     Then ``RADIAL`` replaces that order where it predicts the stars better by
-    both ``ORDER_GAIN`` and ``ORDER_SIGNIFICANCE`` standard errors.
+    both ``ORDER_GAIN`` and ``ORDER_SIGNIFICANCE`` standard errors.  With
+    ``weights`` the fits are weighted and each star's error counts by its weight.
 
     Returns
     -------
@@ -229,13 +252,16 @@ def choose_order(
     # first columns.  Leave-one-out residuals come from the hat matrix's
     # diagonal, r / (1 - h): exact, and the same on every run.
     plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, top)
+    w = _unit_weights(len(x), weights)
     scores: dict[int, float] = {}
     squared: dict[int, np.ndarray] = {}
     pixel_deg = math.nan
     # The first p columns of Q span the first p columns of the design: one QR
-    # serves every order.
-    q, r = np.linalg.qr(design)
-    qt_plane = q.T @ plane
+    # serves every order.  Weighted: the QR of the rows times sqrt(weight),
+    # whose hat diagonal is the weighted fit's.
+    root = np.sqrt(w)[:, None]
+    q, r = np.linalg.qr(design * root)
+    qt_plane = q.T @ (plane * root)
     for order in range(1, top + 1):
         p = len(sip_terms(order))
         coef = np.linalg.solve(r[:p, :p], qt_plane[:p])
@@ -243,7 +269,7 @@ def choose_order(
         loo = (plane - design[:, :p] @ coef) / (1.0 - hat)[:, None]
         if order == 1:
             pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
-        squared[order] = np.sum(loo**2, axis=1) / pixel_deg**2
+        squared[order] = w * np.sum(loo**2, axis=1) / pixel_deg**2
         scores[order] = float(np.sqrt(np.mean(squared[order])))
     best = min(scores, key=lambda k: (scores[k], k))
     chosen = best
@@ -253,10 +279,12 @@ def choose_order(
                 chosen = order
                 break
     if usable_order(len(x), RADIAL) == RADIAL and max_order >= 3:
-        loo = loo_errors(x, y, ra, dec, width=width, height=height, crval=crval, order=RADIAL)
-        scores[RADIAL] = float(np.sqrt(np.mean(loo**2)))
+        loo = loo_errors(
+            x, y, ra, dec, width=width, height=height, crval=crval, order=RADIAL, weights=weights
+        )
+        scores[RADIAL] = float(np.sqrt(np.mean(w * loo**2)))
         if scores[RADIAL] * (1.0 + ORDER_GAIN) < scores[chosen]:
-            if _significantly_worse(squared[chosen], loo**2):
+            if _significantly_worse(squared[chosen], w * loo**2):
                 return RADIAL, scores
     return chosen, scores
 
@@ -271,16 +299,47 @@ def loo_errors(
     height: int,
     crval: tuple[float, float],
     order: int,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each star's leave-one-out error (pixels, radial) at ``order``: how far the
-    fit through all the other stars puts it."""
+    fit through all the other stars (weighted by ``weights``) puts it."""
     plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, order)
-    q, r = np.linalg.qr(design)
-    coef = np.linalg.solve(r, q.T @ plane)
+    root = np.sqrt(_unit_weights(len(x), weights))[:, None]
+    q, r = np.linalg.qr(design * root)
+    coef = np.linalg.solve(r, q.T @ (plane * root))
     hat = np.minimum(np.sum(q**2, axis=1), 0.999)
     loo = (plane - design @ coef) / (1.0 - hat)[:, None]
     pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
     return np.sqrt(np.sum(loo**2, axis=1)) / pixel_deg
+
+
+def squared_residuals(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    crval: tuple[float, float],
+    order: int,
+) -> np.ndarray:
+    """Each star's squared radial residual (px^2) from the unweighted least squares
+    at ``order`` in the tangent plane about ``crval``: :func:`fit_wcs`'s residuals
+    without building its WCS (no inverse polynomials, no new tangent point)."""
+    plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, order)
+    coef, *_ = np.linalg.lstsq(design, plane, rcond=None)
+    resid = plane - design @ coef
+    pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+    return np.sum(resid**2, axis=1) / pixel_deg**2
+
+
+def _unit_weights(n: int, weights: np.ndarray | None) -> np.ndarray:
+    """``weights`` scaled to a mean of 1 (all ones when None)."""
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, float)
+    return w / float(np.mean(w))
 
 
 def _significantly_worse(low: np.ndarray, high: np.ndarray) -> bool:
@@ -310,6 +369,12 @@ def _plane_and_design(
     crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
     s = max(width, height) / 2.0
     return plane, _design(x - crpix[0], y - crpix[1], order, s), s
+
+
+def design_matrix(u: np.ndarray, v: np.ndarray, order: int, s: float) -> np.ndarray:
+    """The fit's design matrix at ``order`` of pixel offsets (u, v) from the
+    frame's centre, ``s`` pixels its unit."""
+    return _design(u, v, order, s)
 
 
 def _design(u: np.ndarray, v: np.ndarray, order: int, s: float) -> np.ndarray:

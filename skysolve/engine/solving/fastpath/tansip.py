@@ -295,6 +295,7 @@ def fit_tan_sip(
     order: int,
     crval: tuple[float, float],
     radial: bool = False,
+    weights: np.ndarray | None = None,
 ) -> TanSip:
     """Least-squares TAN(-SIP) WCS through matched stars, CRPIX at the image centre.
 
@@ -313,6 +314,9 @@ def fit_tan_sip(
     radial : bool
         TAN plus a cubic radial term about CRPIX (:func:`radial_constraint`),
         an order-3 SIP of 5 coefficients per axis; ``order`` is then ignored.
+    weights : ndarray, optional
+        Each star's weight (inverse variance of its centroid, any scale);
+        None: all alike.
 
     Returns
     -------
@@ -326,11 +330,12 @@ def fit_tan_sip(
     terms = sip_terms(order)
     constraint = radial_constraint() if radial else np.eye(len(terms))
     design = _design(u, v, terms, s) @ constraint
+    root = np.ones(len(u)) if weights is None else np.sqrt(np.asarray(weights, float))
     ra_arr, dec_arr = np.asarray(ra, float), np.asarray(dec, float)
     ra0, dec0 = crval
     for _ in range(6):
         plane = _gnomonic(ra_arr, dec_arr, ra0, dec0)
-        coef, *_ = np.linalg.lstsq(design, plane, rcond=None)
+        coef, *_ = np.linalg.lstsq(design * root[:, None], plane * root[:, None], rcond=None)
         xi0, eta0 = float(coef[0, 0]), float(coef[0, 1])
         if math.hypot(xi0, eta0) < 1e-11:
             break
