@@ -268,7 +268,7 @@ def choose_order(
         hat = np.minimum(np.sum(q[:, :p] ** 2, axis=1), 0.999)
         loo = (plane - design[:, :p] @ coef) / (1.0 - hat)[:, None]
         if order == 1:
-            pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+            pixel_deg = _pixel_degrees(coef, s)
         squared[order] = w * np.sum(loo**2, axis=1) / pixel_deg**2
         scores[order] = float(np.sqrt(np.mean(squared[order])))
     best = min(scores, key=lambda k: (scores[k], k))
@@ -309,7 +309,7 @@ def loo_errors(
     coef = np.linalg.solve(r, q.T @ (plane * root))
     hat = np.minimum(np.sum(q**2, axis=1), 0.999)
     loo = (plane - design @ coef) / (1.0 - hat)[:, None]
-    pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+    pixel_deg = _pixel_degrees(coef, s)
     return np.sqrt(np.sum(loo**2, axis=1)) / pixel_deg
 
 
@@ -330,7 +330,7 @@ def squared_residuals(
     plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, order)
     coef, *_ = np.linalg.lstsq(design, plane, rcond=None)
     resid = plane - design @ coef
-    pixel_deg = math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
+    pixel_deg = _pixel_degrees(coef, s)
     return np.sum(resid**2, axis=1) / pixel_deg**2
 
 
@@ -382,3 +382,9 @@ def _design(u: np.ndarray, v: np.ndarray, order: int, s: float) -> np.ndarray:
     if order == RADIAL:
         return sip_design(u, v, sip_terms(3), s) @ radial_constraint()
     return sip_design(u, v, sip_terms(max(1, order)), s)
+
+
+def _pixel_degrees(coef: np.ndarray, s: float) -> float:
+    """One pixel in degrees of the tangent plane, from a fit's linear terms
+    (rows 1 and 2 of ``coef``) in the design's units scaled by ``s``."""
+    return math.sqrt(abs(coef[1, 0] * coef[2, 1] - coef[2, 0] * coef[1, 1])) / s
