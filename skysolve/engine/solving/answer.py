@@ -117,7 +117,7 @@ def refit_stars(
         inside &= (xy[:, 1] > 0.5) & (xy[:, 1] < height + 0.5)
         if np.count_nonzero(inside) >= MIN_REFERENCE_STARS:
             return stars, "G" if stars.catalogue == "gaia" else "VT"
-    # Imported here: the index reader brings astropy (a quarter of a second).
+    # Imported here: only narrow or sparse fields need the index reader.
     from skysolve.engine.indexes.catalog import densest_index, index_cone
 
     try:
