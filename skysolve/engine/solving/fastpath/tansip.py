@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from astropy.io import fits
 
 
+#: The least squares moves the tangent point to the sky position of CRPIX at most
+#: this many times...
+TANGENT_STEPS = 6
+#: ... until the fitted centre lies this close to it (degrees).
+TANGENT_SETTLED = 1e-11
+
+
 def _gnomonic(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
     """Tangent-plane (xi East, eta North) in degrees about (ra0, dec0); NaN behind."""
     r, d = np.radians(ra), np.radians(dec)
@@ -386,12 +393,12 @@ def tan_sip_least_squares(
     ra_arr, dec_arr = np.asarray(ra, float), np.asarray(dec, float)
     ra0, dec0 = crval
     at: np.ndarray | None = plane
-    for _ in range(6):
+    for _ in range(TANGENT_STEPS):
         if at is None:
             at = _gnomonic(ra_arr, dec_arr, ra0, dec0)
         coef, *_ = np.linalg.lstsq(weighted, at * root[:, None], rcond=None)
         xi0, eta0 = float(coef[0, 0]), float(coef[0, 1])
-        if math.hypot(xi0, eta0) < 1e-11:
+        if math.hypot(xi0, eta0) < TANGENT_SETTLED:
             break
         new_ra, new_dec = _deproject(np.array([xi0]), np.array([eta0]), ra0, dec0)
         ra0, dec0 = float(new_ra[0]), float(new_dec[0])
@@ -399,8 +406,8 @@ def tan_sip_least_squares(
     model = _tan_sip_model(radial_constraint() @ coef if radial else coef, (ra0, dec0), crpix, s,
                            order, width, height)  # fmt: skip
     if at is None:
-        # Not settled in six steps: the model's tangent point moved after the
-        # last least squares, so its covariance needs one there.
+        # Not settled in ``TANGENT_STEPS``: the model's tangent point moved
+        # after the last least squares, so its covariance needs one there.
         at = _gnomonic(ra_arr, dec_arr, ra0, dec0)
         coef, *_ = np.linalg.lstsq(weighted, at * root[:, None], rcond=None)
     return TanSipFit(model, at, coef)
