@@ -1,6 +1,6 @@
 """What the final fit computes once and shares (skysolve.engine.fitting.wcsfit.Pairs,
-tansip.tan_sip_least_squares): the same numbers, to the bit, as computing them
-again for each fit.
+tansip.tan_sip_least_squares), and its shortcuts (a star window's median): the
+same numbers, to the bit, as computing them again for each fit, or in general.
 
 Seeded stars through a known TAN-SIP camera, with centroid noise.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from skysolve.engine.fitting.quality import _median
 from skysolve.engine.fitting.wcsfit import (
     RADIAL,
     Pairs,
@@ -149,3 +150,15 @@ def test_the_design_s_powers_are_the_powers() -> None:
     un, vn = u / 800.0, v / 800.0
     exact = np.column_stack([un**i * vn**j for i, j in terms])
     np.testing.assert_allclose(design, exact, rtol=1e-14, atol=0.0)
+
+
+def test_a_window_s_median_is_numpy_s() -> None:
+    rng = np.random.default_rng(8)
+    for n in [1, 2, 3, 4, 17, 50, 51]:
+        for with_nan in (False, True):
+            values = rng.normal(size=n)
+            if with_nan:
+                values[rng.integers(n)] = np.nan
+            expected = np.median(values)
+            got = _median(values.copy())
+            assert got == expected or (np.isnan(expected) and np.isnan(got)), (n, with_nan)
