@@ -253,6 +253,7 @@ def header_cards(quality: dict[str, Any]) -> list[tuple[str, Any, str]]:
     add("FITRMSPX", "rms_px", "[pix] RMS residual of the matched stars")
     add("FITMEDPX", "median_px", "[pix] median residual of the matched stars")
     add("FITRMSAS", "rms_arcsec", "[arcsec] RMS residual of the matched stars")
+    add("FITMEDAS", "median_arcsec", "[arcsec] median residual of the matched stars")
     add("FITORDER", "sip_order", "SIP order of the final fit (0: TAN)")
     add("ERRSCALE", "pixscale_error", "[arcsec/pix] 1-sigma error of the pixel scale")
     add("ERRROT", "rotation_error_deg", "[deg] 1-sigma error of the rotation")
