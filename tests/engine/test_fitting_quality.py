@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from skysolve.engine.fitting.quality import header_cards
+import numpy as np
+import pytest
+
+from skysolve.engine.fitting.quality import SHAPE_GRID, header_cards, star_shapes
 
 #: The quality fields of a solved answer, as :func:`final_fit` gives them.
 QUALITY = {
@@ -31,3 +34,31 @@ def test_the_header_carries_the_residuals_in_pixels_and_arcseconds() -> None:
 def test_a_figure_not_measured_gives_no_card() -> None:
     cards = {key for key, _, _ in header_cards({**QUALITY, "zero_point": None, "fwhm_px": None})}
     assert "MAGZP" not in cards and "FWHMPIX" not in cards and "FITMEDAS" in cards
+
+
+def test_star_shapes_across_the_frame_show_a_tilt() -> None:
+    """Round sharp stars on the left, wider stars stretched along x on the right
+    (a tilted sensor, coma): the grids say so cell by cell, the medians cannot."""
+    rng = np.random.default_rng(3)
+    h, w = 300, 600
+    data = rng.normal(100.0, 2.0, (h, w))
+    gy, gx = np.mgrid[0:h, 0:w]
+    # Five stars in each cell of the grid, away from its edges.
+    grid_x, grid_y = np.meshgrid(np.arange(SHAPE_GRID), np.arange(SHAPE_GRID))
+    cell_x, cell_y = np.repeat(grid_x.ravel(), 5), np.repeat(grid_y.ravel(), 5)
+    xs = (cell_x + rng.uniform(0.15, 0.85, len(cell_x))) * w / SHAPE_GRID
+    ys = (cell_y + rng.uniform(0.15, 0.85, len(cell_y))) * h / SHAPE_GRID
+    for x0, y0 in zip(xs, ys, strict=True):
+        right = x0 > w * 2 / 3
+        sx, sy = (2.4, 1.2) if right else (1.2, 1.2)
+        data += 2000.0 * np.exp(-((gx - x0) ** 2 / (2 * sx**2) + (gy - y0) ** 2 / (2 * sy**2)))
+    shapes = star_shapes(data, xs + 1.0, ys + 1.0)
+    assert shapes is not None and len(shapes.elongation_grid) == SHAPE_GRID
+    for row in range(SHAPE_GRID):
+        left, right = shapes.elongation_grid[row][0], shapes.elongation_grid[row][-1]
+        assert left is not None and right is not None
+        # (The window, round, clips the long axis a little: 1.7-1.8 for 2.)
+        assert left < 1.15 and right > 1.5
+        sharp, wide = shapes.fwhm_grid[row][0], shapes.fwhm_grid[row][-1]
+        assert sharp is not None and wide is not None
+        assert sharp == pytest.approx(2.3548 * 1.2, rel=0.1) and wide > 1.3 * sharp

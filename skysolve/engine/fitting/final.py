@@ -196,6 +196,7 @@ def _quality(
             "fwhm_px": None,
             "elongation": None,
             "fwhm_grid": None,
+            "elongation_grid": None,
             "shape_stars": 0,
         }
     )
@@ -212,6 +213,7 @@ def _quality(
             quality["fwhm_px"] = round(shapes.fwhm, 3)
             quality["elongation"] = round(shapes.elongation, 3)
             quality["fwhm_grid"] = shapes.fwhm_grid
+            quality["elongation_grid"] = shapes.elongation_grid
             quality["shape_stars"] = shapes.measured
     if mag is not None:
         zp = zero_point(flux[rows], mag[cat_rows], saturated=saturated)
