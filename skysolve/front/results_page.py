@@ -47,6 +47,15 @@ RESULT_FILES: list[tuple[str, str, str]] = [
 ]
 
 
+#: How the final fit's order was chosen (``order_chosen_by``), in the page's words.
+ORDER_CHOSEN_BY = {
+    "request": "requested",
+    "cross-validation": "chosen by cross-validation",
+    "the verified answer's order": "that of the verified answer, which fits its stars better",
+    "the solver": "as the solver found it, kept: the refit was not better",
+}
+
+
 @dataclass(frozen=True)
 class CalibrationRow:
     label: str
@@ -107,7 +116,7 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
         return "—" if value is None else f"{value:{fmt}}{unit}"
 
     order = q.get("sip_order") or 0
-    how = "requested" if q.get("order_chosen_by") == "request" else "chosen by cross-validation"
+    how = ORDER_CHOSEN_BY.get(q.get("order_chosen_by") or "", "chosen by cross-validation")
     band = f" ({q['band']} catalogue)" if q.get("band") else ""
     distortion = f"SIP order {order} ({how})" if order else f"none ({how})"
     if q.get("lens_projection"):

@@ -6,7 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from skysolve.engine.fitting.final import final_fit
 from skysolve.engine.fitting.quality import SHAPE_GRID, header_cards, star_shapes
+from skysolve.engine.indexes.catalog import default_catalog
+from tests.engine.test_fitting import camera, observe
 
 #: The quality fields of a solved answer, as :func:`final_fit` gives them.
 QUALITY = {
@@ -62,3 +65,24 @@ def test_star_shapes_across_the_frame_show_a_tilt() -> None:
         sharp, wide = shapes.fwhm_grid[row][0], shapes.fwhm_grid[row][-1]
         assert sharp is not None and wide is not None
         assert sharp == pytest.approx(2.3548 * 1.2, rel=0.1) and wide > 1.3 * sharp
+
+
+def test_a_kept_answer_is_described_by_its_own_wcs() -> None:
+    """When the verified WCS is kept (the refit fitted worse), the figures, the FITS
+    cards and ``corr.fits`` all describe that WCS, not the refit that was not taken."""
+    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
+    field = observe(truth, width=1600, height=1200, noise=0.1, sources=400, seed=10)
+    # TAN asked for a distorted field: it fits worse than the verified TAN-SIP.
+    final = final_fit(
+        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
+        stars=default_catalog(), band="VT", order=0,
+    )  # fmt: skip
+    assert final.verdict == "kept" and final.model is None
+    q = final.quality
+    assert q["refit"] is False and q["sip_order"] == 3 and q["order_chosen_by"] == "the solver"
+    assert q["rms_px"] == q["verified_rms_px"] < 0.2
+    assert 0 < q["median_px"] <= q["rms_px"] and q["median_arcsec"] > 0
+    # No fit of ours gives the solver's WCS a covariance.
+    assert q["ra_error_arcsec"] is None and q["pixscale_error"] is None
+    cards = {key: value for key, value, _ in header_cards(q)}
+    assert cards["FITORDER"] == 3 and cards["FITRMSPX"] == q["rms_px"] and "CRDER1" not in cards

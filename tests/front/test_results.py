@@ -197,6 +197,19 @@ def test_it_says_how_good_the_fit_is(client: Client) -> None:
     assert f'data-src="/residuals_display/{job.id}"' in body
 
 
+def test_a_kept_answer_says_its_order_is_the_solvers(client: Client) -> None:
+    job = solve(submit(make_user("alice")))
+    quality = {
+        "matched_stars": 40, "rms_px": 0.8, "sip_order": 2, "order_chosen_by": "the solver",
+        "ra_error_arcsec": None, "refit": False,
+    }  # fmt: skip
+    job.result = {**job.result, "quality": quality}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert "SIP order 2 (as the solver found it, kept" in body and "cross-validation" not in body
+    assert "RA —″" not in body and "RA —, Dec —" in body
+
+
 def test_it_shows_no_fit_quality_when_none_was_measured(solved_body: tuple[int, str]) -> None:
     _, body = solved_body
     assert "How good the fit is" not in body
