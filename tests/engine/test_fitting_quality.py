@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from skysolve.engine.fitting.final import final_fit
 from skysolve.engine.fitting.quality import SHAPE_GRID, header_cards, star_shapes
 from skysolve.engine.indexes.catalog import default_catalog
+from tests.conftest import REPO_ROOT
 from tests.engine.test_fitting import camera, observe
 
 #: The quality fields of a solved answer, as :func:`final_fit` gives them.
@@ -86,3 +89,18 @@ def test_a_kept_answer_is_described_by_its_own_wcs() -> None:
     assert q["ra_error_arcsec"] is None and q["pixscale_error"] is None
     cards = {key: value for key, value, _ in header_cards(q)}
     assert cards["FITORDER"] == 3 and cards["FITRMSPX"] == q["rms_px"] and "CRDER1" not in cards
+
+
+def test_the_docs_name_every_quality_field_and_card() -> None:
+    """docs/how-it-solves.md lists the fields and FITS cards by the code's own names."""
+    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
+    field = observe(truth, width=1600, height=1200, noise=0.1, sources=400, seed=10)
+    final = final_fit(
+        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
+        stars=default_catalog(), band="VT", order=None,
+    )  # fmt: skip
+    doc = (REPO_ROOT / "docs" / "how-it-solves.md").read_text()
+    named = set(re.findall(r"`([A-Za-z_0-9]+)`", doc))
+    assert set(final.quality) - named == set()
+    cards = {key for key, _, _ in header_cards(QUALITY)}
+    assert cards - named == set()
