@@ -151,12 +151,12 @@ class DatabaseInfo:
     epoch: float | None = None
 
     def describe(self) -> str:
-        if self.epoch is not None:
+        if self.catalogue == "gaia" and self.stars_version < STARS_VERSION:
+            when = "outdated"  # made by an older rule: ``db build`` rebuilds it
+        elif self.epoch is not None:
             when = f"at J{self.epoch:.1f}"
         else:
-            when = "of an old build (unstamped)"
-        if self.catalogue == "gaia" and self.stars_version < STARS_VERSION:
-            when += ": outdated, `skysolve db build` rebuilds it"
+            when = "unstamped"
         return (
             f"{self.path.name}: FOV {self.min_fov:g}-{self.max_fov:g} deg, "
             f"{self.num_patterns} patterns of {self.num_stars} stars to mag "
