@@ -132,6 +132,8 @@ def test_it_rebuilds_a_database_whose_stars_an_older_rule_made(
     assert main([*build, "--if-missing"]) == 0
     assert "rebuilding" in capsys.readouterr().err
     assert stars_stamp(built)[1:] == (STARS_VERSION, 2016.0)
+    # Written beside the old files and renamed over them: nothing half-made left.
+    assert not list(built.parent.glob("*.part"))
     assert status()["fastpath"] == "ok"
     # Rebuilt once: the current one stays.
     before = built.stat().st_mtime_ns
