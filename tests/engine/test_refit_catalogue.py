@@ -19,6 +19,7 @@ from skysolve.engine.solving import answer
 from skysolve.engine.solving.fastpath import (
     TanSip,
     build_database,
+    database,
     gaia_reference_stars,
     reference_stars,
 )
@@ -156,12 +157,17 @@ def test_a_package_that_will_not_load_falls_back_too(
     assert found == ("tycho-2 cone", "VT") and "not usable" in notes[0]
 
 
+@pytest.mark.parametrize("damage", ["not a zip", "empty", "cut short"])
 def test_an_unreadable_database_star_file_reads_the_package_instead(
-    tmp_path: Path, tycho: list[tuple[float, float, float]]
+    tmp_path: Path, tycho: list[tuple[float, float, float]], db: Path, damage: str
 ) -> None:
     broken = tmp_path / "broken.t3db"
     broken.write_bytes(b"")
-    (tmp_path / "broken.t3db.stars.npz").write_bytes(b"not a zip file")
+    whole = db.with_name(db.name + ".stars.npz").read_bytes()
+    damaged = {"not a zip": b"not a zip file", "empty": b"", "cut short": whole[:5000]}
+    (tmp_path / "broken.t3db.stars.npz").write_bytes(damaged[damage])
+    # Not outdated, not a crash: loading it is what reports it.
+    assert database.status({"SKYSOLVE_FASTPATH_DB": str(broken)})["fastpath"] == "ok"
     notes = Notes()
     found = answer.refit_stars(EngineConfig(fastpath_db=broken), field(12.0), WIDTH, HEIGHT, notes)
     assert found is not None and found[1] == "G" and not tycho

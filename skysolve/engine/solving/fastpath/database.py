@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +43,9 @@ INFO_SUFFIX = ".info.json"
 STARS_VERSION = 2
 #: Epoch of the Tycho-2 stars of the index files (``--catalogue tycho2``).
 TYCHO2_EPOCH = 2000.0
+#: What reading a damaged star file raises: not a zip (a pickle refused),
+#: empty, cut short, or without one of its arrays.
+UNREADABLE_STARS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 #: Default FOV range (degrees, widest image side) of ``skysolve db build``: fields
 #: of 5 to 60 degrees with a margin (a field at the very edge of a database's
@@ -105,13 +110,27 @@ def stars_stamp(db_path: Path) -> tuple[str, int, float | None]:
 
     Reads the star file's small entries only (well under a millisecond).
     Unstamped files, made before the stamp, are version 1 with no epoch.
-    Raises ``OSError`` or ``ValueError`` when the file is unreadable.
+    Raises one of :data:`UNREADABLE_STARS` when the file is unreadable.
     """
-    with np.load(_stars_file(Path(db_path))) as npz:
+    with _open_stars(_stars_file(Path(db_path))) as npz:
         catalogue = str(npz["catalogue"])
         if "stars_version" not in npz.files:
             return catalogue, 1, None
         return catalogue, int(npz["stars_version"]), float(npz["epoch"])
+
+
+@contextmanager
+def _open_stars(path: Path) -> Iterator[Any]:
+    """A star file's arrays (an ``NpzFile``), its file closed even when it is damaged.
+
+    ``np.load`` given a path leaves the file open when the zip is cut short.
+    """
+    with open(path, "rb") as fh:
+        npz = np.load(fh)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} is not a star file (.npz)")
+        with npz:
+            yield npz
 
 
 def outdated_stars(db_path: Path) -> bool:
@@ -122,7 +141,7 @@ def outdated_stars(db_path: Path) -> bool:
     """
     try:
         catalogue, version, _ = stars_stamp(db_path)
-    except (OSError, ValueError, KeyError):
+    except UNREADABLE_STARS:
         return False
     return catalogue == "gaia" and version < STARS_VERSION
 
@@ -299,7 +318,7 @@ def _load_stars(sidecar: Path, label: str) -> ReferenceStars:
     cached = _stars_cache.get(str(sidecar.resolve()))
     if cached is not None and cached[0] == key:
         return cached[1]
-    with np.load(sidecar) as npz:
+    with _open_stars(sidecar) as npz:
         ra, dec, mag = npz["ra"], npz["dec"], npz["mag"]
         catalogue = str(npz["catalogue"])
         version = int(npz["stars_version"]) if "stars_version" in npz.files else 1
@@ -335,7 +354,7 @@ def reference_stars(path: Path) -> ReferenceStars:
     sidecar = _stars_file(path)
     try:
         return _load_stars(sidecar, path.name)
-    except (OSError, ValueError, KeyError) as exc:
+    except UNREADABLE_STARS as exc:
         message = f"fast-path reference stars {sidecar} are unreadable: {exc}"
         raise ConfigurationError(message) from exc
 
@@ -380,7 +399,7 @@ def load_database(path: Path) -> FastpathDatabase:
         try:
             db = tetra3rs.SolverDatabase.load_from_file(str(path))
             stars = _load_stars(sidecar, path.name)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (*UNREADABLE_STARS, RuntimeError) as exc:
             raise ConfigurationError(f"fast-path database {path} is unreadable: {exc}") from exc
         params = db.parameters
         info = DatabaseInfo(
