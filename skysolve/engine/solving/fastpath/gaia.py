@@ -10,12 +10,13 @@ the very stars a database's reference-star file holds (:func:`brightest_first`
 is the rule both apply), in milliseconds instead of the whole file's 0.15 s.
 
 The positions are taken as the file holds them, at :data:`EPOCH` (J2016.0),
-and never moved: the package's records carry no proper motions.  Its
-converter read the columns of tetra3rs's merged CSV
-(``source_id, ra, dec, phot_g_mean_mag, phot_bp_mean_mag, phot_rp_mean_mag,
-parallax, pmra, pmdec``) as if the fifth and sixth were ``pmra, pmdec``, so
-those two fields hold each star's BP and RP magnitudes (61 Cyg A: G 4.77,
-5.44, 3.98; none above 15.8; 0 for the Hipparcos stars).  Read as mas/yr
+and never moved: the package's records carry no proper motions.  The two
+fields its format calls ``pmra, pmdec`` hold each star's BP and RP
+magnitudes (61 Cyg A: G 4.77, 5.44, 3.98; none above 15.8; 0 for the
+Hipparcos stars), most likely because its converter, written for
+``source_id, ra, dec, phot_g_mean_mag, pmra, pmdec``, read tetra3rs's merged
+CSV, whose fifth and sixth columns are ``phot_bp_mean_mag,
+phot_rp_mean_mag`` (then ``parallax, pmra, pmdec``).  Read as mas/yr
 they moved every star by about 0.2" to the south-west (until December 2026;
 databases built so are rebuilt, see ``database.STARS_VERSION``).  The
 positions themselves are Gaia DR3's, at its reference epoch J2016.0 (Barnard's
