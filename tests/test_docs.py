@@ -288,6 +288,12 @@ def test_it_makes_githubs_anchors(heading: str, anchor: str) -> None:
     assert github_anchor(heading) == anchor
 
 
+def test_the_readme_gives_the_accuracy_benchmarks_command() -> None:
+    """#17: the accuracy benchmark is in the README with its command."""
+    readme = (ROOT / "README.md").read_text()
+    assert "make bench-accuracy" in readme and "bench/accuracy_bench.py --shared" in readme
+
+
 def broken_tree(root: Path) -> Path:
     """A repository whose docs break every rule once."""
     (root / "docs").mkdir()

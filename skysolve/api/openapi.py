@@ -175,7 +175,8 @@ def build() -> dict[str, Any]:
             "post": _op(
                 "Submit an image or star-list file (session and options in request-json);"
                 " with no file part, x/y lists in request-json submit a star list"
-                " (client.py --upload-xy), as url_upload does",
+                " (client.py --upload-xy), as url_upload does; tweak_order forces the final"
+                " fit's SIP order, without it the stars choose (nova: 2)",
                 _json("submission", {"status": "success", "subid": 16714, "hash": "<sha1>"}),
                 body=UPLOAD_BODY,
                 errors={"413": TOO_LARGE, "429": TOO_MANY},
@@ -203,7 +204,11 @@ def build() -> dict[str, Any]:
             [JOB_ID],
         ),
         "/api/jobs/{job_id}/info": _get_post(
-            "Job summary (tags: every tag, machine tags included)", _json("info"), [JOB_ID]
+            "Job summary (tags: every tag, machine tags included); once solved, skysolve "
+            "adds quality: the final fit's matched stars, residuals, distortion order, "
+            "uncertainties, limiting magnitude, star shapes and zero point",
+            _json("info"),
+            [JOB_ID],
         ),
         "/api/jobs/{job_id}/tags": _get_post(
             "Every tag of the image, machine tags included (as nova)", _json("tags"), [JOB_ID]

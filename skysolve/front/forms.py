@@ -88,7 +88,12 @@ class UploadForm(forms.Form):
     parity = forms.ChoiceField(choices=PARITY_CHOICES, initial="2")
     downsample_factor = forms.FloatField(required=False, min_value=1, max_value=64)
     tweak_order = forms.IntegerField(
-        required=False, min_value=0, max_value=9, label="tweak (SIP) order (empty: automatic)"
+        required=False,
+        min_value=0,
+        max_value=9,
+        label="tweak (SIP) order (empty: automatic)",
+        # The page shows its own short label: the box itself says what empty means.
+        widget=forms.NumberInput(attrs={"placeholder": "auto"}),
     )
     positional_error = forms.FloatField(required=False, min_value=0.01, max_value=100)
     crpix_center = forms.BooleanField(required=False, label="WCS reference point at the centre")

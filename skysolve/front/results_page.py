@@ -47,6 +47,15 @@ RESULT_FILES: list[tuple[str, str, str]] = [
 ]
 
 
+#: How the final fit's order was chosen (``order_chosen_by``), in the page's words.
+ORDER_CHOSEN_BY = {
+    "request": "requested",
+    "cross-validation": "chosen by cross-validation",
+    "the verified answer's order": "that of the verified answer, which fits its stars better",
+    "the solver": "as the solver found it, kept: the refit was not better",
+}
+
+
 @dataclass(frozen=True)
 class CalibrationRow:
     label: str
@@ -107,7 +116,7 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
         return "—" if value is None else f"{value:{fmt}}{unit}"
 
     order = q.get("sip_order") or 0
-    how = "requested" if q.get("order_chosen_by") == "request" else "chosen by cross-validation"
+    how = ORDER_CHOSEN_BY.get(q.get("order_chosen_by") or "", "chosen by cross-validation")
     band = f" ({q['band']} catalogue)" if q.get("band") else ""
     distortion = f"SIP order {order} ({how})" if order else f"none ({how})"
     if q.get("lens_projection"):
@@ -117,7 +126,7 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
         CalibrationRow(
             "Residuals",
             f"RMS {number('rms_px', '.3f', ' px')} = {number('rms_arcsec', '.2f', '″')}, "
-            f"median {number('median_px', '.3f', ' px')}",
+            f"median {number('median_px', '.3f', ' px')} = {number('median_arcsec', '.2f', '″')}",
         ),
         CalibrationRow("Distortion", distortion),
         CalibrationRow(
@@ -148,9 +157,22 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
                 f"(median of {q.get('shape_stars')} stars)",
             )
         )
+    bottom_up = (job.result or {}).get("image_format") == "fits"
+    for key, label in (("fwhm_grid", "FWHM across the frame (px)"),
+                       ("elongation_grid", "Elongation across the frame")):  # fmt: skip
+        if q.get(key):
+            rows.append(CalibrationRow(label, grid_text(q[key], bottom_up=bottom_up)))
     if q.get("refit") is False:
         rows.append(CalibrationRow("Final fit", "not better than the solver's own: kept"))
     return rows
+
+
+def grid_text(grid: list[list[float | None]], *, bottom_up: bool) -> str:
+    """A 3 x 3 grid of star shapes (rows from y = 1) as the picture shows it:
+    rows from the top, "·" where too few stars were measured."""
+    rows = list(reversed(grid)) if bottom_up else list(grid)
+    cells = [" ".join("·" if v is None else f"{v:.2f}" for v in row) for row in rows]
+    return " / ".join(cells) + " (rows top to bottom, as shown)"
 
 
 def display_up(job: Job, orientation: float) -> float:

@@ -41,3 +41,10 @@ def test_it_documents_head_on_result_files(client: Client) -> None:
     paths = json.loads(client.get("/api/openapi.json").content)["paths"]
     assert "head" in paths["/wcs_file/{job_id}"] and "head" in paths["/kml_file/{job_id}"]
     assert "head" not in paths["/api/jobs/{job_id}"]
+
+
+def test_it_describes_skysolves_additions_to_nova(client: Client) -> None:
+    """#17: the fit's quality in the job's info, and what tweak_order does here."""
+    paths = json.loads(client.get("/api/openapi.json").content)["paths"]
+    assert "adds quality" in paths["/api/jobs/{job_id}/info"]["get"]["summary"]
+    assert "tweak_order forces" in paths["/api/upload"]["post"]["summary"]

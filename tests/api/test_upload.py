@@ -11,6 +11,7 @@ from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http.multipartparser import MultiPartParser
 from django.test import Client
 
+from skysolve.engine.params import SolveParameters
 from skysolve.submissions.models import Job, Submission
 from tests.api.helpers import call, session_for
 
@@ -122,6 +123,21 @@ def test_it_keeps_zero_ra_and_dec(client: Client) -> None:
     data = json.loads(client.post("/api/upload", body, content_type=content_type).content)
     params = Submission.objects.get(pk=data["subid"]).parameters
     assert params["center_ra"] == 0.0 and params["center_dec"] == 0.0
+
+
+def test_a_tweak_order_forces_the_final_fits_order_and_none_leaves_it_to_the_stars(
+    client: Client,
+) -> None:
+    """nova's ``tweak_order`` reaches the engine as asked; without it the final fit
+    takes the order the stars support (nova would take 2)."""
+    session = session_for("alice")
+    orders = []
+    for payload in ({"session": session, "tweak_order": 3}, {"session": session}):
+        body, content_type = reference_client_body(payload, FILE_BYTES)
+        data = json.loads(client.post("/api/upload", body, content_type=content_type).content)
+        params = Submission.objects.get(pk=data["subid"]).parameters
+        orders.append(SolveParameters.from_mapping(params).tweak_order)
+    assert orders == [3, None]
 
 
 def test_it_needs_a_file(client: Client) -> None:

@@ -122,5 +122,12 @@ def test_a_relative_out_dir_works_from_any_directory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["solver"] == "astrometry.net"
+    # The astrometry.net path's answer is refitted and says how good it is.
+    quality = doc["quality"]
+    for key in ("matched_stars", "rms_px", "median_px", "rms_arcsec", "median_arcsec",
+                "sip_order", "ra_error_arcsec", "dec_error_arcsec", "pixscale_error",
+                "rotation_error_deg", "limiting_mag"):  # fmt: skip
+        assert quality[key] is not None, key
+    assert quality["refit"] is True and Path(doc["files"]["corr"]).is_file()
     wcs = Path(doc["files"]["wcs"])
     assert wcs.is_absolute() and wcs.is_file() and wcs.is_relative_to(elsewhere / "out")

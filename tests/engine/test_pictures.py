@@ -17,6 +17,8 @@ from skysolve.engine.products.pictures import (
     GRID_COLOR,
     SOURCE_RED,
     make_pictures,
+    residual_bar_unit,
+    residual_gain,
 )
 from skysolve.engine.products.stretch import stretch_for_display
 from skysolve.engine.results import Annotation, SourceList
@@ -385,3 +387,17 @@ def test_it_needs_no_wcs_object_changes(tmp_path: Path) -> None:
         out_dir=tmp_path,
     )
     assert wcs.to_header(relax=True).tostring() == before
+
+
+@pytest.mark.parametrize(
+    ("typical", "unit"),
+    [(0.005, 0.01), (0.02, 0.1), (0.05, 0.1), (0.2, 1.0), (2.0, 1.0), (10.0, 10.0)],
+)
+def test_the_residual_scale_bar_fits_the_picture(typical: float, unit: float) -> None:
+    """The bar stands for 0.1, 1 or 10 px of residual and stays between 8 pixels and
+    a quarter of the picture, however good the fit (its arrows are scaled up)."""
+    width = 800
+    residuals = np.array([[100.0, 100.0, typical, 0.0]] * 10)
+    per_pixel = residual_gain(residuals, width)  # the picture at full size
+    assert residual_bar_unit(per_pixel, width) == pytest.approx(unit)
+    assert 8 <= per_pixel * unit <= width / 4

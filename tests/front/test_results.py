@@ -7,6 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from skysolve.accounts.models import Profile
+from skysolve.front.results_page import grid_text
 from skysolve.submissions.transitions import PICTURES
 from tests.front.helpers import fail, make_user, solve, submit
 from tests.jobs import job_of
@@ -176,21 +177,46 @@ def test_it_says_how_good_the_fit_is(client: Client) -> None:
         "ra_error_arcsec": 1.2, "dec_error_arcsec": 1.3, "pixscale_error": 0.0071,
         "rotation_error_deg": 0.0025, "limiting_mag": 8.7, "zero_point": 13.76,
         "zero_point_scatter": 0.42, "zero_point_stars": 150, "fwhm_px": 3.1,
-        "elongation": 1.12, "shape_stars": 80, "refit": True,
+        "elongation": 1.12, "shape_stars": 80, "refit": True, "median_arcsec": 25.4,
+        "fwhm_grid": [[3.0, 3.1, 3.2], [3.0, None, 3.1], [4.0, 4.5, 5.0]],
+        "elongation_grid": [[1.1, 1.1, 1.1], [1.1, 1.2, 1.1], [1.3, 1.4, 1.6]],
     }  # fmt: skip
     job.result = {**job.result, "quality": quality}
     job.save()
     body = client.get(f"/results/{job.id}").content.decode()
     assert "How good the fit is" in body
     assert "212 (G catalogue)" in body
-    assert "RMS 0.214 px = 36.30″" in body
+    assert "RMS 0.214 px = 36.30″, median 0.150 px = 25.40″" in body
     assert "SIP order 3 (chosen by cross-validation)" in body
     assert "RA 1.2″, Dec 1.3″" in body
     assert "13.76 ± 0.42 mag (150 stars" in body
     assert "FWHM 3.10 px, elongation 1.12" in body
+    # Across the frame, rows from the top as the picture shows them (a JPEG: y = 1 on top).
+    assert "3.00 3.10 3.20 / 3.00 · 3.10 / 4.00 4.50 5.00 (rows top to bottom" in body
+    assert "1.10 1.10 1.10 / 1.10 1.20 1.10 / 1.30 1.40 1.60 (rows top" in body
     assert f'data-src="/residuals_display/{job.id}"' in body
+
+
+def test_a_kept_answer_says_its_order_is_the_solvers(client: Client) -> None:
+    job = solve(submit(make_user("alice")))
+    quality = {
+        "matched_stars": 40, "rms_px": 0.8, "sip_order": 2, "order_chosen_by": "the solver",
+        "ra_error_arcsec": None, "refit": False,
+    }  # fmt: skip
+    job.result = {**job.result, "quality": quality}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert "SIP order 2 (as the solver found it, kept" in body and "cross-validation" not in body
+    assert "RA —″" not in body and "RA —, Dec —" in body
 
 
 def test_it_shows_no_fit_quality_when_none_was_measured(solved_body: tuple[int, str]) -> None:
     _, body = solved_body
     assert "How good the fit is" not in body
+
+
+def test_a_fits_pictures_grid_is_shown_with_its_last_row_on_top() -> None:
+    """FITS pictures are shown with +y up: the grid's rows from y = 1 read bottom up."""
+    grid: list[list[float | None]] = [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [3.0, None, 3.0]]
+    assert grid_text(grid, bottom_up=True).startswith("3.00 · 3.00 / 2.00 2.00 2.00 / 1.00")
+    assert grid_text(grid, bottom_up=False).startswith("1.00 1.00 1.00 / 2.00")

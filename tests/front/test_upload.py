@@ -95,6 +95,14 @@ def test_it_passes_every_option_on(alice_client: Client) -> None:
     assert Album.objects.get(title="Spring galaxies").user_images.count() == 1
 
 
+def test_an_empty_tweak_order_leaves_the_order_to_the_final_fit(alice_client: Client) -> None:
+    page = alice_client.get("/upload").content.decode()
+    field = page[page.index('name="tweak_order"') :].split(">")[0]
+    assert 'placeholder="auto"' in field  # the form says what empty means
+    alice_client.post("/upload", form(images=image(), tweak_order=""))
+    assert Submission.objects.get().parameters.get("tweak_order") is None
+
+
 def test_it_turns_a_preset_into_scale_bounds(alice_client: Client) -> None:
     alice_client.post("/upload", form(images=image(), scale_preset="wide"))
     p = Submission.objects.get().parameters

@@ -129,6 +129,7 @@ def final_fit(
     quality["verified_matched_stars"] = verified_matches
     if worse or fewer:
         why = "fits worse" if worse else "matches fewer stars"
+        quality.update(_kept_figures(result, x, y, start, stars, verified_order))
         quality["refit"] = False
         reason = f"the refit {why} than the verified WCS"
         return FinalFit("kept", None, quality=quality, refit=result, reason=reason, stars=stars)
@@ -163,17 +164,55 @@ def _verified_on(
 ) -> tuple[int, float]:
     """How many sources the verified WCS matches at the refit's final radius (to the
     same catalogue stars), and its RMS on the refit's own pairs."""
-    rows = result.star_rows
-    ra, dec = np.asarray(stars.ra, float), np.asarray(stars.dec, float)
-    sky = np.column_stack([ra[rows], dec[rows]])
-    with np.errstate(all="ignore"):
-        xy = np.asarray(start.all_world2pix(sky, 1, quiet=True), float).reshape(-1, 2)
-    sx, sy = x[result.source_rows], y[result.source_rows]
-    d2 = (xy[:, 0] - sx) ** 2 + (xy[:, 1] - sy) ** 2
+    xy, distance = _under(start, result, x, y, stars)
+    d2 = distance**2
     rms = float(np.sqrt(np.mean(d2))) if len(d2) and np.all(np.isfinite(d2)) else math.inf
     # Its own matches among the same catalogue stars, at the same radius.
     s_rows, _ = match_one_to_one(x, y, xy[:, 0], xy[:, 1], result.radius)
     return len(s_rows), rms
+
+
+def _under(
+    wcs: Projection, result: Refit, x: np.ndarray, y: np.ndarray, stars: Catalogue
+) -> tuple[np.ndarray, np.ndarray]:
+    """The refit's catalogue stars in pixels under ``wcs``, and each one's distance
+    from its source."""
+    rows = result.star_rows
+    ra, dec = np.asarray(stars.ra, float), np.asarray(stars.dec, float)
+    sky = np.column_stack([ra[rows], dec[rows]])
+    with np.errstate(all="ignore"):
+        xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), float).reshape(-1, 2)
+    sx, sy = x[result.source_rows], y[result.source_rows]
+    return xy, np.hypot(xy[:, 0] - sx, xy[:, 1] - sy)
+
+
+def _kept_figures(
+    result: Refit,
+    x: np.ndarray,
+    y: np.ndarray,
+    start: Projection,
+    stars: Catalogue,
+    order: int,
+) -> dict[str, Any]:
+    """The fit figures of a kept verified WCS: its residuals on the refit's pairs
+    (those ``corr.fits`` and the residual picture show under it), its own order,
+    and no uncertainties (no fit of ours has its covariance)."""
+    _, distance = _under(start, result, x, y, stars)
+    scale = result.fit.scale
+    rms = float(np.sqrt(np.mean(distance**2))) if len(distance) else math.nan
+    median = float(np.median(distance)) if len(distance) else math.nan
+    return {
+        "rms_px": _finite(rms, 4),
+        "median_px": _finite(median, 4),
+        "rms_arcsec": _finite(rms * scale, 4),
+        "median_arcsec": _finite(median * scale, 4),
+        "sip_order": order if order >= 2 else 0,
+        "order_chosen_by": "the solver",
+        "ra_error_arcsec": None,
+        "dec_error_arcsec": None,
+        "pixscale_error": None,
+        "rotation_error_deg": None,
+    }
 
 
 def _quality(
@@ -196,6 +235,7 @@ def _quality(
             "fwhm_px": None,
             "elongation": None,
             "fwhm_grid": None,
+            "elongation_grid": None,
             "shape_stars": 0,
         }
     )
@@ -212,6 +252,7 @@ def _quality(
             quality["fwhm_px"] = round(shapes.fwhm, 3)
             quality["elongation"] = round(shapes.elongation, 3)
             quality["fwhm_grid"] = shapes.fwhm_grid
+            quality["elongation_grid"] = shapes.elongation_grid
             quality["shape_stars"] = shapes.measured
     if mag is not None:
         zp = zero_point(flux[rows], mag[cat_rows], saturated=saturated)

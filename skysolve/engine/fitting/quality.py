@@ -34,13 +34,15 @@ SHAPE_GRID = 3
 @dataclass(frozen=True)
 class StarShapes:
     """Median FWHM (pixels) and elongation (major over minor axis) of matched stars,
-    and the median FWHM in each cell of a ``SHAPE_GRID`` x ``SHAPE_GRID`` grid over
-    the frame (rows from y = 1 up; None where fewer than three stars were measured)."""
+    and the median of each in every cell of a ``SHAPE_GRID`` x ``SHAPE_GRID`` grid
+    over the frame (rows from y = 1 up; None where fewer than three stars were
+    measured): focus and tilt across the frame."""
 
     fwhm: float
     elongation: float
     measured: int
     fwhm_grid: list[list[float | None]]
+    elongation_grid: list[list[float | None]]
 
 
 def fit_quality(
@@ -182,18 +184,28 @@ def star_shapes(data: np.ndarray, x: np.ndarray, y: np.ndarray) -> StarShapes | 
     if len(fwhm) < MIN_PHOTOMETRY_STARS:
         return None
     f, e = np.array(fwhm), np.array(elong)
-    grid: list[list[float | None]] = []
     cx = np.minimum(SHAPE_GRID - 1, (np.array(sx) - 0.5) * SHAPE_GRID // w).astype(int)
     cy = np.minimum(SHAPE_GRID - 1, (np.array(sy) - 0.5) * SHAPE_GRID // h).astype(int)
+    return StarShapes(
+        fwhm=float(np.median(f)),
+        elongation=float(np.median(e)),
+        measured=len(f),
+        fwhm_grid=_grid_medians(f, cx, cy),
+        elongation_grid=_grid_medians(e, cx, cy),
+    )
+
+
+def _grid_medians(values: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> list[list[float | None]]:
+    """The median of ``values`` in each grid cell (rows from y = 1 up; None with
+    fewer than three)."""
+    grid: list[list[float | None]] = []
     for row in range(SHAPE_GRID):
         cells: list[float | None] = []
         for col in range(SHAPE_GRID):
-            here = f[(cx == col) & (cy == row)]
+            here = values[(cx == col) & (cy == row)]
             cells.append(_round(float(np.median(here)), 3) if len(here) >= 3 else None)
         grid.append(cells)
-    return StarShapes(
-        fwhm=float(np.median(f)), elongation=float(np.median(e)), measured=len(f), fwhm_grid=grid
-    )
+    return grid
 
 
 def _moments(
@@ -253,6 +265,7 @@ def header_cards(quality: dict[str, Any]) -> list[tuple[str, Any, str]]:
     add("FITRMSPX", "rms_px", "[pix] RMS residual of the matched stars")
     add("FITMEDPX", "median_px", "[pix] median residual of the matched stars")
     add("FITRMSAS", "rms_arcsec", "[arcsec] RMS residual of the matched stars")
+    add("FITMEDAS", "median_arcsec", "[arcsec] median residual of the matched stars")
     add("FITORDER", "sip_order", "SIP order of the final fit (0: TAN)")
     add("ERRSCALE", "pixscale_error", "[arcsec/pix] 1-sigma error of the pixel scale")
     add("ERRROT", "rotation_error_deg", "[deg] 1-sigma error of the rotation")

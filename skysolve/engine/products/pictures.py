@@ -235,6 +235,20 @@ def residual_gain(residuals: np.ndarray, longest: float) -> float:
     return RESIDUAL_ARROW_SHARE * longest / max(typical, 1e-3)
 
 
+def residual_bar_unit(per_pixel: float, width: float) -> float:
+    """The residual the scale bar stands for, pixels: 1, or 10 where a 1-pixel
+    residual's arrow (``per_pixel`` picture pixels long) is shorter than 8 pixels,
+    or 0.1, 0.01... where it is longer than a quarter of the picture's ``width``
+    (a fit to a tenth of a pixel or better, whose arrows are drawn hundreds of
+    times longer: a 1-pixel bar would run off the picture)."""
+    if per_pixel < 8:
+        return 10.0
+    unit = 1.0
+    while per_pixel * unit > width / 4 and unit > 1e-4:
+        unit /= 10.0
+    return unit
+
+
 def _draw_residuals(painter: _Painter, residuals: np.ndarray, gain: float) -> None:
     """An arrow from each matched source towards where the fit puts its star,
     ``gain`` times longer than the residual, and a scale bar in the corner."""
@@ -245,10 +259,9 @@ def _draw_residuals(painter: _Painter, residuals: np.ndarray, gain: float) -> No
     for x0, y0, x1, y1 in zip(px.tolist(), py.tolist(), qx.tolist(), qy.tolist(), strict=True):
         painter.draw.line((x0, y0, x1, y1), fill=RESIDUAL_CYAN, width=painter.line)
         painter.draw.ellipse((x0 - dot, y0 - dot, x0 + dot, y0 + dot), fill=RESIDUAL_CYAN)
-    # Scale bar: the arrow of a 1-pixel residual (or 0.1 px when arrows are long).
-    unit = 1.0 if gain * painter.frame.scale >= 8 else 10.0
-    bar = gain * unit * painter.frame.scale
     width, height = painter.picture.size
+    unit = residual_bar_unit(gain * painter.frame.scale, width)
+    bar = gain * unit * painter.frame.scale
     margin = max(8.0, width / 60)
     y_bar = height - margin
     painter.draw.line(
