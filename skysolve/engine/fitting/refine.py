@@ -88,9 +88,10 @@ DEEP_SIGNIFICANCE = 0.5
 SLACK = 1.5
 
 
-#: Star positions (J2000 degrees), magnitudes and unit vectors: an index file's
-#: :class:`~skysolve.engine.indexes.catalog.StarCatalog` or the fast path's reference
-#: stars; the fast path's verification reads the same.
+#: Star positions (ICRS degrees, at the catalogue's epoch), magnitudes and unit
+#: vectors: an index file's :class:`~skysolve.engine.indexes.catalog.StarCatalog`
+#: (Tycho-2, J2000) or the fast path's reference stars (Gaia, J2016.0); the fast
+#: path's verification reads the same.
 Catalogue = Stars
 
 
