@@ -153,8 +153,30 @@ def test_the_docs_name_every_quality_field_and_card() -> None:
         field.x, field.y, field.flux, width=1600, height=1200, start=truth,
         stars=default_catalog(), band="VT", order=None,
     )  # fmt: skip
+    few = observe(truth, width=1600, height=1200, noise=0.1, sources=7, seed=10)
+    kept = final_fit(
+        few.x, few.y, few.flux, width=1600, height=1200, start=truth,
+        stars=default_catalog(), band="VT", order=None,
+    )  # fmt: skip
     doc = (REPO_ROOT / "docs" / "how-it-solves.md").read_text()
     named = set(re.findall(r"`([A-Za-z_0-9]+)`", doc))
     assert set(final.quality) - named == set()
+    assert set(kept.quality) - named == set()
+    assert set(_lens_quality()) - named == set()
     cards = {key for key, _, _ in header_cards(QUALITY)}
     assert cards - named == set()
+
+
+def _lens_quality() -> dict[str, object]:
+    """An all-sky answer's quality fields (skysolve.engine.allsky.quality), on a synthetic lens."""
+    from skysolve.engine.allsky.quality import lens_quality
+    from testfields.allsky import sky_points, small_lens
+
+    model = small_lens("equidistant")
+    ra, dec = sky_points(model, 80.0, n=400)
+    x, y = model.world_to_pixel(ra, dec)
+    noise = np.random.default_rng(1).normal(0.0, 0.3, (2, len(ra)))
+    return lens_quality(
+        model, x=x + noise[0], y=y + noise[1], ra=ra, dec=dec, mag=np.full(len(ra), 4.0),
+        dx=noise[0], dy=noise[1], flux=np.ones(len(ra)), width=480, height=480,
+    )  # fmt: skip
