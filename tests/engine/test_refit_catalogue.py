@@ -185,3 +185,22 @@ def test_a_cone_moves_only_the_stars_near_the_field(monkeypatch: pytest.MonkeyPa
     assert len(ra) > 100
     assert moved[0] < 0.02 * whole, (moved, whole)
     assert moved[0] >= len(ra)
+
+
+def test_an_answer_with_no_catalogue_to_refit_against_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No index file and no Gaia stars: the verified WCS stays, and its quality says why."""
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.results import SourceList
+    from skysolve.engine.solving.base import SolverOutcome
+
+    monkeypatch.setattr(answer, "refit_stars", lambda *args: None)
+    outcome = SolverOutcome(solved=True, solver="test", wcs_model=field(10.0))
+    sources = SourceList(np.array([10.0]), np.array([20.0]), np.array([1.0]), WIDTH, HEIGHT)
+    notes: list[str] = []
+    final = answer.final_fit_of(
+        outcome, None, sources, SolveParameters(), EngineConfig(), lambda _, m: notes.append(m)
+    )
+    assert final.verdict == "kept" and final.model is None
+    assert final.quality == {"refit": False, "kept_reason": "no catalogue to match against"}

@@ -146,7 +146,10 @@ def final_fit_of(
     found = refit_stars(config, start, width, height, note)
     if found is None:
         note("solving", "final fit: no catalogue to match against; the verified WCS stays")
-        return FinalFit("kept", None, reason="no catalogue")
+        reason = "no catalogue to match against"
+        # Nothing to measure the residuals on: the answer says so, not nothing.
+        quality = {"refit": False, "kept_reason": reason}
+        return FinalFit("kept", None, quality=quality, reason=reason)
     stars, band = found
     note("solving", f"final fit against {len(stars.ra)} catalogue stars ({band})")
     # Hundreds of small least-squares problems: BLAS threads only wait for
