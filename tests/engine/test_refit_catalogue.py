@@ -193,3 +193,22 @@ def test_a_cone_converts_only_the_records_of_its_band_of_declination(
     assert len(ra) > 100
     assert converted[0] < 0.05 * whole, (converted, whole)
     assert converted[0] >= len(ra)
+
+
+def test_an_answer_with_no_catalogue_to_refit_against_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No index file and no Gaia stars: the verified WCS stays, and its quality says why."""
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.results import SourceList
+    from skysolve.engine.solving.base import SolverOutcome
+
+    monkeypatch.setattr(answer, "refit_stars", lambda *args: None)
+    outcome = SolverOutcome(solved=True, solver="test", wcs_model=field(10.0))
+    sources = SourceList(np.array([10.0]), np.array([20.0]), np.array([1.0]), WIDTH, HEIGHT)
+    notes: list[str] = []
+    final = answer.final_fit_of(
+        outcome, None, sources, SolveParameters(), EngineConfig(), lambda _, m: notes.append(m)
+    )
+    assert final.verdict == "kept" and final.model is None
+    assert final.quality == {"refit": False, "kept_reason": "no catalogue to match against"}
