@@ -11,6 +11,7 @@ import pytest
 from skysolve.engine.fitting.final import final_fit
 from skysolve.engine.fitting.quality import SHAPE_GRID, header_cards, star_shapes
 from skysolve.engine.indexes.catalog import default_catalog
+from skysolve.engine.solving.fastpath.tansip import TanSip
 from tests.conftest import REPO_ROOT
 from tests.engine.test_fitting import camera, observe
 
@@ -119,17 +120,19 @@ def test_a_refit_matching_fewer_stars_than_the_verified_wcs_is_not_taken(
     """The other half of the comparison ("fits worse" is above): a refit that
     explains fewer stars than the verified WCS is not taken, whatever its RMS.
 
-    The verified WCS is counted on the refit's own catalogue stars, one to one,
-    so it cannot match more of them than the refit did: the count is made to.
+    Here the verified WCS is the truth, so the refit matches as many: the
+    verified WCS's count is raised by hand past the tolerance.
     """
     from skysolve.engine.fitting import final as final_module
 
     truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
     field = observe(truth, width=1600, height=1200, noise=0.1, sources=400, seed=10)
     verified_on = final_module._verified_on
+    counted: list[int] = []
 
     def more_for_the_verified(*args: object) -> tuple[int, float]:
         matches, rms = verified_on(*args)  # type: ignore[arg-type]
+        counted.append(matches)
         return matches + 50, rms
 
     monkeypatch.setattr(final_module, "_verified_on", more_for_the_verified)
@@ -141,7 +144,8 @@ def test_a_refit_matching_fewer_stars_than_the_verified_wcs_is_not_taken(
     q = final.quality
     assert final.reason == "the refit matches fewer stars than the verified WCS"
     assert q["kept_reason"] == final.reason and q["refit"] is False
-    assert q["verified_matched_stars"] == q["matched_stars"] + 50
+    assert q["verified_matched_stars"] == counted[-1] + 50
+    assert q["radius_matched_stars"] >= counted[-1] - 2
     assert q["order_chosen_by"] == "the solver" and q["ra_error_arcsec"] is None
 
 
@@ -180,3 +184,28 @@ def _lens_quality() -> dict[str, object]:
         model, x=x + noise[0], y=y + noise[1], ra=ra, dec=dec, mag=np.full(len(ra), 4.0),
         dx=noise[0], dy=noise[1], flux=np.ones(len(ra)), width=480, height=480,
     )  # fmt: skip
+
+
+def test_both_wcss_are_counted_on_the_frames_stars_not_on_the_refits_pairs() -> None:
+    """The verified WCS's count is made against every catalogue star of the
+    frame the refit matched against, before clipping, as the refit's own is:
+    counted on the refit's clipped pairs it could never exceed them and the
+    "matches fewer" test could never fire.  The truth without its distortion
+    (15 px at the corners) matches far fewer."""
+    from skysolve.engine.fitting.final import matches_under
+
+    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
+    field = observe(truth, width=1600, height=1200, noise=0.3, sources=400, seed=10)
+    stars = default_catalog()
+    final = final_fit(
+        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
+        stars=stars, band="VT", order=None,
+    )  # fmt: skip
+    assert final.verdict == "refit" and final.refit is not None
+    q = final.quality
+    # The truth as the start: it pairs at least the refit's clipped stars and
+    # as many as the refit's WCS does within the same radius, give or take one.
+    assert q["verified_matched_stars"] >= q["matched_stars"]
+    assert abs(q["verified_matched_stars"] - q["radius_matched_stars"]) <= 1
+    linear = TanSip(crval=truth.crval, crpix=truth.crpix, cd=truth.cd, s=truth.s)
+    assert matches_under(linear, final.refit, field.x, field.y, stars) < 0.8 * q["matched_stars"]

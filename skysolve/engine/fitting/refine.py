@@ -123,6 +123,9 @@ class Refit:
     sources_used: int = 0
     chance: float = 0.0
     rounds: int = 0
+    #: Catalogue rows of the stars a count of matches is made against: the
+    #: frame's that the refit matched against, and the fainter ones it took.
+    field_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
     def plausible(self) -> bool:
@@ -337,6 +340,10 @@ def refit(
     n_src = len(x)
     p = min(1.0, in_frame * math.pi * best.radius**2 / (width * height))
     chance = binomial_tail(len(best.settled.residual_x), n_src, p)
+    # The stars a count of matches is made against, whichever WCS counts:
+    # those of the frame the refit matched, and the fainter ones it took.
+    field_rows = np.union1d(catalogue_rows[np.flatnonzero(np.isfinite(px))],
+                            catalogue_rows[star_rows])  # fmt: skip
     return Refit(
         fit=fitted,
         source_rows=src_rows,
@@ -348,6 +355,7 @@ def refit(
         sources_used=n_src,
         chance=chance,
         rounds=best.rounds,
+        field_rows=field_rows,
     )
 
 
