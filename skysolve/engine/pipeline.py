@@ -293,7 +293,9 @@ def final_fit_stage(
     if outcome is None or not outcome.solved:
         return None, sources
     if "lens" in outcome.files:
-        return lens_fit(outcome), sources
+        with clock.step("final_fit"):
+            final = lens_fit(outcome, image)
+        return final, sources
     if HeaderField.raw(outcome, "wcs_header") is None:
         return None, sources
     # The final fit matches the same sep list whichever solver answered and

@@ -117,10 +117,14 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
 
     order = q.get("sip_order") or 0
     how = ORDER_CHOSEN_BY.get(q.get("order_chosen_by") or "", "chosen by cross-validation")
+    if q.get("order_chosen_by") == "the solver" and q.get("kept_reason"):
+        how = f"as the solver found it, kept: {q['kept_reason']}"
     band = f" ({q['band']} catalogue)" if q.get("band") else ""
     distortion = f"SIP order {order} ({how})" if order else f"none ({how})"
     if q.get("lens_projection"):
-        distortion = f"all-sky lens model, {q['lens_projection']} projection (lens file)"
+        terms = q.get("lens_terms") or []
+        more = f" with {', '.join(terms)}" if terms else ""
+        distortion = f"all-sky lens model, {q['lens_projection']} projection{more} (lens file)"
     rows = [
         CalibrationRow("Matched stars", f"{q['matched_stars']}{band}"),
         CalibrationRow(
@@ -163,7 +167,8 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
         if q.get(key):
             rows.append(CalibrationRow(label, grid_text(q[key], bottom_up=bottom_up)))
     if q.get("refit") is False:
-        rows.append(CalibrationRow("Final fit", "not better than the solver's own: kept"))
+        why = q.get("kept_reason") or "not better than the solver's own"
+        rows.append(CalibrationRow("Final fit", f"{why}: the solver's WCS kept"))
     return rows
 
 

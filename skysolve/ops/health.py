@@ -36,10 +36,12 @@ def worker_report() -> dict[str, Any]:
 
 
 def fastpath_status() -> str:
-    """ "ok" when this process finds the fast-path database, else "missing" (logged once).
+    """ "ok" when this process finds the fast-path database, "outdated" when an older
+    skysolve made its stars, else "missing" (each logged once).
 
-    A stat of two files: cheap enough for every /health request, and a
-    database removed or never built shows up without a restart.
+    A stat of two files and a read of the star file's stamp (under a
+    millisecond): cheap enough for every /health request, and a database
+    removed, never built or rebuilt shows up without a restart.
     """
     from skysolve.engine.solving.fastpath import status
 
@@ -47,9 +49,16 @@ def fastpath_status() -> str:
     if report["fastpath"] != "ok" and report["path"] not in _warned:
         # Once per process and path: load balancers poll /health every few seconds.
         _warned.add(report["path"])
-        log.warning(
-            "no fast-path database at %s: every image goes to astrometry.net; "
-            "build it with `skysolve db build`",
-            report["path"],
-        )
+        if report["fastpath"] == "outdated":
+            log.warning(
+                "the fast-path database at %s holds stars an older skysolve made "
+                '(0.2" off); rebuild it with `skysolve db build --if-missing` (make setup)',
+                report["path"],
+            )
+        else:
+            log.warning(
+                "no fast-path database at %s: every image goes to astrometry.net; "
+                "build it with `skysolve db build`",
+                report["path"],
+            )
     return report["fastpath"]

@@ -28,8 +28,10 @@ def health(request: HttpRequest) -> HttpResponse:
     does not change the answer: without workers the site still takes
     submissions and serves results, and taking every web process out of
     rotation would not bring a worker back.  Monitors watch /health/workers.
-    ``fastpath`` is "ok" or "missing" (the pattern-hash database is absent: every
-    image goes to astrometry.net, slower but right), also without changing the code.
+    ``fastpath`` is "ok", "missing" (the pattern-hash database is absent: every
+    image goes to astrometry.net, slower but right) or "outdated" (its stars were
+    made by an older skysolve, 0.2" off: ``make setup`` rebuilds it), also without
+    changing the code.
     """
     try:
         with connection.cursor() as cursor:

@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skysolve.cli import main
+from skysolve.engine.solving.fastpath.database import STARS_VERSION, stars_stamp, status
 from tests.gates import INDEX_PACKAGE, require_file
 
 
@@ -102,4 +104,66 @@ def test_it_reports_the_database_make_setup_built(capsys: pytest.CaptureFixture[
     installed = build_db_path()  # the shared location, where `make setup` builds it
     require_file(installed, "the fast-path database `make setup` builds (skysolve db build)")
     assert main(["db", "info", str(installed)]) == 0
-    assert "FOV 4-70 deg" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # ... and rebuilt it when an older skysolve had made its stars.
+    assert "FOV 4-70 deg" in out and "outdated" not in out
+
+
+def _unstamp(db: Path, catalogue: str = "gaia") -> None:
+    """Make a database's star file as skysolve wrote it before the stamp (version 1)."""
+    stars = db.with_name(db.name + ".stars.npz")
+    with np.load(stars) as npz:
+        old = {name: npz[name] for name in ("ra", "dec", "mag")}
+    np.savez(stars, **old, catalogue=np.array(catalogue))
+
+
+def test_it_rebuilds_a_database_whose_stars_an_older_rule_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    built = tmp_path / "shared" / "default.t3db"
+    build = ["db", "build", "--min-fov", "50", "--max-fov", "60", "--no-bands"]
+    assert main(build) == 0
+    _unstamp(built)
+    assert status()["fastpath"] == "outdated"
+    assert main(["db", "info"]) == 0
+    out, err = capsys.readouterr()
+    assert "outdated" in out and "older skysolve" in err
+    assert main([*build, "--if-missing"]) == 0
+    assert "rebuilding" in capsys.readouterr().err
+    assert stars_stamp(built)[1:] == (STARS_VERSION, 2016.0)
+    # Written beside the old files and renamed over them: nothing half-made left.
+    assert not list(built.parent.glob("*.part"))
+    assert status()["fastpath"] == "ok"
+    # Rebuilt once: the current one stays.
+    before = built.stat().st_mtime_ns
+    assert main([*build, "--if-missing"]) == 0
+    assert "not rebuilt" in capsys.readouterr().err and built.stat().st_mtime_ns == before
+    assert main(["db", "info"]) == 0
+    assert "at J2016.0" in capsys.readouterr().out
+
+
+def test_it_keeps_an_unstamped_tycho2_database_and_rebuilds_an_old_legacy_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    small = ["--min-fov", "50", "--max-fov", "60", "--no-bands"]
+    # Only the gaia stars' rule changed: an old Tycho-2 database is kept.
+    tycho = tmp_path / "t2" / "default.t3db"
+    assert main(["db", "build", "--output", str(tycho), *small]) == 0
+    _unstamp(tycho, "tycho2:/usr/share/astrometry/index-tycho2-17.littleendian.fits")
+    before = tycho.stat().st_mtime_ns
+    assert main(["db", "build", "--output", str(tycho), *small, "--if-missing"]) == 0
+    assert "not rebuilt" in capsys.readouterr().err and tycho.stat().st_mtime_ns == before
+    # An outdated database under an old data directory is built anew, not copied.
+    legacy = tmp_path / "var" / "fastpath" / "default.t3db"
+    assert main(["db", "build", "--output", str(legacy), *small]) == 0
+    _unstamp(legacy)
+    capsys.readouterr()
+    assert main(["db", "build", *small, "--if-missing"]) == 0
+    assert "copied" not in capsys.readouterr().err
+    assert stars_stamp(tmp_path / "shared" / "default.t3db")[1] == STARS_VERSION

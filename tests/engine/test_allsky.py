@@ -260,7 +260,7 @@ def test_the_lens_file_gives_the_zenith_pixel_when_the_header_gives_time_and_sit
     x, y = model.world_to_pixel(sra[:30], sdec[:30])
     zero = np.zeros(30)
     matched = MatchedStars(
-        x, y, sra[:30], sdec[:30], zero, zero, zero, model.off_axis(sra[:30], sdec[:30])
+        x, y, sra[:30], sdec[:30], zero, zero, zero, model.off_axis(sra[:30], sdec[:30]), zero
     )
     solution = AllskySolution(model=model, matched=matched)
     header = {

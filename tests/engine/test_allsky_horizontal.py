@@ -129,7 +129,7 @@ def _document(
     ra, dec = ra[keep][:30], dec[keep][:30]
     x, y = model.world_to_pixel(ra, dec)
     zero = np.zeros(len(ra))
-    matched = MatchedStars(x, y, ra, dec, zero, zero, zero, model.off_axis(ra, dec))
+    matched = MatchedStars(x, y, ra, dec, zero, zero, zero, model.off_axis(ra, dec), zero)
     solution = AllskySolution(model=model, matched=matched)
     return lens_document(solution, 480, 480, header=header, exif=exif)
 

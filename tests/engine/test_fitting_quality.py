@@ -11,6 +11,7 @@ import pytest
 from skysolve.engine.fitting.final import final_fit
 from skysolve.engine.fitting.quality import SHAPE_GRID, header_cards, star_shapes
 from skysolve.engine.indexes.catalog import default_catalog
+from skysolve.engine.solving.fastpath.tansip import TanSip
 from tests.conftest import REPO_ROOT
 from tests.engine.test_fitting import camera, observe
 
@@ -91,6 +92,63 @@ def test_a_kept_answer_is_described_by_its_own_wcs() -> None:
     assert cards["FITORDER"] == 3 and cards["FITRMSPX"] == q["rms_px"] and "CRDER1" not in cards
 
 
+def test_an_answer_too_few_stars_back_for_a_refit_says_how_good_it_is() -> None:
+    """Seven stars cannot refit (eight at least): the verified WCS is kept, and its
+    quality is its own matches' residuals, with the reason there is no refit."""
+    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
+    field = observe(truth, width=1600, height=1200, noise=0.1, sources=7, seed=10)
+    final = final_fit(
+        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
+        stars=default_catalog(), band="VT", order=None,
+    )  # fmt: skip
+    assert final.verdict == "kept" and final.model is None
+    q = final.quality
+    assert q["matched_stars"] == 7 and q["refit"] is False
+    assert "too few stars" in q["kept_reason"] and q["kept_reason"] == final.reason
+    assert 0 < q["median_px"] <= q["rms_px"] < 0.3
+    # The field is 30 degrees over 1600 px: 67.5 arcsec a pixel at the centre.
+    assert q["rms_arcsec"] == pytest.approx(q["rms_px"] * 67.5, rel=0.1)
+    assert q["sip_order"] == 3 and q["order_chosen_by"] == "the solver"
+    assert q["ra_error_arcsec"] is None and q["limiting_mag"] is not None
+    cards = {key: value for key, value, _ in header_cards(q)}
+    assert cards["FITNSTAR"] == 7 and cards["FITRMSPX"] == q["rms_px"]
+
+
+def test_a_refit_matching_fewer_stars_than_the_verified_wcs_is_not_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other half of the comparison ("fits worse" is above): a refit that
+    explains fewer stars than the verified WCS is not taken, whatever its RMS.
+
+    Here the verified WCS is the truth, so the refit matches as many: the
+    verified WCS's count is raised by hand past the tolerance.
+    """
+    from skysolve.engine.fitting import final as final_module
+
+    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
+    field = observe(truth, width=1600, height=1200, noise=0.1, sources=400, seed=10)
+    verified_on = final_module._verified_on
+    counted: list[int] = []
+
+    def more_for_the_verified(*args: object) -> tuple[int, float]:
+        matches, rms = verified_on(*args)  # type: ignore[arg-type]
+        counted.append(matches)
+        return matches + 50, rms
+
+    monkeypatch.setattr(final_module, "_verified_on", more_for_the_verified)
+    final = final_fit(
+        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
+        stars=default_catalog(), band="VT", order=None,
+    )  # fmt: skip
+    assert final.verdict == "kept" and final.model is None
+    q = final.quality
+    assert final.reason == "the refit matches fewer stars than the verified WCS"
+    assert q["kept_reason"] == final.reason and q["refit"] is False
+    assert q["verified_matched_stars"] == counted[-1] + 50
+    assert q["radius_matched_stars"] >= counted[-1] - 2
+    assert q["order_chosen_by"] == "the solver" and q["ra_error_arcsec"] is None
+
+
 def test_the_docs_name_every_quality_field_and_card() -> None:
     """docs/how-it-solves.md lists the fields and FITS cards by the code's own names."""
     truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
@@ -99,8 +157,55 @@ def test_the_docs_name_every_quality_field_and_card() -> None:
         field.x, field.y, field.flux, width=1600, height=1200, start=truth,
         stars=default_catalog(), band="VT", order=None,
     )  # fmt: skip
+    few = observe(truth, width=1600, height=1200, noise=0.1, sources=7, seed=10)
+    kept = final_fit(
+        few.x, few.y, few.flux, width=1600, height=1200, start=truth,
+        stars=default_catalog(), band="VT", order=None,
+    )  # fmt: skip
     doc = (REPO_ROOT / "docs" / "how-it-solves.md").read_text()
     named = set(re.findall(r"`([A-Za-z_0-9]+)`", doc))
     assert set(final.quality) - named == set()
+    assert set(kept.quality) - named == set()
+    assert set(_lens_quality()) - named == set()
     cards = {key for key, _, _ in header_cards(QUALITY)}
     assert cards - named == set()
+
+
+def _lens_quality() -> dict[str, object]:
+    """An all-sky answer's quality fields (skysolve.engine.allsky.quality), on a synthetic lens."""
+    from skysolve.engine.allsky.quality import lens_quality
+    from testfields.allsky import sky_points, small_lens
+
+    model = small_lens("equidistant")
+    ra, dec = sky_points(model, 80.0, n=400)
+    x, y = model.world_to_pixel(ra, dec)
+    noise = np.random.default_rng(1).normal(0.0, 0.3, (2, len(ra)))
+    return lens_quality(
+        model, x=x + noise[0], y=y + noise[1], ra=ra, dec=dec, mag=np.full(len(ra), 4.0),
+        dx=noise[0], dy=noise[1], flux=np.ones(len(ra)), width=480, height=480,
+    )  # fmt: skip
+
+
+def test_both_wcss_are_counted_on_the_frames_stars_not_on_the_refits_pairs() -> None:
+    """The verified WCS's count is made against every catalogue star of the
+    frame the refit matched against, before clipping, as the refit's own is:
+    counted on the refit's clipped pairs it could never exceed them and the
+    "matches fewer" test could never fire.  The truth without its distortion
+    (15 px at the corners) matches far fewer."""
+    from skysolve.engine.fitting.final import matches_under
+
+    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
+    field = observe(truth, width=1600, height=1200, noise=0.3, sources=400, seed=10)
+    stars = default_catalog()
+    final = final_fit(
+        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
+        stars=stars, band="VT", order=None,
+    )  # fmt: skip
+    assert final.verdict == "refit" and final.refit is not None
+    q = final.quality
+    # The truth as the start: it pairs at least the refit's clipped stars and
+    # as many as the refit's WCS does within the same radius, give or take one.
+    assert q["verified_matched_stars"] >= q["matched_stars"]
+    assert abs(q["verified_matched_stars"] - q["radius_matched_stars"]) <= 1
+    linear = TanSip(crval=truth.crval, crpix=truth.crpix, cd=truth.cd, s=truth.s)
+    assert matches_under(linear, final.refit, field.x, field.y, stars) < 0.8 * q["matched_stars"]

@@ -210,6 +210,53 @@ def test_a_kept_answer_says_its_order_is_the_solvers(client: Client) -> None:
     assert "RA —″" not in body and "RA —, Dec —" in body
 
 
+def test_an_all_sky_answer_shows_its_lens_figures(client: Client) -> None:
+    """The quality of an all-sky answer (skysolve.engine.allsky.quality), as
+    iallsky_no_clouds.jpg gives it: no SIP order, no match radius, no "nan"."""
+    job = solve(submit(make_user("alice"), filename="allsky.jpg"))
+    quality = {
+        "matched_stars": 1347, "rms_px": 0.8628, "median_px": 0.659, "rms_arcsec": 210.01,
+        "median_arcsec": 160.06, "sip_order": None, "order_chosen_by": "the lens search",
+        "lens_projection": "equidistant",
+        "lens_terms": ["radial k1 k2", "shear", "decentring", "surface of order 11"],
+        "ra_error_arcsec": 10.7223, "dec_error_arcsec": 10.1556, "pixscale_error": 0.0304496,
+        "rotation_error_deg": 0.002039, "match_radius_px": None, "catalogue_stars": None,
+        "band": "G", "limiting_mag": 6.6, "zero_point": 11.32, "zero_point_scatter": 0.505,
+        "zero_point_stars": 1300, "fwhm_px": 5.904, "elongation": 1.176,
+        "fwhm_grid": [[5.3, 4.8, 7.0], [6.4, None, 6.3], [5.3, 5.4, 6.1]],
+        "elongation_grid": None, "shape_stars": 47,
+    }  # fmt: skip
+    job.result = {**job.result, "quality": quality}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    table = body[body.index('id="quality"') :].split("</table>")[0]
+    assert "1347 (G catalogue)" in table
+    assert "RMS 0.863 px = 210.01″, median 0.659 px = 160.06″" in table
+    assert (
+        "all-sky lens model, equidistant projection with radial k1 k2, shear, decentring, "
+        "surface of order 11 (lens file)"
+    ) in table
+    assert "RA 10.7″, Dec 10.2″" in table and "0.03 arcsec/pixel, 0.002°" in table
+    assert "11.32 ± 0.51 mag (1300 stars" in table and "FWHM 5.90 px" in table
+    assert "nan" not in table.lower() and "None" not in table and "Final fit" not in table
+
+
+def test_an_answer_too_few_stars_back_for_a_refit_says_so(client: Client) -> None:
+    job = solve(submit(make_user("alice")))
+    reason = "too few stars matched for a refit (fewer than 8)"
+    quality = {
+        "matched_stars": 7, "rms_px": 0.12, "median_px": 0.1, "sip_order": 2,
+        "order_chosen_by": "the solver", "ra_error_arcsec": None, "refit": False,
+        "kept_reason": reason,
+    }  # fmt: skip
+    job.result = {**job.result, "quality": quality}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    assert f"SIP order 2 (as the solver found it, kept: {reason})" in body
+    assert f"{reason}: the solver&#x27;s WCS kept" in body
+    assert "the refit was not better" not in body
+
+
 def test_it_shows_no_fit_quality_when_none_was_measured(solved_body: tuple[int, str]) -> None:
     _, body = solved_body
     assert "How good the fit is" not in body

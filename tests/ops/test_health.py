@@ -123,6 +123,23 @@ def test_it_reports_and_logs_a_missing_fastpath_database(
     assert len(warnings) == 1 and str(missing) in warnings[0]
 
 
+def test_it_reports_and_logs_a_database_whose_stars_an_older_skysolve_made(
+    client: Client, fastpath_db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import numpy as np
+
+    stars = fastpath_db.with_name("default.t3db.stars.npz")
+    with open(stars, "wb") as fh:  # unstamped, as before the stamp
+        np.savez(fh, ra=np.zeros(1), dec=np.zeros(1), mag=np.zeros(1), catalogue=np.array("gaia"))
+    with caplog.at_level(logging.WARNING, logger="skysolve.ops.health"):
+        response = client.get("/health")
+    assert response.status_code == 200 and response.json()["fastpath"] == "outdated"
+    assert any("skysolve db build" in r.getMessage() for r in caplog.records)
+    with open(stars, "wb") as fh:
+        np.savez(fh, catalogue=np.array("gaia"), stars_version=np.array(2), epoch=np.array(2016.0))
+    assert client.get("/health").json()["fastpath"] == "ok"
+
+
 def test_it_sees_a_database_without_its_star_file_as_missing(
     client: Client, fastpath_db: Path
 ) -> None:

