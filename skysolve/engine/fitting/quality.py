@@ -281,15 +281,16 @@ def _moments(
     ring = d2 > radius * radius
     if not np.any(ring):
         return None
-    background = float(np.median(cut[ring]))
+    background = _median(cut[ring])
     inside = ~ring
-    signal = np.clip(cut[inside] - background, 0.0, None)
+    signal = np.maximum(cut[inside] - background, 0.0)
     total = float(signal.sum())
     if not total > 0:
         return None
-    mx = float((signal * dx[inside]).sum()) / total
-    my = float((signal * dy[inside]).sum()) / total
-    ux, uy = dx[inside] - mx, dy[inside] - my
+    dxi, dyi = dx[inside], dy[inside]
+    mx = float((signal * dxi).sum()) / total
+    my = float((signal * dyi).sum()) / total
+    ux, uy = dxi - mx, dyi - my
     ixx = float((signal * ux * ux).sum()) / total
     iyy = float((signal * uy * uy).sum()) / total
     ixy = float((signal * ux * uy).sum()) / total
@@ -300,6 +301,20 @@ def _moments(
     # A Gaussian's variance per axis is sigma^2; FWHM = 2 sqrt(2 ln 2) sigma.
     fwhm = 2.3548 * math.sqrt((major + minor) / 2.0)
     return fwhm, math.sqrt(major / minor)
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D float array it may reorder, to the bit, without its
+    generality (a star's window asks for one 50 times a solve)."""
+    n = len(values)
+    half = n // 2
+    kth = [half - 1, half, n - 1] if n % 2 == 0 else [half, n - 1]
+    values.partition(kth)
+    if np.isnan(values[-1]):
+        return math.nan
+    if n % 2:
+        return float(values[half])
+    return float((values[half - 1] + values[half]) / 2.0)
 
 
 def header_cards(quality: dict[str, Any]) -> list[tuple[str, Any, str]]:

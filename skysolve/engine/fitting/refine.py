@@ -30,14 +30,17 @@ import numpy as np
 from skysolve.engine.fitting.matching import match_one_to_one, pairs_within
 from skysolve.engine.fitting.wcsfit import (
     MAX_ORDER,
+    Pairs,
     WcsFit,
-    choose_order,
+    choose_order_of,
     design_matrix,
-    fit_wcs,
+    fit_wcs_of,
+    highest_order,
     loo_errors,
+    squared_residuals,
     usable_order,
 )
-from skysolve.engine.fitting.weights import candidate_radius, centroid_weights, errors_of_fit
+from skysolve.engine.fitting.weights import candidate_radius, centroid_errors, centroid_weights
 from skysolve.engine.solving.fastpath.database import Stars
 from skysolve.engine.solving.fastpath.tansip import gnomonic
 from skysolve.engine.solving.fastpath.verification import binomial_tail
@@ -291,11 +294,14 @@ def refit(
                 if key == previous:
                     break
             previous = key
-            attempt = _fit_clipped(
-                x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
-                centre=_centre_of(model, cx, cy), order=order, max_order=max_order,
-                flux=None if fl is None else fl[s_rows],
+            pairs = Pairs.of(
+                x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width=width, height=height,
+                crval=_centre_of(model, cx, cy),
+                order=highest_order(len(s_rows), max_order) if order is None else order,
             )  # fmt: skip
+            attempt = _fit_clipped(
+                pairs, order=order, max_order=max_order, flux=None if fl is None else fl[s_rows]
+            )
             if attempt is None:
                 if share is not None and share < 1.0:
                     continue  # too few left after clipping: grow
@@ -422,12 +428,13 @@ def _deepen(
     radius = min(max_radius, DEEP_SIGMAS * fitted.sigma_px)
     if not radius > 0 or len(src_rows) < MIN_STARS:
         return None
+    settled = Pairs.of(
+        x[src_rows], y[src_rows], ra[star_rows], dec[star_rows], width=width, height=height,
+        crval=centre, order=order,
+    )  # fmt: skip
     errors = None
     if flux is not None:
-        errors = errors_of_fit(
-            x[src_rows], y[src_rows], ra[star_rows], dec[star_rows], flux[src_rows],
-            width, height, centre, order,
-        )  # fmt: skip
+        errors = centroid_errors(squared_residuals(settled, order), flux[src_rows])
         radius = max_radius
     model = fitted.model
     star_free = np.ones(len(ra), dtype=bool)
@@ -453,9 +460,7 @@ def _deepen(
         cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
         scale = max(width, height) / 2.0
         pair_radius = candidate_radius(
-            errors, flux[sel[src]],
-            design_matrix(x[src_rows] - cx, y[src_rows] - cy, order, scale),
-            centroid_weights(errors, flux[src_rows]),
+            errors, flux[sel[src]], settled.design(order), centroid_weights(errors, flux[src_rows]),
             design_matrix(x[sel[src]] - cx, y[sel[src]] - cy, order, scale),
             sigmas=DEEP_SIGMAS, most=max_radius,
         )  # fmt: skip
@@ -468,11 +473,13 @@ def _deepen(
         return None
     s_rows = np.concatenate([src_rows, sel[src[take]]])
     c_rows = np.concatenate([star_rows, star[take]])
-    attempt = _fit_clipped(
-        x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width, height,
-        centre=centre, order=order, max_order=order,
-        flux=None if flux is None else flux[s_rows],
+    deeper = Pairs.of(
+        x[s_rows], y[s_rows], ra[c_rows], dec[c_rows], width=width, height=height,
+        crval=centre, order=order,
     )  # fmt: skip
+    attempt = _fit_clipped(
+        deeper, order=order, max_order=order, flux=None if flux is None else flux[s_rows]
+    )
     if attempt is None:
         return None
     new_fit, keep, used, _ = attempt
@@ -480,14 +487,8 @@ def _deepen(
     shared = keep[keep < len(src_rows)]
     if len(shared) < MIN_STARS:
         return None
-    before = loo_errors(
-        x[src_rows], y[src_rows], ra[star_rows], dec[star_rows],
-        width=width, height=height, crval=centre, order=order,
-    )[shared]  # fmt: skip
-    after = loo_errors(
-        x[s_rows[keep]], y[s_rows[keep]], ra[c_rows[keep]], dec[c_rows[keep]],
-        width=width, height=height, crval=centre, order=used,
-    )[: len(shared)]  # fmt: skip
+    before = loo_errors(settled, order)[shared]
+    after = loo_errors(deeper.rows(keep), used)[: len(shared)]
     gain = before**2 - after**2
     spread = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
     if not float(np.mean(gain)) > DEEP_SIGNIFICANCE * spread:
@@ -499,56 +500,44 @@ def _deepen(
 
 
 def _fit_clipped(
-    x: np.ndarray,
-    y: np.ndarray,
-    ra: np.ndarray,
-    dec: np.ndarray,
-    width: int,
-    height: int,
+    pairs: Pairs,
     *,
-    centre: tuple[float, float],
     order: int | None,
     max_order: int,
     flux: np.ndarray | None = None,
 ) -> tuple[WcsFit, np.ndarray, int, dict[int, float]] | None:
     """Fit, drop residuals beyond ``CLIP_SIGMAS`` robust sigmas, refit until none are.
 
+    ``pairs``: the matched stars about the frame's centre, expanded up to the
+    highest order a fit may take (``order``, or when that is None the
+    :func:`~skysolve.engine.fitting.wcsfit.highest_order` up to ``max_order``).
     With ``flux`` every fit (and the order's choice) is weighted by the stars'
     expected centroid errors, the error model fitted each round to the
     unweighted residuals of the stars kept.  Returns the fit, the rows of the
     stars kept, the order and the order scores.
     """
-    keep = np.arange(len(x))
+    keep = np.arange(len(pairs.x))
     scores: dict[int, float] = {}
     used = 1
     for attempt in range(8):
         if len(keep) < MIN_STARS:
             return None
+        kept = pairs if attempt == 0 else pairs.rows(keep)
         if attempt > 0:
             used = usable_order(len(keep), used)
         elif order is None:
-            used, scores = choose_order(
-                x[keep], y[keep], ra[keep], dec[keep],
-                width=width, height=height, crval=centre, max_order=max_order,
-            )  # fmt: skip
+            used, scores = choose_order_of(kept, max_order=max_order)
         else:
             used = usable_order(len(keep), order)
         weights = None
         if flux is not None:
-            errors = errors_of_fit(
-                x[keep], y[keep], ra[keep], dec[keep], flux[keep], width, height, centre, used
-            )
+            errors = centroid_errors(squared_residuals(kept, used), flux[keep])
             weights = centroid_weights(errors, flux[keep])
-            if attempt == 0 and order is None:
-                used, scores = choose_order(
-                    x[keep], y[keep], ra[keep], dec[keep],
-                    width=width, height=height, crval=centre, max_order=max_order,
-                    weights=weights,
-                )  # fmt: skip
-        fit = fit_wcs(
-            x[keep], y[keep], ra[keep], dec[keep],
-            width=width, height=height, order=used, crval=centre, weights=weights,
-        )  # fmt: skip
+            # Every weight 1 (the error model found no faint stars' excess):
+            # the weighted choice is the one just made, to the bit.
+            if attempt == 0 and order is None and not np.all(weights == 1.0):
+                used, scores = choose_order_of(kept, max_order=max_order, weights=weights)
+        fit = fit_wcs_of(kept, used, weights=weights)
         distance = np.hypot(fit.residual_x, fit.residual_y)
         # The median radial distance of a 2-D Gaussian is 1.1774 sigma.
         sigma = float(np.median(distance)) / 1.1774

@@ -20,11 +20,11 @@ import numpy as np
 
 from skysolve.engine.solving.fastpath.tansip import (
     TanSip,
-    fit_tan_sip,
     gnomonic,
     radial_constraint,
     sip_design,
     sip_terms,
+    tan_sip_least_squares,
 )
 
 #: Highest SIP order tried when the order is chosen from the data.
@@ -82,6 +82,76 @@ class WcsFit:
         return float(np.sqrt(np.mean(self.residual_x**2 + self.residual_y**2)))
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """Matched stars in a frame and what every fit of them shares.
+
+    ``x``, ``y``: 1-based pixel positions of the sources; ``ra``, ``dec``:
+    their catalogue stars (degrees); ``width``, ``height``: the image;
+    ``crval``: the tangent point the fits start from.  ``plane`` holds the
+    stars' tangent-plane positions about ``crval`` and ``terms`` the design
+    matrix of their pixel offsets from the frame's centre at some order (a
+    lower order's terms are its first columns): the order's choice, the error
+    model, the fit and its covariance, and the stars kept after clipping
+    (:meth:`rows`), take them from here instead of each projecting and
+    expanding the same stars again.  Build with :meth:`of`.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    width: int
+    height: int
+    crval: tuple[float, float]
+    plane: np.ndarray
+    terms: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        ra: np.ndarray,
+        dec: np.ndarray,
+        *,
+        width: int,
+        height: int,
+        crval: tuple[float, float],
+        order: int,
+    ) -> Pairs:
+        """The pairs, with ``terms`` up to ``order`` (``RADIAL``: 3), the highest
+        any fit of them will take."""
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+        plane = gnomonic(ra, dec, *crval)
+        s = max(width, height) / 2.0
+        u, v = x - (width + 1) / 2.0, y - (height + 1) / 2.0
+        terms = sip_design(u, v, sip_terms(_polynomial_order(order)), s)
+        return cls(x, y, ra, dec, width, height, crval, plane, terms)
+
+    @property
+    def s(self) -> float:
+        """The design's unit, pixels: half the frame's larger side."""
+        return max(self.width, self.height) / 2.0
+
+    def rows(self, keep: np.ndarray) -> Pairs:
+        """The pairs of rows ``keep``."""
+        return Pairs(
+            self.x[keep], self.y[keep], self.ra[keep], self.dec[keep], self.width, self.height,
+            self.crval, self.plane[keep], self.terms[keep],
+        )  # fmt: skip
+
+    def design(self, order: int) -> np.ndarray:
+        """The fit's design matrix at ``order`` (``RADIAL`` included)."""
+        p = len(sip_terms(_polynomial_order(order)))
+        if p > self.terms.shape[1]:
+            u, v = self.x - (self.width + 1) / 2.0, self.y - (self.height + 1) / 2.0
+            return _design(u, v, order, self.s)
+        design = np.ascontiguousarray(self.terms[:, :p])
+        return design @ radial_constraint() if order == RADIAL else design
+
+
 def fit_wcs(
     x: np.ndarray,
     y: np.ndarray,
@@ -120,23 +190,26 @@ def fit_wcs(
     -------
     WcsFit
     """
+    pairs = Pairs.of(x, y, ra, dec, width=width, height=height, crval=crval, order=order)
+    return fit_wcs_of(pairs, order, weights=weights)
+
+
+def fit_wcs_of(pairs: Pairs, order: int, *, weights: np.ndarray | None = None) -> WcsFit:
+    """:func:`fit_wcs` of matched stars given as :class:`Pairs`."""
     radial = order == RADIAL
     order = RADIAL if radial else max(1, int(order))
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, float)
-    model = fit_tan_sip(
-        x, y, ra, dec, width=width, height=height, order=order, crval=crval, radial=radial,
-        weights=weights,
+    w = np.ones(len(pairs.x)) if weights is None else np.asarray(weights, float)
+    design = pairs.design(order)
+    # The least squares at the final tangent point: the model's, whose
+    # coefficients and projected stars give the covariance and the residuals.
+    tangent = tan_sip_least_squares(
+        design, pairs.ra, pairs.dec, width=pairs.width, height=pairs.height, order=order,
+        crval=pairs.crval, radial=radial, weights=weights, plane=pairs.plane,
     )  # fmt: skip
-    px, py = model.world2pix(ra, dec)
-    rx, ry = px - x, py - y
+    model, plane, coef = tangent.model, tangent.plane, tangent.coef
+    px, py = model.plane2pix(plane)
+    rx, ry = px - pairs.x, py - pairs.y
     # The covariance of the tangent-plane coefficients at the final tangent point.
-    u, v = x - model.crpix[0], y - model.crpix[1]
-    design = _design(u, v, order, model.s)
-    plane = gnomonic(ra, dec, *model.crval)
-    root = np.sqrt(w)[:, None]
-    coef, *_ = np.linalg.lstsq(design * root, plane * root, rcond=None)
     resid = plane - design @ coef
     n, p = design.shape
     dof = max(1, n - p)
@@ -252,12 +325,32 @@ def choose_order(
     scores : dict
         Cross-validated RMS (pixels, radial) by order.
     """
-    top = usable_order(len(x), max_order)
+    pairs = Pairs.of(
+        x, y, ra, dec, width=width, height=height, crval=crval,
+        order=highest_order(len(x), max_order),
+    )  # fmt: skip
+    return choose_order_of(pairs, max_order=max_order, weights=weights)
+
+
+def highest_order(n_stars: int, max_order: int) -> int:
+    """The highest polynomial order :func:`choose_order` may fit to ``n_stars`` stars
+    (``RADIAL``'s 3 included): how far :meth:`Pairs.of` expands their pixels."""
+    top = usable_order(n_stars, max_order)
+    if usable_order(n_stars, RADIAL) == RADIAL and max_order >= 3:
+        return max(top, 3)
+    return top
+
+
+def choose_order_of(
+    pairs: Pairs, *, max_order: int = MAX_ORDER, weights: np.ndarray | None = None
+) -> tuple[int, dict[int, float]]:
+    """:func:`choose_order` of matched stars given as :class:`Pairs`."""
+    top = usable_order(len(pairs.x), max_order)
     # One design matrix at the highest order: the terms of a lower order are its
     # first columns.  Leave-one-out residuals come from the hat matrix's
     # diagonal, r / (1 - h): exact, and the same on every run.
-    plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, top)
-    w = _unit_weights(len(x), weights)
+    plane, design, s = pairs.plane, pairs.design(top), pairs.s
+    w = _unit_weights(len(pairs.x), weights)
     scores: dict[int, float] = {}
     squared: dict[int, np.ndarray] = {}
     pixel_deg = math.nan
@@ -283,10 +376,8 @@ def choose_order(
             if not _significantly_worse(squared[order], squared[best]):
                 chosen = order
                 break
-    if usable_order(len(x), RADIAL) == RADIAL and max_order >= 3:
-        loo = loo_errors(
-            x, y, ra, dec, width=width, height=height, crval=crval, order=RADIAL, weights=weights
-        )
+    if usable_order(len(pairs.x), RADIAL) == RADIAL and max_order >= 3:
+        loo = loo_errors(pairs, RADIAL, weights=weights)
         scores[RADIAL] = float(np.sqrt(np.mean(w * loo**2)))
         if scores[RADIAL] * (1.0 + ORDER_GAIN) < scores[chosen]:
             if _significantly_worse(squared[chosen], w * loo**2, RADIAL_SIGNIFICANCE):
@@ -294,48 +385,27 @@ def choose_order(
     return chosen, scores
 
 
-def loo_errors(
-    x: np.ndarray,
-    y: np.ndarray,
-    ra: np.ndarray,
-    dec: np.ndarray,
-    *,
-    width: int,
-    height: int,
-    crval: tuple[float, float],
-    order: int,
-    weights: np.ndarray | None = None,
-) -> np.ndarray:
+def loo_errors(pairs: Pairs, order: int, *, weights: np.ndarray | None = None) -> np.ndarray:
     """Each star's leave-one-out error (pixels, radial) at ``order``: how far the
     fit through all the other stars (weighted by ``weights``) puts it."""
-    plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, order)
-    root = np.sqrt(_unit_weights(len(x), weights))[:, None]
+    plane, design = pairs.plane, pairs.design(order)
+    root = np.sqrt(_unit_weights(len(pairs.x), weights))[:, None]
     q, r = np.linalg.qr(design * root)
     coef = np.linalg.solve(r, q.T @ (plane * root))
     hat = np.minimum(np.sum(q**2, axis=1), 0.999)
     loo = (plane - design @ coef) / (1.0 - hat)[:, None]
-    pixel_deg = _pixel_degrees(coef, s)
+    pixel_deg = _pixel_degrees(coef, pairs.s)
     return np.sqrt(np.sum(loo**2, axis=1)) / pixel_deg
 
 
-def squared_residuals(
-    x: np.ndarray,
-    y: np.ndarray,
-    ra: np.ndarray,
-    dec: np.ndarray,
-    *,
-    width: int,
-    height: int,
-    crval: tuple[float, float],
-    order: int,
-) -> np.ndarray:
+def squared_residuals(pairs: Pairs, order: int) -> np.ndarray:
     """Each star's squared radial residual (px^2) from the unweighted least squares
-    at ``order`` in the tangent plane about ``crval``: :func:`fit_wcs`'s residuals
-    without building its WCS (no inverse polynomials, no new tangent point)."""
-    plane, design, s = _plane_and_design(x, y, ra, dec, width, height, crval, order)
+    at ``order`` in the tangent plane about ``pairs.crval``: :func:`fit_wcs`'s
+    residuals without building its WCS (no inverse polynomials, no new tangent point)."""
+    plane, design = pairs.plane, pairs.design(order)
     coef, *_ = np.linalg.lstsq(design, plane, rcond=None)
     resid = plane - design @ coef
-    pixel_deg = _pixel_degrees(coef, s)
+    pixel_deg = _pixel_degrees(coef, pairs.s)
     return np.sum(resid**2, axis=1) / pixel_deg**2
 
 
@@ -359,25 +429,6 @@ def _significantly_worse(
     return float(np.mean(diff)) > sigmas * spread
 
 
-def _plane_and_design(
-    x: np.ndarray,
-    y: np.ndarray,
-    ra: np.ndarray,
-    dec: np.ndarray,
-    width: int,
-    height: int,
-    crval: tuple[float, float],
-    order: int,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """The stars' tangent-plane positions about ``crval``, the SIP design matrix
-    of their pixels about the frame's centre at ``order``, and its pixel scale."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    plane = gnomonic(np.asarray(ra, float), np.asarray(dec, float), *crval)
-    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
-    s = max(width, height) / 2.0
-    return plane, _design(x - crpix[0], y - crpix[1], order, s), s
-
-
 def design_matrix(u: np.ndarray, v: np.ndarray, order: int, s: float) -> np.ndarray:
     """The fit's design matrix at ``order`` of pixel offsets (u, v) from the
     frame's centre, ``s`` pixels its unit."""
@@ -389,6 +440,11 @@ def _design(u: np.ndarray, v: np.ndarray, order: int, s: float) -> np.ndarray:
     if order == RADIAL:
         return sip_design(u, v, sip_terms(3), s) @ radial_constraint()
     return sip_design(u, v, sip_terms(max(1, order)), s)
+
+
+def _polynomial_order(order: int) -> int:
+    """The order of the polynomial whose terms ``order`` (``RADIAL`` included) takes."""
+    return 3 if order == RADIAL else max(1, order)
 
 
 def _pixel_degrees(coef: np.ndarray, s: float) -> float:

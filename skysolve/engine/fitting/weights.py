@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skysolve.engine.fitting.wcsfit import squared_residuals
+from skysolve.engine.fitting.wcsfit import Pairs, squared_residuals
 
 #: Stars whose squared residual exceeds this many times their expected one are
 #: left out of the error model's fit (wrong pairs must not inflate it).
@@ -115,5 +115,5 @@ def errors_of_fit(
     order: int,
 ) -> CentroidErrors:
     """The centroid error model of matched stars, from their unweighted fit's residuals."""
-    d2 = squared_residuals(x, y, ra, dec, width=width, height=height, crval=centre, order=order)
-    return centroid_errors(d2, flux)
+    pairs = Pairs.of(x, y, ra, dec, width=width, height=height, crval=centre, order=order)
+    return centroid_errors(squared_residuals(pairs, order), flux)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,6 +13,13 @@ from skysolve.engine.inputs.fitscards import format_value
 
 if TYPE_CHECKING:
     from astropy.io import fits
+
+
+#: The least squares moves the tangent point to the sky position of CRPIX at most
+#: this many times...
+TANGENT_STEPS = 6
+#: ... until the fitted centre lies this close to it (degrees).
+TANGENT_SETTLED = 1e-11
 
 
 def _gnomonic(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
@@ -52,11 +60,14 @@ def sip_terms(order: int, *, start: int = 0) -> list[tuple[int, int]]:
 def sip_design(u: np.ndarray, v: np.ndarray, terms: list[tuple[int, int]], s: float) -> np.ndarray:
     """Design matrix of ``terms`` at pixel offsets (u, v) in units of ``s`` pixels."""
     un, vn = np.asarray(u, float) / s, np.asarray(v, float) / s
-    # Each power once (an order-4 fit reuses each of them up to five times);
-    # every column is the same product as ``un**i * vn**j``, bit for bit.
+    # Each power once (an order-4 fit reuses each of them up to five times),
+    # by products: numpy's ``un**3`` calls ``pow`` at 100 ns a value, a
+    # catalogue's projection 1-2 ms.
     top = max((max(i, j) for i, j in terms), default=0)
-    pu = [un**k for k in range(top + 1)]
-    pv = [vn**k for k in range(top + 1)]
+    pu, pv = [np.ones_like(un), un], [np.ones_like(vn), vn]
+    for k in range(2, top + 1):
+        pu.append(pu[k - 1] * un)
+        pv.append(pv[k - 1] * vn)
     out = np.empty((un.size, len(terms)))
     for column, (i, j) in enumerate(terms):
         np.multiply(pu[i], pv[j], out=out[:, column])
@@ -205,7 +216,10 @@ class TanSip:
 
     def world2pix(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """1-based pixel positions of sky positions (NaN behind the tangent plane)."""
-        plane = _gnomonic(np.asarray(ra, float), np.asarray(dec, float), *self.crval)
+        return self.plane2pix(_gnomonic(np.asarray(ra, float), np.asarray(dec, float), *self.crval))
+
+    def plane2pix(self, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """1-based pixel positions of tangent-plane rows (xi, eta, degrees) about ``crval``."""
         uv = np.linalg.solve(self.cd, plane.T)
         uu, vv = uv[0], uv[1]
         u, v = uu, vv
@@ -327,50 +341,126 @@ def fit_tan_sip(
     u, v = np.asarray(x, float) - crpix[0], np.asarray(y, float) - crpix[1]
     s = max(width, height) / 2.0
     order = 3 if radial else max(1, order)
-    terms = sip_terms(order)
-    constraint = radial_constraint() if radial else np.eye(len(terms))
-    design = _design(u, v, terms, s) @ constraint
-    root = np.ones(len(u)) if weights is None else np.sqrt(np.asarray(weights, float))
+    design = _design(u, v, sip_terms(order), s)
+    if radial:
+        design = design @ radial_constraint()
+    return tan_sip_least_squares(
+        design, ra, dec, width=width, height=height, order=order, crval=crval, radial=radial,
+        weights=weights,
+    ).model  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TanSipFit:
+    """:func:`tan_sip_least_squares`'s model and its least squares at the model's
+    tangent point: ``plane``, the stars' tangent-plane positions about
+    ``model.crval`` (degrees), and ``coef``, the weighted least-squares
+    coefficients of ``plane`` on the design matrix given (the covariance of the
+    fit and its residuals follow from them without another least squares)."""
+
+    model: TanSip
+    plane: np.ndarray
+    coef: np.ndarray
+
+
+def tan_sip_least_squares(
+    design: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    order: int,
+    crval: tuple[float, float],
+    radial: bool = False,
+    weights: np.ndarray | None = None,
+    plane: np.ndarray | None = None,
+) -> TanSipFit:
+    """:func:`fit_tan_sip` from the stars' design matrix, which callers that fit the
+    same stars more than once compute once.
+
+    ``design``: ``sip_design`` of the stars' pixel offsets from CRPIX (the
+    image centre) in units of ``max(width, height) / 2`` at ``order`` (3 and
+    times :func:`radial_constraint` when ``radial``); ``plane``: their
+    tangent-plane positions about ``crval`` when already known.  The other
+    parameters as :func:`fit_tan_sip`'s.
+    """
+    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
+    s = max(width, height) / 2.0
+    order = 3 if radial else max(1, order)
+    root = np.ones(len(design)) if weights is None else np.sqrt(np.asarray(weights, float))
+    weighted = design * root[:, None]
     ra_arr, dec_arr = np.asarray(ra, float), np.asarray(dec, float)
     ra0, dec0 = crval
-    for _ in range(6):
-        plane = _gnomonic(ra_arr, dec_arr, ra0, dec0)
-        coef, *_ = np.linalg.lstsq(design * root[:, None], plane * root[:, None], rcond=None)
+    at: np.ndarray | None = plane
+    for _ in range(TANGENT_STEPS):
+        if at is None:
+            at = _gnomonic(ra_arr, dec_arr, ra0, dec0)
+        coef, *_ = np.linalg.lstsq(weighted, at * root[:, None], rcond=None)
         xi0, eta0 = float(coef[0, 0]), float(coef[0, 1])
-        if math.hypot(xi0, eta0) < 1e-11:
+        if math.hypot(xi0, eta0) < TANGENT_SETTLED:
             break
         new_ra, new_dec = _deproject(np.array([xi0]), np.array([eta0]), ra0, dec0)
         ra0, dec0 = float(new_ra[0]), float(new_dec[0])
-    coef = constraint @ coef
+        at = None
+    model = _tan_sip_model(radial_constraint() @ coef if radial else coef, (ra0, dec0), crpix, s,
+                           order, width, height)  # fmt: skip
+    if at is None:
+        # Not settled in ``TANGENT_STEPS``: the model's tangent point moved
+        # after the last least squares, so its covariance needs one there.
+        at = _gnomonic(ra_arr, dec_arr, ra0, dec0)
+        coef, *_ = np.linalg.lstsq(weighted, at * root[:, None], rcond=None)
+    return TanSipFit(model, at, coef)
+
+
+def _tan_sip_model(
+    coef: np.ndarray,
+    crval: tuple[float, float],
+    crpix: tuple[float, float],
+    s: float,
+    order: int,
+    width: int,
+    height: int,
+) -> TanSip:
+    """The TanSip of ``sip_terms(order)`` coefficients (xi, eta columns) about ``crval``."""
     cd = np.array([[coef[1, 0], coef[2, 0]], [coef[1, 1], coef[2, 1]]]) / s
     if order < 2:
-        return TanSip(crval=(ra0, dec0), crpix=crpix, cd=cd, order=1, s=s)
+        return TanSip(crval=crval, crpix=crpix, cd=cd, order=1, s=s)
     # xi = CD (u + A, v + B): the higher-order part divided by CD, in pixels.
     higher = np.linalg.solve(cd, coef[3:].T)  # (2, n_terms)
-    model = TanSip(
-        crval=(ra0, dec0), crpix=crpix, cd=cd, order=order, s=s, a=higher[0], b=higher[1]
-    )
-    gx, gy = np.meshgrid(np.linspace(0.5, width + 0.5, 25), np.linspace(0.5, height + 0.5, 25))
-    gu, gv = gx.ravel() - crpix[0], gy.ravel() - crpix[1]
-    uu, vv = model._distort(gu, gv)
-    inv = _design(uu, vv, terms, s)
+    gu, gv, forward = _inverse_grid(width, height, order)
+    uu, vv = gu + forward @ higher[0], gv + forward @ higher[1]
+    inv = _design(uu, vv, sip_terms(order), s)
     # Both through the normal equations: the grid's design is well conditioned
     # (offsets within about one ``s``), and LAPACK's least squares on 625 rows
     # of an order-4 or 5 polynomial runs threaded, 5-10 ms a call on a busy
     # two-core machine against 0.05 ms for this.
     cuv = np.linalg.solve(inv.T @ inv, inv.T @ np.column_stack([gu - uu, gv - vv]))
-    cu, cv = cuv[:, 0], cuv[:, 1]
     return TanSip(
-        crval=(ra0, dec0),
+        crval=crval,
         crpix=crpix,
         cd=cd,
         order=order,
         s=s,
         a=higher[0],
         b=higher[1],
-        ap=cu,
-        bp=cv,
+        ap=cuv[:, 0],
+        bp=cuv[:, 1],
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _inverse_grid(width: int, height: int, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid the inverse polynomials are fitted on: 25 x 25 pixel offsets from
+    CRPIX across the frame, and their forward SIP design (``sip_terms(order,
+    start=2)``), the same for every fit of a frame at ``order`` (read-only)."""
+    crpix = ((width + 1) / 2.0, (height + 1) / 2.0)
+    gx, gy = np.meshgrid(np.linspace(0.5, width + 0.5, 25), np.linspace(0.5, height + 0.5, 25))
+    gu, gv = gx.ravel() - crpix[0], gy.ravel() - crpix[1]
+    forward = _design(gu, gv, sip_terms(order, start=2), max(width, height) / 2.0)
+    for array in (gu, gv, forward):
+        array.setflags(write=False)
+    return gu, gv, forward
 
 
 def _header_card(key: str, value: Any, comment: str) -> str:
