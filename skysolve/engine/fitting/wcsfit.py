@@ -240,8 +240,8 @@ def fit_wcs_of(pairs: Pairs, order: int, *, weights: np.ndarray | None = None) -
     cov[:2, :2] = cov_xi[1:3, 1:3]
     cov[2:, 2:] = cov_eta[1:3, 1:3]
     scale = _scale(lin, model.s)
-    jac_scale = _gradient(lambda q: _scale(q, model.s), lin)
-    jac_rot = _gradient(_rotation, lin)
+    jac_scale = gradient(lambda q: _scale(q, model.s), lin)
+    jac_rot = gradient(rotation, lin)
     scale_err = math.sqrt(max(0.0, float(jac_scale @ cov @ jac_scale)))
     rot_err = math.sqrt(max(0.0, float(jac_rot @ cov @ jac_rot)))
     pixel_deg = scale / 3600.0
@@ -264,15 +264,16 @@ def _scale(lin: np.ndarray, s: float) -> float:
     return 3600.0 * math.sqrt(abs(det))
 
 
-def _rotation(lin: np.ndarray) -> float:
-    """Position angle (degrees) of the linear part, as :class:`Calibration` defines it."""
+def rotation(lin: np.ndarray) -> float:
+    """Position angle (degrees) of a linear part (xi_u, xi_v, eta_u, eta_v: a CD
+    matrix's entries, row by row), as :class:`Calibration` defines it."""
     parity = 1.0 if lin[0] * lin[3] - lin[1] * lin[2] >= 0 else -1.0
     t = parity * lin[0] + lin[3]
     a = parity * lin[2] - lin[1]
     return -math.degrees(math.atan2(a, t))
 
 
-def _gradient(f: Callable[[np.ndarray], float], at: np.ndarray) -> np.ndarray:
+def gradient(f: Callable[[np.ndarray], float], at: np.ndarray) -> np.ndarray:
     """Central-difference gradient of a scalar function of a few variables."""
     grad = np.zeros(len(at))
     for k in range(len(at)):
