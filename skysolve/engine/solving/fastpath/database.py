@@ -41,6 +41,11 @@ INFO_SUFFIX = ".info.json"
 #: south-west).  2: the positions as the file holds them, at J2016.0.  A gaia
 #: database of an older version is rebuilt by ``skysolve db build --if-missing``.
 STARS_VERSION = 2
+#: The warning (``%s``: the database's path) of a process that finds an outdated database.
+OUTDATED_WARNING = (
+    "the fast-path database at %s holds stars an older skysolve made "
+    '(0.2" off); rebuild it with `skysolve db build --if-missing` (make setup)'
+)
 #: Epoch of the Tycho-2 stars of the index files (``--catalogue tycho2``).
 TYCHO2_EPOCH = 2000.0
 #: What reading a damaged star file raises: not a zip (a pickle refused),
@@ -113,10 +118,14 @@ def stars_stamp(db_path: Path) -> tuple[str, int, float | None]:
     Raises one of :data:`UNREADABLE_STARS` when the file is unreadable.
     """
     with _open_stars(_stars_file(Path(db_path))) as npz:
-        catalogue = str(npz["catalogue"])
-        if "stars_version" not in npz.files:
-            return catalogue, 1, None
-        return catalogue, int(npz["stars_version"]), float(npz["epoch"])
+        return _stamp(npz)
+
+
+def _stamp(npz: Any) -> tuple[str, int, float | None]:
+    """An open star file's catalogue, :data:`STARS_VERSION` (1: unstamped) and epoch."""
+    version = int(npz["stars_version"]) if "stars_version" in npz.files else 1
+    epoch = float(npz["epoch"]) if "epoch" in npz.files else None
+    return str(npz["catalogue"]), version, epoch
 
 
 @contextmanager
@@ -143,7 +152,12 @@ def outdated_stars(db_path: Path) -> bool:
         catalogue, version, _ = stars_stamp(db_path)
     except UNREADABLE_STARS:
         return False
-    return catalogue == "gaia" and version < STARS_VERSION
+    return _outdated(catalogue, version)
+
+
+def _outdated(catalogue: str, stars_version: int) -> bool:
+    """Whether stars of ``catalogue`` made by ``stars_version`` were made by an older rule."""
+    return catalogue == "gaia" and stars_version < STARS_VERSION
 
 
 def stars_path(db_path: Path) -> Path:
@@ -170,7 +184,7 @@ class DatabaseInfo:
     epoch: float | None = None
 
     def describe(self) -> str:
-        if self.catalogue == "gaia" and self.stars_version < STARS_VERSION:
+        if _outdated(self.catalogue, self.stars_version):
             when = "outdated"  # made by an older rule: ``db build`` rebuilds it
         elif self.epoch is not None:
             when = f"at J{self.epoch:.1f}"
@@ -320,9 +334,7 @@ def _load_stars(sidecar: Path, label: str) -> ReferenceStars:
         return cached[1]
     with _open_stars(sidecar) as npz:
         ra, dec, mag = npz["ra"], npz["dec"], npz["mag"]
-        catalogue = str(npz["catalogue"])
-        version = int(npz["stars_version"]) if "stars_version" in npz.files else 1
-        epoch = float(npz["epoch"]) if "epoch" in npz.files else None
+        catalogue, version, epoch = _stamp(npz)
     if np.any(mag[1:] < mag[:-1]):  # databases built before the stars were sorted
         order = np.argsort(mag, kind="stable")
         ra, dec, mag = ra[order], dec[order], mag[order]
