@@ -1,9 +1,10 @@
 """The decision on one answer: the refit, the verified WCS kept, or not solved at all.
 
 :func:`final_fit` is what the pipeline calls, once, for every verified answer
-of any solver.  The refit is taken only when it explains at least as many
-stars as the verified WCS, at least as well on the same stars; an answer whose
-stars match the catalogue no better than chance is not an answer.
+of any solver.  The refit is taken only when it explains as many stars as the
+verified WCS (within ``MATCH_TOLERANCE``: a star at the match radius's edge
+goes either way), as well on the same stars (within ``RMS_TOLERANCE``); an
+answer whose stars match the catalogue no better than chance is not an answer.
 """
 
 from __future__ import annotations
