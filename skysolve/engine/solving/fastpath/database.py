@@ -1,7 +1,9 @@
 """Fast-path databases: where they live, how they are built from a catalogue, loading them once.
 
 Kept whole: where a database lives, building one and loading it share the file
-names and the once-per-process cache that a build replaces.
+names, the star file's stamp (``STARS_VERSION``: a build writes it, loading,
+``status`` and ``db build --if-missing`` read it) and the once-per-process
+cache that a build replaces.
 """
 
 from __future__ import annotations
