@@ -43,18 +43,14 @@ def fastpath_status() -> str:
     millisecond): cheap enough for every /health request, and a database
     removed, never built or rebuilt shows up without a restart.
     """
-    from skysolve.engine.solving.fastpath import status
+    from skysolve.engine.solving.fastpath import OUTDATED_WARNING, status
 
     report = status()
     if report["fastpath"] != "ok" and report["path"] not in _warned:
         # Once per process and path: load balancers poll /health every few seconds.
         _warned.add(report["path"])
         if report["fastpath"] == "outdated":
-            log.warning(
-                "the fast-path database at %s holds stars an older skysolve made "
-                '(0.2" off); rebuild it with `skysolve db build --if-missing` (make setup)',
-                report["path"],
-            )
+            log.warning(OUTDATED_WARNING, report["path"])
         else:
             log.warning(
                 "no fast-path database at %s: every image goes to astrometry.net; "

@@ -657,18 +657,18 @@ def warm_up() -> None:
     try:
         from skysolve.engine.pipeline import EngineConfig
         from skysolve.engine.products.named_objects import load_catalogues
-        from skysolve.engine.solving.fastpath import load_database, outdated_stars
+        from skysolve.engine.solving.fastpath import (
+            OUTDATED_WARNING,
+            load_database,
+            outdated_stars,
+        )
 
         load_catalogues()
         config = EngineConfig.from_env()
         if config.fastpath_db is not None:
             load_database(config.fastpath_db)
             if outdated_stars(config.fastpath_db):
-                log.warning(
-                    "the fast-path database at %s holds stars an older skysolve made "
-                    '(0.2" off); rebuild it with `skysolve db build --if-missing` (make setup)',
-                    config.fastpath_db,
-                )
+                log.warning(OUTDATED_WARNING, config.fastpath_db)
         else:
             from skysolve.engine.solving.fastpath import default_db_path
 

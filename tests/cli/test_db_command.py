@@ -10,6 +10,14 @@ from skysolve.engine.solving.fastpath.database import STARS_VERSION, stars_stamp
 from tests.gates import INDEX_PACKAGE, require_file
 
 
+def _installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installation whose shared database directory is ``tmp_path / "shared"``
+    and data directory ``tmp_path / "var"``, with no database named outright."""
+    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
+    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+
+
 def test_it_builds_a_database_and_reports_time_size_and_fov_range(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -51,9 +59,7 @@ def test_it_copies_a_database_from_an_old_data_directory_instead_of_rebuilding(
 ) -> None:
     old = tmp_path / "var" / "fastpath" / "default.t3db"
     assert main(["db", "build", "--output", str(old), "--min-fov", "50", "--max-fov", "60"]) == 0
-    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
-    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
-    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    _installation(tmp_path, monkeypatch)
     assert main(["db", "build", "--if-missing"]) == 0
     assert "copied" in capsys.readouterr().err
     shared = tmp_path / "shared" / "default.t3db"
@@ -66,9 +72,7 @@ def test_it_copies_a_database_from_an_old_data_directory_instead_of_rebuilding(
 def test_it_says_where_it_looked_when_there_is_no_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
-    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
-    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    _installation(tmp_path, monkeypatch)
     assert main(["db", "info"]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "shared" / "default.t3db") in err and "skysolve db build" in err
@@ -120,9 +124,7 @@ def _unstamp(db: Path, catalogue: str = "gaia") -> None:
 def test_it_rebuilds_a_database_whose_stars_an_older_rule_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
-    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
-    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    _installation(tmp_path, monkeypatch)
     built = tmp_path / "shared" / "default.t3db"
     build = ["db", "build", "--min-fov", "50", "--max-fov", "60", "--no-bands"]
     assert main(build) == 0
@@ -148,9 +150,7 @@ def test_it_rebuilds_a_database_whose_stars_an_older_rule_made(
 def test_it_keeps_an_unstamped_tycho2_database_and_rebuilds_an_old_legacy_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("SKYSOLVE_FASTPATH_DB", raising=False)
-    monkeypatch.setenv("SKYSOLVE_FASTPATH_DIR", str(tmp_path / "shared"))
-    monkeypatch.setenv("SKYSOLVE_DATA_DIR", str(tmp_path / "var"))
+    _installation(tmp_path, monkeypatch)
     small = ["--min-fov", "50", "--max-fov", "60", "--no-bands"]
     # Only the gaia stars' rule changed: an old Tycho-2 database is kept.
     tycho = tmp_path / "t2" / "default.t3db"

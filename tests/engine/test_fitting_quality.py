@@ -8,12 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from skysolve.engine.fitting.final import final_fit
+from skysolve.engine.fitting.final import FinalFit, final_fit
 from skysolve.engine.fitting.quality import SHAPE_GRID, header_cards, star_shapes
 from skysolve.engine.indexes.catalog import default_catalog
 from skysolve.engine.solving.fastpath.tansip import TanSip
 from tests.conftest import REPO_ROOT
-from tests.engine.test_fitting import camera, observe
+from tests.engine.test_fitting import Field, camera, observe
 
 #: The quality fields of a solved answer, as :func:`final_fit` gives them.
 QUALITY = {
@@ -24,6 +24,20 @@ QUALITY = {
     "zero_point_scatter": 0.42, "zero_point_stars": 150, "fwhm_px": 3.1,
     "elongation": 1.12, "shape_stars": 80, "band": "G", "refit": True,
 }  # fmt: skip
+
+
+def _field(sources: int, noise: float = 0.1) -> Field:
+    """A 30-degree 1600 x 1200 field through an order-3 camera (15 px at the corners)."""
+    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
+    return observe(truth, width=1600, height=1200, noise=noise, sources=sources, seed=10)
+
+
+def _final_fit(field: Field, order: int | None) -> FinalFit:
+    """The final fit of ``field`` from its true WCS against the Tycho-2 stars."""
+    return final_fit(
+        field.x, field.y, field.flux, width=1600, height=1200, start=field.truth,
+        stars=default_catalog(), band="VT", order=order,
+    )  # fmt: skip
 
 
 def test_the_header_carries_the_residuals_in_pixels_and_arcseconds() -> None:
@@ -74,13 +88,8 @@ def test_star_shapes_across_the_frame_show_a_tilt() -> None:
 def test_a_kept_answer_is_described_by_its_own_wcs() -> None:
     """When the verified WCS is kept (the refit fitted worse), the figures, the FITS
     cards and ``corr.fits`` all describe that WCS, not the refit that was not taken."""
-    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
-    field = observe(truth, width=1600, height=1200, noise=0.1, sources=400, seed=10)
     # TAN asked for a distorted field: it fits worse than the verified TAN-SIP.
-    final = final_fit(
-        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
-        stars=default_catalog(), band="VT", order=0,
-    )  # fmt: skip
+    final = _final_fit(_field(400), order=0)
     assert final.verdict == "kept" and final.model is None
     q = final.quality
     assert q["refit"] is False and q["sip_order"] == 3 and q["order_chosen_by"] == "the solver"
@@ -95,12 +104,7 @@ def test_a_kept_answer_is_described_by_its_own_wcs() -> None:
 def test_an_answer_too_few_stars_back_for_a_refit_says_how_good_it_is() -> None:
     """Seven stars cannot refit (eight at least): the verified WCS is kept, and its
     quality is its own matches' residuals, with the reason there is no refit."""
-    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
-    field = observe(truth, width=1600, height=1200, noise=0.1, sources=7, seed=10)
-    final = final_fit(
-        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
-        stars=default_catalog(), band="VT", order=None,
-    )  # fmt: skip
+    final = _final_fit(_field(7), order=None)
     assert final.verdict == "kept" and final.model is None
     q = final.quality
     assert q["matched_stars"] == 7 and q["refit"] is False
@@ -125,8 +129,7 @@ def test_a_refit_matching_fewer_stars_than_the_verified_wcs_is_not_taken(
     """
     from skysolve.engine.fitting import final as final_module
 
-    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
-    field = observe(truth, width=1600, height=1200, noise=0.1, sources=400, seed=10)
+    field = _field(400)
     verified_on = final_module._verified_on
     counted: list[int] = []
 
@@ -136,10 +139,7 @@ def test_a_refit_matching_fewer_stars_than_the_verified_wcs_is_not_taken(
         return matches + 50, rms
 
     monkeypatch.setattr(final_module, "_verified_on", more_for_the_verified)
-    final = final_fit(
-        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
-        stars=default_catalog(), band="VT", order=None,
-    )  # fmt: skip
+    final = _final_fit(field, order=None)
     assert final.verdict == "kept" and final.model is None
     q = final.quality
     assert final.reason == "the refit matches fewer stars than the verified WCS"
@@ -151,17 +151,8 @@ def test_a_refit_matching_fewer_stars_than_the_verified_wcs_is_not_taken(
 
 def test_the_docs_name_every_quality_field_and_card() -> None:
     """docs/how-it-solves.md lists the fields and FITS cards by the code's own names."""
-    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
-    field = observe(truth, width=1600, height=1200, noise=0.1, sources=400, seed=10)
-    final = final_fit(
-        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
-        stars=default_catalog(), band="VT", order=None,
-    )  # fmt: skip
-    few = observe(truth, width=1600, height=1200, noise=0.1, sources=7, seed=10)
-    kept = final_fit(
-        few.x, few.y, few.flux, width=1600, height=1200, start=truth,
-        stars=default_catalog(), band="VT", order=None,
-    )  # fmt: skip
+    final = _final_fit(_field(400), order=None)
+    kept = _final_fit(_field(7), order=None)
     doc = (REPO_ROOT / "docs" / "how-it-solves.md").read_text()
     named = set(re.findall(r"`([A-Za-z_0-9]+)`", doc))
     assert set(final.quality) - named == set()
@@ -194,13 +185,9 @@ def test_both_wcss_are_counted_on_the_frames_stars_not_on_the_refits_pairs() -> 
     (15 px at the corners) matches far fewer."""
     from skysolve.engine.fitting.final import matches_under
 
-    truth = camera(250.0, 10.0, 30.0, 3, seed=10, corner_px=15.0)
-    field = observe(truth, width=1600, height=1200, noise=0.3, sources=400, seed=10)
-    stars = default_catalog()
-    final = final_fit(
-        field.x, field.y, field.flux, width=1600, height=1200, start=truth,
-        stars=stars, band="VT", order=None,
-    )  # fmt: skip
+    field = _field(400, noise=0.3)
+    truth, stars = field.truth, default_catalog()
+    final = _final_fit(field, order=None)
     assert final.verdict == "refit" and final.refit is not None
     q = final.quality
     # The truth as the start: it pairs at least the refit's clipped stars and

@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 
 from skysolve.engine.fitting import fit_wcs, refit
-from skysolve.engine.fitting.wcsfit import design_matrix
+from skysolve.engine.fitting.wcsfit import Pairs, design_matrix, squared_residuals
 from skysolve.engine.fitting.weights import (
     CentroidErrors,
     candidate_radius,
     centroid_errors,
     centroid_weights,
-    errors_of_fit,
 )
 from skysolve.engine.indexes.catalog import default_catalog
 from skysolve.engine.solving.fastpath.tansip import TanSip
@@ -86,7 +85,7 @@ def test_the_weighted_fit_recovers_the_camera_better() -> None:
     plain, weighted = [], []
     for seed in range(40):
         truth, x, y, ra, dec, flux = _field(seed, 60)
-        errors = errors_of_fit(x, y, ra, dec, flux, 1600, 1200, truth.crval, 2)
+        errors = _errors_of_fit(x, y, ra, dec, flux, truth.crval, 2)
         fit = fit_wcs(x, y, ra, dec, width=1600, height=1200, order=2, crval=truth.crval)
         better = fit_wcs(
             x, y, ra, dec, width=1600, height=1200, order=2, crval=truth.crval,
@@ -105,7 +104,7 @@ def test_weighted_uncertainties_cover_the_true_error_at_the_stated_rate() -> Non
     for seed in range(300):
         n = 40 + (seed * 7) % 260
         truth, x, y, ra, dec, flux = _field(1000 + seed, n, order=1)
-        errors = errors_of_fit(x, y, ra, dec, flux, 1600, 1200, truth.crval, 1)
+        errors = _errors_of_fit(x, y, ra, dec, flux, truth.crval, 1)
         fit = fit_wcs(
             x, y, ra, dec, width=1600, height=1200, order=1, crval=truth.crval,
             weights=centroid_weights(errors, flux),
@@ -158,3 +157,18 @@ def test_the_refit_given_fluxes_is_nearer_the_camera() -> None:
     # 0.28 px against 0.34 px (median), nearer on 5 of the 6.
     assert float(np.median(weighted)) < 0.9 * float(np.median(plain)), (plain, weighted)
     assert np.count_nonzero(np.array(weighted) < np.array(plain)) >= 5
+
+
+def _errors_of_fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    flux: np.ndarray,
+    centre: tuple[float, float],
+    order: int,
+) -> CentroidErrors:
+    """The centroid error model of a 1600 x 1200 field's matched stars, from their
+    unweighted fit's residuals (as the final fit makes it)."""
+    pairs = Pairs.of(x, y, ra, dec, width=1600, height=1200, crval=centre, order=order)
+    return centroid_errors(squared_residuals(pairs, order), flux)

@@ -125,3 +125,20 @@ def test_a_database_gives_tetra3rs_zero_motions_and_stamps_its_stars(
     with np.load(db.with_name(db.name + ".stars.npz")) as npz:
         assert np.array_equal(given["ra"], npz["ra"]) and np.array_equal(given["dec"], npz["dec"])
     assert gaia_reference_stars(0.0, 0.0, 180.0).epoch == EPOCH
+
+
+def test_a_build_that_fails_leaves_nothing_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files written beside a database before they replace it (``.part``)
+    are removed when the build fails: a full disk leaves no 190 MB remnant."""
+    from skysolve.engine.solving.fastpath import database
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(database.np, "savez", full_disk)
+    db = tmp_path / "wide.t3db"
+    with pytest.raises(OSError, match="No space left"):
+        build_database(db, min_fov=50.0, max_fov=60.0, bands=())
+    assert list(tmp_path.iterdir()) == []

@@ -394,8 +394,8 @@ def test_it_needs_no_wcs_object_changes(tmp_path: Path) -> None:
     [(0.005, 0.01), (0.02, 0.1), (0.05, 0.1), (0.2, 1.0), (2.0, 1.0), (10.0, 10.0)],
 )
 def test_the_residual_scale_bar_fits_the_picture(typical: float, unit: float) -> None:
-    """The bar stands for 0.1, 1 or 10 px of residual and stays between 8 pixels and
-    a quarter of the picture, however good the fit (its arrows are scaled up)."""
+    """The bar stands for 10, 1, 0.1 or 0.01 px of residual and stays between 8 pixels
+    and a quarter of the picture, however good the fit (its arrows are scaled up)."""
     width = 800
     residuals = np.array([[100.0, 100.0, typical, 0.0]] * 10)
     per_pixel = residual_gain(residuals, width)  # the picture at full size

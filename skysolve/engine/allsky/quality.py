@@ -91,10 +91,10 @@ def lens_quality(
         "band": BAND,
         "limiting_mag": round(float(np.max(finite_mag)), 2) if len(finite_mag) else None,
     }
-    if flux is not None:
-        quality.update(image_figures(image, x + 1.0, y + 1.0, np.asarray(flux, float), mag))
-    else:
-        quality.update(image_figures(image, x + 1.0, y + 1.0, np.ones(len(x)), None))
+    # Without fluxes, no zero point (and the shapes' stars in the list's order).
+    fluxes = np.ones(len(x)) if flux is None else np.asarray(flux, float)
+    zero_point_mag = None if flux is None else mag
+    quality.update(image_figures(image, x + 1.0, y + 1.0, fluxes, zero_point_mag))
     return quality
 
 

@@ -1,9 +1,10 @@
 """The decision on one answer: the refit, the verified WCS kept, or not solved at all.
 
 :func:`final_fit` is what the pipeline calls, once, for every verified answer
-of any solver.  The refit is taken only when it explains at least as many
-stars as the verified WCS, at least as well on the same stars; an answer whose
-stars match the catalogue no better than chance is not an answer.
+of any solver.  The refit is taken only when it explains as many stars as the
+verified WCS (within ``MATCH_TOLERANCE``: a star at the match radius's edge
+goes either way), as well on the same stars (within ``RMS_TOLERANCE``); an
+answer whose stars match the catalogue no better than chance is not an answer.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import numpy as np
 from skysolve.engine.fitting.matching import match_one_to_one
 from skysolve.engine.fitting.quality import fit_quality, image_figures
 from skysolve.engine.fitting.refine import (
-    CHANCE_PER_SOURCE,
     GROW_RADIUS,
     MAX_SOURCES,
     MIN_STARS,
-    STARS_PER_SOURCE,
     Catalogue,
     Projection,
     Refit,
+    catalogue_depth,
+    cone,
     refit,
 )
 from skysolve.engine.results import local_cd_matrix
@@ -150,7 +151,7 @@ def final_fit(
     quality["radius_matched_stars"] = refit_matches
     if worse or fewer:
         why = "fits worse" if worse else "matches fewer stars"
-        _, distance = _under(start, result, x, y, stars)
+        distance = _distances(start, result, x, y, stars)
         quality.update(_kept_figures(distance, result.fit.scale, verified_order))
         quality["refit"] = False
         reason = f"the refit {why} than the verified WCS"
@@ -191,8 +192,7 @@ def _verified_on(
 ) -> tuple[int, float]:
     """How many sources the verified WCS matches at the refit's final radius (to the
     stars of the frame the refit matched against), and its RMS on the refit's own pairs."""
-    _, distance = _under(start, result, x, y, stars)
-    d2 = distance**2
+    d2 = _distances(start, result, x, y, stars) ** 2
     rms = float(np.sqrt(np.mean(d2))) if len(d2) and np.all(np.isfinite(d2)) else math.inf
     return matches_under(start, result, x, y, stars), rms
 
@@ -215,18 +215,18 @@ def matches_under(
     return len(s_rows)
 
 
-def _under(
+def _distances(
     wcs: Projection, result: Refit, x: np.ndarray, y: np.ndarray, stars: Catalogue
-) -> tuple[np.ndarray, np.ndarray]:
-    """The refit's catalogue stars in pixels under ``wcs``, and each one's distance
-    from its source."""
+) -> np.ndarray:
+    """Each of the refit's pairs' distance (pixels) between its source and its
+    catalogue star as ``wcs`` puts it."""
     rows = result.star_rows
     ra, dec = np.asarray(stars.ra, float), np.asarray(stars.dec, float)
     sky = np.column_stack([ra[rows], dec[rows]])
     with np.errstate(all="ignore"):
         xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), float).reshape(-1, 2)
     sx, sy = x[result.source_rows], y[result.source_rows]
-    return xy, np.hypot(xy[:, 0] - sx, xy[:, 1] - sy)
+    return np.hypot(xy[:, 0] - sx, xy[:, 1] - sy)
 
 
 def _kept_figures(distance: np.ndarray, scale: float, order: int) -> dict[str, Any]:
@@ -281,20 +281,15 @@ def _unrefitted_quality(
         if np.all(np.isfinite(centre)):
             scale = 3600.0 * math.sqrt(abs(float(np.linalg.det(local_cd_matrix(start, cx, cy)))))
             # The stars within the frame's half-diagonal (plus a margin) of its centre.
-            axis = _unit(centre[0], centre[1])
-            reach = math.radians(1.2 * scale / 3600.0 * math.hypot(width, height) / 2.0 + 0.01)
-            near = np.flatnonzero(np.asarray(stars.xyz) @ axis >= math.cos(min(math.pi, reach)))
-            if stars.mag is not None:
-                near = near[np.argsort(np.asarray(stars.mag, float)[near], kind="stable")]
+            reach = 1.2 * scale / 3600.0 * math.hypot(width, height) / 2.0 + 0.01
+            near = cone(stars, (float(centre[0]), float(centre[1])), min(180.0, reach))
             xy = np.asarray(
                 start.all_world2pix(np.column_stack([ra[near], dec[near]]), 1, quiet=True), float
             ).reshape(-1, 2)
             inside = (xy[:, 0] > 0.5) & (xy[:, 0] < width + 0.5)
             inside &= (xy[:, 1] > 0.5) & (xy[:, 1] < height + 0.5)
             # As the refit takes them: the brightest, no denser than the radius allows.
-            limit = int(CHANCE_PER_SOURCE * width * height / (math.pi * radius**2))
-            limit = max(30, min(max(50, int(STARS_PER_SOURCE * len(x))), limit))
-            keep = np.flatnonzero(inside)[:limit]
+            keep = np.flatnonzero(inside)[: catalogue_depth(len(x), width, height, radius)]
             rows, px, py = near[keep], xy[keep, 0], xy[keep, 1]
     s_rows, c_rows = match_one_to_one(x, y, px, py, radius) if len(px) else (rows[:0], rows[:0])
     distance = np.hypot(px[c_rows] - x[s_rows], py[c_rows] - y[s_rows])
@@ -312,12 +307,6 @@ def _unrefitted_quality(
     )
     quality.update(image_figures(image, x[s_rows], y[s_rows], flux[s_rows], mag))
     return quality
-
-
-def _unit(ra: Any, dec: Any) -> np.ndarray:
-    """Unit vectors of RA, Dec (degrees)."""
-    r, d = np.radians(ra), np.radians(dec)
-    return np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], axis=-1)
 
 
 def _quality(

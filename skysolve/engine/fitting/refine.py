@@ -205,7 +205,7 @@ def refit(
         return None
     centre = (float(sky[0, 0]), float(sky[0, 1]))
     reach = float(np.max(_separation(centre, sky[1:, 0], sky[1:, 1])))
-    rows = _cone(stars, centre, min(90.0, reach * 1.1 + 0.01))
+    rows = cone(stars, centre, min(90.0, reach * 1.1 + 0.01))
     if len(rows) < MIN_STARS:
         return None
     most = max(50, int(STARS_PER_SOURCE * len(x)))
@@ -230,10 +230,7 @@ def refit(
     fainter = rows[4 * most : 2 * int(DEEP_STARS_PER_SOURCE * len(x))]
 
     def project(model: Projection, radius: float) -> tuple[np.ndarray, np.ndarray]:
-        # A catalogue denser than the match radius allows pairs sources with
-        # the wrong stars: the depth follows the radius.
-        limit = int(CHANCE_PER_SOURCE * width * height / (math.pi * radius**2))
-        limit = max(30, min(most, limit))
+        limit = catalogue_depth(len(x), width, height, radius)
         with np.errstate(all="ignore"):
             xy = model.all_world2pix(np.column_stack([ra, dec]), 1, quiet=True)
         xy = np.asarray(xy, float).reshape(-1, 2)
@@ -553,7 +550,16 @@ def _centre_of(model: Projection, cx: float, cy: float) -> tuple[float, float]:
     return float(sky[0, 0]), float(sky[0, 1])
 
 
-def _cone(stars: Catalogue, centre: tuple[float, float], radius: float) -> np.ndarray:
+def catalogue_depth(n_sources: int, width: int, height: int, radius: float) -> int:
+    """How many of the brightest catalogue stars inside the frame a match of
+    ``n_sources`` sources within ``radius`` pixels takes: a catalogue denser
+    than the match radius allows pairs sources with the wrong stars, so the
+    depth follows the radius."""
+    limit = int(CHANCE_PER_SOURCE * width * height / (math.pi * radius**2))
+    return max(30, min(max(50, int(STARS_PER_SOURCE * n_sources)), limit))
+
+
+def cone(stars: Catalogue, centre: tuple[float, float], radius: float) -> np.ndarray:
     """Rows of the stars within ``radius`` degrees of ``centre``, brightest first."""
     r, d = math.radians(centre[0]), math.radians(centre[1])
     axis = np.array([math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d)])

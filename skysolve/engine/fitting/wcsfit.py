@@ -89,12 +89,13 @@ class Pairs:
     ``x``, ``y``: 1-based pixel positions of the sources; ``ra``, ``dec``:
     their catalogue stars (degrees); ``width``, ``height``: the image;
     ``crval``: the tangent point the fits start from.  ``plane`` holds the
-    stars' tangent-plane positions about ``crval`` and ``terms`` the design
-    matrix of their pixel offsets from the frame's centre at some order (a
-    lower order's terms are its first columns): the order's choice, the error
-    model, the fit and its covariance, and the stars kept after clipping
-    (:meth:`rows`), take them from here instead of each projecting and
-    expanding the same stars again.  Build with :meth:`of`.
+    stars' tangent-plane positions about ``crval`` and ``full_design`` the
+    design matrix of their pixel offsets from the frame's centre at the highest
+    order any fit of them takes (a lower order's terms are its first
+    columns): the order's choice, the error model, the fit and its
+    covariance, and the stars kept after clipping (:meth:`rows`), take them
+    from here instead of each projecting and expanding the same stars again.
+    Build with :meth:`of`.
     """
 
     x: np.ndarray
@@ -105,7 +106,7 @@ class Pairs:
     height: int
     crval: tuple[float, float]
     plane: np.ndarray
-    terms: np.ndarray
+    full_design: np.ndarray
 
     @classmethod
     def of(
@@ -120,15 +121,15 @@ class Pairs:
         crval: tuple[float, float],
         order: int,
     ) -> Pairs:
-        """The pairs, with ``terms`` up to ``order`` (``RADIAL``: 3), the highest
+        """The pairs, with ``full_design`` up to ``order`` (``RADIAL``: 3), the highest
         any fit of them will take."""
         x, y = np.asarray(x, float), np.asarray(y, float)
         ra, dec = np.asarray(ra, float), np.asarray(dec, float)
         plane = gnomonic(ra, dec, *crval)
         s = max(width, height) / 2.0
         u, v = x - (width + 1) / 2.0, y - (height + 1) / 2.0
-        terms = sip_design(u, v, sip_terms(_polynomial_order(order)), s)
-        return cls(x, y, ra, dec, width, height, crval, plane, terms)
+        full_design = sip_design(u, v, sip_terms(_polynomial_order(order)), s)
+        return cls(x, y, ra, dec, width, height, crval, plane, full_design)
 
     @property
     def s(self) -> float:
@@ -139,16 +140,16 @@ class Pairs:
         """The pairs of rows ``keep``."""
         return Pairs(
             self.x[keep], self.y[keep], self.ra[keep], self.dec[keep], self.width, self.height,
-            self.crval, self.plane[keep], self.terms[keep],
+            self.crval, self.plane[keep], self.full_design[keep],
         )  # fmt: skip
 
     def design(self, order: int) -> np.ndarray:
         """The fit's design matrix at ``order`` (``RADIAL`` included)."""
         p = len(sip_terms(_polynomial_order(order)))
-        if p > self.terms.shape[1]:
+        if p > self.full_design.shape[1]:
             u, v = self.x - (self.width + 1) / 2.0, self.y - (self.height + 1) / 2.0
             return _design(u, v, order, self.s)
-        design = np.ascontiguousarray(self.terms[:, :p])
+        design = np.ascontiguousarray(self.full_design[:, :p])
         return design @ radial_constraint() if order == RADIAL else design
 
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skysolve.engine.fitting.wcsfit import Pairs, squared_residuals
-
 #: Stars whose squared residual exceeds this many times their expected one are
 #: left out of the error model's fit (wrong pairs must not inflate it).
 OUTLIER_RATIO = 16.0
@@ -101,19 +99,3 @@ def candidate_radius(
     inverse = np.linalg.pinv(normal)
     predicted = np.einsum("ij,jk,ik->i", candidates, inverse, candidates)
     return np.minimum(most, sigmas * np.sqrt(errors.variance(flux) + predicted))
-
-
-def errors_of_fit(
-    x: np.ndarray,
-    y: np.ndarray,
-    ra: np.ndarray,
-    dec: np.ndarray,
-    flux: np.ndarray,
-    width: int,
-    height: int,
-    centre: tuple[float, float],
-    order: int,
-) -> CentroidErrors:
-    """The centroid error model of matched stars, from their unweighted fit's residuals."""
-    pairs = Pairs.of(x, y, ra, dec, width=width, height=height, crval=centre, order=order)
-    return centroid_errors(squared_residuals(pairs, order), flux)

