@@ -105,7 +105,11 @@ def final_fit(
         positional_error=positional_error, flux=flux,
     )  # fmt: skip
     if result is None:
-        reason = f"too few stars matched for a refit (fewer than {MIN_STARS})"
+        # Fewer than MIN_STARS pairs, or fewer catalogue stars in the field at all.
+        reason = (
+            f"too few stars for a refit (fewer than {MIN_STARS} of the field's catalogue "
+            "stars paired with sources)"
+        )
         quality = _unrefitted_quality(
             x, y, flux, width, height, start, stars, band, image, positional_error
         )
