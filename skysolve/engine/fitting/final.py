@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from skysolve.engine.fitting.matching import match_one_to_one
-from skysolve.engine.fitting.quality import fit_quality, image_figures
+from skysolve.engine.fitting.quality import (
+    finite_median,
+    finite_rms,
+    fit_quality,
+    image_figures,
+    rounded,
+)
 from skysolve.engine.fitting.refine import (
     GROW_RADIUS,
     MAX_SOURCES,
@@ -150,7 +156,7 @@ def final_fit(
                 worse = fewer = False
                 chosen_by = "the verified answer's order"
     quality = _quality(result, x, y, flux, stars, band, image, chosen_by)
-    quality["verified_rms_px"] = _finite(verified_rms, 4)
+    quality["verified_rms_px"] = rounded(verified_rms, 4)
     quality["verified_matched_stars"] = verified_matches
     quality["radius_matched_stars"] = refit_matches
     if worse or fewer:
@@ -208,12 +214,7 @@ def matches_under(
     with the stars of the frame the refit matched against (``Refit.field_rows``):
     the count the refit's WCS and the verified one are compared by, before any
     clipping, so that neither is counted on the other's pairs."""
-    rows = result.field_rows
-    ra, dec = np.asarray(stars.ra, float), np.asarray(stars.dec, float)
-    with np.errstate(all="ignore"):
-        xy = np.asarray(
-            wcs.all_world2pix(np.column_stack([ra[rows], dec[rows]]), 1, quiet=True), float
-        ).reshape(-1, 2)
+    xy = _pixels(wcs, stars, result.field_rows)
     x, y = x[:MAX_SOURCES], y[:MAX_SOURCES]
     s_rows, _ = match_one_to_one(x, y, xy[:, 0], xy[:, 1], result.radius)
     return len(s_rows)
@@ -224,13 +225,18 @@ def _distances(
 ) -> np.ndarray:
     """Each of the refit's pairs' distance (pixels) between its source and its
     catalogue star as ``wcs`` puts it."""
-    rows = result.star_rows
-    ra, dec = np.asarray(stars.ra, float), np.asarray(stars.dec, float)
-    sky = np.column_stack([ra[rows], dec[rows]])
-    with np.errstate(all="ignore"):
-        xy = np.asarray(wcs.all_world2pix(sky, 1, quiet=True), float).reshape(-1, 2)
+    xy = _pixels(wcs, stars, result.star_rows)
     sx, sy = x[result.source_rows], y[result.source_rows]
     return np.hypot(xy[:, 0] - sx, xy[:, 1] - sy)
+
+
+def _pixels(wcs: Projection, stars: Catalogue, rows: np.ndarray) -> np.ndarray:
+    """The catalogue stars ``rows`` in pixels under ``wcs`` (N x 2; NaN where
+    the WCS puts one nowhere)."""
+    ra, dec = np.asarray(stars.ra, float)[rows], np.asarray(stars.dec, float)[rows]
+    with np.errstate(all="ignore"):
+        xy = wcs.all_world2pix(np.column_stack([ra, dec]), 1, quiet=True)
+    return np.asarray(xy, float).reshape(-1, 2)
 
 
 def _kept_figures(distance: np.ndarray, scale: float, order: int) -> dict[str, Any]:
@@ -238,14 +244,12 @@ def _kept_figures(distance: np.ndarray, scale: float, order: int) -> dict[str, A
     on the refit's pairs (those ``corr.fits`` and the residual picture show under
     it) or on its own, ``scale`` arcsec/pixel, its own order, and no
     uncertainties (no fit of ours has its covariance)."""
-    distance = distance[np.isfinite(distance)]
-    rms = float(np.sqrt(np.mean(distance**2))) if len(distance) else math.nan
-    median = float(np.median(distance)) if len(distance) else math.nan
+    rms, median = finite_rms(distance), finite_median(distance)
     return {
-        "rms_px": _finite(rms, 4),
-        "median_px": _finite(median, 4),
-        "rms_arcsec": _finite(rms * scale, 4),
-        "median_arcsec": _finite(median * scale, 4),
+        "rms_px": rounded(rms, 4),
+        "median_px": rounded(median, 4),
+        "rms_arcsec": rounded(rms * scale, 4),
+        "median_arcsec": rounded(median * scale, 4),
         "sip_order": order if order >= 2 else 0,
         "order_chosen_by": "the solver",
         "ra_error_arcsec": None,
@@ -276,7 +280,6 @@ def _unrefitted_quality(
     x, y, flux = x[:MAX_SOURCES], y[:MAX_SOURCES], flux[:MAX_SOURCES]
     radius = GROW_RADIUS * max(1.0, float(positional_error))
     cx, cy = (width + 1) / 2.0, (height + 1) / 2.0
-    ra, dec = np.asarray(stars.ra, float), np.asarray(stars.dec, float)
     px = py = np.zeros(0)
     rows = np.zeros(0, dtype=np.intp)
     scale = math.nan
@@ -287,9 +290,7 @@ def _unrefitted_quality(
             # The stars within the frame's half-diagonal (plus a margin) of its centre.
             reach = 1.2 * scale / 3600.0 * math.hypot(width, height) / 2.0 + 0.01
             near = cone(stars, (float(centre[0]), float(centre[1])), min(180.0, reach))
-            xy = np.asarray(
-                start.all_world2pix(np.column_stack([ra[near], dec[near]]), 1, quiet=True), float
-            ).reshape(-1, 2)
+            xy = _pixels(start, stars, near)
             inside = (xy[:, 0] > 0.5) & (xy[:, 0] < width + 0.5)
             inside &= (xy[:, 1] > 0.5) & (xy[:, 1] < height + 0.5)
             # As the refit takes them: the brightest, no denser than the radius allows.
@@ -329,7 +330,3 @@ def _quality(
     matched_mag = None if mag is None else mag[result.star_rows]
     quality.update(image_figures(image, x[rows], y[rows], flux[rows], matched_mag))
     return quality
-
-
-def _finite(value: float, digits: int) -> float | None:
-    return round(value, digits) if math.isfinite(value) else None

@@ -67,18 +67,18 @@ def fit_quality(
     order = fit.model.order if fit.model.order >= 2 else 0
     out: dict[str, Any] = {
         "matched_stars": len(result.source_rows),
-        "rms_px": _round(fit.rms_px, 4),
-        "median_px": _round(float(np.median(distance)), 4),
-        "rms_arcsec": _round(fit.rms_px * scale, 4),
-        "median_arcsec": _round(float(np.median(distance)) * scale, 4),
+        "rms_px": rounded(fit.rms_px, 4),
+        "median_px": rounded(float(np.median(distance)), 4),
+        "rms_arcsec": rounded(fit.rms_px * scale, 4),
+        "median_arcsec": rounded(float(np.median(distance)) * scale, 4),
         "sip_order": order,
         "order_chosen_by": chosen_by
         or ("request" if result.order_requested else "cross-validation"),
-        "ra_error_arcsec": _round(fit.ra_error, 5),
-        "dec_error_arcsec": _round(fit.dec_error, 5),
-        "pixscale_error": _round(fit.scale_error, 7),
-        "rotation_error_deg": _round(fit.rotation_error, 6),
-        "match_radius_px": _round(result.radius, 3),
+        "ra_error_arcsec": rounded(fit.ra_error, 5),
+        "dec_error_arcsec": rounded(fit.dec_error, 5),
+        "pixscale_error": rounded(fit.scale_error, 7),
+        "rotation_error_deg": rounded(fit.rotation_error, 6),
+        "match_radius_px": rounded(result.radius, 3),
         "catalogue_stars": result.stars_in_field,
         "band": band,
         "limiting_mag": None,
@@ -87,7 +87,7 @@ def fit_quality(
         matched = np.asarray(mag, float)[result.star_rows]
         matched = matched[np.isfinite(matched)]
         if len(matched):
-            out["limiting_mag"] = _round(float(np.max(matched)), 2)
+            out["limiting_mag"] = rounded(float(np.max(matched)), 2)
     return out
 
 
@@ -259,7 +259,7 @@ def _grid_medians(values: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> list[li
         cells: list[float | None] = []
         for col in range(SHAPE_GRID):
             here = values[(cx == col) & (cy == row)]
-            cells.append(_round(float(np.median(here)), 3) if len(here) >= 3 else None)
+            cells.append(rounded(float(np.median(here)), 3) if len(here) >= 3 else None)
         grid.append(cells)
     return grid
 
@@ -412,7 +412,20 @@ def read_residuals(path: Path | None) -> np.ndarray | None:
         return np.column_stack([np.asarray(table[name], dtype=float) for name in columns])
 
 
-def _round(value: float, digits: int) -> float | None:
+def rounded(value: float | None, digits: int) -> float | None:
+    """``value`` rounded to ``digits`` for JSON, None when it is missing or not finite."""
     if value is None or not math.isfinite(value):
         return None
     return round(float(value), digits)
+
+
+def finite_rms(values: np.ndarray) -> float:
+    """The RMS of the finite ``values``; NaN when there are none."""
+    values = values[np.isfinite(values)]
+    return float(np.sqrt(np.mean(values**2))) if len(values) else math.nan
+
+
+def finite_median(values: np.ndarray) -> float:
+    """The median of the finite ``values``; NaN when there are none."""
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if len(values) else math.nan
