@@ -52,7 +52,7 @@ ORDER_CHOSEN_BY = {
     "request": "requested",
     "cross-validation": "chosen by cross-validation",
     "the verified answer's order": "that of the verified answer, which fits its stars better",
-    "the solver": "as the solver found it, kept: the refit was not better",
+    "the solver": "as the solver found it",
 }
 
 
@@ -108,17 +108,23 @@ def object_groups(job: Job) -> list[list[str]]:
 def quality_rows(job: Job) -> list[CalibrationRow]:
     """How good the calibration is, in words and numbers (empty when not measured)."""
     q = job.quality()
-    if not q or not q.get("matched_stars"):
+    if not q:
         return []
+    kept = []
+    if q.get("refit") is False:
+        why = q.get("kept_reason") or "the refit was not better"
+        kept = [CalibrationRow("Final fit", f"{why}: the solver's WCS kept")]
+    if not q.get("matched_stars"):
+        # Nothing measured (no catalogue to match against): only why.
+        return kept
 
     def number(key: str, fmt: str, unit: str = "") -> str:
         value = q.get(key)
         return "—" if value is None else f"{value:{fmt}}{unit}"
 
     order = q.get("sip_order") or 0
+    # Why a WCS was kept is the "Final fit" row's, once.
     how = ORDER_CHOSEN_BY.get(q.get("order_chosen_by") or "", "chosen by cross-validation")
-    if q.get("order_chosen_by") == "the solver" and q.get("kept_reason"):
-        how = f"as the solver found it, kept: {q['kept_reason']}"
     band = f" ({q['band']} catalogue)" if q.get("band") else ""
     distortion = f"SIP order {order} ({how})" if order else f"none ({how})"
     if q.get("lens_projection"):
@@ -166,10 +172,7 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
                        ("elongation_grid", "Elongation across the frame")):  # fmt: skip
         if q.get(key):
             rows.append(CalibrationRow(label, grid_text(q[key], bottom_up=bottom_up)))
-    if q.get("refit") is False:
-        why = q.get("kept_reason") or "not better than the solver's own"
-        rows.append(CalibrationRow("Final fit", f"{why}: the solver's WCS kept"))
-    return rows
+    return rows + kept
 
 
 def grid_text(grid: list[list[float | None]], *, bottom_up: bool) -> str:

@@ -206,7 +206,8 @@ def test_a_kept_answer_says_its_order_is_the_solvers(client: Client) -> None:
     job.result = {**job.result, "quality": quality}
     job.save()
     body = client.get(f"/results/{job.id}").content.decode()
-    assert "SIP order 2 (as the solver found it, kept" in body and "cross-validation" not in body
+    assert "SIP order 2 (as the solver found it)" in body and "cross-validation" not in body
+    assert body.count("the refit was not better") == 1
     assert "RA —″" not in body and "RA —, Dec —" in body
 
 
@@ -252,9 +253,23 @@ def test_an_answer_too_few_stars_back_for_a_refit_says_so(client: Client) -> Non
     job.result = {**job.result, "quality": quality}
     job.save()
     body = client.get(f"/results/{job.id}").content.decode()
-    assert f"SIP order 2 (as the solver found it, kept: {reason})" in body
-    assert f"{reason}: the solver&#x27;s WCS kept" in body
+    # The reason once, in its own row; the distortion row says whose the order is.
+    assert body.count(reason) == 1 and f"{reason}: the solver&#x27;s WCS kept" in body
+    assert "SIP order 2 (as the solver found it)</td>" in body
     assert "the refit was not better" not in body
+
+
+def test_an_answer_with_nothing_to_measure_says_why_it_was_kept(client: Client) -> None:
+    """No catalogue to refit against: no figures, but why."""
+    job = solve(submit(make_user("alice")))
+    quality = {"refit": False, "kept_reason": "no catalogue to match against"}
+    job.result = {**job.result, "quality": quality}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    table = body[body.index('id="quality"') :].split("</table>")[0]
+    assert table.count("no catalogue to match against") == 1
+    assert "no catalogue to match against: the solver&#x27;s WCS kept" in table
+    assert "Matched stars" not in table and "None" not in table
 
 
 def test_it_shows_no_fit_quality_when_none_was_measured(solved_body: tuple[int, str]) -> None:
