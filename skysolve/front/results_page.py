@@ -110,13 +110,14 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
     q = job.quality()
     if not q:
         return []
+    reference = reference_rows(q)
     kept = []
     if q.get("refit") is False:
         why = q.get("kept_reason") or "the refit was not better"
         kept = [CalibrationRow("Final fit", f"{why}: the solver's WCS kept")]
     if not q.get("matched_stars"):
-        # Nothing measured (no catalogue to match against): only why.
-        return kept
+        # Nothing measured (no catalogue to match against): only why, and whose the WCS is.
+        return reference + kept if kept else []
 
     def number(key: str, fmt: str, unit: str = "") -> str:
         value = q.get(key)
@@ -133,6 +134,7 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
         distortion = f"all-sky lens model, {q['lens_projection']} projection{more} (lens file)"
     rows = [
         CalibrationRow("Matched stars", f"{q['matched_stars']}{band}"),
+        *reference,
         CalibrationRow(
             "Residuals",
             f"RMS {number('rms_px', '.3f', ' px')} = {number('rms_arcsec', '.2f', '″')}, "
@@ -173,6 +175,19 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
         if q.get(key):
             rows.append(CalibrationRow(label, grid_text(q[key], bottom_up=bottom_up)))
     return rows + kept
+
+
+def reference_rows(q: dict[str, Any]) -> list[CalibrationRow]:
+    """The stars the WCS was fitted to and their epoch, which is the WCS's (none
+    for answers recorded before the quality said so)."""
+    if "reference_epoch" not in q:
+        return []
+    catalogue = q.get("reference_catalogue") or "the solver's catalogue"
+    epoch = q["reference_epoch"]
+    if epoch is None:
+        why = q.get("reference_epoch_reason") or "not stated"
+        return [CalibrationRow("Fitted to", f"{catalogue}, epoch unknown: {why}")]
+    return [CalibrationRow("Fitted to", f"{catalogue} stars at epoch J{epoch:.1f}")]
 
 
 def grid_text(grid: list[list[float | None]], *, bottom_up: bool) -> str:

