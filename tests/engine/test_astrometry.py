@@ -158,6 +158,7 @@ def test_it_solves_a_star_list_of_either_parity(tmp_path: Path, parity: int) -> 
         f.sources, SolveConstraints(scale_low=27, scale_high=33), tmp_path, timeout=60
     )
     assert out.solved and out.index and out.index.startswith("index-tycho2-")
+    assert (out.catalogue, out.epoch) == ("tycho2", 2000.0)
     cal = Calibration.from_wcs(wcs_from_header(out.wcs_header, 800, 600), 800, 600)
     assert cal.parity == parity
     assert cal.pixscale == pytest.approx(30.0, rel=0.01)
