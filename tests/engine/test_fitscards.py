@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import warnings
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from skysolve.engine.inputs.fitscards import (
     write_plain_image,
 )
 from skysolve.engine.inputs.images import load_image
+from tests.conftest import fresh_python
 
 RNG = np.random.default_rng(17)
 
@@ -460,20 +460,7 @@ print(type(start).__name__, start.crval)
 print("astropy.io.fits" in sys.modules)
 print(outcome.wcs_header["CRVAL1"], "astropy.io.fits" in sys.modules)
 """
-    import subprocess
-    import sys
-
-    import skysolve
-
-    code = str(Path(skysolve.__file__).resolve().parents[1])  # this checkout's code
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": code},
-    )
-    assert done.stdout.split("\n")[:4] == [
+    assert fresh_python(script) == [
         "4109 3 2 2.0",
         "TanSip (10.0, 20.0)",
         "False",
