@@ -148,8 +148,9 @@ class AstrometryNetSolver(Solver):
         indexes not yet given them.  When the field is likely narrow
         (``constraints.narrower_than``), the narrow indexes' processes start
         first and the others after ``narrow_head_start`` seconds (the
-        configuration's), or as soon as those end without an answer.  The
-        outcome's ``sources`` is the list that solved, ``source_list`` its label.
+        configuration's), or as soon as those end without an answer (a list
+        from ``later`` starts on all its indexes at once).  The outcome's
+        ``sources`` is the list that solved, ``source_list`` its label.
         """
         if not lists:
             raise ValueError("solve_lists needs at least one source list")
