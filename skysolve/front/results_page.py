@@ -106,7 +106,9 @@ def object_groups(job: Job) -> list[list[str]]:
 
 
 def quality_rows(job: Job) -> list[CalibrationRow]:
-    """How good the calibration is, in words and numbers (empty when not measured)."""
+    """How good the calibration is, in words and numbers: when nothing was
+    measured, only why the solver's WCS was kept and whose stars it was fitted
+    to (empty without either)."""
     q = job.quality()
     if not q:
         return []
