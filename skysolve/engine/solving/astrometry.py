@@ -182,12 +182,12 @@ class AstrometryNetSolver(Solver):
         # The first group is the narrow indexes' own (split_for_processes):
         # their process starts first, the others after its head start.
         narrow = narrow_indexes(indexes, constraints.narrower_than) if per_list >= 2 else []
-        head_start = bool(narrow) and groups[0] == narrow and len(groups) > 1
+        narrow_first = bool(narrow) and groups[0] == narrow and len(groups) > 1
         held: list[tuple[str, SourceList, list[IndexFile]]] = []
 
         def start(new_lists: Sequence[tuple[str, SourceList]], *, hold: bool = False) -> list[_Run]:
             """Runs for ``new_lists``; ``hold``: the wide groups wait in ``held``."""
-            if hold and head_start:
+            if hold and narrow_first:
                 held.extend(
                     (label, sources, group) for label, sources in new_lists for group in groups[1:]
                 )
