@@ -199,10 +199,12 @@ class AstrometryNetSolver(Solver):
         def wide() -> list[_Run] | None:
             """The held wide groups, once the narrow process has had its head
             start or ended (None: not yet)."""
-            if any(run.outputs["solved"].exists() for run in leaders):
+            ended = [run for run in leaders if run.process.poll() is not None]
+            if any(_answered(run) for run in ended):
                 return []  # the watch takes its answer
-            searching = any(run.process.poll() is None for run in leaders)
-            if searching and time.monotonic() - started < self.config.narrow_head_start:
+            if len(ended) < len(leaders) and (
+                time.monotonic() - started < self.config.narrow_head_start
+            ):
                 return None
             released = [start_one(label, sources, group) for label, sources, group in held]
             for run in released:
@@ -363,12 +365,17 @@ class AstrometryNetSolver(Solver):
                 if run.process.poll() is None:
                     continue
                 pending.remove(run)
-                if run.outputs["solved"].exists() and run.outputs["wcs"].exists():
+                if _answered(run):
                     return run
                 if follow is not None:
                     pending += follow(run)
             time.sleep(POLL_SECONDS)
         return None
+
+
+def _answered(run: _Run) -> bool:
+    """Whether an ended engine process left an answer (its solved flag and WCS)."""
+    return run.outputs["solved"].exists() and run.outputs["wcs"].exists()
 
 
 def _center(constraints: SolveConstraints) -> tuple[float, float] | None:
