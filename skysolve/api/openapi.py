@@ -206,7 +206,9 @@ def build() -> dict[str, Any]:
         "/api/jobs/{job_id}/info": _get_post(
             "Job summary (tags: every tag, machine tags included); once solved, skysolve "
             "adds quality: the final fit's matched stars, residuals, distortion order, "
-            "uncertainties, limiting magnitude, star shapes and zero point",
+            "uncertainties, limiting magnitude, star shapes and zero point, and the "
+            "catalogue and epoch of the stars the WCS was fitted to (reference_catalogue, "
+            "reference_epoch)",
             _json("info"),
             [JOB_ID],
         ),

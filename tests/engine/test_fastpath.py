@@ -341,6 +341,7 @@ def test_it_runs_in_front_of_astrometry_net_in_the_pipeline(
     result = solve(f.sources, params, tmp_path / "out", config=config)
     assert result.solved and result.solver == "pattern-hash"
     assert result.index == "test.t3db"
+    assert result.quality is not None and result.quality["reference_epoch"] == 2016.0
     assert result.calibration is not None
     assert abs(result.calibration.pixscale - f.truth.pixscale) < 0.01
     assert abs(result.calibration.orientation - f.truth.orientation) < 0.01
@@ -365,6 +366,9 @@ def test_it_builds_a_database_from_tycho2_index_stars(tmp_path: Path) -> None:
     out = PatternHashSolver(path).solve(f.sources, hint(f), tmp_path, timeout=30)
     assert out.solved, out.log
     assert out.wcs_header is not None
+    # Its WCS is fitted to the database's Tycho-2 stars, at J2000.
+    assert out.catalogue is not None and out.catalogue.startswith("tycho2:")
+    assert out.epoch == 2000.0
     assert worst_pixel_error(out.wcs_header, f.wcs) < 0.2
 
 

@@ -9,7 +9,14 @@ import pytest
 from skysolve.engine.extraction import SOLVER_UNIFORMIZE_CELLS, extract_bright_sources, uniformize
 from skysolve.engine.solving.base import SolveConstraints
 from skysolve.engine.solving.fastpath import PatternHashSolver, default_db_path
-from skysolve.engine.solving.fastpath.guesses import WIDE_SPACING, wide_ladder
+from skysolve.engine.solving.fastpath.database import DatabaseInfo
+from skysolve.engine.solving.fastpath.guesses import (
+    LADDER_PATTERNS,
+    WIDE_PATTERNS,
+    WIDE_SPACING,
+    fov_guesses,
+    wide_ladder,
+)
 from testfields.allsky import wide_frame
 
 WIDTH, HEIGHT = 800, 600
@@ -29,6 +36,16 @@ def test_the_ladder_keeps_its_guesses_and_leaves_no_wide_field_far_from_one() ->
         assert nearest <= WIDE_SPACING * 0.5 + 1e-9 or bend(fov) - bend(wide[-1]) <= WIDE_SPACING
     # Narrow databases get nothing new.
     assert wide_ladder([1.2, 3.6, 10.0], 1.0, 10.0) == [1.2, 3.6, 10.0]
+
+
+def test_every_blind_guess_checks_a_bounded_number_of_patterns() -> None:
+    """A miss costs a few milliseconds a guess, not tetra3rs's whole C(24, 4)."""
+    info = DatabaseInfo(Path("db"), 4.0, 70.0, 1, 1, 10.0, 1, "gaia", 1)
+    guesses = fov_guesses(info, SolveConstraints(), WIDTH)
+    budgets = {round(fov, 6): budget for fov, _, budget in guesses}
+    assert [budgets[fov] for fov in (4.8, 14.4, 43.2)] == [LADDER_PATTERNS] * 3
+    assert all(budget in (LADDER_PATTERNS, WIDE_PATTERNS) for budget in budgets.values())
+    assert all(error is None for _, error, _ in guesses)
 
 
 @pytest.mark.skipif(not default_db_path().is_file(), reason="the fast-path database is not built")

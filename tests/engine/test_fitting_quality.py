@@ -11,6 +11,7 @@ import pytest
 from skysolve.engine.fitting.final import FinalFit, final_fit
 from skysolve.engine.fitting.quality import SHAPE_GRID, header_cards, star_shapes
 from skysolve.engine.indexes.catalog import default_catalog
+from skysolve.engine.solving.answer import reference_fields
 from skysolve.engine.solving.fastpath.tansip import TanSip
 from tests.conftest import REPO_ROOT
 from tests.engine.test_fitting import Field, camera, observe
@@ -23,6 +24,7 @@ QUALITY = {
     "rotation_error_deg": 0.0025, "limiting_mag": 8.7, "zero_point": 13.76,
     "zero_point_scatter": 0.42, "zero_point_stars": 150, "fwhm_px": 3.1,
     "elongation": 1.12, "shape_stars": 80, "band": "G", "refit": True,
+    "reference_catalogue": "Gaia DR3", "reference_epoch": 2016.0,
 }  # fmt: skip
 
 
@@ -49,7 +51,13 @@ def test_the_header_carries_the_residuals_in_pixels_and_arcseconds() -> None:
     assert (cards["ERRSCALE"], cards["ERRROT"], cards["LIMMAG"]) == (0.0071, 0.0025, 8.7)
     assert (cards["MAGZP"], cards["MAGZPSIG"]) == (13.76, 0.42)
     assert (cards["FWHMPIX"], cards["ELONG"]) == (3.1, 1.12)
+    assert (cards["REFCAT"], cards["REFEPOCH"]) == ("Gaia DR3", 2016.0)
     assert all(len(key) <= 8 for key in cards)
+
+
+def test_an_epoch_not_known_gives_no_card() -> None:
+    cards = {key for key, _, _ in header_cards({**QUALITY, "reference_epoch": None})}
+    assert "REFEPOCH" not in cards and "REFCAT" in cards
 
 
 def test_a_figure_not_measured_gives_no_card() -> None:
@@ -158,6 +166,7 @@ def test_the_docs_name_every_quality_field_and_card() -> None:
     assert set(final.quality) - named == set()
     assert set(kept.quality) - named == set()
     assert set(_lens_quality()) - named == set()
+    assert set(reference_fields(None, None, "index-5203-07.fits")) - named == set()
     cards = {key for key, _, _ in header_cards(QUALITY)}
     assert cards - named == set()
 

@@ -439,6 +439,10 @@ def test_every_answer_says_how_good_it_is(tmp_path: Path) -> None:
     assert result.to_json()["quality"] == q
     header = fits.getheader(result.files["wcs"])
     assert header["FITNSTAR"] == q["matched_stars"] and header["CRDER1"] > 0
+    # A 10-degree field: refitted to the Gaia stars, so the WCS means J2016.0.
+    assert (q["reference_catalogue"], q["reference_epoch"]) == ("Gaia DR3", 2016.0)
+    assert (header["REFCAT"], header["REFEPOCH"]) == ("Gaia DR3", 2016.0)
+    assert header["EQUINOX"] == 2000.0
     with fits.open(result.files["corr"]) as hdul:
         table = hdul[1].data
         assert len(table) == q["matched_stars"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from skysolve.engine.config import EngineConfig
-from skysolve.engine.indexes import catalog
+from skysolve.engine.indexes import catalog, series
 from skysolve.engine.solving import answer
 from skysolve.engine.solving.fastpath import (
     TanSip,
@@ -204,11 +204,94 @@ def test_an_answer_with_no_catalogue_to_refit_against_says_why(
     from skysolve.engine.solving.base import SolverOutcome
 
     monkeypatch.setattr(answer, "refit_stars", lambda *args: None)
-    outcome = SolverOutcome(solved=True, solver="test", wcs_model=field(10.0))
+    outcome = SolverOutcome(
+        solved=True, solver="test", wcs_model=field(10.0), catalogue="tycho2", epoch=2000.0
+    )
     sources = SourceList(np.array([10.0]), np.array([20.0]), np.array([1.0]), WIDTH, HEIGHT)
     notes: list[str] = []
     final = answer.final_fit_of(
         outcome, None, sources, SolveParameters(), EngineConfig(), lambda _, m: notes.append(m)
     )
     assert final.verdict == "kept" and final.model is None
-    assert final.quality == {"refit": False, "kept_reason": "no catalogue to match against"}
+    assert final.quality == {
+        "refit": False,
+        "kept_reason": "no catalogue to match against",
+        "reference_catalogue": "Tycho-2",
+        "reference_epoch": 2000.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "epoch"),
+    [
+        ("index-tycho2-07.littleendian.fits", 2000.0),
+        ("index-4110.fits", 2000.0),
+        ("index-5203-07.fits", None),  # Tycho-2 and Gaia DR2 mixed
+        ("index-4207-01.fits", None),  # 2MASS
+        ("index-custom.fits", None),
+        (None, None),
+    ],
+)
+def test_an_index_files_stars_have_the_epoch_of_its_catalogue(
+    name: str | None, epoch: float | None
+) -> None:
+    assert series.index_catalogue(name) == (None if epoch is None else "tycho2", epoch)
+
+
+def test_the_final_fits_catalogue_says_its_epoch(db: Path) -> None:
+    """What a refit's WCS means: the epoch of the stars it was fitted to."""
+    assert answer.catalogue_of(gaia_reference_stars(83.8, -5.4, 3.0))[:2] == ("gaia", 2016.0)
+    assert answer.catalogue_of(reference_stars(db))[:2] == ("gaia", 2016.0)
+    path = "/usr/share/astrometry/index-tycho2-07.littleendian.fits"
+    tycho = catalog.StarCatalog(np.zeros(0), np.zeros(0), None, source=path)
+    assert answer.catalogue_of(tycho) == ("tycho2", 2000.0, Path(path).name)
+    own = catalog.StarCatalog(np.zeros(0), np.zeros(0), None, source="/data/index-mine.fits")
+    assert answer.catalogue_of(own) == (None, None, "index-mine.fits")
+    assert answer.reference_fields(*answer.catalogue_of(own)) == {
+        "reference_catalogue": None,
+        "reference_epoch": None,
+        "reference_epoch_reason": "skysolve knows no epoch for the stars of index-mine.fits",
+    }
+    unstamped = ReferenceStars.from_arrays(
+        np.zeros(0), np.zeros(0), np.zeros(0), source="old.t3db (gaia)", catalogue="gaia"
+    )
+    assert answer.reference_fields(*answer.catalogue_of(unstamped))["reference_catalogue"] == (
+        "Gaia DR3"
+    )
+
+
+@pytest.mark.parametrize("verdict", ["refit", "kept"])
+def test_an_answer_states_the_epoch_its_wcs_means(
+    monkeypatch: pytest.MonkeyPatch, verdict: str
+) -> None:
+    """A refit's WCS is the final fit's catalogue's (Gaia here); a kept one is the
+    solver's (astrometry.net's Tycho-2 index file), whatever the figures were measured on."""
+    from skysolve.engine.fitting.final import FinalFit
+    from skysolve.engine.params import SolveParameters
+    from skysolve.engine.results import SourceList
+    from skysolve.engine.solving.base import SolverOutcome
+
+    gaia = gaia_reference_stars(83.8, -5.4, 8.0)
+    monkeypatch.setattr(answer, "refit_stars", lambda *args: (gaia, "G"))
+    quality = {"sip_order": 2, "matched_stars": 200, "rms_px": 0.2, "verified_rms_px": 0.3}
+    model = field(10.0) if verdict == "refit" else None
+    monkeypatch.setattr(
+        answer, "_run_final_fit", lambda *args: FinalFit(verdict, model, quality=dict(quality))
+    )
+    solvers = field(10.0)
+    outcome = SolverOutcome(
+        solved=True, solver="astrometry.net", wcs_model=solvers,
+        wcs_header=solvers.to_header(WIDTH, HEIGHT),
+        index="index-tycho2-09.littleendian.fits", catalogue="tycho2", epoch=2000.0,
+    )  # fmt: skip
+    sources = SourceList(np.array([10.0]), np.array([20.0]), np.array([1.0]), WIDTH, HEIGHT)
+    final = answer.final_fit_of(
+        outcome, None, sources, SolveParameters(), EngineConfig(), lambda *_: None
+    )
+    q = final.quality
+    expected = ("Gaia DR3", 2016.0) if verdict == "refit" else ("Tycho-2", 2000.0)
+    assert (q["reference_catalogue"], q["reference_epoch"]) == expected
+    header = answer.answer_header(outcome, final, WIDTH, HEIGHT)
+    assert (header["REFCAT"], header["REFEPOCH"]) == expected
+    # nova's card stays: EQUINOX names the frame, not the stars' epoch.
+    assert header["EQUINOX"] == 2000.0

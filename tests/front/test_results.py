@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from skysolve.accounts.models import Profile
-from skysolve.front.results_page import grid_text
+from skysolve.front.results_page import grid_text, reference_rows
 from skysolve.submissions.transitions import PICTURES
 from tests.front.helpers import fail, make_user, solve, submit
 from tests.jobs import job_of
@@ -180,12 +180,16 @@ def test_it_says_how_good_the_fit_is(client: Client) -> None:
         "elongation": 1.12, "shape_stars": 80, "refit": True, "median_arcsec": 25.4,
         "fwhm_grid": [[3.0, 3.1, 3.2], [3.0, None, 3.1], [4.0, 4.5, 5.0]],
         "elongation_grid": [[1.1, 1.1, 1.1], [1.1, 1.2, 1.1], [1.3, 1.4, 1.6]],
+        "reference_catalogue": "Gaia DR3", "reference_epoch": 2016.0,
     }  # fmt: skip
     job.result = {**job.result, "quality": quality}
     job.save()
     body = client.get(f"/results/{job.id}").content.decode()
     assert "How good the fit is" in body
     assert "212 (G catalogue)" in body
+    # The epoch the WCS means, beside the catalogue.
+    assert "<th>Matched stars</th><td>212 (G catalogue)</td></tr><tr><th>Fitted to</th>" in body
+    assert "<td>Gaia DR3 stars at epoch J2016.0</td>" in body
     assert "RMS 0.214 px = 36.30″, median 0.150 px = 25.40″" in body
     assert "SIP order 3 (chosen by cross-validation)" in body
     assert "RA 1.2″, Dec 1.3″" in body
@@ -206,8 +210,11 @@ def test_a_kept_answer_says_its_order_is_the_solvers(client: Client) -> None:
     job.result = {**job.result, "quality": quality}
     job.save()
     body = client.get(f"/results/{job.id}").content.decode()
-    assert "SIP order 2 (as the solver found it, kept" in body and "cross-validation" not in body
+    assert "SIP order 2 (as the solver found it)" in body and "cross-validation" not in body
+    assert body.count("the refit was not better") == 1
     assert "RA —″" not in body and "RA —, Dec —" in body
+    # Recorded before the quality named its reference stars: no row for them.
+    assert "Fitted to" not in body
 
 
 def test_an_all_sky_answer_shows_its_lens_figures(client: Client) -> None:
@@ -252,9 +259,42 @@ def test_an_answer_too_few_stars_back_for_a_refit_says_so(client: Client) -> Non
     job.result = {**job.result, "quality": quality}
     job.save()
     body = client.get(f"/results/{job.id}").content.decode()
-    assert f"SIP order 2 (as the solver found it, kept: {reason})" in body
-    assert f"{reason}: the solver&#x27;s WCS kept" in body
+    # The reason once, in its own row; the distortion row says whose the order is.
+    assert body.count(reason) == 1 and f"{reason}: the solver&#x27;s WCS kept" in body
+    assert "SIP order 2 (as the solver found it)</td>" in body
     assert "the refit was not better" not in body
+
+
+def test_an_answer_with_nothing_to_measure_says_why_it_was_kept(client: Client) -> None:
+    """No catalogue to refit against: no figures, but why, and the solver's stars."""
+    job = solve(submit(make_user("alice")))
+    quality = {
+        "refit": False, "kept_reason": "no catalogue to match against",
+        "reference_catalogue": None, "reference_epoch": None,
+        "reference_epoch_reason": "skysolve knows no epoch for the stars of index-5203-07.fits",
+    }  # fmt: skip
+    job.result = {**job.result, "quality": quality}
+    job.save()
+    body = client.get(f"/results/{job.id}").content.decode()
+    table = body[body.index('id="quality"') :].split("</table>")[0]
+    assert table.count("no catalogue to match against") == 1
+    assert "no catalogue to match against: the solver&#x27;s WCS kept" in table
+    assert (
+        "the solver&#x27;s catalogue, epoch unknown: skysolve knows no epoch for the stars "
+        "of index-5203-07.fits"
+    ) in table
+    assert "Matched stars" not in table and "None" not in table
+
+
+def test_a_refit_to_stars_of_no_known_epoch_does_not_call_them_the_solvers() -> None:
+    """The final fit against an index file of another series (the densest
+    installed): its stars, not the solver's, are the ones without an epoch."""
+    why = "skysolve knows no epoch for the stars of index-5203-07.fits"
+    unnamed = {"reference_catalogue": None, "reference_epoch": None, "reference_epoch_reason": why}
+    [refit] = reference_rows({"refit": True, **unnamed})
+    assert refit.value == f"the final fit's catalogue, epoch unknown: {why}"
+    [kept] = reference_rows({"refit": False, **unnamed})
+    assert kept.value == f"the solver's catalogue, epoch unknown: {why}"
 
 
 def test_it_shows_no_fit_quality_when_none_was_measured(solved_body: tuple[int, str]) -> None:

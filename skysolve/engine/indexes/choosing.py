@@ -118,6 +118,16 @@ def no_index_message(
 NARROW_QUAD_SHARE = 1.0 / 3.0
 
 
+def narrow_indexes(indexes: Sequence[IndexFile], narrower_than: float | None) -> list[IndexFile]:
+    """The indexes whose quads are at most :data:`NARROW_QUAD_SHARE` of
+    ``narrower_than`` degrees, narrowest first (none when it is None)."""
+    if narrower_than is None:
+        return []
+    most = narrower_than * 3600.0 * NARROW_QUAD_SHARE
+    by_size = sorted(indexes, key=lambda ix: ix.scale_lower)
+    return [ix for ix in by_size if ix.scale_upper <= most * (1.0 + 1e-6)]
+
+
 def split_for_processes(
     indexes: Sequence[IndexFile], groups: int, *, narrower_than: float | None = None
 ) -> list[list[IndexFile]]:
@@ -144,9 +154,8 @@ def split_for_processes(
     """
     groups = max(1, min(groups, len(indexes)))
     by_size = sorted(indexes, key=lambda ix: ix.scale_lower)
-    if narrower_than is not None and groups >= 2:
-        most = narrower_than * 3600.0 * NARROW_QUAD_SHARE
-        narrow = [ix for ix in by_size if ix.scale_upper <= most * (1.0 + 1e-6)]
+    if groups >= 2:
+        narrow = narrow_indexes(by_size, narrower_than)
         rest = [ix for ix in by_size if ix not in narrow]
         if narrow and rest:
             return [narrow, *split_for_processes(rest, groups)]

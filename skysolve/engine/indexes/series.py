@@ -55,6 +55,22 @@ CORE_QUAD_FRACTIONS = (0.25, 0.5)
 
 INDEX_NAME = re.compile(r"^index-(\d{4})(?:-(\d{2}))?\.fits$")
 
+#: Epoch (Julian year) of the stars of the 4100 series (Debian's
+#: ``index-tycho2-NN`` files are its scales 7-19): Tycho-2's J2000 positions.
+TYCHO2_EPOCH = 2000.0
+#: The names of those files.
+TYCHO2_INDEX = re.compile(r"^index-(?:tycho2-\d{2}|41\d{2})(?:\.littleendian)?\.fits$")
+
+
+def index_catalogue(name: str | None) -> tuple[str | None, float | None]:
+    """The catalogue of an index file's stars and their epoch, by the file's
+    name: ``("tycho2", TYCHO2_EPOCH)`` for the Tycho-2 files, ``(None, None)``
+    for any other (2MASS, the 5200 series' Tycho-2 and Gaia DR2 mixed, a
+    catalogue of the user's own): not known."""
+    if name is not None and TYCHO2_INDEX.match(name):
+        return "tycho2", TYCHO2_EPOCH
+    return None, None
+
 
 @dataclass(frozen=True)
 class Series:

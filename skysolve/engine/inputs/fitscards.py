@@ -10,8 +10,9 @@ into a read-only mapping whose values are those astropy gives (``bool``,
 into the array astropy gives (``BSCALE``/``BZERO`` applied as astropy applies
 them).  ESO's ``HIERARCH`` cards (a Seestar's ``HIERARCH
 ASTAP_ZEMOSAIC_SOLVED``) and long strings on ``CONTINUE`` cards read as astropy
-reads them.  Anything else -- a card they cannot read exactly (complex,
-undefined, record-valued, bytes outside ASCII), an image in an extension, a
+reads them, and so do the cards astropy calls invalid (no value indicator:
+ESO-MIDAS's ``ESO-LOG`` lines).  Anything else -- a card they cannot read
+exactly (complex, undefined, record-valued, bytes outside ASCII), an image in an extension, a
 tile-compressed or random-groups file, ``BLANK``, a truncated file -- gives
 None, and the caller reads the file with astropy as before, so no file reads
 differently, it only reads faster.  :func:`write_plain_image` and
@@ -126,6 +127,13 @@ def _logical_card(cards: list[str]) -> tuple[str, bool | int | float | str] | No
         whole = "".join([field, *cards[1:]])
         if ": " in field and (_RECORD_VALUE.match(field) or _RECORD_VALUE.match(whole)):
             raise _Unreadable("record-valued keyword card")
+    elif _KEYWORD.fullmatch(keyword) and keyword not in ("CONTINUE", "HIERARCH"):
+        # No value indicator in the first nine columns (ESO-MIDAS's "ESO-LOG
+        # 03:04:08>-START EXPO" log lines): astropy calls the card invalid,
+        # warns, and gives the rest of it as a string.
+        if 0 <= card.find("= ") <= 8 or len(cards) > 1:
+            raise _Unreadable(f"keyword {keyword!r}")
+        return keyword, card[8:].rstrip()
     else:
         raise _Unreadable(f"keyword {keyword!r}")
     if len(cards) > 1:
@@ -205,9 +213,14 @@ class HeaderCards(Mapping[str, Any]):
 
     def to_astropy(self) -> fits.Header:
         """astropy's header of the same cards (imports astropy)."""
+        import warnings
+
         from astropy.io import fits
 
-        return fits.Header.fromstring(self.text)
+        # astropy warns of the invalid cards it reads as this reader does.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fits.Header.fromstring(self.text)
 
 
 def _has_end(block: bytes) -> bool:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from skysolve.engine.inputs.camera import FOCAL_RANGE_MM, read_camera
 from skysolve.engine.inputs.fitscards import HeaderCards, astropy_header
 from skysolve.engine.inputs.images import LoadedImage
-from skysolve.engine.inputs.tanheader import tan_centre_and_scale
+from skysolve.engine.inputs.tanheader import no_celestial_axes, tan_centre_and_scale
 from skysolve.engine.params import FILM_WIDTH_MM, Hints, LearnedHint, SolveParameters
 
 if TYPE_CHECKING:
@@ -278,8 +278,10 @@ def _from_wcs(
 ) -> tuple[_Position, _Scale] | None:
     if not _wcs_keywords_usable(header):
         return None
+    if no_celestial_axes(header):
+        return None  # astropy's WCS would have no celestial axes either
     try:
-        # A plain TAN header without astropy.wcs (a quarter of a second to import).
+        # A TAN header without astropy.wcs (a quarter of a second to import).
         plain = tan_centre_and_scale(header, width, height)
         ra, dec, pixscale = plain or _astropy_centre_and_scale(header, width, height)
     except Exception:

