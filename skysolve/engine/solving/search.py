@@ -287,8 +287,8 @@ def _early_allsky(
     note: Progress,
 ) -> Answer:
     """The ordinary solvers for :data:`ALLSKY_EARLY_SECONDS`, then (no answer
-    yet) the all-sky search, then (none from it) the ordinary solvers again
-    with the rest of the time.
+    yet) the all-sky search, then (none from it, and the ordinary solvers had
+    not finished) the ordinary solvers again with the rest of the time.
 
     An all-sky frame without a dark surround (a circle cut on every side: the
     fast path's ladder misses it and astrometry.net searches on to the limit)
@@ -305,12 +305,18 @@ def _early_allsky(
     except SolveTimeoutError:
         if clock.remaining <= 0:
             raise
+        note("solving", f"no answer in {ALLSKY_EARLY_SECONDS:g} s: the all-sky search cuts in")
+        timed_out = True
     else:
-        return _unsolved_or(climb.outcome, climb.sources, params, config, "", note)
-    note("solving", f"no answer in {ALLSKY_EARLY_SECONDS:g} s: the all-sky search cuts in")
+        timed_out = False
+    if climb.outcome is not None and climb.outcome.solved:
+        return Answer(climb.outcome, climb.sources)
     outcome, allsky_reason = _allsky(image, work, clock, note)
     if outcome.solved:
         return Answer(outcome, climb.sources)
+    if not timed_out:
+        # The ordinary solvers had finished, unsolved: as after them at any time.
+        return _unsolved_or(climb.outcome, climb.sources, params, config, allsky_reason, note)
     note("solving", "the ordinary solvers go on with the rest of the time")
     # The fast path's ladder missed already; astrometry.net starts again.
     slow = [s for s in solvers if not s.quick] or solvers
