@@ -10,6 +10,8 @@ imports Django, so the engine, CLI and remote tests run without it (checked by
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,20 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = REPO_ROOT / "tests"
+
+
+def fresh_python(script: str) -> list[str]:
+    """The lines ``script`` prints when this Python runs it in a new process on
+    this checkout's code: nothing imported before it, as in a worker's first solve."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("\n")[:-1]
+
 
 #: The test packages that run against Django (settings, models, the test client).
 DJANGO_PACKAGES = frozenset(

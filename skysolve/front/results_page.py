@@ -106,7 +106,9 @@ def object_groups(job: Job) -> list[list[str]]:
 
 
 def quality_rows(job: Job) -> list[CalibrationRow]:
-    """How good the calibration is, in words and numbers (empty when not measured)."""
+    """How good the calibration is, in words and numbers: when nothing was
+    measured, only why the solver's WCS was kept and whose stars it was fitted
+    to (empty without either)."""
     q = job.quality()
     if not q:
         return []
@@ -182,7 +184,10 @@ def reference_rows(q: dict[str, Any]) -> list[CalibrationRow]:
     for answers recorded before the quality said so)."""
     if "reference_epoch" not in q:
         return []
-    catalogue = q.get("reference_catalogue") or "the solver's catalogue"
+    # Unnamed, they are the final fit's stars for a refit (an index file of
+    # another series), the solver's for a kept WCS (answer.reference_fields).
+    whose = "the final fit's catalogue" if q.get("refit") else "the solver's catalogue"
+    catalogue = q.get("reference_catalogue") or whose
     epoch = q["reference_epoch"]
     if epoch is None:
         why = q.get("reference_epoch_reason") or "not stated"

@@ -151,6 +151,25 @@ def test_the_other_indexes_join_when_the_narrow_process_ends(tmp_path: Path) -> 
     assert out.log.count("== astrometry-engine process") == 3
 
 
+def test_a_narrow_process_that_ends_without_a_wcs_lets_the_others_start(tmp_path: Path) -> None:
+    """An engine that flags the field solved but writes no WCS (a failure while
+    writing its files) is no answer: the held indexes still search."""
+    engine = tmp_path / "engine.sh"
+    engine.write_text(
+        '#!/bin/sh\nif grep -q tycho2-07 "$2"; then touch field.solved; exit 0; fi\n'
+        'exec astrometry-engine "$@"\n'
+    )
+    engine.chmod(0o755)
+    config = AstrometryConfig(binary=str(engine), processes=2, narrow_head_start=math.inf)
+    out = AstrometryNetSolver(config).solve_lists(
+        [("stars", field().sources)],
+        SolveConstraints(narrower_than=4.0),
+        tmp_path / "work",
+        timeout=60,
+    )
+    assert out.solved and out.index is not None and out.index[6:15] not in NARROW
+
+
 @pytest.mark.parametrize("parity", [1, -1])
 def test_it_solves_a_star_list_of_either_parity(tmp_path: Path, parity: int) -> None:
     f = field(parity=parity)

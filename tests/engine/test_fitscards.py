@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import warnings
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from skysolve.engine.inputs.fitscards import (
     write_plain_image,
 )
 from skysolve.engine.inputs.images import load_image
+from tests.conftest import fresh_python
 
 RNG = np.random.default_rng(17)
 
@@ -196,7 +196,7 @@ def test_cards_it_cannot_read_exactly_leave_the_header_to_astropy(card: str) -> 
     assert HeaderCards.parse(card.ljust(80) + "END".ljust(80)) is None
 
 
-def _assert_read_as_astropy_reads(text: str) -> HeaderCards:
+def assert_read_as_astropy_reads(text: str) -> HeaderCards:
     """Every keyword's value and type as astropy's, none more, none less."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -229,7 +229,7 @@ def _assert_read_as_astropy_reads(text: str) -> HeaderCards:
     ],
 )
 def test_hierarch_cards_read_as_astropy_reads_them(card: str) -> None:
-    cards = _assert_read_as_astropy_reads(
+    cards = assert_read_as_astropy_reads(
         "SIMPLE  =                    T".ljust(80) + card.ljust(80) + "END".ljust(80)
     )
     assert len(cards) == 2
@@ -244,7 +244,7 @@ def test_long_strings_read_as_astropy_reads_them() -> None:
     header["AFTER"] = 1
     text = header.tostring()
     assert text.count("CONTINUE") >= 8
-    _assert_read_as_astropy_reads(text)
+    assert_read_as_astropy_reads(text)
     by_hand = [
         "SHORT   = 'one &'",
         "CONTINUE  'two&'  / first",
@@ -254,7 +254,7 @@ def test_long_strings_read_as_astropy_reads_them() -> None:
         "CONTINUE  ' still joined'",
         "END",
     ]
-    cards = _assert_read_as_astropy_reads("".join(c.ljust(80) for c in by_hand))
+    cards = assert_read_as_astropy_reads("".join(c.ljust(80) for c in by_hand))
     assert cards["SHORT"] == "one twothree"
 
 
@@ -287,7 +287,7 @@ def test_continue_cards_it_cannot_read_exactly_leave_the_header_to_astropy(
 )
 def test_cards_astropy_calls_invalid_read_as_astropy_reads_them(card: str) -> None:
     """No value indicator in the first nine columns: the rest is the value."""
-    cards = _assert_read_as_astropy_reads(card.ljust(80) + "END".ljust(80))
+    cards = assert_read_as_astropy_reads(card.ljust(80) + "END".ljust(80))
     assert cards[card[:8].rstrip()] == card[8:].rstrip()
 
 
@@ -301,7 +301,7 @@ def test_cards_astropy_calls_invalid_read_as_astropy_reads_them(card: str) -> No
     ],
 )
 def test_strings_end_where_astropys_end(value: str) -> None:
-    _assert_read_as_astropy_reads(f"KEY     = {value}".ljust(80) + "END".ljust(80))
+    assert_read_as_astropy_reads(f"KEY     = {value}".ljust(80) + "END".ljust(80))
 
 
 def test_every_hdus_header_and_data_offset_are_astropys(tmp_path: Path) -> None:
@@ -460,20 +460,7 @@ print(type(start).__name__, start.crval)
 print("astropy.io.fits" in sys.modules)
 print(outcome.wcs_header["CRVAL1"], "astropy.io.fits" in sys.modules)
 """
-    import subprocess
-    import sys
-
-    import skysolve
-
-    code = str(Path(skysolve.__file__).resolve().parents[1])  # this checkout's code
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": code},
-    )
-    assert done.stdout.split("\n")[:4] == [
+    assert fresh_python(script) == [
         "4109 3 2 2.0",
         "TanSip (10.0, 20.0)",
         "False",

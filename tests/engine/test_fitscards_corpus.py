@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from skysolve.engine.inputs.fitscards import HeaderCards
 from skysolve.engine.inputs.images import load_image
-from tests.engine.test_fitscards import _assert_read_as_astropy_reads
+from tests.engine.test_fitscards import assert_read_as_astropy_reads
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ def test_seestar_headers_are_astropys(shared_images: Path, name: str) -> None:
     with open(path, "rb") as fh:
         cards = HeaderCards.read(fh)
     assert cards is not None
-    _assert_read_as_astropy_reads(cards.text)
+    assert_read_as_astropy_reads(cards.text)
     assert cards.get("INSTRUME") == "Seestar S50"
     if name == "seestar_ngc7023_10s.fit":
         assert cards["ASTAP_ZEMOSAIC_SOLVED"] is True
@@ -38,7 +38,7 @@ def test_eso_midas_log_cards_are_read_as_astropy_reads_them(shared_images: Path)
     with open(path, "rb") as fh:
         cards = HeaderCards.read(fh)
     assert cards is not None
-    _assert_read_as_astropy_reads(cards.text)
+    assert_read_as_astropy_reads(cards.text)
     assert cards["ESO-LOG"].startswith("00:00:00> DATE")
     loaded = load_image(path)
     assert isinstance(loaded.header, HeaderCards)

@@ -235,7 +235,7 @@ def test_an_answer_with_no_catalogue_to_refit_against_says_why(
 def test_an_index_files_stars_have_the_epoch_of_its_catalogue(
     name: str | None, epoch: float | None
 ) -> None:
-    assert series.index_epoch(name) == epoch
+    assert series.index_catalogue(name) == (None if epoch is None else "tycho2", epoch)
 
 
 def test_the_final_fits_catalogue_says_its_epoch(db: Path) -> None:

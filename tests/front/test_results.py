@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from skysolve.accounts.models import Profile
-from skysolve.front.results_page import grid_text
+from skysolve.front.results_page import grid_text, reference_rows
 from skysolve.submissions.transitions import PICTURES
 from tests.front.helpers import fail, make_user, solve, submit
 from tests.jobs import job_of
@@ -284,6 +284,17 @@ def test_an_answer_with_nothing_to_measure_says_why_it_was_kept(client: Client) 
         "of index-5203-07.fits"
     ) in table
     assert "Matched stars" not in table and "None" not in table
+
+
+def test_a_refit_to_stars_of_no_known_epoch_does_not_call_them_the_solvers() -> None:
+    """The final fit against an index file of another series (the densest
+    installed): its stars, not the solver's, are the ones without an epoch."""
+    why = "skysolve knows no epoch for the stars of index-5203-07.fits"
+    unnamed = {"reference_catalogue": None, "reference_epoch": None, "reference_epoch_reason": why}
+    [refit] = reference_rows({"refit": True, **unnamed})
+    assert refit.value == f"the final fit's catalogue, epoch unknown: {why}"
+    [kept] = reference_rows({"refit": False, **unnamed})
+    assert kept.value == f"the solver's catalogue, epoch unknown: {why}"
 
 
 def test_it_shows_no_fit_quality_when_none_was_measured(solved_body: tuple[int, str]) -> None:

@@ -62,11 +62,14 @@ TYCHO2_EPOCH = 2000.0
 TYCHO2_INDEX = re.compile(r"^index-(?:tycho2-\d{2}|41\d{2})(?:\.littleendian)?\.fits$")
 
 
-def index_epoch(name: str | None) -> float | None:
-    """The epoch of an index file's stars, by the file's name: :data:`TYCHO2_EPOCH`
-    for the Tycho-2 files, None for any other (2MASS, the 5200 series' Tycho-2
-    and Gaia DR2 mixed, a catalogue of the user's own): not known."""
-    return TYCHO2_EPOCH if name is not None and TYCHO2_INDEX.match(name) else None
+def index_catalogue(name: str | None) -> tuple[str | None, float | None]:
+    """The catalogue of an index file's stars and their epoch, by the file's
+    name: ``("tycho2", TYCHO2_EPOCH)`` for the Tycho-2 files, ``(None, None)``
+    for any other (2MASS, the 5200 series' Tycho-2 and Gaia DR2 mixed, a
+    catalogue of the user's own): not known."""
+    if name is not None and TYCHO2_INDEX.match(name):
+        return "tycho2", TYCHO2_EPOCH
+    return None, None
 
 
 @dataclass(frozen=True)

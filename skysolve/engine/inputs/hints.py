@@ -276,7 +276,9 @@ def _combine(position: _Position | None, scale: _Scale | None, *, width: int, he
 def _from_wcs(
     header: fits.Header | HeaderCards, width: int, height: int
 ) -> tuple[_Position, _Scale] | None:
-    if not _wcs_keywords_usable(header) or no_celestial_axes(header):
+    if not _wcs_keywords_usable(header):
+        return None
+    if no_celestial_axes(header):
         return None  # astropy's WCS would have no celestial axes either
     try:
         # A TAN header without astropy.wcs (a quarter of a second to import).

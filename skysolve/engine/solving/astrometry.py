@@ -34,7 +34,7 @@ import numpy as np
 
 from skysolve.engine.indexes.choosing import narrow_indexes, select_indexes, split_for_processes
 from skysolve.engine.indexes.files import DEFAULT_INDEX_DIRS, IndexFile, find_indexes
-from skysolve.engine.indexes.series import index_epoch
+from skysolve.engine.indexes.series import index_catalogue
 from skysolve.engine.results import DeferredHeader, SourceList
 from skysolve.engine.solving.axyfile import write_axy
 from skysolve.engine.solving.base import SolveConstraints, Solver, SolverOutcome
@@ -148,8 +148,9 @@ class AstrometryNetSolver(Solver):
         indexes not yet given them.  When the field is likely narrow
         (``constraints.narrower_than``), the narrow indexes' processes start
         first and the others after ``narrow_head_start`` seconds (the
-        configuration's), or as soon as those end without an answer.  The
-        outcome's ``sources`` is the list that solved, ``source_list`` its label.
+        configuration's), or as soon as those end without an answer (a list
+        from ``later`` starts on all its indexes at once).  The outcome's
+        ``sources`` is the list that solved, ``source_list`` its label.
         """
         if not lists:
             raise ValueError("solve_lists needs at least one source list")
@@ -181,12 +182,12 @@ class AstrometryNetSolver(Solver):
         # The first group is the narrow indexes' own (split_for_processes):
         # their process starts first, the others after its head start.
         narrow = narrow_indexes(indexes, constraints.narrower_than) if per_list >= 2 else []
-        head_start = bool(narrow) and groups[0] == narrow and len(groups) > 1
+        narrow_first = bool(narrow) and groups[0] == narrow and len(groups) > 1
         held: list[tuple[str, SourceList, list[IndexFile]]] = []
 
         def start(new_lists: Sequence[tuple[str, SourceList]], *, hold: bool = False) -> list[_Run]:
             """Runs for ``new_lists``; ``hold``: the wide groups wait in ``held``."""
-            if hold and head_start:
+            if hold and narrow_first:
                 held.extend(
                     (label, sources, group) for label, sources in new_lists for group in groups[1:]
                 )
@@ -198,10 +199,12 @@ class AstrometryNetSolver(Solver):
         def wide() -> list[_Run] | None:
             """The held wide groups, once the narrow process has had its head
             start or ended (None: not yet)."""
-            if any(run.outputs["solved"].exists() for run in leaders):
+            ended = [run for run in leaders if run.process.poll() is not None]
+            if any(_answered(run) for run in ended):
                 return []  # the watch takes its answer
-            searching = any(run.process.poll() is None for run in leaders)
-            if searching and time.monotonic() - started < self.config.narrow_head_start:
+            if len(ended) < len(leaders) and (
+                time.monotonic() - started < self.config.narrow_head_start
+            ):
                 return None
             released = [start_one(label, sources, group) for label, sources, group in held]
             for run in released:
@@ -269,14 +272,14 @@ class AstrometryNetSolver(Solver):
         files["axy"] = winner.workdir / "field.axy"
         header = _read_wcs_header(files["wcs"])
         index = _solved_index(winner)
-        epoch = index_epoch(index)
+        # Its WCS is fitted to the stars of the index file that solved.
+        catalogue, epoch = index_catalogue(index)
         return SolverOutcome(
             solved=True,
             solver=self.name,
             wcs_header=header,
             index=index,
-            # Its WCS is fitted to the stars of the index file that solved.
-            catalogue=None if epoch is None else "tycho2",
+            catalogue=catalogue,
             epoch=epoch,
             files=files,
             log=log,
@@ -362,12 +365,17 @@ class AstrometryNetSolver(Solver):
                 if run.process.poll() is None:
                     continue
                 pending.remove(run)
-                if run.outputs["solved"].exists() and run.outputs["wcs"].exists():
+                if _answered(run):
                     return run
                 if follow is not None:
                     pending += follow(run)
             time.sleep(POLL_SECONDS)
         return None
+
+
+def _answered(run: _Run) -> bool:
+    """Whether an ended engine process left an answer (its solved flag and WCS)."""
+    return run.outputs["solved"].exists() and run.outputs["wcs"].exists()
 
 
 def _center(constraints: SolveConstraints) -> tuple[float, float] | None:

@@ -73,10 +73,10 @@ class SolverOutcome:
     #: TAN-SIP), when the solver has one: the pipeline computes the calibration
     #: and the objects in the field from it without building an astropy WCS.
     wcs_model: Any = None
-    #: The catalogue the solver's WCS was fitted to ("gaia", "tycho2"), and its
-    #: stars' epoch (Julian year); None where the solver does not know (an
-    #: index file not of astrometry.net's Tycho-2 series, a star file made
-    #: before the stamp).
+    #: The catalogue the solver's WCS was fitted to ("gaia", "tycho2", or a
+    #: fast-path database's "tycho2:INDEX-FILE"), and its stars' epoch (Julian
+    #: year); None where the solver does not know (an index file not of
+    #: astrometry.net's Tycho-2 series, a star file made before the stamp).
     catalogue: str | None = None
     epoch: float | None = None
 
