@@ -2,10 +2,11 @@
 
 A fisheye frame cut on every side by the frame (no dark surround: not taken
 for one by :func:`~skysolve.engine.allsky.sky.looks_like_allsky`) fails the
-ordinary solvers only at the time limit; the all-sky search cuts in after
-their first seconds.  The ordinary solvers here are fakes (the fast path's
-blind miss, and a search that runs on until its time is up), the all-sky
-search is the real one.
+ordinary solvers only at the time limit; the all-sky search starts beside
+them after their first seconds, and the first verified answer wins.  The
+ordinary solvers here are fakes (the fast path's blind miss, a search that
+runs on until its time is up or it is cancelled, and one that answers after a
+while), the all-sky search is the real one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.wcs import WCS
 
 from skysolve.engine.allsky.model import LensModel
 from skysolve.engine.allsky.sky import looks_like_allsky
@@ -58,14 +60,16 @@ class FastPathMiss(Solver):
 
 
 class SearchesOn(Solver):
-    """astrometry.net on a field no index covers: on until its time is up, the
-    first time; later (``then_gives_up``) not solved at once."""
+    """astrometry.net on a field no index covers: on until its time is up or
+    it is cancelled; ``answers_after``: with an answer (``solved``) or
+    without one after that many seconds."""
 
     name: ClassVar[str] = "searches-on"
 
-    def __init__(self, *, then_gives_up: bool = False) -> None:
+    def __init__(self, *, answers_after: float = math.inf, solved: bool = False) -> None:
         self.timeouts: list[float] = []
-        self.then_gives_up = then_gives_up
+        self.cancelled = False
+        self.answers_after, self.solved = answers_after, solved
 
     def solve(
         self,
@@ -77,14 +81,29 @@ class SearchesOn(Solver):
         cancel: threading.Event | None = None,
     ) -> SolverOutcome:
         self.timeouts.append(timeout)
-        if self.then_gives_up and len(self.timeouts) > 1:
-            return SolverOutcome(solved=False, solver=self.name, log="no match")
-        ends = time.monotonic() + timeout
-        while time.monotonic() < ends:
+        started = time.monotonic()
+        while time.monotonic() - started < min(timeout, self.answers_after):
             if cancel is not None and cancel.is_set():
+                self.cancelled = True
                 raise SolveCancelledError("the solve was cancelled")
             time.sleep(0.02)
-        raise SolveTimeoutError(f"no solution within the time limit of {timeout:g} s")
+        if self.answers_after > timeout:
+            raise SolveTimeoutError(f"no solution within the time limit of {timeout:g} s")
+        if not self.solved:
+            return SolverOutcome(solved=False, solver=self.name, log="no match")
+        return SolverOutcome(
+            solved=True, solver=self.name, wcs_header=tan_header(sources.width, sources.height)
+        )
+
+
+def tan_header(width: int, height: int) -> fits.Header:
+    """A TAN WCS of 1-arcminute pixels centred on the frame."""
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 30.0]
+    wcs.wcs.crpix = [(width + 1) / 2, (height + 1) / 2]
+    wcs.wcs.cd = [[-1 / 60, 0.0], [0.0, 1 / 60]]
+    return wcs.to_header()
 
 
 def fisheye_without_dark_corners(path: Path) -> Path:
@@ -129,7 +148,7 @@ def early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SKYSOLVE_ALLSKY_PROFILES", str(tmp_path / "profiles"))
 
 
-def test_the_allsky_search_cuts_in_on_a_fisheye_frame_without_a_dark_surround(
+def test_the_allsky_search_answers_a_fisheye_frame_without_a_dark_surround(
     tmp_path: Path,
 ) -> None:
     frame = fisheye_without_dark_corners(tmp_path / "fisheye.fits")
@@ -140,29 +159,75 @@ def test_the_allsky_search_cuts_in_on_a_fisheye_frame_without_a_dark_surround(
     result = solve(frame, params, tmp_path / "out", config=config(fast, slow))
     assert result.solved, result.failure
     assert result.solver == "allsky-lens"
-    # The fast path looked first; the ordinary search had its first seconds only.
+    # The fast path looked first; the ordinary search ran on beside the
+    # all-sky search (with the whole limit) until the answer stopped it.
     assert fast.calls == 1
-    assert len(slow.timeouts) == 1 and slow.timeouts[0] <= EARLY
+    assert len(slow.timeouts) == 1 and slow.timeouts[0] > EARLY
+    assert slow.cancelled
+    assert "the all-sky search answered: the ordinary solvers stop" in result.log
+
+
+def test_an_ordinary_answer_after_the_allsky_search_missed_needs_no_new_start(
+    tmp_path: Path,
+) -> None:
+    frame = scattered_stars(tmp_path / "field.fits")
+    fast, slow = FastPathMiss(), SearchesOn(answers_after=1.5 + EARLY, solved=True)
+    params = SolveParameters(timeout=25.0)
+    result = solve(frame, params, tmp_path / "out", config=config(fast, slow))
+    assert result.solved, result.failure
+    assert result.solver == "searches-on"
+    # The all-sky search ran beside it and missed; the ordinary search went
+    # on, never stopped nor started again.
+    assert "all-sky lens model" in result.log
+    assert slow.timeouts == [pytest.approx(slow.timeouts[0])] and not slow.cancelled
+    assert fast.calls == 1
 
 
 def test_the_ordinary_solvers_go_on_after_the_allsky_search_misses(
     tmp_path: Path,
 ) -> None:
     frame = scattered_stars(tmp_path / "field.fits")
-    fast, slow = FastPathMiss(), SearchesOn(then_gives_up=True)
+    fast, slow = FastPathMiss(), SearchesOn(answers_after=1.5 + EARLY)
     params = SolveParameters(timeout=25.0)
     result = solve(frame, params, tmp_path / "out", config=config(fast, slow))
     assert not result.solved
     assert isinstance(result.failure, NoMatchError)
-    # The all-sky search's miss, then the ordinary search again with the rest
-    # of the time (the fast path's miss is not repeated).
+    # The all-sky search's miss, and the ordinary search's own end, once.
     assert "all-sky lens search:" in result.failure.message
-    assert len(slow.timeouts) == 2 and slow.timeouts[1] > EARLY
+    assert len(slow.timeouts) == 1 and slow.timeouts[0] > EARLY
     assert fast.calls == 1
 
 
+def test_the_callers_cancel_stops_both_searches(tmp_path: Path) -> None:
+    frame = scattered_stars(tmp_path / "field.fits")
+    fast, slow = FastPathMiss(), SearchesOn()
+    cancel = threading.Event()
+    # The all-sky search (which misses this frame) is under way or over by then.
+    timer = threading.Timer(EARLY + 0.2, cancel.set)
+    timer.start()
+    with pytest.raises(SolveCancelledError):
+        solve(
+            frame, SolveParameters(timeout=25.0), tmp_path / "out",
+            config=config(fast, slow), cancel=cancel,
+        )  # fmt: skip
+    timer.join()
+    assert slow.cancelled and len(slow.timeouts) == 1
+
+
+def test_the_time_limit_names_the_allsky_search_s_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "ALLSKY_MAX_SECONDS", 2.0)
+    frame = scattered_stars(tmp_path / "field.fits")
+    fast, slow = FastPathMiss(), SearchesOn()
+    with pytest.raises(SolveTimeoutError, match="all-sky lens search: ."):
+        solve(frame, SolveParameters(timeout=4.0), tmp_path / "out", config=config(fast, slow))
+    # One search to the limit, beside the all-sky search's miss.
+    assert len(slow.timeouts) == 1 and slow.timeouts[0] > EARLY
+
+
 def test_a_frame_the_metadata_says_is_narrow_gets_no_early_allsky_search() -> None:
-    fast, slow = FastPathMiss(), SearchesOn(then_gives_up=True)
+    fast, slow = FastPathMiss(), SearchesOn()
     blind = search.blind_solvers_for([fast, slow], None, lambda stage, line: None)
     assert not search._allsky_early(SolveParameters(), [fast, slow], blind[:1], _clock(60.0))
     # A scale from the user says what the field is.

@@ -12,6 +12,7 @@ the time limit.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from skysolve.engine.solving.ladder import (
     Attempt,
     Climb,
     Clock,
+    OwnCancel,
     blind_solvers,
     constraints_for,
     is_blind,
@@ -37,6 +39,7 @@ from skysolve.errors import (
     ConfigurationError,
     NoMatchError,
     NoStarsError,
+    SolveCancelledError,
     SolveError,
     SolveTimeoutError,
 )
@@ -286,48 +289,115 @@ def _early_allsky(
     work: Path,
     note: Progress,
 ) -> Answer:
-    """The ordinary solvers for :data:`ALLSKY_EARLY_SECONDS`, then (no answer
-    yet) the all-sky search, then (none from it, and the ordinary solvers had
-    not finished) the ordinary solvers again with the rest of the time.
+    """The ordinary solvers, with the all-sky search beside them from
+    :data:`ALLSKY_EARLY_SECONDS` on (no answer yet): the first verified
+    answer wins, and the other is stopped; a miss of the all-sky search
+    leaves the ordinary solvers going on, nothing started again.
 
     An all-sky frame without a dark surround (a circle cut on every side: the
     fast path's ladder misses it and astrometry.net searches on to the limit)
     is answered in seconds instead of after the whole limit; an ordinary
     frame answered within the first seconds (every one of the corpus's, in
-    0.3-1.5 s) never sees the all-sky search, and one that takes longer loses
-    the search's miss (0.1-2.3 s on them) and the first seconds' work.
+    0.3-1.5 s) never sees the all-sky search, and one that takes longer only
+    shares the machine with it for its few seconds (0.1-2.3 s on them).
     """
+    ordinary = OwnCancel(clock.cancel)  # set when the all-sky search answers
+    beside = _AllskyBeside(image, work, clock, ordinary)
+    beside.timer.start()
     try:
         _climb(
             attempts, solvers, blind, supply, climb, hinted,
-            clock.share(1.0, ALLSKY_EARLY_SECONDS), work, note,
+            clock.stopped_by(ordinary), work, note,
         )  # fmt: skip
-    except SolveTimeoutError:
-        if clock.remaining <= 0:
+    except SolveCancelledError:
+        beside.finish(note, stop=True)
+        if not ordinary.own or (clock.cancel is not None and clock.cancel.is_set()):
             raise
-        note("solving", f"no answer in {ALLSKY_EARLY_SECONDS:g} s: the all-sky search cuts in")
-        timed_out = True
-    else:
-        timed_out = False
-    if climb.outcome is not None and climb.outcome.solved:
-        return Answer(climb.outcome, climb.sources)
-    outcome, allsky_reason = _allsky(image, work, clock, note)
-    if outcome.solved:
-        return Answer(outcome, climb.sources)
-    if not timed_out:
-        # The ordinary solvers had finished, unsolved: as after them at any time.
-        return _unsolved_or(climb.outcome, climb.sources, params, config, allsky_reason, note)
-    note("solving", "the ordinary solvers go on with the rest of the time")
-    # The fast path's ladder missed already; astrometry.net starts again.
-    slow = [s for s in solvers if not s.quick] or solvers
-    slow_blind = [s for s in blind if not s.quick] or blind
-    try:
-        _climb(attempts, slow, slow_blind, supply, climb, hinted, clock, work, note)
+        return Answer(beside.outcome, climb.sources)
     except SolveTimeoutError as exc:
-        raise SolveTimeoutError(
-            f"{exc.message}; {_coverage_hint(config)}; all-sky lens search: {allsky_reason}"
-        ) from None
-    return _unsolved_or(climb.outcome, climb.sources, params, config, allsky_reason, note)
+        # The all-sky search is on the same clock: it ends now too.
+        beside.finish(note, stop=False)
+        if beside.outcome is not None and beside.outcome.solved:
+            return Answer(beside.outcome, climb.sources)
+        message = f"{exc.message}; {_coverage_hint(config)}"
+        if beside.reason:
+            message = f"{message}; all-sky lens search: {beside.reason}"
+        raise SolveTimeoutError(message) from None
+    except BaseException:
+        beside.finish(note, stop=True, raising=False)
+        raise
+    solved = climb.outcome is not None and climb.outcome.solved
+    beside.finish(note, stop=solved)
+    if solved:
+        return Answer(climb.outcome, climb.sources)
+    if beside.outcome is None:
+        # The ordinary solvers finished, unsolved, before it started: as after them.
+        beside.outcome, beside.reason = _allsky(image, work, clock, note)
+    if beside.outcome.solved:
+        return Answer(beside.outcome, climb.sources)
+    return _unsolved_or(climb.outcome, climb.sources, params, config, beside.reason, note)
+
+
+class _AllskyBeside:
+    """The all-sky search in a thread of its own (a timer's), from
+    :data:`ALLSKY_EARLY_SECONDS` on: its answer sets ``ordinary`` (the
+    ordinary solvers' cancel flag), its own flag stops it.
+
+    Its notes wait in a list for the thread that started it (:meth:`finish`):
+    the caller's progress report may write to a database or a socket, from
+    its own thread only.  It touches neither the ordinary solvers' supply of
+    sources nor their work folders: it reads the image and writes ``allsky/``.
+    """
+
+    def __init__(self, image: Any, work: Path, clock: Clock, ordinary: OwnCancel) -> None:
+        self.stop = OwnCancel(clock.cancel)
+        self.clock = clock.stopped_by(self.stop)
+        self.image, self.work, self.ordinary = image, work, ordinary
+        self.outcome: SolverOutcome | None = None
+        self.reason = ""
+        self.error: BaseException | None = None
+        self.notes: list[tuple[float, str, str]] = []
+        self.timer = threading.Timer(ALLSKY_EARLY_SECONDS, self._run)
+        self.timer.daemon = True
+
+    def _note(self, stage: str, message: str) -> None:
+        self.notes.append((self.clock.elapsed, stage, message))
+
+    def _run(self) -> None:
+        self._note("solving", f"no answer in {ALLSKY_EARLY_SECONDS:g} s: the all-sky search "
+                   "starts beside the ordinary solvers")  # fmt: skip
+        try:
+            outcome, reason = _allsky(self.image, self.work, self.clock, self._note)
+        except SolveTimeoutError as exc:
+            # The solve's time is up: the ordinary solvers say so.
+            self.reason = exc.message
+            return
+        except BaseException as exc:  # handed to the solve's own thread by finish()
+            self.error = exc
+            return
+        self.outcome, self.reason = outcome, reason
+        if outcome.solved:
+            self._note("solving", "the all-sky search answered: the ordinary solvers stop")
+            self.ordinary.set()
+
+    def finish(self, note: Progress, *, stop: bool, raising: bool = True) -> None:
+        """Stop it (``stop``: the ordinary solvers answered or failed) or wait
+        for its answer; pass on its notes, and (``raising``) its error, unless
+        it is the stop asked for here."""
+        if stop:
+            self.stop.set()
+        self.timer.cancel()  # not started yet: it never will
+        self.timer.join()
+        for at, stage, message in self.notes:
+            note(stage, f"{message} (all-sky search, at {at:.3f} s)")
+        self.notes.clear()
+        error, self.error = self.error, None
+        if error is None or not raising:
+            return
+        if isinstance(error, SolveCancelledError) and self.stop.own:
+            self.outcome = None
+            return
+        raise error
 
 
 def _without_learned_position(hinted: Hinted) -> SolveParameters | None:
