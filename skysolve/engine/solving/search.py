@@ -4,9 +4,9 @@
 extraction of its sources); :func:`find_answer` runs the all-sky lens-model
 search first for a frame that looks like a fisheye (after a quick solver's
 try), else the attempt ladder (:mod:`skysolve.engine.solving.ladder`) and the
-all-sky search when the ladder fails; it says why nothing was found: too few
-stars, no match (and for a blind solve which fields the indexes cover), or
-the time limit.
+all-sky search beside it after its first seconds or when it fails; it says
+why nothing was found: too few stars, no match (and for a blind solve which
+fields the indexes cover), or the time limit.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ Progress = Callable[[str, str], None]
 #: frame it cannot solve (cloud, glare) should not hold the ordinary solvers up.
 ALLSKY_MAX_SECONDS = 20.0
 #: Seconds the ordinary solvers have on a blind frame not taken for a fisheye
-#: before the all-sky search cuts in (:func:`_early_allsky`): every ordinary
+#: before the all-sky search starts beside them (:func:`_early_allsky`): every ordinary
 #: corpus frame is answered in 0.3-1.5 s, an all-sky frame without a dark
 #: surround fails them only at the time limit.
 ALLSKY_EARLY_SECONDS = 10.0
