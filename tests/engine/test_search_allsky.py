@@ -167,7 +167,7 @@ def test_the_allsky_search_answers_a_fisheye_frame_without_a_dark_surround(
     assert "the all-sky search answered: the ordinary solvers stop" in result.log
 
 
-def test_an_ordinary_answer_after_the_allsky_search_missed_needs_no_new_start(
+def test_an_ordinary_answer_after_the_allsky_search_started_needs_no_new_start(
     tmp_path: Path,
 ) -> None:
     frame = scattered_stars(tmp_path / "field.fits")
@@ -176,10 +176,10 @@ def test_an_ordinary_answer_after_the_allsky_search_missed_needs_no_new_start(
     result = solve(frame, params, tmp_path / "out", config=config(fast, slow))
     assert result.solved, result.failure
     assert result.solver == "searches-on"
-    # The all-sky search ran beside it and missed; the ordinary search went
-    # on, never stopped nor started again.
+    # The all-sky search ran beside it (and missed or was stopped); the
+    # ordinary search went on, never stopped nor started again.
     assert "all-sky lens model" in result.log
-    assert slow.timeouts == [pytest.approx(slow.timeouts[0])] and not slow.cancelled
+    assert len(slow.timeouts) == 1 and slow.timeouts[0] > EARLY and not slow.cancelled
     assert fast.calls == 1
 
 
