@@ -165,18 +165,19 @@ def load_fast_path_early(path: Path, params: SolveParameters, config: EngineConf
     """Start loading the fast-path database before the engine is imported,
     when what the first search needs is known before the file is read.
 
-    A blind solve that reads no hints from the file (``--no-hints``, no
-    scale) searches the whole database first, whatever the image.  Its load
-    (0.1-0.3 s, in tetra3rs, which lets other threads run) then goes on
-    beside the rest of the engine's imports and the image decoding instead
-    of starting after them; the solve finds it loaded, or waits for the
-    rest.  A hinted or hint-reading solve may need a narrower band of the
-    database instead: the pipeline's own prefetch starts that one once the
-    hints are known.  Not for a FITS file either: its header may show a
-    field too narrow for the fast path, which the solve then leaves out
-    without loading anything (a Seestar frame): a FITS file's load starts
-    here only when its primary header, read without astropy, holds the
-    image and says nothing of its scale (:func:`fits_says_no_scale`).
+    A blind solve that reads no hints from the file (``--no-hints``, no scale)
+    searches the whole database first, whatever the image. Its load (0.1-0.3 s,
+    in tetra3rs, which lets other threads run) then goes on beside the rest of
+    the engine's imports and the image decoding instead of starting after them,
+    its file read from before numpy and the fast path's modules are imported
+    (:mod:`skysolve.engine.solving.preload`); the solve finds it loaded, or
+    waits for the rest. A hinted or hint-reading solve may need a narrower band
+    of the database instead: the pipeline's own prefetch starts that one once
+    the hints are known. Not for a FITS file either: its header may show a
+    field too narrow for the fast path, which the solve then leaves out without
+    loading anything (a Seestar frame): a FITS file's load starts here only
+    when its primary header, read without astropy, holds the image and says
+    nothing of its scale (:func:`fits_says_no_scale`).
     Returns whether a load was started.
     """
     blind = params.scale_bounds_arcsec_per_pixel(1.0) is None
@@ -188,10 +189,15 @@ def load_fast_path_early(path: Path, params: SolveParameters, config: EngineConf
                 return False
     except OSError:
         return False  # the solve reports it
+    from skysolve.engine.solving import preload
+
+    # Without a scale the image's size plays no part in the search plan, which
+    # starts with the whole database: its file is read from now on, before
+    # numpy and the fast path's modules are imported (the load below takes it).
+    preload.start(config.fastpath_db)
     from skysolve.engine.solving.base import SolveConstraints
     from skysolve.engine.solving.fastpath import PatternHashSolver
 
-    # Without a scale the image's size plays no part in the search plan.
     started: bool = PatternHashSolver(config.fastpath_db).prefetch(SolveConstraints(), 1, 1)
     return started
 

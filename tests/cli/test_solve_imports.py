@@ -172,6 +172,35 @@ def test_a_fits_frame_starts_the_load_early_when_its_header_gives_no_scale(
     database._cache.clear()
 
 
+def test_the_early_load_is_a_read_started_before_the_fast_path_is_imported(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load that the early start begins takes the database file read by
+    :mod:`skysolve.engine.solving.preload`, begun before any fast-path import."""
+    from skysolve.engine.solving import preload
+
+    image = tmp_path / "field.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    database._cache.clear()
+    preload._reads.clear()
+    taken: list[object] = []
+    take = preload.take
+
+    def recorded(path: Path, version: tuple[int, int]) -> object:
+        taken.append(take(path, version))
+        return taken[-1]
+
+    monkeypatch.setattr(preload, "take", recorded)
+    assert load_fast_path_early(
+        image, SolveParameters(use_hints=False), EngineConfig(fastpath_db=db)
+    )
+    deadline = time.monotonic() + 60
+    while not database.is_loaded(db) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(taken) == 1 and taken[0] is database.load_database(db).database
+    database._cache.clear()
+
+
 def command_names(parser: argparse.ArgumentParser) -> list[str]:
     (sub,) = [a for a in parser._actions if a.dest == "command"]
     assert isinstance(sub.choices, dict)

@@ -22,6 +22,7 @@ import numpy as np
 
 from skysolve.engine.config import DataPaths
 from skysolve.engine.indexes.series import TYCHO2_EPOCH
+from skysolve.engine.solving import preload
 from skysolve.engine.solving.fastpath.gaia import (
     EPOCH,
     GDR3_RECORD,
@@ -410,7 +411,10 @@ def load_database(path: Path) -> FastpathDatabase:
         if cached is not None and cached[0] == version:
             return cached[1]
         try:
-            db = tetra3rs.SolverDatabase.load_from_file(str(path))
+            # Read already when `skysolve solve` started it before its imports.
+            db = preload.take(path, (st.st_mtime_ns, st.st_size))
+            if db is None:
+                db = tetra3rs.SolverDatabase.load_from_file(str(path))
             stars = _load_stars(sidecar, path.name)
         except (*UNREADABLE_STARS, RuntimeError) as exc:
             raise ConfigurationError(f"fast-path database {path} is unreadable: {exc}") from exc
