@@ -464,12 +464,12 @@ def solve_allsky(
     AllskySolution
         ``solved`` with the model, matched stars and region; or the reason why not.
     """
-    from threadpoolctl import threadpool_limits
+    from skysolve.engine.blas import one_blas_thread
 
     # Hundreds of small least-squares problems (a 2000 x 13 Jacobian's SVD):
     # BLAS threads only wait for each other, 5-300 ms an SVD on a busy
     # two-core machine against under 1 ms on one thread.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return _solve_allsky(
             data, timeout=timeout, cancel=cancel, progress=progress, stars=stars, start=start
         )

@@ -140,8 +140,7 @@ def final_fit_of(
     note: Progress,
 ) -> FinalFit:
     """The one final fit of every verified answer (:mod:`skysolve.engine.fitting`)."""
-    from threadpoolctl import threadpool_limits
-
+    from skysolve.engine.blas import one_blas_thread
     from skysolve.engine.fitting.final import FinalFit
 
     width, height = sources.width, sources.height
@@ -157,7 +156,7 @@ def final_fit_of(
     note("solving", f"final fit against {len(stars.ra)} catalogue stars ({band})")
     # Hundreds of small least-squares problems: BLAS threads only wait for
     # each other (1.2 s against 0.2 s on a busy two-core machine).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         final = _run_final_fit(sources, image, start, stars, band, params)
     q = final.quality
     if final.verdict == "refit":

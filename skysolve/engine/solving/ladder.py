@@ -90,6 +90,14 @@ class Clock:
         part.timings = self.timings
         return part
 
+    def stopped_by(self, cancel: threading.Event) -> Clock:
+        """The same time limit and timings with another cancel flag (a
+        :class:`OwnCancel` of this clock's, for work that may be stopped alone)."""
+        part = Clock(self.timeout, cancel)
+        part.started = self.started
+        part.timings = self.timings
+        return part
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         """Time the block as step ``name`` (added up over repeats)."""
@@ -99,6 +107,24 @@ class Clock:
             yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - t0
+
+
+class OwnCancel(threading.Event):
+    """A cancel flag of its own that is also set while ``follows`` (the
+    caller's, may be None) is: set, it stops one part of a solve alone.
+    Read with :meth:`is_set` only (its ``wait`` does not follow)."""
+
+    def __init__(self, follows: threading.Event | None) -> None:
+        super().__init__()
+        self.follows = follows
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self.follows is not None and self.follows.is_set())
+
+    @property
+    def own(self) -> bool:
+        """Whether this flag itself was set (not only the one it follows)."""
+        return super().is_set()
 
 
 class SourceSupply(Protocol):
@@ -242,11 +268,11 @@ def run_solvers(
                     fallback=fallback,
                 )
             else:
-                from threadpoolctl import threadpool_limits
+                from skysolve.engine.blas import one_blas_thread
 
                 # The fast path's refit and verification: small least squares,
                 # where BLAS threads only wait for each other.
-                with threadpool_limits(limits=1, user_api="blas"):
+                with one_blas_thread():
                     outcome = solver.solve(
                         sources,
                         constraints,
@@ -340,6 +366,7 @@ __all__ = [
     "Climb",
     "Clock",
     "EngineLists",
+    "OwnCancel",
     "SourceSupply",
     "blind_solvers",
     "constraints_for",
