@@ -179,10 +179,11 @@ class AstrometryNetSolver(Solver):
             return run
 
         groups = split_for_processes(indexes, per_list, narrower_than=constraints.narrower_than)
-        # The first group is the narrow indexes' own (split_for_processes):
-        # their process starts first, the others after its head start.
-        narrow = narrow_indexes(indexes, constraints.narrower_than) if per_list >= 2 else []
-        narrow_first = bool(narrow) and groups[0] == narrow and len(groups) > 1
+        # When split_for_processes gave the narrow indexes a group of their
+        # own (the first), its process starts first, the others after its head start.
+        narrow_first = len(groups) > 1 and groups[0] == narrow_indexes(
+            indexes, constraints.narrower_than
+        )
         held: list[tuple[str, SourceList, list[IndexFile]]] = []
 
         def start(new_lists: Sequence[tuple[str, SourceList]], *, hold: bool = False) -> list[_Run]:
